@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The executor: the only code that writes to a disk. It walks a plan's ordered steps, reports
+ * progress through one callback and asks for confirmation through another. */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "plan.h"
+
+typedef enum ProgressEventType {
+        PROGRESS_BEGIN,   /* a step starts */
+        PROGRESS_UPDATE,  /* bytes moved within a step */
+        PROGRESS_END,     /* a step finished */
+        PROGRESS_FAILED,  /* a step failed; message holds the reason */
+        _PROGRESS_EVENT_TYPE_MAX,
+        _PROGRESS_EVENT_TYPE_INVALID = -EINVAL,
+} ProgressEventType;
+
+DECLARE_STRING_TABLE_LOOKUP(progress_event_type, ProgressEventType);
+
+typedef struct ProgressEvent {
+        ProgressEventType type;
+        unsigned step;            /* 1-based index */
+        unsigned n_steps;
+        const char *id;           /* stable, machine-readable: "partition", "format-esp", … */
+        const char *description;  /* for people */
+        uint64_t done, total;     /* bytes (or 0/1 for steps without a size) */
+        uint64_t rate;            /* bytes per second, 0 when unknown */
+        int64_t eta_usec;         /* -1 when unknown */
+        uint64_t elapsed_usec;    /* since the step began */
+        const char *message;      /* PROGRESS_FAILED: the error message */
+} ProgressEvent;
+
+typedef struct ExecCallbacks {
+        void (*progress)(const ProgressEvent *ev, void *userdata);
+        /* Called after every pre-flight check passed and before the first write. Return > 0 to
+         * go on, 0 to stop with nothing written (-ECANCELED), < 0 for an error. */
+        int (*confirm)(const Plan *p, void *userdata);
+        void *userdata;
+} ExecCallbacks;
+
+/* Checks the target (still the disk that was planned, not in use), asks for confirmation, then
+ * writes the partition table, makes the kernel see it, and creates the planned filesystems. */
+int executor_apply(const Plan *p, const ExecCallbacks *cb);

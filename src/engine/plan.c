@@ -1,0 +1,1065 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "fileio.h"
+#include "log.h"
+#include "plan.h"
+#include "size.h"
+#include "uuid.h"
+
+static const char *const plan_mode_table[_PLAN_MODE_MAX] = {
+        [PLAN_ERASE] = "erase",
+        [PLAN_FREE] = "free",
+};
+DEFINE_STRING_TABLE_LOOKUP(plan_mode, PlanMode);
+
+static const char *const partition_action_table[_ACTION_MAX] = {
+        [ACTION_CREATE] = "create",
+        [ACTION_KEEP] = "keep",
+};
+DEFINE_STRING_TABLE_LOOKUP(partition_action, PartitionAction);
+
+/* Filesystems imprint can create in a partition, and whether they can grow in place, which
+ * decides the DPS growfs flag (bit 59; UAPI DPS "Partition Attribute Flags"). */
+static const struct {
+        const char *name;
+        bool growable;
+        bool for_data; /* offered for root/home */
+} fs_table[] = {
+        { "ext4", true, true },
+        { "btrfs", true, true },
+        { "xfs", true, true },
+        { "vfat", false, false },
+        { "swap", false, false },
+};
+
+static int fs_lookup(const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(fs_table); i++)
+                if (streq(fs_table[i].name, name))
+                        return (int) i;
+        return -EINVAL;
+}
+
+static bool fs_is_growable(const char *name) {
+        int i = name ? fs_lookup(name) : -1;
+        return i >= 0 && fs_table[i].growable;
+}
+
+int size_request_parse(const char *s, SizeRequest *ret) {
+        uint64_t v;
+        int r;
+
+        if (isempty(s))
+                return -EINVAL;
+        if (streq(s, "none") || streq(s, "no") || streq(s, "0")) {
+                *ret = (SizeRequest) { .kind = SIZE_NONE };
+                return 0;
+        }
+        if (streq(s, "rest") || streq(s, "fill")) {
+                *ret = (SizeRequest) { .kind = SIZE_REST };
+                return 0;
+        }
+        r = parse_size(s, &v);
+        if (r < 0)
+                return r;
+        *ret = (SizeRequest) { .kind = v > 0 ? SIZE_FIXED : SIZE_NONE, .bytes = v };
+        return 0;
+}
+
+void plan_options_init(PlanOptions *o) {
+        *o = (PlanOptions) {
+                .mode = PLAN_ERASE,
+                .arch = _ARCH_INVALID,
+                .esp = { SIZE_FIXED, PLAN_ESP_SIZE_DEFAULT },
+                .xbootldr = { SIZE_FIXED, PLAN_XBOOTLDR_SIZE_DEFAULT },
+                .root = { SIZE_NONE, 0 }, /* the default: the rest, or a fixed size when home takes the rest */
+                .home = { SIZE_NONE, 0 },
+                .swap = { SIZE_NONE, 0 },
+        };
+}
+
+static void plan_partition_done(PlanPartition *p) {
+        free(p->label);
+        free(p->fstype);
+        free(p->fslabel);
+}
+
+static void plan_doomed_done(PlanDoomed *d) {
+        free(d->type_name);
+        free(d->label);
+        free(d->fstype);
+        free(d->os);
+}
+
+void plan_fingerprint_done(PlanFingerprint *f) {
+        free(f->pttype);
+        free(f->ptuuid);
+        free(f->partitions);
+        *f = (PlanFingerprint) {};
+}
+
+Plan *plan_free(Plan *p) {
+        if (!p)
+                return NULL;
+        for (size_t i = 0; i < p->n_partitions; i++)
+                plan_partition_done(&p->partitions[i]);
+        free(p->partitions);
+        for (size_t i = 0; i < p->n_doomed; i++)
+                plan_doomed_done(&p->doomed[i]);
+        free(p->doomed);
+        plan_fingerprint_done(&p->fingerprint);
+        free(p->target);
+        free(p->target_name);
+        free(p->target_description);
+        free(p->seed);
+        free(p);
+        return NULL;
+}
+
+const PlanPartition *plan_find_role(const Plan *p, PartitionRole role) {
+        for (size_t i = 0; i < p->n_partitions; i++)
+                if (p->partitions[i].role == role)
+                        return &p->partitions[i];
+        return NULL;
+}
+
+static char *strdup_or_null(const char *s) {
+        return s ? strdup(s) : NULL;
+}
+
+int plan_fingerprint_from_disk(const Disk *d, PlanFingerprint *ret) {
+        PlanFingerprint f = {
+                .size = d->size,
+                .diskseq = d->diskseq,
+                .sector_size = d->logical_sector_size,
+        };
+        char *parts = strdup("");
+
+        for (size_t i = 0; parts && i < d->n_partitions; i++) {
+                const DiskPartition *p = &d->partitions[i];
+                char buf[256];
+
+                snprintf(buf, sizeof(buf), "%s%u:%" PRIu64 ":%" PRIu64 ":%s:%s", i > 0 ? ";" : "", p->partno,
+                         p->start, p->size, p->type_string ?: "", p->uuid_string ?: "");
+                for (char *c = buf; *c; c++)
+                        *c = (char) tolower((unsigned char) *c);
+                parts = strjoin_free(parts, buf);
+        }
+        if (!parts)
+                return -ENOMEM;
+
+        f.partitions = parts;
+        f.pttype = strdup_or_null(d->pttype);
+        f.ptuuid = strdup_or_null(d->ptuuid);
+        if ((d->pttype && !f.pttype) || (d->ptuuid && !f.ptuuid)) {
+                plan_fingerprint_done(&f);
+                return -ENOMEM;
+        }
+        if (f.ptuuid)
+                for (char *c = f.ptuuid; *c; c++)
+                        *c = (char) tolower((unsigned char) *c);
+        *ret = f;
+        return 0;
+}
+
+int plan_check_disk_unchanged(const Plan *p, const Disk *d) {
+        _cleanup_(plan_fingerprint_done) PlanFingerprint now = {};
+        const PlanFingerprint *then = &p->fingerprint;
+        int r;
+
+        r = plan_fingerprint_from_disk(d, &now);
+        if (r < 0)
+                return r;
+
+        if (now.size != then->size)
+                return error_setf(-ESTALE,
+                                  "%s changed since the plan was made: its size was %s (%" PRIu64 " bytes) and is now %s (%" PRIu64 " bytes). Make a new plan.",
+                                  p->target, FORMAT_BYTES(then->size), then->size, FORMAT_BYTES(now.size), now.size);
+        if (then->sector_size && now.sector_size != then->sector_size)
+                return error_setf(-ESTALE, "%s changed since the plan was made: its sector size was %" PRIu32 " and is now %" PRIu32 ". Make a new plan.",
+                                  p->target, then->sector_size, now.sector_size);
+        if (then->diskseq && now.diskseq && now.diskseq != then->diskseq)
+                return error_setf(-ESTALE,
+                                  "%s is not the same disk as when the plan was made: its disk sequence number was %" PRIu64 " and is now %" PRIu64 " (the medium was replaced or re-attached). Make a new plan.",
+                                  p->target, then->diskseq, now.diskseq);
+        if (!streq_ptr(now.pttype, then->pttype) || !streq_ptr(now.ptuuid, then->ptuuid))
+                return error_setf(-ESTALE,
+                                  "%s changed since the plan was made: its partition table was %s %s and is now %s %s. Make a new plan.",
+                                  p->target, then->pttype ?: "(none)", then->ptuuid ?: "", now.pttype ?: "(none)", now.ptuuid ?: "");
+        if (!streq_ptr(now.partitions, then->partitions))
+                return error_setf(-ESTALE,
+                                  "%s changed since the plan was made: its partitions were added, removed, moved or retyped. Make a new plan.",
+                                  p->target);
+        return 0;
+}
+
+/* ---- building ---------------------------------------------------------------------------- */
+
+typedef struct Region {
+        uint64_t start, end; /* bytes, [start, end) */
+} Region;
+
+/* The bytes a GPT needs at the end of the disk: the backup entry array (128 × 128 bytes) and the
+ * backup header, rounded to the alignment so that partitions end on a MiB boundary. */
+static uint64_t usable_end(uint64_t disk_size, uint64_t sector_size) {
+        uint64_t reserved = 128 * 128 + sector_size;
+
+        if (disk_size < reserved)
+                return 0;
+        return ROUND_DOWN(disk_size - reserved, PLAN_ALIGNMENT);
+}
+
+static int plan_make_uuid(const Plan *p, const char *purpose, sd_id128_t *ret) {
+        if (p->seed)
+                return uuid_from_seed(p->seed, purpose, ret);
+        return uuid_random(ret);
+}
+
+static int plan_add(Plan *p, PartitionRole role, PartitionAction action, uint64_t start, uint64_t size) {
+        PlanPartition *n = realloc(p->partitions, (p->n_partitions + 1) * sizeof(PlanPartition));
+
+        if (!n)
+                return -ENOMEM;
+        p->partitions = n;
+        n[p->n_partitions++] = (PlanPartition) {
+                .role = role,
+                .action = action,
+                .start = start,
+                .size = size,
+        };
+        return 0;
+}
+
+static bool partno_taken(const Plan *p, const Disk *d, unsigned partno) {
+        for (size_t i = 0; i < p->n_partitions; i++)
+                if (p->partitions[i].partno == partno)
+                        return true;
+        if (p->mode == PLAN_FREE)
+                for (size_t i = 0; i < d->n_partitions; i++)
+                        if (d->partitions[i].partno == partno)
+                                return true;
+        return false;
+}
+
+static int plan_finish_partition(Plan *p, const Disk *d, PlanPartition *pp, const PlanOptions *o) {
+        char purpose[64];
+        int r;
+
+        if (pp->action == ACTION_KEEP)
+                return 0; /* identity and contents stay as they are on disk */
+
+        r = dps_type_uuid(pp->role, p->arch, &pp->type_uuid);
+        if (r < 0)
+                return error_setf(r, "There is no %s partition type for %s.", partition_role_to_string(pp->role),
+                                  architecture_to_string(p->arch));
+
+        snprintf(purpose, sizeof(purpose), "partition:%s", partition_role_to_string(pp->role));
+        r = plan_make_uuid(p, purpose, &pp->uuid);
+        if (r < 0)
+                return error_setf(r, "Cannot generate a partition UUID: %s", strerror(-r));
+
+        for (unsigned n = 1; n <= 128; n++)
+                if (!partno_taken(p, d, n)) {
+                        pp->partno = n;
+                        break;
+                }
+        if (pp->partno == 0)
+                return error_setf(-ENOSPC, "%s has no free GPT partition entry left (all 128 are used).", p->target);
+
+        switch (pp->role) {
+        case ROLE_ESP:
+                pp->label = strdup("ESP");
+                pp->fstype = strdup("vfat");
+                pp->fslabel = strdup("ESP");
+                break;
+        case ROLE_XBOOTLDR:
+                pp->label = strdup("XBOOTLDR");
+                pp->fstype = strdup("vfat");
+                pp->fslabel = strdup("XBOOTLDR");
+                break;
+        case ROLE_SWAP:
+                pp->label = strdup("swap");
+                pp->fstype = strdup("swap");
+                pp->fslabel = strdup("swap");
+                break;
+        case ROLE_ROOT: {
+                char def[64];
+                snprintf(def, sizeof(def), "root-%s", architecture_to_string(p->arch));
+                pp->label = strdup(o->root_label ?: def);
+                pp->fstype = strdup(o->root_fs ?: "ext4");
+                pp->fslabel = strdup("root");
+                break;
+        }
+        case ROLE_HOME:
+                pp->label = strdup("home");
+                pp->fstype = strdup(o->home_fs ?: "ext4");
+                pp->fslabel = strdup("home");
+                break;
+        default:
+                return -EINVAL;
+        }
+        if (!pp->label || !pp->fstype || !pp->fslabel)
+                return -ENOMEM;
+
+        if ((pp->role == ROLE_ROOT || pp->role == ROLE_HOME) && fs_is_growable(pp->fstype))
+                pp->flags |= DPS_FLAG_GROWFS;
+        return 0;
+}
+
+static int describe_disk(const Disk *d, char **ret) {
+        char buf[512];
+        const char *what = d->model ?: (d->kind == DISK_IMAGE_FILE ? "Disk image file" : "Disk");
+
+        snprintf(buf, sizeof(buf), "%s (%s, %s)", what, transport_to_string(d->transport) ?: "unknown",
+                 FORMAT_BYTES(d->size));
+        *ret = strdup(buf);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int plan_add_doomed(Plan *p, const DiskPartition *dp) {
+        PlanDoomed *n = realloc(p->doomed, (p->n_doomed + 1) * sizeof(PlanDoomed));
+        const char *tn = dp->dps ? dp->dps->name : dp->type_string;
+
+        if (!n)
+                return -ENOMEM;
+        p->doomed = n;
+        n[p->n_doomed++] = (PlanDoomed) {
+                .partno = dp->partno,
+                .start = dp->start,
+                .size = dp->size,
+                .type_name = strdup_or_null(tn),
+                .label = strdup_or_null(dp->label),
+                .fstype = strdup_or_null(dp->fstype),
+                .os = strdup_or_null(dp->os),
+        };
+        return 0;
+}
+
+static int check_fs_option(const char *what, const char *fs) {
+        int i;
+
+        if (!fs)
+                return 0;
+        i = fs_lookup(fs);
+        if (i < 0 || !fs_table[i].for_data)
+                return error_setf(-EINVAL, "Unsupported filesystem for %s: \"%s\" (use ext4, btrfs or xfs).", what, fs);
+        return 0;
+}
+
+static int compare_region_size(const void *a, const void *b) {
+        const Region *x = a, *y = b;
+        uint64_t sx = x->end - x->start, sy = y->end - y->start;
+
+        if (sx != sy)
+                return sx > sy ? -1 : 1;
+        return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static int compare_partition_start(const void *a, const void *b) {
+        const DiskPartition *x = *(const DiskPartition *const *) a, *y = *(const DiskPartition *const *) b;
+        return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* The largest aligned free region between existing partitions (and the GPT areas). */
+static int find_largest_free_region(const Disk *d, Region *ret) {
+        _cleanup_(freep) const DiskPartition **sorted = NULL;
+        _cleanup_(freep) Region *regions = NULL;
+        size_t n_regions = 0;
+        uint64_t cursor = PLAN_GPT_RESERVED, end = usable_end(d->size, d->logical_sector_size);
+
+        sorted = calloc(d->n_partitions + 1, sizeof(*sorted));
+        regions = calloc(d->n_partitions + 1, sizeof(Region));
+        if (!sorted || !regions)
+                return -ENOMEM;
+        for (size_t i = 0; i < d->n_partitions; i++)
+                sorted[i] = &d->partitions[i];
+        qsort(sorted, d->n_partitions, sizeof(*sorted), compare_partition_start);
+
+        for (size_t i = 0; i <= d->n_partitions; i++) {
+                uint64_t next = i < d->n_partitions ? sorted[i]->start : end;
+                uint64_t s = ROUND_UP(cursor, PLAN_ALIGNMENT), e = ROUND_DOWN(MIN(next, end), PLAN_ALIGNMENT);
+
+                if (e > s)
+                        regions[n_regions++] = (Region) { s, e };
+                if (i < d->n_partitions)
+                        cursor = MAX(cursor, sorted[i]->start + sorted[i]->size);
+        }
+        if (n_regions == 0) {
+                *ret = (Region) {};
+                return 0;
+        }
+        qsort(regions, n_regions, sizeof(Region), compare_region_size);
+        *ret = regions[0];
+        return 0;
+}
+
+static const DiskPartition *disk_find_role(const Disk *d, PartitionRole role, Architecture arch) {
+        for (size_t i = 0; i < d->n_partitions; i++) {
+                const DiskPartition *p = &d->partitions[i];
+                if (p->dps && p->dps->role == role && (p->dps->arch == _ARCH_INVALID || p->dps->arch == arch))
+                        return p;
+        }
+        return NULL;
+}
+
+static int refuse_conflicts(const Plan *p, const Disk *d, const PlanOptions *o) {
+        const DiskPartition *q;
+
+        /* gpt-auto takes the first root of the native architecture on the boot disk, and the first
+         * home on the root's disk (UAPI DPS; udev-builtin-blkid find_gpt_root()): a second system's
+         * partition of either type would be picked instead of, or mounted into, ours. */
+        q = disk_find_role(d, ROLE_ROOT, p->arch);
+        if (q && !(q->flags & DPS_FLAG_NO_AUTO))
+                return error_setf(-EEXIST,
+                                  "%s already has a %s root partition (partition %u%s%s%s): at boot, systemd would not know which root to use. "
+                                  "Erase the disk, delete that partition, or set its no-auto flag (GPT attribute 63).",
+                                  p->target, architecture_to_string(p->arch), q->partno, q->os ? ", " : "", q->os ?: "",
+                                  "");
+        q = disk_find_role(d, ROLE_HOME, p->arch);
+        if (q && !(q->flags & DPS_FLAG_NO_AUTO))
+                return error_setf(-EEXIST,
+                                  "%s already has a home partition (partition %u): the new system would mount it as /home. "
+                                  "Erase the disk, delete that partition, or set its no-auto flag (GPT attribute 63).",
+                                  p->target, q->partno);
+        (void) o;
+        return 0;
+}
+
+static int too_small(const Plan *p, const Disk *d, const Region *region, uint64_t need, const char *detail) {
+        if (p->mode == PLAN_ERASE)
+                return error_setf(-ENOSPC,
+                                  "%s is too small for this layout: it has %s (%" PRIu64 " bytes) of which %s can hold partitions, "
+                                  "and the layout needs at least %s (%s).",
+                                  p->target, FORMAT_BYTES(d->size), d->size, FORMAT_BYTES(region->end - region->start),
+                                  FORMAT_BYTES(need), detail);
+        return error_setf(-ENOSPC,
+                          "The largest free region on %s is %s (from %s to %s), and the layout needs at least %s (%s). "
+                          "Free up space, or erase the disk.",
+                          p->target, FORMAT_BYTES(region->end - region->start), FORMAT_BYTES(region->start),
+                          FORMAT_BYTES(region->end), FORMAT_BYTES(need), detail);
+}
+
+int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
+        _cleanup_(plan_freep) Plan *p = NULL;
+        const DiskPartition *existing_esp = NULL, *existing_xbootldr = NULL;
+        bool create_esp, create_xbootldr = false;
+        SizeRequest root = o->root, home = o->home;
+        uint64_t root_min = o->root_min ?: PLAN_ROOT_SIZE_MIN_DEFAULT;
+        uint64_t esp_size = 0, xbootldr_size = 0, swap_size = 0, fixed, rest, cursor;
+        char detail[512];
+        Region region;
+        int r;
+
+        if (d->refusals & ~(unsigned) REFUSE_TOO_SMALL)
+                return error_setf(d->refusals & REFUSE_READ_ONLY ? -EROFS : -EBUSY, "Cannot install to %s: %s", d->path,
+                                  d->refusal_text ?: "it cannot be used");
+
+        r = check_fs_option("root", o->root_fs);
+        if (r < 0)
+                return r;
+        r = check_fs_option("home", o->home_fs);
+        if (r < 0)
+                return r;
+        if (root.kind == SIZE_REST && home.kind == SIZE_REST)
+                return error_setf(-EINVAL, "Only one of root and home can take the rest of the disk.");
+
+        p = calloc(1, sizeof(Plan));
+        if (!p)
+                return -ENOMEM;
+        p->mode = o->mode;
+        p->arch = o->arch >= 0 ? o->arch : architecture_native();
+        p->target_kind = d->kind;
+        p->sector_size = d->logical_sector_size ?: 512;
+        /* A relative image path would mean something else when the plan file is used elsewhere. */
+        p->target = d->kind == DISK_IMAGE_FILE ? realpath(d->path, NULL) : NULL;
+        if (!p->target)
+                p->target = strdup(d->path);
+        p->target_name = strdup(d->name);
+        p->seed = strdup_or_null(o->seed);
+        if (!p->target || !p->target_name || (o->seed && !p->seed))
+                return -ENOMEM;
+        r = describe_disk(d, &p->target_description);
+        if (r < 0)
+                return r;
+        r = plan_fingerprint_from_disk(d, &p->fingerprint);
+        if (r < 0)
+                return r;
+
+        if (p->sector_size != 512 && p->sector_size != 4096)
+                return error_setf(-EOPNOTSUPP, "%s has %" PRIu64 "-byte sectors; imprint supports 512 and 4096.", d->path,
+                                  p->sector_size);
+
+        if (p->mode == PLAN_ERASE) {
+                region = (Region) { PLAN_GPT_RESERVED, usable_end(d->size, p->sector_size) };
+                if (region.end < region.start)
+                        region.end = region.start;
+                for (size_t i = 0; i < d->n_partitions; i++) {
+                        r = plan_add_doomed(p, &d->partitions[i]);
+                        if (r < 0)
+                                return r;
+                }
+                r = plan_make_uuid(p, "disk", &p->disk_uuid);
+                if (r < 0)
+                        return r;
+        } else {
+                if (d->pttype && !streq(d->pttype, "gpt"))
+                        return error_setf(-EOPNOTSUPP,
+                                          "%s has a%s %s partition table; keeping existing partitions needs GPT. "
+                                          "Erase the disk instead (mode \"erase\").",
+                                          d->path, streq(d->pttype, "dos") ? "n MBR" : "", d->pttype);
+                r = refuse_conflicts(p, d, o);
+                if (r < 0)
+                        return r;
+                r = find_largest_free_region(d, &region);
+                if (r < 0)
+                        return r;
+                if (d->ptuuid)
+                        r = uuid_parse(d->ptuuid, &p->disk_uuid);
+                else
+                        r = plan_make_uuid(p, "disk", &p->disk_uuid);
+                if (r < 0)
+                        return error_setf(r, "Cannot read the disk GUID of %s.", d->path);
+                existing_esp = disk_find_role(d, ROLE_ESP, p->arch);
+                existing_xbootldr = disk_find_role(d, ROLE_XBOOTLDR, p->arch);
+        }
+        p->free_start = region.start;
+        p->free_size = region.end - region.start;
+
+        /* Boot partitions. An existing ESP is shared, never reformatted (it holds the other
+         * systems' loaders); when it is too small for UKIs, they go to an XBOOTLDR partition. */
+        create_esp = !existing_esp;
+        if (create_esp) {
+                if (o->esp.kind != SIZE_FIXED)
+                        return error_setf(-EINVAL, "The ESP needs a fixed size.");
+                esp_size = ROUND_UP(o->esp.bytes, PLAN_ALIGNMENT);
+                if (esp_size < PLAN_ESP_SIZE_MIN)
+                        return error_setf(-EINVAL, "An ESP of %s is too small: FAT32 needs at least %s.", FORMAT_BYTES(esp_size),
+                                          FORMAT_BYTES(PLAN_ESP_SIZE_MIN));
+        } else if (!existing_xbootldr && existing_esp->size < PLAN_ESP_UKI_MIN) {
+                create_xbootldr = true;
+                if (o->xbootldr.kind != SIZE_FIXED)
+                        return error_setf(-EINVAL, "The XBOOTLDR partition needs a fixed size.");
+                xbootldr_size = ROUND_UP(o->xbootldr.bytes, PLAN_ALIGNMENT);
+                if (xbootldr_size < PLAN_ESP_SIZE_MIN)
+                        return error_setf(-EINVAL, "An XBOOTLDR partition of %s is too small: FAT32 needs at least %s.",
+                                          FORMAT_BYTES(xbootldr_size), FORMAT_BYTES(PLAN_ESP_SIZE_MIN));
+        }
+        if (o->swap.kind == SIZE_REST)
+                return error_setf(-EINVAL, "Swap needs a fixed size.");
+        if (o->swap.kind == SIZE_FIXED) {
+                swap_size = ROUND_UP(o->swap.bytes, PLAN_ALIGNMENT);
+                if (swap_size < PLAN_SWAP_SIZE_MIN)
+                        return error_setf(-EINVAL, "Swap of %s is too small.", FORMAT_BYTES(swap_size));
+        }
+        if (home.kind == SIZE_FIXED) {
+                home.bytes = ROUND_UP(home.bytes, PLAN_ALIGNMENT);
+                if (home.bytes < PLAN_HOME_SIZE_MIN)
+                        return error_setf(-EINVAL, "A home partition of %s is too small; it needs at least %s.",
+                                          FORMAT_BYTES(home.bytes), FORMAT_BYTES(PLAN_HOME_SIZE_MIN));
+        }
+        root_min = ROUND_UP(root_min, PLAN_ALIGNMENT);
+        if (root.kind == SIZE_FIXED) {
+                root.bytes = ROUND_UP(root.bytes, PLAN_ALIGNMENT);
+                if (root.bytes < root_min)
+                        return error_setf(-EINVAL, "A root partition of %s is too small: it needs at least %s.",
+                                          FORMAT_BYTES(root.bytes), FORMAT_BYTES(root_min));
+        }
+
+        fixed = esp_size + xbootldr_size + swap_size;
+        snprintf(detail, sizeof(detail), "%s%s%s%s%s%s%s",
+                 create_esp ? "ESP " : "", create_esp ? FORMAT_BYTES(esp_size) : "",
+                 create_xbootldr ? ", XBOOTLDR " : "", create_xbootldr ? FORMAT_BYTES(xbootldr_size) : "",
+                 swap_size ? ", swap " : "", swap_size ? FORMAT_BYTES(swap_size) : "", "");
+
+        /* With home taking the rest, root gets a default size unless the user gave one: 32 GiB,
+         * or half the space on small disks, never less than the image needs. */
+        if (root.kind == SIZE_NONE && home.kind != SIZE_REST)
+                root = (SizeRequest) { SIZE_REST, 0 };
+        else if (root.kind == SIZE_NONE) {
+                uint64_t avail = region.end - region.start > fixed ? region.end - region.start - fixed : 0;
+                uint64_t def = PLAN_ROOT_SIZE_WITH_HOME_DEFAULT;
+
+                if (avail < def + PLAN_HOME_SIZE_MIN)
+                        def = ROUND_DOWN(avail / 2, PLAN_ALIGNMENT);
+                root = (SizeRequest) { SIZE_FIXED, MAX(def, root_min) };
+        }
+
+        {
+                uint64_t need = fixed + (root.kind == SIZE_FIXED ? root.bytes : root_min) +
+                                (home.kind == SIZE_FIXED ? home.bytes : home.kind == SIZE_REST ? PLAN_HOME_SIZE_MIN : 0);
+                char more[1024];
+
+                snprintf(more, sizeof(more), "%s%sroot %s%s%s%s", detail, detail[0] ? ", " : "",
+                         root.kind == SIZE_FIXED ? "" : "at least ", FORMAT_BYTES(root.kind == SIZE_FIXED ? root.bytes : root_min),
+                         home.kind == SIZE_NONE ? "" : home.kind == SIZE_REST ? ", home at least " : ", home ",
+                         home.kind == SIZE_NONE ? "" : FORMAT_BYTES(home.kind == SIZE_FIXED ? home.bytes : PLAN_HOME_SIZE_MIN));
+                if (region.end <= region.start || need > region.end - region.start)
+                        return too_small(p, d, &region, need, more);
+
+                rest = region.end - region.start - need;
+        }
+
+        /* Lay out in order: ESP, XBOOTLDR, swap, root, home. The partition that takes the rest
+         * gets everything left over; without one, the rest stays free. */
+        cursor = region.start;
+        if (create_esp) {
+                r = plan_add(p, ROLE_ESP, ACTION_CREATE, cursor, esp_size);
+                if (r < 0)
+                        return r;
+                cursor += esp_size;
+        } else {
+                r = plan_add(p, ROLE_ESP, ACTION_KEEP, existing_esp->start, existing_esp->size);
+                if (r < 0)
+                        return r;
+        }
+        if (create_xbootldr) {
+                r = plan_add(p, ROLE_XBOOTLDR, ACTION_CREATE, cursor, xbootldr_size);
+                if (r < 0)
+                        return r;
+                cursor += xbootldr_size;
+        } else if (existing_xbootldr) {
+                r = plan_add(p, ROLE_XBOOTLDR, ACTION_KEEP, existing_xbootldr->start, existing_xbootldr->size);
+                if (r < 0)
+                        return r;
+        }
+        if (swap_size > 0) {
+                r = plan_add(p, ROLE_SWAP, ACTION_CREATE, cursor, swap_size);
+                if (r < 0)
+                        return r;
+                cursor += swap_size;
+        }
+        {
+                uint64_t s = root.kind == SIZE_FIXED ? root.bytes : root_min + rest;
+                r = plan_add(p, ROLE_ROOT, ACTION_CREATE, cursor, s);
+                if (r < 0)
+                        return r;
+                cursor += s;
+        }
+        if (home.kind != SIZE_NONE) {
+                uint64_t s = home.kind == SIZE_FIXED ? home.bytes : PLAN_HOME_SIZE_MIN + rest;
+                r = plan_add(p, ROLE_HOME, ACTION_CREATE, cursor, s);
+                if (r < 0)
+                        return r;
+                cursor += s;
+        }
+        if (cursor > region.end)
+                return error_setf(-EINVAL, "Internal error: the layout overruns its region."); /* cannot happen */
+
+        /* Keep: copy the identity of reused partitions from the disk. */
+        for (size_t i = 0; i < p->n_partitions; i++) {
+                PlanPartition *pp = &p->partitions[i];
+                const DiskPartition *src = pp->role == ROLE_ESP ? existing_esp : pp->role == ROLE_XBOOTLDR ? existing_xbootldr : NULL;
+
+                if (pp->action == ACTION_KEEP && src) {
+                        pp->partno = src->partno;
+                        pp->type_uuid = src->type_uuid;
+                        pp->uuid = src->uuid;
+                        pp->flags = src->flags;
+                        pp->label = strdup_or_null(src->label);
+                        pp->fstype = strdup_or_null(src->fstype);
+                        pp->fslabel = strdup_or_null(src->fslabel);
+                }
+        }
+        for (size_t i = 0; i < p->n_partitions; i++) {
+                r = plan_finish_partition(p, d, &p->partitions[i], o);
+                if (r < 0)
+                        return r;
+        }
+
+        log_debug("planned %zu partitions on %s", p->n_partitions, p->target);
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+/* ---- JSON ---------------------------------------------------------------------------------- */
+
+static const struct {
+        uint64_t bit;
+        const char *name;
+} flag_names[] = {
+        { UINT64_C(1) << 0, "required" },
+        { DPS_FLAG_NO_BLOCK_IO_PROTOCOL, "no-block-io-protocol" },
+        { UINT64_C(1) << 2, "legacy-bios-bootable" },
+        { DPS_FLAG_GROWFS, "growfs" },
+        { DPS_FLAG_READ_ONLY, "read-only" },
+        { DPS_FLAG_NO_AUTO, "no-auto" },
+};
+
+json_object *gpt_flags_to_json(uint64_t flags) {
+        json_object *a = json_object_new_array();
+
+        for (size_t i = 0; a && i < ELEMENTSOF(flag_names); i++)
+                if (flags & flag_names[i].bit)
+                        json_object_array_add(a, json_object_new_string(flag_names[i].name));
+        return a;
+}
+
+static void format_flags(uint64_t flags, char *buf, size_t len) {
+        buf[0] = 0;
+        for (size_t i = 0; i < ELEMENTSOF(flag_names); i++)
+                if (flags & flag_names[i].bit) {
+                        size_t l = strlen(buf);
+                        snprintf(buf + l, len - l, "%s%s", l ? "," : "", flag_names[i].name);
+                }
+}
+
+static json_object *json_string_or_null(const char *s) {
+        return s ? json_object_new_string(s) : NULL;
+}
+
+static json_object *json_uuid(sd_id128_t id) {
+        return json_object_new_string(SD_ID128_TO_UUID_STRING(id));
+}
+
+json_object *plan_to_json(const Plan *p) {
+        json_object *j = json_object_new_object(), *t = json_object_new_object(), *parts = json_object_new_array(),
+                    *doomed = json_object_new_array(), *fp = json_object_new_object();
+
+        if (!j || !t || !parts || !doomed || !fp) {
+                json_object_put(j), json_object_put(t), json_object_put(parts), json_object_put(doomed), json_object_put(fp);
+                return NULL;
+        }
+
+        json_object_object_add(j, "version", json_object_new_int(PLAN_FORMAT_VERSION));
+        json_object_object_add(j, "mode", json_object_new_string(plan_mode_to_string(p->mode)));
+        json_object_object_add(j, "architecture", json_object_new_string(architecture_to_string(p->arch)));
+
+        json_object_object_add(t, "path", json_object_new_string(p->target));
+        json_object_object_add(t, "name", json_object_new_string(p->target_name));
+        json_object_object_add(t, "kind", json_object_new_string(disk_kind_to_string(p->target_kind)));
+        json_object_object_add(t, "description", json_string_or_null(p->target_description));
+        json_object_object_add(t, "sectorSize", json_object_new_int64((int64_t) p->sector_size));
+        json_object_object_add(fp, "size", json_object_new_int64((int64_t) p->fingerprint.size));
+        json_object_object_add(fp, "diskseq", p->fingerprint.diskseq ? json_object_new_int64((int64_t) p->fingerprint.diskseq) : NULL);
+        json_object_object_add(fp, "sectorSize", json_object_new_int64(p->fingerprint.sector_size));
+        json_object_object_add(fp, "partitionTable", json_string_or_null(p->fingerprint.pttype));
+        json_object_object_add(fp, "partitionTableUuid", json_string_or_null(p->fingerprint.ptuuid));
+        json_object_object_add(fp, "partitions", json_object_new_string(p->fingerprint.partitions ?: ""));
+        json_object_object_add(t, "fingerprint", fp);
+        json_object_object_add(j, "target", t);
+
+        json_object_object_add(j, "diskUuid", json_uuid(p->disk_uuid));
+        json_object_object_add(j, "seed", json_string_or_null(p->seed));
+        json_object_object_add(j, "freeStart", json_object_new_int64((int64_t) p->free_start));
+        json_object_object_add(j, "freeSize", json_object_new_int64((int64_t) p->free_size));
+
+        for (size_t i = 0; i < p->n_partitions; i++) {
+                const PlanPartition *pp = &p->partitions[i];
+                json_object *e = json_object_new_object();
+
+                json_object_object_add(e, "partno", json_object_new_int((int) pp->partno));
+                json_object_object_add(e, "role", json_object_new_string(partition_role_to_string(pp->role)));
+                json_object_object_add(e, "action", json_object_new_string(partition_action_to_string(pp->action)));
+                json_object_object_add(e, "start", json_object_new_int64((int64_t) pp->start));
+                json_object_object_add(e, "size", json_object_new_int64((int64_t) pp->size));
+                json_object_object_add(e, "typeUuid", json_uuid(pp->type_uuid));
+                json_object_object_add(e, "typeName", json_string_or_null(dps_type_name(pp->type_uuid)));
+                json_object_object_add(e, "uuid", json_uuid(pp->uuid));
+                json_object_object_add(e, "label", json_string_or_null(pp->label));
+                json_object_object_add(e, "flags", json_object_new_int64((int64_t) pp->flags));
+                json_object_object_add(e, "flagNames", gpt_flags_to_json(pp->flags));
+                json_object_object_add(e, "fstype", json_string_or_null(pp->fstype));
+                json_object_object_add(e, "fsLabel", json_string_or_null(pp->fslabel));
+                json_object_array_add(parts, e);
+        }
+        json_object_object_add(j, "partitions", parts);
+
+        for (size_t i = 0; i < p->n_doomed; i++) {
+                const PlanDoomed *dd = &p->doomed[i];
+                json_object *e = json_object_new_object();
+
+                json_object_object_add(e, "partno", json_object_new_int((int) dd->partno));
+                json_object_object_add(e, "start", json_object_new_int64((int64_t) dd->start));
+                json_object_object_add(e, "size", json_object_new_int64((int64_t) dd->size));
+                json_object_object_add(e, "typeName", json_string_or_null(dd->type_name));
+                json_object_object_add(e, "label", json_string_or_null(dd->label));
+                json_object_object_add(e, "fstype", json_string_or_null(dd->fstype));
+                json_object_object_add(e, "os", json_string_or_null(dd->os));
+                json_object_array_add(doomed, e);
+        }
+        json_object_object_add(j, "destroyed", doomed);
+        return j;
+}
+
+/* Small typed getters that fail with a message naming the field. */
+static int get_field(json_object *o, const char *key, json_type type, bool nullable, json_object **ret) {
+        json_object *v = NULL;
+
+        if (!json_object_object_get_ex(o, key, &v) || !v) {
+                if (nullable) {
+                        *ret = NULL;
+                        return 0;
+                }
+                return error_setf(-EINVAL, "Plan file: field \"%s\" is missing.", key);
+        }
+        if (!json_object_is_type(v, type))
+                return error_setf(-EINVAL, "Plan file: field \"%s\" has the wrong type (expected %s).", key,
+                                  json_type_to_name(type));
+        *ret = v;
+        return 0;
+}
+
+static int get_string(json_object *o, const char *key, bool nullable, char **ret) {
+        json_object *v;
+        int r = get_field(o, key, json_type_string, nullable, &v);
+
+        if (r < 0)
+                return r;
+        *ret = v ? strdup(json_object_get_string(v)) : NULL;
+        return v && !*ret ? -ENOMEM : 0;
+}
+
+static int get_u64(json_object *o, const char *key, bool nullable, uint64_t *ret) {
+        json_object *v;
+        int r = get_field(o, key, json_type_int, nullable, &v);
+
+        if (r < 0)
+                return r;
+        if (!v) {
+                *ret = 0;
+                return 0;
+        }
+        if (json_object_get_int64(v) < 0)
+                return error_setf(-EINVAL, "Plan file: field \"%s\" is negative.", key);
+        *ret = (uint64_t) json_object_get_int64(v);
+        return 0;
+}
+
+static int get_uuid(json_object *o, const char *key, sd_id128_t *ret) {
+        _cleanup_(freep) char *s = NULL;
+        int r = get_string(o, key, false, &s);
+
+        if (r < 0)
+                return r;
+        if (uuid_parse(s, ret) < 0)
+                return error_setf(-EINVAL, "Plan file: field \"%s\" is not a UUID: %s", key, s);
+        return 0;
+}
+
+/* A loaded plan is input like any other: check that it describes a sane GPT layout before the
+ * executor ever sees it. */
+static int plan_validate(const Plan *p) {
+        uint64_t end = usable_end(p->fingerprint.size, p->sector_size);
+
+        if (p->n_partitions == 0)
+                return error_setf(-EINVAL, "Plan file: no partitions.");
+        if (!plan_find_role(p, ROLE_ROOT) || !plan_find_role(p, ROLE_ESP))
+                return error_setf(-EINVAL, "Plan file: a plan needs an ESP and a root partition.");
+
+        for (size_t i = 0; i < p->n_partitions; i++) {
+                const PlanPartition *a = &p->partitions[i];
+                const DpsType *t = dps_type_from_uuid(a->type_uuid);
+
+                if (a->partno < 1 || a->partno > 128)
+                        return error_setf(-EINVAL, "Plan file: partition number %u is out of range.", a->partno);
+                if (a->size == 0 || a->start % p->sector_size || a->size % p->sector_size)
+                        return error_setf(-EINVAL, "Plan file: partition %u is not sector-aligned.", a->partno);
+                if (a->start < PLAN_GPT_RESERVED / 32 || a->start + a->size > end)
+                        return error_setf(-EINVAL, "Plan file: partition %u lies outside the usable area of the disk.", a->partno);
+                if (a->action == ACTION_CREATE && (!t || t->role != a->role))
+                        return error_setf(-EINVAL, "Plan file: partition %u has type %s, which is not a %s partition type.", a->partno,
+                                          SD_ID128_TO_UUID_STRING(a->type_uuid), partition_role_to_string(a->role));
+                if (a->action == ACTION_CREATE && a->fstype && fs_lookup(a->fstype) < 0)
+                        return error_setf(-EINVAL, "Plan file: partition %u has an unsupported filesystem \"%s\".", a->partno, a->fstype);
+                if (a->action == ACTION_KEEP && p->mode == PLAN_ERASE)
+                        return error_setf(-EINVAL, "Plan file: partition %u is kept, but the plan erases the disk.", a->partno);
+                for (size_t k = 0; k < i; k++) {
+                        const PlanPartition *b = &p->partitions[k];
+                        if (a->partno == b->partno)
+                                return error_setf(-EINVAL, "Plan file: partition number %u is used twice.", a->partno);
+                        if (a->start < b->start + b->size && b->start < a->start + a->size)
+                                return error_setf(-EINVAL, "Plan file: partitions %u and %u overlap.", b->partno, a->partno);
+                }
+        }
+        return 0;
+}
+
+int plan_from_json(json_object *j, Plan **ret) {
+        _cleanup_(plan_freep) Plan *p = NULL;
+        json_object *t, *fp, *parts, *doomed, *v;
+        _cleanup_(freep) char *mode = NULL, *arch = NULL, *kind = NULL;
+        uint64_t version;
+        int r;
+
+        if (!json_object_is_type(j, json_type_object))
+                return error_setf(-EINVAL, "Plan file: not a JSON object.");
+        r = get_u64(j, "version", false, &version);
+        if (r < 0)
+                return r;
+        if (version != PLAN_FORMAT_VERSION)
+                return error_setf(-EINVAL, "Plan file: format version %" PRIu64 " is not supported (this imprint reads version %d).",
+                                  version, PLAN_FORMAT_VERSION);
+
+        p = calloc(1, sizeof(Plan));
+        if (!p)
+                return -ENOMEM;
+
+        if ((r = get_string(j, "mode", false, &mode)) < 0 || (r = get_string(j, "architecture", false, &arch)) < 0)
+                return r;
+        p->mode = plan_mode_from_string(mode);
+        if (p->mode < 0)
+                return error_setf(-EINVAL, "Plan file: unknown mode \"%s\".", mode);
+        p->arch = architecture_from_string(arch);
+        if (p->arch < 0)
+                return error_setf(-EINVAL, "Plan file: unknown architecture \"%s\".", arch);
+
+        if ((r = get_field(j, "target", json_type_object, false, &t)) < 0 ||
+            (r = get_string(t, "path", false, &p->target)) < 0 || (r = get_string(t, "name", false, &p->target_name)) < 0 ||
+            (r = get_string(t, "kind", false, &kind)) < 0 ||
+            (r = get_string(t, "description", true, &p->target_description)) < 0 ||
+            (r = get_u64(t, "sectorSize", false, &p->sector_size)) < 0 ||
+            (r = get_field(t, "fingerprint", json_type_object, false, &fp)) < 0)
+                return r;
+        p->target_kind = disk_kind_from_string(kind);
+        if (p->target_kind < 0)
+                return error_setf(-EINVAL, "Plan file: unknown target kind \"%s\".", kind);
+        if (p->sector_size != 512 && p->sector_size != 4096)
+                return error_setf(-EINVAL, "Plan file: unsupported sector size %" PRIu64 ".", p->sector_size);
+        {
+                uint64_t ss;
+                if ((r = get_u64(fp, "size", false, &p->fingerprint.size)) < 0 ||
+                    (r = get_u64(fp, "diskseq", true, &p->fingerprint.diskseq)) < 0 ||
+                    (r = get_u64(fp, "sectorSize", false, &ss)) < 0 ||
+                    (r = get_string(fp, "partitionTable", true, &p->fingerprint.pttype)) < 0 ||
+                    (r = get_string(fp, "partitionTableUuid", true, &p->fingerprint.ptuuid)) < 0 ||
+                    (r = get_string(fp, "partitions", false, &p->fingerprint.partitions)) < 0)
+                        return r;
+                p->fingerprint.sector_size = (uint32_t) ss;
+        }
+
+        if ((r = get_uuid(j, "diskUuid", &p->disk_uuid)) < 0 || (r = get_string(j, "seed", true, &p->seed)) < 0 ||
+            (r = get_u64(j, "freeStart", false, &p->free_start)) < 0 || (r = get_u64(j, "freeSize", false, &p->free_size)) < 0 ||
+            (r = get_field(j, "partitions", json_type_array, false, &parts)) < 0 ||
+            (r = get_field(j, "destroyed", json_type_array, false, &doomed)) < 0)
+                return r;
+
+        p->n_partitions = json_object_array_length(parts);
+        p->partitions = calloc(p->n_partitions ?: 1, sizeof(PlanPartition));
+        if (!p->partitions)
+                return -ENOMEM;
+        for (size_t i = 0; i < p->n_partitions; i++) {
+                PlanPartition *pp = &p->partitions[i];
+                _cleanup_(freep) char *role = NULL, *action = NULL;
+                uint64_t partno;
+
+                v = json_object_array_get_idx(parts, i);
+                if (!json_object_is_type(v, json_type_object))
+                        return error_setf(-EINVAL, "Plan file: partition entry %zu is not an object.", i);
+                if ((r = get_u64(v, "partno", false, &partno)) < 0 || (r = get_string(v, "role", false, &role)) < 0 ||
+                    (r = get_string(v, "action", false, &action)) < 0 || (r = get_u64(v, "start", false, &pp->start)) < 0 ||
+                    (r = get_u64(v, "size", false, &pp->size)) < 0 || (r = get_uuid(v, "typeUuid", &pp->type_uuid)) < 0 ||
+                    (r = get_uuid(v, "uuid", &pp->uuid)) < 0 || (r = get_string(v, "label", true, &pp->label)) < 0 ||
+                    (r = get_u64(v, "flags", false, &pp->flags)) < 0 || (r = get_string(v, "fstype", true, &pp->fstype)) < 0 ||
+                    (r = get_string(v, "fsLabel", true, &pp->fslabel)) < 0)
+                        return r;
+                pp->partno = (unsigned) MIN(partno, 1000);
+                pp->role = partition_role_from_string(role);
+                if (pp->role < 0)
+                        return error_setf(-EINVAL, "Plan file: unknown partition role \"%s\".", role);
+                pp->action = partition_action_from_string(action);
+                if (pp->action < 0)
+                        return error_setf(-EINVAL, "Plan file: unknown partition action \"%s\".", action);
+        }
+
+        p->n_doomed = json_object_array_length(doomed);
+        p->doomed = calloc(p->n_doomed ?: 1, sizeof(PlanDoomed));
+        if (!p->doomed)
+                return -ENOMEM;
+        for (size_t i = 0; i < p->n_doomed; i++) {
+                PlanDoomed *dd = &p->doomed[i];
+                uint64_t partno;
+
+                v = json_object_array_get_idx(doomed, i);
+                if (!json_object_is_type(v, json_type_object))
+                        return error_setf(-EINVAL, "Plan file: destroyed entry %zu is not an object.", i);
+                if ((r = get_u64(v, "partno", false, &partno)) < 0 || (r = get_u64(v, "start", false, &dd->start)) < 0 ||
+                    (r = get_u64(v, "size", false, &dd->size)) < 0 || (r = get_string(v, "typeName", true, &dd->type_name)) < 0 ||
+                    (r = get_string(v, "label", true, &dd->label)) < 0 || (r = get_string(v, "fstype", true, &dd->fstype)) < 0 ||
+                    (r = get_string(v, "os", true, &dd->os)) < 0)
+                        return r;
+                dd->partno = (unsigned) MIN(partno, 1000);
+        }
+
+        r = plan_validate(p);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+int plan_save(const Plan *p, const char *path) {
+        json_object *j = plan_to_json(p);
+        int r = 0;
+
+        if (!j)
+                return -ENOMEM;
+        if (json_object_to_file_ext(path, j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED) < 0)
+                r = error_setf(-EIO, "Cannot write the plan to %s: %s", path, json_util_get_last_err() ?: "unknown error");
+        json_object_put(j);
+        return r;
+}
+
+int plan_load(const char *path, Plan **ret) {
+        json_object *j;
+        int r;
+
+        j = json_object_from_file(path);
+        if (!j) {
+                char why[512];
+                snprintf(why, sizeof(why), "%s", json_util_get_last_err() ?: "not valid JSON");
+                return error_setf(-EINVAL, "Cannot read the plan file %s: %s", path, strstrip(why));
+        }
+        r = plan_from_json(j, ret);
+        json_object_put(j);
+        if (r < 0)
+                return error_prefixf(r, "%s", path);
+        return 0;
+}
+
+/* ---- table ------------------------------------------------------------------------------- */
+
+void plan_print_table(const Plan *p, FILE *f) {
+        fprintf(f, "Target:  %s — %s\n", p->target, p->target_description ?: "");
+        if (p->mode == PLAN_ERASE)
+                fprintf(f, "Mode:    erase — a new GPT partition table; everything on the disk is destroyed\n");
+        else
+                fprintf(f, "Mode:    free space — existing partitions are kept; new ones go into %s at %s\n",
+                        FORMAT_BYTES(p->free_size), FORMAT_BYTES(p->free_start));
+        fprintf(f, "Disk ID: %s%s%s\n\n", SD_ID128_TO_UUID_STRING(p->disk_uuid), p->seed ? "  (derived from seed " : "",
+                p->seed ? ")" : "");
+
+        fprintf(f, "%-3s %-9s %-7s %10s %10s  %-13s %-16s %-6s %s\n", "#", "ROLE", "ACTION", "START", "SIZE", "TYPE", "LABEL", "FS",
+                "FLAGS");
+        for (size_t i = 0; i < p->n_partitions; i++) {
+                const PlanPartition *pp = &p->partitions[i];
+                char flags[128];
+
+                format_flags(pp->flags, flags, sizeof(flags));
+                fprintf(f, "%-3u %-9s %-7s %10s %10s  %-13s %-16s %-6s %s\n", pp->partno, partition_role_to_string(pp->role),
+                        partition_action_to_string(pp->action), FORMAT_BYTES(pp->start), FORMAT_BYTES(pp->size),
+                        dps_type_name(pp->type_uuid) ?: "?", pp->label ?: "-", pp->fstype ?: "-", flags[0] ? flags : "-");
+        }
+        fprintf(f, "\nPARTUUIDs:\n");
+        for (size_t i = 0; i < p->n_partitions; i++)
+                fprintf(f, "  %-9s %s\n", partition_role_to_string(p->partitions[i].role),
+                        SD_ID128_TO_UUID_STRING(p->partitions[i].uuid));
+
+        if (p->n_doomed > 0) {
+                fprintf(f, "\nDestroyed by this plan:\n");
+                for (size_t i = 0; i < p->n_doomed; i++) {
+                        const PlanDoomed *dd = &p->doomed[i];
+                        fprintf(f, "  partition %u: %s, %s%s%s%s%s%s%s\n", dd->partno, FORMAT_BYTES(dd->size), dd->type_name ?: "unknown type",
+                                dd->label ? ", \"" : "", dd->label ?: "", dd->label ? "\"" : "", dd->fstype ? ", " : "",
+                                dd->fstype ?: "", "");
+                        if (dd->os)
+                                fprintf(f, "      holds: %s\n", dd->os);
+                }
+        } else if (p->mode == PLAN_ERASE && p->fingerprint.pttype)
+                fprintf(f, "\nThe existing %s partition table (no partitions) is replaced.\n", p->fingerprint.pttype);
+}

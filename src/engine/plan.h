@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The plan: one in-memory description of what will be written to one target. Planning writes
+ * nothing. The executor (executor.h) is the only code that writes, and it writes exactly the
+ * plan. A plan prints as a table and as JSON, and loads back from JSON (--plan-file). */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <json-c/json.h>
+#include <systemd/sd-id128.h>
+
+#include "disk.h"
+#include "dps.h"
+
+#define PLAN_FORMAT_VERSION 1
+#define PLAN_ALIGNMENT (UINT64_C(1024) * 1024) /* 1 MiB, as sfdisk, libfdisk and repart use */
+#define PLAN_GPT_RESERVED (UINT64_C(1024) * 1024)     /* before the first partition */
+#define PLAN_GPT_BACKUP (UINT64_C(1024) * 1024)       /* backup GPT at the end, rounded to 1 MiB */
+
+#define PLAN_ESP_SIZE_DEFAULT (UINT64_C(1024) * 1024 * 1024)      /* 1 GiB */
+#define PLAN_ESP_SIZE_MIN (UINT64_C(512) * 1024 * 1024)           /* FAT32 needs ≥ 65525 clusters; see vm-rig.md */
+#define PLAN_XBOOTLDR_SIZE_DEFAULT (UINT64_C(1024) * 1024 * 1024) /* 1 GiB */
+/* An existing ESP smaller than this is kept, and UKIs go to a new XBOOTLDR partition. Windows
+ * creates 100–260 MiB ESPs; two or three UKIs of 60–150 MiB each do not fit there. */
+#define PLAN_ESP_UKI_MIN (UINT64_C(500) * 1024 * 1024)
+#define PLAN_ROOT_SIZE_MIN_DEFAULT (UINT64_C(2) * 1024 * 1024 * 1024) /* when no image is known */
+#define PLAN_ROOT_SIZE_WITH_HOME_DEFAULT (UINT64_C(32) * 1024 * 1024 * 1024)
+#define PLAN_HOME_SIZE_MIN (UINT64_C(256) * 1024 * 1024)
+#define PLAN_SWAP_SIZE_MIN (UINT64_C(40) * 1024)
+
+typedef enum PlanMode {
+        PLAN_ERASE,     /* a new partition table; everything on the disk is destroyed */
+        PLAN_FREE,      /* keep existing partitions; use the largest free region; reuse the ESP */
+        _PLAN_MODE_MAX,
+        _PLAN_MODE_INVALID = -EINVAL,
+} PlanMode;
+
+typedef enum PartitionAction {
+        ACTION_CREATE,  /* a new partition, wiped, then formatted or filled */
+        ACTION_KEEP,    /* an existing partition imprint uses as it is (the ESP in free mode) */
+        _ACTION_MAX,
+        _ACTION_INVALID = -EINVAL,
+} PartitionAction;
+
+DECLARE_STRING_TABLE_LOOKUP(plan_mode, PlanMode);
+DECLARE_STRING_TABLE_LOOKUP(partition_action, PartitionAction);
+
+/* A size request: a fixed number of bytes, "the rest of the free space", or none. */
+typedef enum SizeKind {
+        SIZE_NONE,
+        SIZE_FIXED,
+        SIZE_REST,
+} SizeKind;
+
+typedef struct SizeRequest {
+        SizeKind kind;
+        uint64_t bytes;
+} SizeRequest;
+
+/* Parses "none"/"no"/"0", "rest"/"fill", or a size ("20G"). */
+int size_request_parse(const char *s, SizeRequest *ret);
+
+typedef struct PlanPartition {
+        PartitionRole role;
+        PartitionAction action;
+        unsigned partno;         /* the GPT slot (1-based) */
+        uint64_t start, size;    /* bytes; multiples of the alignment */
+        sd_id128_t type_uuid;
+        sd_id128_t uuid;         /* PARTUUID */
+        char *label;             /* GPT partition name */
+        uint64_t flags;          /* GPT attribute bits */
+        char *fstype;            /* filesystem to create; NULL when the partition is filled later */
+        char *fslabel;
+} PlanPartition;
+
+/* A partition that exists on the target and will be destroyed by the plan. */
+typedef struct PlanDoomed {
+        unsigned partno;
+        uint64_t start, size;
+        char *type_name;         /* DPS or foreign name, or the GUID */
+        char *label;
+        char *fstype;
+        char *os;
+} PlanDoomed;
+
+/* What the disk looked like when the plan was made; the executor refuses if it changed. */
+typedef struct PlanFingerprint {
+        uint64_t size;
+        uint64_t diskseq;
+        uint32_t sector_size;
+        char *pttype;
+        char *ptuuid;
+        char *partitions;        /* "N:start:size:type:uuid;…" */
+} PlanFingerprint;
+
+typedef struct Plan {
+        PlanMode mode;
+        Architecture arch;
+        DiskKind target_kind;
+        char *target;            /* path of the disk or image file */
+        char *target_name;       /* short name: sda, loop0, disk.img */
+        char *target_description;/* "QEMU HARDDISK (SATA, 20 GiB)" */
+        PlanFingerprint fingerprint;
+        uint64_t sector_size;
+        sd_id128_t disk_uuid;    /* GPT disk GUID: new in erase mode, kept in free mode */
+        char *seed;              /* --seed, when UUIDs were derived */
+
+        PlanPartition *partitions;
+        size_t n_partitions;
+        PlanDoomed *doomed;
+        size_t n_doomed;
+
+        uint64_t free_start, free_size; /* the region the plan fills (free mode), or the whole disk */
+} Plan;
+
+typedef struct PlanOptions {
+        PlanMode mode;
+        Architecture arch;       /* _ARCH_INVALID: native */
+        const char *seed;        /* derive UUIDs from this; NULL: random */
+        SizeRequest esp;         /* default 1 GiB */
+        SizeRequest xbootldr;    /* only used when an existing small ESP is kept */
+        SizeRequest root;        /* SIZE_NONE: the default, the rest or 32 GiB when home takes the rest */
+        SizeRequest home;        /* default none */
+        SizeRequest swap;        /* default none */
+        uint64_t root_min;       /* smallest acceptable root (the image's root size), 0: default */
+        const char *root_label;  /* default: "root-<arch>"; the image's os-release when known */
+        const char *root_fs;     /* default "ext4" */
+        const char *home_fs;     /* default "ext4" */
+} PlanOptions;
+
+void plan_options_init(PlanOptions *o);
+
+/* Builds a plan for disk. Fails with a message naming the disk and the numbers when the layout
+ * does not fit, when the disk cannot be a target, or when the options contradict each other. */
+int plan_build(const Disk *disk, const PlanOptions *opts, Plan **ret);
+
+Plan *plan_free(Plan *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Plan *, plan_free);
+
+json_object *plan_to_json(const Plan *p);
+int plan_from_json(json_object *j, Plan **ret);
+int plan_save(const Plan *p, const char *path);
+int plan_load(const char *path, Plan **ret);
+
+/* Prints the plan as a table for people (the confirmation shows exactly this). */
+void plan_print_table(const Plan *p, FILE *f);
+
+/* Computes the fingerprint of a disk as discovered now. */
+int plan_fingerprint_from_disk(const Disk *d, PlanFingerprint *ret);
+void plan_fingerprint_done(PlanFingerprint *f);
+
+/* -ESTALE with a message saying what changed, if the disk no longer matches the plan. */
+int plan_check_disk_unchanged(const Plan *p, const Disk *d);
+
+const PlanPartition *plan_find_role(const Plan *p, PartitionRole role);
+json_object *gpt_flags_to_json(uint64_t flags);

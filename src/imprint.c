@@ -1,0 +1,552 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The command line: subcommands, options, output, and exit codes (decided in one place,
+ * exit_code_from_errno(), and documented in imprint(1)). */
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "disk.h"
+#include "error.h"
+#include "executor.h"
+#include "log.h"
+#include "plan.h"
+#include "size.h"
+
+enum {
+        EXIT_OK = 0,
+        EXIT_FAILED = 1,    /* the operation failed (I/O error, a tool failed, …) */
+        EXIT_USAGE = 2,     /* bad command line or bad input (options, plan file, names) */
+        EXIT_REFUSED = 3,   /* the target may not be written: in use, mounted, system disk, read-only, conflicting */
+        EXIT_TOO_SMALL = 4, /* the layout does not fit on the target */
+        EXIT_CHANGED = 5,   /* the target changed since the plan was made */
+        EXIT_CANCELED = 6,  /* not confirmed; nothing was written */
+};
+
+static int exit_code_from_errno(int r) {
+        switch (-r) {
+        case 0:
+                return EXIT_OK;
+        case EINVAL:
+        case ENOENT:
+        case ENOTBLK:
+        case EOPNOTSUPP:
+        case E2BIG:
+                return EXIT_USAGE;
+        case EBUSY:
+        case EROFS:
+        case EEXIST:
+        case EPERM:
+        case EACCES:
+                return EXIT_REFUSED;
+        case ENOSPC:
+                return EXIT_TOO_SMALL;
+        case ESTALE:
+                return EXIT_CHANGED;
+        case ECANCELED:
+                return EXIT_CANCELED;
+        default:
+                return EXIT_FAILED;
+        }
+}
+
+static bool arg_json = false;
+static bool arg_yes = false;
+static int arg_verbose = 0;
+
+static void set_verbosity(void) {
+        log_set_max_level(arg_verbose >= 2 ? LOG_DEBUG : arg_verbose == 1 ? LOG_INFO : LOG_WARNING);
+}
+
+static int fail(int r) {
+        const char *m = error_message();
+
+        if (m)
+                fprintf(stderr, "imprint: %s\n", m);
+        else
+                fprintf(stderr, "imprint: %s\n", strerror(-r));
+        return exit_code_from_errno(r);
+}
+
+static int usage_error(const char *fmt, ...) _printf_(1, 2);
+static int usage_error(const char *fmt, ...) {
+        va_list ap;
+
+        fputs("imprint: ", stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputs("\nTry 'imprint --help'.\n", stderr);
+        return EXIT_USAGE;
+}
+
+static void print_json(json_object *j) {
+        puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+static void help(void) {
+        printf("imprint " IMPRINT_VERSION " — install an OS image onto a disk\n\n"
+               "Usage:\n"
+               "  imprint [-v] disks [--json] [--no-probe] [DISK|FILE…]\n"
+               "  imprint plan  --target DISK|FILE [LAYOUT OPTIONS] [--plan-file FILE] [--json]\n"
+               "  imprint apply --plan-file FILE [--yes] [--json]\n"
+               "  imprint apply --target DISK|FILE [LAYOUT OPTIONS] [--yes] [--json]\n\n"
+               "Commands:\n"
+               "  disks    List the disks, what is on them, and whether they can be a target\n"
+               "  plan     Show (and optionally save) the partition layout for a target; writes nothing\n"
+               "  apply    Write the partition table and filesystems of a plan to its target\n\n"
+               "Layout options:\n"
+               "  --erase                 Replace everything on the disk (default)\n"
+               "  --free                  Keep existing partitions; use the largest free region\n"
+               "  --esp-size=SIZE         Size of a new ESP (default 1G)\n"
+               "  --xbootldr-size=SIZE    Size of the XBOOTLDR partition added beside a small ESP (default 1G)\n"
+               "  --root-size=SIZE|rest   Root partition size (default: the rest)\n"
+               "  --home-size=SIZE|rest|none  Home partition (default none)\n"
+               "  --swap-size=SIZE|none   Swap partition (default none)\n"
+               "  --root-fs=FS --home-fs=FS   ext4 (default), btrfs or xfs\n"
+               "  --root-label=LABEL      GPT name of the root partition\n"
+               "  --architecture=ARCH     x86-64, arm64, x86, riscv64 (default: this machine's)\n"
+               "  --seed=STRING           Derive all UUIDs from STRING (reproducible layouts)\n\n"
+               "Other options:\n"
+               "  --plan-file=FILE        plan: save the plan there; apply: execute exactly that plan\n"
+               "  --json                  Machine-readable output (apply: one JSON object per progress event)\n"
+               "  -y --yes                Do not ask for confirmation before writing\n"
+               "  -v --verbose            Log what is done (twice: debug)\n"
+               "  -h --help  --version\n\n"
+               "SIZE takes K, M, G, T suffixes (powers of 1024). See imprint(1) for exit codes.\n");
+}
+
+/* ---- disks ------------------------------------------------------------------------------ */
+
+static void print_disk(const Disk *d) {
+        printf("%-14s %10s  %-7s %-28.28s %-20.20s %-5s %s\n", d->path, FORMAT_BYTES(d->size),
+               transport_to_string(d->transport) ?: "-", d->model ?: (d->backing_file ?: "-"), d->serial ?: "-",
+               d->pttype ?: "-", disk_is_usable(d) ? "yes" : "no");
+        if (d->by_id && d->by_id[0])
+                printf("    id: %s\n", d->by_id[0]);
+        if (d->diskseq)
+                printf("    diskseq: %" PRIu64 ", sectors: %" PRIu32 "/%" PRIu32 " bytes%s%s\n", d->diskseq, d->logical_sector_size,
+                       d->physical_sector_size, d->rotational ? ", rotational" : "", d->removable ? ", removable" : "");
+        for (size_t i = 0; i < d->n_partitions; i++) {
+                const DiskPartition *p = &d->partitions[i];
+                printf("    %2u %10s  %-22s %-16.16s %-8s %s\n", p->partno, FORMAT_BYTES(p->size),
+                       p->dps ? p->dps->name : (p->type_string ?: "-"), p->label ?: "-", p->fstype ?: "-",
+                       p->uuid_string ?: "");
+        }
+        for (size_t i = 0; d->installed && d->installed[i]; i++)
+                printf("    installed: %s\n", d->installed[i]);
+        if (!disk_is_usable(d))
+                printf("    not usable: %s\n", d->refusal_text ?: "unknown reason");
+}
+
+static int verb_disks(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "json", no_argument, NULL, 'j' },
+                { "no-probe", no_argument, NULL, 'n' },
+                { "verbose", no_argument, NULL, 'v' },
+                {},
+        };
+        DiscoverOptions o = { .probe_os = true };
+        DiskList l = {};
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "v", options, NULL)) >= 0)
+                switch (c) {
+                case 'v':
+                        arg_verbose++;
+                        set_verbosity();
+                        break;
+                case 'j':
+                        arg_json = true;
+                        break;
+                case 'n':
+                        o.probe_os = false;
+                        break;
+                default:
+                        return EXIT_USAGE;
+                }
+        if (optind < argc) {
+                /* Named disks or image files: describe just those. */
+                for (int i = optind; i < argc; i++) {
+                        Disk *d = NULL;
+                        Disk **n;
+
+                        r = disk_discover(argv[i], &o, &d);
+                        if (r < 0) {
+                                disk_list_done(&l);
+                                return fail(r);
+                        }
+                        n = realloc(l.disks, (l.n_disks + 1) * sizeof(Disk *));
+                        if (!n) {
+                                disk_free(d);
+                                disk_list_done(&l);
+                                return fail(-ENOMEM);
+                        }
+                        l.disks = n;
+                        l.disks[l.n_disks++] = d;
+                }
+        } else {
+                r = disk_list_discover(&o, &l);
+                if (r < 0)
+                        return fail(r);
+        }
+
+        if (arg_json) {
+                json_object *a = json_object_new_array();
+                for (size_t i = 0; i < l.n_disks; i++)
+                        json_object_array_add(a, disk_to_json(l.disks[i]));
+                print_json(a);
+                json_object_put(a);
+        } else {
+                printf("%-14s %10s  %-7s %-28s %-20s %-5s %s\n", "DISK", "SIZE", "BUS", "MODEL", "SERIAL", "TABLE", "USABLE");
+                for (size_t i = 0; i < l.n_disks; i++)
+                        print_disk(l.disks[i]);
+        }
+        disk_list_done(&l);
+        return EXIT_OK;
+}
+
+/* ---- plan options shared by plan and apply ---------------------------------------------- */
+
+enum {
+        OPT_JSON = 0x100,
+        OPT_TARGET,
+        OPT_PLAN_FILE,
+        OPT_ERASE,
+        OPT_FREE,
+        OPT_ESP_SIZE,
+        OPT_XBOOTLDR_SIZE,
+        OPT_ROOT_SIZE,
+        OPT_HOME_SIZE,
+        OPT_SWAP_SIZE,
+        OPT_ROOT_FS,
+        OPT_HOME_FS,
+        OPT_ROOT_LABEL,
+        OPT_ARCH,
+        OPT_SEED,
+};
+
+static const struct option plan_options[] = {
+        { "json", no_argument, NULL, OPT_JSON },
+        { "target", required_argument, NULL, OPT_TARGET },
+        { "plan-file", required_argument, NULL, OPT_PLAN_FILE },
+        { "erase", no_argument, NULL, OPT_ERASE },
+        { "free", no_argument, NULL, OPT_FREE },
+        { "esp-size", required_argument, NULL, OPT_ESP_SIZE },
+        { "xbootldr-size", required_argument, NULL, OPT_XBOOTLDR_SIZE },
+        { "root-size", required_argument, NULL, OPT_ROOT_SIZE },
+        { "home-size", required_argument, NULL, OPT_HOME_SIZE },
+        { "swap-size", required_argument, NULL, OPT_SWAP_SIZE },
+        { "root-fs", required_argument, NULL, OPT_ROOT_FS },
+        { "home-fs", required_argument, NULL, OPT_HOME_FS },
+        { "root-label", required_argument, NULL, OPT_ROOT_LABEL },
+        { "architecture", required_argument, NULL, OPT_ARCH },
+        { "seed", required_argument, NULL, OPT_SEED },
+        { "yes", no_argument, NULL, 'y' },
+        { "verbose", no_argument, NULL, 'v' },
+        {},
+};
+
+typedef struct PlanArgs {
+        const char *target;
+        const char *plan_file;
+        bool layout_given;
+        PlanOptions opts;
+} PlanArgs;
+
+static int parse_size_option(const char *name, const char *value, SizeRequest *ret) {
+        if (size_request_parse(value, ret) < 0)
+                return usage_error("--%s: invalid size \"%s\" (use e.g. 512M, 20G, \"rest\" or \"none\").", name, value);
+        return 0;
+}
+
+static int parse_plan_args(int argc, char *argv[], PlanArgs *a) {
+        int c, r = 0;
+
+        plan_options_init(&a->opts);
+        while ((c = getopt_long(argc, argv, "yv", plan_options, NULL)) >= 0) {
+                if (c >= OPT_ERASE)
+                        a->layout_given = true;
+                switch (c) {
+                case OPT_JSON:
+                        arg_json = true;
+                        break;
+                case 'y':
+                        arg_yes = true;
+                        break;
+                case 'v':
+                        arg_verbose++;
+                        set_verbosity();
+                        break;
+                case OPT_TARGET:
+                        a->target = optarg;
+                        break;
+                case OPT_PLAN_FILE:
+                        a->plan_file = optarg;
+                        break;
+                case OPT_ERASE:
+                        a->opts.mode = PLAN_ERASE;
+                        break;
+                case OPT_FREE:
+                        a->opts.mode = PLAN_FREE;
+                        break;
+                case OPT_ESP_SIZE:
+                        r = parse_size_option("esp-size", optarg, &a->opts.esp);
+                        break;
+                case OPT_XBOOTLDR_SIZE:
+                        r = parse_size_option("xbootldr-size", optarg, &a->opts.xbootldr);
+                        break;
+                case OPT_ROOT_SIZE:
+                        r = parse_size_option("root-size", optarg, &a->opts.root);
+                        if (r == 0 && a->opts.root.kind == SIZE_NONE)
+                                r = usage_error("--root-size: the root partition cannot be left out.");
+                        break;
+                case OPT_HOME_SIZE:
+                        r = parse_size_option("home-size", optarg, &a->opts.home);
+                        break;
+                case OPT_SWAP_SIZE:
+                        r = parse_size_option("swap-size", optarg, &a->opts.swap);
+                        break;
+                case OPT_ROOT_FS:
+                        a->opts.root_fs = optarg;
+                        break;
+                case OPT_HOME_FS:
+                        a->opts.home_fs = optarg;
+                        break;
+                case OPT_ROOT_LABEL:
+                        if (strlen(optarg) > 36)
+                                return usage_error("--root-label: a GPT partition name holds at most 36 characters.");
+                        a->opts.root_label = optarg;
+                        break;
+                case OPT_ARCH:
+                        a->opts.arch = architecture_from_string(optarg);
+                        if (a->opts.arch < 0)
+                                return usage_error("--architecture: unknown architecture \"%s\".", optarg);
+                        break;
+                case OPT_SEED:
+                        if (isempty(optarg))
+                                return usage_error("--seed: the seed must not be empty.");
+                        a->opts.seed = optarg;
+                        break;
+                default:
+                        return EXIT_USAGE;
+                }
+                if (r != 0)
+                        return r;
+        }
+        if (optind < argc)
+                return usage_error("unexpected argument \"%s\".", argv[optind]);
+        return 0;
+}
+
+static int build_plan(const PlanArgs *a, Plan **ret) {
+        _cleanup_(disk_freep) Disk *d = NULL;
+        int r;
+
+        r = disk_discover(a->target, &(DiscoverOptions) { .probe_os = true }, &d);
+        if (r < 0)
+                return r;
+        return plan_build(d, &a->opts, ret);
+}
+
+static int verb_plan(int argc, char *argv[]) {
+        _cleanup_(plan_freep) Plan *p = NULL;
+        PlanArgs a = {};
+        int r;
+
+        r = parse_plan_args(argc, argv, &a);
+        if (r != 0)
+                return r;
+        if (!a.target)
+                return usage_error("plan: --target DISK|FILE is required.");
+
+        r = build_plan(&a, &p);
+        if (r < 0)
+                return fail(r);
+        if (a.plan_file) {
+                r = plan_save(p, a.plan_file);
+                if (r < 0)
+                        return fail(r);
+        }
+        if (arg_json) {
+                json_object *j = plan_to_json(p);
+                print_json(j);
+                json_object_put(j);
+        } else {
+                plan_print_table(p, stdout);
+                if (a.plan_file)
+                        printf("\nSaved to %s. Run: imprint apply --plan-file %s\n", a.plan_file, a.plan_file);
+                else
+                        printf("\nNothing was written.\n");
+        }
+        return EXIT_OK;
+}
+
+/* ---- apply ------------------------------------------------------------------------------- */
+
+static void progress_json(const ProgressEvent *ev) {
+        json_object *j = json_object_new_object();
+
+        json_object_object_add(j, "event", json_object_new_string(progress_event_type_to_string(ev->type)));
+        json_object_object_add(j, "step", json_object_new_int((int) ev->step));
+        json_object_object_add(j, "steps", json_object_new_int((int) ev->n_steps));
+        json_object_object_add(j, "id", json_object_new_string(ev->id));
+        json_object_object_add(j, "description", json_object_new_string(ev->description));
+        json_object_object_add(j, "done", json_object_new_int64((int64_t) ev->done));
+        json_object_object_add(j, "total", json_object_new_int64((int64_t) ev->total));
+        json_object_object_add(j, "rate", json_object_new_int64((int64_t) ev->rate));
+        json_object_object_add(j, "etaSeconds", ev->eta_usec >= 0 ? json_object_new_double((double) ev->eta_usec / 1e6) : NULL);
+        json_object_object_add(j, "elapsedSeconds", json_object_new_double((double) ev->elapsed_usec / 1e6));
+        if (ev->message)
+                json_object_object_add(j, "message", json_object_new_string(ev->message));
+        puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+        fflush(stdout);
+        json_object_put(j);
+}
+
+static void progress_text(const ProgressEvent *ev) {
+        bool tty = isatty(STDOUT_FILENO);
+
+        switch (ev->type) {
+        case PROGRESS_BEGIN:
+                printf("[%u/%u] %s …%s", ev->step, ev->n_steps, ev->description, tty ? "" : "\n");
+                break;
+        case PROGRESS_UPDATE:
+                if (tty)
+                        printf("\r\033[K[%u/%u] %s … %s of %s", ev->step, ev->n_steps, ev->description, FORMAT_BYTES(ev->done),
+                               FORMAT_BYTES(ev->total));
+                break;
+        case PROGRESS_END:
+                if (tty)
+                        printf("\r\033[K[%u/%u] %s … done (%.1f s)\n", ev->step, ev->n_steps, ev->description,
+                               (double) ev->elapsed_usec / 1e6);
+                else
+                        printf("[%u/%u] done (%.1f s)\n", ev->step, ev->n_steps, (double) ev->elapsed_usec / 1e6);
+                break;
+        case PROGRESS_FAILED:
+                printf("%s[%u/%u] %s … FAILED\n", tty ? "\r\033[K" : "", ev->step, ev->n_steps, ev->description);
+                break;
+        default:
+                break;
+        }
+        fflush(stdout);
+}
+
+static void on_progress(const ProgressEvent *ev, void *userdata) {
+        if (arg_json)
+                progress_json(ev);
+        else
+                progress_text(ev);
+}
+
+static int on_confirm(const Plan *p, void *userdata) {
+        char answer[256];
+
+        if (arg_yes)
+                return 1;
+        if (!isatty(STDIN_FILENO))
+                return error_setf(-ECANCELED, "Refusing to write to %s without confirmation: standard input is not a terminal. Pass --yes.",
+                                  p->target);
+
+        plan_print_table(p, stdout);
+        printf("\nThis writes to %s%s. Type \"%s\" to continue, anything else cancels: ", p->target,
+               p->mode == PLAN_ERASE ? " and DESTROYS everything on it" : "", p->target_name);
+        fflush(stdout);
+        if (!fgets(answer, sizeof(answer), stdin))
+                return 0;
+        answer[strcspn(answer, "\n")] = 0;
+        return streq(answer, p->target_name);
+}
+
+static int verb_apply(int argc, char *argv[]) {
+        _cleanup_(plan_freep) Plan *p = NULL;
+        PlanArgs a = {};
+        int r;
+
+        r = parse_plan_args(argc, argv, &a);
+        if (r != 0)
+                return r;
+        if (a.plan_file && (a.target || a.layout_given))
+                return usage_error("apply: give either --plan-file or --target with layout options, not both.");
+        if (!a.plan_file && !a.target)
+                return usage_error("apply: --plan-file FILE or --target DISK|FILE is required.");
+
+        r = a.plan_file ? plan_load(a.plan_file, &p) : build_plan(&a, &p);
+        if (r < 0)
+                return fail(r);
+
+        r = executor_apply(p, &(ExecCallbacks) { .progress = on_progress, .confirm = on_confirm });
+        if (r < 0) {
+                int code = fail(r);
+                if (arg_json) {
+                        json_object *j = json_object_new_object();
+                        json_object_object_add(j, "event", json_object_new_string("result"));
+                        json_object_object_add(j, "success", json_object_new_boolean(false));
+                        json_object_object_add(j, "exitCode", json_object_new_int(code));
+                        json_object_object_add(j, "message", json_object_new_string(error_message() ?: strerror(-r)));
+                        puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+                        json_object_put(j);
+                }
+                return code;
+        }
+        if (arg_json)
+                puts("{\"event\":\"result\",\"success\":true,\"exitCode\":0}");
+        else
+                printf("%s is partitioned as planned.\n", p->target);
+        return EXIT_OK;
+}
+
+/* ---- main -------------------------------------------------------------------------------- */
+
+int main(int argc, char *argv[]) {
+        static const struct {
+                const char *name;
+                int (*fn)(int argc, char *argv[]);
+        } verbs[] = {
+                { "disks", verb_disks },
+                { "plan", verb_plan },
+                { "apply", verb_apply },
+        };
+        int i;
+
+        setlocale(LC_ALL, "");
+
+        /* Global options come before the verb. */
+        for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+                if (streq(argv[i], "-h") || streq(argv[i], "--help")) {
+                        help();
+                        return EXIT_OK;
+                }
+                if (streq(argv[i], "--version")) {
+                        puts("imprint " IMPRINT_VERSION);
+                        return EXIT_OK;
+                }
+                if (streq(argv[i], "-v") || streq(argv[i], "--verbose"))
+                        arg_verbose++;
+                else if (streq(argv[i], "-vv"))
+                        arg_verbose += 2;
+                else
+                        return usage_error("unknown option \"%s\".", argv[i]);
+        }
+        set_verbosity();
+
+        if (i >= argc) {
+                help();
+                return EXIT_USAGE;
+        }
+        if (streq(argv[i], "help")) {
+                help();
+                return EXIT_OK;
+        }
+        for (size_t k = 0; k < ELEMENTSOF(verbs); k++)
+                if (streq(argv[i], verbs[k].name)) {
+                        optind = 1;
+                        return verbs[k].fn(argc - i, argv + i);
+                }
+        return usage_error("unknown command \"%s\".", argv[i]);
+}
