@@ -68,22 +68,32 @@ bool find_executable(const char *name) {
         return p != NULL;
 }
 
-static int append(char **buf, size_t *size, const char *data, size_t n) {
-        char *p = realloc(*buf, *size + n + 1);
-        if (!p)
-                return -ENOMEM;
-        memcpy(p + *size, data, n);
-        *size += n;
-        p[*size] = 0;
-        *buf = p;
+typedef struct Buffer {
+        char *data;
+        size_t size, allocated;
+} Buffer;
+
+static int append(Buffer *b, const char *data, size_t n) {
+        if (b->size + n + 1 > b->allocated) {
+                size_t a = MAX(b->allocated * 2, b->size + n + 1);
+                char *p = realloc(b->data, a);
+                if (!p)
+                        return -ENOMEM;
+                b->data = p;
+                b->allocated = a;
+        }
+        memcpy(b->data + b->size, data, n);
+        b->size += n;
+        b->data[b->size] = 0;
         return 0;
 }
 
 int run_command(char *const argv[], const RunOptions *opts) {
-        static const RunOptions defaults = { .keep_fd = -1 };
-        _cleanup_(freep) char *cmdline = NULL, *exe = NULL, *out = NULL, *err = NULL;
+        static const RunOptions defaults = {};
+        _cleanup_(freep) char *cmdline = NULL, *exe = NULL;
+        Buffer outb = {}, errb = {};
         int in_pipe[2] = { -1, -1 }, out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 };
-        size_t out_size = 0, err_size = 0, in_done = 0;
+        size_t in_done = 0;
         int status, r = 0;
         pid_t pid;
 
@@ -114,7 +124,7 @@ int run_command(char *const argv[], const RunOptions *opts) {
                 if (dup2(in_pipe[0], STDIN_FILENO) < 0 || dup2(out_pipe[1], STDOUT_FILENO) < 0 ||
                     dup2(err_pipe[1], STDERR_FILENO) < 0)
                         _exit(127);
-                if (opts->keep_fd >= 0) {
+                if (opts->keep_fd > 0) {
                         int fl = fcntl(opts->keep_fd, F_GETFD);
                         if (fl >= 0)
                                 fcntl(opts->keep_fd, F_SETFD, fl & ~FD_CLOEXEC);
@@ -157,8 +167,8 @@ int run_command(char *const argv[], const RunOptions *opts) {
                                 close(*fd), *fd = -1;
                                 continue;
                         }
-                        if (i == 0 ? (opts->ret_stdout ? append(&out, &out_size, buf, (size_t) n) : 0)
-                                   : (err_size < 64 * 1024 ? append(&err, &err_size, buf, (size_t) n) : 0)) {
+                        if (i == 0 ? (opts->ret_stdout ? append(&outb, buf, (size_t) n) : 0)
+                                   : (errb.size < 64 * 1024 ? append(&errb, buf, (size_t) n) : 0)) {
                                 r = -ENOMEM;
                         }
                 }
@@ -180,8 +190,8 @@ int run_command(char *const argv[], const RunOptions *opts) {
                         goto finish;
                 }
 
-        if (err && err_size > 0 && !opts->quiet_stderr) {
-                _cleanup_(freep) char *copy = strdup(err);
+        if (errb.data && errb.size > 0 && !opts->quiet_stderr) {
+                _cleanup_(freep) char *copy = strdup(errb.data);
                 char *save = NULL;
                 for (char *line = copy ? strtok_r(copy, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save))
                         log_info("%s: %s", argv[0], line);
@@ -190,16 +200,21 @@ int run_command(char *const argv[], const RunOptions *opts) {
         if (r < 0)
                 goto finish;
         if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-                if (opts->ret_stdout)
-                        *opts->ret_stdout = out ? TAKE_PTR(out) : strdup("");
+                if (opts->ret_stdout) {
+                        if (opts->ret_stdout_size)
+                                *opts->ret_stdout_size = outb.size;
+                        *opts->ret_stdout = outb.data ? TAKE_PTR(outb.data) : strdup("");
+                        if (!*opts->ret_stdout)
+                                r = -ENOMEM;
+                }
                 goto finish;
         }
 
         {
                 /* Name the last stderr line: it is usually the reason. */
                 const char *last = NULL;
-                if (err) {
-                        char *s = strstrip(err);
+                if (errb.data) {
+                        char *s = strstrip(errb.data);
                         last = strrchr(s, '\n');
                         last = last ? last + 1 : s;
                 }
@@ -211,6 +226,8 @@ int run_command(char *const argv[], const RunOptions *opts) {
         }
 
 finish:
+        free(outb.data);
+        free(errb.data);
         for (int i = 0; i < 2; i++) {
                 if (in_pipe[i] >= 0)
                         close(in_pipe[i]);

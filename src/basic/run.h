@@ -12,7 +12,8 @@ typedef struct RunOptions {
         const void *stdin_data;  /* written to the child's stdin through a pipe, then closed */
         size_t stdin_size;
         char **ret_stdout;       /* if set, the child's stdout is captured (NUL-terminated) */
-        int keep_fd;             /* an fd (>= 0) the child must inherit, e.g. an O_TMPFILE target */
+        size_t *ret_stdout_size; /* its size, for binary output */
+        int keep_fd;             /* an fd (> 0) the child must inherit, e.g. an O_TMPFILE target */
         bool quiet_stderr;       /* capture stderr and include it only in the error message */
 } RunOptions;
 

@@ -9,37 +9,15 @@
 
 #include "error.h"
 #include "fileio.h"
+#include "fsread.h"
 #include "log.h"
 #include "osprobe.h"
 #include "run.h"
 
-/* How an external tool names the partition: its device node when there is one, else the disk (or
- * image file) plus a byte offset in the tool's own syntax. e2fsprogs' unix_io accepts
- * "FILE?offset=BYTES", mtools accepts "FILE@@BYTES". Returns 0 with NULL when the path cannot be
- * expressed in that syntax (it already contains the reserved characters). */
-static int partition_tool_path(const Disk *disk, const DiskPartition *part, const char *separator,
-                               const char *reserved, char **ret) {
-        struct stat st;
-        char *s;
-
-        if (part->node && stat(part->node, &st) == 0 && S_ISBLK(st.st_mode)) {
-                s = strdup(part->node);
-                if (!s)
-                        return -ENOMEM;
-                *ret = s;
-                return 0;
-        }
-
+static int partition_tool_path(const Disk *disk, const DiskPartition *part, const char *separator, char **ret) {
         /* Without udev a freshly created partition may not have a node yet; the whole disk with an
          * offset reads the same bytes. */
-        if (strstr(disk->path, reserved)) {
-                *ret = NULL;
-                return 0;
-        }
-        if (asprintf(&s, "%s%s%" PRIu64, disk->path, separator, part->start) < 0)
-                return -ENOMEM;
-        *ret = s;
-        return 0;
+        return fs_tool_path(&(FsLocation) { .disk = disk->path, .node = part->node, .offset = part->start }, separator, ret);
 }
 
 /* PRETTY_NAME, else "NAME VERSION", else NAME (os-release(5) says PRETTY_NAME may be absent). */
@@ -76,7 +54,7 @@ static int probe_ext(const Disk *disk, const DiskPartition *part, char **ret) {
                 return 0;
         }
 
-        r = partition_tool_path(disk, part, "?offset=", "?", &path);
+        r = partition_tool_path(disk, part, "?offset=", &path);
         if (r < 0)
                 return r;
         if (!path) {
@@ -209,7 +187,7 @@ static int probe_esp(const Disk *disk, const DiskPartition *part, char **ret) {
         if (setenv("MTOOLS_SKIP_CHECK", "1", 1) < 0)
                 return -errno;
 
-        r = partition_tool_path(disk, part, "@@", "@@", &path);
+        r = partition_tool_path(disk, part, "@@", &path);
         if (r < 0)
                 return r;
         if (!path) {

@@ -46,6 +46,10 @@ static int fs_lookup(const char *name) {
         return -EINVAL;
 }
 
+static char *strdup_or_null(const char *s) {
+        return s ? strdup(s) : NULL;
+}
+
 static bool fs_is_growable(const char *name) {
         int i = name ? fs_lookup(name) : -1;
         return i >= 0 && fs_table[i].growable;
@@ -104,6 +108,52 @@ void plan_fingerprint_done(PlanFingerprint *f) {
         *f = (PlanFingerprint) {};
 }
 
+void plan_source_free(PlanSource *s) {
+        if (!s)
+                return;
+        for (size_t i = 0; i < s->n_partitions; i++) {
+                free(s->partitions[i].label);
+                free(s->partitions[i].fstype);
+        }
+        free(s->partitions);
+        free(s->path);
+        free(s->fingerprint);
+        free(s->sha256);
+        free(s->sha256_origin);
+        free(s->os_name);
+        free(s->image_id);
+        free(s->image_version);
+        free(s);
+}
+
+static int plan_source_copy(const PlanSource *from, PlanSource **ret) {
+        _cleanup_(plan_source_freep) PlanSource *s = calloc(1, sizeof(PlanSource));
+
+        if (!s)
+                return -ENOMEM;
+        *s = (PlanSource) {
+                .path = strdup_or_null(from->path),
+                .size = from->size,
+                .fingerprint = strdup_or_null(from->fingerprint),
+                .sha256 = strdup_or_null(from->sha256),
+                .sha256_origin = strdup_or_null(from->sha256_origin),
+                .os_name = strdup_or_null(from->os_name),
+                .image_id = strdup_or_null(from->image_id),
+                .image_version = strdup_or_null(from->image_version),
+                .partitions = calloc(from->n_partitions ?: 1, sizeof(PlanSourcePartition)),
+                .n_partitions = from->n_partitions,
+        };
+        if (!s->path || !s->partitions)
+                return -ENOMEM;
+        for (size_t i = 0; i < from->n_partitions; i++) {
+                s->partitions[i] = from->partitions[i];
+                s->partitions[i].label = strdup_or_null(from->partitions[i].label);
+                s->partitions[i].fstype = strdup_or_null(from->partitions[i].fstype);
+        }
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
 Plan *plan_free(Plan *p) {
         if (!p)
                 return NULL;
@@ -114,6 +164,7 @@ Plan *plan_free(Plan *p) {
                 plan_doomed_done(&p->doomed[i]);
         free(p->doomed);
         plan_fingerprint_done(&p->fingerprint);
+        plan_source_free(p->source);
         free(p->target);
         free(p->target_name);
         free(p->target_description);
@@ -129,9 +180,6 @@ const PlanPartition *plan_find_role(const Plan *p, PartitionRole role) {
         return NULL;
 }
 
-static char *strdup_or_null(const char *s) {
-        return s ? strdup(s) : NULL;
-}
 
 int plan_fingerprint_from_disk(const Disk *d, PlanFingerprint *ret) {
         PlanFingerprint f = {
@@ -221,7 +269,7 @@ static int plan_make_uuid(const Plan *p, const char *purpose, sd_id128_t *ret) {
         return uuid_random(ret);
 }
 
-static int plan_add(Plan *p, PartitionRole role, PartitionAction action, uint64_t start, uint64_t size) {
+static int plan_add_copy(Plan *p, PartitionRole role, PartitionAction action, uint64_t start, uint64_t size, int copy_from) {
         PlanPartition *n = realloc(p->partitions, (p->n_partitions + 1) * sizeof(PlanPartition));
 
         if (!n)
@@ -232,8 +280,13 @@ static int plan_add(Plan *p, PartitionRole role, PartitionAction action, uint64_
                 .action = action,
                 .start = start,
                 .size = size,
+                .copy_from = copy_from,
         };
         return 0;
+}
+
+static int plan_add(Plan *p, PartitionRole role, PartitionAction action, uint64_t start, uint64_t size) {
+        return plan_add_copy(p, role, action, start, size, -1);
 }
 
 static bool partno_taken(const Plan *p, const Disk *d, unsigned partno) {
@@ -254,6 +307,36 @@ static int plan_finish_partition(Plan *p, const Disk *d, PlanPartition *pp, cons
         if (pp->action == ACTION_KEEP)
                 return 0; /* identity and contents stay as they are on disk */
 
+        if (pp->copy_from >= 0) {
+                const PlanSourcePartition *sp = &p->source->partitions[pp->copy_from];
+                bool verity = false;
+
+                for (size_t i = 0; i < p->source->n_partitions; i++)
+                        verity = verity || p->source->partitions[i].role == ROLE_ROOT_VERITY ||
+                                 p->source->partitions[i].role == ROLE_USR_VERITY;
+
+                pp->type_uuid = sp->type_uuid;
+                /* With dm-verity, data and hash partition UUIDs are halves of the root hash
+                 * (UAPI DPS "Verity"): they must be kept. Otherwise each install is new. */
+                if (verity)
+                        pp->uuid = sp->uuid;
+                else {
+                        snprintf(purpose, sizeof(purpose), "partition:%s", partition_role_to_string(pp->role));
+                        r = plan_make_uuid(p, purpose, &pp->uuid);
+                        if (r < 0)
+                                return r;
+                }
+                pp->label = strdup_or_null(pp->role == ROLE_ROOT && o->root_label ? o->root_label : sp->label);
+                if (sp->label && !pp->label)
+                        return -ENOMEM;
+                /* no-auto stays off: the installed system must find its partitions. */
+                pp->flags = sp->flags & ~DPS_FLAG_NO_AUTO;
+                if ((pp->role == ROLE_ROOT || pp->role == ROLE_USR) && !(pp->flags & DPS_FLAG_READ_ONLY) &&
+                    fs_is_growable(sp->fstype) && pp->size > sp->size)
+                        pp->flags |= DPS_FLAG_GROWFS;
+                goto partno;
+        }
+
         r = dps_type_uuid(pp->role, p->arch, &pp->type_uuid);
         if (r < 0)
                 return error_setf(r, "There is no %s partition type for %s.", partition_role_to_string(pp->role),
@@ -264,6 +347,7 @@ static int plan_finish_partition(Plan *p, const Disk *d, PlanPartition *pp, cons
         if (r < 0)
                 return error_setf(r, "Cannot generate a partition UUID: %s", strerror(-r));
 
+partno:
         for (unsigned n = 1; n <= 128; n++)
                 if (!partno_taken(p, d, n)) {
                         pp->partno = n;
@@ -271,6 +355,8 @@ static int plan_finish_partition(Plan *p, const Disk *d, PlanPartition *pp, cons
                 }
         if (pp->partno == 0)
                 return error_setf(-ENOSPC, "%s has no free GPT partition entry left (all 128 are used).", p->target);
+        if (pp->copy_from >= 0)
+                return 0;
 
         switch (pp->role) {
         case ROLE_ESP:
@@ -451,7 +537,8 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
         bool create_esp, create_xbootldr = false;
         SizeRequest root = o->root, home = o->home;
         uint64_t root_min = o->root_min ?: PLAN_ROOT_SIZE_MIN_DEFAULT;
-        uint64_t esp_size = 0, xbootldr_size = 0, swap_size = 0, fixed, rest, cursor;
+        uint64_t esp_size = 0, xbootldr_size = 0, swap_size = 0, copies_size = 0, fixed, rest, cursor;
+        int source_root = -1;
         char detail[512];
         Region region;
         int r;
@@ -474,6 +561,23 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
                 return -ENOMEM;
         p->mode = o->mode;
         p->arch = o->arch >= 0 ? o->arch : architecture_native();
+        if (o->source) {
+                r = plan_source_copy(o->source, &p->source);
+                if (r < 0)
+                        return r;
+                for (size_t i = 0; i < o->source->n_partitions; i++)
+                        if (o->source->partitions[i].role == ROLE_ROOT)
+                                source_root = (int) i;
+                if (source_root < 0)
+                        return error_setf(-EINVAL, "The image %s has no root partition.", o->source->path);
+                {
+                        const DpsType *t = dps_type_from_uuid(o->source->partitions[source_root].type_uuid);
+                        if (o->arch >= 0 && t->arch != o->arch)
+                                return error_setf(-EINVAL, "The image %s is for %s, not %s.", o->source->path,
+                                                  architecture_to_string(t->arch), architecture_to_string(o->arch));
+                        p->arch = t->arch;
+                }
+        }
         p->target_kind = d->kind;
         p->sector_size = d->logical_sector_size ?: 512;
         /* A relative image path would mean something else when the plan file is used elsewhere. */
@@ -563,6 +667,21 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
                         return error_setf(-EINVAL, "A home partition of %s is too small; it needs at least %s.",
                                           FORMAT_BYTES(home.bytes), FORMAT_BYTES(PLAN_HOME_SIZE_MIN));
         }
+        if (source_root >= 0) {
+                const PlanSourcePartition *sr = &o->source->partitions[source_root];
+
+                /* The image's root must fit; a filesystem that cannot grow gets exactly its size. */
+                root_min = MAX(root_min, sr->size);
+                if (!fs_is_growable(sr->fstype) || (sr->flags & DPS_FLAG_READ_ONLY)) {
+                        if (root.kind == SIZE_FIXED && ROUND_UP(root.bytes, PLAN_ALIGNMENT) != ROUND_UP(sr->size, PLAN_ALIGNMENT))
+                                return error_setf(-EINVAL, "The image's root filesystem (%s) cannot grow; --root-size cannot change it.",
+                                                  sr->fstype ?: "unknown");
+                        root = (SizeRequest) { SIZE_FIXED, ROUND_UP(sr->size, PLAN_ALIGNMENT) };
+                }
+                for (size_t i = 0; i < o->source->n_partitions; i++)
+                        if ((int) i != source_root)
+                                copies_size += ROUND_UP(o->source->partitions[i].size, PLAN_ALIGNMENT);
+        }
         root_min = ROUND_UP(root_min, PLAN_ALIGNMENT);
         if (root.kind == SIZE_FIXED) {
                 root.bytes = ROUND_UP(root.bytes, PLAN_ALIGNMENT);
@@ -571,11 +690,12 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
                                           FORMAT_BYTES(root.bytes), FORMAT_BYTES(root_min));
         }
 
-        fixed = esp_size + xbootldr_size + swap_size;
-        snprintf(detail, sizeof(detail), "%s%s%s%s%s%s%s",
+        fixed = esp_size + xbootldr_size + swap_size + copies_size;
+        snprintf(detail, sizeof(detail), "%s%s%s%s%s%s%s%s",
                  create_esp ? "ESP " : "", create_esp ? FORMAT_BYTES(esp_size) : "",
                  create_xbootldr ? ", XBOOTLDR " : "", create_xbootldr ? FORMAT_BYTES(xbootldr_size) : "",
-                 swap_size ? ", swap " : "", swap_size ? FORMAT_BYTES(swap_size) : "", "");
+                 swap_size ? ", swap " : "", swap_size ? FORMAT_BYTES(swap_size) : "",
+                 copies_size ? ", /usr and verity partitions of the image " : "", copies_size ? FORMAT_BYTES(copies_size) : "");
 
         /* With home taking the rest, root gets a default size unless the user gave one: 32 GiB,
          * or half the space on small disks, never less than the image needs. */
@@ -634,9 +754,22 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
                         return r;
                 cursor += swap_size;
         }
+        /* The image's other OS partitions (usr, verity, signatures) keep their sizes and sit
+         * before root, so that root (or home after it) can take the rest. */
+        for (size_t i = 0; p->source && i < p->source->n_partitions; i++) {
+                const PlanSourcePartition *sp = &p->source->partitions[i];
+                uint64_t sz = ROUND_UP(sp->size, PLAN_ALIGNMENT);
+
+                if ((int) i == source_root)
+                        continue;
+                r = plan_add_copy(p, sp->role, ACTION_CREATE, cursor, sz, (int) i);
+                if (r < 0)
+                        return r;
+                cursor += sz;
+        }
         {
                 uint64_t s = root.kind == SIZE_FIXED ? root.bytes : root_min + rest;
-                r = plan_add(p, ROLE_ROOT, ACTION_CREATE, cursor, s);
+                r = plan_add_copy(p, ROLE_ROOT, ACTION_CREATE, cursor, s, source_root);
                 if (r < 0)
                         return r;
                 cursor += s;
@@ -766,6 +899,7 @@ json_object *plan_to_json(const Plan *p) {
                 json_object_object_add(e, "flagNames", gpt_flags_to_json(pp->flags));
                 json_object_object_add(e, "fstype", json_string_or_null(pp->fstype));
                 json_object_object_add(e, "fsLabel", json_string_or_null(pp->fslabel));
+                json_object_object_add(e, "copyFrom", pp->copy_from >= 0 ? json_object_new_int(pp->copy_from) : NULL);
                 json_object_array_add(parts, e);
         }
         json_object_object_add(j, "partitions", parts);
@@ -784,6 +918,38 @@ json_object *plan_to_json(const Plan *p) {
                 json_object_array_add(doomed, e);
         }
         json_object_object_add(j, "destroyed", doomed);
+
+        if (p->source) {
+                const PlanSource *src = p->source;
+                json_object *so = json_object_new_object(), *sparts = json_object_new_array();
+
+                json_object_object_add(so, "path", json_object_new_string(src->path));
+                json_object_object_add(so, "size", json_object_new_int64((int64_t) src->size));
+                json_object_object_add(so, "fingerprint", json_string_or_null(src->fingerprint));
+                json_object_object_add(so, "sha256", json_string_or_null(src->sha256));
+                json_object_object_add(so, "sha256Origin", json_string_or_null(src->sha256_origin));
+                json_object_object_add(so, "osName", json_string_or_null(src->os_name));
+                json_object_object_add(so, "imageId", json_string_or_null(src->image_id));
+                json_object_object_add(so, "imageVersion", json_string_or_null(src->image_version));
+                for (size_t i = 0; i < src->n_partitions; i++) {
+                        const PlanSourcePartition *sp = &src->partitions[i];
+                        json_object *e = json_object_new_object();
+
+                        json_object_object_add(e, "role", json_object_new_string(partition_role_to_string(sp->role)));
+                        json_object_object_add(e, "partno", json_object_new_int((int) sp->partno));
+                        json_object_object_add(e, "start", json_object_new_int64((int64_t) sp->start));
+                        json_object_object_add(e, "size", json_object_new_int64((int64_t) sp->size));
+                        json_object_object_add(e, "typeUuid", json_uuid(sp->type_uuid));
+                        json_object_object_add(e, "uuid", json_uuid(sp->uuid));
+                        json_object_object_add(e, "label", json_string_or_null(sp->label));
+                        json_object_object_add(e, "flags", json_object_new_int64((int64_t) sp->flags));
+                        json_object_object_add(e, "fstype", json_string_or_null(sp->fstype));
+                        json_object_array_add(sparts, e);
+                }
+                json_object_object_add(so, "partitions", sparts);
+                json_object_object_add(j, "source", so);
+        } else
+                json_object_object_add(j, "source", NULL);
         return j;
 }
 
@@ -867,6 +1033,18 @@ static int plan_validate(const Plan *p) {
                                           SD_ID128_TO_UUID_STRING(a->type_uuid), partition_role_to_string(a->role));
                 if (a->action == ACTION_CREATE && a->fstype && fs_lookup(a->fstype) < 0)
                         return error_setf(-EINVAL, "Plan file: partition %u has an unsupported filesystem \"%s\".", a->partno, a->fstype);
+                if (a->copy_from >= 0) {
+                        const PlanSourcePartition *sp;
+
+                        if (!p->source || (size_t) a->copy_from >= p->source->n_partitions)
+                                return error_setf(-EINVAL, "Plan file: partition %u copies from a source partition that does not exist.", a->partno);
+                        sp = &p->source->partitions[a->copy_from];
+                        if (sp->size > a->size)
+                                return error_setf(-EINVAL, "Plan file: partition %u (%s) is smaller than the image partition it copies (%s).",
+                                                  a->partno, FORMAT_BYTES(a->size), FORMAT_BYTES(sp->size));
+                        if (sp->start + sp->size > p->source->size)
+                                return error_setf(-EINVAL, "Plan file: image partition %u lies beyond the end of the image.", sp->partno);
+                }
                 if (a->action == ACTION_KEEP && p->mode == PLAN_ERASE)
                         return error_setf(-EINVAL, "Plan file: partition %u is kept, but the plan erases the disk.", a->partno);
                 for (size_t k = 0; k < i; k++) {
@@ -877,6 +1055,55 @@ static int plan_validate(const Plan *p) {
                                 return error_setf(-EINVAL, "Plan file: partitions %u and %u overlap.", b->partno, a->partno);
                 }
         }
+        return 0;
+}
+
+static int plan_source_from_json(json_object *j, PlanSource **ret) {
+        _cleanup_(plan_source_freep) PlanSource *s = NULL;
+        json_object *so, *parts;
+        int r;
+
+        r = get_field(j, "source", json_type_object, true, &so);
+        if (r < 0)
+                return r;
+        if (!so) {
+                *ret = NULL;
+                return 0;
+        }
+        s = calloc(1, sizeof(PlanSource));
+        if (!s)
+                return -ENOMEM;
+        if ((r = get_string(so, "path", false, &s->path)) < 0 || (r = get_u64(so, "size", false, &s->size)) < 0 ||
+            (r = get_string(so, "fingerprint", true, &s->fingerprint)) < 0 || (r = get_string(so, "sha256", true, &s->sha256)) < 0 ||
+            (r = get_string(so, "sha256Origin", true, &s->sha256_origin)) < 0 ||
+            (r = get_string(so, "osName", true, &s->os_name)) < 0 || (r = get_string(so, "imageId", true, &s->image_id)) < 0 ||
+            (r = get_string(so, "imageVersion", true, &s->image_version)) < 0 ||
+            (r = get_field(so, "partitions", json_type_array, false, &parts)) < 0)
+                return r;
+        s->n_partitions = json_object_array_length(parts);
+        s->partitions = calloc(s->n_partitions ?: 1, sizeof(PlanSourcePartition));
+        if (!s->partitions)
+                return -ENOMEM;
+        for (size_t i = 0; i < s->n_partitions; i++) {
+                PlanSourcePartition *sp = &s->partitions[i];
+                json_object *v = json_object_array_get_idx(parts, i);
+                _cleanup_(freep) char *role = NULL;
+                uint64_t partno;
+
+                if (!json_object_is_type(v, json_type_object))
+                        return error_setf(-EINVAL, "Plan file: source partition %zu is not an object.", i);
+                if ((r = get_string(v, "role", false, &role)) < 0 || (r = get_u64(v, "partno", false, &partno)) < 0 ||
+                    (r = get_u64(v, "start", false, &sp->start)) < 0 || (r = get_u64(v, "size", false, &sp->size)) < 0 ||
+                    (r = get_uuid(v, "typeUuid", &sp->type_uuid)) < 0 || (r = get_uuid(v, "uuid", &sp->uuid)) < 0 ||
+                    (r = get_string(v, "label", true, &sp->label)) < 0 || (r = get_u64(v, "flags", false, &sp->flags)) < 0 ||
+                    (r = get_string(v, "fstype", true, &sp->fstype)) < 0)
+                        return r;
+                sp->partno = (unsigned) MIN(partno, 1000);
+                sp->role = partition_role_from_string(role);
+                if (sp->role < 0)
+                        return error_setf(-EINVAL, "Plan file: unknown source partition role \"%s\".", role);
+        }
+        *ret = TAKE_PTR(s);
         return 0;
 }
 
@@ -958,6 +1185,15 @@ int plan_from_json(json_object *j, Plan **ret) {
                     (r = get_u64(v, "flags", false, &pp->flags)) < 0 || (r = get_string(v, "fstype", true, &pp->fstype)) < 0 ||
                     (r = get_string(v, "fsLabel", true, &pp->fslabel)) < 0)
                         return r;
+                {
+                        json_object *cf = NULL;
+                        pp->copy_from = -1;
+                        if (json_object_object_get_ex(v, "copyFrom", &cf) && cf) {
+                                if (!json_object_is_type(cf, json_type_int) || json_object_get_int(cf) < 0)
+                                        return error_setf(-EINVAL, "Plan file: field \"copyFrom\" must be a non-negative integer.");
+                                pp->copy_from = json_object_get_int(cf);
+                        }
+                }
                 pp->partno = (unsigned) MIN(partno, 1000);
                 pp->role = partition_role_from_string(role);
                 if (pp->role < 0)
@@ -986,6 +1222,9 @@ int plan_from_json(json_object *j, Plan **ret) {
                 dd->partno = (unsigned) MIN(partno, 1000);
         }
 
+        r = plan_source_from_json(j, &p->source);
+        if (r < 0)
+                return r;
         r = plan_validate(p);
         if (r < 0)
                 return r;
@@ -1031,6 +1270,10 @@ void plan_print_table(const Plan *p, FILE *f) {
         else
                 fprintf(f, "Mode:    free space — existing partitions are kept; new ones go into %s at %s\n",
                         FORMAT_BYTES(p->free_size), FORMAT_BYTES(p->free_start));
+        if (p->source)
+                fprintf(f, "Image:   %s — %s%s%s\n", p->source->path, p->source->os_name ?: "unknown OS",
+                        p->source->sha256 ? ", checksum from " : ", no checksum to verify against",
+                        p->source->sha256 ? p->source->sha256_origin : "");
         fprintf(f, "Disk ID: %s%s%s\n\n", SD_ID128_TO_UUID_STRING(p->disk_uuid), p->seed ? "  (derived from seed " : "",
                 p->seed ? ")" : "");
 
@@ -1042,8 +1285,10 @@ void plan_print_table(const Plan *p, FILE *f) {
 
                 format_flags(pp->flags, flags, sizeof(flags));
                 fprintf(f, "%-3u %-9s %-7s %10s %10s  %-13s %-16s %-6s %s\n", pp->partno, partition_role_to_string(pp->role),
-                        partition_action_to_string(pp->action), FORMAT_BYTES(pp->start), FORMAT_BYTES(pp->size),
-                        dps_type_name(pp->type_uuid) ?: "?", pp->label ?: "-", pp->fstype ?: "-", flags[0] ? flags : "-");
+                        pp->copy_from >= 0 ? "copy" : partition_action_to_string(pp->action), FORMAT_BYTES(pp->start),
+                        FORMAT_BYTES(pp->size), dps_type_name(pp->type_uuid) ?: "?", pp->label ?: "-",
+                        pp->copy_from >= 0 ? (p->source->partitions[pp->copy_from].fstype ?: "?") : (pp->fstype ?: "-"),
+                        flags[0] ? flags : "-");
         }
         fprintf(f, "\nPARTUUIDs:\n");
         for (size_t i = 0; i < p->n_partitions; i++)

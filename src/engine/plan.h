@@ -63,6 +63,34 @@ typedef struct SizeRequest {
 /* Parses "none"/"no"/"0", "rest"/"fill", or a size ("20G"). */
 int size_request_parse(const char *s, SizeRequest *ret);
 
+/* One partition of the OS image that the plan copies block by block (root, usr, verity, …). */
+typedef struct PlanSourcePartition {
+        PartitionRole role;
+        unsigned partno;          /* in the image */
+        uint64_t start, size;     /* bytes, in the image */
+        sd_id128_t type_uuid;
+        sd_id128_t uuid;
+        char *label;
+        uint64_t flags;
+        char *fstype;
+} PlanSourcePartition;
+
+/* The OS image a plan installs, as it was when planned; the executor checks it is unchanged. */
+typedef struct PlanSource {
+        char *path;
+        uint64_t size;
+        char *fingerprint;        /* partition table of the image, as for targets */
+        char *sha256;             /* expected SHA256 of the whole image, or NULL when none is known */
+        char *sha256_origin;      /* the SHA256SUMS or .sha256 file it came from */
+        char *os_name;            /* PRETTY_NAME of the image */
+        char *image_id, *image_version;
+        PlanSourcePartition *partitions;
+        size_t n_partitions;
+} PlanSource;
+
+void plan_source_free(PlanSource *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(PlanSource *, plan_source_free);
+
 typedef struct PlanPartition {
         PartitionRole role;
         PartitionAction action;
@@ -72,8 +100,9 @@ typedef struct PlanPartition {
         sd_id128_t uuid;         /* PARTUUID */
         char *label;             /* GPT partition name */
         uint64_t flags;          /* GPT attribute bits */
-        char *fstype;            /* filesystem to create; NULL when the partition is filled later */
+        char *fstype;            /* filesystem to create; NULL when the partition is copied */
         char *fslabel;
+        int copy_from;           /* index into source->partitions to copy, or -1 */
 } PlanPartition;
 
 /* A partition that exists on the target and will be destroyed by the plan. */
@@ -114,6 +143,8 @@ typedef struct Plan {
         size_t n_doomed;
 
         uint64_t free_start, free_size; /* the region the plan fills (free mode), or the whole disk */
+
+        PlanSource *source;      /* the image to install, NULL for a plan that only partitions */
 } Plan;
 
 typedef struct PlanOptions {
@@ -129,6 +160,7 @@ typedef struct PlanOptions {
         const char *root_label;  /* default: "root-<arch>"; the image's os-release when known */
         const char *root_fs;     /* default "ext4" */
         const char *home_fs;     /* default "ext4" */
+        const PlanSource *source;/* install this image: its OS partitions are copied, not formatted */
 } PlanOptions;
 
 void plan_options_init(PlanOptions *o);

@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "fileio.h"
+#include "fsread.h"
+#include "log.h"
+#include "run.h"
+
+void strv_free(char **l) {
+        for (char **p = l; p && *p; p++)
+                free(*p);
+        free(l);
+}
+
+int fs_tool_path(const FsLocation *l, const char *separator, char **ret) {
+        struct stat st;
+        char *s;
+
+        if (l->node && stat(l->node, &st) == 0 && S_ISBLK(st.st_mode)) {
+                s = strdup(l->node);
+                if (!s)
+                        return -ENOMEM;
+                *ret = s;
+                return 0;
+        }
+        if (strstr(l->disk, separator[0] == '?' ? "?" : separator)) {
+                *ret = NULL;
+                return 0;
+        }
+        if (asprintf(&s, "%s%s%" PRIu64, l->disk, separator, l->offset) < 0)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}
+
+static bool is_ext(const char *fstype) {
+        return fstype && (streq(fstype, "ext2") || streq(fstype, "ext3") || streq(fstype, "ext4"));
+}
+
+static bool is_fat(const char *fstype) {
+        return fstype && streq(fstype, "vfat");
+}
+
+static int mtools_env(void) {
+        /* mtools refuses FAT filesystems whose geometry fields look odd unless told not to
+         * check; ESPs written by firmware tools often do. Children inherit our environment. */
+        return setenv("MTOOLS_SKIP_CHECK", "1", 1) < 0 ? -errno : 0;
+}
+
+int fs_read_file(const FsLocation *l, const char *path, void **ret, size_t *ret_size) {
+        _cleanup_(freep) char *tool_path = NULL, *out = NULL, *cmd = NULL, *spec = NULL;
+        size_t size = 0;
+        int r;
+
+        if (is_ext(l->fstype)) {
+                r = fs_tool_path(l, "?offset=", &tool_path);
+                if (r < 0)
+                        return r;
+                if (!tool_path)
+                        return -EOPNOTSUPP;
+                if (asprintf(&cmd, "cat %s", path) < 0)
+                        return -ENOMEM;
+                /* -c: do not read the bitmaps (slow, and unneeded); debugfs never writes without -w.
+                 * It prints nothing and exits 0 for a missing file, so an empty result is ENOENT. */
+                char *argv[] = { (char *) "debugfs", (char *) "-c", (char *) "-R", cmd, tool_path, NULL };
+                r = run_command(argv, &(RunOptions) { .ret_stdout = &out, .ret_stdout_size = &size, .quiet_stderr = true });
+        } else if (is_fat(l->fstype)) {
+                r = mtools_env();
+                if (r < 0)
+                        return r;
+                r = fs_tool_path(l, "@@", &tool_path);
+                if (r < 0)
+                        return r;
+                if (!tool_path)
+                        return -EOPNOTSUPP;
+                if (asprintf(&spec, "::%s", path) < 0)
+                        return -ENOMEM;
+                /* mtype without -t copies the bytes unchanged. */
+                char *argv[] = { (char *) "mtype", (char *) "-i", tool_path, spec, NULL };
+                r = run_command(argv, &(RunOptions) { .ret_stdout = &out, .ret_stdout_size = &size, .quiet_stderr = true });
+        } else
+                return -EOPNOTSUPP;
+
+        if (r == -ENOMEM || r == -ENOPKG)
+                return r;
+        if (r < 0 || size == 0)
+                return -ENOENT;
+        *ret = TAKE_PTR(out);
+        *ret_size = size;
+        return 0;
+}
+
+int fs_list_dir(const FsLocation *l, const char *dir, char ***ret) {
+        _cleanup_(freep) char *tool_path = NULL, *out = NULL, *spec = NULL;
+        char **names = NULL;
+        size_t n = 0;
+        int r;
+
+        if (!is_fat(l->fstype))
+                return -EOPNOTSUPP;
+        r = mtools_env();
+        if (r < 0)
+                return r;
+        r = fs_tool_path(l, "@@", &tool_path);
+        if (r < 0)
+                return r;
+        if (!tool_path)
+                return -EOPNOTSUPP;
+        if (asprintf(&spec, "::%s", dir) < 0)
+                return -ENOMEM;
+
+        /* -b: bare listing, one "::/dir/name" per line, directories with a trailing "/". */
+        char *argv[] = { (char *) "mdir", (char *) "-b", (char *) "-i", tool_path, spec, NULL };
+        r = run_command(argv, &(RunOptions) { .ret_stdout = &out, .quiet_stderr = true });
+        if (r == -ENOMEM || r == -ENOPKG)
+                return r;
+        if (r < 0)
+                return -ENOENT;
+
+        names = calloc(1, sizeof(char *));
+        if (!names)
+                return -ENOMEM;
+        for (char *line = out; line && *line;) {
+                char *eol = strchrnul(line, '\n'), *base, *end = eol, **nn;
+
+                while (end > line && (end[-1] == '\r' || end[-1] == ' '))
+                        end--;
+                base = end;
+                if (base > line && base[-1] == '/')
+                        base--;
+                while (base > line && base[-1] != '/')
+                        base--;
+                if (end > base) {
+                        nn = realloc(names, (n + 2) * sizeof(char *));
+                        if (!nn || !(nn[n] = strndup(base, (size_t) (end - base)))) {
+                                strv_free(nn ?: names);
+                                return -ENOMEM;
+                        }
+                        names = nn;
+                        names[++n] = NULL;
+                }
+                line = *eol ? eol + 1 : eol;
+        }
+        *ret = names;
+        return 0;
+}
+
+int fat_mkdirs(const FsLocation *l, const char *const *dirs) {
+        _cleanup_(freep) char *tool_path = NULL;
+        int r;
+
+        r = mtools_env();
+        if (r < 0)
+                return r;
+        r = fs_tool_path(l, "@@", &tool_path);
+        if (r < 0)
+                return r;
+        if (!tool_path)
+                return error_setf(-EOPNOTSUPP, "Cannot name %s in mtools syntax.", l->disk);
+
+        for (size_t i = 0; dirs[i]; i++) {
+                _cleanup_(freep) char *spec = NULL, *out = NULL;
+
+                if (asprintf(&spec, "::%s", dirs[i]) < 0)
+                        return -ENOMEM;
+                /* Existing directories are fine: check first, since mmd fails on them. */
+                char *check[] = { (char *) "mdir", (char *) "-b", (char *) "-i", tool_path, spec, NULL };
+                if (run_command(check, &(RunOptions) { .ret_stdout = &out, .quiet_stderr = true }) >= 0)
+                        continue;
+                char *argv[] = { (char *) "mmd", (char *) "-i", tool_path, spec, NULL };
+                r = run_command(argv, NULL);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int fat_write_file(const FsLocation *l, const char *path, const void *data, size_t size) {
+        _cleanup_(freep) char *tool_path = NULL, *spec = NULL;
+        _cleanup_(closep) int fd = -EBADF;
+        char src[64];
+        int r;
+
+        r = mtools_env();
+        if (r < 0)
+                return r;
+        r = fs_tool_path(l, "@@", &tool_path);
+        if (r < 0)
+                return r;
+        if (!tool_path)
+                return error_setf(-EOPNOTSUPP, "Cannot name %s in mtools syntax.", l->disk);
+
+        /* The content goes through an anonymous memory file: nothing lands in /tmp, and secrets
+         * such as the random seed never touch a disk other than the target. */
+        fd = memfd_create("imprint-fat-file", MFD_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        r = pwrite_full(fd, data, size, 0);
+        if (r < 0)
+                return r;
+        snprintf(src, sizeof(src), "/proc/self/fd/%d", fd);
+        if (asprintf(&spec, "::%s", path) < 0)
+                return -ENOMEM;
+
+        /* -o: overwrite an existing file without asking; -n: no confirmation either. */
+        char *argv[] = { (char *) "mcopy", (char *) "-o", (char *) "-n", (char *) "-i", tool_path, src, spec, NULL };
+        return run_command(argv, &(RunOptions) { .keep_fd = fd });
+}
