@@ -14,6 +14,7 @@
 #include "disk.h"
 #include "error.h"
 #include "executor.h"
+#include "image.h"
 #include "log.h"
 #include "plan.h"
 #include "size.h"
@@ -26,6 +27,7 @@ enum {
         EXIT_TOO_SMALL = 4, /* the layout does not fit on the target */
         EXIT_CHANGED = 5,   /* the target changed since the plan was made */
         EXIT_CANCELED = 6,  /* not confirmed; nothing was written */
+        EXIT_BAD_IMAGE = 7, /* the OS image is unusable: truncated, damaged, checksum mismatch, not a DDI */
 };
 
 static int exit_code_from_errno(int r) {
@@ -50,6 +52,8 @@ static int exit_code_from_errno(int r) {
                 return EXIT_CHANGED;
         case ECANCELED:
                 return EXIT_CANCELED;
+        case EBADMSG:
+                return EXIT_BAD_IMAGE;
         default:
                 return EXIT_FAILED;
         }
@@ -95,11 +99,15 @@ static void help(void) {
                "  imprint [-v] disks [--json] [--no-probe] [DISK|FILE…]\n"
                "  imprint plan  --target DISK|FILE [LAYOUT OPTIONS] [--plan-file FILE] [--json]\n"
                "  imprint apply --plan-file FILE [--yes] [--json]\n"
-               "  imprint apply --target DISK|FILE [LAYOUT OPTIONS] [--yes] [--json]\n\n"
+               "  imprint apply --target DISK|FILE [LAYOUT OPTIONS] [--yes] [--json]\n"
+               "  imprint install --source IMAGE --target DISK|FILE [LAYOUT OPTIONS] [--yes] [--json] [--no-variables]\n"
+               "  imprint install --plan-file FILE [--yes] [--json] [--no-variables]\n\n"
                "Commands:\n"
                "  disks    List the disks, what is on them, and whether they can be a target\n"
                "  plan     Show (and optionally save) the partition layout for a target; writes nothing\n"
-               "  apply    Write the partition table and filesystems of a plan to its target\n\n"
+               "  apply    Write the partition table and filesystems of a plan to its target\n"
+               "  install  Install an OS image (a Discoverable Disk Image with UKIs): partition, copy,\n"
+               "           verify, and make the target boot with systemd-boot\n\n"
                "Layout options:\n"
                "  --erase                 Replace everything on the disk (default)\n"
                "  --free                  Keep existing partitions; use the largest free region\n"
@@ -113,7 +121,9 @@ static void help(void) {
                "  --architecture=ARCH     x86-64, arm64, x86, riscv64 (default: this machine's)\n"
                "  --seed=STRING           Derive all UUIDs from STRING (reproducible layouts)\n\n"
                "Other options:\n"
-               "  --plan-file=FILE        plan: save the plan there; apply: execute exactly that plan\n"
+               "  --source=IMAGE          The OS image to install (plan, install)\n"
+               "  --no-variables          Do not add a firmware boot entry (EFI variable)\n"
+               "  --plan-file=FILE        plan: save the plan there; apply/install: execute exactly that plan\n"
                "  --json                  Machine-readable output (apply: one JSON object per progress event)\n"
                "  -y --yes                Do not ask for confirmation before writing\n"
                "  -v --verbose            Log what is done (twice: debug)\n"
@@ -229,6 +239,8 @@ enum {
         OPT_ROOT_LABEL,
         OPT_ARCH,
         OPT_SEED,
+        OPT_SOURCE,
+        OPT_NO_VARIABLES,
 };
 
 static const struct option plan_options[] = {
@@ -247,6 +259,8 @@ static const struct option plan_options[] = {
         { "root-label", required_argument, NULL, OPT_ROOT_LABEL },
         { "architecture", required_argument, NULL, OPT_ARCH },
         { "seed", required_argument, NULL, OPT_SEED },
+        { "source", required_argument, NULL, OPT_SOURCE },
+        { "no-variables", no_argument, NULL, OPT_NO_VARIABLES },
         { "yes", no_argument, NULL, 'y' },
         { "verbose", no_argument, NULL, 'v' },
         {},
@@ -254,6 +268,8 @@ static const struct option plan_options[] = {
 
 typedef struct PlanArgs {
         const char *target;
+        const char *source;
+        bool no_variables;
         const char *plan_file;
         bool layout_given;
         PlanOptions opts;
@@ -270,7 +286,7 @@ static int parse_plan_args(int argc, char *argv[], PlanArgs *a) {
 
         plan_options_init(&a->opts);
         while ((c = getopt_long(argc, argv, "yv", plan_options, NULL)) >= 0) {
-                if (c >= OPT_ERASE)
+                if (c >= OPT_ERASE && c <= OPT_SEED)
                         a->layout_given = true;
                 switch (c) {
                 case OPT_JSON:
@@ -285,6 +301,12 @@ static int parse_plan_args(int argc, char *argv[], PlanArgs *a) {
                         break;
                 case OPT_TARGET:
                         a->target = optarg;
+                        break;
+                case OPT_SOURCE:
+                        a->source = optarg;
+                        break;
+                case OPT_NO_VARIABLES:
+                        a->no_variables = true;
                         break;
                 case OPT_PLAN_FILE:
                         a->plan_file = optarg;
@@ -344,18 +366,53 @@ static int parse_plan_args(int argc, char *argv[], PlanArgs *a) {
         return 0;
 }
 
-static int build_plan(const PlanArgs *a, Plan **ret) {
-        _cleanup_(disk_freep) Disk *d = NULL;
+/* Opens the image and reads everything the plan and the boot step need from it. */
+static int open_image(const char *path, Image **ret) {
+        _cleanup_(image_freep) Image *img = NULL;
         int r;
 
+        r = image_open(path, &img);
+        if (r < 0)
+                return r;
+        r = image_find_checksum(img);
+        if (r < 0)
+                return r;
+        r = image_load_boot(img);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(img);
+        return 0;
+}
+
+static int build_plan(const PlanArgs *a, Image **img, Plan **ret) {
+        _cleanup_(plan_source_freep) PlanSource *src = NULL;
+        _cleanup_(disk_freep) Disk *d = NULL;
+        PlanOptions o = a->opts;
+        int r;
+
+        if (a->source) {
+                r = open_image(a->source, img);
+                if (r < 0)
+                        return r;
+                r = image_to_plan_source(*img, &src);
+                if (r < 0)
+                        return r;
+                o.source = src;
+        }
         r = disk_discover(a->target, &(DiscoverOptions) { .probe_os = true }, &d);
         if (r < 0)
                 return r;
-        return plan_build(d, &a->opts, ret);
+        if (a->source && d->kind == DISK_IMAGE_FILE) {
+                _cleanup_(freep) char *s = realpath(a->source, NULL), *t = realpath(a->target, NULL);
+                if (s && t && streq(s, t))
+                        return error_setf(-EINVAL, "The image and the target are the same file, %s.", s);
+        }
+        return plan_build(d, &o, ret);
 }
 
 static int verb_plan(int argc, char *argv[]) {
         _cleanup_(plan_freep) Plan *p = NULL;
+        _cleanup_(image_freep) Image *img = NULL;
         PlanArgs a = {};
         int r;
 
@@ -365,7 +422,7 @@ static int verb_plan(int argc, char *argv[]) {
         if (!a.target)
                 return usage_error("plan: --target DISK|FILE is required.");
 
-        r = build_plan(&a, &p);
+        r = build_plan(&a, &img, &p);
         if (r < 0)
                 return fail(r);
         if (a.plan_file) {
@@ -463,24 +520,31 @@ static int on_confirm(const Plan *p, void *userdata) {
         return streq(answer, p->target_name);
 }
 
-static int verb_apply(int argc, char *argv[]) {
+static int run_plan(const PlanArgs *a, bool need_image) {
         _cleanup_(plan_freep) Plan *p = NULL;
-        PlanArgs a = {};
+        _cleanup_(image_freep) Image *img = NULL;
         int r;
 
-        r = parse_plan_args(argc, argv, &a);
-        if (r != 0)
-                return r;
-        if (a.plan_file && (a.target || a.layout_given))
-                return usage_error("apply: give either --plan-file or --target with layout options, not both.");
-        if (!a.plan_file && !a.target)
-                return usage_error("apply: --plan-file FILE or --target DISK|FILE is required.");
+        if (a->plan_file && (a->target || a->source || a->layout_given))
+                return usage_error("give either --plan-file or --target (and --source) with layout options, not both.");
+        if (!a->plan_file && !a->target)
+                return usage_error("--plan-file FILE or --target DISK|FILE is required.");
+        if (!a->plan_file && need_image && !a->source)
+                return usage_error("install: --source IMAGE is required (or --plan-file of a plan made with --source).");
 
-        r = a.plan_file ? plan_load(a.plan_file, &p) : build_plan(&a, &p);
+        if (a->plan_file) {
+                r = plan_load(a->plan_file, &p);
+                if (r >= 0 && need_image && !p->source)
+                        r = error_setf(-EINVAL, "The plan %s installs no image; make it with --source, or use imprint apply.", a->plan_file);
+                if (r >= 0 && p->source)
+                        r = open_image(p->source->path, &img);
+        } else
+                r = build_plan(a, &img, &p);
         if (r < 0)
                 return fail(r);
 
-        r = executor_apply(p, &(ExecCallbacks) { .progress = on_progress, .confirm = on_confirm });
+        r = executor_run(p, img, &(ExecOptions) { .no_variables = a->no_variables },
+                         &(ExecCallbacks) { .progress = on_progress, .confirm = on_confirm });
         if (r < 0) {
                 int code = fail(r);
                 if (arg_json) {
@@ -496,9 +560,23 @@ static int verb_apply(int argc, char *argv[]) {
         }
         if (arg_json)
                 puts("{\"event\":\"result\",\"success\":true,\"exitCode\":0}");
+        else if (p->source)
+                printf("%s is installed on %s.\n", p->source->os_name ?: p->source->path, p->target);
         else
                 printf("%s is partitioned as planned.\n", p->target);
         return EXIT_OK;
+}
+
+static int verb_apply(int argc, char *argv[]) {
+        PlanArgs a = {};
+        int r = parse_plan_args(argc, argv, &a);
+        return r != 0 ? r : run_plan(&a, false);
+}
+
+static int verb_install(int argc, char *argv[]) {
+        PlanArgs a = {};
+        int r = parse_plan_args(argc, argv, &a);
+        return r != 0 ? r : run_plan(&a, true);
 }
 
 /* ---- main -------------------------------------------------------------------------------- */
@@ -511,6 +589,7 @@ int main(int argc, char *argv[]) {
                 { "disks", verb_disks },
                 { "plan", verb_plan },
                 { "apply", verb_apply },
+                { "install", verb_install },
         };
         int i;
 

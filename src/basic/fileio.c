@@ -196,3 +196,7 @@ char *strjoin_free(char *a, const char *b) {
         memcpy(r + la, b, lb + 1);
         return r;
 }
+
+char *strdup_safe(const char *s) {
+        return s ? strdup(s) : NULL;
+}

@@ -23,3 +23,6 @@ int pread_full(int fd, void *buf, size_t len, uint64_t offset);
 
 char *strjoin_free(char *a, const char *b);
 char *strstrip(char *s);
+
+/* strdup() that passes NULL through. */
+char *strdup_safe(const char *s);

@@ -10,8 +10,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "blockcopy.h"
+#include "boot.h"
 #include "error.h"
 #include "executor.h"
+#include "image.h"
 #include "log.h"
 #include "mkfs.h"
 #include "partition.h"
@@ -41,6 +44,11 @@ typedef struct Step {
 
 struct Exec {
         const Plan *plan;
+        Image *img;
+        const ExecOptions *opts;
+        int src_fd;           /* the image, open read-only */
+        uint64_t last_update_usec;
+        bool partitioned;     /* the partition table was written: failures leave a non-booting disk */
         const ExecCallbacks *cb;
         Disk *disk;           /* the target as discovered right before writing */
         int fd;               /* the target, open read-write */
@@ -80,6 +88,17 @@ static void emit(Exec *e, ProgressEventType type, uint64_t done, const char *mes
                 .elapsed_usec = elapsed,
                 .message = message,
         }, e->cb->userdata);
+}
+
+/* At most ten updates a second: enough for a smooth bar, cheap for a pipe to a log. */
+static void on_copy_progress(uint64_t done, uint64_t total, void *userdata) {
+        Exec *e = userdata;
+        uint64_t now = now_usec();
+
+        if (done < total && now - e->last_update_usec < 100 * 1000)
+                return;
+        e->last_update_usec = now;
+        emit(e, PROGRESS_UPDATE, done, NULL);
 }
 
 static Step *add_step(Exec *e, const char *id, uint64_t total, int (*run)(Exec *, Step *), const char *fmt, ...)
@@ -140,6 +159,83 @@ static int step_format(Exec *e, Step *s) {
         return 0;
 }
 
+static int step_verify_image(Exec *e, Step *s) {
+        const PlanSource *src = e->plan->source;
+        char hex[65];
+        int r;
+
+        r = sha256_file(e->src_fd, src->size, on_copy_progress, e, hex);
+        if (r < 0)
+                return error_setf(r, "Cannot read the image %s: %s", src->path, strerror(-r));
+        if (!streq(hex, src->sha256))
+                return error_setf(-EBADMSG,
+                                  "The image %s does not match its checksum: its SHA256 is %s, but %s says %s. "
+                                  "It is damaged or not the image that was published. Nothing was written.",
+                                  src->path, hex, src->sha256_origin ?: "the plan", src->sha256);
+        log_info("image %s matches SHA256 %s from %s", src->path, hex, src->sha256_origin ?: "the plan");
+        return 0;
+}
+
+static int step_copy(Exec *e, Step *s) {
+        const PlanPartition *pp = s->partition;
+        const PlanSourcePartition *sp = &e->plan->source->partitions[pp->copy_from];
+        uint8_t digest[COPY_DIGEST_SIZE], back[COPY_DIGEST_SIZE];
+        uint64_t written = 0;
+        int r;
+
+        r = copy_region(&(CopyRegion) {
+                .src_fd = e->src_fd,
+                .src_offset = sp->start,
+                .length = sp->size,
+                .dst_fd = e->fd,
+                .dst_offset = pp->start,
+                .dst_is_block = e->plan->target_kind == DISK_BLOCK,
+        }, on_copy_progress, e, digest, &written);
+        if (r < 0)
+                return error_setf(r, "Copying partition %u of the image to partition %u of %s failed: %s", sp->partno, pp->partno,
+                                  e->plan->target, strerror(-r));
+        if (fsync(e->fd) < 0)
+                return error_setf(-errno, "Cannot flush %s: %m", e->plan->target);
+
+        /* Read back what landed and compare: a bad cable, a fake-capacity USB stick or a failing
+         * disk shows here, not at the first boot. */
+        r = copy_region_digest(e->src_fd, sp->start, e->fd, pp->start, sp->size, NULL, NULL, back);
+        if (r < 0)
+                return error_setf(r, "Cannot read back partition %u of %s: %s", pp->partno, e->plan->target, strerror(-r));
+        if (memcmp(digest, back, sizeof(digest)) != 0)
+                return error_setf(-EIO, "Partition %u of %s does not read back what was written to it: the disk is faulty or "
+                                        "was changed during the install.", pp->partno, e->plan->target);
+        log_info("copied %s of data (%s in all) into partition %u and read it back intact", FORMAT_BYTES(written),
+                 FORMAT_BYTES(sp->size), pp->partno);
+        return 0;
+}
+
+static int step_boot(Exec *e, Step *s) {
+        _cleanup_(freep) char *esp_node = NULL, *boot_node = NULL;
+        const PlanPartition *esp = plan_find_role(e->plan, ROLE_ESP), *xb = plan_find_role(e->plan, ROLE_XBOOTLDR);
+        _cleanup_(boot_result_done) BootResult res = { .boot_entry = -1 };
+        int r;
+
+        if (e->plan->target_kind == DISK_BLOCK) {
+                r = disk_partition_node(e->disk, esp->partno, &esp_node);
+                if (r >= 0 && xb)
+                        r = disk_partition_node(e->disk, xb->partno, &boot_node);
+                if (r < 0)
+                        return r;
+        }
+        r = boot_install(e->plan, e->img, esp_node, boot_node,
+                         &(BootOptions) {
+                                 .no_variables = e->opts && e->opts->no_variables,
+                                 .efivars_root = e->opts ? e->opts->efivars_root : NULL,
+                         },
+                         &res);
+        if (r < 0)
+                return r;
+        if (res.note)
+                log_notice("%s", res.note);
+        return 0;
+}
+
 static int step_sync(Exec *e, Step *s) {
         if (fsync(e->fd) < 0)
                 return error_setf(-errno, "Cannot flush %s: %m", e->plan->target);
@@ -149,6 +245,8 @@ static int step_sync(Exec *e, Step *s) {
 static void exec_done(Exec *e) {
         if (e->fd >= 0)
                 close(e->fd);
+        if (e->src_fd >= 0)
+                close(e->src_fd);
         disk_free(e->disk);
 }
 
@@ -170,6 +268,27 @@ static int preflight(Exec *e) {
                 if (!find_executable(prog))
                         return error_setf(-ENOPKG, "%s is needed to create the %s filesystem of partition %u, but it is not installed.",
                                           prog, pp->fstype, pp->partno);
+        }
+
+        if (p->source) {
+                _cleanup_(plan_source_freep) PlanSource *now = NULL;
+                static const char *const tools[] = { "mcopy", "mmd", "mdir" };
+
+                if (!e->img)
+                        return error_setf(-EINVAL, "The plan installs %s, but the image was not opened.", p->source->path);
+                for (size_t i = 0; i < ELEMENTSOF(tools); i++)
+                        if (!find_executable(tools[i]))
+                                return error_setf(-ENOPKG, "%s (mtools) is needed to install the boot loader, but it is not installed.",
+                                                  tools[i]);
+                r = image_to_plan_source(e->img, &now);
+                if (r < 0)
+                        return r;
+                if (!streq_ptr(now->path, p->source->path) || now->size != p->source->size ||
+                    !streq_ptr(now->fingerprint, p->source->fingerprint))
+                        return error_setf(-ESTALE, "The image %s changed since the plan was made. Make a new plan.", p->source->path);
+                e->src_fd = open(p->source->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+                if (e->src_fd < 0)
+                        return error_setf(-errno, "Cannot open the image %s: %m", p->source->path);
         }
 
         r = disk_discover(p->target, &(DiscoverOptions) {}, &e->disk);
@@ -205,10 +324,16 @@ static int preflight(Exec *e) {
         return 0;
 }
 
-int executor_apply(const Plan *p, const ExecCallbacks *cb) {
-        Exec e = { .plan = p, .cb = cb, .fd = -EBADF };
+int executor_run(const Plan *p, Image *img, const ExecOptions *o, const ExecCallbacks *cb) {
+        Exec e = { .plan = p, .img = img, .opts = o, .cb = cb, .fd = -EBADF, .src_fd = -EBADF };
+        struct stat st;
         int r;
 
+        /* A checksum is verified before anything is written, when the image is a file that can
+         * be read twice cheaply. */
+        if (p->source && p->source->sha256 && stat(p->source->path, &st) == 0 && S_ISREG(st.st_mode))
+                add_step(&e, "verify-image", p->source->size, step_verify_image, "Verifying the image against %s",
+                         p->source->sha256_origin ?: "its checksum");
         add_step(&e, "partition", 1, step_partition, "Writing the partition table to %s", p->target);
         if (p->target_kind == DISK_BLOCK)
                 add_step(&e, "partition-nodes", 1, step_kernel, "Waiting for the kernel to show the new partitions");
@@ -226,6 +351,24 @@ int executor_apply(const Plan *p, const ExecCallbacks *cb) {
                         return -E2BIG;
                 s->partition = pp;
         }
+        for (size_t i = 0; p->source && i < p->n_partitions; i++) {
+                const PlanPartition *pp = &p->partitions[i];
+                char id[32];
+                Step *s;
+
+                if (pp->copy_from < 0)
+                        continue;
+                snprintf(id, sizeof(id), "copy-%s", partition_role_to_string(pp->role));
+                s = add_step(&e, id, p->source->partitions[pp->copy_from].size, step_copy,
+                             "Copying the image's %s partition (%s) to partition %u", partition_role_to_string(pp->role),
+                             FORMAT_BYTES(p->source->partitions[pp->copy_from].size), pp->partno);
+                if (!s)
+                        return -E2BIG;
+                s->partition = pp;
+        }
+        if (p->source)
+                add_step(&e, "boot", 1, step_boot, "Installing systemd-boot and %zu unified kernel image%s", img ? img->n_ukis : 0,
+                         img && img->n_ukis == 1 ? "" : "s");
         add_step(&e, "sync", 1, step_sync, "Flushing %s", p->target);
 
         r = preflight(&e);
@@ -251,10 +394,15 @@ int executor_apply(const Plan *p, const ExecCallbacks *cb) {
                 if (r < 0) {
                         if (!error_message())
                                 error_setf(r, "%s failed: %s", s->description, strerror(-r));
+                        if (e.partitioned && p->source)
+                                error_setf(r, "%s %s is partitioned but not bootable; nothing on it can be used. Fix the cause and install again.",
+                                           error_message(), p->target);
                         emit(&e, PROGRESS_FAILED, 0, error_message());
                         goto finish;
                 }
                 emit(&e, PROGRESS_END, s->total, NULL);
+                if (streq(s->id, "partition"))
+                        e.partitioned = true;
         }
         r = 0;
 

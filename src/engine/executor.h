@@ -41,6 +41,17 @@ typedef struct ExecCallbacks {
         void *userdata;
 } ExecCallbacks;
 
-/* Checks the target (still the disk that was planned, not in use), asks for confirmation, then
- * writes the partition table, makes the kernel see it, and creates the planned filesystems. */
-int executor_apply(const Plan *p, const ExecCallbacks *cb);
+typedef struct Image Image;
+
+typedef struct ExecOptions {
+        bool no_variables;        /* never write EFI variables */
+        const char *efivars_root; /* tests: a directory standing in for efivarfs */
+} ExecOptions;
+
+/* Checks the target (still the disk that was planned, not in use) and, for a plan with an image,
+ * the image (unchanged, matching its checksum), asks for confirmation, then writes the partition
+ * table, makes the kernel see it, creates the planned filesystems, copies and verifies the
+ * image's partitions and makes the disk bootable — in that order, so that a failure at any step
+ * leaves a disk that does not boot half an install. img must be the plan's image, opened with
+ * image_open() and image_load_boot(), or NULL for a plan without one. */
+int executor_run(const Plan *p, Image *img, const ExecOptions *o, const ExecCallbacks *cb);

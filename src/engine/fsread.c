@@ -183,9 +183,8 @@ int fat_mkdirs(const FsLocation *l, const char *const *dirs) {
         return 0;
 }
 
-int fat_write_file(const FsLocation *l, const char *path, const void *data, size_t size) {
+int fat_copy_fd(const FsLocation *l, const char *path, int fd) {
         _cleanup_(freep) char *tool_path = NULL, *spec = NULL;
-        _cleanup_(closep) int fd = -EBADF;
         char src[64];
         int r;
 
@@ -197,6 +196,18 @@ int fat_write_file(const FsLocation *l, const char *path, const void *data, size
                 return r;
         if (!tool_path)
                 return error_setf(-EOPNOTSUPP, "Cannot name %s in mtools syntax.", l->disk);
+        snprintf(src, sizeof(src), "/proc/self/fd/%d", fd);
+        if (asprintf(&spec, "::%s", path) < 0)
+                return -ENOMEM;
+
+        /* -o: overwrite an existing file without asking; -n: no confirmation either. */
+        char *argv[] = { (char *) "mcopy", (char *) "-o", (char *) "-n", (char *) "-i", tool_path, src, spec, NULL };
+        return run_command(argv, &(RunOptions) { .keep_fd = fd });
+}
+
+int fat_write_file(const FsLocation *l, const char *path, const void *data, size_t size) {
+        _cleanup_(closep) int fd = -EBADF;
+        int r;
 
         /* The content goes through an anonymous memory file: nothing lands in /tmp, and secrets
          * such as the random seed never touch a disk other than the target. */
@@ -206,11 +217,5 @@ int fat_write_file(const FsLocation *l, const char *path, const void *data, size
         r = pwrite_full(fd, data, size, 0);
         if (r < 0)
                 return r;
-        snprintf(src, sizeof(src), "/proc/self/fd/%d", fd);
-        if (asprintf(&spec, "::%s", path) < 0)
-                return -ENOMEM;
-
-        /* -o: overwrite an existing file without asking; -n: no confirmation either. */
-        char *argv[] = { (char *) "mcopy", (char *) "-o", (char *) "-n", (char *) "-i", tool_path, src, spec, NULL };
-        return run_command(argv, &(RunOptions) { .keep_fd = fd });
+        return fat_copy_fd(l, path, fd);
 }

@@ -31,3 +31,6 @@ int fat_mkdirs(const FsLocation *l, const char *const *dirs);
 int fat_write_file(const FsLocation *l, const char *path, const void *data, size_t size);
 
 void strv_free(char **l);
+
+/* FAT only: writes the whole content of fd (e.g. a memory file) to path. */
+int fat_copy_fd(const FsLocation *l, const char *path, int fd);

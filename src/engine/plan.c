@@ -46,10 +46,6 @@ static int fs_lookup(const char *name) {
         return -EINVAL;
 }
 
-static char *strdup_or_null(const char *s) {
-        return s ? strdup(s) : NULL;
-}
-
 static bool fs_is_growable(const char *name) {
         int i = name ? fs_lookup(name) : -1;
         return i >= 0 && fs_table[i].growable;
@@ -132,14 +128,14 @@ static int plan_source_copy(const PlanSource *from, PlanSource **ret) {
         if (!s)
                 return -ENOMEM;
         *s = (PlanSource) {
-                .path = strdup_or_null(from->path),
+                .path = strdup_safe(from->path),
                 .size = from->size,
-                .fingerprint = strdup_or_null(from->fingerprint),
-                .sha256 = strdup_or_null(from->sha256),
-                .sha256_origin = strdup_or_null(from->sha256_origin),
-                .os_name = strdup_or_null(from->os_name),
-                .image_id = strdup_or_null(from->image_id),
-                .image_version = strdup_or_null(from->image_version),
+                .fingerprint = strdup_safe(from->fingerprint),
+                .sha256 = strdup_safe(from->sha256),
+                .sha256_origin = strdup_safe(from->sha256_origin),
+                .os_name = strdup_safe(from->os_name),
+                .image_id = strdup_safe(from->image_id),
+                .image_version = strdup_safe(from->image_version),
                 .partitions = calloc(from->n_partitions ?: 1, sizeof(PlanSourcePartition)),
                 .n_partitions = from->n_partitions,
         };
@@ -147,8 +143,8 @@ static int plan_source_copy(const PlanSource *from, PlanSource **ret) {
                 return -ENOMEM;
         for (size_t i = 0; i < from->n_partitions; i++) {
                 s->partitions[i] = from->partitions[i];
-                s->partitions[i].label = strdup_or_null(from->partitions[i].label);
-                s->partitions[i].fstype = strdup_or_null(from->partitions[i].fstype);
+                s->partitions[i].label = strdup_safe(from->partitions[i].label);
+                s->partitions[i].fstype = strdup_safe(from->partitions[i].fstype);
         }
         *ret = TAKE_PTR(s);
         return 0;
@@ -203,8 +199,8 @@ int plan_fingerprint_from_disk(const Disk *d, PlanFingerprint *ret) {
                 return -ENOMEM;
 
         f.partitions = parts;
-        f.pttype = strdup_or_null(d->pttype);
-        f.ptuuid = strdup_or_null(d->ptuuid);
+        f.pttype = strdup_safe(d->pttype);
+        f.ptuuid = strdup_safe(d->ptuuid);
         if ((d->pttype && !f.pttype) || (d->ptuuid && !f.ptuuid)) {
                 plan_fingerprint_done(&f);
                 return -ENOMEM;
@@ -326,7 +322,7 @@ static int plan_finish_partition(Plan *p, const Disk *d, PlanPartition *pp, cons
                         if (r < 0)
                                 return r;
                 }
-                pp->label = strdup_or_null(pp->role == ROLE_ROOT && o->root_label ? o->root_label : sp->label);
+                pp->label = strdup_safe(pp->role == ROLE_ROOT && o->root_label ? o->root_label : sp->label);
                 if (sp->label && !pp->label)
                         return -ENOMEM;
                 /* no-auto stays off: the installed system must find its partitions. */
@@ -419,10 +415,10 @@ static int plan_add_doomed(Plan *p, const DiskPartition *dp) {
                 .partno = dp->partno,
                 .start = dp->start,
                 .size = dp->size,
-                .type_name = strdup_or_null(tn),
-                .label = strdup_or_null(dp->label),
-                .fstype = strdup_or_null(dp->fstype),
-                .os = strdup_or_null(dp->os),
+                .type_name = strdup_safe(tn),
+                .label = strdup_safe(dp->label),
+                .fstype = strdup_safe(dp->fstype),
+                .os = strdup_safe(dp->os),
         };
         return 0;
 }
@@ -585,7 +581,7 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
         if (!p->target)
                 p->target = strdup(d->path);
         p->target_name = strdup(d->name);
-        p->seed = strdup_or_null(o->seed);
+        p->seed = strdup_safe(o->seed);
         if (!p->target || !p->target_name || (o->seed && !p->seed))
                 return -ENOMEM;
         r = describe_disk(d, &p->target_description);
@@ -794,9 +790,9 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
                         pp->type_uuid = src->type_uuid;
                         pp->uuid = src->uuid;
                         pp->flags = src->flags;
-                        pp->label = strdup_or_null(src->label);
-                        pp->fstype = strdup_or_null(src->fstype);
-                        pp->fslabel = strdup_or_null(src->fslabel);
+                        pp->label = strdup_safe(src->label);
+                        pp->fstype = strdup_safe(src->fstype);
+                        pp->fslabel = strdup_safe(src->fslabel);
                 }
         }
         for (size_t i = 0; i < p->n_partitions; i++) {

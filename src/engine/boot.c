@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "boot.h"
+#include "efivars.h"
+#include "error.h"
+#include "fileio.h"
+#include "fsread.h"
+#include "log.h"
+#include "size.h"
+
+/* 32 bytes: RANDOM_EFI_SEED_SIZE of systemd v253+ (formats.md §6.3); v252 accepts any size ≥ 32. */
+#define RANDOM_SEED_SIZE 32
+
+void boot_result_done(BootResult *r) {
+        free(r->default_entry);
+        free(r->note);
+        *r = (BootResult) { .boot_entry = -1 };
+}
+
+static const char *efi_arch(Architecture a) {
+        switch (a) {
+        case ARCH_X86_64:
+                return "x64";
+        case ARCH_ARM64:
+                return "aa64";
+        case ARCH_X86:
+                return "ia32";
+        case ARCH_RISCV64:
+                return "riscv64";
+        default:
+                return NULL;
+        }
+}
+
+static int read_fd_all(int fd, uint64_t size, void **ret) {
+        _cleanup_(freep) void *buf = malloc(size ?: 1);
+        int r;
+
+        if (!buf)
+                return -ENOMEM;
+        r = pread_full(fd, buf, size, 0);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+/* Whether an existing fallback loader should be left alone: another system's (Windows puts its
+ * boot manager at EFI/BOOT/BOOTX64.EFI too). Ours is then reached through the Boot#### entry. */
+static bool foreign_fallback(const FsLocation *esp, const char *path) {
+        _cleanup_(freep) void *buf = NULL;
+        size_t size = 0;
+
+        if (fs_read_file(esp, path, &buf, &size) < 0)
+                return false;
+        return !memmem(buf, size, "#### LoaderInfo: systemd-boot ", strlen("#### LoaderInfo: systemd-boot "));
+}
+
+static int write_loader_conf(const FsLocation *esp, const char *default_entry, unsigned timeout) {
+        char buf[512];
+        int n;
+
+        /* Keys every sd-boot since v252 parses (formats.md §2.5). */
+        n = snprintf(buf, sizeof(buf),
+                     "# Written by imprint.\n"
+                     "timeout %u\n"
+                     "default %s\n",
+                     timeout, default_entry);
+        return fat_write_file(esp, "/loader/loader.conf", buf, (size_t) n);
+}
+
+int boot_install(const Plan *p, const Image *img, const char *esp_node, const char *boot_node, const BootOptions *o,
+                 BootResult *ret) {
+        const PlanPartition *esp_p = plan_find_role(p, ROLE_ESP), *xb_p = plan_find_role(p, ROLE_XBOOTLDR);
+        const char *arch = efi_arch(p->arch);
+        _cleanup_(boot_result_done) BootResult res = { .boot_entry = -1 };
+        _cleanup_(freep) void *sdboot = NULL;
+        char sd_path[96], fallback[96], upper[16];
+        uint8_t seed[RANDOM_SEED_SIZE];
+        FsLocation esp, boot;
+        int r;
+
+        if (!esp_p || !arch)
+                return error_setf(-EINVAL, "The plan has no ESP for %s.", architecture_to_string(p->arch));
+
+        esp = (FsLocation) { .disk = p->target, .node = esp_node, .offset = esp_p->start, .fstype = "vfat" };
+        /* $BOOT is XBOOTLDR when there is one, else the ESP (UAPI Boot Loader Specification). */
+        boot = xb_p ? (FsLocation) { .disk = p->target, .node = boot_node, .offset = xb_p->start, .fstype = "vfat" } : esp;
+
+        {
+                /* The directories bootctl creates (formats.md §2.6). */
+                const char *esp_dirs[] = { "/EFI", "/EFI/systemd", "/EFI/BOOT", "/EFI/Linux", "/loader", "/loader/keys",
+                                           "/loader/entries", NULL };
+                const char *boot_dirs[] = { "/EFI", "/EFI/Linux", "/loader", "/loader/entries", NULL };
+
+                r = fat_mkdirs(&esp, esp_dirs);
+                if (r >= 0 && xb_p)
+                        r = fat_mkdirs(&boot, boot_dirs);
+                if (r < 0)
+                        return error_prefixf(r, "Cannot create the boot directories on %s", p->target);
+        }
+
+        /* systemd-boot: the image's own binary, at its canonical place and as the removable-media
+         * fallback that firmware boots when no Boot#### entry points elsewhere. */
+        r = read_fd_all(img->sdboot_fd, img->sdboot_size, &sdboot);
+        if (r < 0)
+                return r;
+        snprintf(sd_path, sizeof(sd_path), "/EFI/systemd/systemd-boot%s.efi", arch);
+        snprintf(upper, sizeof(upper), "%s", arch);
+        for (char *c = upper; *c; c++)
+                *c = (char) toupper((unsigned char) *c);
+        snprintf(fallback, sizeof(fallback), "/EFI/BOOT/BOOT%s.EFI", upper);
+        r = fat_write_file(&esp, sd_path, sdboot, img->sdboot_size);
+        if (r < 0)
+                return error_prefixf(r, "Cannot install systemd-boot on %s", p->target);
+        if (esp_p->action == ACTION_KEEP && foreign_fallback(&esp, fallback))
+                log_notice("%s on the kept ESP belongs to another system; leaving it, the firmware boot entry points at %s.",
+                           fallback, sd_path);
+        else {
+                r = fat_write_file(&esp, fallback, sdboot, img->sdboot_size);
+                if (r < 0)
+                        return error_prefixf(r, "Cannot install the fallback boot loader on %s", p->target);
+        }
+        log_info("installed %s from %s as %s and %s", img->sdboot_version, img->sdboot_origin, sd_path, fallback);
+
+        /* The UKIs, as Type #2 entries in $BOOT/EFI/Linux. */
+        for (size_t i = 0; i < img->n_ukis; i++) {
+                char path[512];
+
+                snprintf(path, sizeof(path), "/EFI/Linux/%s", img->ukis[i].name);
+                r = fat_copy_fd(&boot, path, img->ukis[i].fd);
+                if (r < 0)
+                        return error_prefixf(r, "Cannot copy %s to %s", path, p->target);
+        }
+        r = fat_write_file(&boot, "/loader/entries.srel", "type1\n", 6);
+        if (r < 0)
+                return r;
+
+        /* Default to the image's newest entry; a glob on IMAGE_ID keeps the default right when
+         * systemd-sysupdate later adds <IMAGE_ID>_<version>.efi files (entry IDs are file names). */
+        {
+                const ImageUki *u = image_default_uki(img);
+                size_t idl = img->image_id ? strlen(img->image_id) : 0;
+
+                if (idl > 0 && strncasecmp(u->name, img->image_id, idl) == 0 && u->name[idl] == '_') {
+                        if (asprintf(&res.default_entry, "%s_*", img->image_id) < 0)
+                                res.default_entry = NULL;
+                } else
+                        res.default_entry = strdup(u->name);
+                if (!res.default_entry)
+                        return -ENOMEM;
+        }
+        r = write_loader_conf(&esp, res.default_entry, o && o->timeout_sec ? o->timeout_sec : 3);
+        if (r < 0)
+                return r;
+
+        /* The random seed sd-boot passes on to the kernel (formats.md §6.3). It goes through a
+         * memory file into the FAT filesystem and is wiped here. */
+        if (getrandom(seed, sizeof(seed), 0) != (ssize_t) sizeof(seed))
+                return error_setf(-EIO, "Cannot get random bytes for the boot loader's random seed.");
+        r = fat_write_file(&esp, "/loader/random-seed", seed, sizeof(seed));
+        explicit_bzero(seed, sizeof(seed));
+        if (r < 0)
+                return r;
+
+        /* The firmware entry: only for a real disk of this machine, booted with EFI. */
+        if (o && o->no_variables)
+                res.note = strdup("EFI variables not written (--no-variables); the firmware boots the fallback loader.");
+        else if (p->target_kind != DISK_BLOCK)
+                res.note = strdup("No firmware boot entry for an image file; the firmware boots its fallback loader, EFI/BOOT/BOOT*.EFI.");
+        else if (!efi_booted() && !(o && o->efivars_root))
+                res.note = strdup("This system was not booted with EFI, so no firmware boot entry was added; the firmware boots the fallback loader.");
+        else {
+                uint16_t id;
+
+                r = efi_add_boot_entry(&(EfiVars) { .root = o ? o->efivars_root : NULL }, EFI_BOOT_ENTRY_DESCRIPTION_DEFAULT,
+                                       esp_p->partno, esp_p->start / p->sector_size, esp_p->size / p->sector_size, esp_p->uuid,
+                                       sd_path, &id);
+                if (r < 0)
+                        return error_prefixf(r, "Cannot add the firmware boot entry");
+                res.boot_entry = id;
+                log_info("firmware boot entry Boot%04X points at %s on partition %u, first in BootOrder", id, sd_path,
+                         esp_p->partno);
+        }
+
+        *ret = res;
+        res = (BootResult) { .boot_entry = -1 };
+        return 0;
+}

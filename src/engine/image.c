@@ -1,0 +1,560 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "fileio.h"
+#include "fsread.h"
+#include "image.h"
+#include "log.h"
+#include "plan.h"
+#include "run.h"
+#include "size.h"
+
+Image *image_free(Image *img) {
+        if (!img)
+                return NULL;
+        for (size_t i = 0; i < img->n_ukis; i++) {
+                free(img->ukis[i].name);
+                if (img->ukis[i].fd >= 0)
+                        close(img->ukis[i].fd);
+                uki_info_done(&img->ukis[i].info);
+        }
+        free(img->ukis);
+        if (img->sdboot_fd >= 0)
+                close(img->sdboot_fd);
+        free(img->sdboot_version);
+        free(img->sdboot_origin);
+        free(img->os_release);
+        free(img->pretty_name);
+        free(img->os_id);
+        free(img->image_id);
+        free(img->image_version);
+        free(img->sha256);
+        free(img->sha256_origin);
+        disk_free(img->disk);
+        free(img->path);
+        free(img);
+        return NULL;
+}
+
+static uint64_t le64(const uint8_t *p) {
+        uint64_t v = 0;
+        for (int i = 7; i >= 0; i--)
+                v = (v << 8) | p[i];
+        return v;
+}
+
+/* A truncated download still has an intact primary GPT, and libblkid may even list its
+ * partitions; the backup header's position (AlternateLBA, UEFI spec 5.3.2) tells the size the
+ * image was made with. */
+static int check_not_truncated(const char *path, int fd, uint64_t size) {
+        static const uint32_t sector_sizes[] = { 512, 4096 };
+        uint8_t hdr[92];
+
+        for (size_t i = 0; i < ELEMENTSOF(sector_sizes); i++) {
+                uint32_t ss = sector_sizes[i];
+                uint64_t alt;
+
+                if (size < 2 * (uint64_t) ss || pread_full(fd, hdr, sizeof(hdr), ss) < 0)
+                        continue;
+                if (memcmp(hdr, "EFI PART", 8) != 0)
+                        continue;
+                alt = le64(hdr + 32);
+                if (alt > UINT64_MAX / ss - 1 || (alt + 1) * ss > size)
+                        return error_setf(-EBADMSG,
+                                          "The image %s is truncated: its partition table says it is %s (%" PRIu64 " bytes), but the file has only %s (%" PRIu64 " bytes).",
+                                          path, FORMAT_BYTES(alt > UINT64_MAX / ss - 1 ? UINT64_MAX : (alt + 1) * ss),
+                                          alt > UINT64_MAX / ss - 1 ? UINT64_MAX : (alt + 1) * ss, FORMAT_BYTES(size), size);
+                return 0;
+        }
+        return error_setf(-EBADMSG, "%s is not a disk image: it has no GPT partition table.", path);
+}
+
+static bool role_is_os(PartitionRole r) {
+        return r == ROLE_ROOT || r == ROLE_USR || r == ROLE_ROOT_VERITY || r == ROLE_USR_VERITY ||
+               r == ROLE_ROOT_VERITY_SIG || r == ROLE_USR_VERITY_SIG;
+}
+
+int image_open(const char *path, Image **ret) {
+        _cleanup_(image_freep) Image *img = NULL;
+        _cleanup_(closep) int fd = -EBADF;
+        Architecture found[_ARCH_MAX] = {};
+        size_t n_found = 0;
+        struct stat st;
+        int r;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return error_setf(-errno, "Cannot open the image %s: %m", path);
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (S_ISREG(st.st_mode)) {
+                r = check_not_truncated(path, fd, (uint64_t) st.st_size);
+                if (r < 0)
+                        return r;
+        } else if (!S_ISBLK(st.st_mode))
+                return error_setf(-EINVAL, "The image %s is neither a file nor a block device.", path);
+
+        img = calloc(1, sizeof(Image));
+        if (!img)
+                return -ENOMEM;
+        img->sdboot_fd = -EBADF;
+        img->arch = _ARCH_INVALID;
+        img->path = strdup(path);
+        if (!img->path)
+                return -ENOMEM;
+
+        r = disk_discover(path, &(DiscoverOptions) {}, &img->disk);
+        if (r < 0)
+                return error_prefixf(r, "Cannot read the image %s", path);
+        if (!streq_ptr(img->disk->pttype, "gpt"))
+                return error_setf(-EBADMSG, "%s is not a disk image: it has no GPT partition table.", path);
+
+        /* Which architectures have a root here? Prefer ours; an image for exactly one other
+         * architecture is that architecture's image (the planner then says so). */
+        for (size_t i = 0; i < img->disk->n_partitions; i++) {
+                const DiskPartition *p = &img->disk->partitions[i];
+
+                if (p->start + p->size > img->disk->size)
+                        return error_setf(-EBADMSG, "The image %s is truncated: partition %u ends at %s, beyond its end at %s.", path,
+                                          p->partno, FORMAT_BYTES(p->start + p->size), FORMAT_BYTES(img->disk->size));
+                if (p->dps && p->dps->role == ROLE_ROOT && !(p->flags & DPS_FLAG_NO_AUTO)) {
+                        bool seen = false;
+                        for (size_t k = 0; k < n_found; k++)
+                                seen = seen || found[k] == p->dps->arch;
+                        if (!seen && n_found < ELEMENTSOF(found))
+                                found[n_found++] = p->dps->arch;
+                }
+        }
+        for (size_t k = 0; k < n_found; k++)
+                if (found[k] == architecture_native())
+                        img->arch = found[k];
+        if (img->arch < 0 && n_found == 1)
+                img->arch = found[0];
+        if (img->arch < 0)
+                return error_setf(-EBADMSG, n_found == 0 ? "The image %s has no root partition (no partition of a Discoverable Partitions root type)."
+                                                         : "The image %s has root partitions for several architectures, none of them %s.",
+                                  path, architecture_to_string(architecture_native()));
+
+        for (size_t i = 0; i < img->disk->n_partitions; i++) {
+                const DiskPartition *p = &img->disk->partitions[i];
+                bool taken = false;
+
+                if (!p->dps || (p->flags & DPS_FLAG_NO_AUTO))
+                        continue;
+                if (p->dps->role == ROLE_ESP && !img->esp)
+                        img->esp = p;
+                else if (p->dps->role == ROLE_XBOOTLDR && !img->xbootldr)
+                        img->xbootldr = p;
+                else if (role_is_os(p->dps->role) && p->dps->arch == img->arch) {
+                        /* One of each: the first, as systemd-gpt-auto-generator picks. */
+                        for (size_t k = 0; k < img->n_os_parts; k++)
+                                taken = taken || img->os_parts[k]->dps->role == p->dps->role;
+                        if (taken || img->n_os_parts >= ELEMENTSOF(img->os_parts))
+                                continue;
+                        img->os_parts[img->n_os_parts++] = p;
+                        if (p->dps->role == ROLE_ROOT)
+                                img->root = p;
+                }
+        }
+        if (!img->root)
+                return error_setf(-EBADMSG, "The image %s has no usable root partition.", path);
+
+        log_info("image %s: %s root in partition %u (%s, %s)", path, architecture_to_string(img->arch), img->root->partno,
+                 img->root->fstype ?: "unknown filesystem", FORMAT_BYTES(img->root->size));
+        *ret = TAKE_PTR(img);
+        return 0;
+}
+
+static FsLocation image_fs(const Image *img, const DiskPartition *p) {
+        return (FsLocation) { .disk = img->path, .node = p->node, .offset = p->start, .fstype = p->fstype };
+}
+
+/* Copies a file out of a filesystem into an anonymous memory file (no heap, nothing in /tmp). */
+static int fs_copy_to_memfd(const FsLocation *l, const char *path, int *ret_fd, uint64_t *ret_size) {
+        _cleanup_(freep) char *tool_path = NULL, *cmd = NULL, *spec = NULL;
+        _cleanup_(closep) int fd = -EBADF;
+        char dst[64];
+        struct stat st;
+        int r;
+
+        fd = memfd_create("imprint-image-file", MFD_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        snprintf(dst, sizeof(dst), "/proc/self/fd/%d", fd);
+
+        if (streq_ptr(l->fstype, "vfat")) {
+                r = fs_tool_path(l, "@@", &tool_path);
+                if (r < 0)
+                        return r;
+                if (!tool_path || asprintf(&spec, "::%s", path) < 0)
+                        return -ENOMEM;
+                if (setenv("MTOOLS_SKIP_CHECK", "1", 1) < 0)
+                        return -errno;
+                char *argv[] = { (char *) "mcopy", (char *) "-o", (char *) "-n", (char *) "-i", tool_path, spec, dst, NULL };
+                r = run_command(argv, &(RunOptions) { .keep_fd = fd, .quiet_stderr = true });
+        } else if (streq_ptr(l->fstype, "ext4") || streq_ptr(l->fstype, "ext3") || streq_ptr(l->fstype, "ext2")) {
+                r = fs_tool_path(l, "?offset=", &tool_path);
+                if (r < 0)
+                        return r;
+                if (!tool_path || asprintf(&cmd, "dump %s %s", path, dst) < 0)
+                        return -ENOMEM;
+                char *argv[] = { (char *) "debugfs", (char *) "-c", (char *) "-R", cmd, tool_path, NULL };
+                r = run_command(argv, &(RunOptions) { .keep_fd = fd, .quiet_stderr = true });
+        } else
+                return -EOPNOTSUPP;
+        if (r == -ENOMEM || r == -ENOPKG)
+                return r;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (r < 0 || st.st_size == 0)
+                return -ENOENT; /* debugfs reports a missing file on stderr and exits 0 */
+        *ret_fd = TAKE_FD(fd);
+        *ret_size = (uint64_t) st.st_size;
+        return 0;
+}
+
+typedef struct Mapping {
+        void *p;
+        size_t size;
+} Mapping;
+
+static void mapping_done(Mapping *m) {
+        if (m->p && m->p != MAP_FAILED)
+                munmap(m->p, m->size);
+}
+
+static int map_fd(int fd, uint64_t size, Mapping *ret) {
+        void *p = mmap(NULL, (size_t) size, PROT_READ, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED)
+                return -errno;
+        *ret = (Mapping) { p, (size_t) size };
+        return 0;
+}
+
+static int compare_uki(const void *a, const void *b) {
+        const ImageUki *x = a, *y = b;
+        /* Newest first, as sd-boot sorts: by version, then by name. */
+        int c = strverscmp(y->info.version ?: "", x->info.version ?: "");
+        return c ? c : strverscmp(y->name, x->name);
+}
+
+static int load_ukis_from(Image *img, const DiskPartition *part) {
+        FsLocation l = image_fs(img, part);
+        char **names = NULL;
+        int r;
+
+        r = fs_list_dir(&l, "/EFI/Linux", &names);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return error_setf(r, "Cannot list /EFI/Linux in partition %u of the image %s: %s", part->partno, img->path, strerror(-r));
+
+        for (char **n = names; *n; n++) {
+                _cleanup_(mapping_done) Mapping m = {};
+                _cleanup_(closep) int fd = -EBADF;
+                char path[512], what[768];
+                ImageUki *u;
+                uint64_t size;
+                size_t len = strlen(*n);
+
+                /* What sd-boot loads: *.efi, except auto-* and dot files (formats.md §2.3). */
+                if (len < 5 || strcasecmp(*n + len - 4, ".efi") != 0 || strncasecmp(*n, "auto-", 5) == 0 || (*n)[0] == '.')
+                        continue;
+                snprintf(path, sizeof(path), "/EFI/Linux/%s", *n);
+                snprintf(what, sizeof(what), "%s in the image's %s", path, partition_role_to_string(part->dps->role));
+                r = fs_copy_to_memfd(&l, path, &fd, &size);
+                if (r < 0) {
+                        strv_free(names);
+                        return error_setf(r, "Cannot read %s: %s", what, strerror(-r));
+                }
+                r = map_fd(fd, size, &m);
+                if (r < 0) {
+                        strv_free(names);
+                        return r;
+                }
+                u = realloc(img->ukis, (img->n_ukis + 1) * sizeof(ImageUki));
+                if (!u) {
+                        strv_free(names);
+                        return -ENOMEM;
+                }
+                img->ukis = u;
+                u = &img->ukis[img->n_ukis];
+                *u = (ImageUki) { .on = part->dps->role, .fd = -EBADF, .size = size };
+                r = uki_read(m.p, m.size, what, &u->info);
+                if (r < 0) {
+                        strv_free(names);
+                        return r;
+                }
+                u->name = strdup(*n);
+                if (!u->name) {
+                        uki_info_done(&u->info);
+                        strv_free(names);
+                        return -ENOMEM;
+                }
+                u->fd = TAKE_FD(fd);
+                img->n_ukis++;
+                log_info("image UKI %s: %s %s, kernel %s", path, u->info.os_pretty_name ?: "?", u->info.version ?: "",
+                         u->info.uname ?: "?");
+        }
+        strv_free(names);
+        return 0;
+}
+
+static int load_sdboot(Image *img) {
+        const char *arch = img->arch == ARCH_X86_64 ? "x64" : img->arch == ARCH_ARM64 ? "aa64" : img->arch == ARCH_X86 ? "ia32" : "riscv64";
+        char esp_path[128], usr_signed[160], usr_plain[160];
+        struct {
+                const DiskPartition *part;
+                const char *path;
+        } candidates[] = {
+                /* A signed binary is preferred, as bootctl does (formats.md §2.6). */
+                { img->root, usr_signed },
+                { img->root, usr_plain },
+                { img->esp, esp_path },
+        };
+        int r;
+
+        snprintf(esp_path, sizeof(esp_path), "/EFI/systemd/systemd-boot%s.efi", arch);
+        snprintf(usr_signed, sizeof(usr_signed), "/usr/lib/systemd/boot/efi/systemd-boot%s.efi.signed", arch);
+        snprintf(usr_plain, sizeof(usr_plain), "/usr/lib/systemd/boot/efi/systemd-boot%s.efi", arch);
+
+        for (size_t i = 0; i < ELEMENTSOF(candidates); i++) {
+                _cleanup_(mapping_done) Mapping m = {};
+                _cleanup_(closep) int fd = -EBADF;
+                FsLocation l;
+                uint64_t size;
+                char what[256];
+
+                if (!candidates[i].part)
+                        continue;
+                l = image_fs(img, candidates[i].part);
+                r = fs_copy_to_memfd(&l, candidates[i].path, &fd, &size);
+                if (r == -ENOENT || r == -EOPNOTSUPP)
+                        continue;
+                if (r < 0)
+                        return r;
+                r = map_fd(fd, size, &m);
+                if (r < 0)
+                        return r;
+                snprintf(what, sizeof(what), "%s in the image's %s", candidates[i].path,
+                         partition_role_to_string(candidates[i].part->dps->role));
+                r = efi_binary_loader_info(m.p, m.size, what, &img->sdboot_version);
+                if (r < 0)
+                        return error_setf(-EBADMSG, "%s is not a systemd-boot binary (it has no LoaderInfo stamp).", what);
+                img->sdboot_origin = strdup(what);
+                if (!img->sdboot_origin)
+                        return -ENOMEM;
+                img->sdboot_fd = TAKE_FD(fd);
+                img->sdboot_size = size;
+                return 0;
+        }
+        return error_setf(-ENOENT,
+                          "The image %s carries no systemd-boot: neither usr/lib/systemd/boot/efi/systemd-boot%s.efi in its root "
+                          "(%s) nor EFI/systemd/systemd-boot%s.efi on its ESP could be read.",
+                          img->path, arch, img->root->fstype ?: "unknown filesystem", arch);
+}
+
+static int load_os_release(Image *img) {
+        static const char *const files[] = { "/usr/lib/os-release", "/etc/os-release" };
+        FsLocation l = image_fs(img, img->root);
+        _cleanup_(freep) void *buf = NULL;
+        size_t size = 0;
+        int r = -ENOENT;
+
+        for (size_t i = 0; i < ELEMENTSOF(files) && r < 0; i++) {
+                r = fs_read_file(&l, files[i], &buf, &size);
+                if (r == -ENOMEM)
+                        return r;
+        }
+        if (r >= 0)
+                img->os_release = strndup(buf, size);
+        else if (img->n_ukis > 0) {
+                /* A root the tools cannot read (erofs, btrfs, …): the UKI embeds the same file. */
+                const ImageUki *u = image_default_uki(img);
+                img->pretty_name = strdup_safe(u->info.os_pretty_name);
+                img->os_id = strdup_safe(u->info.os_id);
+                img->image_id = strdup_safe(u->info.image_id);
+                img->image_version = strdup_safe(u->info.version);
+                return 0;
+        } else
+                return 0;
+        if (!img->os_release)
+                return -ENOMEM;
+
+        img->pretty_name = env_file_get(img->os_release, "PRETTY_NAME");
+        img->os_id = env_file_get(img->os_release, "ID");
+        img->image_id = env_file_get(img->os_release, "IMAGE_ID");
+        img->image_version = env_file_get(img->os_release, "IMAGE_VERSION");
+        if (!img->image_version)
+                img->image_version = env_file_get(img->os_release, "VERSION_ID");
+        return 0;
+}
+
+const ImageUki *image_default_uki(const Image *img) {
+        return img->n_ukis > 0 ? &img->ukis[0] : NULL;
+}
+
+int image_load_boot(Image *img) {
+        int r;
+
+        if (!img->esp && !img->xbootldr)
+                return error_setf(-EBADMSG, "The image %s has no ESP or XBOOTLDR partition, so it carries no UKI to boot.", img->path);
+        if (img->esp) {
+                r = load_ukis_from(img, img->esp);
+                if (r < 0)
+                        return r;
+        }
+        if (img->xbootldr) {
+                r = load_ukis_from(img, img->xbootldr);
+                if (r < 0)
+                        return r;
+        }
+        if (img->n_ukis == 0)
+                return error_setf(-EBADMSG, "The image %s has no unified kernel image in /EFI/Linux on its ESP or XBOOTLDR partition.",
+                                  img->path);
+        qsort(img->ukis, img->n_ukis, sizeof(ImageUki), compare_uki);
+
+        r = load_sdboot(img);
+        if (r < 0)
+                return r;
+        return load_os_release(img);
+}
+
+/* A line of a SHA256SUMS file: "<64 hex> <space or *><name>"; also a bare "<64 hex>". */
+static int parse_sum_line(const char *line, const char *want_name, char **ret) {
+        const char *p = line, *name;
+        size_t n = 0;
+
+        while (isxdigit((unsigned char) p[n]))
+                n++;
+        if (n != 64)
+                return 0;
+        name = p + 64;
+        if (*name == 0 || *name == '\n') {
+                if (want_name)
+                        return 0;
+        } else {
+                if (*name != ' ' && *name != '\t')
+                        return 0;
+                while (*name == ' ' || *name == '\t')
+                        name++;
+                if (*name == '*')
+                        name++;
+                if (want_name) {
+                        size_t l = strcspn(name, "\r\n");
+                        if (l != strlen(want_name) || strncmp(name, want_name, l) != 0)
+                                return 0;
+                }
+        }
+        *ret = strndup(p, 64);
+        if (!*ret)
+                return -ENOMEM;
+        for (char *c = *ret; *c; c++)
+                *c = (char) tolower((unsigned char) *c);
+        return 1;
+}
+
+static int find_sum_in(const char *sums_path, const char *want_name, char **ret) {
+        _cleanup_(freep) char *buf = NULL;
+        int r;
+
+        r = read_full_file(sums_path, &buf, NULL);
+        if (r < 0)
+                return r == -ENOENT ? 0 : r;
+        for (char *line = buf; line && *line;) {
+                char *eol = strchrnul(line, '\n');
+                char saved = *eol;
+
+                *eol = 0;
+                r = parse_sum_line(line, want_name, ret);
+                *eol = saved;
+                if (r != 0)
+                        return r;
+                line = *eol ? eol + 1 : eol;
+        }
+        return 0;
+}
+
+int image_find_checksum(Image *img) {
+        _cleanup_(freep) char *dir = NULL, *base = NULL, *side = NULL, *sums = NULL;
+        int r;
+
+        dir = strdup(img->path);
+        base = strdup(img->path);
+        if (!dir || !base)
+                return -ENOMEM;
+        if (asprintf(&side, "%s.sha256", img->path) < 0 || asprintf(&sums, "%s/SHA256SUMS", dirname(dir)) < 0)
+                return -ENOMEM;
+
+        r = find_sum_in(side, NULL, &img->sha256);
+        if (r < 0)
+                return error_setf(r, "Cannot read %s: %s", side, strerror(-r));
+        if (r > 0) {
+                img->sha256_origin = TAKE_PTR(side);
+                return 1;
+        }
+        r = find_sum_in(sums, basename(base), &img->sha256);
+        if (r < 0)
+                return error_setf(r, "Cannot read %s: %s", sums, strerror(-r));
+        if (r > 0) {
+                img->sha256_origin = TAKE_PTR(sums);
+                return 1;
+        }
+        return 0;
+}
+
+int image_to_plan_source(const Image *img, PlanSource **ret) {
+        _cleanup_(plan_source_freep) PlanSource *s = calloc(1, sizeof(PlanSource));
+        PlanFingerprint fp = {};
+        int r;
+
+        if (!s)
+                return -ENOMEM;
+        r = plan_fingerprint_from_disk(img->disk, &fp);
+        if (r < 0)
+                return r;
+        s->fingerprint = TAKE_PTR(fp.partitions);
+        plan_fingerprint_done(&fp);
+
+        s->path = realpath(img->path, NULL);
+        if (!s->path)
+                return -errno;
+        s->size = img->disk->size;
+        s->sha256 = strdup_safe(img->sha256);
+        s->sha256_origin = strdup_safe(img->sha256_origin);
+        s->os_name = strdup_safe(img->pretty_name);
+        s->image_id = strdup_safe(img->image_id);
+        s->image_version = strdup_safe(img->image_version);
+        s->partitions = calloc(img->n_os_parts ?: 1, sizeof(PlanSourcePartition));
+        if (!s->partitions)
+                return -ENOMEM;
+        for (size_t i = 0; i < img->n_os_parts; i++) {
+                const DiskPartition *p = img->os_parts[i];
+                s->partitions[i] = (PlanSourcePartition) {
+                        .role = p->dps->role,
+                        .partno = p->partno,
+                        .start = p->start,
+                        .size = p->size,
+                        .type_uuid = p->type_uuid,
+                        .uuid = p->uuid,
+                        .label = strdup_safe(p->label),
+                        .flags = p->flags,
+                        .fstype = strdup_safe(p->fstype),
+                };
+                s->n_partitions++;
+        }
+        *ret = TAKE_PTR(s);
+        return 0;
+}

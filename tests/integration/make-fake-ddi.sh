@@ -1,0 +1,69 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# make-fake-ddi.sh OUT.img [ROOT_MIB] — a small Discoverable Disk Image for install tests that do
+# not boot: a real GPT, a 512 MiB FAT32 ESP holding a real UKI (systemd-stub with a fake kernel,
+# assembled with objcopy as systemd-stub(7) describes), and an ext4 root carrying os-release,
+# systemd-boot from this host's systemd-boot-efi package, and some data (random and zero blocks,
+# so sparse copying and verification have something to do). Writes OUT.img.sha256 too.
+# tests/image/build-ddi.sh builds the real, bootable image; this one takes two seconds.
+set -eu -o pipefail
+export PATH="$PATH:/usr/sbin:/sbin" MTOOLS_SKIP_CHECK=1
+
+out=$1
+root_mib=${2:-300}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+stub=/usr/lib/systemd/boot/efi/linuxx64.efi.stub
+sdboot=/usr/lib/systemd/boot/efi/systemd-bootx64.efi
+[ -f "$stub" ] && [ -f "$sdboot" ] || { echo "systemd-boot-efi is not installed" >&2; exit 1; }
+
+cat >"$tmp/os-release" <<'OSREL'
+NAME="Imprint Fake OS"
+PRETTY_NAME="Imprint Fake OS 7"
+ID=imprintfake
+VERSION_ID=7
+IMAGE_ID=fakeos
+IMAGE_VERSION=7
+OSREL
+
+# A fake bzImage: "HdrS" at 0x202 and a version string the header points at (formats.md §2.9).
+/usr/bin/python3 - "$tmp/linux" <<'PY'
+import struct, sys
+k = bytearray(64 * 1024)
+k[0x202:0x206] = b"HdrS"
+ver = b"6.1.0-fake-amd64 (imprint@test) #1 SMP\0"
+k[0x400:0x400 + len(ver)] = ver
+struct.pack_into("<H", k, 0x20E, 0x400 - 0x200)
+open(sys.argv[1], "wb").write(k)
+PY
+echo -n "console=ttyS0 rw" >"$tmp/cmdline"
+echo -n "6.1.0-fake-amd64" >"$tmp/uname"
+
+objcopy \
+        --add-section .osrel="$tmp/os-release" --change-section-vma .osrel=0x20000 \
+        --add-section .cmdline="$tmp/cmdline" --change-section-vma .cmdline=0x30000 \
+        --add-section .uname="$tmp/uname" --change-section-vma .uname=0x38000 \
+        --add-section .linux="$tmp/linux" --change-section-vma .linux=0x2000000 \
+        "$stub" "$tmp/fakeos_7.efi"
+
+mkdir -p "$tmp/root/usr/lib/systemd/boot/efi" "$tmp/root/etc" "$tmp/root/efi" "$tmp/root/boot" "$tmp/root/data"
+cp "$tmp/os-release" "$tmp/root/usr/lib/os-release"
+ln -s ../usr/lib/os-release "$tmp/root/etc/os-release"
+cp "$sdboot" "$tmp/root/usr/lib/systemd/boot/efi/"
+head -c $((24 * 1024 * 1024)) /dev/urandom >"$tmp/root/data/random"
+head -c $((16 * 1024 * 1024)) /dev/zero >"$tmp/root/data/zeros"
+
+esp_mib=512
+rm -f "$out"
+truncate -s $((1 + esp_mib + root_mib + 1))M "$out"
+sfdisk -q "$out" <<SFDISK
+label: gpt
+size=${esp_mib}MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="ESP"
+size=${root_mib}MiB, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, name="fakeos_7", attrs="GUID:59"
+SFDISK
+mkfs.vfat -F 32 -n ESP --offset 2048 "$out" $((esp_mib * 1024)) >/dev/null
+mmd -i "$out@@1M" ::/EFI ::/EFI/Linux
+mcopy -i "$out@@1M" "$tmp/fakeos_7.efi" ::/EFI/Linux/fakeos_7.efi
+mkfs.ext4 -q -F -L root -d "$tmp/root" -E offset=$(((1 + esp_mib) * 1024 * 1024)) "$out" ${root_mib}M
+(cd "$(dirname "$out")" && sha256sum "$(basename "$out")" >"$(basename "$out").sha256")
