@@ -120,7 +120,10 @@ int copy_region(const CopyRegion *c, copy_progress_t progress, void *userdata, u
                 if (seg_start < pos)
                         seg_start = pos;
 
-                for (uint64_t p = seg_start; p < seg_end;) {
+                /* Whole chunks: the last one may reach past seg_end, so the loop's end (not
+                 * seg_end) is where the next segment must start. */
+                uint64_t p = seg_start;
+                while (p < seg_end) {
                         size_t n = (size_t) MIN(CHUNK - p % CHUNK, c->length - p);
 
                         r = pread_full(c->src_fd, buf, n, c->src_offset + p);
@@ -145,7 +148,7 @@ int copy_region(const CopyRegion *c, copy_progress_t progress, void *userdata, u
                         if (progress)
                                 progress(p, c->length, userdata);
                 }
-                pos = MAX(seg_end, pos + 1);
+                pos = MAX(MAX(seg_end, p), pos + 1);
                 if (seg_end >= c->length)
                         break;
         }
@@ -187,7 +190,8 @@ int copy_region_digest(int map_fd, uint64_t map_offset, int fd, uint64_t offset,
                 seg_start = ROUND_DOWN(seg_start, CHUNK);
                 if (seg_start < pos)
                         seg_start = pos;
-                for (uint64_t p = seg_start; p < seg_end;) {
+                uint64_t p = seg_start;
+                while (p < seg_end) {
                         size_t n = (size_t) MIN(CHUNK - p % CHUNK, length - p);
 
                         r = pread_full(fd, buf, n, offset + p);
@@ -202,7 +206,7 @@ int copy_region_digest(int map_fd, uint64_t map_offset, int fd, uint64_t offset,
                         if (progress)
                                 progress(p, length, userdata);
                 }
-                pos = MAX(seg_end, pos + 1);
+                pos = MAX(MAX(seg_end, p), pos + 1);
                 if (seg_end >= length)
                         break;
         }

@@ -394,9 +394,13 @@ int executor_run(const Plan *p, Image *img, const ExecOptions *o, const ExecCall
                 if (r < 0) {
                         if (!error_message())
                                 error_setf(r, "%s failed: %s", s->description, strerror(-r));
-                        if (e.partitioned && p->source)
+                        if (e.partitioned && p->source) {
+                                char cause[2048];
+
+                                snprintf(cause, sizeof(cause), "%s", error_message());
                                 error_setf(r, "%s %s is partitioned but not bootable; nothing on it can be used. Fix the cause and install again.",
-                                           error_message(), p->target);
+                                           cause, p->target);
+                        }
                         emit(&e, PROGRESS_FAILED, 0, error_message());
                         goto finish;
                 }

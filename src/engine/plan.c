@@ -667,7 +667,8 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
                 const PlanSourcePartition *sr = &o->source->partitions[source_root];
 
                 /* The image's root must fit; a filesystem that cannot grow gets exactly its size. */
-                root_min = MAX(root_min, sr->size);
+                /* The default minimum is for plans without an image; with one, its root decides. */
+                root_min = MAX(o->root_min, sr->size);
                 if (!fs_is_growable(sr->fstype) || (sr->flags & DPS_FLAG_READ_ONLY)) {
                         if (root.kind == SIZE_FIXED && ROUND_UP(root.bytes, PLAN_ALIGNMENT) != ROUND_UP(sr->size, PLAN_ALIGNMENT))
                                 return error_setf(-EINVAL, "The image's root filesystem (%s) cannot grow; --root-size cannot change it.",

@@ -62,7 +62,7 @@ label: gpt
 size=${esp_mib}MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="ESP"
 size=${root_mib}MiB, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, name="fakeos_7", attrs="GUID:59"
 SFDISK
-mkfs.vfat -F 32 -n ESP --offset 2048 "$out" $((esp_mib * 1024)) >/dev/null
+mkfs.vfat -F 32 -n ESP --offset 2048 "$out" $((esp_mib * 1024)) >/dev/null 2>&1
 mmd -i "$out@@1M" ::/EFI ::/EFI/Linux
 mcopy -i "$out@@1M" "$tmp/fakeos_7.efi" ::/EFI/Linux/fakeos_7.efi
 mkfs.ext4 -q -F -L root -d "$tmp/root" -E offset=$(((1 + esp_mib) * 1024 * 1024)) "$out" ${root_mib}M
