@@ -39,6 +39,8 @@ typedef struct Step {
         char description[160];
         uint64_t total;
         const PlanPartition *partition;
+        uint8_t digest[COPY_DIGEST_SIZE]; /* copy steps: what was written, for the verify step after */
+        struct Step *copied_by;           /* verify steps: the copy step they check */
         int (*run)(Exec *e, struct Step *s);
 } Step;
 
@@ -179,7 +181,7 @@ static int step_verify_image(Exec *e, Step *s) {
 static int step_copy(Exec *e, Step *s) {
         const PlanPartition *pp = s->partition;
         const PlanSourcePartition *sp = &e->plan->source->partitions[pp->copy_from];
-        uint8_t digest[COPY_DIGEST_SIZE], back[COPY_DIGEST_SIZE];
+        uint8_t digest[COPY_DIGEST_SIZE];
         uint64_t written = 0;
         int r;
 
@@ -196,17 +198,26 @@ static int step_copy(Exec *e, Step *s) {
                                   e->plan->target, strerror(-r));
         if (fsync(e->fd) < 0)
                 return error_setf(-errno, "Cannot flush %s: %m", e->plan->target);
+        memcpy(s->digest, digest, sizeof(digest));
+        log_info("copied %s of data (%s in all) into partition %u", FORMAT_BYTES(written), FORMAT_BYTES(sp->size), pp->partno);
+        return 0;
+}
 
-        /* Read back what landed and compare: a bad cable, a fake-capacity USB stick or a failing
-         * disk shows here, not at the first boot. */
-        r = copy_region_digest(e->src_fd, sp->start, e->fd, pp->start, sp->size, NULL, NULL, back);
+/* Read back what landed and compare: a bad cable, a fake-capacity USB stick or a failing disk
+ * shows here, not at the first boot. */
+static int step_verify(Exec *e, Step *s) {
+        const PlanPartition *pp = s->partition;
+        const PlanSourcePartition *sp = &e->plan->source->partitions[pp->copy_from];
+        uint8_t back[COPY_DIGEST_SIZE];
+        int r;
+
+        r = copy_region_digest(e->src_fd, sp->start, e->fd, pp->start, sp->size, on_copy_progress, e, back);
         if (r < 0)
                 return error_setf(r, "Cannot read back partition %u of %s: %s", pp->partno, e->plan->target, strerror(-r));
-        if (memcmp(digest, back, sizeof(digest)) != 0)
+        if (memcmp(s->copied_by->digest, back, sizeof(back)) != 0)
                 return error_setf(-EIO, "Partition %u of %s does not read back what was written to it: the disk is faulty or "
                                         "was changed during the install.", pp->partno, e->plan->target);
-        log_info("copied %s of data (%s in all) into partition %u and read it back intact", FORMAT_BYTES(written),
-                 FORMAT_BYTES(sp->size), pp->partno);
+        log_info("partition %u reads back intact", pp->partno);
         return 0;
 }
 
@@ -354,7 +365,7 @@ int executor_run(const Plan *p, Image *img, const ExecOptions *o, const ExecCall
         for (size_t i = 0; p->source && i < p->n_partitions; i++) {
                 const PlanPartition *pp = &p->partitions[i];
                 char id[32];
-                Step *s;
+                Step *s, *v;
 
                 if (pp->copy_from < 0)
                         continue;
@@ -365,6 +376,12 @@ int executor_run(const Plan *p, Image *img, const ExecOptions *o, const ExecCall
                 if (!s)
                         return -E2BIG;
                 s->partition = pp;
+                snprintf(id, sizeof(id), "verify-%s", partition_role_to_string(pp->role));
+                v = add_step(&e, id, s->total, step_verify, "Reading back partition %u to verify it", pp->partno);
+                if (!v)
+                        return -E2BIG;
+                v->partition = pp;
+                v->copied_by = s;
         }
         if (p->source)
                 add_step(&e, "boot", 1, step_boot, "Installing systemd-boot and %zu unified kernel image%s", img ? img->n_ukis : 0,

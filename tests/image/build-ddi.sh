@@ -65,7 +65,6 @@ kernel_packages=(linux-image-amd64)
 ESP_MIB=512             # smaller FAT32 has too few clusters for mtools (docs/vm-rig.md)
 ESP_TYPE=c12a7328-f81f-11d2-ba4b-00a0c93ec93b
 ROOT_TYPE=4f68bce3-e8cd-4db1-96e7-fbcaf984b709
-LOADER_DIR=usr/lib/systemd/boot/efi
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 OVERLAY=$HERE/rootfs
@@ -191,7 +190,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-PHASE= PHASE_T=
+PHASE=''
+PHASE_T=''
 TIMINGS=()
 phase() {
         if [ -n "$PHASE" ]; then
@@ -305,8 +305,10 @@ sed -i '/^IMAGE_ID=/d; /^IMAGE_VERSION=/d' "$ROOT/usr/lib/os-release"
 printf 'IMAGE_ID=%s\nIMAGE_VERSION=%s\n' "$IMAGE_ID" "$IMAGE_VERSION" >>"$ROOT/usr/lib/os-release"
 [ "$(readlink "$ROOT/etc/os-release")" = ../usr/lib/os-release ] || ln -sfn ../usr/lib/os-release "$ROOT/etc/os-release"
 
-# First boot: empty machine-id (systemd generates and commits one), nothing of the build host.
-: >"$ROOT/etc/machine-id"
+# First boot, with nothing of the build host. "uninitialized", not an empty file: systemd 257
+# treats only a missing file or "uninitialized" as first boot (ConditionFirstBoot=, presets,
+# machine-id committed by systemd-machine-id-commit.service); an empty file just gets an ID.
+echo uninitialized >"$ROOT/etc/machine-id"
 rm -f "$ROOT/var/lib/dbus/machine-id" "$ROOT/var/lib/systemd/random-seed" "$ROOT/var/lib/systemd/credential.secret"
 echo "$IMAGE_ID" >"$ROOT/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' "$IMAGE_ID" >"$ROOT/etc/hosts"
@@ -341,6 +343,10 @@ rm -rf "$ROOT"/var/lib/apt/lists/* "$ROOT"/var/cache/apt/*.bin "$ROOT"/var/cache
 find "$ROOT/var/cache/apt/archives" -name '*.deb' -delete
 find "$ROOT/var/log" -type f -delete
 install -d -m 755 "$ROOT/var/lib/apt/lists/partial"
+# The caches that ConditionNeedsUpdate= units rebuild on first boot (ld.so.cache, hwdb.bin, the
+# journal catalog) were made by the package scripts already: mark /etc and /var up to date, as
+# systemd-update-done would, so that first boot under TCG does not redo them.
+touch -r "$ROOT/usr" "$ROOT/etc/.updated" "$ROOT/var/.updated"
 
 # --- assemble the disk image, without mounts or loop devices --------------------------------
 phase assemble

@@ -53,6 +53,11 @@ ln -s ../usr/lib/os-release "$tmp/root/etc/os-release"
 cp "$sdboot" "$tmp/root/usr/lib/systemd/boot/efi/"
 head -c $((24 * 1024 * 1024)) /dev/urandom >"$tmp/root/data/random"
 head -c $((16 * 1024 * 1024)) /dev/zero >"$tmp/root/data/zeros"
+# FAKE_DDI_FILL=dense fills the root with random data (benchmarks); "sparse" adds 64 MiB.
+case "${FAKE_DDI_FILL:-}" in
+dense) head -c $(((root_mib - root_mib / 16 - 48) * 1024 * 1024)) /dev/urandom >"$tmp/root/data/dense" ;;
+sparse) head -c $((64 * 1024 * 1024)) /dev/urandom >"$tmp/root/data/more" ;;
+esac
 
 esp_mib=512
 rm -f "$out"

@@ -31,8 +31,8 @@ jq -e -s '[.[] | select(.event == "end" and .id == "copy-root")][0] | .total == 
         || fail "copy-root does not report the root partition's bytes"
 jq -e -s '[.[] | select(.event == "update")] | all(.rate >= 0 and .total > 0 and .done <= .total)' "$WORK/events.json" >/dev/null \
         || fail "malformed update events"
-jq -e -s '[.[] | .id] | index("boot") > index("copy-root")' "$WORK/events.json" >/dev/null \
-        || fail "the boot loader must be installed after the copy"
+jq -e -s '[.[] | .id] | index("verify-root") > index("copy-root") and index("boot") > index("verify-root")' "$WORK/events.json" >/dev/null \
+        || fail "the root must be read back after the copy, and the boot loader installed after that"
 jq -e -s '.[-1].success == true' "$WORK/events.json" >/dev/null || fail "install did not report success"
 pass "install --json reports verify, copy and boot steps with byte counts"
 

@@ -1,0 +1,396 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# boot-image.sh IMAGE [options] — boots a disk image under QEMU (q35, OVMF, swtpm) and checks it.
+#
+# IMAGE is attached as -device virtio-blk-pci,serial=target (/dev/disk/by-id/virtio-target in
+# the guest) and is written to unless --snapshot is given. The serial console goes to a log file
+# whose path is printed; it is kept after the run. By default the run must show that:
+#   - systemd-boot started the UKI: IMPRINT-CHECK loader-info=systemd-boot …, stub-info=
+#     systemd-stub …, loader-entry-selected matches --expect-entry (imprint-test_*.efi);
+#   - root came from gpt-auto: no root= on the command line, and the device mounted on / is
+#     /dev/gpt-auto-root (made by udev for the partition found via LoaderDevicePartUUID);
+#   - the system reached multi-user.target and "systemctl is-system-running" said running;
+#   - IMPRINT-CHECK-DONE appeared and the machine powered itself off before the timeout.
+# These lines come from imprint-check.service in the test image (tests/image/rootfs/).
+#
+# Options (each has an environment variable; options win; lists in variables are space-separated):
+#   --timeout SECONDS   hard limit for the whole run (default 300)            IMPRINT_BOOT_TIMEOUT
+#   --keep              keep the run directory: OVMF VARS copy, swtpm state, logs
+#   --snapshot          never write to IMAGE (QEMU snapshot=on)              IMPRINT_BOOT_SNAPSHOT=1
+#   --disk FILE[:SERIAL]  another virtio disk, e.g. the live medium or a data disk; repeatable;
+#                       serial defaults to disk1, disk2, …                    IMPRINT_BOOT_DISKS
+#   --cdrom FILE        an ISO on the q35 AHCI controller (serial cdrom)      IMPRINT_BOOT_CDROM
+#   --boot-first SERIAL the device the firmware tries first: target (default), a --disk serial,
+#                       or cdrom; the others follow in OVMF's own order       IMPRINT_BOOT_FIRST
+#   --tpm-state DIR     swtpm state directory to use and keep (created if missing): boot again
+#                       "with the same TPM" by passing the same DIR            IMPRINT_TPM_STATE
+#   --vars FILE         OVMF variable store to use and keep (copied from OVMF_VARS_4M.fd if
+#                       missing); pass the same FILE again with the same TPM  IMPRINT_OVMF_VARS
+#   --no-tpm            no TPM device
+#   --qemu-arg ARG      one more QEMU argument; repeatable                   IMPRINT_QEMU_ARGS
+#   --log FILE          serial log path (default RUNDIR/serial.log)           IMPRINT_BOOT_LOG
+#   --no-check          no IMPRINT-CHECK assertions: pass if the guest powers off (or reboots,
+#                       with -no-reboot) before the timeout; --expect still applies
+#   --expect REGEX      the ANSI-stripped serial log must have a line matching REGEX (grep -E);
+#                       repeatable                                            IMPRINT_BOOT_EXPECT
+#   --expect-entry GLOB LoaderEntrySelected must match GLOB (default imprint-test_*.efi)
+#   --allow-degraded    accept system-state=degraded (a unit failed) as well as running
+# Also: IMPRINT_QEMU_ACCEL=auto|tcg|kvm (auto: kvm only if a 2 s probe with -accel kvm keeps
+# running; nested KVM on this project's CI machines fails at once), IMPRINT_QEMU_MEMORY (MiB,
+# default 2048), IMPRINT_QEMU_SMP (default 2).
+#
+# The run directory (printed; under /var/tmp) also holds qemu.log (QEMU's stderr), swtpm.log
+# and qmp.sock (a QMP socket, e.g. for send-key) while QEMU runs. Without --keep only the logs
+# stay. Exit status: 0 all assertions passed, 1 a failure (the last 60 log lines are printed),
+# 2 bad usage.
+#
+# Needs root only for /dev/kvm; TCG works as any user that can read the image.
+set -euo pipefail
+
+# Host packages this script runs (installed with apt when missing, as root).
+host_packages=(
+        qemu-system-x86     # qemu-system-x86_64
+        ovmf                # OVMF_CODE_4M.fd, OVMF_VARS_4M.fd
+        swtpm               # software TPM 2.0
+        coreutils grep sed mawk
+)
+
+OVMF_CODE=/usr/share/OVMF/OVMF_CODE_4M.fd
+OVMF_VARS_TEMPLATE=/usr/share/OVMF/OVMF_VARS_4M.fd
+
+usage() {
+        sed -n '3,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
+        exit 2
+}
+
+# --- options ----------------------------------------------------------------------------------
+IMAGE=
+TIMEOUT=${IMPRINT_BOOT_TIMEOUT:-300}
+KEEP=0
+SNAPSHOT=${IMPRINT_BOOT_SNAPSHOT:-0}
+read -r -a DISKS <<<"${IMPRINT_BOOT_DISKS:-}"
+CDROM=${IMPRINT_BOOT_CDROM:-}
+BOOT_FIRST=${IMPRINT_BOOT_FIRST:-target}
+TPM_STATE=${IMPRINT_TPM_STATE:-}
+VARS=${IMPRINT_OVMF_VARS:-}
+USE_TPM=1
+read -r -a QEMU_EXTRA <<<"${IMPRINT_QEMU_ARGS:-}"
+LOG=${IMPRINT_BOOT_LOG:-}
+CHECK=1
+read -r -a EXPECT <<<"${IMPRINT_BOOT_EXPECT:-}"
+EXPECT_ENTRY='imprint-test_*.efi'
+ALLOW_DEGRADED=0
+ACCEL=${IMPRINT_QEMU_ACCEL:-auto}
+MEMORY=${IMPRINT_QEMU_MEMORY:-2048}
+SMP=${IMPRINT_QEMU_SMP:-2}
+
+while [ $# -gt 0 ]; do
+        case $1 in
+        --timeout) TIMEOUT=${2:?}; shift ;;
+        --keep) KEEP=1 ;;
+        --snapshot) SNAPSHOT=1 ;;
+        --disk) DISKS+=("${2:?}"); shift ;;
+        --cdrom) CDROM=${2:?}; shift ;;
+        --boot-first) BOOT_FIRST=${2:?}; shift ;;
+        --tpm-state) TPM_STATE=${2:?}; shift ;;
+        --vars) VARS=${2:?}; shift ;;
+        --no-tpm) USE_TPM=0 ;;
+        --qemu-arg) QEMU_EXTRA+=("${2:?}"); shift ;;
+        --log) LOG=${2:?}; shift ;;
+        --no-check) CHECK=0 ;;
+        --expect) EXPECT+=("${2:?}"); shift ;;
+        --expect-entry) EXPECT_ENTRY=${2:?}; shift ;;
+        --allow-degraded) ALLOW_DEGRADED=1 ;;
+        -h | --help) usage ;;
+        -*) echo "unknown option $1" >&2; usage ;;
+        *)
+                [ -z "$IMAGE" ] || { echo "more than one IMAGE" >&2; usage; }
+                IMAGE=$1
+                ;;
+        esac
+        shift
+done
+[ -n "$IMAGE" ] || usage
+[ -f "$IMAGE" ] || [ -b "$IMAGE" ] || { echo "no such image: $IMAGE" >&2; exit 2; }
+case $TIMEOUT in '' | *[!0-9]*) echo "--timeout wants whole seconds" >&2; exit 2 ;; esac
+
+install_host_packages() {
+        local p missing=()
+        for p in "${host_packages[@]}"; do
+                dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+        done
+        [ ${#missing[@]} -eq 0 ] && return 0
+        [ "$(id -u)" = 0 ] || { echo "missing host packages (run as root to install): ${missing[*]}" >&2; exit 1; }
+        echo "installing host packages: ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+install_host_packages
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+
+# --- run directory, cleanup --------------------------------------------------------------------
+RUN=$(mktemp -d /var/tmp/imprint-boot.XXXXXX)
+[ -n "$LOG" ] || LOG=$RUN/serial.log
+: >"$LOG"
+QEMU_PID=
+SWTPM_PID=
+OWN_TPM_STATE=0
+OWN_VARS=0
+
+stop_pid() {    # stop_pid PID: TERM, then KILL after 5 s; only our own children
+        local pid=$1
+        [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do
+                kill -0 "$pid" 2>/dev/null || break
+                sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+        local rc=$?
+        stop_pid "$QEMU_PID"
+        # swtpm --terminate exits with its QEMU connection, but not if QEMU never connected.
+        stop_pid "$SWTPM_PID"
+        rm -f "$RUN/swtpm.sock" "$RUN/qmp.sock"
+        if [ "$KEEP" = 0 ]; then
+                [ "$OWN_TPM_STATE" = 1 ] && rm -rf "$RUN/tpm"
+                [ "$OWN_VARS" = 1 ] && rm -f "$RUN/OVMF_VARS.fd"
+        fi
+        exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+now() { echo "$EPOCHREALTIME"; }
+since() { awk -v a="$1" -v b="${2:-$EPOCHREALTIME}" 'BEGIN { printf "%.1f", b - a }'; }
+
+# Serial output with ANSI escape sequences (CSI, OSC, charset and single-character ones), CRs
+# and NULs removed. The whole file is re-read each time, so a sequence split across two writes
+# of the guest is stripped once it is complete; only a truncated one at the very end of the file
+# can remain, and the next read handles it.
+ESC=$'\x1b'
+BEL=$'\x07'
+STRIP_ANSI="s#${ESC}\\][^${BEL}${ESC}]*(${BEL}|${ESC}\\\\)?##g; s#${ESC}\\[[0-?]*[ -/]*[@-~]##g"
+STRIP_ANSI+="; s#${ESC}[()][A-Za-z0-9]##g; s#${ESC}[DEHMc78>=]##g"
+strip_log() {
+        sed -E "$STRIP_ANSI" "$LOG" | tr -d '\r\000' >"$RUN/serial.txt"
+}
+
+# --- accelerator ------------------------------------------------------------------------------
+probe_kvm() {
+        [ -r /dev/kvm ] && [ -w /dev/kvm ] || return 1
+        local pid
+        qemu-system-x86_64 -accel kvm -machine q35 -cpu host -m 64 -nodefaults -display none \
+                -no-reboot -serial none -monitor none >/dev/null 2>&1 &
+        pid=$!
+        for _ in $(seq 20); do
+                sleep 0.1
+                kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 1; }
+        done
+        stop_pid "$pid"
+        return 0
+}
+case $ACCEL in
+auto) if probe_kvm 2>/dev/null; then ACCEL=kvm; else ACCEL=tcg; fi ;;   # quiet: bash reports the abort
+kvm | tcg) ;;
+*) echo "IMPRINT_QEMU_ACCEL must be auto, kvm or tcg" >&2; exit 2 ;;
+esac
+if [ "$ACCEL" = kvm ]; then CPU=host; else CPU=max; fi
+
+# --- firmware variables and TPM ------------------------------------------------------------------
+if [ -z "$VARS" ]; then
+        VARS=$RUN/OVMF_VARS.fd
+        OWN_VARS=1
+fi
+[ -f "$VARS" ] || cp "$OVMF_VARS_TEMPLATE" "$VARS"
+
+TPM_ARGS=()
+if [ "$USE_TPM" = 1 ]; then
+        if [ -z "$TPM_STATE" ]; then
+                TPM_STATE=$RUN/tpm
+                OWN_TPM_STATE=1
+        fi
+        mkdir -p "$TPM_STATE"
+        swtpm socket --tpm2 --tpmstate dir="$TPM_STATE" --ctrl type=unixio,path="$RUN/swtpm.sock" \
+                --log file="$RUN/swtpm.log",level=1 --terminate &
+        SWTPM_PID=$!
+        for _ in $(seq 100); do
+                [ -S "$RUN/swtpm.sock" ] && break
+                kill -0 "$SWTPM_PID" 2>/dev/null || { echo "FAIL: swtpm did not start (see $RUN/swtpm.log)"; exit 1; }
+                sleep 0.05
+        done
+        [ -S "$RUN/swtpm.sock" ] || { echo "FAIL: swtpm made no socket"; exit 1; }
+        # shellcheck disable=SC2054  # commas belong to QEMU's option syntax
+        TPM_ARGS=(-chardev "socket,id=chrtpm,path=$RUN/swtpm.sock"
+                -tpmdev emulator,id=tpm0,chardev=chrtpm -device tpm-tis,tpmdev=tpm0)
+fi
+
+# --- disks ----------------------------------------------------------------------------------------
+format_of() { case $1 in *.qcow2) echo qcow2 ;; *) echo raw ;; esac; }
+bootindex() { if [ "$1" = "$BOOT_FIRST" ]; then echo ",bootindex=1"; fi; }
+snap=
+[ "$SNAPSHOT" = 1 ] && snap=,snapshot=on
+DISK_ARGS=(-drive "file=$IMAGE,if=none,id=target,format=$(format_of "$IMAGE"),cache=unsafe,discard=unmap$snap"
+        -device "virtio-blk-pci,drive=target,serial=target$(bootindex target)")
+n=0
+for d in "${DISKS[@]}"; do
+        n=$((n + 1))
+        file=${d%%:*}
+        serial=disk$n
+        [ "$file" = "$d" ] || serial=${d#*:}
+        [ -e "$file" ] || { echo "no such disk: $file" >&2; exit 2; }
+        DISK_ARGS+=(-drive "file=$file,if=none,id=disk$n,format=$(format_of "$file"),cache=unsafe,discard=unmap"
+                -device "virtio-blk-pci,drive=disk$n,serial=$serial$(bootindex "$serial")")
+done
+if [ -n "$CDROM" ]; then
+        DISK_ARGS+=(-drive "file=$CDROM,if=none,id=cdrom,media=cdrom,readonly=on"
+                -device "ide-cd,drive=cdrom,bus=ide.0$(bootindex cdrom)")
+fi
+
+QEMU=(qemu-system-x86_64
+        -accel "$ACCEL" -machine q35 -cpu "$CPU" -m "$MEMORY" -smp "$SMP"
+        -drive "if=pflash,format=raw,unit=0,file=$OVMF_CODE,readonly=on"
+        -drive "if=pflash,format=raw,unit=1,file=$VARS"
+        "${TPM_ARGS[@]}"
+        "${DISK_ARGS[@]}"
+        -device virtio-rng-pci
+        -nic none
+        -display none -vga none -monitor none
+        -chardev "file,id=serial0,path=$LOG" -serial chardev:serial0
+        -qmp "unix:$RUN/qmp.sock,server=on,wait=off"
+        -no-reboot
+        "${QEMU_EXTRA[@]}")
+
+echo "run directory: $RUN"
+echo "serial log:    $LOG"
+echo "accelerator:   $ACCEL${TPM_STATE:+, TPM state $TPM_STATE}, VARS $VARS"
+printf '%q ' "${QEMU[@]}" >"$RUN/qemu.cmdline"
+echo >>"$RUN/qemu.cmdline"
+
+# --- run, watching the serial log for the boot's milestones -----------------------------------
+declare -A MARK=(
+        [firmware]='BdsDxe: (loading|starting) Boot'
+        [kernel]='Linux version [0-9]'
+        [switch-root]='Switching root|Reached target.*Switch Root'
+        [multi-user]='Reached target .*Multi-User System'
+        [check-done]='IMPRINT-CHECK-DONE'
+)
+MARK_ORDER=(firmware kernel switch-root multi-user check-done)
+declare -A SEEN=()
+
+T_START=$(now)
+"${QEMU[@]}" >"$RUN/qemu.log" 2>&1 &
+QEMU_PID=$!
+DEADLINE=$(awk -v a="$T_START" -v t="$TIMEOUT" 'BEGIN { printf "%d", a + t }')
+TIMED_OUT=0
+while kill -0 "$QEMU_PID" 2>/dev/null; do
+        if [ ${#SEEN[@]} -lt ${#MARK[@]} ]; then
+                strip_log
+                for m in "${MARK_ORDER[@]}"; do
+                        [ -n "${SEEN[$m]:-}" ] && continue
+                        if grep -aqE "${MARK[$m]}" "$RUN/serial.txt"; then
+                                SEEN[$m]=$(now)
+                                echo "  +$(since "$T_START" "${SEEN[$m]}")s $m"
+                        fi
+                done
+        fi
+        if [ "${EPOCHREALTIME%.*}" -ge "$DEADLINE" ]; then
+                TIMED_OUT=1
+                break
+        fi
+        sleep 0.5
+done
+if [ "$TIMED_OUT" = 1 ]; then
+        stop_pid "$QEMU_PID"
+        QEMU_RC=timeout
+else
+        QEMU_RC=0
+        wait "$QEMU_PID" || QEMU_RC=$?
+fi
+QEMU_PID=
+T_END=$(now)
+strip_log
+for m in "${MARK_ORDER[@]}"; do         # milestones reached between the last poll and the exit
+        [ -n "${SEEN[$m]:-}" ] || ! grep -aqE "${MARK[$m]}" "$RUN/serial.txt" || SEEN[$m]=$T_END
+done
+
+# --- report -------------------------------------------------------------------------------------
+span() {        # span FROM TO: seconds between two milestones, or "-"
+        local a=${SEEN[$1]:-} b=${SEEN[$2]:-}
+        [ "$1" = start ] && a=$T_START
+        [ "$2" = end ] && b=$T_END
+        if [ -n "$a" ] && [ -n "$b" ]; then since "$a" "$b"; else echo -; fi
+}
+echo "timings (s): firmware+loader to first kernel line $(span start kernel)," \
+        "kernel to switch-root $(span kernel switch-root)," \
+        "to multi-user $(span kernel multi-user) (after kernel) / $(span start multi-user) (total)," \
+        "to check done $(span start check-done), total $(span start end)"
+
+FAILED=0
+fail() { echo "FAIL: $*"; FAILED=1; }
+ok() { echo "ok: $*"; }
+
+# check VALUE of "IMPRINT-CHECK KEY=VALUE" (the first one; empty when absent)
+check_value() {
+        grep -a -o "IMPRINT-CHECK $1=.*" "$RUN/serial.txt" | head -n 1 | cut -d= -f2- || true
+}
+
+if [ "$QEMU_RC" = timeout ]; then
+        fail "no power-off within $TIMEOUT s (QEMU killed)"
+elif [ "$QEMU_RC" != 0 ]; then
+        fail "QEMU exited with status $QEMU_RC: $(tail -n 3 "$RUN/qemu.log" | tr '\n' ' ')"
+else
+        ok "the guest powered off after $(span start end) s"
+fi
+
+if [ "$CHECK" = 1 ]; then
+        grep -a -o 'IMPRINT-CHECK .*' "$RUN/serial.txt" | sed 's/^/  /' || true
+
+        if grep -aq 'IMPRINT-CHECK-DONE' "$RUN/serial.txt"; then ok "IMPRINT-CHECK-DONE"; else fail "no IMPRINT-CHECK-DONE"; fi
+
+        v=$(check_value loader-info)
+        case $v in systemd-boot\ *) ok "loader: $v" ;; *) fail "LoaderInfo is '$v', not systemd-boot" ;; esac
+        v=$(check_value stub-info)
+        case $v in systemd-stub\ *) ok "stub: $v" ;; *) fail "StubInfo is '$v', not systemd-stub" ;; esac
+        v=$(check_value loader-entry-selected)
+        # shellcheck disable=SC2254  # EXPECT_ENTRY is a glob on purpose
+        case ${v,,} in $EXPECT_ENTRY) ok "entry: $v" ;; *) fail "LoaderEntrySelected is '$v', expected $EXPECT_ENTRY" ;; esac
+
+        v=$(check_value cmdline-has-root)
+        if [ "$v" = no ]; then ok "no root= on the command line"; else fail "root= on the command line (or no cmdline line): '$v'"; fi
+        src=$(check_value root-source)
+        src_dev=$(check_value root-source-dev)
+        auto=$(check_value gpt-auto-root)
+        if [ -n "$src" ] && { [ "$src" = /dev/gpt-auto-root ] || { [ -n "$auto" ] && [ "$auto" != "(missing)" ] && [ "$auto" = "$src_dev" ]; }; }; then
+                ok "root $src is /dev/gpt-auto-root ($auto), type $(check_value root-parttype)"
+        else
+                fail "root is '$src' ('$src_dev'), /dev/gpt-auto-root is '$auto'"
+        fi
+
+        v=$(check_value multi-user)
+        if [ "$v" = active ]; then ok "multi-user.target active"; else fail "multi-user.target is '$v'"; fi
+        v=$(check_value system-state)
+        if [ "$v" = running ] || { [ "$ALLOW_DEGRADED" = 1 ] && [ "$v" = degraded ]; }; then
+                ok "system state $v"
+        else
+                fail "system state is '$v'$(grep -a -o 'IMPRINT-CHECK failed-unit: .*' "$RUN/serial.txt" | sed 's/^IMPRINT-CHECK failed-unit: /; failed: /' | tr -d '\n')"
+        fi
+        grep -a -o 'IMPRINT-CHECK analyze: Startup finished.*' "$RUN/serial.txt" | sed 's/^IMPRINT-CHECK analyze: /guest: /' || true
+fi
+
+for re in "${EXPECT[@]}"; do
+        [ -n "$re" ] || continue
+        if grep -aqE -- "$re" "$RUN/serial.txt"; then ok "log matches /$re/"; else fail "no log line matches /$re/"; fi
+done
+
+if [ "$FAILED" = 1 ]; then
+        echo "---- last 60 lines of $LOG (ANSI stripped) ----"
+        tail -n 60 "$RUN/serial.txt"
+        echo "---- serial log: $LOG; QEMU stderr: $RUN/qemu.log ----"
+        exit 1
+fi
+echo "PASS (serial log: $LOG)"
