@@ -121,7 +121,8 @@ static void help(void) {
                "  --architecture=ARCH     x86-64, arm64, x86, riscv64 (default: this machine's)\n"
                "  --seed=STRING           Derive all UUIDs from STRING (reproducible layouts)\n\n"
                "Other options:\n"
-               "  --source=IMAGE          The OS image to install (plan, install)\n"
+               "  --source=IMAGE|self     The OS image to install (plan, install); \"self\": the disk\n"
+               "                          this system runs from (a live medium installing itself)\n"
                "  --no-variables          Do not add a firmware boot entry (EFI variable)\n"
                "  --plan-file=FILE        plan: save the plan there; apply/install: execute exactly that plan\n"
                "  --json                  Machine-readable output (apply: one JSON object per progress event)\n"
@@ -387,11 +388,17 @@ static int open_image(const char *path, Image **ret) {
 static int build_plan(const PlanArgs *a, Image **img, Plan **ret) {
         _cleanup_(plan_source_freep) PlanSource *src = NULL;
         _cleanup_(disk_freep) Disk *d = NULL;
+        _cleanup_(freep) char *self = NULL;
         PlanOptions o = a->opts;
         int r;
 
         if (a->source) {
-                r = open_image(a->source, img);
+                if (streq(a->source, "self")) {
+                        r = image_resolve_self(&self);
+                        if (r < 0)
+                                return r;
+                }
+                r = open_image(self ?: a->source, img);
                 if (r < 0)
                         return r;
                 r = image_to_plan_source(*img, &src);

@@ -86,6 +86,58 @@ static bool role_is_os(PartitionRole r) {
                r == ROLE_ROOT_VERITY_SIG || r == ROLE_USR_VERITY_SIG;
 }
 
+int image_resolve_self(char **ret_path) {
+        static const DiskRefusal order[] = { REFUSE_BOOT_DISK, REFUSE_LIVE_MEDIUM, REFUSE_ROOT_DISK };
+        DiskList l = {};
+        int r;
+
+        r = disk_list_discover(&(DiscoverOptions) {}, &l);
+        if (r < 0)
+                return r;
+        for (size_t k = 0; k < ELEMENTSOF(order); k++)
+                for (size_t i = 0; i < l.n_disks; i++)
+                        if (l.disks[i]->refusals & order[k]) {
+                                char *p = strdup(l.disks[i]->devnode ?: l.disks[i]->path);
+                                disk_list_done(&l);
+                                if (!p)
+                                        return -ENOMEM;
+                                log_info("--source=self: %s", p);
+                                *ret_path = p;
+                                return 0;
+                        }
+        disk_list_done(&l);
+        return error_setf(-ENOENT, "--source=self: cannot tell which disk this system runs from.");
+}
+
+/* Copying a filesystem that is mounted read-write gives a torn copy. */
+static int check_not_mounted_rw(const char *image, const DiskPartition *p) {
+        _cleanup_(freep) char *buf = NULL, *dev = NULL;
+        char name[64];
+        int r;
+
+        if (!p->node)
+                return 0;
+        snprintf(name, sizeof(name), "%s", p->node + strlen("/dev/"));
+        if (read_sysfs_block_attr(name, "dev", &dev) < 0)
+                return 0;
+        r = read_full_file("/proc/self/mountinfo", &buf, NULL);
+        if (r < 0)
+                return 0;
+        for (char *line = buf; line && *line;) {
+                char *eol = strchrnul(line, '\n'), mnt[512], opts[256], majmin[32];
+
+                /* "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue" */
+                if (sscanf(line, "%*s %*s %31s %*s %511s %255s", majmin, mnt, opts) == 3 && streq(majmin, dev) &&
+                    (strncmp(opts, "rw", 2) == 0 && (opts[2] == ',' || opts[2] == 0)))
+                        return error_setf(-EBUSY,
+                                          "The %s partition %s of %s is mounted read-write on %s; a copy of it would be torn. "
+                                          "Install from an image file, or from a medium whose root is read-only.",
+                                          partition_role_to_string(p->dps->role), p->node, image, mnt);
+                line = *eol ? eol + 1 : eol;
+        }
+        return 0;
+}
+
 int image_open(const char *path, Image **ret) {
         _cleanup_(image_freep) Image *img = NULL;
         _cleanup_(closep) int fd = -EBADF;
@@ -170,6 +222,11 @@ int image_open(const char *path, Image **ret) {
         }
         if (!img->root)
                 return error_setf(-EBADMSG, "The image %s has no usable root partition.", path);
+        for (size_t k = 0; k < img->n_os_parts; k++) {
+                r = check_not_mounted_rw(path, img->os_parts[k]);
+                if (r < 0)
+                        return r;
+        }
 
         log_info("image %s: %s root in partition %u (%s, %s)", path, architecture_to_string(img->arch), img->root->partno,
                  img->root->fstype ?: "unknown filesystem", FORMAT_BYTES(img->root->size));
@@ -554,6 +611,19 @@ int image_to_plan_source(const Image *img, PlanSource **ret) {
                         .fstype = strdup_safe(p->fstype),
                 };
                 s->n_partitions++;
+        }
+        s->entries = calloc(img->n_ukis ?: 1, sizeof(PlanBootEntry));
+        if (!s->entries)
+                return -ENOMEM;
+        for (size_t i = 0; i < img->n_ukis; i++) {
+                const ImageUki *u = &img->ukis[i];
+                s->entries[i] = (PlanBootEntry) {
+                        .file = strdup_safe(u->name),
+                        .title = strdup_safe(u->info.os_pretty_name),
+                        .version = strdup_safe(u->info.version),
+                        .uname = strdup_safe(u->info.uname),
+                };
+                s->n_entries++;
         }
         *ret = TAKE_PTR(s);
         return 0;

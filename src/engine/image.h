@@ -47,6 +47,10 @@ typedef struct Image {
  * truncated, with a root partition for one architecture (the native one when there are several). */
 int image_open(const char *path, Image **ret);
 
+/* The disk the running system was booted from (the firmware's boot disk, else the live medium,
+ * else the disk holding /), for --source=self: a live medium that installs itself. */
+int image_resolve_self(char **ret_path);
+
 /* Reads what booting needs: every UKI in /EFI/Linux of the image's ESP and XBOOTLDR (each must be
  * a real UKI), the image's systemd-boot, and its os-release (from the root, else from a UKI). */
 int image_load_boot(Image *img);

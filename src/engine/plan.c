@@ -112,6 +112,13 @@ void plan_source_free(PlanSource *s) {
                 free(s->partitions[i].fstype);
         }
         free(s->partitions);
+        for (size_t i = 0; i < s->n_entries; i++) {
+                free(s->entries[i].file);
+                free(s->entries[i].title);
+                free(s->entries[i].version);
+                free(s->entries[i].uname);
+        }
+        free(s->entries);
         free(s->path);
         free(s->fingerprint);
         free(s->sha256);
@@ -145,6 +152,18 @@ static int plan_source_copy(const PlanSource *from, PlanSource **ret) {
                 s->partitions[i] = from->partitions[i];
                 s->partitions[i].label = strdup_safe(from->partitions[i].label);
                 s->partitions[i].fstype = strdup_safe(from->partitions[i].fstype);
+        }
+        s->entries = calloc(from->n_entries ?: 1, sizeof(PlanBootEntry));
+        if (!s->entries)
+                return -ENOMEM;
+        for (size_t i = 0; i < from->n_entries; i++) {
+                s->entries[i] = (PlanBootEntry) {
+                        .file = strdup_safe(from->entries[i].file),
+                        .title = strdup_safe(from->entries[i].title),
+                        .version = strdup_safe(from->entries[i].version),
+                        .uname = strdup_safe(from->entries[i].uname),
+                };
+                s->n_entries++;
         }
         *ret = TAKE_PTR(s);
         return 0;
@@ -944,6 +963,18 @@ json_object *plan_to_json(const Plan *p) {
                         json_object_array_add(sparts, e);
                 }
                 json_object_object_add(so, "partitions", sparts);
+                {
+                        json_object *ents = json_object_new_array();
+                        for (size_t i = 0; i < src->n_entries; i++) {
+                                json_object *e = json_object_new_object();
+                                json_object_object_add(e, "file", json_string_or_null(src->entries[i].file));
+                                json_object_object_add(e, "title", json_string_or_null(src->entries[i].title));
+                                json_object_object_add(e, "version", json_string_or_null(src->entries[i].version));
+                                json_object_object_add(e, "uname", json_string_or_null(src->entries[i].uname));
+                                json_object_array_add(ents, e);
+                        }
+                        json_object_object_add(so, "bootEntries", ents);
+                }
                 json_object_object_add(j, "source", so);
         } else
                 json_object_object_add(j, "source", NULL);
@@ -1099,6 +1130,26 @@ static int plan_source_from_json(json_object *j, PlanSource **ret) {
                 sp->role = partition_role_from_string(role);
                 if (sp->role < 0)
                         return error_setf(-EINVAL, "Plan file: unknown source partition role \"%s\".", role);
+        }
+        {
+                json_object *ents;
+                r = get_field(so, "bootEntries", json_type_array, true, &ents);
+                if (r < 0)
+                        return r;
+                s->n_entries = ents ? json_object_array_length(ents) : 0;
+                s->entries = calloc(s->n_entries ?: 1, sizeof(PlanBootEntry));
+                if (!s->entries)
+                        return -ENOMEM;
+                for (size_t i = 0; i < s->n_entries; i++) {
+                        json_object *v = json_object_array_get_idx(ents, i);
+                        PlanBootEntry *be = &s->entries[i];
+
+                        if (!json_object_is_type(v, json_type_object))
+                                return error_setf(-EINVAL, "Plan file: boot entry %zu is not an object.", i);
+                        if ((r = get_string(v, "file", false, &be->file)) < 0 || (r = get_string(v, "title", true, &be->title)) < 0 ||
+                            (r = get_string(v, "version", true, &be->version)) < 0 || (r = get_string(v, "uname", true, &be->uname)) < 0)
+                                return r;
+                }
         }
         *ret = TAKE_PTR(s);
         return 0;
@@ -1271,6 +1322,11 @@ void plan_print_table(const Plan *p, FILE *f) {
                 fprintf(f, "Image:   %s — %s%s%s\n", p->source->path, p->source->os_name ?: "unknown OS",
                         p->source->sha256 ? ", checksum from " : ", no checksum to verify against",
                         p->source->sha256 ? p->source->sha256_origin : "");
+        for (size_t i = 0; p->source && i < p->source->n_entries; i++) {
+                const PlanBootEntry *be = &p->source->entries[i];
+                fprintf(f, "%s %s — %s%s%s%s%s\n", i == 0 ? "Boot:   " : "        ", be->file, be->title ?: "?",
+                        be->version ? " " : "", be->version ?: "", be->uname ? ", kernel " : "", be->uname ?: "");
+        }
         fprintf(f, "Disk ID: %s%s%s\n\n", SD_ID128_TO_UUID_STRING(p->disk_uuid), p->seed ? "  (derived from seed " : "",
                 p->seed ? ")" : "");
 

@@ -75,6 +75,12 @@ typedef struct PlanSourcePartition {
         char *fstype;
 } PlanSourcePartition;
 
+/* A boot entry the image brings: one UKI, as systemd-boot will list it. */
+typedef struct PlanBootEntry {
+        char *file;               /* "fakeos_7.efi" */
+        char *title, *version, *uname;
+} PlanBootEntry;
+
 /* The OS image a plan installs, as it was when planned; the executor checks it is unchanged. */
 typedef struct PlanSource {
         char *path;
@@ -86,6 +92,8 @@ typedef struct PlanSource {
         char *image_id, *image_version;
         PlanSourcePartition *partitions;
         size_t n_partitions;
+        PlanBootEntry *entries;
+        size_t n_entries;
 } PlanSource;
 
 void plan_source_free(PlanSource *s);
