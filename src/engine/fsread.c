@@ -49,53 +49,95 @@ static bool is_fat(const char *fstype) {
         return fstype && streq(fstype, "vfat");
 }
 
-static int mtools_env(void) {
-        /* mtools refuses FAT filesystems whose geometry fields look odd unless told not to
-         * check; ESPs written by firmware tools often do. Children inherit our environment. */
-        return setenv("MTOOLS_SKIP_CHECK", "1", 1) < 0 ? -errno : 0;
+/* How the tool for this filesystem names the partition (ret_image) and a path inside it
+ * (ret_spec: "::/path" for mtools; the plain path for debugfs). -EOPNOTSUPP when no tool
+ * here reads this filesystem, or the image path cannot be written in the tool's syntax. */
+static int tool_args(const FsLocation *l, const char *path, char **ret_image, char **ret_spec) {
+        _cleanup_(freep) char *image = NULL;
+        char *spec;
+        int r;
+
+        if (is_fat(l->fstype)) {
+                /* mtools refuses FAT filesystems whose geometry fields look odd unless told not
+                 * to check; ESPs written by firmware tools often do. Children inherit this. */
+                if (setenv("MTOOLS_SKIP_CHECK", "1", 1) < 0)
+                        return -errno;
+                r = fs_tool_path(l, "@@", &image);
+                if (r >= 0 && image && asprintf(&spec, "::%s", path) < 0)
+                        return -ENOMEM;
+        } else if (is_ext(l->fstype)) {
+                r = fs_tool_path(l, "?offset=", &image);
+                if (r >= 0 && image && !(spec = strdup(path)))
+                        return -ENOMEM;
+        } else
+                return -EOPNOTSUPP;
+        if (r < 0)
+                return r;
+        if (!image)
+                return -EOPNOTSUPP;
+        *ret_image = TAKE_PTR(image);
+        *ret_spec = spec;
+        return 0;
+}
+
+/* Tool failures mean "not there" for the callers, except for a missing tool or memory. */
+static int tool_result(int r, size_t size) {
+        if (r == -ENOMEM || r == -ENOPKG)
+                return r;
+        return r < 0 || size == 0 ? -ENOENT : 0;
 }
 
 int fs_read_file(const FsLocation *l, const char *path, void **ret, size_t *ret_size) {
-        _cleanup_(freep) char *tool_path = NULL, *out = NULL, *cmd = NULL, *spec = NULL;
+        _cleanup_(freep) char *image = NULL, *spec = NULL, *out = NULL, *cmd = NULL;
         size_t size = 0;
         int r;
 
+        r = tool_args(l, path, &image, &spec);
+        if (r < 0)
+                return r;
         if (is_ext(l->fstype)) {
-                r = fs_tool_path(l, "?offset=", &tool_path);
-                if (r < 0)
-                        return r;
-                if (!tool_path)
-                        return -EOPNOTSUPP;
-                if (asprintf(&cmd, "cat %s", path) < 0)
+                if (asprintf(&cmd, "cat %s", spec) < 0)
                         return -ENOMEM;
                 /* -c: do not read the bitmaps (slow, and unneeded); debugfs never writes without -w.
                  * It prints nothing and exits 0 for a missing file, so an empty result is ENOENT. */
-                char *argv[] = { (char *) "debugfs", (char *) "-c", (char *) "-R", cmd, tool_path, NULL };
+                char *argv[] = { (char *) "debugfs", (char *) "-c", (char *) "-R", cmd, image, NULL };
                 r = run_command(argv, &(RunOptions) { .ret_stdout = &out, .ret_stdout_size = &size, .quiet_stderr = true });
-        } else if (is_fat(l->fstype)) {
-                r = mtools_env();
-                if (r < 0)
-                        return r;
-                r = fs_tool_path(l, "@@", &tool_path);
-                if (r < 0)
-                        return r;
-                if (!tool_path)
-                        return -EOPNOTSUPP;
-                if (asprintf(&spec, "::%s", path) < 0)
-                        return -ENOMEM;
+        } else {
                 /* mtype without -t copies the bytes unchanged. */
-                char *argv[] = { (char *) "mtype", (char *) "-i", tool_path, spec, NULL };
+                char *argv[] = { (char *) "mtype", (char *) "-i", image, spec, NULL };
                 r = run_command(argv, &(RunOptions) { .ret_stdout = &out, .ret_stdout_size = &size, .quiet_stderr = true });
-        } else
-                return -EOPNOTSUPP;
-
-        if (r == -ENOMEM || r == -ENOPKG)
+        }
+        r = tool_result(r, size);
+        if (r < 0)
                 return r;
-        if (r < 0 || size == 0)
-                return -ENOENT;
         *ret = TAKE_PTR(out);
         *ret_size = size;
         return 0;
+}
+
+int fs_copy_file_to_fd(const FsLocation *l, const char *path, int fd) {
+        _cleanup_(freep) char *image = NULL, *spec = NULL, *cmd = NULL;
+        char dst[64];
+        struct stat st;
+        int r;
+
+        r = tool_args(l, path, &image, &spec);
+        if (r < 0)
+                return r;
+        snprintf(dst, sizeof(dst), "/proc/self/fd/%d", fd);
+        if (is_ext(l->fstype)) {
+                if (asprintf(&cmd, "dump %s %s", spec, dst) < 0)
+                        return -ENOMEM;
+                char *argv[] = { (char *) "debugfs", (char *) "-c", (char *) "-R", cmd, image, NULL };
+                r = run_command(argv, &(RunOptions) { .keep_fd = fd, .quiet_stderr = true });
+        } else {
+                char *argv[] = { (char *) "mcopy", (char *) "-o", (char *) "-n", (char *) "-i", image, spec, dst, NULL };
+                r = run_command(argv, &(RunOptions) { .keep_fd = fd, .quiet_stderr = true });
+        }
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        /* debugfs reports a missing file on stderr and exits 0: an empty result means absent. */
+        return tool_result(r, (size_t) st.st_size);
 }
 
 int fs_list_dir(const FsLocation *l, const char *dir, char ***ret) {
@@ -106,16 +148,9 @@ int fs_list_dir(const FsLocation *l, const char *dir, char ***ret) {
 
         if (!is_fat(l->fstype))
                 return -EOPNOTSUPP;
-        r = mtools_env();
+        r = tool_args(l, dir, &tool_path, &spec);
         if (r < 0)
                 return r;
-        r = fs_tool_path(l, "@@", &tool_path);
-        if (r < 0)
-                return r;
-        if (!tool_path)
-                return -EOPNOTSUPP;
-        if (asprintf(&spec, "::%s", dir) < 0)
-                return -ENOMEM;
 
         /* -b: bare listing, one "::/dir/name" per line, directories with a trailing "/". */
         char *argv[] = { (char *) "mdir", (char *) "-b", (char *) "-i", tool_path, spec, NULL };
@@ -154,23 +189,13 @@ int fs_list_dir(const FsLocation *l, const char *dir, char ***ret) {
 }
 
 int fat_mkdirs(const FsLocation *l, const char *const *dirs) {
-        _cleanup_(freep) char *tool_path = NULL;
-        int r;
-
-        r = mtools_env();
-        if (r < 0)
-                return r;
-        r = fs_tool_path(l, "@@", &tool_path);
-        if (r < 0)
-                return r;
-        if (!tool_path)
-                return error_setf(-EOPNOTSUPP, "Cannot name %s in mtools syntax.", l->disk);
-
         for (size_t i = 0; dirs[i]; i++) {
-                _cleanup_(freep) char *spec = NULL, *out = NULL;
+                _cleanup_(freep) char *tool_path = NULL, *spec = NULL, *out = NULL;
+                int r;
 
-                if (asprintf(&spec, "::%s", dirs[i]) < 0)
-                        return -ENOMEM;
+                r = tool_args(l, dirs[i], &tool_path, &spec);
+                if (r < 0)
+                        return error_setf(r, "Cannot name %s in mtools syntax.", l->disk);
                 /* Existing directories are fine: check first, since mmd fails on them. */
                 char *check[] = { (char *) "mdir", (char *) "-b", (char *) "-i", tool_path, spec, NULL };
                 if (run_command(check, &(RunOptions) { .ret_stdout = &out, .quiet_stderr = true }) >= 0)
@@ -188,17 +213,12 @@ int fat_copy_fd(const FsLocation *l, const char *path, int fd) {
         char src[64];
         int r;
 
-        r = mtools_env();
+        if (!is_fat(l->fstype))
+                return -EOPNOTSUPP;
+        r = tool_args(l, path, &tool_path, &spec);
         if (r < 0)
-                return r;
-        r = fs_tool_path(l, "@@", &tool_path);
-        if (r < 0)
-                return r;
-        if (!tool_path)
-                return error_setf(-EOPNOTSUPP, "Cannot name %s in mtools syntax.", l->disk);
+                return error_setf(r, "Cannot name %s in mtools syntax.", l->disk);
         snprintf(src, sizeof(src), "/proc/self/fd/%d", fd);
-        if (asprintf(&spec, "::%s", path) < 0)
-                return -ENOMEM;
 
         /* -o: overwrite an existing file without asking; -n: no confirmation either. */
         char *argv[] = { (char *) "mcopy", (char *) "-o", (char *) "-n", (char *) "-i", tool_path, src, spec, NULL };

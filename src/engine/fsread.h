@@ -23,6 +23,10 @@ int fs_tool_path(const FsLocation *l, const char *separator, char **ret);
  * debugfs does not follow), -EOPNOTSUPP for filesystems without a tool here. */
 int fs_read_file(const FsLocation *l, const char *path, void **ret, size_t *ret_size);
 
+/* Copies a file into fd (an empty regular file, e.g. a memory file). -ENOENT when it does not
+ * exist. For large files: nothing passes through this process's memory. */
+int fs_copy_file_to_fd(const FsLocation *l, const char *path, int fd);
+
 /* Names (not paths) of the entries of a FAT directory; directories end in "/". */
 int fs_list_dir(const FsLocation *l, const char *dir, char ***ret);
 

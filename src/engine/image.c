@@ -240,43 +240,18 @@ static FsLocation image_fs(const Image *img, const DiskPartition *p) {
 
 /* Copies a file out of a filesystem into an anonymous memory file (no heap, nothing in /tmp). */
 static int fs_copy_to_memfd(const FsLocation *l, const char *path, int *ret_fd, uint64_t *ret_size) {
-        _cleanup_(freep) char *tool_path = NULL, *cmd = NULL, *spec = NULL;
         _cleanup_(closep) int fd = -EBADF;
-        char dst[64];
         struct stat st;
         int r;
 
         fd = memfd_create("imprint-image-file", MFD_CLOEXEC);
         if (fd < 0)
                 return -errno;
-        snprintf(dst, sizeof(dst), "/proc/self/fd/%d", fd);
-
-        if (streq_ptr(l->fstype, "vfat")) {
-                r = fs_tool_path(l, "@@", &tool_path);
-                if (r < 0)
-                        return r;
-                if (!tool_path || asprintf(&spec, "::%s", path) < 0)
-                        return -ENOMEM;
-                if (setenv("MTOOLS_SKIP_CHECK", "1", 1) < 0)
-                        return -errno;
-                char *argv[] = { (char *) "mcopy", (char *) "-o", (char *) "-n", (char *) "-i", tool_path, spec, dst, NULL };
-                r = run_command(argv, &(RunOptions) { .keep_fd = fd, .quiet_stderr = true });
-        } else if (streq_ptr(l->fstype, "ext4") || streq_ptr(l->fstype, "ext3") || streq_ptr(l->fstype, "ext2")) {
-                r = fs_tool_path(l, "?offset=", &tool_path);
-                if (r < 0)
-                        return r;
-                if (!tool_path || asprintf(&cmd, "dump %s %s", path, dst) < 0)
-                        return -ENOMEM;
-                char *argv[] = { (char *) "debugfs", (char *) "-c", (char *) "-R", cmd, tool_path, NULL };
-                r = run_command(argv, &(RunOptions) { .keep_fd = fd, .quiet_stderr = true });
-        } else
-                return -EOPNOTSUPP;
-        if (r == -ENOMEM || r == -ENOPKG)
+        r = fs_copy_file_to_fd(l, path, fd);
+        if (r < 0)
                 return r;
         if (fstat(fd, &st) < 0)
                 return -errno;
-        if (r < 0 || st.st_size == 0)
-                return -ENOENT; /* debugfs reports a missing file on stderr and exits 0 */
         *ret_fd = TAKE_FD(fd);
         *ret_size = (uint64_t) st.st_size;
         return 0;
