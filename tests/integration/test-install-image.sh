@@ -69,3 +69,17 @@ truncate -s 6G "$WORK/second.img"
 esp2="$WORK/second.img@@1048576"
 cmp -s <(mtype -i "$esp" ::/loader/random-seed) <(mtype -i "$esp2" ::/loader/random-seed) && fail "two installs share a random seed"
 pass "each install gets its own random seed"
+
+# A golden image needs no privileges: an unprivileged user installs into a file it owns.
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+        mkdir "$WORK/user"
+        cp --sparse=always "$src" "$src.sha256" "$WORK/user/"
+        truncate -s 6G "$WORK/user/golden.img"
+        chown -R 65534:65534 "$WORK/user"
+        chmod 755 "$WORK"
+        setpriv --reuid=65534 --regid=65534 --clear-groups env HOME=/nonexistent \
+                "$IMPRINT" install --source "$WORK/user/fakeos.img" --target "$WORK/user/golden.img" --seed golden --yes >"$WORK/user.out" 2>&1 \
+                || { cat "$WORK/user.out" >&2; fail "an unprivileged user could not install into a file"; }
+        cmp -n "$s_len" -i "$s_off:$t_off" "$src" "$WORK/user/golden.img" || fail "the unprivileged install's root differs"
+        pass "an unprivileged user installs into an image file (uid 65534)"
+fi
