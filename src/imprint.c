@@ -444,7 +444,8 @@ static int verb_plan(int argc, char *argv[]) {
         } else {
                 plan_print_table(p, stdout);
                 if (a.plan_file)
-                        printf("\nSaved to %s. Run: imprint apply --plan-file %s\n", a.plan_file, a.plan_file);
+                        printf("\nSaved to %s. Run: imprint %s --plan-file %s\n", a.plan_file, p->source ? "install" : "apply",
+                               a.plan_file);
                 else
                         printf("\nNothing was written.\n");
         }
@@ -577,6 +578,8 @@ static int run_plan(const PlanArgs *a, bool need_image) {
 static int verb_apply(int argc, char *argv[]) {
         PlanArgs a = {};
         int r = parse_plan_args(argc, argv, &a);
+        if (r == 0 && a.source)
+                r = usage_error("apply partitions only; to install an image use: imprint install --source %s …", a.source);
         return r != 0 ? r : run_plan(&a, false);
 }
 

@@ -15,6 +15,7 @@
 #include "fileio.h"
 #include "fsread.h"
 #include "log.h"
+#include "pe.h"
 #include "size.h"
 
 /* 32 bytes: RANDOM_EFI_SEED_SIZE of systemd v253+ (formats.md §6.3); v252 accepts any size ≥ 32. */
@@ -63,6 +64,22 @@ static bool foreign_fallback(const FsLocation *esp, const char *path) {
         if (fs_read_file(esp, path, &buf, &size) < 0)
                 return false;
         return !memmem(buf, size, "#### LoaderInfo: systemd-boot ", strlen("#### LoaderInfo: systemd-boot "));
+}
+
+/* Another system on a shared ESP may have installed a newer systemd-boot than the image's; a
+ * downgrade could break its boot (bootctl update refuses to downgrade for the same reason). */
+static bool newer_sdboot_present(const FsLocation *esp, const char *path, const char *ours) {
+        _cleanup_(freep) void *buf = NULL;
+        _cleanup_(freep) char *theirs = NULL;
+        size_t size = 0;
+        const char *a, *b;
+
+        if (fs_read_file(esp, path, &buf, &size) < 0 || efi_binary_loader_info(buf, size, path, &theirs) < 0 || !ours)
+                return false;
+        /* "systemd-boot 257.9-1" → compare what follows the first space. */
+        a = strchr(theirs, ' ');
+        b = strchr(ours, ' ');
+        return a && b && strverscmp(a + 1, b + 1) > 0;
 }
 
 static int write_loader_conf(const FsLocation *esp, const char *default_entry, unsigned timeout) {
@@ -119,9 +136,13 @@ int boot_install(const Plan *p, const Image *img, const char *esp_node, const ch
         for (char *c = upper; *c; c++)
                 *c = (char) toupper((unsigned char) *c);
         snprintf(fallback, sizeof(fallback), "/EFI/BOOT/BOOT%s.EFI", upper);
-        r = fat_write_file(&esp, sd_path, sdboot, img->sdboot_size);
-        if (r < 0)
-                return error_prefixf(r, "Cannot install systemd-boot on %s", p->target);
+        if (esp_p->action == ACTION_KEEP && newer_sdboot_present(&esp, sd_path, img->sdboot_version))
+                log_notice("A newer systemd-boot is already on the kept ESP; keeping it (bootctl does not downgrade either).");
+        else {
+                r = fat_write_file(&esp, sd_path, sdboot, img->sdboot_size);
+                if (r < 0)
+                        return error_prefixf(r, "Cannot install systemd-boot on %s", p->target);
+        }
         if (esp_p->action == ACTION_KEEP && foreign_fallback(&esp, fallback))
                 log_notice("%s on the kept ESP belongs to another system; leaving it, the firmware boot entry points at %s.",
                            fallback, sd_path);

@@ -242,8 +242,9 @@ static int step_boot(Exec *e, Step *s) {
                          &res);
         if (r < 0)
                 return r;
+        /* On a real disk a missing firmware entry deserves attention; for image files it is expected. */
         if (res.note)
-                log_notice("%s", res.note);
+                log_internal(e->plan->target_kind == DISK_BLOCK ? LOG_WARNING : LOG_INFO, 0, "%s", res.note);
         return 0;
 }
 

@@ -392,7 +392,7 @@ static int load_sdboot(Image *img) {
                 img->sdboot_size = size;
                 return 0;
         }
-        return error_setf(-ENOENT,
+        return error_setf(-EBADMSG,
                           "The image %s carries no systemd-boot: neither usr/lib/systemd/boot/efi/systemd-boot%s.efi in its root "
                           "(%s) nor EFI/systemd/systemd-boot%s.efi on its ESP could be read.",
                           img->path, arch, img->root->fstype ?: "unknown filesystem", arch);

@@ -1327,8 +1327,8 @@ void plan_print_table(const Plan *p, FILE *f) {
                 fprintf(f, "%s %s — %s%s%s%s%s\n", i == 0 ? "Boot:   " : "        ", be->file, be->title ?: "?",
                         be->version ? " " : "", be->version ?: "", be->uname ? ", kernel " : "", be->uname ?: "");
         }
-        fprintf(f, "Disk ID: %s%s%s\n\n", SD_ID128_TO_UUID_STRING(p->disk_uuid), p->seed ? "  (derived from seed " : "",
-                p->seed ? ")" : "");
+        fprintf(f, "Disk ID: %s%s%s%s\n\n", SD_ID128_TO_UUID_STRING(p->disk_uuid), p->seed ? "  (UUIDs derived from seed \"" : "",
+                p->seed ?: "", p->seed ? "\")" : "");
 
         fprintf(f, "%-3s %-9s %-7s %10s %10s  %-13s %-16s %-6s %s\n", "#", "ROLE", "ACTION", "START", "SIZE", "TYPE", "LABEL", "FS",
                 "FLAGS");
