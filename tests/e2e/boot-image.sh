@@ -11,7 +11,9 @@
 #   - root came from gpt-auto: no root= on the command line, and the device mounted on / is
 #     /dev/gpt-auto-root (made by udev for the partition found via LoaderDevicePartUUID);
 #   - the system reached multi-user.target and "systemctl is-system-running" said running;
-#   - IMPRINT-CHECK-DONE appeared and the machine powered itself off before the timeout.
+#   - IMPRINT-CHECK-DONE appeared and the machine powered itself off before the timeout;
+#   - every executable in the image's /usr/lib/imprint-test/check.d/ exited 0 (their output
+#     is printed as "IMPRINT-CHECK check.d/NAME: LINE"; assert on it with --expect).
 # These lines come from imprint-check.service in the test image (tests/image/rootfs/).
 #
 # Options (each has an environment variable; options win; lists in variables are space-separated):
@@ -22,7 +24,7 @@
 #                       serial defaults to disk1, disk2, …                    IMPRINT_BOOT_DISKS
 #   --cdrom FILE        an ISO on the q35 AHCI controller (serial cdrom)      IMPRINT_BOOT_CDROM
 #   --boot-first SERIAL the device the firmware tries first: target (default), a --disk serial,
-#                       or cdrom; the others follow in OVMF's own order       IMPRINT_BOOT_FIRST
+#                       or cdrom; the others follow: target, disks, cdrom      IMPRINT_BOOT_FIRST
 #   --tpm-state DIR     swtpm state directory to use and keep (created if missing): boot again
 #                       "with the same TPM" by passing the same DIR            IMPRINT_TPM_STATE
 #   --vars FILE         OVMF variable store to use and keep (copied from OVMF_VARS_4M.fd if
@@ -231,11 +233,24 @@ fi
 
 # --- disks ----------------------------------------------------------------------------------------
 format_of() { case $1 in *.qcow2) echo qcow2 ;; *) echo raw ;; esac; }
-bootindex() { if [ "$1" = "$BOOT_FIRST" ]; then echo ",bootindex=1"; fi; }
+# Every boot device gets a bootindex: with a bootorder from QEMU, OVMF connects only the devices
+# named in it, so a disk without one is not even tried. $BOOT_FIRST gets 1, the others follow in
+# the order target, --disk…, cdrom.
+NEXT_INDEX=2
+BOOTINDEX=
+set_bootindex() {
+        if [ "$1" = "$BOOT_FIRST" ]; then
+                BOOTINDEX=1
+        else
+                BOOTINDEX=$NEXT_INDEX
+                NEXT_INDEX=$((NEXT_INDEX + 1))
+        fi
+}
 snap=
 [ "$SNAPSHOT" = 1 ] && snap=,snapshot=on
+set_bootindex target
 DISK_ARGS=(-drive "file=$IMAGE,if=none,id=target,format=$(format_of "$IMAGE"),cache=unsafe,discard=unmap$snap"
-        -device "virtio-blk-pci,drive=target,serial=target$(bootindex target)")
+        -device "virtio-blk-pci,drive=target,serial=target,bootindex=$BOOTINDEX")
 n=0
 for d in "${DISKS[@]}"; do
         n=$((n + 1))
@@ -243,12 +258,14 @@ for d in "${DISKS[@]}"; do
         serial=disk$n
         [ "$file" = "$d" ] || serial=${d#*:}
         [ -e "$file" ] || { echo "no such disk: $file" >&2; exit 2; }
+        set_bootindex "$serial"
         DISK_ARGS+=(-drive "file=$file,if=none,id=disk$n,format=$(format_of "$file"),cache=unsafe,discard=unmap"
-                -device "virtio-blk-pci,drive=disk$n,serial=$serial$(bootindex "$serial")")
+                -device "virtio-blk-pci,drive=disk$n,serial=$serial,bootindex=$BOOTINDEX")
 done
 if [ -n "$CDROM" ]; then
+        set_bootindex cdrom
         DISK_ARGS+=(-drive "file=$CDROM,if=none,id=cdrom,media=cdrom,readonly=on"
-                -device "ide-cd,drive=cdrom,bus=ide.0$(bootindex cdrom)")
+                -device "ide-cd,drive=cdrom,bus=ide.0,bootindex=$BOOTINDEX")
 fi
 
 QEMU=(qemu-system-x86_64
@@ -258,8 +275,7 @@ QEMU=(qemu-system-x86_64
         "${TPM_ARGS[@]}"
         "${DISK_ARGS[@]}"
         -device virtio-rng-pci
-        -nic none
-        -display none -vga none -monitor none
+        -nodefaults -display none
         -chardev "file,id=serial0,path=$LOG" -serial chardev:serial0
         -qmp "unix:$RUN/qmp.sock,server=on,wait=off"
         -no-reboot
@@ -319,6 +335,21 @@ for m in "${MARK_ORDER[@]}"; do         # milestones reached between the last po
 done
 
 # --- report -------------------------------------------------------------------------------------
+# check VALUE of "IMPRINT-CHECK KEY=VALUE" (the first one; empty when absent)
+check_value() {
+        grep -a -o "IMPRINT-CHECK $1=.*" "$RUN/serial.txt" | head -n 1 | cut -d= -f2- || true
+}
+
+# The console misses "Reached target multi-user.target" when a getty took it over first; then
+# place the milestone with the guest's own clock (seconds since kernel start, from the check).
+MU_NOTE=
+if [ -z "${SEEN[multi-user]:-}" ] && [ -n "${SEEN[kernel]:-}" ]; then
+        mu_at=$(check_value multi-user-at)
+        if [ -n "$mu_at" ] && [ "$mu_at" != 0.0 ]; then
+                SEEN[multi-user]=$(awk -v k="${SEEN[kernel]}" -v d="$mu_at" 'BEGIN { printf "%.6f", k + d }')
+                MU_NOTE=" (multi-user placed by the guest clock: kernel + $mu_at s)"
+        fi
+fi
 span() {        # span FROM TO: seconds between two milestones, or "-"
         local a=${SEEN[$1]:-} b=${SEEN[$2]:-}
         [ "$1" = start ] && a=$T_START
@@ -328,16 +359,11 @@ span() {        # span FROM TO: seconds between two milestones, or "-"
 echo "timings (s): firmware+loader to first kernel line $(span start kernel)," \
         "kernel to switch-root $(span kernel switch-root)," \
         "to multi-user $(span kernel multi-user) (after kernel) / $(span start multi-user) (total)," \
-        "to check done $(span start check-done), total $(span start end)"
+        "to check done $(span start check-done), total $(span start end)$MU_NOTE"
 
 FAILED=0
 fail() { echo "FAIL: $*"; FAILED=1; }
 ok() { echo "ok: $*"; }
-
-# check VALUE of "IMPRINT-CHECK KEY=VALUE" (the first one; empty when absent)
-check_value() {
-        grep -a -o "IMPRINT-CHECK $1=.*" "$RUN/serial.txt" | head -n 1 | cut -d= -f2- || true
-}
 
 if [ "$QEMU_RC" = timeout ]; then
         fail "no power-off within $TIMEOUT s (QEMU killed)"
@@ -349,7 +375,10 @@ fi
 
 if [ "$CHECK" = 1 ]; then
         grep -a -o 'IMPRINT-CHECK .*' "$RUN/serial.txt" | sed 's/^/  /' || true
-
+fi
+if [ "$CHECK" = 1 ] && ! grep -aq 'IMPRINT-CHECK begin' "$RUN/serial.txt"; then
+        fail "no IMPRINT-CHECK output: imprint-check.service never ran"
+elif [ "$CHECK" = 1 ]; then
         if grep -aq 'IMPRINT-CHECK-DONE' "$RUN/serial.txt"; then ok "IMPRINT-CHECK-DONE"; else fail "no IMPRINT-CHECK-DONE"; fi
 
         v=$(check_value loader-info)
@@ -379,6 +408,10 @@ if [ "$CHECK" = 1 ]; then
         else
                 fail "system state is '$v'$(grep -a -o 'IMPRINT-CHECK failed-unit: .*' "$RUN/serial.txt" | sed 's/^IMPRINT-CHECK failed-unit: /; failed: /' | tr -d '\n')"
         fi
+        # Checks added to the image's check.d/ fail the run by exiting non-zero.
+        while IFS= read -r line; do
+                fail "${line#IMPRINT-CHECK }"
+        done < <(grep -a -o 'IMPRINT-CHECK check\.d/[^ :]* exit=[0-9]*' "$RUN/serial.txt" || true)
         grep -a -o 'IMPRINT-CHECK analyze: Startup finished.*' "$RUN/serial.txt" | sed 's/^IMPRINT-CHECK analyze: /guest: /' || true
 fi
 

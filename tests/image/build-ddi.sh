@@ -13,6 +13,9 @@
 # The UKI (kernel + dracut systemd initrd + .osrel + .uname) has no root=: root is found by
 # systemd-gpt-auto-generator. imprint-check.service (tests/image/rootfs/) prints IMPRINT-CHECK
 # lines on ttyS0 at the end of the boot and powers off; tests/e2e/boot-image.sh reads them.
+# /etc/machine-id is "uninitialized" (first boot), and a "disable *" preset keeps that first boot
+# from enabling every unit Debian ships. /efi and /boot are empty; systemd 257 automounts the ESP
+# on /boot (it prefers /boot when there is no XBOOTLDR). Nothing here is for production use.
 #
 # Cache: the result lives in $IMPRINT_TEST_CACHE/ddi-KEY/ (default /var/cache/imprint-test),
 # KEY = first 16 hex digits of the sha256 of this script, the files under tests/image/rootfs/,
@@ -180,7 +183,8 @@ cleanup() {
                 log "leaving $WORK in place: something is still mounted below it"
         else
                 if [ "$rc" != 0 ] && [ -f "$BUILDLOG" ]; then
-                        log "last lines of the build log:"
+                        cp "$BUILDLOG" "$CACHE/failed-build.log" 2>/dev/null || true
+                        log "FAILED in phase ${PHASE:-setup} (exit $rc); last lines of $CACHE/failed-build.log:"
                         tail -n 40 "$BUILDLOG" >&2 || true
                 fi
                 rm -rf --one-file-system "$WORK"
