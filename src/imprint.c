@@ -11,11 +11,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli.h"
+#include "config.h"
 #include "disk.h"
 #include "error.h"
 #include "executor.h"
 #include "image.h"
 #include "log.h"
+#include "run.h"
 #include "plan.h"
 #include "size.h"
 
@@ -30,7 +33,7 @@ enum {
         EXIT_BAD_IMAGE = 7, /* the OS image is unusable: truncated, damaged, checksum mismatch, not a DDI */
 };
 
-static int exit_code_from_errno(int r) {
+int exit_code_from_errno(int r) {
         switch (-r) {
         case 0:
                 return EXIT_OK;
@@ -59,15 +62,15 @@ static int exit_code_from_errno(int r) {
         }
 }
 
-static bool arg_json = false;
-static bool arg_yes = false;
+bool arg_json = false;
+bool arg_yes = false;
 static int arg_verbose = 0;
 
 static void set_verbosity(void) {
         log_set_max_level(arg_verbose >= 2 ? LOG_DEBUG : arg_verbose == 1 ? LOG_INFO : LOG_WARNING);
 }
 
-static int fail(int r) {
+int fail(int r) {
         const char *m = error_message();
 
         if (m)
@@ -77,8 +80,7 @@ static int fail(int r) {
         return exit_code_from_errno(r);
 }
 
-static int usage_error(const char *fmt, ...) _printf_(1, 2);
-static int usage_error(const char *fmt, ...) {
+int usage_error(const char *fmt, ...) {
         va_list ap;
 
         fputs("imprint: ", stderr);
@@ -101,13 +103,19 @@ static void help(void) {
                "  imprint apply --plan-file FILE [--yes] [--json]\n"
                "  imprint apply --target DISK|FILE [LAYOUT OPTIONS] [--yes] [--json]\n"
                "  imprint install --source IMAGE --target DISK|FILE [LAYOUT OPTIONS] [--yes] [--json] [--no-variables]\n"
-               "  imprint install --plan-file FILE [--yes] [--json] [--no-variables]\n\n"
+               "  imprint install --plan-file FILE [--yes] [--json] [--no-variables]\n"
+               "  imprint unattended [--config FILE]\n"
+               "  imprint --plain [--source IMAGE]\n\n"
                "Commands:\n"
                "  disks    List the disks, what is on them, and whether they can be a target\n"
                "  plan     Show (and optionally save) the partition layout for a target; writes nothing\n"
                "  apply    Write the partition table and filesystems of a plan to its target\n"
                "  install  Install an OS image (a Discoverable Disk Image with UKIs): partition, copy,\n"
-               "           verify, and make the target boot with systemd-boot\n\n"
+               "           verify, and make the target boot with systemd-boot\n"
+               "  unattended  Install as a JSON configuration says (--config, the credential\n"
+               "           imprint.config, or imprint.config=PATH on the kernel command line),\n"
+               "           printing JSON progress; for OEM lines and test rigs\n"
+               "  --plain  A line-by-line installer dialogue (serial consoles, screen readers)\n\n"
                "Layout options:\n"
                "  --erase                 Replace everything on the disk (default)\n"
                "  --free                  Keep existing partitions; use the largest free region\n"
@@ -134,7 +142,7 @@ static void help(void) {
 
 /* ---- disks ------------------------------------------------------------------------------ */
 
-static void print_disk(const Disk *d) {
+void print_disk(const Disk *d) {
         printf("%-14s %10s  %-7s %-28.28s %-20.20s %-5s %s\n", d->path, FORMAT_BYTES(d->size),
                transport_to_string(d->transport) ?: "-", d->model ?: (d->backing_file ?: "-"), d->serial ?: "-",
                d->pttype ?: "-", disk_is_usable(d) ? "yes" : "no");
@@ -368,7 +376,7 @@ static int parse_plan_args(int argc, char *argv[], PlanArgs *a) {
 }
 
 /* Opens the image and reads everything the plan and the boot step need from it. */
-static int open_image(const char *path, Image **ret) {
+int open_image(const char *path, Image **ret) {
         _cleanup_(image_freep) Image *img = NULL;
         int r;
 
@@ -385,20 +393,20 @@ static int open_image(const char *path, Image **ret) {
         return 0;
 }
 
-static int build_plan(const PlanArgs *a, Image **img, Plan **ret) {
+int build_plan(const char *target, const char *source, const PlanOptions *opts, Image **img, Plan **ret) {
         _cleanup_(plan_source_freep) PlanSource *src = NULL;
         _cleanup_(disk_freep) Disk *d = NULL;
         _cleanup_(freep) char *self = NULL;
-        PlanOptions o = a->opts;
+        PlanOptions o = *opts;
         int r;
 
-        if (a->source) {
-                if (streq(a->source, "self")) {
+        if (source) {
+                if (streq(source, "self")) {
                         r = image_resolve_self(&self);
                         if (r < 0)
                                 return r;
                 }
-                r = open_image(self ?: a->source, img);
+                r = open_image(self ?: source, img);
                 if (r < 0)
                         return r;
                 r = image_to_plan_source(*img, &src);
@@ -406,11 +414,11 @@ static int build_plan(const PlanArgs *a, Image **img, Plan **ret) {
                         return r;
                 o.source = src;
         }
-        r = disk_discover(a->target, &(DiscoverOptions) { .probe_os = true }, &d);
+        r = disk_discover(target, &(DiscoverOptions) { .probe_os = true }, &d);
         if (r < 0)
                 return r;
-        if (a->source && d->kind == DISK_IMAGE_FILE) {
-                _cleanup_(freep) char *s = realpath(a->source, NULL), *t = realpath(a->target, NULL);
+        if (source && d->kind == DISK_IMAGE_FILE) {
+                _cleanup_(freep) char *s = realpath(source, NULL), *t = realpath(target, NULL);
                 if (s && t && streq(s, t))
                         return error_setf(-EINVAL, "The image and the target are the same file, %s.", s);
         }
@@ -429,7 +437,7 @@ static int verb_plan(int argc, char *argv[]) {
         if (!a.target)
                 return usage_error("plan: --target DISK|FILE is required.");
 
-        r = build_plan(&a, &img, &p);
+        r = build_plan(a.target, a.source, &a.opts, &img, &p);
         if (r < 0)
                 return fail(r);
         if (a.plan_file) {
@@ -453,6 +461,20 @@ static int verb_plan(int argc, char *argv[]) {
 }
 
 /* ---- apply ------------------------------------------------------------------------------- */
+
+/* The last line of machine-readable output: {"event":"result","success":…,"exitCode":…}. */
+static void print_result_json(int code, const char *message) {
+        json_object *j = json_object_new_object();
+
+        json_object_object_add(j, "event", json_object_new_string("result"));
+        json_object_object_add(j, "success", json_object_new_boolean(code == EXIT_OK));
+        json_object_object_add(j, "exitCode", json_object_new_int(code));
+        if (message)
+                json_object_object_add(j, "message", json_object_new_string(message));
+        puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+        fflush(stdout);
+        json_object_put(j);
+}
 
 static void progress_json(const ProgressEvent *ev) {
         json_object *j = json_object_new_object();
@@ -502,14 +524,14 @@ static void progress_text(const ProgressEvent *ev) {
         fflush(stdout);
 }
 
-static void on_progress(const ProgressEvent *ev, void *userdata) {
+void on_progress(const ProgressEvent *ev, void *userdata) {
         if (arg_json)
                 progress_json(ev);
         else
                 progress_text(ev);
 }
 
-static int on_confirm(const Plan *p, void *userdata) {
+int on_confirm(const Plan *p, void *userdata) {
         char answer[256];
 
         if (arg_yes)
@@ -547,27 +569,25 @@ static int run_plan(const PlanArgs *a, bool need_image) {
                 if (r >= 0 && p->source)
                         r = open_image(p->source->path, &img);
         } else
-                r = build_plan(a, &img, &p);
+                r = build_plan(a->target, a->source, &a->opts, &img, &p);
         if (r < 0)
                 return fail(r);
+        return execute_plan(p, img, a->no_variables);
+}
 
-        r = executor_run(p, img, &(ExecOptions) { .no_variables = a->no_variables },
+int execute_plan(const Plan *p, Image *img, bool no_variables) {
+        int r;
+
+        r = executor_run(p, img, &(ExecOptions) { .no_variables = no_variables },
                          &(ExecCallbacks) { .progress = on_progress, .confirm = on_confirm });
         if (r < 0) {
                 int code = fail(r);
-                if (arg_json) {
-                        json_object *j = json_object_new_object();
-                        json_object_object_add(j, "event", json_object_new_string("result"));
-                        json_object_object_add(j, "success", json_object_new_boolean(false));
-                        json_object_object_add(j, "exitCode", json_object_new_int(code));
-                        json_object_object_add(j, "message", json_object_new_string(error_message() ?: strerror(-r)));
-                        puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-                        json_object_put(j);
-                }
+                if (arg_json)
+                        print_result_json(code, error_message() ?: strerror(-r));
                 return code;
         }
         if (arg_json)
-                puts("{\"event\":\"result\",\"success\":true,\"exitCode\":0}");
+                print_result_json(EXIT_OK, NULL);
         else if (p->source)
                 printf("%s is installed on %s.\n", p->source->os_name ?: p->source->path, p->target);
         else
@@ -589,6 +609,105 @@ static int verb_install(int argc, char *argv[]) {
         return r != 0 ? r : run_plan(&a, true);
 }
 
+/* ---- unattended ------------------------------------------------------------------------- */
+
+static int run_after_action(AfterAction a) {
+        char *argv[] = { (char *) "systemctl", (char *) (a == AFTER_REBOOT ? "reboot" : "poweroff"), NULL };
+
+        if (a == AFTER_NONE)
+                return 0;
+        /* Only a system run by systemd can be told to power off this way. */
+        if (access("/run/systemd/system", F_OK) < 0) {
+                log_warning("Not running under systemd: not powering off or rebooting.");
+                return 0;
+        }
+        return run_command(argv, NULL);
+}
+
+static int verb_unattended(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "config", required_argument, NULL, 'c' },
+                { "verbose", no_argument, NULL, 'v' },
+                {},
+        };
+        _cleanup_(install_config_done) InstallConfig c = {};
+        _cleanup_(plan_freep) Plan *p = NULL;
+        _cleanup_(image_freep) Image *img = NULL;
+        const char *config = NULL;
+        int opt, r, code;
+
+        while ((opt = getopt_long(argc, argv, "v", options, NULL)) >= 0)
+                switch (opt) {
+                case 'c':
+                        config = optarg;
+                        break;
+                case 'v':
+                        arg_verbose++;
+                        set_verbosity();
+                        break;
+                default:
+                        return EXIT_USAGE;
+                }
+        if (optind < argc)
+                return usage_error("unexpected argument \"%s\".", argv[optind]);
+
+        /* Unattended means: the configuration is the confirmation, and progress is for machines. */
+        arg_json = true;
+        arg_yes = true;
+
+        install_config_init(&c);
+        r = install_config_find(&c, config);
+        if (r == 0)
+                r = error_setf(-EINVAL, "No install configuration: pass --config FILE, the credential imprint.config, "
+                                        "or imprint.config=PATH on the kernel command line.");
+        if (r >= 0 && !c.source)
+                r = error_setf(-EINVAL, "%s: no \"source\" image is named.", c.origin);
+        if (r >= 0) {
+                json_object *j = json_object_new_object();
+                json_object_object_add(j, "event", json_object_new_string("config"));
+                json_object_object_add(j, "origin", json_object_new_string(c.origin));
+                json_object_object_add(j, "source", json_object_new_string(c.source));
+                json_object_object_add(j, "target", c.target ? json_object_new_string(c.target) : NULL);
+                puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+                fflush(stdout);
+                json_object_put(j);
+                r = install_config_resolve_target(&c);
+        }
+        if (r >= 0)
+                r = build_plan(c.target, c.source, &c.plan, &img, &p);
+        if (r < 0) {
+                code = fail(r);
+                print_result_json(code, error_message() ?: strerror(-r));
+        } else
+                code = execute_plan(p, img, c.no_variables);
+
+        r = run_after_action(code == EXIT_OK ? c.after_install : c.on_failure);
+        if (r < 0)
+                log_warning("%s", error_message() ?: "Cannot power off.");
+        return code;
+}
+
+static int verb_plain(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "source", required_argument, NULL, 's' },
+                {},
+        };
+        const char *source = NULL;
+        int c;
+
+        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
+                switch (c) {
+                case 's':
+                        source = optarg;
+                        break;
+                default:
+                        return EXIT_USAGE;
+                }
+        if (optind < argc)
+                return usage_error("unexpected argument \"%s\".", argv[optind]);
+        return plain_run(source);
+}
+
 /* ---- main -------------------------------------------------------------------------------- */
 
 int main(int argc, char *argv[]) {
@@ -600,6 +719,7 @@ int main(int argc, char *argv[]) {
                 { "plan", verb_plan },
                 { "apply", verb_apply },
                 { "install", verb_install },
+                { "unattended", verb_unattended },
         };
         int i;
 
@@ -614,6 +734,11 @@ int main(int argc, char *argv[]) {
                 if (streq(argv[i], "--version")) {
                         puts("imprint " IMPRINT_VERSION);
                         return EXIT_OK;
+                }
+                if (streq(argv[i], "--plain")) {
+                        set_verbosity();
+                        optind = 1;
+                        return verb_plain(argc - i, argv + i);
                 }
                 if (streq(argv[i], "-v") || streq(argv[i], "--verbose"))
                         arg_verbose++;

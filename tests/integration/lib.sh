@@ -70,19 +70,18 @@ need_tool() {
         command -v "$1" >/dev/null || fail "$1 is not installed (the README's setup command installs it)"
 }
 
-# attach IMAGE [--partscan|--no-partscan] → prints the loop device
+# attach IMAGE [--no-partscan] → sets ATTACHED to the loop device (a function, not $(…), so that
+# the cleanup trap learns about the device: a subshell's LOOPS+= would be lost)
 attach() {
-        local dev
         if [ "${2:-}" = "--no-partscan" ]; then
-                dev=$(losetup -f --show "$1")
+                ATTACHED=$(losetup -f --show "$1")
         else
-                dev=$(losetup -fP --show "$1")
+                ATTACHED=$(losetup -fP --show "$1")
                 # Some kernels (this project's CI VMs among them) are built without partition
                 # table parsers; partx adds the partitions with BLKPG instead.
-                partx -a "$dev" 2>/dev/null || true
+                partx -a "$ATTACHED" 2>/dev/null || true
         fi
-        LOOPS+=("$dev")
-        echo "$dev"
+        LOOPS+=("$ATTACHED")
 }
 
 # expect_exit CODE CMD... → runs CMD, checks its exit code, keeps stderr in $WORK/stderr

@@ -12,7 +12,8 @@ img=$WORK/a.img
 truncate -s 6G "$img"
 printf 'label: dos\n,1G,83\n' | sfdisk -q "$img"
 mkfs.ext4 -q -F -E offset=1048576 "$img" 1G
-dev=$(attach "$img")
+attach "$img"
+dev=$ATTACHED
 
 "$IMPRINT" plan --target "$dev" --seed loop-a --home-size rest --root-size 3G --json >"$WORK/plan.json"
 jq -e '.destroyed | length == 1' "$WORK/plan.json" >/dev/null || fail "the old MBR partition is not listed as destroyed"
@@ -42,7 +43,8 @@ pass "old signatures wiped"
 # 2. A loop device attached without partition scanning: imprint turns scanning on.
 img2=$WORK/b.img
 truncate -s 4G "$img2"
-dev2=$(attach "$img2" --no-partscan)
+attach "$img2" --no-partscan
+dev2=$ATTACHED
 "$IMPRINT" apply --target "$dev2" --seed loop-b --yes >/dev/null
 [ -b "${dev2}p2" ] || fail "${dev2}p2 did not appear on a loop device without partscan"
 pass "partitions appear on a loop device attached without --partscan"

@@ -20,8 +20,10 @@ mkfs.vfat -F 32 --offset 2048 "$a" $((512 * 1024)) >/dev/null
 mkdir -p "$WORK/rootfs/etc"
 printf 'NAME="Imprint Test OS"\nPRETTY_NAME="Imprint Test OS 42"\nID=imprinttest\n' >"$WORK/rootfs/etc/os-release"
 mkfs.ext4 -q -F -d "$WORK/rootfs" -E offset=$((513 * 1024 * 1024)) "$a" 2G
-deva=$(attach "$a")
-devb=$(attach "$b")
+attach "$a"
+deva=$ATTACHED
+attach "$b"
+devb=$ATTACHED
 
 "$IMPRINT" disks --json >"$WORK/disks.json"
 

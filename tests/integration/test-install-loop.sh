@@ -22,7 +22,8 @@ with open(sys.argv[1], "r+b") as f:
     for _ in range(2048):
         f.write(block)
 ' "$tgt"
-dev=$(attach "$tgt")
+attach "$tgt"
+dev=$ATTACHED
 
 "$IMPRINT" plan --source "$src" --target "$dev" --seed loop --plan-file "$WORK/plan.json" >/dev/null
 "$IMPRINT" install --plan-file "$WORK/plan.json" --yes >"$WORK/out" || { cat "$WORK/out" >&2; fail "install onto $dev failed"; }

@@ -11,7 +11,8 @@ need_tool jq
 img=$WORK/used.img
 truncate -s 4G "$img"
 "$IMPRINT" apply --target "$img" --seed refusals --swap-size 256M --yes >/dev/null
-dev=$(attach "$img")
+attach "$img"
+dev=$ATTACHED
 sum=$(checksum "$img")
 
 # Mounted: the root partition (p3: esp, swap, root) is mounted read-only.
@@ -67,7 +68,8 @@ pass "loop device with active swap refused (exit 3), disk unchanged"
 # Too small: a 2 GiB disk cannot hold a 1 GiB ESP and a 2 GiB root.
 small=$WORK/small.img
 truncate -s 2G "$small"
-sdev=$(attach "$small")
+attach "$small"
+sdev=$ATTACHED
 ssum=$(checksum "$small")
 expect_exit 4 "$IMPRINT" apply --target "$sdev" --yes
 expect_stderr "$sdev is too small for this layout: it has 2 GiB"

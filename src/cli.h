@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* What the command-line verbs and the line-by-line front end (plain.c) share: exit codes,
+ * printing, and driving the engine from a target, an image and layout options. */
+
+#include <stdbool.h>
+
+#include "disk.h"
+#include "executor.h"
+#include "image.h"
+#include "plan.h"
+
+extern bool arg_json;  /* machine-readable output */
+extern bool arg_yes;   /* confirmed in advance */
+
+int exit_code_from_errno(int r);
+/* Prints the engine's message for r on stderr and returns the exit code for it. */
+int fail(int r);
+int usage_error(const char *fmt, ...) _printf_(1, 2);
+
+void print_disk(const Disk *d);
+
+/* Opens an image and reads its checksum, UKIs and systemd-boot. */
+int open_image(const char *path, Image **ret);
+/* Discovers target, opens source (a path or "self", or NULL) and plans. */
+int build_plan(const char *target, const char *source, const PlanOptions *opts, Image **img, Plan **ret);
+/* Runs the executor with the command line's progress output and confirmation; returns an exit
+ * code (a JSON result line is printed with --json). */
+int execute_plan(const Plan *p, Image *img, bool no_variables);
+
+void on_progress(const ProgressEvent *ev, void *userdata);
+int on_confirm(const Plan *p, void *userdata);
+
+/* The line-by-line dialogue (imprint --plain): for screen readers and serial consoles. */
+int plain_run(const char *source);

@@ -1,0 +1,257 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "error.h"
+#include "fileio.h"
+#include "log.h"
+#include "size.h"
+
+#define DEFAULTS_PATH "/etc/imprint/imprint.conf"
+#define CREDENTIAL_NAME "imprint.config"
+
+static const char *const after_action_table[_AFTER_ACTION_MAX] = {
+        [AFTER_NONE] = "none",
+        [AFTER_POWEROFF] = "poweroff",
+        [AFTER_REBOOT] = "reboot",
+};
+DEFINE_STRING_TABLE_LOOKUP(after_action, AfterAction);
+
+void install_config_init(InstallConfig *c) {
+        *c = (InstallConfig) { .wait_for_target_sec = 30 };
+        plan_options_init(&c->plan);
+}
+
+void install_config_done(InstallConfig *c) {
+        free(c->origin);
+        free(c->source);
+        free(c->target);
+        free(c->seed);
+        free(c->root_fs);
+        free(c->home_fs);
+        free(c->root_label);
+        *c = (InstallConfig) {};
+}
+
+static int set_string(char **field, json_object *v, const char *key, const char *origin) {
+        char *s;
+
+        if (!json_object_is_type(v, json_type_string) || isempty(json_object_get_string(v)))
+                return error_setf(-EINVAL, "%s: \"%s\" must be a non-empty string.", origin, key);
+        s = strdup(json_object_get_string(v));
+        if (!s)
+                return -ENOMEM;
+        free(*field);
+        *field = s;
+        return 0;
+}
+
+static int set_size(SizeRequest *field, json_object *v, const char *key, const char *origin) {
+        if (!json_object_is_type(v, json_type_string) || size_request_parse(json_object_get_string(v), field) < 0)
+                return error_setf(-EINVAL, "%s: \"%s\" must be a size such as \"20G\", \"rest\" or \"none\".", origin, key);
+        return 0;
+}
+
+static int set_bool(bool *field, json_object *v, const char *key, const char *origin) {
+        if (!json_object_is_type(v, json_type_boolean))
+                return error_setf(-EINVAL, "%s: \"%s\" must be true or false.", origin, key);
+        *field = json_object_get_boolean(v);
+        return 0;
+}
+
+static int set_after(AfterAction *field, json_object *v, const char *key, const char *origin) {
+        AfterAction a = json_object_is_type(v, json_type_string) ? after_action_from_string(json_object_get_string(v))
+                                                                  : _AFTER_ACTION_INVALID;
+        if (a < 0)
+                return error_setf(-EINVAL, "%s: \"%s\" must be \"none\", \"poweroff\" or \"reboot\".", origin, key);
+        *field = a;
+        return 0;
+}
+
+int install_config_merge_json(InstallConfig *c, json_object *j, const char *origin) {
+        int r = 0;
+
+        if (!json_object_is_type(j, json_type_object))
+                return error_setf(-EINVAL, "%s: the configuration must be a JSON object.", origin);
+
+        json_object_object_foreach(j, key, v) {
+                if (streq(key, "source"))
+                        r = set_string(&c->source, v, key, origin);
+                else if (streq(key, "target"))
+                        r = set_string(&c->target, v, key, origin);
+                else if (streq(key, "seed"))
+                        r = set_string(&c->seed, v, key, origin);
+                else if (streq(key, "rootFs"))
+                        r = set_string(&c->root_fs, v, key, origin);
+                else if (streq(key, "homeFs"))
+                        r = set_string(&c->home_fs, v, key, origin);
+                else if (streq(key, "rootLabel"))
+                        r = set_string(&c->root_label, v, key, origin);
+                else if (streq(key, "espSize"))
+                        r = set_size(&c->plan.esp, v, key, origin);
+                else if (streq(key, "xbootldrSize"))
+                        r = set_size(&c->plan.xbootldr, v, key, origin);
+                else if (streq(key, "rootSize"))
+                        r = set_size(&c->plan.root, v, key, origin);
+                else if (streq(key, "homeSize"))
+                        r = set_size(&c->plan.home, v, key, origin);
+                else if (streq(key, "swapSize"))
+                        r = set_size(&c->plan.swap, v, key, origin);
+                else if (streq(key, "noVariables"))
+                        r = set_bool(&c->no_variables, v, key, origin);
+                else if (streq(key, "afterInstall"))
+                        r = set_after(&c->after_install, v, key, origin);
+                else if (streq(key, "onFailure"))
+                        r = set_after(&c->on_failure, v, key, origin);
+                else if (streq(key, "mode")) {
+                        PlanMode m = json_object_is_type(v, json_type_string) ? plan_mode_from_string(json_object_get_string(v))
+                                                                               : _PLAN_MODE_INVALID;
+                        if (m < 0)
+                                return error_setf(-EINVAL, "%s: \"mode\" must be \"erase\" or \"free\".", origin);
+                        c->plan.mode = m;
+                } else if (streq(key, "waitForTargetSeconds")) {
+                        if (!json_object_is_type(v, json_type_int) || json_object_get_int(v) < 0 || json_object_get_int(v) > 3600)
+                                return error_setf(-EINVAL, "%s: \"waitForTargetSeconds\" must be a number from 0 to 3600.", origin);
+                        c->wait_for_target_sec = (unsigned) json_object_get_int(v);
+                } else
+                        return error_setf(-EINVAL, "%s: unknown key \"%s\".", origin, key);
+                if (r < 0)
+                        return r;
+        }
+
+        if (c->plan.root.kind == SIZE_NONE && json_object_object_get_ex(j, "rootSize", NULL))
+                return error_setf(-EINVAL, "%s: the root partition cannot be left out (\"rootSize\": \"none\").", origin);
+
+        /* The PlanOptions strings live in this struct. */
+        c->plan.seed = c->seed;
+        c->plan.root_fs = c->root_fs;
+        c->plan.home_fs = c->home_fs;
+        c->plan.root_label = c->root_label;
+
+        free(c->origin);
+        c->origin = strdup(origin);
+        return c->origin ? 0 : -ENOMEM;
+}
+
+int install_config_merge_file(InstallConfig *c, const char *path) {
+        json_object *j;
+        int r;
+
+        j = json_object_from_file(path);
+        if (!j) {
+                char why[512];
+
+                if (access(path, R_OK) < 0)
+                        return error_setf(-errno, "Cannot read the configuration %s: %m", path);
+                snprintf(why, sizeof(why), "%s", json_util_get_last_err() ?: "not valid JSON");
+                return error_setf(-EINVAL, "The configuration %s is not valid JSON: %s", path, strstrip(why));
+        }
+        r = install_config_merge_json(c, j, path);
+        json_object_put(j);
+        return r;
+}
+
+int install_config_load_defaults(InstallConfig *c) {
+        if (access(DEFAULTS_PATH, F_OK) < 0)
+                return 0;
+        return install_config_merge_file(c, DEFAULTS_PATH);
+}
+
+/* imprint.config=PATH on the kernel command line. */
+static int cmdline_config_path(char **ret) {
+        _cleanup_(freep) char *line = NULL;
+        int r;
+
+        r = read_one_line_file("/proc/cmdline", &line);
+        if (r < 0)
+                return 0;
+        for (char *w = strtok(line, " \t"); w; w = strtok(NULL, " \t"))
+                if (strncmp(w, "imprint.config=", 15) == 0 && w[15]) {
+                        *ret = strdup(w + 15);
+                        return *ret ? 1 : -ENOMEM;
+                }
+        return 0;
+}
+
+int install_config_find(InstallConfig *c, const char *explicit_path) {
+        _cleanup_(freep) char *cmdline_path = NULL, *cred = NULL;
+        const char *dir = getenv("CREDENTIALS_DIRECTORY");
+        int r;
+
+        r = install_config_load_defaults(c);
+        if (r < 0)
+                return r;
+
+        if (explicit_path) {
+                r = install_config_merge_file(c, explicit_path);
+                return r < 0 ? r : 1;
+        }
+        /* The credential: passed by the service manager (ImportCredential=/LoadCredential=) from
+         * SMBIOS, fw_cfg, the kernel command line or /etc/credstore. */
+        if (dir && asprintf(&cred, "%s/" CREDENTIAL_NAME, dir) < 0)
+                return -ENOMEM;
+        if (cred && access(cred, F_OK) == 0) {
+                r = install_config_merge_file(c, cred);
+                return r < 0 ? r : 1;
+        }
+        r = cmdline_config_path(&cmdline_path);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                r = install_config_merge_file(c, cmdline_path);
+                return r < 0 ? r : 1;
+        }
+        return 0;
+}
+
+int install_config_resolve_target(InstallConfig *c) {
+        DiskList l = {};
+        Disk *found = NULL;
+        char names[1024] = "";
+        size_t n = 0;
+        int r;
+
+        if (!c->target)
+                return error_setf(-EINVAL, "%s: no \"target\" disk is named.", c->origin ?: "The configuration");
+        if (!streq(c->target, "auto")) {
+                /* udev creates /dev/disk/by-id links a moment after boot: wait for them. */
+                for (unsigned i = 0; access(c->target, F_OK) < 0 && i < c->wait_for_target_sec * 10; i++)
+                        usleep(100 * 1000);
+                if (access(c->target, F_OK) < 0)
+                        return error_setf(-ENOENT, "The target %s did not appear within %u seconds.", c->target, c->wait_for_target_sec);
+                return 0;
+        }
+
+        r = disk_list_discover(&(DiscoverOptions) {}, &l);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < l.n_disks; i++) {
+                Disk *d = l.disks[i];
+                size_t len = strlen(names);
+
+                if (!disk_is_usable(d) || d->transport == TRANSPORT_LOOP)
+                        continue;
+                snprintf(names + len, sizeof(names) - len, "%s%s", n ? ", " : "", d->path);
+                found = d;
+                n++;
+        }
+        if (n == 1) {
+                free(c->target);
+                c->target = strdup(found->devnode ?: found->path);
+                disk_list_done(&l);
+                if (!c->target)
+                        return -ENOMEM;
+                log_info("target \"auto\" is %s", c->target);
+                return 0;
+        }
+        disk_list_done(&l);
+        if (n == 0)
+                return error_setf(-ENOENT, "Target \"auto\": no disk here can be a target (see imprint disks).");
+        return error_setf(-EBUSY, "Target \"auto\": %zu disks could be the target (%s); name one in the configuration.", n, names);
+}

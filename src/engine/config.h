@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Unattended installs: a JSON configuration that says what to install where, as OEM lines and the
+ * test rig hand it over — a systemd credential (imprint.config), a file (--config), or the kernel
+ * command line (imprint.config=PATH). /etc/imprint/imprint.conf on a live medium gives defaults,
+ * such as the image the medium carries. Unknown keys are errors, not silently ignored. */
+
+#include <stdbool.h>
+
+#include "plan.h"
+
+typedef enum AfterAction {
+        AFTER_NONE,
+        AFTER_POWEROFF,
+        AFTER_REBOOT,
+        _AFTER_ACTION_MAX,
+        _AFTER_ACTION_INVALID = -EINVAL,
+} AfterAction;
+
+DECLARE_STRING_TABLE_LOOKUP(after_action, AfterAction);
+
+typedef struct InstallConfig {
+        char *origin;             /* where it came from, for messages */
+        char *source;             /* image path, or "self" */
+        char *target;             /* disk path, or "auto": the one usable disk */
+        PlanOptions plan;         /* its strings point into the fields below */
+        char *seed, *root_fs, *home_fs, *root_label;
+        bool no_variables;
+        unsigned wait_for_target_sec;  /* how long to wait for the target node to appear (udev) */
+        AfterAction after_install, on_failure;
+} InstallConfig;
+
+void install_config_init(InstallConfig *c);
+void install_config_done(InstallConfig *c);
+
+/* Merges the keys of one JSON object into c (later sources override earlier ones). */
+int install_config_merge_json(InstallConfig *c, json_object *j, const char *origin);
+int install_config_merge_file(InstallConfig *c, const char *path);
+
+/* Loads the defaults (/etc/imprint/imprint.conf, if present), then the first of: explicit_path,
+ * the credential imprint.config, imprint.config=PATH on the kernel command line. Returns 1 when
+ * an install configuration (not only defaults) was found, 0 when there is none. */
+int install_config_find(InstallConfig *c, const char *explicit_path);
+
+/* Only the defaults file, for interactive front ends (which image this medium carries). */
+int install_config_load_defaults(InstallConfig *c);
+
+/* Resolves target "auto": the one disk that can be a target. Zero or several are an error that
+ * names them: an unattended install never guesses between disks. */
+int install_config_resolve_target(InstallConfig *c);

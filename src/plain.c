@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* imprint --plain: the installer as a line-by-line dialogue, for screen readers, serial consoles
+ * and terminals too small or too simple for the full-screen front end. It asks the same
+ * questions and drives the same plan and executor; every answer can be typed, nothing needs
+ * cursor keys. */
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "config.h"
+#include "error.h"
+#include "fileio.h"
+#include "log.h"
+#include "run.h"
+#include "size.h"
+
+/* Reads one answer; NULL at end of input (the dialogue then ends without writing anything). */
+static char *ask(const char *question, char *buf, size_t size) {
+        printf("%s", question);
+        fflush(stdout);
+        if (!fgets(buf, (int) size, stdin))
+                return NULL;
+        buf[strcspn(buf, "\r\n")] = 0;
+        return strstrip(buf);
+}
+
+static void describe(const Disk *d, char *buf, size_t size) {
+        snprintf(buf, size, "%s  %s  %s%s%s%s%s", d->path, FORMAT_BYTES(d->size), transport_to_string(d->transport) ?: "?",
+                 d->model ? "  " : "", d->model ?: "", d->serial ? "  serial " : "", d->serial ?: "");
+}
+
+static int choose_disk(DiskList *l, Disk **ret) {
+        char line[256], answer[64];
+        size_t n_usable = 0;
+        Disk *usable[64];
+
+        printf("\nDisks:\n");
+        for (size_t i = 0; i < l->n_disks; i++) {
+                Disk *d = l->disks[i];
+
+                describe(d, line, sizeof(line));
+                if (disk_is_usable(d) && n_usable < ELEMENTSOF(usable)) {
+                        usable[n_usable++] = d;
+                        printf("  %zu) %s\n", n_usable, line);
+                        for (size_t k = 0; d->installed && d->installed[k]; k++)
+                                printf("       holds: %s\n", d->installed[k]);
+                        if (d->n_partitions == 0)
+                                printf("       empty\n");
+                } else
+                        printf("  -) %s\n       cannot be used: %s\n", line, d->refusal_text ?: "");
+        }
+        if (n_usable == 0) {
+                printf("\nNo disk here can be installed to.\n");
+                return -ENOENT;
+        }
+        for (;;) {
+                char *a = ask(n_usable == 1 ? "\nInstall to which disk? [1, q to quit]: " : "\nInstall to which disk? [number, q to quit]: ",
+                              answer, sizeof(answer));
+                char *end;
+                long k;
+
+                if (!a || streq(a, "q"))
+                        return -ECANCELED;
+                k = strtol(a, &end, 10);
+                if (*a && !*end && k >= 1 && (size_t) k <= n_usable) {
+                        *ret = usable[k - 1];
+                        return 0;
+                }
+                printf("Please type a number from 1 to %zu.\n", n_usable);
+        }
+}
+
+static int choose_layout(const Disk *d, PlanOptions *o) {
+        char answer[64];
+
+        if (d->n_partitions > 0 && streq_ptr(d->pttype, "gpt")) {
+                for (;;) {
+                        char *a = ask("\nErase the whole disk (e), or keep its partitions and use free space (f)? [e]: ", answer,
+                                      sizeof(answer));
+                        if (!a)
+                                return -ECANCELED;
+                        if (!*a || streq(a, "e")) {
+                                o->mode = PLAN_ERASE;
+                                break;
+                        }
+                        if (streq(a, "f")) {
+                                o->mode = PLAN_FREE;
+                                break;
+                        }
+                        printf("Please type e or f.\n");
+                }
+        }
+        for (;;) {
+                char *a = ask("A separate home partition? Type a size (e.g. 50G), \"rest\", or press Enter for none: ", answer,
+                              sizeof(answer));
+                if (!a)
+                        return -ECANCELED;
+                if (!*a) {
+                        o->home = (SizeRequest) { SIZE_NONE, 0 };
+                        return 0;
+                }
+                if (size_request_parse(a, &o->home) >= 0)
+                        return 0;
+                printf("\"%s\" is not a size.\n", a);
+        }
+}
+
+static int plain_confirm(const Plan *p, void *userdata) {
+        char answer[256], question[256];
+        char *a;
+
+        printf("\n");
+        plan_print_table(p, stdout);
+        snprintf(question, sizeof(question), "\nThis writes to %s%s. Type \"%s\" to install, anything else goes back: ", p->target,
+                 p->mode == PLAN_ERASE ? " and DESTROYS everything on it" : "", p->target_name);
+        a = ask(question, answer, sizeof(answer));
+        return a && streq(a, p->target_name);
+}
+
+static void finish(void) {
+        char answer[32];
+
+        for (;;) {
+                char *a = ask("\n[r]eboot, [p]ower off, or [s]hell? ", answer, sizeof(answer));
+                char *argv[] = { (char *) "systemctl", NULL, NULL };
+
+                if (!a)
+                        return;
+                if (streq(a, "s"))
+                        return;
+                if (streq(a, "r") || streq(a, "p")) {
+                        argv[1] = (char *) (streq(a, "r") ? "reboot" : "poweroff");
+                        if (run_command(argv, NULL) < 0)
+                                printf("%s\n", error_message() ?: "Failed.");
+                        return;
+                }
+        }
+}
+
+int plain_run(const char *source_arg) {
+        _cleanup_(install_config_done) InstallConfig defaults = {};
+        _cleanup_(image_freep) Image *probe = NULL;
+        const char *source;
+        int r;
+
+        install_config_init(&defaults);
+        r = install_config_load_defaults(&defaults);
+        if (r < 0)
+                return fail(r);
+        source = source_arg ?: defaults.source;
+
+        printf("Welcome to imprint.\n");
+        if (!source) {
+                printf("No OS image is configured: start imprint --plain --source IMAGE.\n");
+                return exit_code_from_errno(-EINVAL);
+        }
+        r = open_image(source, &probe);
+        if (r < 0)
+                return fail(r);
+        printf("This installs %s from %s%s%s.\n", probe->pretty_name ?: "an OS image", source,
+               probe->sha256 ? ", checked against " : "", probe->sha256 ? probe->sha256_origin : "");
+        probe = image_free(probe);
+
+        for (;;) {
+                _cleanup_(plan_freep) Plan *p = NULL;
+                _cleanup_(image_freep) Image *img = NULL;
+                DiskList l = {};
+                Disk *d = NULL;
+                PlanOptions o;
+                int code;
+
+                r = disk_list_discover(&(DiscoverOptions) { .probe_os = true }, &l);
+                if (r < 0)
+                        return fail(r);
+                r = choose_disk(&l, &d);
+                if (r >= 0) {
+                        plan_options_init(&o);
+                        r = choose_layout(d, &o);
+                }
+                if (r >= 0)
+                        r = build_plan(d->path, source, &o, &img, &p);
+                disk_list_done(&l);
+                if (r == -ECANCELED || r == -ENOENT) {
+                        printf("Nothing was written.\n");
+                        return exit_code_from_errno(-ECANCELED);
+                }
+                if (r < 0) {
+                        printf("\n%s\n", error_message() ?: strerror(-r));
+                        continue;
+                }
+
+                r = executor_run(p, img, NULL, &(ExecCallbacks) { .progress = on_progress, .confirm = plain_confirm });
+                if (r == -ECANCELED) {
+                        printf("Nothing was written.\n");
+                        continue;
+                }
+                code = exit_code_from_errno(r);
+                if (r < 0) {
+                        printf("\nThe install failed: %s\n", error_message() ?: strerror(-r));
+                        continue;
+                }
+                printf("\n%s is installed on %s. Remove the installation medium before you start it.\n",
+                       p->source->os_name ?: "The system", p->target);
+                finish();
+                return code;
+        }
+}
