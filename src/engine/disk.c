@@ -612,23 +612,35 @@ static const Target *targets_find(const Targets *t, dev_t devt) {
 
 /* ---- the in-use checks ------------------------------------------------------------------------ */
 
+/* Whether what is mounted on path rests (through partitions, dm/md slaves or loop backing files)
+ * on one of the targets. Only block devices count: an image file living on the root filesystem
+ * is just a file, unless the system runs from it through a loop device. */
+static int mount_point_backed_by_targets(const Targets *t, const MountTable *mt, const char *path, bool *ret) {
+        _cleanup_(backing_done) Backing b = {};
+        bool hit = false;
+        int r;
+
+        r = backing_of_mount_point(mt, path, &b);
+        if (r < 0)
+                return r;
+        if (t->have_file && backing_has_file(&b, t->file.dev, t->file.ino))
+                hit = true;
+        for (size_t j = 0; j < t->n && !hit; j++)
+                hit = backing_has_dev(&b, t->t[j].devt);
+        *ret = hit;
+        return 0;
+}
+
 static int check_system_backing(const Targets *t, const MountTable *mt, unsigned *bits, char **text) {
         static const char *const system_paths[] = { "/", "/usr" };
         int r;
 
         for (size_t i = 0; i < ELEMENTSOF(system_paths) && !(*bits & REFUSE_ROOT_DISK); i++) {
-                _cleanup_(backing_done) Backing b = {};
-                bool hit = false;
+                bool hit;
 
-                r = backing_of_mount_point(mt, system_paths[i], &b);
+                r = mount_point_backed_by_targets(t, mt, system_paths[i], &hit);
                 if (r < 0)
                         return r;
-                /* Only block devices count: an image file living on the root filesystem is just a
-                 * file, unless the system runs from it through a loop device. */
-                if (t->have_file && backing_has_file(&b, t->file.dev, t->file.ino))
-                        hit = true;
-                for (size_t j = 0; j < t->n && !hit; j++)
-                        hit = backing_has_dev(&b, t->t[j].devt);
                 if (!hit)
                         continue;
 
@@ -641,16 +653,11 @@ static int check_system_backing(const Targets *t, const MountTable *mt, unsigned
         }
 
         for (size_t i = 0; i < ELEMENTSOF(live_medium_paths) && !(*bits & REFUSE_LIVE_MEDIUM); i++) {
-                _cleanup_(backing_done) Backing b = {};
-                bool hit = false;
+                bool hit;
 
-                r = backing_of_mount_point(mt, live_medium_paths[i], &b);
+                r = mount_point_backed_by_targets(t, mt, live_medium_paths[i], &hit);
                 if (r < 0)
                         return r;
-                if (t->have_file && backing_has_file(&b, t->file.dev, t->file.ino))
-                        hit = true;
-                for (size_t j = 0; j < t->n && !hit; j++)
-                        hit = backing_has_dev(&b, t->t[j].devt);
                 if (!hit)
                         continue;
 

@@ -84,41 +84,39 @@ static void build_ext4(Argv *a, const char *path, const MkfsTarget *t, bool at_o
                 argv_addf(a, "%" PRIuMAX "k", (uintmax_t) (t->size / 1024));
 }
 
-static void build_swap(Argv *a, const char *path, const MkfsTarget *t, bool at_offset, const char *label, sd_id128_t uuid) {
-        argv_add(a, "mkswap");
+/* The tools that take the same shape of command line: [quiet] [force] LABEL-OPTION label
+ * UUID-OPTION uuid device. The UUID makes seeded installs reproducible. */
+static void build_simple(Argv *a, const char *prog, bool quiet_force, const char *uuid_fmt, const char *path,
+                         const char *label, sd_id128_t uuid) {
+        argv_add(a, prog);
+        if (quiet_force) {
+                argv_add(a, "-q");
+                argv_add(a, "-f");
+        }
         if (label) {
                 argv_add(a, "-L");
                 argv_add(a, label);
         }
-        argv_add(a, "-U");
-        argv_addf(a, "%s", SD_ID128_TO_UUID_STRING(uuid));
+        if (streq(uuid_fmt, "-m")) {
+                argv_add(a, "-m");
+                argv_addf(a, "uuid=%s", SD_ID128_TO_UUID_STRING(uuid));
+        } else {
+                argv_add(a, "-U");
+                argv_addf(a, "%s", SD_ID128_TO_UUID_STRING(uuid));
+        }
         argv_add(a, path);
+}
+
+static void build_swap(Argv *a, const char *path, const MkfsTarget *t, bool at_offset, const char *label, sd_id128_t uuid) {
+        build_simple(a, "mkswap", false, "-U", path, label, uuid);
 }
 
 static void build_xfs(Argv *a, const char *path, const MkfsTarget *t, bool at_offset, const char *label, sd_id128_t uuid) {
-        argv_add(a, "mkfs.xfs");
-        argv_add(a, "-q");
-        argv_add(a, "-f");
-        if (label) {
-                argv_add(a, "-L");
-                argv_add(a, label);
-        }
-        argv_add(a, "-m");
-        argv_addf(a, "uuid=%s", SD_ID128_TO_UUID_STRING(uuid));
-        argv_add(a, path);
+        build_simple(a, "mkfs.xfs", true, "-m", path, label, uuid);
 }
 
 static void build_btrfs(Argv *a, const char *path, const MkfsTarget *t, bool at_offset, const char *label, sd_id128_t uuid) {
-        argv_add(a, "mkfs.btrfs");
-        argv_add(a, "-q");
-        argv_add(a, "-f");
-        if (label) {
-                argv_add(a, "-L");
-                argv_add(a, label);
-        }
-        argv_add(a, "-U");
-        argv_addf(a, "%s", SD_ID128_TO_UUID_STRING(uuid));
-        argv_add(a, path);
+        build_simple(a, "mkfs.btrfs", true, "-U", path, label, uuid);
 }
 
 static const MkfsType mkfs_types[] = {

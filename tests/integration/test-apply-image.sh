@@ -62,3 +62,18 @@ sfdisk --relocate gpt-bak-std "$img" >/dev/null 2>&1
 expect_exit 3 "$IMPRINT" plan --free --target "$img" --seed second
 expect_stderr "already has a x86-64 root partition"
 pass "free mode refuses a disk that already has a root (exit 3)"
+
+# btrfs root and xfs home: tools that cannot write at an offset build in a temporary file first.
+img2=$WORK/fs.img
+truncate -s 8G "$img2"
+"$IMPRINT" apply --target "$img2" --seed fs --root-fs btrfs --home-fs xfs --home-size 2G --yes --json >"$WORK/fs.json"
+for spec in "2:btrfs" "3:xfs"; do
+        n=${spec%%:*} want=${spec#*:}
+        start=$(sfdisk --json "$img2" | jq ".partitiontable.partitions[$((n - 1))].start * 512")
+        got=$(blkid -p -o value -s TYPE -O "$start" "$img2" || true)
+        [ "$got" = "$want" ] || fail "partition $n: blkid finds '$got', expected $want"
+        uuid=$(blkid -p -o value -s UUID -O "$start" "$img2")
+        [ -n "$uuid" ] || fail "partition $n has no filesystem UUID"
+done
+ls /tmp/.imprint* /var/tmp/.imprint* 2>/dev/null && fail "a temporary filesystem file was left behind"
+pass "btrfs root and xfs home created inside an image file"
