@@ -144,6 +144,7 @@ static void finish(void) {
 int plain_run(const char *source_arg) {
         _cleanup_(install_config_done) InstallConfig defaults = {};
         _cleanup_(image_freep) Image *probe = NULL;
+        _cleanup_(freep) char *self = NULL;
         const char *source;
         int r;
 
@@ -157,6 +158,12 @@ int plain_run(const char *source_arg) {
         if (!source) {
                 printf("No OS image is configured: start imprint --plain --source IMAGE.\n");
                 return exit_code_from_errno(-EINVAL);
+        }
+        if (streq(source, "self")) {
+                r = image_resolve_self(&self);
+                if (r < 0)
+                        return fail(r);
+                source = self;
         }
         r = open_image(source, &probe);
         if (r < 0)
