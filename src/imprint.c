@@ -504,9 +504,16 @@ static void progress_text(const ProgressEvent *ev) {
                 printf("[%u/%u] %s …%s", ev->step, ev->n_steps, ev->description, tty ? "" : "\n");
                 break;
         case PROGRESS_UPDATE:
-                if (tty)
-                        printf("\r\033[K[%u/%u] %s … %s of %s", ev->step, ev->n_steps, ev->description, FORMAT_BYTES(ev->done),
-                               FORMAT_BYTES(ev->total));
+                if (tty) {
+                        char eta[32] = "";
+
+                        if (ev->eta_usec >= 0)
+                                snprintf(eta, sizeof(eta), ", %" PRIi64 ":%02" PRIi64 " left", ev->eta_usec / 60000000,
+                                         ev->eta_usec / 1000000 % 60);
+                        printf("\r\033[K[%u/%u] %s … %s of %s (%u%%), %s/s%s", ev->step, ev->n_steps, ev->description,
+                               FORMAT_BYTES(ev->done), FORMAT_BYTES(ev->total),
+                               ev->total ? (unsigned) (ev->done * 100 / ev->total) : 0, FORMAT_BYTES(ev->rate), eta);
+                }
                 break;
         case PROGRESS_END:
                 if (tty)
