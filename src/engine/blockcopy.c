@@ -341,6 +341,16 @@ int copy_region(const CopyRegion *c, copy_progress_t progress, void *userdata, u
         return 0;
 }
 
+/* A chunk buffer and a SHA256 context, for the readers that hash what they read. */
+static int reader_begin(uint8_t **ret_buf, EVP_MD_CTX **ret_ctx) {
+        if (posix_memalign((void **) ret_buf, 4096, CHUNK) != 0)
+                return -ENOMEM;
+        *ret_ctx = EVP_MD_CTX_new();
+        if (!*ret_ctx || EVP_DigestInit_ex(*ret_ctx, EVP_sha256(), NULL) != 1)
+                return -ENOMEM;
+        return 0;
+}
+
 int copy_region_digest(int map_fd, uint64_t map_offset, int fd, uint64_t offset, uint64_t length, copy_progress_t progress,
                        void *userdata, uint8_t ret_digest[COPY_DIGEST_SIZE]) {
         _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = NULL;
@@ -349,11 +359,9 @@ int copy_region_digest(int map_fd, uint64_t map_offset, int fd, uint64_t offset,
         unsigned len;
         int r;
 
-        if (posix_memalign((void **) &buf, 4096, CHUNK) != 0)
-                return -ENOMEM;
-        ctx = EVP_MD_CTX_new();
-        if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
-                return -ENOMEM;
+        r = reader_begin(&buf, &ctx);
+        if (r < 0)
+                return r;
         /* Read what is on the medium, not what the page cache remembers writing. */
         (void) posix_fadvise(fd, (off_t) offset, (off_t) length, POSIX_FADV_DONTNEED);
 
@@ -396,11 +404,9 @@ int sha256_file(int fd, uint64_t size, copy_progress_t progress, void *userdata,
         unsigned len;
         int r;
 
-        if (posix_memalign((void **) &buf, 4096, CHUNK) != 0)
-                return -ENOMEM;
-        ctx = EVP_MD_CTX_new();
-        if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
-                return -ENOMEM;
+        r = reader_begin(&buf, &ctx);
+        if (r < 0)
+                return r;
         (void) posix_fadvise(fd, 0, (off_t) size, POSIX_FADV_SEQUENTIAL);
 
         for (uint64_t p = 0; p < size;) {
