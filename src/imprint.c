@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -477,7 +478,22 @@ static void print_result_json(int code, const char *message) {
 }
 
 static void progress_json(const ProgressEvent *ev) {
-        json_object *j = json_object_new_object();
+        static uint64_t last_update_usec = 0;
+        json_object *j;
+
+        /* One update a second is plenty for a machine reading the stream, and keeps a serial
+         * console that shows it (the unattended unit) readable. */
+        if (ev->type == PROGRESS_UPDATE && ev->done < ev->total) {
+                struct timespec ts;
+                uint64_t now;
+
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                now = (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+                if (now - last_update_usec < 1000000)
+                        return;
+                last_update_usec = now;
+        }
+        j = json_object_new_object();
 
         json_object_object_add(j, "event", json_object_new_string(progress_event_type_to_string(ev->type)));
         json_object_object_add(j, "step", json_object_new_int((int) ev->step));

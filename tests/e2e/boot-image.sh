@@ -36,6 +36,12 @@
 #                       with -no-reboot) before the timeout; --expect still applies
 #   --expect REGEX      the ANSI-stripped serial log must have a line matching REGEX (grep -E);
 #                       repeatable                                            IMPRINT_BOOT_EXPECT
+#   --stop-after REGEX  end the run as soon as the ANSI-stripped serial log has a line matching
+#                       REGEX (grep -E; repeatable: any of them): QEMU is told to quit (SIGTERM:
+#                       it closes its disks; the guest gets no shutdown) and that counts as the
+#                       guest's own power-off would. For a guest that stays up, e.g. a live
+#                       medium waiting at its first screen, or to end early on a failure line
+#                       (then an --expect fails)                              IMPRINT_BOOT_STOP_AFTER
 #   --expect-entry GLOB LoaderEntrySelected must match GLOB (default imprint-test_*.efi)
 #   --allow-degraded    accept system-state=degraded (a unit failed) as well as running
 # Also: IMPRINT_QEMU_ACCEL=auto|tcg|kvm (auto: kvm only if a 2 s probe with -accel kvm keeps
@@ -81,6 +87,7 @@ read -r -a QEMU_EXTRA <<<"${IMPRINT_QEMU_ARGS:-}"
 LOG=${IMPRINT_BOOT_LOG:-}
 CHECK=1
 read -r -a EXPECT <<<"${IMPRINT_BOOT_EXPECT:-}"
+read -r -a STOP_AFTER <<<"${IMPRINT_BOOT_STOP_AFTER:-}"
 EXPECT_ENTRY='imprint-test_*.efi'
 ALLOW_DEGRADED=0
 ACCEL=${IMPRINT_QEMU_ACCEL:-auto}
@@ -102,6 +109,7 @@ while [ $# -gt 0 ]; do
         --log) LOG=${2:?}; shift ;;
         --no-check) CHECK=0 ;;
         --expect) EXPECT+=("${2:?}"); shift ;;
+        --stop-after) STOP_AFTER+=("${2:?}"); shift ;;
         --expect-entry) EXPECT_ENTRY=${2:?}; shift ;;
         --allow-degraded) ALLOW_DEGRADED=1 ;;
         -h | --help) usage ;;
@@ -303,8 +311,9 @@ T_START=$(now)
 QEMU_PID=$!
 DEADLINE=$(awk -v a="$T_START" -v t="$TIMEOUT" 'BEGIN { printf "%d", a + t }')
 TIMED_OUT=0
+STOPPED=
 while kill -0 "$QEMU_PID" 2>/dev/null; do
-        if [ ${#SEEN[@]} -lt ${#MARK[@]} ]; then
+        if [ ${#SEEN[@]} -lt ${#MARK[@]} ] || [ ${#STOP_AFTER[@]} -gt 0 ]; then
                 strip_log
                 for m in "${MARK_ORDER[@]}"; do
                         [ -n "${SEEN[$m]:-}" ] && continue
@@ -314,13 +323,21 @@ while kill -0 "$QEMU_PID" 2>/dev/null; do
                         fi
                 done
         fi
+        for re in "${STOP_AFTER[@]}"; do
+                [ -n "$re" ] && grep -aqE -- "$re" "$RUN/serial.txt" && STOPPED=$re && break
+        done
+        [ -z "$STOPPED" ] || break
         if [ "${EPOCHREALTIME%.*}" -ge "$DEADLINE" ]; then
                 TIMED_OUT=1
                 break
         fi
         sleep 0.5
 done
-if [ "$TIMED_OUT" = 1 ]; then
+if [ -n "$STOPPED" ]; then
+        echo "  +$(since "$T_START")s stopping QEMU: the log matches /$STOPPED/"
+        stop_pid "$QEMU_PID"
+        QEMU_RC=stopped
+elif [ "$TIMED_OUT" = 1 ]; then
         stop_pid "$QEMU_PID"
         QEMU_RC=timeout
 else
@@ -365,7 +382,9 @@ FAILED=0
 fail() { echo "FAIL: $*"; FAILED=1; }
 ok() { echo "ok: $*"; }
 
-if [ "$QEMU_RC" = timeout ]; then
+if [ "$QEMU_RC" = stopped ]; then
+        ok "stopped after $(span start end) s: the log matches /$STOPPED/"
+elif [ "$QEMU_RC" = timeout ]; then
         fail "no power-off within $TIMEOUT s (QEMU killed)"
 elif [ "$QEMU_RC" != 0 ]; then
         fail "QEMU exited with status $QEMU_RC: $(tail -n 3 "$RUN/qemu.log" | tr '\n' ' ')"
