@@ -168,18 +168,7 @@ KEY=${KEY_FULL:0:16}
 RESULT=$CACHE/live-$KEY
 IMAGE=$NAME.raw
 
-deliver() {
-        if [ -z "$OUTDIR" ]; then
-                echo "$RESULT/$IMAGE"
-                return
-        fi
-        mkdir -p "$OUTDIR"
-        local f
-        for f in "$IMAGE" SHA256SUMS "$NAME.efi" packages.txt build-info.txt; do
-                cp --sparse=always "$RESULT/$f" "$OUTDIR/$f"
-        done
-        echo "$(cd "$OUTDIR" && pwd)/$IMAGE"
-}
+deliver() { deb_deliver "$RESULT" "$NAME" "$OUTDIR"; }
 
 if [ -f "$RESULT/complete" ]; then
         log "cached: $RESULT (key $KEY)"

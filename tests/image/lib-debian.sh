@@ -397,3 +397,18 @@ deb_finish() {
                 rm -rf --one-file-system "$old"
         done
 }
+
+# deb_deliver RESULT NAME OUTDIR: prints the path of RESULT/NAME.raw, or copies the result
+# (sparse) to OUTDIR, if one was given, and prints the path of the copy.
+deb_deliver() {
+        local result=$1 name=$2 outdir=$3 f
+        if [ -z "$outdir" ]; then
+                echo "$result/$name.raw"
+                return
+        fi
+        mkdir -p "$outdir"
+        for f in "$name.raw" SHA256SUMS "$name.efi" packages.txt build-info.txt; do
+                cp --sparse=always "$result/$f" "$outdir/$f"
+        done
+        echo "$(cd "$outdir" && pwd)/$name.raw"
+}
