@@ -20,6 +20,7 @@
 #include "image.h"
 #include "log.h"
 #include "run.h"
+#include "tpm2.h"
 #include "plan.h"
 #include "size.h"
 
@@ -106,6 +107,7 @@ static void help(void) {
                "  imprint install --source IMAGE --target DISK|FILE [LAYOUT OPTIONS] [--yes] [--json] [--no-variables]\n"
                "  imprint install --plan-file FILE [--yes] [--json] [--no-variables]\n"
                "  imprint unattended [--config FILE]\n"
+               "  imprint tpm [--json] [--tcti TCTI]\n"
                "  imprint --plain [--source IMAGE]\n\n"
                "Commands:\n"
                "  disks    List the disks, what is on them, and whether they can be a target\n"
@@ -116,6 +118,7 @@ static void help(void) {
                "  unattended  Install as a JSON configuration says (--config, the credential\n"
                "           imprint.config, or imprint.config=PATH on the kernel command line),\n"
                "           printing JSON progress; for OEM lines and test rigs\n"
+               "  tpm      Check whether this machine's TPM 2.0 can hold a disk key, and say why not\n"
                "  --plain  A line-by-line installer dialogue (serial consoles, screen readers)\n\n"
                "Layout options:\n"
                "  --erase                 Replace everything on the disk (default)\n"
@@ -133,6 +136,7 @@ static void help(void) {
                "  --source=IMAGE|self     The OS image to install (plan, install); \"self\": the disk\n"
                "                          this system runs from (a live medium installing itself)\n"
                "  --no-variables          Do not add a firmware boot entry (EFI variable)\n"
+               "  --tcti=TCTI             tpm: the TPM to ask (default: the kernel's /dev/tpmrm0)\n"
                "  --plan-file=FILE        plan: save the plan there; apply/install: execute exactly that plan\n"
                "  --json                  Machine-readable output (apply: one JSON object per progress event)\n"
                "  -y --yes                Do not ask for confirmation before writing\n"
@@ -632,6 +636,57 @@ static int verb_install(int argc, char *argv[]) {
         return r != 0 ? r : run_plan(&a, true);
 }
 
+/* ---- tpm ---------------------------------------------------------------------------------- */
+
+/* The pre-flight check the encryption step relies on: is there a TPM 2.0 that can hold a key
+ * for this disk? When not, it says why, and what an install does instead. */
+static int verb_tpm(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "json", no_argument, NULL, 'j' },
+                { "tcti", required_argument, NULL, 't' },
+                {},
+        };
+        _cleanup_(tpm2_status_done) Tpm2Status st = {};
+        const char *tcti = NULL;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
+                switch (c) {
+                case 'j':
+                        arg_json = true;
+                        break;
+                case 't':
+                        tcti = optarg;
+                        break;
+                default:
+                        return EXIT_USAGE;
+                }
+        if (optind < argc)
+                return usage_error("unexpected argument \"%s\".", argv[optind]);
+
+        r = tpm2_check(tcti, &st);
+        if (r < 0)
+                return fail(r);
+        if (arg_json) {
+                json_object *j = json_object_new_object();
+                json_object_object_add(j, "usable", json_object_new_boolean(r > 0));
+                json_object_object_add(j, "present", json_object_new_boolean(st.present));
+                json_object_object_add(j, "sha256Bank", json_object_new_boolean(st.sha256_bank));
+                json_object_object_add(j, "lockout", json_object_new_boolean(st.lockout));
+                json_object_object_add(j, "transientRoom", json_object_new_boolean(st.transient_room));
+                json_object_object_add(j, "problem", st.problem ? json_object_new_string(st.problem) : NULL);
+                print_json(j);
+                json_object_put(j);
+        } else if (r > 0)
+                printf("TPM 2.0 usable: present, sha256 PCR bank active, not locked out, room for a key.\n"
+                       "Encrypted installs seal their key to it (PCR 7) and add a recovery key.\n");
+        else
+                printf("No usable TPM: %s\n"
+                       "Encrypted installs then unlock with a passphrase and the recovery key instead.\n",
+                       st.problem ?: "unknown reason");
+        return EXIT_OK;
+}
+
 /* ---- unattended ------------------------------------------------------------------------- */
 
 static int run_after_action(AfterAction a) {
@@ -743,6 +798,7 @@ int main(int argc, char *argv[]) {
                 { "apply", verb_apply },
                 { "install", verb_install },
                 { "unattended", verb_unattended },
+                { "tpm", verb_tpm },
         };
         int i;
 
