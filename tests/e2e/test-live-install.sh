@@ -119,7 +119,11 @@ bash "$here/boot-image.sh" "$WORK/target.img" --tpm-state "$WORK/tpm" --vars "$W
         --expect 'IMPRINT-CHECK lsblk: .*PARTTYPE="c12a7328-f81f-11d2-ba4b-00a0c93ec93b"' \
         --expect 'IMPRINT-CHECK lsblk: .*PARTTYPE="4f68bce3-e8cd-4db1-96e7-fbcaf984b709"' \
         --expect 'IMPRINT-CHECK root-partlabel=imprint-test_1' \
+        --expect 'IMPRINT-CHECK loader-image-identifier=\\EFI\\systemd\\systemd-bootx64\.efi' \
         || failed "booting the installed target (serial log $WORK/target-serial.log)"
+# The firmware started systemd-boot through the "Linux Boot Manager" entry imprint added to its
+# variables during the install (same OVMF VARS file), not through the removable-media fallback
+# EFI/BOOT/BOOTX64.EFI: the line above shows the path it was loaded from.
 phase_done "target boot" "$t"
 
 report_times
