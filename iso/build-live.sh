@@ -170,24 +170,9 @@ IMAGE=$NAME.raw
 
 deliver() { deb_deliver "$RESULT" "$NAME" "$OUTDIR"; }
 
-if [ -f "$RESULT/complete" ]; then
-        log "cached: $RESULT (key $KEY)"
-        deliver
-        exit 0
-fi
-
 # ---------------------------------------------------------------------------------------------
-# Slow path.
-
-[ "$(id -u)" = 0 ] || die "building the live medium needs root (debootstrap, chroot); the cache $RESULT is empty"
-[ "$(uname -m)" = x86_64 ] || die "only x86-64 hosts are supported"
-
-deb_lock
-if [ -f "$RESULT/complete" ]; then
-        log "cached: $RESULT (key $KEY)"
-        deliver
-        exit 0
-fi
+# Slow path, unless cached.
+deb_use_cache "$RESULT" "$NAME" "$OUTDIR" "the live medium"
 deb_install_host_packages "${host_packages[@]}"
 deb_begin_build
 log "building $NAME (key $KEY) in $WORK; log: $BUILDLOG"

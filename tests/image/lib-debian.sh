@@ -412,3 +412,23 @@ deb_deliver() {
         done
         echo "$(cd "$outdir" && pwd)/$name.raw"
 }
+
+# deb_use_cache RESULT NAME OUTDIR WHAT: when RESULT is complete, delivers it and exits; otherwise
+# checks that a build can run here, takes the cache lock, and looks again, since another build
+# may have finished while we waited for the lock.
+deb_use_cache() {
+        local result=$1 name=$2 outdir=$3 what=$4
+        if [ -f "$result/complete" ]; then
+                log "cached: $result"
+                deb_deliver "$result" "$name" "$outdir"
+                exit 0
+        fi
+        [ "$(id -u)" = 0 ] || die "building $what needs root (debootstrap, chroot); the cache $result is empty"
+        [ "$(uname -m)" = x86_64 ] || die "only x86-64 hosts are supported"
+        deb_lock
+        if [ -f "$result/complete" ]; then
+                log "cached: $result (built while we waited for the lock)"
+                deb_deliver "$result" "$name" "$outdir"
+                exit 0
+        fi
+}
