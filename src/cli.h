@@ -5,8 +5,10 @@
  * printing, and driving the engine from a target, an image and layout options. */
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "disk.h"
+#include "encrypt.h"
 #include "executor.h"
 #include "image.h"
 #include "plan.h"
@@ -24,10 +26,29 @@ void print_disk(const Disk *d);
 /* Opens an image and reads its checksum, UKIs and systemd-boot. */
 int open_image(const char *path, Image **ret);
 /* Discovers target, opens source (a path or "self", or NULL) and plans. */
-int build_plan(const char *target, const char *source, const PlanOptions *opts, Image **img, Plan **ret);
+int build_plan(const char *target, const char *source, const PlanOptions *opts, const EncryptRequest *enc, Image **img,
+               Plan **ret);
+
+/* What an install needs besides the plan. */
+typedef struct InstallExtras {
+        bool no_variables;
+        const char *escrow_dir;       /* deliver the recovery key there (unattended) */
+        const Secret *passphrase;     /* the plan's passphrase keyslot */
+        const Secret *tpm2_pin;
+} InstallExtras;
+
 /* Runs the executor with the command line's progress output and confirmation; returns an exit
  * code (a JSON result line is printed with --json). */
-int execute_plan(const Plan *p, Image *img, bool no_variables);
+int execute_plan(const Plan *p, Image *img, const InstallExtras *x);
+
+/* The passphrase and TPM PIN a plan needs, from credentials or the terminal. */
+int collect_secrets(const Plan *p, bool unattended, Secret **ret_passphrase, Secret **ret_pin);
+
+/* Shows the recovery key (text and QR code) and has two of its groups typed back; returns 1 when
+ * they match, 0 when the person cancelled, < 0 on errors. */
+int recovery_key_dialogue(const Plan *p, const Secret *key, FILE *in, FILE *out);
+/* Asks for a secret twice with echo off (a terminal) and checks it with libpwquality when asked. */
+int ask_secret(const char *prompt, bool check_quality, Secret **ret);
 
 void on_progress(const ProgressEvent *ev, void *userdata);
 int on_confirm(const Plan *p, void *userdata);

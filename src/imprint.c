@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "quality.h"
 #include "config.h"
 #include "disk.h"
 #include "error.h"
@@ -255,6 +256,15 @@ enum {
         OPT_SEED,
         OPT_SOURCE,
         OPT_NO_VARIABLES,
+        OPT_ENCRYPT,
+        OPT_NO_ENCRYPT,
+        OPT_TPM2,
+        OPT_TPM2_PCRS,
+        OPT_TPM2_SIGNED_PCR11,
+        OPT_TPM2_PIN,
+        OPT_PASSPHRASE,
+        OPT_TCTI,
+        OPT_RECOVERY_KEY_ESCROW,
 };
 
 static const struct option plan_options[] = {
@@ -275,6 +285,15 @@ static const struct option plan_options[] = {
         { "seed", required_argument, NULL, OPT_SEED },
         { "source", required_argument, NULL, OPT_SOURCE },
         { "no-variables", no_argument, NULL, OPT_NO_VARIABLES },
+        { "encrypt", no_argument, NULL, OPT_ENCRYPT },
+        { "no-encrypt", no_argument, NULL, OPT_NO_ENCRYPT },
+        { "tpm2", required_argument, NULL, OPT_TPM2 },
+        { "tpm2-pcrs", required_argument, NULL, OPT_TPM2_PCRS },
+        { "tpm2-signed-pcr11", no_argument, NULL, OPT_TPM2_SIGNED_PCR11 },
+        { "tpm2-pin", no_argument, NULL, OPT_TPM2_PIN },
+        { "passphrase", no_argument, NULL, OPT_PASSPHRASE },
+        { "tcti", required_argument, NULL, OPT_TCTI },
+        { "recovery-key-escrow", required_argument, NULL, OPT_RECOVERY_KEY_ESCROW },
         { "yes", no_argument, NULL, 'y' },
         { "verbose", no_argument, NULL, 'v' },
         {},
@@ -287,6 +306,8 @@ typedef struct PlanArgs {
         const char *plan_file;
         bool layout_given;
         PlanOptions opts;
+        EncryptRequest enc;
+        const char *escrow_dir;
 } PlanArgs;
 
 static int parse_size_option(const char *name, const char *value, SizeRequest *ret) {
@@ -299,10 +320,41 @@ static int parse_plan_args(int argc, char *argv[], PlanArgs *a) {
         int c, r = 0;
 
         plan_options_init(&a->opts);
+        encrypt_request_init(&a->enc);
         while ((c = getopt_long(argc, argv, "yv", plan_options, NULL)) >= 0) {
-                if (c >= OPT_ERASE && c <= OPT_SEED)
+                if ((c >= OPT_ERASE && c <= OPT_SEED) || (c >= OPT_ENCRYPT && c <= OPT_TCTI))
                         a->layout_given = true;
                 switch (c) {
+                case OPT_ENCRYPT:
+                        a->enc.encrypt = 1;
+                        break;
+                case OPT_NO_ENCRYPT:
+                        a->enc.encrypt = 0;
+                        break;
+                case OPT_TPM2:
+                        a->enc.tpm2 = tpm2_use_from_string(optarg);
+                        if (a->enc.tpm2 < 0)
+                                return usage_error("--tpm2: \"%s\" is not one of auto, required, off.", optarg);
+                        break;
+                case OPT_TPM2_PCRS:
+                        if (pcr_mask_parse(optarg, &a->enc.tpm2_pcrs) < 0)
+                                return usage_error("--tpm2-pcrs: \"%s\" is not a list of PCRs such as 7 or 0+7.", optarg);
+                        break;
+                case OPT_TPM2_SIGNED_PCR11:
+                        a->enc.tpm2_signed_pcr11 = true;
+                        break;
+                case OPT_TPM2_PIN:
+                        a->enc.tpm2_pin = true;
+                        break;
+                case OPT_PASSPHRASE:
+                        a->enc.passphrase = true;
+                        break;
+                case OPT_TCTI:
+                        a->enc.tpm2_tcti = optarg;
+                        break;
+                case OPT_RECOVERY_KEY_ESCROW:
+                        a->escrow_dir = optarg;
+                        break;
                 case OPT_JSON:
                         arg_json = true;
                         break;
@@ -398,8 +450,10 @@ int open_image(const char *path, Image **ret) {
         return 0;
 }
 
-int build_plan(const char *target, const char *source, const PlanOptions *opts, Image **img, Plan **ret) {
+int build_plan(const char *target, const char *source, const PlanOptions *opts, const EncryptRequest *enc, Image **img,
+               Plan **ret) {
         _cleanup_(plan_source_freep) PlanSource *src = NULL;
+        _cleanup_(plan_encryption_done) PlanEncryption e = {};
         _cleanup_(disk_freep) Disk *d = NULL;
         _cleanup_(freep) char *self = NULL;
         PlanOptions o = *opts;
@@ -427,6 +481,12 @@ int build_plan(const char *target, const char *source, const PlanOptions *opts, 
                 if (s && t && streq(s, t))
                         return error_setf(-EINVAL, "The image and the target are the same file, %s.", s);
         }
+        if (enc) {
+                r = encryption_decide(enc, d->kind, *img, &e);
+                if (r < 0)
+                        return r;
+                o.encryption = &e;
+        }
         return plan_build(d, &o, ret);
 }
 
@@ -442,7 +502,7 @@ static int verb_plan(int argc, char *argv[]) {
         if (!a.target)
                 return usage_error("plan: --target DISK|FILE is required.");
 
-        r = build_plan(a.target, a.source, &a.opts, &img, &p);
+        r = build_plan(a.target, a.source, &a.opts, &a.enc, &img, &p);
         if (r < 0)
                 return fail(r);
         if (a.plan_file) {
@@ -580,6 +640,7 @@ int on_confirm(const Plan *p, void *userdata) {
 static int run_plan(const PlanArgs *a, bool need_image) {
         _cleanup_(plan_freep) Plan *p = NULL;
         _cleanup_(image_freep) Image *img = NULL;
+        _cleanup_(secret_freep) Secret *passphrase = NULL, *pin = NULL;
         int r;
 
         if (a->plan_file && (a->target || a->source || a->layout_given))
@@ -596,17 +657,103 @@ static int run_plan(const PlanArgs *a, bool need_image) {
                 if (r >= 0 && p->source)
                         r = open_image(p->source->path, &img);
         } else
-                r = build_plan(a->target, a->source, &a->opts, &img, &p);
+                r = build_plan(a->target, a->source, &a->opts, &a->enc, &img, &p);
         if (r < 0)
                 return fail(r);
-        return execute_plan(p, img, a->no_variables);
+        r = collect_secrets(p, a->escrow_dir != NULL, &passphrase, &pin);
+        if (r < 0)
+                return fail(r);
+        return execute_plan(p, img, &(InstallExtras) {
+                .no_variables = a->no_variables,
+                .escrow_dir = a->escrow_dir,
+                .passphrase = passphrase,
+                .tpm2_pin = pin,
+        });
 }
 
-int execute_plan(const Plan *p, Image *img, bool no_variables) {
+static int on_recovery_key(const Plan *p, const Secret *key, void *userdata) {
+        const InstallExtras *x = userdata;
         int r;
 
-        r = executor_run(p, img, &(ExecOptions) { .no_variables = no_variables },
-                         &(ExecCallbacks) { .progress = on_progress, .confirm = on_confirm });
+        if (x && x->escrow_dir) {
+                _cleanup_(freep) char *path = NULL;
+
+                r = encryption_escrow_recovery_key(p, key, x->escrow_dir, &path);
+                if (r < 0)
+                        return r;
+                if (arg_json) {
+                        json_object *j = json_object_new_object();
+                        json_object_object_add(j, "event", json_object_new_string("recoveryKey"));
+                        json_object_object_add(j, "deliveredTo", json_object_new_string(path));
+                        puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+                        fflush(stdout);
+                        json_object_put(j);
+                } else
+                        printf("The recovery key was written to %s. Keep it safe, apart from this computer.\n", path);
+                return 1;
+        }
+        if (!arg_json && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO))
+                return recovery_key_dialogue(p, key, stdin, stdout);
+        return error_setf(-ECANCELED,
+                          "The recovery key of the encrypted disk would reach nobody: there is no terminal to show it on. Pass "
+                          "--recovery-key-escrow=DIR to deliver it to a directory, or run on a terminal. Nothing was written to %s.",
+                          p->target);
+}
+
+/* The passphrase and TPM PIN the plan needs: from the credentials imprint.passphrase and
+ * imprint.tpm2-pin when present (unattended installs), else asked on the terminal. */
+int collect_secrets(const Plan *p, bool unattended, Secret **ret_passphrase, Secret **ret_pin) {
+        static const struct {
+                const char *credential, *prompt, *what;
+                bool quality;
+        } table[] = {
+                { "imprint.passphrase", "Passphrase for the encrypted disk: ", "passphrase", true },
+                { "imprint.tpm2-pin", "TPM2 PIN to type at every boot: ", "TPM2 PIN", false },
+        };
+        Secret **rets[] = { ret_passphrase, ret_pin };
+        bool wanted[] = { p->encryption.enabled && p->encryption.passphrase, p->encryption.enabled && p->encryption.tpm2_pin };
+        int r;
+
+        *ret_passphrase = *ret_pin = NULL;
+        for (size_t i = 0; i < ELEMENTSOF(table); i++) {
+                if (!wanted[i])
+                        continue;
+                r = secret_read_credential(table[i].credential, 512, rets[i]);
+                if (r == -ENOENT && !unattended && isatty(STDIN_FILENO))
+                        r = ask_secret(table[i].prompt, table[i].quality, rets[i]);
+                else if (r >= 0 && table[i].quality) {
+                        r = password_quality_check((const char *) (*rets[i])->data, NULL);
+                        if (r < 0)
+                                r = error_prefixf(r, "The %s from the credential %s is too weak", table[i].what, table[i].credential);
+                } else if (r == -ENOENT)
+                        r = error_setf(-EINVAL, "The plan has a %s, but neither the credential %s nor a terminal to ask on is there.",
+                                       table[i].what, table[i].credential);
+                else if (r < 0)
+                        r = error_setf(r, "Cannot read the credential %s: %s", table[i].credential, strerror(-r));
+                if (r < 0) {
+                        *ret_passphrase = secret_free(*ret_passphrase);
+                        *ret_pin = secret_free(*ret_pin);
+                        return r;
+                }
+        }
+        return 0;
+}
+
+int execute_plan(const Plan *p, Image *img, const InstallExtras *x) {
+        int r;
+
+        r = executor_run(p, img,
+                         &(ExecOptions) {
+                                 .no_variables = x && x->no_variables,
+                                 .passphrase = x ? x->passphrase : NULL,
+                                 .tpm2_pin = x ? x->tpm2_pin : NULL,
+                         },
+                         &(ExecCallbacks) {
+                                 .progress = on_progress,
+                                 .confirm = on_confirm,
+                                 .recovery_key = on_recovery_key,
+                                 .userdata = (void *) x,
+                         });
         if (r < 0) {
                 int code = fail(r);
                 if (arg_json)
@@ -709,6 +856,7 @@ static int verb_unattended(int argc, char *argv[]) {
                 {},
         };
         _cleanup_(install_config_done) InstallConfig c = {};
+        _cleanup_(secret_freep) Secret *passphrase = NULL, *pin = NULL;
         _cleanup_(plan_freep) Plan *p = NULL;
         _cleanup_(image_freep) Image *img = NULL;
         const char *config = NULL;
@@ -752,12 +900,24 @@ static int verb_unattended(int argc, char *argv[]) {
                 r = install_config_resolve_target(&c);
         }
         if (r >= 0)
-                r = build_plan(c.target, c.source, &c.plan, &img, &p);
+                r = build_plan(c.target, c.source, &c.plan, &c.enc, &img, &p);
+        if (r >= 0 && p->encryption.enabled && !c.escrow_dir)
+                r = error_setf(-EINVAL,
+                               "%s: the install encrypts %s, but no \"recoveryKeyEscrow\" directory says where its recovery key goes; "
+                               "an unattended install never makes a key nobody has. Nothing was written.",
+                               c.origin, p->target);
+        if (r >= 0)
+                r = collect_secrets(p, true, &passphrase, &pin);
         if (r < 0) {
                 code = fail(r);
                 print_result_json(code, error_message() ?: strerror(-r));
         } else
-                code = execute_plan(p, img, c.no_variables);
+                code = execute_plan(p, img, &(InstallExtras) {
+                        .no_variables = c.no_variables,
+                        .escrow_dir = c.escrow_dir,
+                        .passphrase = passphrase,
+                        .tpm2_pin = pin,
+                });
 
         r = run_after_action(code == EXIT_OK ? c.after_install : c.on_failure);
         if (r < 0)

@@ -5,6 +5,7 @@
  * cursor keys. */
 
 #include <errno.h>
+#include <langinfo.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,9 +13,12 @@
 
 #include "cli.h"
 #include "config.h"
+#include "encrypt.h"
 #include "error.h"
 #include "fileio.h"
 #include "log.h"
+#include "quality.h"
+#include "recovery.h"
 #include "run.h"
 #include "size.h"
 
@@ -26,6 +30,131 @@ static char *ask(const char *question, char *buf, size_t size) {
                 return NULL;
         buf[strcspn(buf, "\r\n")] = 0;
         return strstrip(buf);
+}
+
+/* Writes straight to the terminal, not through stdio, whose buffers would keep a copy of a key. */
+static void write_secret_text(FILE *out, const void *buf, size_t n) {
+        const char *p = buf;
+
+        fflush(out);
+        while (n > 0) {
+                ssize_t k = write(fileno(out), p, n);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        return;
+                p += k;
+                n -= (size_t) k;
+        }
+}
+
+static bool terminal_is_utf8(void) {
+        return streq_ptr(nl_langinfo(CODESET), "UTF-8");
+}
+
+int recovery_key_dialogue(const Plan *p, const Secret *key, FILE *in, FILE *out) {
+        _cleanup_(secret_freep) Secret *qr = NULL;
+        unsigned groups[2];
+        int r;
+
+        r = recovery_key_qr_text(key, terminal_is_utf8(), &qr);
+        if (r < 0)
+                return error_setf(r, "Cannot draw the recovery key as a QR code: %s", strerror(-r));
+        r = recovery_key_challenge(ELEMENTSOF(groups), groups, ELEMENTSOF(groups));
+        if (r < 0)
+                return r;
+
+        for (unsigned attempt = 0;; attempt++) {
+                char typed[256], question[160];
+
+                if (attempt % 3 == 0) {
+                        fprintf(out, "\nRECOVERY KEY for the encrypted disk %s\n\n"
+                                     "If the TPM ever refuses to unlock the disk (a firmware update, Secure Boot changed, the disk\n"
+                                     "moved to another computer), this key is the only way in. Write it down or scan the code, and\n"
+                                     "keep it apart from the computer. Nothing has been written to the disk yet.\n\n    ",
+                                p->target_name);
+                        write_secret_text(out, key->data, key->size);
+                        fprintf(out, "\n\n");
+                        write_secret_text(out, qr->data, qr->size);
+                        fprintf(out, "\n%s\n", recovery_key_explanation());
+                }
+                snprintf(question, sizeof(question), "\nTo show you have it, type groups %u and %u of the key (q cancels): ", groups[0],
+                         groups[1]);
+                fprintf(out, "%s", question);
+                fflush(out);
+                if (!fgets(typed, sizeof(typed), in)) {
+                        secret_wipe(typed, sizeof(typed));
+                        return 0;
+                }
+                typed[strcspn(typed, "\r\n")] = 0;
+                if (streq(strstrip(typed), "q")) {
+                        secret_wipe(typed, sizeof(typed));
+                        return 0;
+                }
+                r = recovery_key_check_groups(key, groups, ELEMENTSOF(groups), typed);
+                secret_wipe(typed, sizeof(typed));
+                if (r >= 0)
+                        break;
+                if (r != -EKEYREJECTED)
+                        return r;
+                fprintf(out, "%s Check what you wrote down and try again.\n", error_message());
+        }
+        /* Off the screen (and the terminal's scrollback) before the install goes on. */
+        if (isatty(fileno(out)))
+                fprintf(out, "\033[H\033[2J\033[3J");
+        fprintf(out, "Thank you: the recovery key is confirmed.\n");
+        fflush(out);
+        return 1;
+}
+
+int ask_secret(const char *prompt, bool check_quality, Secret **ret) {
+        for (unsigned attempt = 0; attempt < 5; attempt++) {
+                _cleanup_(secret_freep) Secret *a = NULL, *b = NULL;
+                int r;
+
+                fflush(stdout);
+                if (isatty(STDIN_FILENO)) {
+                        r = secret_read_tty(STDIN_FILENO, STDOUT_FILENO, prompt, 512, &a);
+                        if (r >= 0)
+                                r = secret_read_tty(STDIN_FILENO, STDOUT_FILENO, "Type it again: ", 512, &b);
+                } else {
+                        /* A pipe (a test driver, a screen reader's helper): no echo to turn off. */
+                        char line[514];
+
+                        printf("%s", prompt);
+                        fflush(stdout);
+                        r = fgets(line, sizeof(line), stdin) ? 0 : -ECANCELED;
+                        if (r >= 0) {
+                                line[strcspn(line, "\r\n")] = 0;
+                                a = secret_new_from(line, strlen(line));
+                                b = a ? secret_new_from(line, strlen(line)) : NULL;
+                                if (!b)
+                                        r = -ENOMEM;
+                        }
+                        secret_wipe(line, sizeof(line));
+                }
+                if (r < 0)
+                        return r == -ECANCELED ? r : error_setf(r, "Cannot read from the terminal: %s", strerror(-r));
+                if (a->size == 0) {
+                        printf("It must not be empty.\n");
+                        continue;
+                }
+                if (a->size != b->size || memcmp(a->data, b->data, a->size) != 0) {
+                        printf("The two did not match. Once more.\n");
+                        continue;
+                }
+                if (check_quality) {
+                        r = password_quality_check((const char *) a->data, NULL);
+                        if (r < 0) {
+                                printf("Too weak: %s Choose another.\n", error_message());
+                                continue;
+                        }
+                        printf("Strength: %d of 100.\n", r);
+                }
+                *ret = TAKE_PTR(a);
+                return 0;
+        }
+        return error_setf(-ECANCELED, "Too many attempts.");
 }
 
 static void describe(const Disk *d, char *buf, size_t size) {
@@ -74,6 +203,52 @@ static int choose_disk(DiskList *l, Disk **ret) {
         }
 }
 
+static int choose_encryption(const Disk *d, EncryptRequest *e) {
+        char answer[64];
+        _cleanup_(tpm2_status_done) Tpm2Status st = {};
+
+        if (d->kind != DISK_BLOCK) {
+                e->encrypt = 0;
+                return 0;
+        }
+        if (tpm2_check(NULL, &st) > 0)
+                printf("\nThis computer has a usable TPM2: the encrypted disk unlocks by itself at boot, as long as the\n"
+                       "firmware and Secure Boot settings stay the same.\n");
+        else
+                printf("\nThe TPM2 cannot be used: %s\nAn encrypted disk then asks for a passphrase or the recovery key at every boot.\n",
+                       st.problem ?: "no TPM was found.");
+        for (;;) {
+                char *a = ask("Encrypt root and home (recommended)? [Y/n]: ", answer, sizeof(answer));
+                if (!a)
+                        return -ECANCELED;
+                if (!*a || streq(a, "y") || streq(a, "Y")) {
+                        e->encrypt = 1;
+                        break;
+                }
+                if (streq(a, "n") || streq(a, "N")) {
+                        e->encrypt = 0;
+                        return 0;
+                }
+                printf("Please type y or n.\n");
+        }
+        for (;;) {
+                char *a = ask(st.problem ? "Add a passphrase to type at boot (recommended without a TPM)? [Y/n]: "
+                                         : "Also add a passphrase that opens the disk? [y/N]: ",
+                              answer, sizeof(answer));
+                if (!a)
+                        return -ECANCELED;
+                if (!*a) {
+                        e->passphrase = st.problem != NULL;
+                        return 0;
+                }
+                if (streq(a, "y") || streq(a, "Y") || streq(a, "n") || streq(a, "N")) {
+                        e->passphrase = *a == 'y' || *a == 'Y';
+                        return 0;
+                }
+                printf("Please type y or n.\n");
+        }
+}
+
 static int choose_layout(const Disk *d, PlanOptions *o) {
         char answer[64];
 
@@ -119,6 +294,10 @@ static int plain_confirm(const Plan *p, void *userdata) {
                  p->mode == PLAN_ERASE ? " and DESTROYS everything on it" : "", p->target_name);
         a = ask(question, answer, sizeof(answer));
         return a && streq(a, p->target_name);
+}
+
+static int plain_recovery_key(const Plan *p, const Secret *key, void *userdata) {
+        return recovery_key_dialogue(p, key, stdin, stdout);
 }
 
 static void finish(void) {
@@ -177,7 +356,9 @@ int plain_run(const char *source_arg) {
                 _cleanup_(image_freep) Image *img = NULL;
                 DiskList l = {};
                 Disk *d = NULL;
+                _cleanup_(secret_freep) Secret *passphrase = NULL;
                 PlanOptions o;
+                EncryptRequest er;
                 int code;
 
                 r = disk_list_discover(&(DiscoverOptions) { .probe_os = true }, &l);
@@ -186,10 +367,15 @@ int plain_run(const char *source_arg) {
                 r = choose_disk(&l, &d);
                 if (r >= 0) {
                         plan_options_init(&o);
+                        encrypt_request_init(&er);
                         r = choose_layout(d, &o);
                 }
                 if (r >= 0)
-                        r = build_plan(d->path, source, &o, &img, &p);
+                        r = choose_encryption(d, &er);
+                if (r >= 0)
+                        r = build_plan(d->path, source, &o, &er, &img, &p);
+                if (r >= 0 && p->encryption.passphrase)
+                        r = ask_secret("Passphrase for the disk: ", true, &passphrase);
                 disk_list_done(&l);
                 if (r == -ECANCELED || r == -ENOENT) {
                         printf("Nothing was written.\n");
@@ -200,7 +386,8 @@ int plain_run(const char *source_arg) {
                         continue;
                 }
 
-                r = executor_run(p, img, NULL, &(ExecCallbacks) { .progress = on_progress, .confirm = plain_confirm });
+                r = executor_run(p, img, &(ExecOptions) { .passphrase = passphrase },
+                                 &(ExecCallbacks) { .progress = on_progress, .confirm = plain_confirm, .recovery_key = plain_recovery_key });
                 if (r == -ECANCELED) {
                         printf("Nothing was written.\n");
                         continue;

@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <termios.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -51,4 +55,111 @@ Secret *secret_free(Secret *s) {
         (void) munlock(s, total);
         (void) munmap(s, total);
         return NULL;
+}
+
+int secret_read_file(const char *path, size_t max, Secret **ret) {
+        Secret *s;
+        size_t n = 0;
+        int fd;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        s = secret_new(max + 1);
+        if (!s) {
+                close(fd);
+                return -ENOMEM;
+        }
+        for (;;) {
+                ssize_t k = read(fd, s->data + n, max + 1 - n);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0) {
+                        int r = -errno;
+                        close(fd);
+                        secret_free(s);
+                        return r;
+                }
+                if (k == 0)
+                        break;
+                n += (size_t) k;
+                if (n > max) {
+                        close(fd);
+                        secret_free(s);
+                        return -E2BIG;
+                }
+        }
+        close(fd);
+        if (n > 0 && s->data[n - 1] == '\n')
+                s->data[--n] = 0;
+        if (n == 0 || memchr(s->data, 0, n)) {
+                secret_free(s);
+                return -EINVAL;
+        }
+        s->size = n;
+        *ret = s;
+        return 0;
+}
+
+int secret_read_credential(const char *name, size_t max, Secret **ret) {
+        const char *dir = getenv("CREDENTIALS_DIRECTORY");
+        char path[PATH_MAX];
+
+        if (!dir || !*dir || strchr(name, '/'))
+                return -ENOENT;
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        return secret_read_file(path, max, ret);
+}
+
+int secret_read_tty(int fd_in, int fd_out, const char *prompt, size_t max, Secret **ret) {
+        struct termios old, quiet;
+        Secret *s;
+        size_t n = 0;
+        int r = 0;
+
+        if (tcgetattr(fd_in, &old) < 0)
+                return -ENOTTY;
+        s = secret_new(max + 1);
+        if (!s)
+                return -ENOMEM;
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t) ECHO;
+        quiet.c_lflag |= ECHONL;
+        if (prompt)
+                (void) !write(fd_out, prompt, strlen(prompt));
+        if (tcsetattr(fd_in, TCSAFLUSH, &quiet) < 0) {
+                secret_free(s);
+                return -errno;
+        }
+        for (;;) {
+                char c;
+                ssize_t k = read(fd_in, &c, 1);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0) {
+                        r = -errno;
+                        break;
+                }
+                if (k == 0) {
+                        r = n == 0 ? -ECANCELED : 0;
+                        break;
+                }
+                if (c == '\n' || c == '\r')
+                        break;
+                if (n >= max) {
+                        r = -E2BIG;
+                        continue; /* read to the end of the line, keep nothing more */
+                }
+                s->data[n++] = (unsigned char) c;
+                secret_wipe(&c, sizeof(c));
+        }
+        (void) tcsetattr(fd_in, TCSAFLUSH, &old);
+        if (r < 0) {
+                secret_free(s);
+                return r;
+        }
+        s->data[n] = 0;
+        s->size = n;
+        *ret = s;
+        return 0;
 }

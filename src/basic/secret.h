@@ -25,3 +25,15 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Secret *, secret_free);
 
 /* Wipes a stack or heap buffer that held secret bytes. */
 void secret_wipe(void *p, size_t n);
+
+/* Reads a secret file (a systemd credential) into a Secret: at most max bytes, one trailing
+ * newline dropped. -ENOENT when it does not exist; -E2BIG when it is longer; -EINVAL when empty
+ * or when it holds a NUL byte. No stdio: nothing is buffered outside locked memory. */
+int secret_read_file(const char *path, size_t max, Secret **ret);
+
+/* Reads the credential name from $CREDENTIALS_DIRECTORY; -ENOENT when there is none. */
+int secret_read_credential(const char *name, size_t max, Secret **ret);
+
+/* Shows prompt on fd_out and reads one line from the terminal fd_in with echo off (restored
+ * afterwards, also on errors). -ENOTTY when fd_in is not a terminal; -ECANCELED at end of input. */
+int secret_read_tty(int fd_in, int fd_out, const char *prompt, size_t max, Secret **ret);

@@ -26,6 +26,10 @@ DEFINE_STRING_TABLE_LOOKUP(after_action, AfterAction);
 void install_config_init(InstallConfig *c) {
         *c = (InstallConfig) { .wait_for_target_sec = 30 };
         plan_options_init(&c->plan);
+        encrypt_request_init(&c->enc);
+        /* A line that installs thousands of machines must not ship some without TPM unlocking
+         * because one TPM misbehaved: fail loudly unless the configuration says "auto". */
+        c->enc.tpm2 = TPM2_USE_REQUIRED;
 }
 
 void install_config_done(InstallConfig *c) {
@@ -36,6 +40,8 @@ void install_config_done(InstallConfig *c) {
         free(c->root_fs);
         free(c->home_fs);
         free(c->root_label);
+        free(c->tpm2_tcti);
+        free(c->escrow_dir);
         *c = (InstallConfig) {};
 }
 
@@ -115,7 +121,31 @@ int install_config_merge_json(InstallConfig *c, json_object *j, const char *orig
                         if (m < 0)
                                 return error_setf(-EINVAL, "%s: \"mode\" must be \"erase\" or \"free\".", origin);
                         c->plan.mode = m;
-                } else if (streq(key, "waitForTargetSeconds")) {
+                } else if (streq(key, "encrypt")) {
+                        bool b = false;
+                        r = set_bool(&b, v, key, origin);
+                        if (r >= 0)
+                                c->enc.encrypt = b;
+                } else if (streq(key, "tpm2")) {
+                        Tpm2Use u = json_object_is_type(v, json_type_string) ? tpm2_use_from_string(json_object_get_string(v))
+                                                                              : _TPM2_USE_INVALID;
+                        if (u < 0)
+                                return error_setf(-EINVAL, "%s: \"tpm2\" must be \"required\", \"auto\" or \"off\".", origin);
+                        c->enc.tpm2 = u;
+                } else if (streq(key, "tpm2Pcrs")) {
+                        if (!json_object_is_type(v, json_type_string) || pcr_mask_parse(json_object_get_string(v), &c->enc.tpm2_pcrs) < 0)
+                                return error_setf(-EINVAL, "%s: \"tpm2Pcrs\" must be a list of PCRs such as \"7\" or \"0+7\".", origin);
+                } else if (streq(key, "tpm2SignedPcr11"))
+                        r = set_bool(&c->enc.tpm2_signed_pcr11, v, key, origin);
+                else if (streq(key, "tpm2Pin"))
+                        r = set_bool(&c->enc.tpm2_pin, v, key, origin);
+                else if (streq(key, "passphrase"))
+                        r = set_bool(&c->enc.passphrase, v, key, origin);
+                else if (streq(key, "tpm2Tcti"))
+                        r = set_string(&c->tpm2_tcti, v, key, origin);
+                else if (streq(key, "recoveryKeyEscrow"))
+                        r = set_string(&c->escrow_dir, v, key, origin);
+                else if (streq(key, "waitForTargetSeconds")) {
                         if (!json_object_is_type(v, json_type_int) || json_object_get_int(v) < 0 || json_object_get_int(v) > 3600)
                                 return error_setf(-EINVAL, "%s: \"waitForTargetSeconds\" must be a number from 0 to 3600.", origin);
                         c->wait_for_target_sec = (unsigned) json_object_get_int(v);
@@ -133,6 +163,7 @@ int install_config_merge_json(InstallConfig *c, json_object *j, const char *orig
         c->plan.root_fs = c->root_fs;
         c->plan.home_fs = c->home_fs;
         c->plan.root_label = c->root_label;
+        c->enc.tpm2_tcti = c->tpm2_tcti;
 
         free(c->origin);
         c->origin = strdup(origin);

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 
+#include "encrypt.h"
 #include "plan.h"
 
 typedef enum AfterAction {
@@ -27,6 +28,9 @@ typedef struct InstallConfig {
         PlanOptions plan;         /* its strings point into the fields below */
         char *seed, *root_fs, *home_fs, *root_label;
         bool no_variables;
+        EncryptRequest enc;       /* unattended: the TPM is required unless the config says otherwise */
+        char *tpm2_tcti;
+        char *escrow_dir;         /* recoveryKeyEscrow: where the recovery key is delivered */
         unsigned wait_for_target_sec;  /* how long to wait for the target node to appear (udev) */
         AfterAction after_install, on_failure;
 } InstallConfig;

@@ -12,12 +12,16 @@
 
 #include "blockcopy.h"
 #include "boot.h"
+#include "encrypt.h"
 #include "error.h"
 #include "executor.h"
+#include "fileio.h"
 #include "image.h"
 #include "log.h"
+#include "luks.h"
 #include "mkfs.h"
 #include "partition.h"
+#include "recovery.h"
 #include "run.h"
 #include "size.h"
 #include "uuid.h"
@@ -57,7 +61,17 @@ struct Exec {
         Step steps[32];
         unsigned n_steps, current;
         uint64_t step_start_usec;
+
+        /* Encryption: the TPM, the recovery key, and the opened dm-crypt volume of each planned
+         * partition (by index in plan->partitions), through which its data is written. */
+        Tpm2Context *tpm;
+        Secret *recovery_key;
+        char *dm_name[16], *dm_path[16];
 };
+
+static size_t partition_index(const Exec *e, const PlanPartition *pp) {
+        return (size_t) (pp - e->plan->partitions);
+}
 
 static uint64_t now_usec(void) {
         struct timespec ts;
@@ -142,7 +156,11 @@ static int step_format(Exec *e, Step *s) {
         if (r < 0)
                 return r;
 
-        if (e->plan->target_kind == DISK_BLOCK) {
+        if (pp->encrypt) {
+                node = strdup_safe(e->dm_path[partition_index(e, pp)]);
+                if (!node)
+                        return error_setf(-EINVAL, "The encrypted volume of partition %u is not open.", pp->partno);
+        } else if (e->plan->target_kind == DISK_BLOCK) {
                 r = disk_partition_node(e->disk, pp->partno, &node);
                 if (r < 0)
                         return r;
@@ -178,26 +196,94 @@ static int step_verify_image(Exec *e, Step *s) {
         return 0;
 }
 
+/* For an encrypted partition: its opened dm-crypt volume, else -EBADF (write into the target). */
+static int open_destination(Exec *e, const PlanPartition *pp, int *ret_fd) {
+        const char *path;
+        int fd;
+
+        *ret_fd = -EBADF;
+        if (!pp->encrypt)
+                return 0;
+        path = e->dm_path[partition_index(e, pp)];
+        if (!path)
+                return error_setf(-EINVAL, "The encrypted volume of partition %u is not open.", pp->partno);
+        fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return error_setf(-errno, "Cannot open %s: %m", path);
+        *ret_fd = fd;
+        return 0;
+}
+
+static int step_encrypt(Exec *e, Step *s) {
+        const PlanPartition *pp = s->partition;
+        size_t i = partition_index(e, pp);
+        _cleanup_(freep) char *node = NULL;
+        int r;
+
+        r = disk_partition_node(e->disk, pp->partno, &node);
+        if (r < 0)
+                return r;
+        r = encrypt_partition(e->plan, pp, node,
+                              &(EncryptKeys) {
+                                      .recovery_key = e->recovery_key,
+                                      .passphrase = e->opts ? e->opts->passphrase : NULL,
+                                      .tpm2_pin = e->opts ? e->opts->tpm2_pin : NULL,
+                                      .tpm = e->tpm,
+                              },
+                              &e->dm_name[i], &e->dm_path[i]);
+        if (r < 0)
+                return error_prefixf(r, "Cannot encrypt the %s partition (%s)", partition_role_to_string(pp->role), node);
+        return 0;
+}
+
+/* Closing the volumes is part of finishing them: the installed system opens them itself. */
+static int close_volumes(Exec *e) {
+        int ret = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(e->dm_name); i++) {
+                int r;
+
+                if (!e->dm_name[i])
+                        continue;
+                r = luks_deactivate(e->dm_name[i]);
+                if (r < 0 && ret == 0)
+                        ret = r;
+                if (r >= 0) {
+                        e->dm_name[i] = mfree(e->dm_name[i]);
+                        e->dm_path[i] = mfree(e->dm_path[i]);
+                }
+        }
+        return ret;
+}
+
+static int step_close(Exec *e, Step *s) {
+        return close_volumes(e);
+}
+
 static int step_copy(Exec *e, Step *s) {
         const PlanPartition *pp = s->partition;
         const PlanSourcePartition *sp = &e->plan->source->partitions[pp->copy_from];
         uint8_t digest[COPY_DIGEST_SIZE];
         uint64_t written = 0;
+        _cleanup_(closep) int dm_fd = -EBADF;
         int r;
 
+        r = open_destination(e, pp, &dm_fd);
+        if (r < 0)
+                return r;
         r = copy_region(&(CopyRegion) {
                 .src_fd = e->src_fd,
                 .src_offset = sp->start,
                 .length = sp->size,
-                .dst_fd = e->fd,
-                .dst_offset = pp->start,
+                .dst_fd = dm_fd >= 0 ? dm_fd : e->fd,
+                .dst_offset = dm_fd >= 0 ? 0 : pp->start,
                 .dst_is_block = e->plan->target_kind == DISK_BLOCK,
         }, on_copy_progress, e, digest, &written);
         if (r < 0)
-                return error_setf(r, "Copying partition %u of the image to partition %u of %s failed: %s", sp->partno, pp->partno,
-                                  e->plan->target, strerror(-r));
-        if (fsync(e->fd) < 0)
-                return error_setf(-errno, "Cannot flush %s: %m", e->plan->target);
+                return error_setf(r, "Copying partition %u of the image to %spartition %u of %s failed: %s", sp->partno,
+                                  dm_fd >= 0 ? "the encrypted volume on " : "", pp->partno, e->plan->target, strerror(-r));
+        if (fsync(dm_fd >= 0 ? dm_fd : e->fd) < 0)
+                return error_setf(-errno, "Cannot flush %s: %m", dm_fd >= 0 ? e->dm_path[partition_index(e, pp)] : e->plan->target);
         memcpy(s->digest, digest, sizeof(digest));
         log_info("copied %s of data (%s in all) into partition %u", FORMAT_BYTES(written), FORMAT_BYTES(sp->size), pp->partno);
         return 0;
@@ -209,9 +295,15 @@ static int step_verify(Exec *e, Step *s) {
         const PlanPartition *pp = s->partition;
         const PlanSourcePartition *sp = &e->plan->source->partitions[pp->copy_from];
         uint8_t back[COPY_DIGEST_SIZE];
+        _cleanup_(closep) int dm_fd = -EBADF;
         int r;
 
-        r = copy_region_digest(e->src_fd, sp->start, e->fd, pp->start, sp->size, on_copy_progress, e, back);
+        /* Through dm-crypt for an encrypted partition: what the installed system will read. */
+        r = open_destination(e, pp, &dm_fd);
+        if (r < 0)
+                return r;
+        r = copy_region_digest(e->src_fd, sp->start, dm_fd >= 0 ? dm_fd : e->fd, dm_fd >= 0 ? 0 : pp->start, sp->size,
+                               on_copy_progress, e, back);
         if (r < 0)
                 return error_setf(r, "Cannot read back partition %u of %s: %s", pp->partno, e->plan->target, strerror(-r));
         if (memcmp(s->copied_by->digest, back, sizeof(back)) != 0)
@@ -255,6 +347,15 @@ static int step_sync(Exec *e, Step *s) {
 }
 
 static void exec_done(Exec *e) {
+        /* After a failure the volumes may still be open: close them, or the disk stays busy. */
+        if (close_volumes(e) < 0)
+                log_warning("%s", error_message() ?: "Cannot close the encrypted volumes.");
+        for (size_t i = 0; i < ELEMENTSOF(e->dm_name); i++) {
+                free(e->dm_name[i]);
+                free(e->dm_path[i]);
+        }
+        tpm2_context_free(e->tpm);
+        secret_free(e->recovery_key);
         if (e->fd >= 0)
                 close(e->fd);
         if (e->src_fd >= 0)
@@ -328,6 +429,26 @@ static int preflight(Exec *e) {
                 /* Not kept: mkfs must be able to claim the partitions exclusively later. */
                 close(fd);
         }
+        if (p->encryption.enabled) {
+                if (p->n_partitions > ELEMENTSOF(e->dm_name))
+                        return error_setf(-E2BIG, "The plan has too many partitions.");
+                if (p->target_kind != DISK_BLOCK)
+                        return error_setf(-EOPNOTSUPP, "Cannot encrypt partitions of the image file %s: dm-crypt needs a block device.",
+                                          p->target);
+                if (p->encryption.passphrase && !(e->opts && e->opts->passphrase))
+                        return error_setf(-EINVAL, "The plan adds a passphrase keyslot, but no passphrase was given.");
+                if (p->encryption.tpm2_pin && !(e->opts && e->opts->tpm2_pin))
+                        return error_setf(-EINVAL, "The plan protects the TPM2 key with a PIN, but no PIN was given.");
+                if (!e->cb || !e->cb->recovery_key)
+                        return error_setf(-EINVAL, "The plan encrypts %s, but there is no way to hand over its recovery key.", p->target);
+                r = encryption_preflight(p, &e->tpm);
+                if (r < 0)
+                        return r;
+                r = recovery_key_generate(&e->recovery_key);
+                if (r < 0)
+                        return error_setf(r, "Cannot generate a recovery key: %s", strerror(-r));
+        }
+
         e->fd = open(p->target, O_RDWR | O_CLOEXEC | O_NOCTTY);
         if (e->fd < 0)
                 return error_setf(-errno, "Cannot open %s for writing: %m", p->target);
@@ -349,6 +470,21 @@ int executor_run(const Plan *p, Image *img, const ExecOptions *o, const ExecCall
         add_step(&e, "partition", 1, step_partition, "Writing the partition table to %s", p->target);
         if (p->target_kind == DISK_BLOCK)
                 add_step(&e, "partition-nodes", 1, step_kernel, "Waiting for the kernel to show the new partitions");
+        for (size_t i = 0; i < p->n_partitions; i++) {
+                const PlanPartition *pp = &p->partitions[i];
+                char id[32];
+                Step *s;
+
+                if (!pp->encrypt)
+                        continue;
+                snprintf(id, sizeof(id), "encrypt-%s", partition_role_to_string(pp->role));
+                s = add_step(&e, id, 1, step_encrypt, "Encrypting partition %u (%s): LUKS2, recovery key%s%s", pp->partno,
+                             partition_role_to_string(pp->role), p->encryption.tpm2 ? ", TPM2" : "",
+                             p->encryption.passphrase ? ", passphrase" : "");
+                if (!s)
+                        return -E2BIG;
+                s->partition = pp;
+        }
         for (size_t i = 0; i < p->n_partitions; i++) {
                 const PlanPartition *pp = &p->partitions[i];
                 char id[32];
@@ -384,6 +520,8 @@ int executor_run(const Plan *p, Image *img, const ExecOptions *o, const ExecCall
                 v->partition = pp;
                 v->copied_by = s;
         }
+        if (p->encryption.enabled)
+                add_step(&e, "close-encrypted", 1, step_close, "Closing the encrypted volumes");
         if (p->source)
                 add_step(&e, "boot", 1, step_boot, "Installing systemd-boot and %zu unified kernel image%s", img ? img->n_ukis : 0,
                          img && img->n_ukis == 1 ? "" : "s");
@@ -397,6 +535,17 @@ int executor_run(const Plan *p, Image *img, const ExecOptions *o, const ExecCall
                 r = cb->confirm(p, cb->userdata);
                 if (r == 0)
                         r = error_setf(-ECANCELED, "Nothing was written to %s: not confirmed.", p->target);
+                if (r < 0)
+                        goto finish;
+        }
+
+        /* The recovery key is handed over before anything is written: no disk is ever encrypted
+         * with a key that nobody has. The front end shows it and has part of it typed back, or
+         * delivers it (unattended); anything but success stops here. */
+        if (e.recovery_key) {
+                r = cb->recovery_key(p, e.recovery_key, cb->userdata);
+                if (r == 0)
+                        r = error_setf(-ECANCELED, "Nothing was written to %s: the recovery key was not confirmed.", p->target);
                 if (r < 0)
                         goto finish;
         }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "plan.h"
+#include "secret.h"
 
 typedef enum ProgressEventType {
         PROGRESS_BEGIN,   /* a step starts */
@@ -38,6 +39,12 @@ typedef struct ExecCallbacks {
         /* Called after every pre-flight check passed and before the first write. Return > 0 to
          * go on, 0 to stop with nothing written (-ECANCELED), < 0 for an error. */
         int (*confirm)(const Plan *p, void *userdata);
+        /* For an encrypted plan, after confirm and before the first write: hand the recovery key
+         * to a person (show it, and check with recovery_key_check_groups() that part of it was
+         * typed back) or deliver it (escrow). Return > 0 when it is in safe hands, 0 to stop with
+         * nothing written, < 0 for an error. The key must not be kept, logged or printed to a
+         * log. */
+        int (*recovery_key)(const Plan *p, const Secret *key, void *userdata);
         void *userdata;
 } ExecCallbacks;
 
@@ -46,6 +53,8 @@ typedef struct Image Image;
 typedef struct ExecOptions {
         bool no_variables;        /* never write EFI variables */
         const char *efivars_root; /* tests: a directory standing in for efivarfs */
+        const Secret *passphrase; /* for a plan with a passphrase keyslot */
+        const Secret *tpm2_pin;   /* for a plan whose TPM2 policy has a PIN */
 } ExecOptions;
 
 /* Checks the target (still the disk that was planned, not in use) and, for a plan with an image,

@@ -490,3 +490,67 @@ int luks_erase(LuksVolume *v) {
         log_info("Erased %d keyslot(s) of %s: no key opens it any more.", destroyed, v->device);
         return 0;
 }
+
+int luks_activate(LuksVolume *v, const char *name, char **ret_path) {
+        _cleanup_(freep) char *path = NULL;
+        int r;
+
+        if (isempty(name) || strchr(name, '/'))
+                return error_setf(-EINVAL, "Cannot open %s: \"%s\" is not a device-mapper name.", v->device, name ?: "");
+        if (asprintf(&path, "%s/%s", crypt_get_dir(), name) < 0)
+                return -ENOMEM;
+
+        luks_error_reset();
+        if (v->has_volume_key)
+                /* Right after luks_format() the context holds the volume key it generated. */
+                r = crypt_activate_by_volume_key(v->cd, name, NULL, 0, 0);
+        else if (v->unlock)
+                r = crypt_activate_by_passphrase(v->cd, name, CRYPT_ANY_SLOT, (const char *) v->unlock->data, v->unlock->size, 0);
+        else
+                return error_setf(-ENOKEY, "Cannot open %s: no key was given (luks_unlock()).", v->device);
+        if (r == -ENODEV || r == -ENOTSUP)
+                return error_setf(r, "Cannot open the LUKS2 volume %s as %s: this system has no device-mapper with dm-crypt (%s).",
+                                  v->device, path, last_error[0] ? last_error : strerror(-r));
+        if (r < 0)
+                return luks_fail(r, "open the LUKS2 volume %s as %s", v->device, path);
+
+        log_info("Opened %s as %s.", v->device, path);
+        if (ret_path)
+                *ret_path = TAKE_PTR(path);
+        return 0;
+}
+
+int luks_deactivate(const char *name) {
+        struct crypt_device *cd = NULL;
+        int r;
+
+        luks_error_reset();
+        r = crypt_init_by_name(&cd, name);
+        if (r == -ENODEV)
+                return 0; /* not active: nothing to close */
+        if (r < 0)
+                return luks_fail(r, "find the open volume %s", name);
+        crypt_set_log_callback(cd, luks_log, NULL);
+        r = crypt_deactivate(cd, name);
+        crypt_free(cd);
+        if (r < 0)
+                return luks_fail(r, "close the volume %s", name);
+        log_debug("Closed %s.", name);
+        return 0;
+}
+
+int luks_dm_available(void) {
+        int fd;
+
+        /* libdevmapper talks to the kernel through this node; without the dm module there is no
+         * node or opening it fails with ENODEV. dm-crypt itself is loaded on first use. */
+        fd = open("/dev/mapper/control", O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+                return error_setf(errno == ENOENT || errno == ENODEV || errno == ENXIO ? -ENODEV : -errno,
+                                  "This system has no device-mapper (/dev/mapper/control: %s), which encryption needs: the installer "
+                                  "writes through an opened dm-crypt volume. Boot a system whose kernel has dm-crypt (the live medium "
+                                  "does), or install without encryption.",
+                                  strerror(errno));
+        close(fd);
+        return 0;
+}

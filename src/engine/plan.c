@@ -10,6 +10,7 @@
 #include "fileio.h"
 #include "log.h"
 #include "plan.h"
+#include "tpm2.h"
 #include "size.h"
 #include "uuid.h"
 
@@ -169,9 +170,31 @@ static int plan_source_copy(const PlanSource *from, PlanSource **ret) {
         return 0;
 }
 
+void plan_encryption_done(PlanEncryption *e) {
+        free(e->tpm2_tcti);
+        free(e->tpm2_pubkey);
+        free(e->note);
+        *e = (PlanEncryption) {};
+}
+
+int plan_encryption_copy(const PlanEncryption *from, PlanEncryption *to) {
+        PlanEncryption c = *from;
+
+        c.tpm2_tcti = strdup_safe(from->tpm2_tcti);
+        c.tpm2_pubkey = strdup_safe(from->tpm2_pubkey);
+        c.note = strdup_safe(from->note);
+        if ((from->tpm2_tcti && !c.tpm2_tcti) || (from->tpm2_pubkey && !c.tpm2_pubkey) || (from->note && !c.note)) {
+                plan_encryption_done(&c);
+                return -ENOMEM;
+        }
+        *to = c;
+        return 0;
+}
+
 Plan *plan_free(Plan *p) {
         if (!p)
                 return NULL;
+        plan_encryption_done(&p->encryption);
         for (size_t i = 0; i < p->n_partitions; i++)
                 plan_partition_done(&p->partitions[i]);
         free(p->partitions);
@@ -322,6 +345,16 @@ static int plan_finish_partition(Plan *p, const Disk *d, PlanPartition *pp, cons
         if (pp->action == ACTION_KEEP)
                 return 0; /* identity and contents stay as they are on disk */
 
+        /* Root and home hold the data worth protecting; DPS lets gpt-auto unlock both as "root"
+         * and "home" (formats.md §1.4). ESP, XBOOTLDR, /usr and verity stay plain. */
+        if (p->encryption.enabled && (pp->role == ROLE_ROOT || pp->role == ROLE_HOME)) {
+                pp->encrypt = true;
+                snprintf(purpose, sizeof(purpose), "luks:%s", partition_role_to_string(pp->role));
+                r = plan_make_uuid(p, purpose, &pp->luks_uuid);
+                if (r < 0)
+                        return r;
+        }
+
         if (pp->copy_from >= 0) {
                 const PlanSourcePartition *sp = &p->source->partitions[pp->copy_from];
                 bool verity = false;
@@ -347,7 +380,7 @@ static int plan_finish_partition(Plan *p, const Disk *d, PlanPartition *pp, cons
                 /* no-auto stays off: the installed system must find its partitions. */
                 pp->flags = sp->flags & ~DPS_FLAG_NO_AUTO;
                 if ((pp->role == ROLE_ROOT || pp->role == ROLE_USR) && !(pp->flags & DPS_FLAG_READ_ONLY) &&
-                    fs_is_growable(sp->fstype) && pp->size > sp->size)
+                    fs_is_growable(sp->fstype) && pp->size > sp->size + (pp->encrypt ? PLAN_LUKS_HEADER_SIZE : 0))
                         pp->flags |= DPS_FLAG_GROWFS;
                 goto partno;
         }
@@ -556,6 +589,7 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
         int source_root = -1;
         char detail[512];
         Region region;
+        bool encrypt = o->encryption && o->encryption->enabled;
         int r;
 
         if (d->refusals & ~(unsigned) REFUSE_TOO_SMALL)
@@ -574,6 +608,18 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
         p = calloc(1, sizeof(Plan));
         if (!p)
                 return -ENOMEM;
+        if (o->encryption) {
+                if (o->encryption->enabled && d->kind != DISK_BLOCK)
+                        return error_setf(-EOPNOTSUPP,
+                                          "Cannot encrypt an install into the image file %s: the installer writes through dm-crypt, which "
+                                          "needs a block device, and the TPM of this machine is not the one of the machine that will "
+                                          "boot it. Install without encryption, or attach the file as a loop device (losetup) and "
+                                          "install to that.",
+                                          d->path);
+                r = plan_encryption_copy(o->encryption, &p->encryption);
+                if (r < 0)
+                        return r;
+        }
         p->mode = o->mode;
         p->arch = o->arch >= 0 ? o->arch : architecture_native();
         if (o->source) {
@@ -687,7 +733,7 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
 
                 /* The image's root must fit; a filesystem that cannot grow gets exactly its size. */
                 /* The default minimum is for plans without an image; with one, its root decides. */
-                root_min = MAX(o->root_min, sr->size);
+                root_min = MAX(o->root_min, sr->size + (encrypt ? PLAN_LUKS_HEADER_SIZE : 0));
                 if (!fs_is_growable(sr->fstype) || (sr->flags & DPS_FLAG_READ_ONLY)) {
                         if (root.kind == SIZE_FIXED && ROUND_UP(root.bytes, PLAN_ALIGNMENT) != ROUND_UP(sr->size, PLAN_ALIGNMENT))
                                 return error_setf(-EINVAL, "The image's root filesystem (%s) cannot grow; --root-size cannot change it.",
@@ -916,6 +962,8 @@ json_object *plan_to_json(const Plan *p) {
                 json_object_object_add(e, "fstype", json_string_or_null(pp->fstype));
                 json_object_object_add(e, "fsLabel", json_string_or_null(pp->fslabel));
                 json_object_object_add(e, "copyFrom", pp->copy_from >= 0 ? json_object_new_int(pp->copy_from) : NULL);
+                json_object_object_add(e, "encrypt", json_object_new_boolean(pp->encrypt));
+                json_object_object_add(e, "luksUuid", pp->encrypt ? json_uuid(pp->luks_uuid) : NULL);
                 json_object_array_add(parts, e);
         }
         json_object_object_add(j, "partitions", parts);
@@ -934,6 +982,23 @@ json_object *plan_to_json(const Plan *p) {
                 json_object_array_add(doomed, e);
         }
         json_object_object_add(j, "destroyed", doomed);
+
+        {
+                const PlanEncryption *en = &p->encryption;
+                json_object *e = json_object_new_object();
+
+                json_object_object_add(e, "enabled", json_object_new_boolean(en->enabled));
+                json_object_object_add(e, "tpm2", json_object_new_boolean(en->tpm2));
+                json_object_object_add(e, "tpm2Tcti", json_string_or_null(en->tpm2_tcti));
+                json_object_object_add(e, "tpm2Pcrs", json_object_new_int64(en->tpm2_pcrs));
+                json_object_object_add(e, "tpm2PublicKeyPcrs", json_object_new_int64(en->tpm2_pubkey_pcrs));
+                json_object_object_add(e, "tpm2PublicKey", json_string_or_null(en->tpm2_pubkey));
+                json_object_object_add(e, "tpm2Pin", json_object_new_boolean(en->tpm2_pin));
+                json_object_object_add(e, "passphrase", json_object_new_boolean(en->passphrase));
+                json_object_object_add(e, "recoveryKey", json_object_new_boolean(en->recovery_key));
+                json_object_object_add(e, "note", json_string_or_null(en->note));
+                json_object_object_add(j, "encryption", e);
+        }
 
         if (p->source) {
                 const PlanSource *src = p->source;
@@ -1073,6 +1138,15 @@ static int plan_validate(const Plan *p) {
                         if (sp->start + sp->size > p->source->size)
                                 return error_setf(-EINVAL, "Plan file: image partition %u lies beyond the end of the image.", sp->partno);
                 }
+                if (a->encrypt && (!p->encryption.enabled || (a->role != ROLE_ROOT && a->role != ROLE_HOME) ||
+                                   a->action != ACTION_CREATE || p->target_kind != DISK_BLOCK))
+                        return error_setf(-EINVAL, "Plan file: partition %u is marked encrypted, which this plan cannot do.", a->partno);
+                if (a->encrypt && a->copy_from >= 0 && p->source->partitions[a->copy_from].size + PLAN_LUKS_HEADER_SIZE > a->size)
+                        return error_setf(-EINVAL, "Plan file: encrypted partition %u (%s) has no room for the LUKS2 header beside the image partition.",
+                                          a->partno, FORMAT_BYTES(a->size));
+                if (!a->encrypt && p->encryption.enabled && a->action == ACTION_CREATE && (a->role == ROLE_ROOT || a->role == ROLE_HOME))
+                        return error_setf(-EINVAL, "Plan file: encryption is on, but partition %u (%s) is not encrypted.", a->partno,
+                                          partition_role_to_string(a->role));
                 if (a->action == ACTION_KEEP && p->mode == PLAN_ERASE)
                         return error_setf(-EINVAL, "Plan file: partition %u is kept, but the plan erases the disk.", a->partno);
                 for (size_t k = 0; k < i; k++) {
@@ -1152,6 +1226,45 @@ static int plan_source_from_json(json_object *j, PlanSource **ret) {
                 }
         }
         *ret = TAKE_PTR(s);
+        return 0;
+}
+
+static int get_bool(json_object *o, const char *key, bool *ret) {
+        json_object *v = NULL;
+        int r = get_field(o, key, json_type_boolean, false, &v);
+        if (r < 0)
+                return r;
+        *ret = json_object_get_boolean(v);
+        return 0;
+}
+
+static int plan_encryption_from_json(json_object *j, PlanEncryption *ret) {
+        json_object *e;
+        uint64_t pcrs, pubkey_pcrs;
+        int r;
+
+        /* Plans written before encryption existed have no such object: nothing is encrypted. */
+        if (!json_object_object_get_ex(j, "encryption", &e) || !e)
+                return 0;
+        if (!json_object_is_type(e, json_type_object))
+                return error_setf(-EINVAL, "Plan file: field \"encryption\" must be an object.");
+        if ((r = get_bool(e, "enabled", &ret->enabled)) < 0 || (r = get_bool(e, "tpm2", &ret->tpm2)) < 0 ||
+            (r = get_string(e, "tpm2Tcti", true, &ret->tpm2_tcti)) < 0 || (r = get_u64(e, "tpm2Pcrs", false, &pcrs)) < 0 ||
+            (r = get_u64(e, "tpm2PublicKeyPcrs", false, &pubkey_pcrs)) < 0 ||
+            (r = get_string(e, "tpm2PublicKey", true, &ret->tpm2_pubkey)) < 0 || (r = get_bool(e, "tpm2Pin", &ret->tpm2_pin)) < 0 ||
+            (r = get_bool(e, "passphrase", &ret->passphrase)) < 0 || (r = get_bool(e, "recoveryKey", &ret->recovery_key)) < 0 ||
+            (r = get_string(e, "note", true, &ret->note)) < 0)
+                return r;
+        if (pcrs >= (UINT64_C(1) << 24) || pubkey_pcrs >= (UINT64_C(1) << 24))
+                return error_setf(-EINVAL, "Plan file: a TPM2 PCR mask names PCRs beyond 23.");
+        ret->tpm2_pcrs = (uint32_t) pcrs;
+        ret->tpm2_pubkey_pcrs = (uint32_t) pubkey_pcrs;
+        if (ret->tpm2 && ret->tpm2_pcrs == 0 && ret->tpm2_pubkey_pcrs == 0)
+                return error_setf(-EINVAL, "Plan file: the TPM2 policy binds no PCR.");
+        if ((ret->tpm2_pubkey_pcrs != 0) != (ret->tpm2_pubkey != NULL))
+                return error_setf(-EINVAL, "Plan file: a signed TPM2 policy needs both its PCRs and its public key.");
+        if (ret->enabled && !ret->recovery_key)
+                return error_setf(-EINVAL, "Plan file: an encrypted install must enroll a recovery key.");
         return 0;
 }
 
@@ -1242,6 +1355,16 @@ int plan_from_json(json_object *j, Plan **ret) {
                                 pp->copy_from = json_object_get_int(cf);
                         }
                 }
+                {
+                        json_object *en = NULL;
+                        if (json_object_object_get_ex(v, "encrypt", &en) && en) {
+                                if (!json_object_is_type(en, json_type_boolean))
+                                        return error_setf(-EINVAL, "Plan file: field \"encrypt\" must be true or false.");
+                                pp->encrypt = json_object_get_boolean(en);
+                        }
+                        if (pp->encrypt && (r = get_uuid(v, "luksUuid", &pp->luks_uuid)) < 0)
+                                return r;
+                }
                 pp->partno = (unsigned) MIN(partno, 1000);
                 pp->role = partition_role_from_string(role);
                 if (pp->role < 0)
@@ -1271,6 +1394,9 @@ int plan_from_json(json_object *j, Plan **ret) {
         }
 
         r = plan_source_from_json(j, &p->source);
+        if (r < 0)
+                return r;
+        r = plan_encryption_from_json(j, &p->encryption);
         if (r < 0)
                 return r;
         r = plan_validate(p);
@@ -1311,6 +1437,26 @@ int plan_load(const char *path, Plan **ret) {
 
 /* ---- table ------------------------------------------------------------------------------- */
 
+static void plan_print_encryption(const Plan *p, FILE *f) {
+        const PlanEncryption *e = &p->encryption;
+        _cleanup_(freep) char *pcrs = NULL;
+
+        if (!e->enabled) {
+                fprintf(f, "Encrypt: no — root and home are not encrypted%s%s\n", e->note ? ": " : "", e->note ?: "");
+                return;
+        }
+        fprintf(f, "Encrypt: root%s with LUKS2 (aes-xts-plain64); unlocked by ", plan_find_role(p, ROLE_HOME) ? " and home" : "");
+        if (e->tpm2) {
+                pcrs = tpm2_pcr_mask_to_string(e->tpm2_pcrs);
+                fprintf(f, "the TPM2 (PCR %s%s%s)%s", pcrs ?: "?", e->tpm2_pubkey_pcrs ? ", signed PCR 11 policy" : "",
+                        e->tpm2_pin ? " with a PIN" : "", e->passphrase ? ", a passphrase" : "");
+        } else
+                fprintf(f, "%s", e->passphrase ? "a passphrase" : "the recovery key alone");
+        fprintf(f, ", or the recovery key shown before writing\n");
+        if (e->note)
+                fprintf(f, "         %s\n", e->note);
+}
+
 void plan_print_table(const Plan *p, FILE *f) {
         fprintf(f, "Target:  %s — %s\n", p->target, p->target_description ?: "");
         if (p->mode == PLAN_ERASE)
@@ -1327,6 +1473,7 @@ void plan_print_table(const Plan *p, FILE *f) {
                 fprintf(f, "%s %s — %s%s%s%s%s\n", i == 0 ? "Boot:   " : "        ", be->file, be->title ?: "?",
                         be->version ? " " : "", be->version ?: "", be->uname ? ", kernel " : "", be->uname ?: "");
         }
+        plan_print_encryption(p, f);
         fprintf(f, "Disk ID: %s%s%s%s\n\n", SD_ID128_TO_UUID_STRING(p->disk_uuid), p->seed ? "  (UUIDs derived from seed \"" : "",
                 p->seed ?: "", p->seed ? "\")" : "");
 
@@ -1342,6 +1489,9 @@ void plan_print_table(const Plan *p, FILE *f) {
                         FORMAT_BYTES(pp->size), dps_type_name(pp->type_uuid) ?: "?", pp->label ?: "-",
                         pp->copy_from >= 0 ? (p->source->partitions[pp->copy_from].fstype ?: "?") : (pp->fstype ?: "-"),
                         flags[0] ? flags : "-");
+                if (pp->encrypt)
+                        fprintf(f, "    └ LUKS2 %s, opened as \"%s\" at boot\n", SD_ID128_TO_UUID_STRING(pp->luks_uuid),
+                                partition_role_to_string(pp->role));
         }
         fprintf(f, "\nPARTUUIDs:\n");
         for (size_t i = 0; i < p->n_partitions; i++)

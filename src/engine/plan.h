@@ -30,6 +30,9 @@
 #define PLAN_ROOT_SIZE_WITH_HOME_DEFAULT (UINT64_C(32) * 1024 * 1024 * 1024)
 #define PLAN_HOME_SIZE_MIN (UINT64_C(256) * 1024 * 1024)
 #define PLAN_SWAP_SIZE_MIN (UINT64_C(40) * 1024)
+/* What a LUKS2 header takes at the start of an encrypted partition (libcryptsetup's default
+ * metadata and keyslot areas; luks_data_offset() reports the real value). */
+#define PLAN_LUKS_HEADER_SIZE (UINT64_C(16) * 1024 * 1024)
 
 typedef enum PlanMode {
         PLAN_ERASE,     /* a new partition table; everything on the disk is destroyed */
@@ -111,7 +114,28 @@ typedef struct PlanPartition {
         char *fstype;            /* filesystem to create; NULL when the partition is copied */
         char *fslabel;
         int copy_from;           /* index into source->partitions to copy, or -1 */
+        bool encrypt;            /* a LUKS2 volume; the filesystem or copy goes inside it */
+        sd_id128_t luks_uuid;    /* its LUKS2 UUID (seeded like the rest) */
 } PlanPartition;
+
+/* How root and home are encrypted (formats.md §1.4, §3). Decided before planning by
+ * encryption_decide() (encrypt.h), which asks the TPM; the plan records the outcome and the
+ * reasons, so that what the summary shows is what the executor does. */
+typedef struct PlanEncryption {
+        bool enabled;            /* root and home are LUKS2 volumes */
+        bool tpm2;               /* a TPM2 keyslot with a systemd-tpm2 token is enrolled */
+        char *tpm2_tcti;         /* NULL: the kernel's resource manager */
+        uint32_t tpm2_pcrs;      /* literal PCR policy, default PCR 7 */
+        uint32_t tpm2_pubkey_pcrs; /* signed policy PCRs (11), 0: none */
+        char *tpm2_pubkey;       /* PEM public key of the signed policy (the UKI's .pcrpkey) */
+        bool tpm2_pin;           /* the TPM asks for a PIN at boot */
+        bool passphrase;         /* a passphrase keyslot (argon2id) */
+        bool recovery_key;       /* a recovery keyslot with a systemd-recovery token: always, when enabled */
+        char *note;              /* for people: why encryption or the TPM is not used, and what unlocks the disk */
+} PlanEncryption;
+
+void plan_encryption_done(PlanEncryption *e);
+int plan_encryption_copy(const PlanEncryption *from, PlanEncryption *to);
 
 /* A partition that exists on the target and will be destroyed by the plan. */
 typedef struct PlanDoomed {
@@ -153,6 +177,7 @@ typedef struct Plan {
         uint64_t free_start, free_size; /* the region the plan fills (free mode), or the whole disk */
 
         PlanSource *source;      /* the image to install, NULL for a plan that only partitions */
+        PlanEncryption encryption;
 } Plan;
 
 typedef struct PlanOptions {
@@ -169,6 +194,7 @@ typedef struct PlanOptions {
         const char *root_fs;     /* default "ext4" */
         const char *home_fs;     /* default "ext4" */
         const PlanSource *source;/* install this image: its OS partitions are copied, not formatted */
+        const PlanEncryption *encryption; /* NULL or !enabled: nothing is encrypted */
 } PlanOptions;
 
 void plan_options_init(PlanOptions *o);

@@ -42,15 +42,25 @@
 #                       guest's own power-off would. For a guest that stays up, e.g. a live
 #                       medium waiting at its first screen, or to end early on a failure line
 #                       (then an --expect fails)                              IMPRINT_BOOT_STOP_AFTER
+#   --answer REGEX FILE type into the guest's serial console: each time a new line of the
+#                       ANSI-stripped serial log matches REGEX (grep -E; the unfinished last line
+#                       counts too, as a prompt has no newline yet), the first line of FILE
+#                       (read then, without its newline) and a CR, as Enter on a terminal. Each
+#                       matching line is answered once; the run prints "answered /REGEX/ (N)",
+#                       never the text. The secret stays out of argv and the environment. A
+#                       REGEX can match more than the prompt (systemd also prints password
+#                       requests as wall messages): anchor it. Repeatable; the variable holds
+#                       REGEX FILE pairs, space-separated (write a space as [ ] or \s)
+#                                                                              IMPRINT_BOOT_ANSWERS
 #   --expect-entry GLOB LoaderEntrySelected must match GLOB (default imprint-test_*.efi)
 #   --allow-degraded    accept system-state=degraded (a unit failed) as well as running
 # Also: IMPRINT_QEMU_ACCEL=auto|tcg|kvm (auto: kvm only if a 2 s probe with -accel kvm keeps
 # running; nested KVM on this project's CI machines fails at once), IMPRINT_QEMU_MEMORY (MiB,
 # default 2048), IMPRINT_QEMU_SMP (default 2).
 #
-# The run directory (printed; under /var/tmp) also holds qemu.log (QEMU's stderr), swtpm.log
-# and qmp.sock (a QMP socket, e.g. for send-key) while QEMU runs. Without --keep only the logs
-# stay. Exit status: 0 all assertions passed, 1 a failure (the last 60 log lines are printed),
+# The run directory (printed; under /var/tmp) also holds qemu.log (QEMU's stderr), swtpm.log,
+# qmp.sock (a QMP socket, e.g. for send-key) and serial.in (a FIFO to the guest's ttyS0, e.g.
+# printf 'text\r' 1<>RUNDIR/serial.in) while QEMU runs. Without --keep only the logs stay. Exit status: 0 all assertions passed, 1 a failure (the last 60 log lines are printed),
 # 2 bad usage.
 #
 # Needs root only for /dev/kvm; TCG works as any user that can read the image.
@@ -88,6 +98,7 @@ LOG=${IMPRINT_BOOT_LOG:-}
 CHECK=1
 read -r -a EXPECT <<<"${IMPRINT_BOOT_EXPECT:-}"
 read -r -a STOP_AFTER <<<"${IMPRINT_BOOT_STOP_AFTER:-}"
+read -r -a ANSWERS <<<"${IMPRINT_BOOT_ANSWERS:-}"      # REGEX FILE REGEX FILE …
 EXPECT_ENTRY='imprint-test_*.efi'
 ALLOW_DEGRADED=0
 ACCEL=${IMPRINT_QEMU_ACCEL:-auto}
@@ -110,6 +121,7 @@ while [ $# -gt 0 ]; do
         --no-check) CHECK=0 ;;
         --expect) EXPECT+=("${2:?}"); shift ;;
         --stop-after) STOP_AFTER+=("${2:?}"); shift ;;
+        --answer) ANSWERS+=("${2:?}" "${3:?}"); shift 2 ;;
         --expect-entry) EXPECT_ENTRY=${2:?}; shift ;;
         --allow-degraded) ALLOW_DEGRADED=1 ;;
         -h | --help) usage ;;
@@ -124,6 +136,18 @@ done
 [ -n "$IMAGE" ] || usage
 [ -f "$IMAGE" ] || [ -b "$IMAGE" ] || { echo "no such image: $IMAGE" >&2; exit 2; }
 case $TIMEOUT in '' | *[!0-9]*) echo "--timeout wants whole seconds" >&2; exit 2 ;; esac
+[ $((${#ANSWERS[@]} % 2)) = 0 ] || { echo "IMPRINT_BOOT_ANSWERS wants REGEX FILE pairs" >&2; exit 2; }
+ANSWER_RE=()
+ANSWER_FILE=()
+for ((i = 0; i < ${#ANSWERS[@]}; i += 2)); do
+        re=${ANSWERS[i]} file=${ANSWERS[i + 1]}
+        rc=0
+        grep -qE -- "$re" /dev/null 2>/dev/null || rc=$?
+        [ "$rc" != 2 ] || { echo "--answer: bad regex /$re/" >&2; exit 2; }
+        [ -r "$file" ] && [ ! -d "$file" ] || { echo "--answer: cannot read $file" >&2; exit 2; }
+        ANSWER_RE+=("$re")
+        ANSWER_FILE+=("$file")
+done
 
 install_host_packages() {
         local p missing=()
@@ -165,7 +189,7 @@ cleanup() {
         stop_pid "$QEMU_PID"
         # swtpm --terminate exits with its QEMU connection, but not if QEMU never connected.
         stop_pid "$SWTPM_PID"
-        rm -f "$RUN/swtpm.sock" "$RUN/qmp.sock"
+        rm -f "$RUN/swtpm.sock" "$RUN/qmp.sock" "$RUN/serial.in" "$RUN/serial.out"
         if [ "$KEEP" = 0 ]; then
                 [ "$OWN_TPM_STATE" = 1 ] && rm -rf "$RUN/tpm"
                 [ "$OWN_VARS" = 1 ] && rm -f "$RUN/OVMF_VARS.fd"
@@ -276,6 +300,13 @@ if [ -n "$CDROM" ]; then
                 -device "ide-cd,drive=cdrom,bus=ide.0,bootindex=$BOOTINDEX")
 fi
 
+# The serial port: a "pipe" chardev on RUN/serial, which QEMU opens as RUN/serial.in (input, a
+# FIFO; QEMU opens it read-write, so writers never block and it never sees EOF) and
+# RUN/serial.out (output: a symlink to the log, which QEMU then writes as the "file" chardev
+# did).
+mkfifo -m 600 "$RUN/serial.in"
+ln -s "$(realpath "$LOG")" "$RUN/serial.out"
+
 QEMU=(qemu-system-x86_64
         -accel "$ACCEL" -machine q35 -cpu "$CPU" -m "$MEMORY" -smp "$SMP"
         -drive "if=pflash,format=raw,unit=0,file=$OVMF_CODE,readonly=on"
@@ -284,7 +315,7 @@ QEMU=(qemu-system-x86_64
         "${DISK_ARGS[@]}"
         -device virtio-rng-pci
         -nodefaults -display none
-        -chardev "file,id=serial0,path=$LOG" -serial chardev:serial0
+        -chardev "pipe,id=serial0,path=$RUN/serial" -serial chardev:serial0
         -qmp "unix:$RUN/qmp.sock,server=on,wait=off"
         -no-reboot
         "${QEMU_EXTRA[@]}")
@@ -305,6 +336,27 @@ declare -A MARK=(
 )
 MARK_ORDER=(firmware kernel switch-root multi-user check-done)
 declare -A SEEN=()
+ANSWERED=()     # per --answer: how many matching lines were answered
+for i in "${!ANSWER_RE[@]}"; do ANSWERED[i]=0; done
+
+# answer_prompts: type the answers for matching lines that appeared since the last poll.
+# Counting lines (not remembering text) keeps a prompt that later gets its newline, or its
+# echo, from counting twice; the count only rises, so a line that stops matching for one read
+# (an escape sequence cut in half at the end of the log) is not answered again.
+answer_prompts() {
+        local i n secret
+        for i in "${!ANSWER_RE[@]}"; do
+                n=$(grep -acE -- "${ANSWER_RE[i]}" "$RUN/serial.txt" || true)
+                while [ "${n:-0}" -gt "${ANSWERED[i]}" ]; do
+                        secret=
+                        IFS= read -r secret <"${ANSWER_FILE[i]}" || true
+                        # <>: a FIFO opened read-write never blocks, even if QEMU is gone.
+                        printf '%s\r' "$secret" 1<>"$RUN/serial.in"
+                        ANSWERED[i]=$((ANSWERED[i] + 1))
+                        echo "  +$(since "$T_START")s answered /${ANSWER_RE[i]}/ (${ANSWERED[i]})"
+                done
+        done
+}
 
 T_START=$(now)
 "${QEMU[@]}" >"$RUN/qemu.log" 2>&1 &
@@ -313,7 +365,7 @@ DEADLINE=$(awk -v a="$T_START" -v t="$TIMEOUT" 'BEGIN { printf "%d", a + t }')
 TIMED_OUT=0
 STOPPED=
 while kill -0 "$QEMU_PID" 2>/dev/null; do
-        if [ ${#SEEN[@]} -lt ${#MARK[@]} ] || [ ${#STOP_AFTER[@]} -gt 0 ]; then
+        if [ ${#SEEN[@]} -lt ${#MARK[@]} ] || [ ${#STOP_AFTER[@]} -gt 0 ] || [ ${#ANSWER_RE[@]} -gt 0 ]; then
                 strip_log
                 for m in "${MARK_ORDER[@]}"; do
                         [ -n "${SEEN[$m]:-}" ] && continue
@@ -322,6 +374,7 @@ while kill -0 "$QEMU_PID" 2>/dev/null; do
                                 echo "  +$(since "$T_START" "${SEEN[$m]}")s $m"
                         fi
                 done
+                [ ${#ANSWER_RE[@]} = 0 ] || answer_prompts
         fi
         for re in "${STOP_AFTER[@]}"; do
                 [ -n "$re" ] && grep -aqE -- "$re" "$RUN/serial.txt" && STOPPED=$re && break

@@ -15,9 +15,9 @@ mkfs.ext4 -q -F -E offset=1048576 "$img" 1G
 attach "$img"
 dev=$ATTACHED
 
-"$IMPRINT" plan --target "$dev" --seed loop-a --home-size rest --root-size 3G --json >"$WORK/plan.json"
+"$IMPRINT" plan --target "$dev" --seed loop-a --no-encrypt --home-size rest --root-size 3G --json >"$WORK/plan.json"
 jq -e '.destroyed | length == 1' "$WORK/plan.json" >/dev/null || fail "the old MBR partition is not listed as destroyed"
-"$IMPRINT" apply --target "$dev" --seed loop-a --home-size rest --root-size 3G --yes >"$WORK/out" \
+"$IMPRINT" apply --target "$dev" --seed loop-a --no-encrypt --home-size rest --root-size 3G --yes >"$WORK/out" \
         || { cat "$WORK/out" >&2; fail "apply on $dev failed"; }
 compare_with_sfdisk "$WORK/plan.json" "$dev"
 pass "sfdisk $dev matches the plan"
@@ -45,7 +45,7 @@ img2=$WORK/b.img
 truncate -s 4G "$img2"
 attach "$img2" --no-partscan
 dev2=$ATTACHED
-"$IMPRINT" apply --target "$dev2" --seed loop-b --yes >/dev/null
+"$IMPRINT" apply --target "$dev2" --seed loop-b --no-encrypt --yes >/dev/null
 [ -b "${dev2}p2" ] || fail "${dev2}p2 did not appear on a loop device without partscan"
 pass "partitions appear on a loop device attached without --partscan"
 

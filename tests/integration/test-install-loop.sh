@@ -25,7 +25,7 @@ with open(sys.argv[1], "r+b") as f:
 attach "$tgt"
 dev=$ATTACHED
 
-"$IMPRINT" plan --source "$src" --target "$dev" --seed loop --plan-file "$WORK/plan.json" >/dev/null
+"$IMPRINT" plan --source "$src" --target "$dev" --seed loop --no-encrypt --plan-file "$WORK/plan.json" >/dev/null
 "$IMPRINT" install --plan-file "$WORK/plan.json" --yes >"$WORK/out" || { cat "$WORK/out" >&2; fail "install onto $dev failed"; }
 compare_with_sfdisk "$WORK/plan.json" "$dev"
 pass "sfdisk $dev matches the plan"

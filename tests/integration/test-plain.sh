@@ -30,6 +30,7 @@ answers = [
     (rb"Install to which disk\? \[[^]]*\]: $", lambda text: re.search(r"^\s*(\d+)\) " + re.escape(dev) + " ", text, re.M).group(1)),
     (rb"use free space \(f\)\? \[e\]: $", lambda text: "e"),
     (rb"or press Enter for none: $", lambda text: ""),
+    (rb"Encrypt root and home \(recommended\)\? \[Y/n\]: $", lambda text: "n"),
     (rb"anything else goes back: $", lambda text: confirm),
     (rb"or \[s\]hell\? $", lambda text: "s"),
 ]

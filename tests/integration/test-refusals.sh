@@ -33,7 +33,7 @@ umount "$WORK/mnt"
 pass "mounted loop device refused (exit 3), disk unchanged"
 
 # A plan made while the disk was free, applied while it is mounted, is refused at apply time.
-"$IMPRINT" plan --target "$dev" --seed later --plan-file "$WORK/plan.json" >/dev/null
+"$IMPRINT" plan --target "$dev" --seed later --no-encrypt --plan-file "$WORK/plan.json" >/dev/null
 mount -o ro "${dev}p3" "$WORK/mnt"
 expect_exit 3 "$IMPRINT" apply --plan-file "$WORK/plan.json" --yes
 expect_stderr "is mounted on"
@@ -91,7 +91,7 @@ expect_stderr "is a partition of"
 pass "a partition node is refused with the disk to use instead"
 
 # Without --yes and without a terminal, nothing is written.
-expect_exit 6 "$IMPRINT" apply --target "$dev" </dev/null
+expect_exit 6 "$IMPRINT" apply --target "$dev" --no-encrypt </dev/null
 expect_stderr "Pass --yes"
 [ "$(checksum "$img")" = "$sum" ] || fail "an unconfirmed apply changed the disk"
 pass "no confirmation, no write (exit 6)"

@@ -1,0 +1,319 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "encrypt.h"
+#include "error.h"
+#include "fileio.h"
+#include "image.h"
+#include "log.h"
+#include "luks.h"
+
+static const char *const tpm2_use_table[_TPM2_USE_MAX] = {
+        [TPM2_USE_AUTO] = "auto",
+        [TPM2_USE_REQUIRED] = "required",
+        [TPM2_USE_OFF] = "off",
+};
+DEFINE_STRING_TABLE_LOOKUP(tpm2_use, Tpm2Use);
+
+void encrypt_request_init(EncryptRequest *r) {
+        *r = (EncryptRequest) { .encrypt = -1, .tpm2 = TPM2_USE_AUTO };
+}
+
+static const char *fallback_unlock(const PlanEncryption *e) {
+        return e->passphrase ? "the passphrase or the recovery key" : "the recovery key";
+}
+
+int encryption_decide(const EncryptRequest *req, DiskKind target_kind, const Image *img, PlanEncryption *ret) {
+        _cleanup_(plan_encryption_done) PlanEncryption e = {};
+        _cleanup_(tpm2_status_done) Tpm2Status st = {};
+        char note[1024];
+        int r;
+
+        if (req->encrypt == 0)
+                goto done;
+        if (req->encrypt < 0 && target_kind != DISK_BLOCK) {
+                /* Said, not silent: the plan shows this note. */
+                e.note = strdup("an image file is not encrypted (dm-crypt needs a block device, and this machine's TPM is not "
+                                "the one that will boot it); install to a disk to encrypt");
+                if (!e.note)
+                        return -ENOMEM;
+                goto done;
+        }
+        e.enabled = true;
+        e.recovery_key = true;
+        e.passphrase = req->passphrase;
+
+        if (req->tpm2 == TPM2_USE_OFF) {
+                snprintf(note, sizeof(note), "The TPM2 is not used (turned off): the disk asks for %s at every boot.", fallback_unlock(&e));
+                e.note = strdup(note);
+                if (!e.note)
+                        return -ENOMEM;
+                goto done;
+        }
+        if (target_kind != DISK_BLOCK) {
+                /* plan_build() refuses encrypted image files with the reason; nothing to ask. */
+                goto done;
+        }
+
+        r = tpm2_check(req->tpm2_tcti, &st);
+        if (r < 0)
+                return r;
+        if (r == 0) {
+                if (req->tpm2 == TPM2_USE_REQUIRED)
+                        return error_setf(-ENODEV, "A TPM2 is required, but it cannot be used: %s", st.problem);
+                snprintf(note, sizeof(note), "%s So the TPM2 is not used: the disk asks for %s at every boot.", st.problem,
+                         fallback_unlock(&e));
+                e.note = strdup(note);
+                if (!e.note)
+                        return -ENOMEM;
+                goto done;
+        }
+
+        e.tpm2 = true;
+        e.tpm2_pin = req->tpm2_pin;
+        e.tpm2_pcrs = req->tpm2_pcrs ?: TPM2_PCR_MASK_DEFAULT;
+        if (req->tpm2_tcti) {
+                e.tpm2_tcti = strdup(req->tpm2_tcti);
+                if (!e.tpm2_tcti)
+                        return -ENOMEM;
+        }
+        if (req->tpm2_signed_pcr11) {
+                const ImageUki *u = img ? image_default_uki(img) : NULL;
+
+                if (!u || !u->info.pcrpkey)
+                        return error_setf(-ENOKEY,
+                                          "A signed PCR 11 policy needs the OS vendor's public key from the UKI's .pcrpkey section, "
+                                          "but %s has none. Install without the signed policy.",
+                                          u ? u->name : "the image's UKI");
+                e.tpm2_pubkey = strdup(u->info.pcrpkey);
+                if (!e.tpm2_pubkey)
+                        return -ENOMEM;
+                e.tpm2_pubkey_pcrs = TPM2_PUBKEY_PCR_MASK_DEFAULT;
+        }
+
+done:
+        *ret = e;
+        e = (PlanEncryption) {};
+        return 0;
+}
+
+int encryption_preflight(const Plan *p, Tpm2Context **ret_tpm) {
+        _cleanup_(tpm2_context_freep) Tpm2Context *c = NULL;
+        int r;
+
+        *ret_tpm = NULL;
+        if (!p->encryption.enabled)
+                return 0;
+        r = luks_dm_available();
+        if (r < 0)
+                return r;
+        if (p->encryption.tpm2) {
+                r = tpm2_context_new(p->encryption.tpm2_tcti, &c);
+                if (r < 0)
+                        return error_prefixf(r, "The plan enrolls the TPM2, but it cannot be reached now");
+        }
+        *ret_tpm = TAKE_PTR(c);
+        return 0;
+}
+
+static void json_putp(json_object **j) {
+        if (*j)
+                json_object_put(*j);
+}
+
+/* Seals a new secret, proves the TPM gives it back, and enrolls it with its token. */
+static int enroll_tpm2(const Plan *p, LuksVolume *v, const EncryptKeys *k) {
+        const PlanEncryption *e = &p->encryption;
+        _cleanup_(secret_freep) Secret *secret = NULL, *again = NULL, *pass = NULL;
+        _cleanup_(tpm2_sealed_done) Tpm2Sealed sealed = {};
+        _cleanup_(json_putp) json_object *token = NULL;
+        int slot, r;
+
+        if (e->tpm2_pin && !k->tpm2_pin)
+                return error_setf(-EINVAL, "The plan asks for a TPM2 PIN, but none was given.");
+        if (e->tpm2_pin)
+                r = tpm2_seal_with_pin(k->tpm, e->tpm2_pcrs, e->tpm2_pubkey, e->tpm2_pubkey_pcrs, k->tpm2_pin, &secret, &sealed);
+        else
+                r = tpm2_seal(k->tpm, e->tpm2_pcrs, e->tpm2_pubkey, e->tpm2_pubkey_pcrs, &secret, &sealed);
+        if (r < 0)
+                return r;
+
+        /* A signed policy can only be satisfied with a signature made for the PCR 11 of the
+         * installed UKI, which only its boot provides; literal PCR policies are checked now. */
+        if (!e->tpm2_pubkey) {
+                r = tpm2_unseal_full(k->tpm, &sealed, e->tpm2_pin ? k->tpm2_pin : NULL, NULL, &again);
+                if (r < 0)
+                        return error_prefixf(r, "The TPM2 does not give back the key it just sealed");
+                if (again->size != secret->size || memcmp(again->data, secret->data, secret->size) != 0)
+                        return error_setf(-EIO, "The TPM2 gave back a different key than it sealed.");
+        }
+
+        r = tpm2_secret_to_passphrase(secret, &pass);
+        if (r < 0)
+                return r;
+        slot = luks_add_key_high_entropy(v, pass);
+        if (slot < 0)
+                return slot;
+        token = tpm2_token_json(&sealed, slot);
+        if (!token)
+                return -ENOMEM;
+        r = luks_add_token(v, token);
+        if (r < 0)
+                return r;
+        log_info("Enrolled the TPM2 in keyslot %d of %s (token %d).", slot, luks_device(v), r);
+        return 0;
+}
+
+int encrypt_partition(const Plan *p, const PlanPartition *pp, const char *node, const EncryptKeys *k, char **ret_dm_name,
+                      char **ret_dm_path) {
+        const PlanEncryption *e = &p->encryption;
+        _cleanup_(luks_freep) LuksVolume *v = NULL;
+        _cleanup_(freep) char *name = NULL, *path = NULL;
+        const char *role = partition_role_to_string(pp->role);
+        int slot, r;
+
+        if (!pp->encrypt || !e->enabled)
+                return error_setf(-EINVAL, "Partition %u is not planned to be encrypted.", pp->partno);
+        if (!k->recovery_key)
+                return error_setf(-EINVAL, "No recovery key: an encrypted volume is never made without one.");
+        if (e->tpm2 && !k->tpm)
+                return error_setf(-EINVAL, "The plan enrolls the TPM2, but it was not opened.");
+        if (e->passphrase && !k->passphrase)
+                return error_setf(-EINVAL, "The plan adds a passphrase, but none was given.");
+
+        r = luks_format(node, pp->luks_uuid,
+                        &(LuksFormatOptions) {
+                                .label = role,
+                                /* 4096-byte encryption sectors on 4Kn disks; 512 elsewhere, as systemd-repart. */
+                                .sector_size = p->sector_size == 4096 ? 4096 : 512,
+                        },
+                        &v);
+        if (r < 0)
+                return r;
+
+        /* The recovery key first: from here on the volume can always be opened by its owner. */
+        slot = luks_add_key_high_entropy(v, k->recovery_key);
+        if (slot < 0)
+                return slot;
+        r = luks_add_recovery_token(v, slot);
+        if (r < 0)
+                return r;
+        if (e->tpm2) {
+                r = enroll_tpm2(p, v, k);
+                if (r < 0)
+                        return r;
+        }
+        if (e->passphrase) {
+                slot = luks_add_key_passphrase(v, k->passphrase);
+                if (slot < 0)
+                        return slot;
+        }
+
+        /* A name of our own while installing: the installed system opens it as "root"/"home", and
+         * the live system may have volumes of those names itself. */
+        if (asprintf(&name, "imprint-%s-%.8s", role, SD_ID128_TO_STRING(pp->luks_uuid)) < 0)
+                return -ENOMEM;
+        r = luks_activate(v, name, &path);
+        if (r < 0)
+                return r;
+
+        *ret_dm_name = TAKE_PTR(name);
+        *ret_dm_path = TAKE_PTR(path);
+        return 0;
+}
+
+static char *dmi(const char *field) {
+        char path[128];
+        char *v = NULL;
+
+        snprintf(path, sizeof(path), "/sys/class/dmi/id/%s", field);
+        if (read_one_line_file(path, &v) < 0 || isempty(v))
+                return mfree(v);
+        return v;
+}
+
+int encryption_escrow_recovery_key(const Plan *p, const Secret *key, const char *dir, char **ret_path) {
+        _cleanup_(freep) char *vendor = dmi("sys_vendor"), *product = dmi("product_name"), *serial = dmi("product_serial"),
+                              *uuid = dmi("product_uuid"), *name = NULL, *path = NULL;
+        _cleanup_(closep) int dfd = -EBADF, fd = -EBADF;
+        _cleanup_(secret_freep) Secret *text = NULL;
+        const PlanPartition *root = plan_find_role(p, ROLE_ROOT), *home = plan_find_role(p, ROLE_HOME);
+        size_t n = 0, cap = 4096;
+
+        if (!root || !root->encrypt)
+                return error_setf(-EINVAL, "The plan encrypts no root partition: there is no recovery key to deliver.");
+        if (asprintf(&name, "recovery-key-%s.txt", SD_ID128_TO_UUID_STRING(root->luks_uuid)) < 0)
+                return -ENOMEM;
+        if (asprintf(&path, "%s/%s", dir, name) < 0)
+                return -ENOMEM;
+
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return error_setf(-errno, "Cannot deliver the recovery key to %s: %m. Nothing was written to %s.", dir, p->target);
+
+        /* Built in locked memory and written with one write(): no stdio buffer keeps a copy. */
+        text = secret_new(cap);
+        if (!text)
+                return negative_errno();
+#define APPEND(...) (n += (size_t) snprintf((char *) text->data + n, n < cap ? cap - n : 0, __VA_ARGS__))
+        APPEND("# imprint recovery key. Keep this file secret; it opens the encrypted disk of this machine.\n");
+        APPEND("# Machine: %s %s, serial %s, UUID %s\n", vendor ?: "unknown vendor", product ?: "unknown model", serial ?: "unknown",
+               uuid ?: "unknown");
+        APPEND("# Disk: %s — %s\n", p->target, p->target_description ?: "");
+        APPEND("# Volumes: root (LUKS2 %s)", SD_ID128_TO_UUID_STRING(root->luks_uuid));
+        if (home && home->encrypt)
+                APPEND(", home (LUKS2 %s)", SD_ID128_TO_UUID_STRING(home->luks_uuid));
+        APPEND("\n# Type this key when the machine asks for the passphrase of \"root\" or \"home\":\n%s\n", (const char *) key->data);
+#undef APPEND
+        if (n >= cap)
+                return error_setf(-E2BIG, "The recovery key file would be too long.");
+        text->size = n;
+
+        fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return error_setf(-errno, errno == EEXIST ? "Cannot deliver the recovery key: %s exists already (the same seed was used twice?)."
+                                                          : "Cannot deliver the recovery key to %s: %m.",
+                                  path);
+        ssize_t w = write(fd, text->data, text->size);
+        if (w != (ssize_t) text->size || fsync(fd) < 0 || fsync(dfd) < 0) {
+                int r = w >= 0 && w != (ssize_t) text->size ? -ENOSPC : -errno;
+                (void) unlinkat(dfd, name, 0);
+                return error_setf(r, "Cannot write the recovery key to %s: %s. Nothing was written to %s.", path, strerror(-r), p->target);
+        }
+        log_info("Recovery key delivered to %s.", path);
+        if (ret_path)
+                *ret_path = TAKE_PTR(path);
+        return 0;
+}
+
+int pcr_mask_parse(const char *s, uint32_t *ret) {
+        uint32_t mask = 0;
+        const char *p = s;
+
+        if (isempty(s))
+                return -EINVAL;
+        for (;;) {
+                char *end;
+                unsigned long v;
+
+                if (*p < '0' || *p > '9')
+                        return -EINVAL;
+                errno = 0;
+                v = strtoul(p, &end, 10);
+                if (errno != 0 || v >= TPM2_PCRS_MAX)
+                        return -EINVAL;
+                mask |= UINT32_C(1) << v;
+                if (*end == 0)
+                        break;
+                if (*end != '+' && *end != ',')
+                        return -EINVAL;
+                p = end + 1;
+        }
+        *ret = mask;
+        return 0;
+}
