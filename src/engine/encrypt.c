@@ -169,11 +169,9 @@ static int enroll_tpm2(const Plan *p, LuksVolume *v, const EncryptKeys *k) {
         return 0;
 }
 
-int encrypt_partition(const Plan *p, const PlanPartition *pp, const char *node, const EncryptKeys *k, char **ret_dm_name,
-                      char **ret_dm_path) {
+int encrypt_format_volume(const Plan *p, const PlanPartition *pp, const char *node, const EncryptKeys *k, LuksVolume **ret) {
         const PlanEncryption *e = &p->encryption;
         _cleanup_(luks_freep) LuksVolume *v = NULL;
-        _cleanup_(freep) char *name = NULL, *path = NULL;
         const char *role = partition_role_to_string(pp->role);
         int slot, r;
 
@@ -213,6 +211,20 @@ int encrypt_partition(const Plan *p, const PlanPartition *pp, const char *node, 
                 if (slot < 0)
                         return slot;
         }
+        *ret = TAKE_PTR(v);
+        return 0;
+}
+
+int encrypt_partition(const Plan *p, const PlanPartition *pp, const char *node, const EncryptKeys *k, char **ret_dm_name,
+                      char **ret_dm_path) {
+        _cleanup_(luks_freep) LuksVolume *v = NULL;
+        _cleanup_(freep) char *name = NULL, *path = NULL;
+        const char *role = partition_role_to_string(pp->role);
+        int r;
+
+        r = encrypt_format_volume(p, pp, node, k, &v);
+        if (r < 0)
+                return r;
 
         /* A name of our own while installing: the installed system opens it as "root"/"home", and
          * the live system may have volumes of those names itself. */

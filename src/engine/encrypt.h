@@ -61,10 +61,17 @@ typedef struct EncryptKeys {
         Tpm2Context *tpm;            /* required when the plan enrolls the TPM */
 } EncryptKeys;
 
-/* Formats node (the partition pp of plan p) as LUKS2 with the plan's keyslots and tokens, and
- * opens it as /dev/mapper/<ret_dm_name> (returned, with its path). */
+typedef struct LuksVolume LuksVolume;
+
+/* Formats node (the partition pp of plan p, or an image file standing in for it) as LUKS2 with the
+ * plan's keyslots and tokens: recovery key + systemd-recovery token, TPM2 + systemd-tpm2 token
+ * (unsealed once to prove it), passphrase. The returned context still holds the volume key. */
+int encrypt_format_volume(const Plan *p, const PlanPartition *pp, const char *node, const EncryptKeys *k, LuksVolume **ret);
+
+/* encrypt_format_volume(), then opens it as /dev/mapper/<ret_dm_name> (returned, with its path). */
 int encrypt_partition(const Plan *p, const PlanPartition *pp, const char *node, const EncryptKeys *k, char **ret_dm_name,
                       char **ret_dm_path);
+
 
 /* Checks that everything encryption needs at run time is here, before anything is written:
  * device-mapper, and the TPM when the plan enrolls it (opened into *ret_tpm). */
