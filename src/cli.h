@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "dialogue.h"
 #include "disk.h"
 #include "encrypt.h"
 #include "executor.h"
@@ -44,11 +45,7 @@ int execute_plan(const Plan *p, Image *img, const InstallExtras *x);
 /* The passphrase and TPM PIN a plan needs, from credentials or the terminal. */
 int collect_secrets(const Plan *p, bool unattended, Secret **ret_passphrase, Secret **ret_pin);
 
-/* Shows the recovery key (text and QR code) and has two of its groups typed back; returns 1 when
- * they match, 0 when the person cancelled, < 0 on errors. */
-int recovery_key_dialogue(const Plan *p, const Secret *key, FILE *in, FILE *out);
-/* Asks for a secret twice with echo off (a terminal) and checks it with libpwquality when asked. */
-int ask_secret(const char *prompt, bool check_quality, Secret **ret);
+
 
 void on_progress(const ProgressEvent *ev, void *userdata);
 int on_confirm(const Plan *p, void *userdata);

@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Dialogue pieces that every front end shares and that tests drive through streams: the
+ * recovery key hand-over (show it, have part of it typed back) and asking for a new secret. */
+
+#include <errno.h>
+#include <langinfo.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dialogue.h"
+#include "error.h"
+#include "fileio.h"
+#include "quality.h"
+#include "recovery.h"
+
+/* Writes straight to the terminal, not through stdio, whose buffers would keep a copy of a key. */
+static void write_secret_text(FILE *out, const void *buf, size_t n) {
+        const char *p = buf;
+
+        fflush(out);
+        while (n > 0) {
+                ssize_t k = write(fileno(out), p, n);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        return;
+                p += k;
+                n -= (size_t) k;
+        }
+}
+
+static bool terminal_is_utf8(void) {
+        return streq_ptr(nl_langinfo(CODESET), "UTF-8");
+}
+
+int recovery_key_dialogue(const Plan *p, const Secret *key, FILE *in, FILE *out) {
+        _cleanup_(secret_freep) Secret *qr = NULL;
+        unsigned groups[2];
+        int r;
+
+        r = recovery_key_qr_text(key, terminal_is_utf8(), &qr);
+        if (r < 0)
+                return error_setf(r, "Cannot draw the recovery key as a QR code: %s", strerror(-r));
+        r = recovery_key_challenge(ELEMENTSOF(groups), groups, ELEMENTSOF(groups));
+        if (r < 0)
+                return r;
+
+        for (unsigned attempt = 0;; attempt++) {
+                char typed[256], question[160];
+
+                if (attempt % 3 == 0) {
+                        fprintf(out, "\nRECOVERY KEY for the encrypted disk %s\n\n"
+                                     "If the TPM ever refuses to unlock the disk (a firmware update, Secure Boot changed, the disk\n"
+                                     "moved to another computer), this key is the only way in. Write it down or scan the code, and\n"
+                                     "keep it apart from the computer. Nothing has been written to the disk yet.\n\n    ",
+                                p->target_name);
+                        write_secret_text(out, key->data, key->size);
+                        fprintf(out, "\n\n");
+                        write_secret_text(out, qr->data, qr->size);
+                        fprintf(out, "\n%s\n", recovery_key_explanation());
+                }
+                snprintf(question, sizeof(question), "\nTo show you have it, type groups %u and %u of the key (q cancels): ", groups[0],
+                         groups[1]);
+                fprintf(out, "%s", question);
+                fflush(out);
+                if (!fgets(typed, sizeof(typed), in)) {
+                        secret_wipe(typed, sizeof(typed));
+                        return 0;
+                }
+                typed[strcspn(typed, "\r\n")] = 0;
+                if (streq(strstrip(typed), "q")) {
+                        secret_wipe(typed, sizeof(typed));
+                        return 0;
+                }
+                r = recovery_key_check_groups(key, groups, ELEMENTSOF(groups), typed);
+                secret_wipe(typed, sizeof(typed));
+                if (r >= 0)
+                        break;
+                if (r != -EKEYREJECTED)
+                        return r;
+                fprintf(out, "%s\n", error_message());
+        }
+        /* Off the screen (and the terminal's scrollback) before the install goes on. */
+        if (isatty(fileno(out)))
+                fprintf(out, "\033[H\033[2J\033[3J");
+        fprintf(out, "Thank you: the recovery key is confirmed.\n");
+        fflush(out);
+        return 1;
+}
+
+int ask_secret(const char *prompt, bool check_quality, Secret **ret) {
+        for (unsigned attempt = 0; attempt < 5; attempt++) {
+                _cleanup_(secret_freep) Secret *a = NULL, *b = NULL;
+                int r;
+
+                fflush(stdout);
+                if (isatty(STDIN_FILENO)) {
+                        r = secret_read_tty(STDIN_FILENO, STDOUT_FILENO, prompt, 512, &a);
+                        if (r >= 0)
+                                r = secret_read_tty(STDIN_FILENO, STDOUT_FILENO, "Type it again: ", 512, &b);
+                } else {
+                        /* A pipe (a test driver, a screen reader's helper): no echo to turn off. */
+                        char line[514];
+
+                        printf("%s", prompt);
+                        fflush(stdout);
+                        r = fgets(line, sizeof(line), stdin) ? 0 : -ECANCELED;
+                        if (r >= 0) {
+                                line[strcspn(line, "\r\n")] = 0;
+                                a = secret_new_from(line, strlen(line));
+                                b = a ? secret_new_from(line, strlen(line)) : NULL;
+                                if (!b)
+                                        r = -ENOMEM;
+                        }
+                        secret_wipe(line, sizeof(line));
+                }
+                if (r < 0)
+                        return r == -ECANCELED ? r : error_setf(r, "Cannot read from the terminal: %s", strerror(-r));
+                if (a->size == 0) {
+                        printf("It must not be empty.\n");
+                        continue;
+                }
+                if (a->size != b->size || memcmp(a->data, b->data, a->size) != 0) {
+                        printf("The two did not match. Once more.\n");
+                        continue;
+                }
+                if (check_quality) {
+                        r = password_quality_check((const char *) a->data, NULL);
+                        if (r < 0) {
+                                printf("Too weak: %s Choose another.\n", error_message());
+                                continue;
+                        }
+                        printf("Strength: %d of 100.\n", r);
+                }
+                *ret = TAKE_PTR(a);
+                return 0;
+        }
+        return error_setf(-ECANCELED, "Too many attempts.");
+}
+

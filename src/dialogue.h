@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "plan.h"
+#include "secret.h"
+
+/* Shows the recovery key of plan p (text, QR code, why it uses these letters) on out and has two
+ * of its groups, picked at random, typed back on in (recovery_key_check_groups()). A mismatch
+ * names the wrong groups and asks again; the key is shown again every third attempt. Returns 1
+ * when they match (the screen is then cleared, if out is a terminal), 0 when the person typed "q"
+ * or input ended, < 0 on errors. The key reaches out with write(2), never through stdio buffers. */
+int recovery_key_dialogue(const Plan *p, const Secret *key, FILE *in, FILE *out);
+
+/* Asks for a new secret twice (echo off on a terminal; a line from stdin otherwise) and, when
+ * check_quality is set, checks it with libpwquality, printing its score or why it is refused.
+ * Five attempts. -ECANCELED at end of input. */
+int ask_secret(const char *prompt, bool check_quality, Secret **ret);
