@@ -72,6 +72,8 @@ live_packages=(
         systemd-homed
         libblkid1 libfdisk1 libcryptsetup12 libsystemd0 libpwquality1 libjson-c5 libqrencode4
         libncursesw6 libssl3t64
+        # libpwquality checks words against the cracklib dictionary; without it every password fails.
+        cracklib-runtime
 )
 kernel_packages=(linux-image-amd64)
 # Build dependencies of imprint: installed for the build in the chroot, purged after it.

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -254,6 +256,7 @@ int encryption_escrow_recovery_key(const Plan *p, const Secret *key, const char 
                               *uuid = dmi("product_uuid"), *name = NULL, *path = NULL;
         _cleanup_(closep) int dfd = -EBADF, fd = -EBADF;
         _cleanup_(secret_freep) Secret *text = NULL;
+        struct statfs sfs;
         const PlanPartition *root = plan_find_role(p, ROLE_ROOT), *home = plan_find_role(p, ROLE_HOME);
         size_t n = 0, cap = 4096;
 
@@ -267,6 +270,15 @@ int encryption_escrow_recovery_key(const Plan *p, const Secret *key, const char 
         dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0)
                 return error_setf(-errno, "Cannot deliver the recovery key to %s: %m. Nothing was written to %s.", dir, p->target);
+        /* A share or stick that failed to mount leaves its empty mount point on the live system's
+         * tmpfs: a key written there is gone at power-off. */
+        if (fstatfs(dfd, &sfs) < 0)
+                return error_setf(-errno, "Cannot deliver the recovery key to %s: %m.", dir);
+        if (sfs.f_type == TMPFS_MAGIC || sfs.f_type == RAMFS_MAGIC)
+                return error_setf(-EROFS,
+                                  "Refusing to deliver the recovery key to %s: it is in memory (tmpfs), so the key would be lost at "
+                                  "power-off. Is the escrow medium mounted? Nothing was written to %s.",
+                                  dir, p->target);
 
         /* Built in locked memory and written with one write(): no stdio buffer keeps a copy. */
         text = secret_new(cap);

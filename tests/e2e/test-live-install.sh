@@ -51,7 +51,7 @@ cleanup() {
         local rc=$?
         if [ "$KEEP" = 0 ]; then
                 rm -rf "$WORK/tpm"
-                rm -f "$WORK/target.img" "$WORK/live.qcow2" "$WORK/OVMF_VARS.fd"
+                rm -f "$WORK/target.img" "$WORK/live.qcow2" "$WORK/OVMF_VARS.fd" "$WORK/OVMF_VARS-pcr7.fd" "$WORK/escrow.img" "$WORK/recovery.key"
         fi
         echo "work directory: $WORK ($([ "$KEEP" = 1 ] && echo "disks kept" || echo "logs only"))"
         exit "$rc"
@@ -100,31 +100,92 @@ if [ "$MODE" = interactive ]; then
         exit 0
 fi
 
-# --- unattended install from the live medium ----------------------------------------------------
-config=$(printf '{"source":"%s","target":"/dev/disk/by-id/virtio-target","seed":"e2e-live","afterInstall":"poweroff","onFailure":"poweroff"}' "$source_image")
-echo "== live boot + unattended install; imprint.config: $config"
+# --- unattended, encrypted install from the live medium -----------------------------------------
+# The escrow "USB stick": imprint delivers the recovery key there. The live system mounts it from
+# the credential fstab.extra (systemd-fstab-generator, v254+), before imprint-unattended.service.
+truncate -s 64M "$WORK/escrow.img"
+mkfs.ext4 -q -F -L escrow "$WORK/escrow.img"
+# A passphrase keyslot too, from the credential imprint.passphrase: the grep below must not find it.
+passphrase="e2e Passphrase for $(basename "$WORK") 7!"
+config=$(printf '{"source":"%s","target":"/dev/disk/by-id/virtio-target","seed":"e2e-live","homeSize":"1G","passphrase":true,"recoveryKeyEscrow":"/run/imprint-escrow","afterInstall":"poweroff","onFailure":"poweroff"}' "$source_image")
+fstab_extra='/dev/disk/by-id/virtio-escrow /run/imprint-escrow ext4 defaults 0 0'
+cred() { printf 'type=11,value=io.systemd.credential.binary:%s=%s' "$1" "$(printf '%s' "$2" | base64 -w0)"; }
+echo "== live boot + unattended encrypted install; imprint.config: $config"
 t=$EPOCHREALTIME
-"${BOOT[@]}" --log "$WORK/live-serial.log" --timeout 900 \
-        --qemu-arg -smbios --qemu-arg "type=11,value=io.systemd.credential.binary:imprint.config=$(printf '%s' "$config" | base64 -w0)" \
+"${BOOT[@]}" --disk "$WORK/escrow.img:escrow" --log "$WORK/live-serial.log" --timeout 1200 \
+        --qemu-arg -smbios --qemu-arg "$(cred imprint.config "$config")" \
+        --qemu-arg -smbios --qemu-arg "$(cred imprint.passphrase "$passphrase")" \
+        --qemu-arg -smbios --qemu-arg "$(cred fstab.extra "$fstab_extra")" \
         --stop-after 'imprint-unattended\.service failed:' \
+        --expect '"event": ?"recoveryKey".*"deliveredTo": ?"/run/imprint-escrow/recovery-key-' \
+        --expect '"event": ?"end".*"id": ?"encrypt-root"' \
+        --expect '"event": ?"end".*"id": ?"encrypt-home"' \
+        --expect '"event": ?"end".*"id": ?"verify-root"' \
         --expect '"event": ?"result".*"success": ?true' \
         || failed "unattended install (serial log $WORK/live-serial.log)"
 phase_done "live boot+install" "$t"
 
-# --- the installed disk, alone ------------------------------------------------------------------
-echo "== target boot"
+# The key, as the OEM's escrow received it: a file of mode 0600 whose last line is the key.
+keyfile=$(debugfs -R 'ls -p /' "$WORK/escrow.img" 2>/dev/null | awk -F/ '$6 ~ /^recovery-key-.*\.txt$/ { print $6 }')
+[ -n "$keyfile" ] || failed "no recovery-key-*.txt on the escrow disk"
+mode=$(debugfs -R "stat /$keyfile" "$WORK/escrow.img" 2>/dev/null | sed -n 's/.*Mode: *\([0-7]*\).*/\1/p')
+[ "$mode" = 0600 ] || failed "the escrowed key file has mode $mode, not 0600"
+umask 077
+debugfs -R "cat /$keyfile" "$WORK/escrow.img" 2>/dev/null | tail -n 1 | tr -d '\n' >"$WORK/recovery.key"
+grep -Eq '^([cbdefghijklnrtuv]{8}-){7}[cbdefghijklnrtuv]{8}$' "$WORK/recovery.key" \
+        || failed "the escrowed file does not end with a recovery key"
+echo "ok: recovery key delivered to the escrow disk as $keyfile (mode 0600)"
+
+# --- the installed disk, alone: unlocked by the TPM, no prompt ----------------------------------
+echo "== target boot 1 (same TPM, same firmware variables): no prompt"
 t=$EPOCHREALTIME
+E='IMPRINT-CHECK check.d/50-encryption:'
 bash "$here/boot-image.sh" "$WORK/target.img" --tpm-state "$WORK/tpm" --vars "$WORK/OVMF_VARS.fd" \
-        --log "$WORK/target-serial.log" --timeout 400 \
+        --log "$WORK/target-serial.log" --timeout 500 \
+        --stop-after 'Please enter passphrase' \
         --expect 'IMPRINT-CHECK lsblk: .*PARTTYPE="c12a7328-f81f-11d2-ba4b-00a0c93ec93b"' \
-        --expect 'IMPRINT-CHECK lsblk: .*PARTTYPE="4f68bce3-e8cd-4db1-96e7-fbcaf984b709"' \
         --expect 'IMPRINT-CHECK root-partlabel=imprint-test_1' \
         --expect 'IMPRINT-CHECK loader-image-identifier=\\EFI\\systemd\\systemd-bootx64\.efi' \
+        --expect "$E root-crypt=root luks2" \
+        --expect "$E root-crypt-backing=.* 4f68bce3-e8cd-4db1-96e7-fbcaf984b709" \
+        --expect "$E home-crypt=home luks2" \
+        --expect "$E home-crypt-backing=.* 933ac7e1-2eb4-4f13-b844-0e14e2aef915" \
         || failed "booting the installed target (serial log $WORK/target-serial.log)"
+! grep -aq 'Please enter passphrase' "$WORK/target-serial.log" || failed "the first boot asked for a passphrase"
+pcr7_a=$(grep -ao "$E pcr7=[0-9a-f]*" "$WORK/target-serial.log" | head -n 1 | sed 's/.*pcr7=//')
+[ -n "$pcr7_a" ] || failed "no PCR 7 value in the first boot's log"
+echo "ok: root and home unlocked by the TPM without a prompt (PCR 7 $pcr7_a)"
 # The firmware started systemd-boot through the "Linux Boot Manager" entry imprint added to its
-# variables during the install (same OVMF VARS file), not through the removable-media fallback
-# EFI/BOOT/BOOTX64.EFI: the line above shows the path it was loaded from.
-phase_done "target boot" "$t"
+# variables during the install (same OVMF VARS file), not through the removable-media fallback.
+phase_done "target boot (TPM)" "$t"
+
+# --- PCR 7 changed: systemd asks, the recovery key opens ------------------------------------------
+echo "== target boot 2: PCR 7 changed (a dbx update in the firmware variables); recovery key typed"
+t=$EPOCHREALTIME
+bash "$here/ovmf-vars-pcr7.sh" "$WORK/OVMF_VARS.fd" "$WORK/OVMF_VARS-pcr7.fd" >/dev/null || failed "changing the firmware variables"
+bash "$here/boot-image.sh" "$WORK/target.img" --tpm-state "$WORK/tpm" --vars "$WORK/OVMF_VARS-pcr7.fd" \
+        --log "$WORK/target-serial-2.log" --timeout 600 \
+        --answer 'Please enter passphrase for disk' "$WORK/recovery.key" \
+        --expect 'Please enter passphrase for disk' \
+        --expect "$E root-crypt=root luks2" \
+        --expect "$E home-crypt=home luks2" \
+        || failed "booting with a changed PCR 7 and the recovery key (serial log $WORK/target-serial-2.log)"
+pcr7_b=$(grep -ao "$E pcr7=[0-9a-f]*" "$WORK/target-serial-2.log" | head -n 1 | sed 's/.*pcr7=//')
+[ -n "$pcr7_b" ] && [ "$pcr7_b" != "$pcr7_a" ] || failed "PCR 7 did not change ($pcr7_a, then $pcr7_b)"
+echo "ok: with PCR 7 changed ($pcr7_b) the boot asked, and the recovery key opened root and home"
+phase_done "target boot (recovery key)" "$t"
+
+# --- no secret where it does not belong -------------------------------------------------------------
+# The installed disk, the live medium's overlay (its journal among it) and every serial log must
+# not hold the recovery key or the passphrase (the escrow disk does, by design).
+key=$(cat "$WORK/recovery.key")
+for f in "$WORK/target.img" "$WORK/live.qcow2" "$WORK/live-serial.log" "$WORK/target-serial.log" "$WORK/target-serial-2.log"; do
+        ! grep -aqF -- "$key" "$f" || failed "the recovery key is in $f"
+        ! grep -aqF -- "$passphrase" "$f" || failed "the passphrase is in $f"
+        # The key without dashes, as a QR code or a normalizer might hold it.
+        ! grep -aqF -- "${key//-/}" "$f" || failed "the recovery key (without dashes) is in $f"
+done
+echo "ok: neither the recovery key nor the passphrase is on the installed disk, the live medium or in the logs"
 
 report_times
-echo "PASS: live medium, unattended install, installed system boots"
+echo "PASS: live medium, unattended encrypted install, TPM unlock, recovery key after a PCR 7 change"
