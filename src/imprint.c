@@ -360,6 +360,8 @@ static int parse_plan_args(int argc, char *argv[], PlanArgs *a) {
                         a->enc.passphrase = true;
                         break;
                 case OPT_TCTI:
+                        if (!tpm2_tcti_is_safe(optarg))
+                                return usage_error("--tcti: \"%s\" is not a device:, swtpm: or mssim: TCTI.", optarg);
                         a->enc.tpm2_tcti = optarg;
                         break;
                 case OPT_RECOVERY_KEY_ESCROW:
@@ -439,6 +441,11 @@ static int parse_plan_args(int argc, char *argv[], PlanArgs *a) {
         }
         if (optind < argc)
                 return usage_error("unexpected argument \"%s\".", argv[optind]);
+        if (a->enc.encrypt == 0 && (a->enc.passphrase || a->enc.tpm2_pin || a->enc.tpm2_pcrs || a->enc.tpm2_signed_pcr11 ||
+                                    a->escrow_dir))
+                return usage_error("--no-encrypt contradicts the encryption options given with it.");
+        if (a->enc.tpm2 == TPM2_USE_OFF && (a->enc.tpm2_pin || a->enc.tpm2_pcrs || a->enc.tpm2_signed_pcr11))
+                return usage_error("--tpm2=off contradicts --tpm2-pin, --tpm2-pcrs and --tpm2-signed-pcr11.");
         return 0;
 }
 
@@ -813,6 +820,8 @@ static int verb_tpm(int argc, char *argv[]) {
                         arg_json = true;
                         break;
                 case 't':
+                        if (!tpm2_tcti_is_safe(optarg))
+                                return usage_error("--tcti: \"%s\" is not a device:, swtpm: or mssim: TCTI.", optarg);
                         tcti = optarg;
                         break;
                 default:

@@ -141,8 +141,11 @@ int install_config_merge_json(InstallConfig *c, json_object *j, const char *orig
                         r = set_bool(&c->enc.tpm2_pin, v, key, origin);
                 else if (streq(key, "passphrase"))
                         r = set_bool(&c->enc.passphrase, v, key, origin);
-                else if (streq(key, "tpm2Tcti"))
+                else if (streq(key, "tpm2Tcti")) {
                         r = set_string(&c->tpm2_tcti, v, key, origin);
+                        if (r >= 0 && !tpm2_tcti_is_safe(c->tpm2_tcti))
+                                return error_setf(-EINVAL, "%s: \"tpm2Tcti\" must be a device:, swtpm: or mssim: TCTI.", origin);
+                }
                 else if (streq(key, "recoveryKeyEscrow"))
                         r = set_string(&c->escrow_dir, v, key, origin);
                 else if (streq(key, "waitForTargetSeconds")) {

@@ -185,6 +185,8 @@ int encrypt_format_volume(const Plan *p, const PlanPartition *pp, const char *no
                 return error_setf(-EINVAL, "The plan enrolls the TPM2, but it was not opened.");
         if (e->passphrase && !k->passphrase)
                 return error_setf(-EINVAL, "The plan adds a passphrase, but none was given.");
+        if (e->tpm2 && e->tpm2_pin && !k->tpm2_pin)
+                return error_setf(-EINVAL, "The plan asks for a TPM2 PIN, but none was given.");
 
         r = luks_format(node, pp->luks_uuid,
                         &(LuksFormatOptions) {

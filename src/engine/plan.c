@@ -1141,6 +1141,8 @@ static int plan_validate(const Plan *p) {
                 if (a->encrypt && (!p->encryption.enabled || (a->role != ROLE_ROOT && a->role != ROLE_HOME) ||
                                    a->action != ACTION_CREATE || p->target_kind != DISK_BLOCK))
                         return error_setf(-EINVAL, "Plan file: partition %u is marked encrypted, which this plan cannot do.", a->partno);
+                if (a->encrypt && sd_id128_is_null(a->luks_uuid))
+                        return error_setf(-EINVAL, "Plan file: encrypted partition %u has no LUKS UUID.", a->partno);
                 if (a->encrypt && a->copy_from >= 0 && p->source->partitions[a->copy_from].size + PLAN_LUKS_HEADER_SIZE > a->size)
                         return error_setf(-EINVAL, "Plan file: encrypted partition %u (%s) has no room for the LUKS2 header beside the image partition.",
                                           a->partno, FORMAT_BYTES(a->size));
@@ -1153,6 +1155,8 @@ static int plan_validate(const Plan *p) {
                         const PlanPartition *b = &p->partitions[k];
                         if (a->partno == b->partno)
                                 return error_setf(-EINVAL, "Plan file: partition number %u is used twice.", a->partno);
+                        if (a->encrypt && b->encrypt && sd_id128_equal(a->luks_uuid, b->luks_uuid))
+                                return error_setf(-EINVAL, "Plan file: partitions %u and %u have the same LUKS UUID.", b->partno, a->partno);
                         if (a->start < b->start + b->size && b->start < a->start + a->size)
                                 return error_setf(-EINVAL, "Plan file: partitions %u and %u overlap.", b->partno, a->partno);
                 }
@@ -1259,6 +1263,8 @@ static int plan_encryption_from_json(json_object *j, PlanEncryption *ret) {
                 return error_setf(-EINVAL, "Plan file: a TPM2 PCR mask names PCRs beyond 23.");
         ret->tpm2_pcrs = (uint32_t) pcrs;
         ret->tpm2_pubkey_pcrs = (uint32_t) pubkey_pcrs;
+        if (ret->tpm2_tcti && !tpm2_tcti_is_safe(ret->tpm2_tcti))
+                return error_setf(-EINVAL, "Plan file: TPM2 TCTI \"%s\" is not a device:, swtpm: or mssim: TCTI.", ret->tpm2_tcti);
         if (ret->tpm2 && ret->tpm2_pcrs == 0 && ret->tpm2_pubkey_pcrs == 0)
                 return error_setf(-EINVAL, "Plan file: the TPM2 policy binds no PCR.");
         if ((ret->tpm2_pubkey_pcrs != 0) != (ret->tpm2_pubkey != NULL))
@@ -1448,11 +1454,13 @@ static void plan_print_encryption(const Plan *p, FILE *f) {
         fprintf(f, "Encrypt: root%s with LUKS2 (aes-xts-plain64); unlocked by ", plan_find_role(p, ROLE_HOME) ? " and home" : "");
         if (e->tpm2) {
                 pcrs = tpm2_pcr_mask_to_string(e->tpm2_pcrs);
-                fprintf(f, "the TPM2 (PCR %s%s%s)%s", pcrs ?: "?", e->tpm2_pubkey_pcrs ? ", signed PCR 11 policy" : "",
-                        e->tpm2_pin ? " with a PIN" : "", e->passphrase ? ", a passphrase" : "");
-        } else
-                fprintf(f, "%s", e->passphrase ? "a passphrase" : "the recovery key alone");
-        fprintf(f, ", or the recovery key shown before writing\n");
+                fprintf(f, "the TPM2 (PCR %s%s%s)%s, or the recovery key shown before writing\n", pcrs ?: "?",
+                        e->tpm2_pubkey_pcrs ? ", signed PCR 11 policy" : "", e->tpm2_pin ? " with a PIN" : "",
+                        e->passphrase ? ", a passphrase" : "");
+        } else if (e->passphrase)
+                fprintf(f, "a passphrase, or the recovery key shown before writing\n");
+        else
+                fprintf(f, "the recovery key alone (shown before writing)\n");
         if (e->note)
                 fprintf(f, "         %s\n", e->note);
 }

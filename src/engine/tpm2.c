@@ -251,10 +251,24 @@ static int parse_pcr_array(json_object *a, uint32_t *ret) {
 
 /* ---- context ---------------------------------------------------------------------------------- */
 
+bool tpm2_tcti_is_safe(const char *tcti) {
+        static const char *const ok[] = { "device", "swtpm", "mssim" };
+
+        for (size_t i = 0; i < ELEMENTSOF(ok); i++) {
+                size_t n = strlen(ok[i]);
+                if (strncmp(tcti, ok[i], n) == 0 && (tcti[n] == 0 || tcti[n] == ':'))
+                        return true;
+        }
+        return false;
+}
+
 int tpm2_context_new(const char *tcti, Tpm2Context **ret) {
         _cleanup_(tpm2_context_freep) Tpm2Context *c = NULL;
         const char *conf = tcti ?: TPM2_TCTI_DEFAULT;
         TSS2_RC rc;
+
+        if (!tpm2_tcti_is_safe(conf))
+                return error_setf(-EINVAL, "The TPM2 TCTI \"%s\" is not accepted: use device:, swtpm: or mssim:.", conf);
 
         c = calloc(1, sizeof(*c));
         if (!c)
@@ -400,6 +414,9 @@ int tpm2_check(const char *tcti, Tpm2Status *ret) {
         const char *conf = tcti ?: TPM2_TCTI_DEFAULT;
         Tpm2Status s = {};
         int r;
+
+        if (!tpm2_tcti_is_safe(conf))
+                return error_setf(-EINVAL, "The TPM2 TCTI \"%s\" is not accepted: use device:, swtpm: or mssim:.", conf);
 
         /* For the device TCTI, look for the node first: no node, no TPM, and no TCTI loader noise. */
         if (strncmp(conf, "device:", 7) == 0 || streq(conf, "device")) {

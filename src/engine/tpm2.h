@@ -49,6 +49,10 @@ typedef struct Tpm2Context Tpm2Context;
  * configuration string of Tss2_TctiLdr_Initialize() works ("device:/dev/tpmrm1", "mssim:…").
  * Issues TPM2_Startup(CLEAR), which an already started TPM answers with TPM2_RC_INITIALIZE. */
 int tpm2_context_new(const char *tcti, Tpm2Context **ret);
+
+/* Only TCTIs that talk to a TPM are accepted from configuration: "device:", "swtpm:" and
+ * "mssim:" (tpm2-tss also has "cmd:", which would run a command as root). */
+bool tpm2_tcti_is_safe(const char *tcti);
 Tpm2Context *tpm2_context_free(Tpm2Context *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Tpm2Context *, tpm2_context_free);
 

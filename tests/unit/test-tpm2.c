@@ -3,7 +3,7 @@
 /* Sealing to a TPM in the format of systemd's "systemd-tpm2" LUKS2 token, against swtpm.
  *
  * Needs root (the referee uses a mount namespace) and swtpm; exits 77 without them. Starts its own
- * swtpm on free ports and kills it on exit. What it checks:
+ * swtpm on free ports and kills it on exit (swtpm-util.[ch], shared with test-encrypt). What it checks:
  *   - pre-flight facts, for a missing device and for swtpm;
  *   - seal/unseal round trips (plain, with PIN, with a signed PCR 11 policy and a signature);
  *   - the policy hashes, recomputed here from the TPM 2.0 specification's formulas
@@ -20,19 +20,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/random.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <termios.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -48,37 +41,18 @@
 #include "log.h"
 #include "run.h"
 #include "secret.h"
+#include "swtpm-util.h"
 #include "tests.h"
 #include "tpm2.h"
 
 static char workdir[] = "/var/tmp/test-tpm2.XXXXXX";
 static bool have_workdir;
-static pid_t swtpm_pid = -1, relay_pid = -1;
-static int swtpm_port;
-static char tcti[64];
-static char relay_pts[64];
-
-/* ---- process plumbing ------------------------------------------------------------------------- */
-
-static void stop_child(pid_t *pid) {
-        if (*pid > 0) {
-                kill(*pid, SIGTERM);
-                (void) waitpid(*pid, NULL, 0);
-                *pid = -1;
-        }
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        (void) st, (void) flag, (void) ftw;
-        (void) remove(path);
-        return 0;
-}
+static Swtpm tpm = SWTPM_INIT;
 
 static void cleanup(void) {
-        stop_child(&relay_pid);
-        stop_child(&swtpm_pid);
+        swtpm_stop(&tpm);
         if (have_workdir) {
-                (void) nftw(workdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+                remove_tree(workdir);
                 have_workdir = false;
         }
 }
@@ -88,189 +62,12 @@ static void on_abort(int sig) {
         cleanup();
 }
 
-static bool port_free(int port) {
-        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t) port),
-                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        bool ok;
-
-        ASSERT_TRUE(fd >= 0);
-        ok = bind(fd, (struct sockaddr *) &a, sizeof(a)) == 0;
-        close(fd);
-        return ok;
-}
-
-static int connect_swtpm(void) {
-        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t) swtpm_port),
-                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-        if (fd < 0)
-                return -errno;
-        if (connect(fd, (struct sockaddr *) &a, sizeof(a)) < 0) {
-                int r = -errno;
-                close(fd);
-                return r;
-        }
-        return fd;
-}
-
-static void start_swtpm(void) {
-        char state[256], server[96], ctrl[96], logfile[256];
-        unsigned seed = (unsigned) time(NULL) ^ (unsigned) getpid();
-
-        /* Two adjacent free ports: data and control. */
-        for (int i = 0;; i++) {
-                ASSERT_TRUE(i < 200);
-                swtpm_port = 20000 + (int) (rand_r(&seed) % 40000);
-                if (port_free(swtpm_port) && port_free(swtpm_port + 1))
-                        break;
-        }
-        snprintf(state, sizeof(state), "dir=%s/state", workdir);
-        snprintf(server, sizeof(server), "type=tcp,port=%d,bindaddr=127.0.0.1", swtpm_port);
-        snprintf(ctrl, sizeof(ctrl), "type=tcp,port=%d,bindaddr=127.0.0.1", swtpm_port + 1);
-        snprintf(logfile, sizeof(logfile), "%s/state", workdir);
-        ASSERT_TRUE(mkdir(logfile, 0700) == 0);
-        snprintf(logfile, sizeof(logfile), "%s/swtpm.log", workdir);
-        snprintf(tcti, sizeof(tcti), "swtpm:port=%d", swtpm_port);
-
-        swtpm_pid = fork();
-        ASSERT_TRUE(swtpm_pid >= 0);
-        if (swtpm_pid == 0) {
-                char *argv[] = { "swtpm", "socket", "--tpm2", "--tpmstate", state, "--server", server,
-                                 "--ctrl", ctrl, "--flags", "not-need-init,startup-clear", NULL };
-                int fd = open(logfile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-                (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
-                if (fd >= 0) {
-                        dup2(fd, STDOUT_FILENO);
-                        dup2(fd, STDERR_FILENO);
-                }
-                execvp(argv[0], argv);
-                _exit(127);
-        }
-
-        for (int i = 0;; i++) {
-                int fd = connect_swtpm();
-                if (fd >= 0) {
-                        close(fd);
-                        break;
-                }
-                ASSERT_TRUE(i < 100);
-                ASSERT_TRUE(waitpid(swtpm_pid, NULL, WNOHANG) == 0);
-                usleep(100 * 1000);
-        }
-        printf("swtpm listening on 127.0.0.1:%d (TCTI %s)\n", swtpm_port, tcti);
-}
-
-static bool read_full(int fd, void *p, size_t n) {
-        for (size_t done = 0; done < n;) {
-                ssize_t k = read(fd, (uint8_t *) p + done, n - done);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k <= 0)
-                        return false;
-                done += (size_t) k;
-        }
-        return true;
-}
-
-static bool write_full(int fd, const void *p, size_t n) {
-        for (size_t done = 0; done < n;) {
-                ssize_t k = write(fd, (const uint8_t *) p + done, n - done);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k <= 0)
-                        return false;
-                done += (size_t) k;
-        }
-        return true;
-}
-
 static size_t put32(uint8_t *p, uint32_t v) {
         p[0] = (uint8_t) (v >> 24), p[1] = (uint8_t) (v >> 16), p[2] = (uint8_t) (v >> 8), p[3] = (uint8_t) v;
         return 4;
 }
 
-static uint32_t be32(const uint8_t *p) {
-        return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
-}
-
-/* The relay: a pseudo-terminal in raw mode whose slave side behaves like /dev/tpmrm0 (one command
- * written, one response read), forwarding each command over a fresh connection to swtpm's data
- * port. Fresh connections matter: swtpm serves one client at a time, and the test's own contexts
- * connect in between. */
-static _noreturn_ void relay_loop(int master) {
-        static uint8_t cmd[8192], rsp[8192];
-
-        for (;;) {
-                uint32_t size, rsize;
-                int fd;
-
-                if (!read_full(master, cmd, 10))
-                        _exit(0);
-                size = be32(cmd + 2);
-                if (size < 10 || size > sizeof(cmd) || !read_full(master, cmd + 10, size - 10))
-                        _exit(1);
-                fd = connect_swtpm();
-                if (fd < 0)
-                        _exit(2);
-                if (!write_full(fd, cmd, size) || !read_full(fd, rsp, 10))
-                        _exit(3);
-                rsize = be32(rsp + 2);
-                if (rsize < 10 || rsize > sizeof(rsp) || !read_full(fd, rsp + 10, rsize - 10))
-                        _exit(4);
-                close(fd);
-                if (!write_full(master, rsp, rsize))
-                        _exit(5);
-        }
-}
-
-static void start_relay(void) {
-        struct termios t;
-        int master, slave;
-
-        master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-        ASSERT_TRUE(master >= 0);
-        ASSERT_TRUE(grantpt(master) == 0 && unlockpt(master) == 0);
-        ASSERT_TRUE(ptsname_r(master, relay_pts, sizeof(relay_pts)) == 0);
-        slave = open(relay_pts, O_RDWR | O_NOCTTY | O_CLOEXEC);
-        ASSERT_TRUE(slave >= 0);
-        ASSERT_TRUE(tcgetattr(slave, &t) == 0);
-        cfmakeraw(&t);
-        ASSERT_TRUE(tcsetattr(slave, TCSANOW, &t) == 0);
-
-        relay_pid = fork();
-        ASSERT_TRUE(relay_pid >= 0);
-        if (relay_pid == 0) {
-                /* The slave stays open here, so the master never reads EOF between clients. */
-                (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
-                relay_loop(master);
-        }
-        close(master);
-        close(slave);
-        printf("relay: %s -> swtpm\n", relay_pts);
-}
-
-/* ---- a separate ESYS connection, for PCR reads and extends ------------------------------------ */
-
-typedef struct TestEsys {
-        TSS2_TCTI_CONTEXT *tcti;
-        ESYS_CONTEXT *esys;
-} TestEsys;
-
-static TestEsys test_esys_open(void) {
-        TestEsys t = {};
-
-        ASSERT_EQ(Tss2_TctiLdr_Initialize(tcti, &t.tcti), TSS2_RC_SUCCESS);
-        ASSERT_EQ(Esys_Initialize(&t.esys, t.tcti, NULL), TSS2_RC_SUCCESS);
-        return t;
-}
-
-static void test_esys_close(TestEsys *t) {
-        Esys_Finalize(&t->esys);
-        Tss2_TctiLdr_Finalize(&t->tcti);
-}
+/* ---- PCRs, on a separate ESYS connection ------------------------------------------------------ */
 
 static void pcr_read(TestEsys *t, unsigned pcr, uint8_t out[32]) {
         TPML_PCR_SELECTION sel = {
@@ -292,49 +89,13 @@ static void pcr_read(TestEsys *t, unsigned pcr, uint8_t out[32]) {
 }
 
 static void pcr_extend(unsigned pcr) {
-        TestEsys t = test_esys_open();
+        TestEsys t = test_esys_open(tpm.tcti);
         TPML_DIGEST_VALUES d = { .count = 1, .digests[0].hashAlg = TPM2_ALG_SHA256 };
 
         memset(d.digests[0].digest.sha256, 0x5a, 32);
         ASSERT_EQ(Esys_PCR_Extend(t.esys, ESYS_TR_PCR0 + pcr, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &d),
                   TSS2_RC_SUCCESS);
         test_esys_close(&t);
-}
-
-/* systemd 252's tpm2_unseal() never flushes its HMAC session; behind /dev/tpmrm0 the kernel's
- * resource manager drops it when the plugin closes the device, but swtpm has no resource manager
- * and only three session slots. Do what the kernel would: flush every session and transient
- * object left behind, with raw TPM2_FlushContext commands. Returns how many there were. */
-static unsigned flush_leftovers(void) {
-        static const TPM2_HANDLE firsts[] = { TPM2_HMAC_SESSION_FIRST, TPM2_POLICY_SESSION_FIRST, TPM2_TRANSIENT_FIRST };
-        TPM2_HANDLE handles[64];
-        unsigned n = 0;
-        TestEsys t = test_esys_open();
-
-        for (size_t i = 0; i < ELEMENTSOF(firsts); i++) {
-                TPMS_CAPABILITY_DATA *cap = NULL;
-                TPMI_YES_NO more;
-
-                ASSERT_EQ(Esys_GetCapability(t.esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_HANDLES,
-                                             firsts[i], TPM2_MAX_CAP_HANDLES, &more, &cap), TSS2_RC_SUCCESS);
-                for (uint32_t j = 0; j < cap->data.handles.count && n < ELEMENTSOF(handles); j++)
-                        if ((cap->data.handles.handle[j] >> 24) == (firsts[i] >> 24))
-                                handles[n++] = cap->data.handles.handle[j];
-                Esys_Free(cap);
-        }
-        test_esys_close(&t);
-
-        for (unsigned i = 0; i < n; i++) {
-                uint8_t cmd[14] = { 0x80, 0x01, 0, 0, 0, 14, 0, 0, 0x01, 0x65 }, rsp[10];
-                int fd = connect_swtpm();
-
-                ASSERT_TRUE(fd >= 0);
-                put32(cmd + 10, handles[i]);
-                ASSERT_TRUE(write_full(fd, cmd, sizeof(cmd)) && read_full(fd, rsp, sizeof(rsp)));
-                ASSERT_EQ(be32(rsp + 6), TPM2_RC_SUCCESS);
-                close(fd);
-        }
-        return n;
 }
 
 /* ---- policy digests from the specification (TPM 2.0 Part 3 §23; formats.md §3.4) -------------- */
@@ -582,7 +343,7 @@ static void test_check_missing_device(void) {
 static void test_check_swtpm(void) {
         Tpm2Status st = {};
 
-        ASSERT_EQ(tpm2_check(tcti, &st), 1);
+        ASSERT_EQ(tpm2_check(tpm.tcti, &st), 1);
         ASSERT_TRUE(st.present);
         ASSERT_TRUE(st.sha256_bank);
         ASSERT_FALSE(st.lockout);
@@ -594,7 +355,7 @@ static void test_check_swtpm(void) {
 static Tpm2Context *open_ctx(void) {
         Tpm2Context *c = NULL;
 
-        ASSERT_OK(tpm2_context_new(tcti, &c));
+        ASSERT_OK(tpm2_context_new(tpm.tcti, &c));
         return c;
 }
 
@@ -709,41 +470,9 @@ static int test_passphrase_opens(const char *path, int keyslot, const Secret *pa
         return run_command(argv, &(RunOptions) { .stdin_data = passphrase->data, .stdin_size = passphrase->size });
 }
 
-/* systemd's own token plugin, as systemd-cryptsetup would call it, against swtpm: inside a private
- * mount namespace /sys/class/tpmrm/tpmrm0 exists and /dev/tpmrm0 is the relay's terminal (v252's
- * plugin ignores $SYSTEMD_TPM2_DEVICE and takes the one tpmrm device it finds, S252
- * acquire_luks2_key() → tpm2_find_device_auto()). signature: a tpm2-pcr-signature.json, put in
- * /run/systemd where the plugin looks for it; NULL for none. */
+/* systemd's own token plugin, as systemd-cryptsetup would call it, against swtpm (swtpm-util.h). */
 static int plugin_unlocks(const char *path, const char *signature, const Secret *pin) {
-        static const char script[] =
-                "set -e\n"
-                "mount -t tmpfs tmpfs /sys/class\n"
-                "mkdir -p /sys/class/tpmrm/tpmrm0\n"
-                "mkdir -p \"$3/olddev\"\n"
-                "mount --rbind /dev \"$3/olddev\"\n"
-                "mount -t tmpfs tmpfs /dev\n"
-                "for n in null zero full random urandom tty; do\n"
-                "        [ -e \"$3/olddev/$n\" ] || continue\n"
-                "        touch \"/dev/$n\"\n"
-                "        mount --bind \"$3/olddev/$n\" \"/dev/$n\"\n"
-                "done\n"
-                "touch /dev/tpmrm0\n"
-                "mount --bind \"$3/olddev${1#/dev}\" /dev/tpmrm0\n"
-                "mount -t tmpfs tmpfs /run\n"
-                "if [ -n \"$4\" ]; then mkdir -p /run/systemd; cp \"$4\" /run/systemd/tpm2-pcr-signature.json; fi\n"
-                "exec cryptsetup open --test-passphrase --token-only --token-type systemd-tpm2 \"$2\"\n";
-        char *argv[] = { "unshare", "--mount", "--propagation", "private", "sh", "-c", (char *) script, "sh",
-                         relay_pts, (char *) path, workdir, (char *) (signature ?: ""), NULL };
-
-        unsigned leftovers;
-        int r;
-
-        /* A PIN reaches cryptsetup's "Enter token PIN:" prompt through stdin. */
-        r = run_command(argv, &(RunOptions) { .stdin_data = pin ? pin->data : NULL, .stdin_size = pin ? pin->size : 0 });
-        leftovers = flush_leftovers();
-        if (leftovers > 0)
-                printf("flushed %u TPM handles the plugin left behind\n", leftovers);
-        return r;
+        return swtpm_plugin_unlocks(&tpm, path, signature, pin);
 }
 
 static char *write_signature(const char *name, EVP_PKEY *pkey, const uint8_t pcr11[32]) {
@@ -791,14 +520,8 @@ int main(void) {
         json_object *token;
         BIO *bio;
 
-        if (geteuid() != 0) {
-                printf("skip: needs root (swtpm, mount namespace)\n");
+        if (swtpm_test_requirements() != 0)
                 return 77;
-        }
-        if (!find_executable("swtpm")) {
-                printf("skip: swtpm is not installed\n");
-                return 77;
-        }
         setvbuf(stdout, NULL, _IOLBF, 0);
         log_set_max_level(LOG_INFO);
         /* The tss2 libraries log TCTI trouble to stderr; errors reach us as return codes anyway. */
@@ -808,8 +531,8 @@ int main(void) {
         have_workdir = true;
         atexit(cleanup);
         signal(SIGABRT, on_abort);
-        start_swtpm();
-        start_relay();
+        swtpm_start(&tpm, workdir);
+        swtpm_start_relay(&tpm);
 
         /* Pre-flight. */
         test_check_missing_device();
@@ -876,7 +599,7 @@ int main(void) {
 
         /* The policy hashes from the specification, with PCRs read on a separate connection. */
         {
-                TestEsys t = test_esys_open();
+                TestEsys t = test_esys_open(tpm.tcti);
                 pcr_read(&t, 7, pcr7);
                 pcr_read(&t, 11, pcr11);
                 test_esys_close(&t);
