@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "account.h"
 #include "dialogue.h"
 #include "disk.h"
 #include "encrypt.h"
@@ -27,8 +28,8 @@ void print_disk(const Disk *d);
 /* Opens an image and reads its checksum, UKIs and systemd-boot. */
 int open_image(const char *path, Image **ret);
 /* Discovers target, opens source (a path or "self", or NULL) and plans. */
-int build_plan(const char *target, const char *source, const PlanOptions *opts, const EncryptRequest *enc, Image **img,
-               Plan **ret);
+int build_plan(const char *target, const char *source, const PlanOptions *opts, const EncryptRequest *enc,
+               const AccountRequest *account, const PlanSettings *settings, Image **img, Plan **ret);
 
 /* What an install needs besides the plan. */
 typedef struct InstallExtras {
@@ -36,6 +37,7 @@ typedef struct InstallExtras {
         const char *escrow_dir;       /* deliver the recovery key there (unattended) */
         const Secret *passphrase;     /* the plan's passphrase keyslot */
         const Secret *tpm2_pin;
+        const Secret *user_password;  /* the account's */
 } InstallExtras;
 
 /* Runs the executor with the command line's progress output and confirmation; returns an exit
@@ -44,6 +46,7 @@ int execute_plan(const Plan *p, Image *img, const InstallExtras *x);
 
 /* The passphrase and TPM PIN a plan needs, from credentials or the terminal. */
 int collect_secrets(const Plan *p, bool unattended, Secret **ret_passphrase, Secret **ret_pin);
+int collect_user_password(const Plan *p, bool unattended, bool allow_weak, Secret **ret);
 
 
 

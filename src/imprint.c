@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "account.h"
 #include "cli.h"
 #include "quality.h"
 #include "config.h"
@@ -275,6 +276,17 @@ enum {
         OPT_PASSPHRASE,
         OPT_TCTI,
         OPT_RECOVERY_KEY_ESCROW,
+        OPT_USER,
+        OPT_REAL_NAME,
+        OPT_USER_STORAGE,
+        OPT_ADMIN,
+        OPT_AUTO_LOGIN,
+        OPT_CLASSIC_USER,
+        OPT_ALLOW_WEAK_PASSWORD,
+        OPT_HOSTNAME,
+        OPT_TIMEZONE,
+        OPT_LOCALE,
+        OPT_KEYMAP,
 };
 
 static const struct option plan_options[] = {
@@ -304,6 +316,17 @@ static const struct option plan_options[] = {
         { "passphrase", no_argument, NULL, OPT_PASSPHRASE },
         { "tcti", required_argument, NULL, OPT_TCTI },
         { "recovery-key-escrow", required_argument, NULL, OPT_RECOVERY_KEY_ESCROW },
+        { "user", required_argument, NULL, OPT_USER },
+        { "real-name", required_argument, NULL, OPT_REAL_NAME },
+        { "user-storage", required_argument, NULL, OPT_USER_STORAGE },
+        { "admin", no_argument, NULL, OPT_ADMIN },
+        { "auto-login", no_argument, NULL, OPT_AUTO_LOGIN },
+        { "classic-user", no_argument, NULL, OPT_CLASSIC_USER },
+        { "allow-weak-password", no_argument, NULL, OPT_ALLOW_WEAK_PASSWORD },
+        { "hostname", required_argument, NULL, OPT_HOSTNAME },
+        { "timezone", required_argument, NULL, OPT_TIMEZONE },
+        { "locale", required_argument, NULL, OPT_LOCALE },
+        { "keymap", required_argument, NULL, OPT_KEYMAP },
         { "yes", no_argument, NULL, 'y' },
         { "verbose", no_argument, NULL, 'v' },
         {},
@@ -318,6 +341,9 @@ typedef struct PlanArgs {
         PlanOptions opts;
         EncryptRequest enc;
         const char *escrow_dir;
+        AccountRequest account;
+        bool allow_weak_password;
+        PlanSettings settings;   /* strings point into argv */
 } PlanArgs;
 
 static int parse_size_option(const char *name, const char *value, SizeRequest *ret) {
@@ -332,7 +358,8 @@ static int parse_plan_args(int argc, char *argv[], PlanArgs *a) {
         plan_options_init(&a->opts);
         encrypt_request_init(&a->enc);
         while ((c = getopt_long(argc, argv, "yv", plan_options, NULL)) >= 0) {
-                if ((c >= OPT_ERASE && c <= OPT_SEED) || (c >= OPT_ENCRYPT && c <= OPT_TCTI))
+                if ((c >= OPT_ERASE && c <= OPT_SEED) || (c >= OPT_ENCRYPT && c <= OPT_TCTI) ||
+                    (c >= OPT_USER && c <= OPT_KEYMAP && c != OPT_ALLOW_WEAK_PASSWORD))
                         a->layout_given = true;
                 switch (c) {
                 case OPT_ENCRYPT:
@@ -366,6 +393,41 @@ static int parse_plan_args(int argc, char *argv[], PlanArgs *a) {
                         break;
                 case OPT_RECOVERY_KEY_ESCROW:
                         a->escrow_dir = optarg;
+                        break;
+                case OPT_USER:
+                        a->account.user_name = optarg;
+                        break;
+                case OPT_REAL_NAME:
+                        a->account.real_name = optarg;
+                        break;
+                case OPT_USER_STORAGE:
+                        a->account.storage = account_storage_from_string(optarg);
+                        if (a->account.storage < 0)
+                                return usage_error("--user-storage: \"%s\" is not one of luks, directory, subvolume.", optarg);
+                        break;
+                case OPT_ADMIN:
+                        a->account.admin = true;
+                        break;
+                case OPT_AUTO_LOGIN:
+                        a->account.auto_login = true;
+                        break;
+                case OPT_CLASSIC_USER:
+                        a->account.classic = true;
+                        break;
+                case OPT_ALLOW_WEAK_PASSWORD:
+                        a->allow_weak_password = true;
+                        break;
+                case OPT_HOSTNAME:
+                        a->settings.hostname = optarg;
+                        break;
+                case OPT_TIMEZONE:
+                        a->settings.timezone = optarg;
+                        break;
+                case OPT_LOCALE:
+                        a->settings.locale = optarg;
+                        break;
+                case OPT_KEYMAP:
+                        a->settings.keymap = optarg;
                         break;
                 case OPT_JSON:
                         arg_json = true;
@@ -446,6 +508,11 @@ static int parse_plan_args(int argc, char *argv[], PlanArgs *a) {
                 return usage_error("--no-encrypt contradicts the encryption options given with it.");
         if (a->enc.tpm2 == TPM2_USE_OFF && (a->enc.tpm2_pin || a->enc.tpm2_pcrs || a->enc.tpm2_signed_pcr11))
                 return usage_error("--tpm2=off contradicts --tpm2-pin, --tpm2-pcrs and --tpm2-signed-pcr11.");
+        if (!a->account.user_name && (a->account.real_name || a->account.admin || a->account.auto_login || a->account.classic ||
+                                      a->allow_weak_password))
+                return usage_error("--real-name, --admin, --auto-login, --classic-user and --allow-weak-password need --user.");
+        if (settings_validate(&a->settings) < 0)
+                return usage_error("%s", error_message());
         return 0;
 }
 
@@ -467,10 +534,11 @@ int open_image(const char *path, Image **ret) {
         return 0;
 }
 
-int build_plan(const char *target, const char *source, const PlanOptions *opts, const EncryptRequest *enc, Image **img,
-               Plan **ret) {
+int build_plan(const char *target, const char *source, const PlanOptions *opts, const EncryptRequest *enc,
+               const AccountRequest *account, const PlanSettings *settings, Image **img, Plan **ret) {
         _cleanup_(plan_source_freep) PlanSource *src = NULL;
         _cleanup_(plan_encryption_done) PlanEncryption e = {};
+        _cleanup_(plan_account_freep) PlanAccount *acct = NULL;
         _cleanup_(disk_freep) Disk *d = NULL;
         _cleanup_(freep) char *self = NULL;
         PlanOptions o = *opts;
@@ -504,6 +572,24 @@ int build_plan(const char *target, const char *source, const PlanOptions *opts, 
                         return r;
                 o.encryption = &e;
         }
+        if (account && account->user_name) {
+                AccountRequest req = *account;
+
+                if (!source)
+                        return error_setf(-EINVAL, "An account can only be created by an install of an image (--source).");
+                if (!req.tpm2_tcti && enc)
+                        req.tpm2_tcti = enc->tpm2_tcti;
+                r = account_decide(&req, *img, d->kind, &acct);
+                if (r < 0)
+                        return r;
+                o.account = acct;
+        }
+        if (settings) {
+                r = settings_validate(settings);
+                if (r < 0)
+                        return r;
+                o.settings = settings;
+        }
         return plan_build(d, &o, ret);
 }
 
@@ -519,7 +605,7 @@ static int verb_plan(int argc, char *argv[]) {
         if (!a.target)
                 return usage_error("plan: --target DISK|FILE is required.");
 
-        r = build_plan(a.target, a.source, &a.opts, &a.enc, &img, &p);
+        r = build_plan(a.target, a.source, &a.opts, &a.enc, &a.account, &a.settings, &img, &p);
         if (r < 0)
                 return fail(r);
         if (a.plan_file) {
@@ -657,7 +743,7 @@ int on_confirm(const Plan *p, void *userdata) {
 static int run_plan(const PlanArgs *a, bool need_image) {
         _cleanup_(plan_freep) Plan *p = NULL;
         _cleanup_(image_freep) Image *img = NULL;
-        _cleanup_(secret_freep) Secret *passphrase = NULL, *pin = NULL;
+        _cleanup_(secret_freep) Secret *passphrase = NULL, *pin = NULL, *password = NULL;
         int r;
 
         if (a->plan_file && (a->target || a->source || a->layout_given))
@@ -674,10 +760,12 @@ static int run_plan(const PlanArgs *a, bool need_image) {
                 if (r >= 0 && p->source)
                         r = open_image(p->source->path, &img);
         } else
-                r = build_plan(a->target, a->source, &a->opts, &a->enc, &img, &p);
+                r = build_plan(a->target, a->source, &a->opts, &a->enc, &a->account, &a->settings, &img, &p);
         if (r < 0)
                 return fail(r);
         r = collect_secrets(p, a->escrow_dir != NULL, &passphrase, &pin);
+        if (r >= 0)
+                r = collect_user_password(p, false, a->allow_weak_password, &password);
         if (r < 0)
                 return fail(r);
         return execute_plan(p, img, &(InstallExtras) {
@@ -685,7 +773,49 @@ static int run_plan(const PlanArgs *a, bool need_image) {
                 .escrow_dir = a->escrow_dir,
                 .passphrase = passphrase,
                 .tpm2_pin = pin,
+                .user_password = password,
         });
+}
+
+/* The account's password: the credential imprint.user-password, else asked on the terminal;
+ * checked with libpwquality unless weak passwords are allowed (tests, kiosks). */
+int collect_user_password(const Plan *p, bool unattended, bool allow_weak, Secret **ret) {
+        int r;
+
+        *ret = NULL;
+        if (!p->account)
+                return 0;
+        r = secret_read_credential("imprint.user-password", 512, ret);
+        if (r == -ENOENT && !unattended && isatty(STDIN_FILENO)) {
+                char prompt[128];
+
+                printf("Password for %s (the login of the installed system):\n", p->account->user_name);
+                snprintf(prompt, sizeof(prompt), "Password for %s: ", p->account->user_name);
+                for (;;) {
+                        r = ask_secret(prompt, false, ret);
+                        if (r < 0)
+                                return r;
+                        r = account_password_check(p->account, *ret);
+                        if (r >= 0 || allow_weak) {
+                                if (r >= 0)
+                                        printf("Strength: %d of 100.\n", r);
+                                return 0;
+                        }
+                        printf("Too weak: %s Choose another.\n", error_message());
+                        *ret = secret_free(*ret);
+                }
+        }
+        if (r == -ENOENT)
+                return error_setf(-EINVAL, "The plan creates the account %s, but neither the credential imprint.user-password nor a terminal to ask on is there.",
+                                  p->account->user_name);
+        if (r < 0)
+                return error_setf(r, "Cannot read the credential imprint.user-password: %s", strerror(-r));
+        r = account_password_check(p->account, *ret);
+        if (r < 0 && !(allow_weak && r == -EPERM)) {
+                *ret = secret_free(*ret);
+                return error_prefixf(r, "The password for %s from the credential imprint.user-password is refused", p->account->user_name);
+        }
+        return 0;
 }
 
 static int on_recovery_key(const Plan *p, const Secret *key, void *userdata) {
@@ -764,6 +894,7 @@ int execute_plan(const Plan *p, Image *img, const InstallExtras *x) {
                                  .no_variables = x && x->no_variables,
                                  .passphrase = x ? x->passphrase : NULL,
                                  .tpm2_pin = x ? x->tpm2_pin : NULL,
+                                 .user_password = x ? x->user_password : NULL,
                          },
                          &(ExecCallbacks) {
                                  .progress = on_progress,
@@ -875,7 +1006,7 @@ static int verb_unattended(int argc, char *argv[]) {
                 {},
         };
         _cleanup_(install_config_done) InstallConfig c = {};
-        _cleanup_(secret_freep) Secret *passphrase = NULL, *pin = NULL;
+        _cleanup_(secret_freep) Secret *passphrase = NULL, *pin = NULL, *password = NULL;
         _cleanup_(plan_freep) Plan *p = NULL;
         _cleanup_(image_freep) Image *img = NULL;
         const char *config = NULL;
@@ -919,7 +1050,7 @@ static int verb_unattended(int argc, char *argv[]) {
                 r = install_config_resolve_target(&c);
         }
         if (r >= 0)
-                r = build_plan(c.target, c.source, &c.plan, &c.enc, &img, &p);
+                r = build_plan(c.target, c.source, &c.plan, &c.enc, c.account.user_name ? &c.account : NULL, &c.settings, &img, &p);
         if (r >= 0 && p->encryption.enabled && !c.escrow_dir)
                 r = error_setf(-EINVAL,
                                "%s: the install encrypts %s, but no \"recoveryKeyEscrow\" directory says where its recovery key goes; "
@@ -927,6 +1058,8 @@ static int verb_unattended(int argc, char *argv[]) {
                                c.origin, p->target);
         if (r >= 0)
                 r = collect_secrets(p, true, &passphrase, &pin);
+        if (r >= 0)
+                r = collect_user_password(p, true, c.allow_weak_password, &password);
         if (r < 0) {
                 code = fail(r);
                 print_result_json(code, error_message() ?: strerror(-r));
@@ -936,6 +1069,7 @@ static int verb_unattended(int argc, char *argv[]) {
                         .escrow_dir = c.escrow_dir,
                         .passphrase = passphrase,
                         .tpm2_pin = pin,
+                        .user_password = password,
                 });
 
         r = run_after_action(code == EXIT_OK ? c.after_install : c.on_failure);

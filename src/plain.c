@@ -159,6 +159,90 @@ static int choose_layout(const Disk *d, PlanOptions *o) {
         }
 }
 
+/* A default from the running (live) system, so that Enter keeps what the medium was set up with. */
+static char *live_setting(const char *file, const char *key) {
+        char *v = NULL;
+
+        if (key) {
+                _cleanup_(freep) char *text = NULL;
+                if (read_full_file(file, &text, NULL) >= 0)
+                        v = env_file_get(text, key);
+        } else {
+                char buf[256];
+                ssize_t n = readlink(file, buf, sizeof(buf) - 1);
+                if (n > 0) {
+                        const char *z;
+                        buf[n] = 0;
+                        z = strstr(buf, "zoneinfo/");
+                        v = z ? strdup(z + strlen("zoneinfo/")) : NULL;
+                }
+        }
+        return v;
+}
+
+static int ask_text(const char *question, const char *def, char **ret) {
+        char q[256], answer[256];
+        char *a;
+
+        snprintf(q, sizeof(q), def ? "%s [%s]: " : "%s: ", question, def);
+        a = ask(q, answer, sizeof(answer));
+        if (!a)
+                return -ECANCELED;
+        free(*ret);
+        *ret = strdup(*a ? a : def ?: "");
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int choose_account(AccountRequest *ar, char **user, char **real, PlanSettings *st) {
+        _cleanup_(freep) char *tz = live_setting("/etc/localtime", NULL), *lang = live_setting("/etc/locale.conf", "LANG"),
+                              *km = live_setting("/etc/vconsole.conf", "KEYMAP"), *admin = NULL;
+        int r;
+
+        printf("\nYour account on the installed system.\n");
+        for (;;) {
+                r = ask_text("User name (lower case; Enter for none)", NULL, user);
+                if (r < 0)
+                        return r;
+                if (!**user) {
+                        *user = mfree(*user);
+                        break;
+                }
+                if (user_name_is_valid(*user))
+                        break;
+                printf("\"%s\" cannot be a user name: lower-case letters, digits, _ and -, starting with a letter.\n", *user);
+        }
+        if (*user) {
+                r = ask_text("Your full name", NULL, real);
+                if (r < 0)
+                        return r;
+                if (!**real)
+                        *real = mfree(*real);
+                r = ask_text("May this account administer the system (sudo)? y/n", "y", &admin);
+                if (r < 0)
+                        return r;
+                ar->user_name = *user;
+                ar->real_name = *real;
+                ar->admin = streq(admin, "y") || streq(admin, "Y");
+        }
+        for (;;) {
+                r = ask_text("Computer name", "imprint", &st->hostname);
+                if (r < 0)
+                        return r;
+                r = ask_text("Time zone", tz ?: "UTC", &st->timezone);
+                if (r < 0)
+                        return r;
+                r = ask_text("Language (locale)", lang ?: "C.UTF-8", &st->locale);
+                if (r < 0)
+                        return r;
+                r = ask_text("Keyboard layout (keymap)", km ?: "us", &st->keymap);
+                if (r < 0)
+                        return r;
+                if (settings_validate(st) >= 0)
+                        return 0;
+                printf("%s\n", error_message());
+        }
+}
+
 static int plain_confirm(const Plan *p, void *userdata) {
         char answer[256], question[256];
         char *a;
@@ -231,7 +315,10 @@ int plain_run(const char *source_arg) {
                 _cleanup_(image_freep) Image *img = NULL;
                 DiskList l = {};
                 Disk *d = NULL;
-                _cleanup_(secret_freep) Secret *passphrase = NULL;
+                _cleanup_(secret_freep) Secret *passphrase = NULL, *password = NULL;
+                _cleanup_(plan_settings_done) PlanSettings st = {};
+                _cleanup_(freep) char *user = NULL, *real = NULL;
+                AccountRequest ar = {};
                 PlanOptions o;
                 EncryptRequest er;
                 int code;
@@ -248,9 +335,16 @@ int plain_run(const char *source_arg) {
                 if (r >= 0)
                         r = choose_encryption(d, &er);
                 if (r >= 0)
-                        r = build_plan(d->path, source, &o, &er, &img, &p);
+                        r = choose_account(&ar, &user, &real, &st);
+                if (r >= 0)
+                        r = build_plan(d->path, source, &o, &er, &ar, &st, &img, &p);
                 if (r >= 0 && p->encryption.passphrase)
                         r = ask_secret("Passphrase for the disk: ", true, &passphrase);
+                if (r >= 0 && p->account) {
+                        if (p->account->note)
+                                printf("%s\n", p->account->note);
+                        r = collect_user_password(p, false, false, &password);
+                }
                 disk_list_done(&l);
                 if (r == -ECANCELED || r == -ENOENT) {
                         printf("Nothing was written.\n");
@@ -261,7 +355,7 @@ int plain_run(const char *source_arg) {
                         continue;
                 }
 
-                r = executor_run(p, img, &(ExecOptions) { .passphrase = passphrase },
+                r = executor_run(p, img, &(ExecOptions) { .passphrase = passphrase, .user_password = password },
                                  &(ExecCallbacks) { .progress = on_progress, .confirm = plain_confirm, .recovery_key = plain_recovery_key });
                 if (r == -ECANCELED) {
                         printf("Nothing was written.\n");

@@ -42,6 +42,9 @@ void install_config_done(InstallConfig *c) {
         free(c->root_label);
         free(c->tpm2_tcti);
         free(c->escrow_dir);
+        free(c->user_name);
+        free(c->real_name);
+        plan_settings_done(&c->settings);
         *c = (InstallConfig) {};
 }
 
@@ -77,6 +80,38 @@ static int set_after(AfterAction *field, json_object *v, const char *key, const 
         if (a < 0)
                 return error_setf(-EINVAL, "%s: \"%s\" must be \"none\", \"poweroff\" or \"reboot\".", origin, key);
         *field = a;
+        return 0;
+}
+
+static int set_user(InstallConfig *c, json_object *u, const char *origin) {
+        int r = 0;
+
+        if (!json_object_is_type(u, json_type_object))
+                return error_setf(-EINVAL, "%s: \"user\" must be an object such as {\"name\": \"alice\"}.", origin);
+        json_object_object_foreach(u, key, v) {
+                if (streq(key, "name"))
+                        r = set_string(&c->user_name, v, "user.name", origin);
+                else if (streq(key, "realName"))
+                        r = set_string(&c->real_name, v, "user.realName", origin);
+                else if (streq(key, "storage")) {
+                        AccountStorage st = json_object_is_type(v, json_type_string) ? account_storage_from_string(json_object_get_string(v))
+                                                                                      : _ACCOUNT_STORAGE_INVALID;
+                        if (st < 0)
+                                return error_setf(-EINVAL, "%s: \"user.storage\" must be \"luks\", \"directory\" or \"subvolume\".", origin);
+                        c->account.storage = st;
+                } else if (streq(key, "admin"))
+                        r = set_bool(&c->account.admin, v, "user.admin", origin);
+                else if (streq(key, "autoLogin"))
+                        r = set_bool(&c->account.auto_login, v, "user.autoLogin", origin);
+                else if (streq(key, "classic"))
+                        r = set_bool(&c->account.classic, v, "user.classic", origin);
+                else
+                        return error_setf(-EINVAL, "%s: unknown key \"user.%s\".", origin, key);
+                if (r < 0)
+                        return r;
+        }
+        if (!c->user_name)
+                return error_setf(-EINVAL, "%s: \"user\" needs a \"name\".", origin);
         return 0;
 }
 
@@ -148,6 +183,18 @@ int install_config_merge_json(InstallConfig *c, json_object *j, const char *orig
                 }
                 else if (streq(key, "recoveryKeyEscrow"))
                         r = set_string(&c->escrow_dir, v, key, origin);
+                else if (streq(key, "user"))
+                        r = set_user(c, v, origin);
+                else if (streq(key, "allowWeakPassword"))
+                        r = set_bool(&c->allow_weak_password, v, key, origin);
+                else if (streq(key, "hostname"))
+                        r = set_string(&c->settings.hostname, v, key, origin);
+                else if (streq(key, "timezone"))
+                        r = set_string(&c->settings.timezone, v, key, origin);
+                else if (streq(key, "locale"))
+                        r = set_string(&c->settings.locale, v, key, origin);
+                else if (streq(key, "keymap"))
+                        r = set_string(&c->settings.keymap, v, key, origin);
                 else if (streq(key, "waitForTargetSeconds")) {
                         if (!json_object_is_type(v, json_type_int) || json_object_get_int(v) < 0 || json_object_get_int(v) > 3600)
                                 return error_setf(-EINVAL, "%s: \"waitForTargetSeconds\" must be a number from 0 to 3600.", origin);
@@ -167,6 +214,12 @@ int install_config_merge_json(InstallConfig *c, json_object *j, const char *orig
         c->plan.home_fs = c->home_fs;
         c->plan.root_label = c->root_label;
         c->enc.tpm2_tcti = c->tpm2_tcti;
+        c->account.user_name = c->user_name;
+        c->account.real_name = c->real_name;
+        c->account.tpm2_tcti = c->tpm2_tcti;
+        r = settings_validate(&c->settings);
+        if (r < 0)
+                return error_prefixf(r, "%s", origin);
 
         free(c->origin);
         c->origin = strdup(origin);

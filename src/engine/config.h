@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 
+#include "account.h"
 #include "encrypt.h"
 #include "plan.h"
 
@@ -31,6 +32,10 @@ typedef struct InstallConfig {
         EncryptRequest enc;       /* unattended: the TPM is required unless the config says otherwise */
         char *tpm2_tcti;
         char *escrow_dir;         /* recoveryKeyEscrow: where the recovery key is delivered */
+        AccountRequest account;   /* "user": {…}; the password comes from the credential imprint.user-password */
+        char *user_name, *real_name;
+        bool allow_weak_password;
+        PlanSettings settings;    /* hostname, timezone, locale, keymap */
         unsigned wait_for_target_sec;  /* how long to wait for the target node to appear (udev) */
         AfterAction after_install, on_failure;
 } InstallConfig;

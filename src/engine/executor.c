@@ -6,10 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "account.h"
 #include "blockcopy.h"
 #include "boot.h"
 #include "encrypt.h"
@@ -260,6 +262,56 @@ static int step_close(Exec *e, Step *s) {
         return close_volumes(e);
 }
 
+/* The installed root, mounted for a moment to write what its first boot needs: the settings
+ * (systemd-firstboot --root) and the account. For an image file a loop device maps the root. */
+static int step_configure(Exec *e, Step *s) {
+        const Plan *p = e->plan;
+        const PlanPartition *root = plan_find_role(p, ROLE_ROOT);
+        const char *fstype = p->source->partitions[root->copy_from].fstype;
+        _cleanup_(freep) char *node = NULL, *loop = NULL;
+        char dir[] = "/run/imprint-target.XXXXXX";
+        int r, k;
+
+        if (root->encrypt)
+                node = strdup_safe(e->dm_path[partition_index(e, root)]);
+        else if (p->target_kind == DISK_BLOCK) {
+                r = disk_partition_node(e->disk, root->partno, &node);
+                if (r < 0)
+                        return r;
+        } else {
+                char off[32], len[32];
+                char *argv[] = { (char *) "losetup", (char *) "--find", (char *) "--show", (char *) "--offset", off,
+                                 (char *) "--sizelimit", len, p->target, NULL };
+
+                snprintf(off, sizeof(off), "%" PRIu64, root->start);
+                snprintf(len, sizeof(len), "%" PRIu64, root->size);
+                r = run_command(argv, &(RunOptions) { .ret_stdout = &loop, .quiet_stderr = true });
+                if (r < 0)
+                        return r;
+                node = strdup(strstrip(loop));
+        }
+        if (!node)
+                return -ENOMEM;
+
+        if (!mkdtemp(dir))
+                r = error_setf(-errno, "Cannot make a mount point: %m");
+        else if (mount(node, dir, fstype, MS_NOSUID | MS_NODEV, NULL) < 0) {
+                r = error_setf(-errno, "Cannot mount the installed root (%s, %s): %m", node, fstype ?: "?");
+                (void) rmdir(dir);
+        } else {
+                r = account_configure_root(p, dir, e->opts ? e->opts->user_password : NULL);
+                k = umount2(dir, 0) < 0 ? -errno : 0;
+                (void) rmdir(dir);
+                if (r >= 0 && k < 0)
+                        r = error_setf(k, "Cannot unmount the installed root: %s", strerror(-k));
+        }
+        if (loop) {
+                char *argv[] = { (char *) "losetup", (char *) "--detach", node, NULL };
+                (void) run_command(argv, NULL);
+        }
+        return r;
+}
+
 static int step_copy(Exec *e, Step *s) {
         const PlanPartition *pp = s->partition;
         const PlanSourcePartition *sp = &e->plan->source->partitions[pp->copy_from];
@@ -449,6 +501,28 @@ static int preflight(Exec *e) {
                         return error_setf(r, "Cannot generate a recovery key: %s", strerror(-r));
         }
 
+        if (p->source && (p->account || p->settings.hostname || p->settings.timezone || p->settings.locale || p->settings.keymap)) {
+                const PlanPartition *root = plan_find_role(p, ROLE_ROOT);
+                static const char *const tools[] = { "systemd-firstboot", "useradd", "chpasswd", "systemd-creds", "losetup" };
+
+                if (geteuid() != 0)
+                        return error_setf(-EPERM, "Setting up the account and system settings mounts the installed root, which needs root.");
+                if (!root || root->copy_from < 0 || !p->source->partitions[root->copy_from].fstype)
+                        return error_setf(-EINVAL, "The image's root filesystem type is unknown: it cannot be set up.");
+                if (p->account && !(e->opts && e->opts->user_password))
+                        return error_setf(-EINVAL, "The plan creates the account %s, but no password was given.", p->account->user_name);
+                for (size_t i = 0; i < ELEMENTSOF(tools); i++) {
+                        bool needed = i == 0 ? true
+                                    : i <= 2 ? p->account && p->account->kind == ACCOUNT_CLASSIC
+                                    : i == 3 ? p->account && p->account->kind == ACCOUNT_HOMED
+                                    : p->target_kind != DISK_BLOCK;
+                        if (i == 0 && !(p->settings.hostname || p->settings.timezone || p->settings.locale || p->settings.keymap))
+                                needed = false;
+                        if (needed && !find_executable(tools[i]))
+                                return error_setf(-ENOPKG, "%s is needed to set up the installed system, but it is not installed.", tools[i]);
+                }
+        }
+
         e->fd = open(p->target, O_RDWR | O_CLOEXEC | O_NOCTTY);
         if (e->fd < 0)
                 return error_setf(-errno, "Cannot open %s for writing: %m", p->target);
@@ -520,6 +594,10 @@ int executor_run(const Plan *p, Image *img, const ExecOptions *o, const ExecCall
                 v->partition = pp;
                 v->copied_by = s;
         }
+        if (p->source && (p->account || p->settings.hostname || p->settings.timezone || p->settings.locale || p->settings.keymap))
+                add_step(&e, "configure", 1, step_configure, "Setting up %s%s%s in the installed system",
+                         p->account ? "the account " : "", p->account ? p->account->user_name : "",
+                         p->account ? ", hostname, timezone, locale and keymap" : "hostname, timezone, locale and keymap");
         if (p->encryption.enabled)
                 add_step(&e, "close-encrypted", 1, step_close, "Closing the encrypted volumes");
         if (p->source)

@@ -55,6 +55,7 @@ typedef struct ExecOptions {
         const char *efivars_root; /* tests: a directory standing in for efivarfs */
         const Secret *passphrase; /* for a plan with a passphrase keyslot */
         const Secret *tpm2_pin;   /* for a plan whose TPM2 policy has a PIN */
+        const Secret *user_password; /* for a plan that creates an account */
 } ExecOptions;
 
 /* Checks the target (still the disk that was planned, not in use) and, for a plan with an image,

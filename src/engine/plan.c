@@ -170,6 +170,70 @@ static int plan_source_copy(const PlanSource *from, PlanSource **ret) {
         return 0;
 }
 
+static const char *const account_storage_table[_ACCOUNT_STORAGE_MAX] = {
+        [ACCOUNT_STORAGE_LUKS] = "luks",
+        [ACCOUNT_STORAGE_DIRECTORY] = "directory",
+        [ACCOUNT_STORAGE_SUBVOLUME] = "subvolume",
+};
+DEFINE_STRING_TABLE_LOOKUP(account_storage, AccountStorage);
+
+static const char *const account_kind_table[_ACCOUNT_KIND_MAX] = {
+        [ACCOUNT_HOMED] = "homed",
+        [ACCOUNT_CLASSIC] = "classic",
+};
+DEFINE_STRING_TABLE_LOOKUP(account_kind, AccountKind);
+
+void plan_account_free(PlanAccount *a) {
+        if (!a)
+                return;
+        free(a->user_name);
+        free(a->real_name);
+        free(a->note);
+        free(a);
+}
+
+int plan_account_copy(const PlanAccount *from, PlanAccount **ret) {
+        _cleanup_(plan_account_freep) PlanAccount *a = calloc(1, sizeof(PlanAccount));
+
+        if (!a)
+                return -ENOMEM;
+        *a = *from;
+        a->user_name = strdup_safe(from->user_name);
+        a->real_name = strdup_safe(from->real_name);
+        a->note = strdup_safe(from->note);
+        if (!a->user_name || (from->real_name && !a->real_name) || (from->note && !a->note)) {
+                free(a->user_name), free(a->real_name), free(a->note);
+                a->user_name = a->real_name = a->note = NULL;
+                return -ENOMEM;
+        }
+        *ret = TAKE_PTR(a);
+        return 0;
+}
+
+void plan_settings_done(PlanSettings *s) {
+        free(s->hostname);
+        free(s->timezone);
+        free(s->locale);
+        free(s->keymap);
+        *s = (PlanSettings) {};
+}
+
+int plan_settings_copy(const PlanSettings *from, PlanSettings *to) {
+        PlanSettings c = {
+                .hostname = strdup_safe(from->hostname),
+                .timezone = strdup_safe(from->timezone),
+                .locale = strdup_safe(from->locale),
+                .keymap = strdup_safe(from->keymap),
+        };
+        if ((from->hostname && !c.hostname) || (from->timezone && !c.timezone) || (from->locale && !c.locale) ||
+            (from->keymap && !c.keymap)) {
+                plan_settings_done(&c);
+                return -ENOMEM;
+        }
+        *to = c;
+        return 0;
+}
+
 void plan_encryption_done(PlanEncryption *e) {
         free(e->tpm2_tcti);
         free(e->tpm2_pubkey);
@@ -195,6 +259,8 @@ Plan *plan_free(Plan *p) {
         if (!p)
                 return NULL;
         plan_encryption_done(&p->encryption);
+        plan_account_free(p->account);
+        plan_settings_done(&p->settings);
         for (size_t i = 0; i < p->n_partitions; i++)
                 plan_partition_done(&p->partitions[i]);
         free(p->partitions);
@@ -620,6 +686,20 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
                 if (r < 0)
                         return r;
         }
+        if (o->account) {
+                if (!o->source)
+                        return error_setf(-EINVAL, "An account can only be created by an install of an image (--source).");
+                r = plan_account_copy(o->account, &p->account);
+                if (r < 0)
+                        return r;
+        }
+        if (o->settings) {
+                if (!o->source && (o->settings->hostname || o->settings->timezone || o->settings->locale || o->settings->keymap))
+                        return error_setf(-EINVAL, "Hostname, timezone, locale and keymap can only be set by an install of an image (--source).");
+                r = plan_settings_copy(o->settings, &p->settings);
+                if (r < 0)
+                        return r;
+        }
         p->mode = o->mode;
         p->arch = o->arch >= 0 ? o->arch : architecture_native();
         if (o->source) {
@@ -999,6 +1079,29 @@ json_object *plan_to_json(const Plan *p) {
                 json_object_object_add(e, "note", json_string_or_null(en->note));
                 json_object_object_add(j, "encryption", e);
         }
+        if (p->account) {
+                const PlanAccount *a = p->account;
+                json_object *e = json_object_new_object();
+
+                json_object_object_add(e, "userName", json_object_new_string(a->user_name));
+                json_object_object_add(e, "realName", json_string_or_null(a->real_name));
+                json_object_object_add(e, "storage", json_object_new_string(account_storage_to_string(a->storage)));
+                json_object_object_add(e, "admin", json_object_new_boolean(a->admin));
+                json_object_object_add(e, "autoLogin", json_object_new_boolean(a->auto_login));
+                json_object_object_add(e, "kind", json_object_new_string(account_kind_to_string(a->kind)));
+                json_object_object_add(e, "note", json_string_or_null(a->note));
+                json_object_object_add(j, "account", e);
+        } else
+                json_object_object_add(j, "account", NULL);
+        {
+                json_object *e = json_object_new_object();
+
+                json_object_object_add(e, "hostname", json_string_or_null(p->settings.hostname));
+                json_object_object_add(e, "timezone", json_string_or_null(p->settings.timezone));
+                json_object_object_add(e, "locale", json_string_or_null(p->settings.locale));
+                json_object_object_add(e, "keymap", json_string_or_null(p->settings.keymap));
+                json_object_object_add(j, "settings", e);
+        }
 
         if (p->source) {
                 const PlanSource *src = p->source;
@@ -1274,6 +1377,43 @@ static int plan_encryption_from_json(json_object *j, PlanEncryption *ret) {
         return 0;
 }
 
+static int plan_account_from_json(json_object *j, PlanAccount **ret, PlanSettings *settings) {
+        _cleanup_(plan_account_freep) PlanAccount *a = NULL;
+        _cleanup_(freep) char *storage = NULL, *kind = NULL;
+        json_object *e;
+        int r;
+
+        if (json_object_object_get_ex(j, "settings", &e) && e) {
+                if (!json_object_is_type(e, json_type_object))
+                        return error_setf(-EINVAL, "Plan file: field \"settings\" must be an object.");
+                if ((r = get_string(e, "hostname", true, &settings->hostname)) < 0 ||
+                    (r = get_string(e, "timezone", true, &settings->timezone)) < 0 ||
+                    (r = get_string(e, "locale", true, &settings->locale)) < 0 ||
+                    (r = get_string(e, "keymap", true, &settings->keymap)) < 0)
+                        return r;
+        }
+        if (!json_object_object_get_ex(j, "account", &e) || !e)
+                return 0;
+        if (!json_object_is_type(e, json_type_object))
+                return error_setf(-EINVAL, "Plan file: field \"account\" must be an object.");
+        a = calloc(1, sizeof(PlanAccount));
+        if (!a)
+                return -ENOMEM;
+        if ((r = get_string(e, "userName", false, &a->user_name)) < 0 || (r = get_string(e, "realName", true, &a->real_name)) < 0 ||
+            (r = get_string(e, "storage", false, &storage)) < 0 || (r = get_bool(e, "admin", &a->admin)) < 0 ||
+            (r = get_bool(e, "autoLogin", &a->auto_login)) < 0 || (r = get_string(e, "kind", false, &kind)) < 0 ||
+            (r = get_string(e, "note", true, &a->note)) < 0)
+                return r;
+        a->storage = account_storage_from_string(storage);
+        if (a->storage < 0)
+                return error_setf(-EINVAL, "Plan file: unknown account storage \"%s\".", storage);
+        a->kind = account_kind_from_string(kind);
+        if (a->kind < 0)
+                return error_setf(-EINVAL, "Plan file: unknown account kind \"%s\".", kind);
+        *ret = TAKE_PTR(a);
+        return 0;
+}
+
 int plan_from_json(json_object *j, Plan **ret) {
         _cleanup_(plan_freep) Plan *p = NULL;
         json_object *t, *fp, *parts, *doomed, *v;
@@ -1405,6 +1545,9 @@ int plan_from_json(json_object *j, Plan **ret) {
         r = plan_encryption_from_json(j, &p->encryption);
         if (r < 0)
                 return r;
+        r = plan_account_from_json(j, &p->account, &p->settings);
+        if (r < 0)
+                return r;
         r = plan_validate(p);
         if (r < 0)
                 return r;
@@ -1482,6 +1625,18 @@ void plan_print_table(const Plan *p, FILE *f) {
                         be->version ? " " : "", be->version ?: "", be->uname ? ", kernel " : "", be->uname ?: "");
         }
         plan_print_encryption(p, f);
+        if (p->account)
+                fprintf(f, "Account: %s%s%s%s — %s%s%s%s%s\n", p->account->user_name, p->account->real_name ? " (" : "",
+                        p->account->real_name ?: "", p->account->real_name ? ")" : "",
+                        p->account->kind == ACCOUNT_HOMED ? "systemd-homed, storage " : "classic /etc/passwd user",
+                        p->account->kind == ACCOUNT_HOMED ? account_storage_to_string(p->account->storage) : "",
+                        p->account->admin ? ", administrator" : "", p->account->auto_login ? ", logs in automatically" : "",
+                        p->account->kind == ACCOUNT_HOMED ? ", created at first boot" : "");
+        if (p->account && p->account->note)
+                fprintf(f, "         %s\n", p->account->note);
+        if (p->settings.hostname || p->settings.timezone || p->settings.locale || p->settings.keymap)
+                fprintf(f, "System:  hostname %s, timezone %s, locale %s, keymap %s\n", p->settings.hostname ?: "(asked at first boot)",
+                        p->settings.timezone ?: "(unset)", p->settings.locale ?: "(unset)", p->settings.keymap ?: "(unset)");
         fprintf(f, "Disk ID: %s%s%s%s\n\n", SD_ID128_TO_UUID_STRING(p->disk_uuid), p->seed ? "  (UUIDs derived from seed \"" : "",
                 p->seed ?: "", p->seed ? "\")" : "");
 

@@ -135,6 +135,46 @@ typedef struct PlanEncryption {
 } PlanEncryption;
 
 void plan_encryption_done(PlanEncryption *e);
+
+/* The account of the person who installs (formats.md §4). */
+typedef enum AccountStorage {
+        ACCOUNT_STORAGE_LUKS,       /* homed: an encrypted home image in /home (the default) */
+        ACCOUNT_STORAGE_DIRECTORY,  /* homed: a plain directory */
+        ACCOUNT_STORAGE_SUBVOLUME,  /* homed: a btrfs subvolume */
+        _ACCOUNT_STORAGE_MAX,
+        _ACCOUNT_STORAGE_INVALID = -EINVAL,
+} AccountStorage;
+
+typedef enum AccountKind {
+        ACCOUNT_HOMED,    /* created at first boot by systemd-homed-firstboot from credentials imprint writes */
+        ACCOUNT_CLASSIC,  /* /etc/passwd and /etc/shadow, written by useradd/chpasswd into the target */
+        _ACCOUNT_KIND_MAX,
+        _ACCOUNT_KIND_INVALID = -EINVAL,
+} AccountKind;
+
+DECLARE_STRING_TABLE_LOOKUP(account_storage, AccountStorage);
+DECLARE_STRING_TABLE_LOOKUP(account_kind, AccountKind);
+
+typedef struct PlanAccount {
+        char *user_name;
+        char *real_name;         /* NULL: none */
+        AccountStorage storage;  /* homed only */
+        bool admin;              /* member of the administrators' group (sudo, wheel) */
+        bool auto_login;
+        AccountKind kind;
+        char *note;              /* why the account is classic, when it is */
+} PlanAccount;
+
+/* What the installed system would otherwise ask at first boot (systemd-firstboot). NULL: not set. */
+typedef struct PlanSettings {
+        char *hostname, *timezone, *locale, *keymap;
+} PlanSettings;
+
+void plan_account_free(PlanAccount *a);
+DEFINE_TRIVIAL_CLEANUP_FUNC(PlanAccount *, plan_account_free);
+int plan_account_copy(const PlanAccount *from, PlanAccount **ret);
+void plan_settings_done(PlanSettings *s);
+int plan_settings_copy(const PlanSettings *from, PlanSettings *to);
 int plan_encryption_copy(const PlanEncryption *from, PlanEncryption *to);
 
 /* A partition that exists on the target and will be destroyed by the plan. */
@@ -178,6 +218,8 @@ typedef struct Plan {
 
         PlanSource *source;      /* the image to install, NULL for a plan that only partitions */
         PlanEncryption encryption;
+        PlanAccount *account;    /* NULL: no account is created */
+        PlanSettings settings;
 } Plan;
 
 typedef struct PlanOptions {
@@ -195,6 +237,8 @@ typedef struct PlanOptions {
         const char *home_fs;     /* default "ext4" */
         const PlanSource *source;/* install this image: its OS partitions are copied, not formatted */
         const PlanEncryption *encryption; /* NULL or !enabled: nothing is encrypted */
+        const PlanAccount *account;       /* NULL: none (decided by account_decide(), account.h) */
+        const PlanSettings *settings;     /* NULL: none */
 } PlanOptions;
 
 void plan_options_init(PlanOptions *o);

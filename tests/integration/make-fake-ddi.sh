@@ -53,6 +53,24 @@ ln -s ../usr/lib/os-release "$tmp/root/etc/os-release"
 cp "$sdboot" "$tmp/root/usr/lib/systemd/boot/efi/"
 head -c $((24 * 1024 * 1024)) /dev/urandom >"$tmp/root/data/random"
 head -c $((16 * 1024 * 1024)) /dev/zero >"$tmp/root/data/zeros"
+# FAKE_DDI_ACCOUNTS=1: account databases (root, a sudo group), login.defs, /etc/skel and two time
+# zones, as useradd, chpasswd and systemd-firstboot --root expect of a real root.
+# FAKE_DDI_HOMED=1 also: a systemd-homed-firstboot.service that imports home.* credentials (v256+).
+if [ -n "${FAKE_DDI_ACCOUNTS:-}" ]; then
+        mkdir -p "$tmp/root/etc/skel" "$tmp/root/home" "$tmp/root/usr/share/zoneinfo/Europe" "$tmp/root/usr/lib/systemd/system"
+        printf 'root:x:0:0:root:/root:/bin/bash\n' >"$tmp/root/etc/passwd"
+        printf 'root:x:0:\nsudo:x:27:\nusers:x:100:\n' >"$tmp/root/etc/group"
+        printf 'root:*:19000:0:99999:7:::\n' >"$tmp/root/etc/shadow"
+        printf 'root:*::\nsudo:*::\nusers:*::\n' >"$tmp/root/etc/gshadow"
+        chmod 0640 "$tmp/root/etc/shadow" "$tmp/root/etc/gshadow"
+        cp /etc/login.defs "$tmp/root/etc/login.defs"
+        cp /usr/share/zoneinfo/Europe/Berlin "$tmp/root/usr/share/zoneinfo/Europe/Berlin"
+        cp /usr/share/zoneinfo/UTC "$tmp/root/usr/share/zoneinfo/UTC"
+fi
+if [ -n "${FAKE_DDI_HOMED:-}" ]; then
+        printf '[Unit]\nDescription=First Boot Wizard for systemd-homed\nConditionFirstBoot=yes\n\n[Service]\nType=oneshot\nExecStart=homectl firstboot --prompt-new-user\nImportCredential=home.*\n' \
+                >"$tmp/root/usr/lib/systemd/system/systemd-homed-firstboot.service"
+fi
 # FAKE_DDI_FILL=dense fills the root with random data (benchmarks); "sparse" adds 64 MiB.
 case "${FAKE_DDI_FILL:-}" in
 dense) head -c $(((root_mib - root_mib / 16 - 48) * 1024 * 1024)) /dev/urandom >"$tmp/root/data/dense" ;;

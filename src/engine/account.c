@@ -1,0 +1,424 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <crypt.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "account.h"
+#include "error.h"
+#include "fileio.h"
+#include "fsread.h"
+#include "image.h"
+#include "log.h"
+#include "quality.h"
+#include "run.h"
+#include "tpm2.h"
+
+bool user_name_is_valid(const char *name) {
+        static const char *const reserved[] = { "root", "nobody", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail",
+                                                "news", "uucp", "proxy", "www-data", "backup", "list", "irc", "systemd-network" };
+        size_t n;
+
+        if (isempty(name))
+                return false;
+        n = strlen(name);
+        if (n > 31 || !(islower((unsigned char) name[0]) || name[0] == '_'))
+                return false;
+        for (size_t i = 1; i < n; i++)
+                if (!islower((unsigned char) name[i]) && !isdigit((unsigned char) name[i]) && name[i] != '_' && name[i] != '-')
+                        return false;
+        for (size_t i = 0; i < ELEMENTSOF(reserved); i++)
+                if (streq(name, reserved[i]))
+                        return false;
+        return true;
+}
+
+static bool hostname_is_valid(const char *h) {
+        size_t label = 0, n = strlen(h);
+
+        if (n == 0 || n > 64 || h[0] == '.' || h[n - 1] == '.')
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                if (h[i] == '.') {
+                        if (label == 0 || h[i - 1] == '-')
+                                return false;
+                        label = 0;
+                        continue;
+                }
+                if (!isalnum((unsigned char) h[i]) && !(h[i] == '-' && label > 0))
+                        return false;
+                label++;
+        }
+        return h[n - 1] != '-';
+}
+
+static bool word_is_valid(const char *s, const char *extra) {
+        if (isempty(s) || strlen(s) > 128 || strstr(s, "..") || s[0] == '/' || s[0] == '-')
+                return false;
+        for (const char *p = s; *p; p++)
+                if (!isalnum((unsigned char) *p) && !strchr(extra, *p))
+                        return false;
+        return true;
+}
+
+int settings_validate(const PlanSettings *s) {
+        if (s->hostname && !hostname_is_valid(s->hostname))
+                return error_setf(-EINVAL, "\"%s\" is not a valid hostname (letters, digits and inner dashes, dot-separated, up to 64).",
+                                  s->hostname);
+        if (s->timezone && !word_is_valid(s->timezone, "/_-+"))
+                return error_setf(-EINVAL, "\"%s\" is not a timezone name such as Europe/Berlin.", s->timezone);
+        if (s->locale && !word_is_valid(s->locale, "._-@"))
+                return error_setf(-EINVAL, "\"%s\" is not a locale name such as de_DE.UTF-8.", s->locale);
+        if (s->keymap && !word_is_valid(s->keymap, "._-"))
+                return error_setf(-EINVAL, "\"%s\" is not a keymap name such as de or us.", s->keymap);
+        return 0;
+}
+
+/* Does the image's systemd create users from home.create.* credentials at first boot? */
+static int image_has_homed_firstboot(const Image *img) {
+        _cleanup_(freep) void *buf = NULL;
+        size_t size = 0;
+        int r;
+
+        if (!img || !img->root)
+                return 0;
+        r = fs_read_file(&(FsLocation) { .disk = img->path, .offset = img->root->start, .fstype = img->root->fstype },
+                         "/usr/lib/systemd/system/systemd-homed-firstboot.service", &buf, &size);
+        if (r == -ENOENT || r == -EOPNOTSUPP)
+                return 0;
+        if (r < 0)
+                return r;
+        return memmem(buf, size, "ImportCredential=home.", strlen("ImportCredential=home.")) != NULL;
+}
+
+int account_decide(const AccountRequest *req, const Image *img, DiskKind target_kind, PlanAccount **ret) {
+        _cleanup_(plan_account_freep) PlanAccount *a = NULL;
+        _cleanup_(tpm2_status_done) Tpm2Status st = {};
+        char note[1024] = "";
+        int r;
+
+        if (!user_name_is_valid(req->user_name))
+                return error_setf(-EINVAL,
+                                  "\"%s\" cannot be a user name: use lower-case letters, digits, '_' and '-', start with a letter, "
+                                  "at most 31 characters, and not a system account's name.",
+                                  req->user_name ?: "");
+        if (req->real_name && (strchr(req->real_name, ':') || strchr(req->real_name, '\n') || strlen(req->real_name) > 256))
+                return error_setf(-EINVAL, "The real name must not contain ':' or line breaks.");
+
+        a = calloc(1, sizeof(PlanAccount));
+        if (!a)
+                return -ENOMEM;
+        a->user_name = strdup(req->user_name);
+        a->real_name = strdup_safe(req->real_name);
+        if (!a->user_name || (req->real_name && !a->real_name))
+                return -ENOMEM;
+        a->storage = req->storage;
+        a->admin = req->admin;
+        a->auto_login = req->auto_login;
+        a->kind = ACCOUNT_HOMED;
+
+        r = image_has_homed_firstboot(img);
+        if (r < 0)
+                return r;
+        if (req->classic)
+                snprintf(note, sizeof(note), "A classic user, as asked.");
+        else if (r == 0)
+                snprintf(note, sizeof(note),
+                         "The image's systemd cannot create systemd-homed users at first boot (no systemd-homed-firstboot.service, "
+                         "systemd 256 or newer): a classic user (/etc/passwd, /etc/shadow) is created instead.");
+        else if (target_kind != DISK_BLOCK)
+                snprintf(note, sizeof(note),
+                         "For an image file the password cannot be sealed to the TPM of the computer that will boot it: a classic "
+                         "user (/etc/passwd, /etc/shadow) is created instead of a systemd-homed one.");
+        else if ((r = tpm2_check(req->tpm2_tcti, &st)) <= 0) {
+                if (r < 0)
+                        return r;
+                snprintf(note, sizeof(note),
+                         "%s The password can only reach the first boot sealed to the TPM, so a classic user (/etc/passwd, "
+                         "/etc/shadow) is created instead of a systemd-homed one.",
+                         st.problem);
+        }
+        if (note[0]) {
+                a->kind = ACCOUNT_CLASSIC;
+                a->note = strdup(note);
+                if (!a->note)
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(a);
+        return 0;
+}
+
+int account_password_check(const PlanAccount *a, const Secret *password) {
+        if (!password || password->size == 0)
+                return error_setf(-EINVAL, "The password must not be empty.");
+        if (memchr(password->data, 0, password->size) || memchr(password->data, '\n', password->size) ||
+            memchr(password->data, ':', password->size) == password->data)
+                return error_setf(-EINVAL, "The password must not contain NUL bytes or line breaks.");
+        return password_quality_check((const char *) password->data, a->user_name);
+}
+
+/* A yescrypt hash (libxcrypt's strongest default), as passwd and homectl make them. */
+static int hash_password(const Secret *password, char **ret) {
+        struct crypt_data *cd;
+        char *salt, *h;
+        int r = 0;
+
+        cd = calloc(1, sizeof(*cd));
+        if (!cd)
+                return -ENOMEM;
+        salt = crypt_gensalt_rn("$y$", 0, NULL, 0, cd->setting, sizeof(cd->setting));
+        if (!salt)
+                r = error_setf(-errno ?: -EINVAL, "Cannot make a password salt: %m");
+        else {
+                h = crypt_r((const char *) password->data, salt, cd);
+                if (!h || h[0] == '*')
+                        r = error_setf(-EINVAL, "Cannot hash the password.");
+                else if (!(*ret = strdup(h)))
+                        r = -ENOMEM;
+        }
+        secret_wipe(cd, sizeof(*cd));
+        free(cd);
+        return r;
+}
+
+/* Writes data to root/path (created with mode; parents must exist); refuses symlinks. */
+static int write_new_file(const char *root, const char *path, const void *data, size_t size, mode_t mode) {
+        _cleanup_(freep) char *full = NULL;
+        _cleanup_(closep) int fd = -EBADF;
+
+        if (asprintf(&full, "%s%s", root, path) < 0)
+                return -ENOMEM;
+        (void) unlink(full);
+        fd = open(full, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+        if (fd < 0)
+                return error_setf(-errno, "Cannot create %s in the installed system: %m", path);
+        if (pwrite_full(fd, data, size, 0) < 0 || fchmod(fd, mode) < 0 || fsync(fd) < 0)
+                return error_setf(-errno, "Cannot write %s in the installed system: %m", path);
+        return 0;
+}
+
+static int mkdir_in_root(const char *root, const char *path, mode_t mode) {
+        _cleanup_(freep) char *full = NULL;
+
+        if (asprintf(&full, "%s%s", root, path) < 0)
+                return -ENOMEM;
+        if (mkdir(full, mode) < 0 && errno != EEXIST)
+                return error_setf(-errno, "Cannot create %s in the installed system: %m", path);
+        (void) chmod(full, mode);
+        return 0;
+}
+
+static bool group_exists(const char *root, const char *group) {
+        _cleanup_(freep) char *path = NULL, *text = NULL;
+        size_t n = strlen(group);
+
+        if (asprintf(&path, "%s/etc/group", root) < 0 || read_full_file(path, &text, NULL) < 0)
+                return false;
+        for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+                if (strncmp(l, group, n) == 0 && l[n] == ':')
+                        return true;
+        return false;
+}
+
+static int configure_settings(const Plan *p, const char *root) {
+        const PlanSettings *s = &p->settings;
+        _cleanup_(freep) char *a_root = NULL, *a_host = NULL, *a_tz = NULL, *a_loc = NULL, *a_key = NULL;
+        char *argv[8];
+        size_t n = 0;
+
+        if (!s->hostname && !s->timezone && !s->locale && !s->keymap)
+                return 0;
+        if (asprintf(&a_root, "--root=%s", root) < 0 || (s->hostname && asprintf(&a_host, "--hostname=%s", s->hostname) < 0) ||
+            (s->timezone && asprintf(&a_tz, "--timezone=%s", s->timezone) < 0) ||
+            (s->locale && asprintf(&a_loc, "--locale=%s", s->locale) < 0) || (s->keymap && asprintf(&a_key, "--keymap=%s", s->keymap) < 0))
+                return -ENOMEM;
+        argv[n++] = (char *) "systemd-firstboot";
+        argv[n++] = a_root;
+        /* The image may ship defaults (a hostname from the build): the choice made now wins. */
+        argv[n++] = (char *) "--force";
+        if (a_host)
+                argv[n++] = a_host;
+        if (a_tz)
+                argv[n++] = a_tz;
+        if (a_loc)
+                argv[n++] = a_loc;
+        if (a_key)
+                argv[n++] = a_key;
+        argv[n] = NULL;
+        return run_command(argv, &(RunOptions) { .quiet_stderr = true });
+}
+
+static int configure_homed(const Plan *p, const char *root, const Secret *password, const char *hash) {
+        const PlanAccount *a = p->account;
+        _cleanup_(freep) char *cred = NULL, *out = NULL, *unit = NULL, *link = NULL, *tpm_dev = NULL;
+        json_object *rec, *priv, *hashes, *groups;
+        const char *text;
+        int r;
+
+        rec = json_object_new_object();
+        priv = json_object_new_object();
+        hashes = json_object_new_array();
+        groups = json_object_new_array();
+        json_object_object_add(rec, "userName", json_object_new_string(a->user_name));
+        if (a->real_name)
+                json_object_object_add(rec, "realName", json_object_new_string(a->real_name));
+        json_object_object_add(rec, "disposition", json_object_new_string("regular"));
+        json_object_object_add(rec, "storage", json_object_new_string(account_storage_to_string(a->storage)));
+        if (a->admin) {
+                /* homed ignores groups that do not exist; Debian's admins are in sudo, others' in wheel. */
+                if (group_exists(root, "sudo"))
+                        json_object_array_add(groups, json_object_new_string("sudo"));
+                if (group_exists(root, "wheel"))
+                        json_object_array_add(groups, json_object_new_string("wheel"));
+        }
+        json_object_object_add(rec, "memberOf", groups);
+        if (a->auto_login)
+                json_object_object_add(rec, "autoLogin", json_object_new_boolean(true));
+        json_object_array_add(hashes, json_object_new_string(hash));
+        json_object_object_add(priv, "hashedPassword", hashes);
+        json_object_object_add(rec, "privileged", priv);
+
+        r = mkdir_in_root(root, "/etc/credstore", 0700);
+        if (r >= 0)
+                r = mkdir_in_root(root, "/etc/credstore.encrypted", 0700);
+        if (r < 0) {
+                json_object_put(rec);
+                return r;
+        }
+        if (asprintf(&cred, "/etc/credstore/home.create.%s", a->user_name) < 0) {
+                json_object_put(rec);
+                return -ENOMEM;
+        }
+        text = json_object_to_json_string_ext(rec, JSON_C_TO_STRING_PLAIN);
+        r = write_new_file(root, cred, text, strlen(text), 0600);
+        json_object_put(rec);
+        if (r < 0)
+                return r;
+
+        /* The password, sealed by the stock tool to this computer's TPM (PCR 7, as the disk key):
+         * the installed system decrypts it at first boot, nobody else can. It goes in on stdin. */
+        if (asprintf(&out, "%s/etc/credstore.encrypted/home.password", root) < 0)
+                return -ENOMEM;
+        if (p->encryption.tpm2_tcti && strncmp(p->encryption.tpm2_tcti, "device:", 7) == 0 &&
+            asprintf(&tpm_dev, "--tpm2-device=%s", p->encryption.tpm2_tcti + 7) < 0)
+                return -ENOMEM;
+        {
+                char *argv[] = { (char *) "systemd-creds", (char *) "encrypt", (char *) "--with-key=tpm2",
+                                 (char *) "--tpm2-pcrs=7", (char *) "--name=home.password", tpm_dev ?: (char *) "--tpm2-device=auto",
+                                 (char *) "-", out, NULL };
+                (void) unlink(out);
+                r = run_command(argv, &(RunOptions) { .stdin_data = password->data, .stdin_size = password->size, .quiet_stderr = true });
+                if (r < 0)
+                        return error_prefixf(r, "Cannot seal the password for the first boot");
+                (void) chmod(out, 0600);
+        }
+
+        /* Once homectl knows the user, the credentials have done their job. */
+        if (asprintf(&unit,
+                     "# Written by imprint: the account %s was handed to systemd-homed-firstboot.service as credentials;\n"
+                     "# once the user exists they are removed.\n"
+                     "[Unit]\n"
+                     "Description=Remove the installer's account credentials\n"
+                     "After=systemd-homed-firstboot.service systemd-homed.service\n"
+                     "ConditionPathExists=/etc/credstore.encrypted/home.password\n\n"
+                     "[Service]\n"
+                     "Type=oneshot\n"
+                     "ExecCondition=homectl inspect %s\n"
+                     "ExecStart=rm -f /etc/credstore.encrypted/home.password /etc/credstore/home.create.%s\n\n"
+                     "[Install]\n"
+                     "WantedBy=multi-user.target\n",
+                     a->user_name, a->user_name, a->user_name) < 0)
+                return -ENOMEM;
+        r = write_new_file(root, "/etc/systemd/system/imprint-firstboot-cleanup.service", unit, strlen(unit), 0644);
+        if (r < 0)
+                return r;
+        r = mkdir_in_root(root, "/etc/systemd/system/multi-user.target.wants", 0755);
+        if (r < 0)
+                return r;
+        if (asprintf(&link, "%s/etc/systemd/system/multi-user.target.wants/imprint-firstboot-cleanup.service", root) < 0)
+                return -ENOMEM;
+        (void) unlink(link);
+        if (symlink("../imprint-firstboot-cleanup.service", link) < 0)
+                return error_setf(-errno, "Cannot enable imprint-firstboot-cleanup.service: %m");
+        log_info("The account %s will be created by systemd-homed at first boot (storage %s).", a->user_name,
+                 account_storage_to_string(a->storage));
+        return 0;
+}
+
+static int configure_classic(const Plan *p, const char *root, const char *hash) {
+        const PlanAccount *a = p->account;
+        _cleanup_(freep) char *line = NULL, *groups = NULL;
+        char *argv[16];
+        size_t n = 0;
+        int r;
+
+        if (a->admin) {
+                bool sudo = group_exists(root, "sudo"), wheel = group_exists(root, "wheel");
+                if (sudo || wheel)
+                        groups = strdup(sudo && wheel ? "sudo,wheel" : sudo ? "sudo" : "wheel");
+        }
+        argv[n++] = (char *) "useradd";
+        argv[n++] = (char *) "--root";
+        argv[n++] = (char *) root;
+        argv[n++] = (char *) "--create-home";
+        argv[n++] = (char *) "--user-group";
+        argv[n++] = (char *) "--shell";
+        argv[n++] = (char *) "/bin/bash";
+        if (a->real_name) {
+                argv[n++] = (char *) "--comment";
+                argv[n++] = a->real_name;
+        }
+        if (groups) {
+                argv[n++] = (char *) "--groups";
+                argv[n++] = groups;
+        }
+        argv[n++] = a->user_name;
+        argv[n] = NULL;
+        r = run_command(argv, &(RunOptions) { .quiet_stderr = true });
+        if (r < 0)
+                return r;
+
+        /* The hash goes in on stdin, never on a command line. */
+        if (asprintf(&line, "%s:%s\n", a->user_name, hash) < 0)
+                return -ENOMEM;
+        {
+                char *cp[] = { (char *) "chpasswd", (char *) "--root", (char *) root, (char *) "--encrypted", NULL };
+                r = run_command(cp, &(RunOptions) { .stdin_data = line, .stdin_size = strlen(line), .quiet_stderr = true });
+        }
+        secret_wipe(line, strlen(line));
+        if (r < 0)
+                return r;
+        if (a->auto_login)
+                log_warning("Automatic login is only set up for systemd-homed accounts; %s logs in with the password.", a->user_name);
+        log_info("Created the classic user %s in the installed system.", a->user_name);
+        return 0;
+}
+
+int account_configure_root(const Plan *p, const char *root, const Secret *password) {
+        _cleanup_(freep) char *hash = NULL;
+        int r;
+
+        r = configure_settings(p, root);
+        if (r < 0)
+                return error_prefixf(r, "Cannot write hostname, timezone, locale and keymap");
+        if (!p->account)
+                return 0;
+        if (!password)
+                return error_setf(-EINVAL, "The plan creates the account %s, but no password was given.", p->account->user_name);
+        r = hash_password(password, &hash);
+        if (r < 0)
+                return r;
+        if (p->account->kind == ACCOUNT_HOMED)
+                r = configure_homed(p, root, password, hash);
+        else
+                r = configure_classic(p, root, hash);
+        secret_wipe(hash, strlen(hash));
+        return r;
+}

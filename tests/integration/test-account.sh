@@ -1,0 +1,108 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# The account and the first-boot settings, on image files (root: the installed root is mounted
+# through a loop device to write them). An image file gets a classic user (the password cannot be
+# sealed to the TPM of the machine that will boot it), and the plan says so; checked here:
+#   - the plan shows the account, its kind and why, and the settings;
+#   - /etc/passwd, /etc/group (sudo) and /etc/shadow of the installed root hold the user, and the
+#     shadow hash is a yescrypt hash that verifies the password (Python's crypt, i.e. libxcrypt);
+#   - hostname, time zone, locale and keymap are what systemd-firstboot --root writes;
+#   - the password appears nowhere on the disk image;
+#   - weak passwords are refused (unless --allow-weak-password), bad names and settings are
+#     refused, a missing password is refused — all before anything is written;
+#   - a homed-capable image on a disk without a usable TPM is planned with a classic user and the
+#     TPM's reason.
+# The homed path (sealed password, homectl at first boot) is checked by the VM rig
+# (tests/e2e/test-live-install.sh).
+. "$(dirname "$0")/lib.sh"
+need_root
+need_tool useradd chpasswd systemd-firstboot debugfs losetup
+
+src=$WORK/accounts.raw
+FAKE_DDI_ACCOUNTS=1 FAKE_DDI_HOMED=1 bash "$(dirname "$0")/make-fake-ddi.sh" "$src" 200
+img=$WORK/disk.img
+truncate -s 2G "$img"
+sum=$(checksum "$img")
+mkdir -m 0700 "$WORK/creds"
+password='Kestrel-harbour 9 lantern'
+printf '%s' "$password" >"$WORK/creds/imprint.user-password"
+chmod 0600 "$WORK/creds/imprint.user-password"
+export CREDENTIALS_DIRECTORY=$WORK/creds
+
+common=(--source "$src" --target "$img" --seed account --user alice --real-name "Alice Example" --admin
+        --hostname imprint-test --timezone Europe/Berlin --locale de_DE.UTF-8 --keymap de)
+
+# --- the plan -------------------------------------------------------------------------------------
+"$IMPRINT" plan "${common[@]}" --json >"$WORK/plan.json"
+jq -e '.account == {"userName":"alice","realName":"Alice Example","storage":"luks","admin":true,"autoLogin":false,"kind":"classic","note":.account.note}
+       and (.account.note | test("image file"))
+       and .settings == {"hostname":"imprint-test","timezone":"Europe/Berlin","locale":"de_DE.UTF-8","keymap":"de"}' \
+        "$WORK/plan.json" >/dev/null || { cat "$WORK/plan.json" >&2; fail "the plan does not show the account and settings"; }
+"$IMPRINT" plan "${common[@]}" >"$WORK/plan.txt"
+grep -q '^Account: alice (Alice Example) — classic /etc/passwd user, administrator' "$WORK/plan.txt" || { cat "$WORK/plan.txt" >&2; fail "no Account: line"; }
+grep -q '^System:  hostname imprint-test, timezone Europe/Berlin, locale de_DE.UTF-8, keymap de' "$WORK/plan.txt" || fail "no System: line"
+pass "the plan shows the account (classic, and why) and the settings"
+
+# --- refusals before anything is written ------------------------------------------------------------
+expect_exit 2 "$IMPRINT" install "${common[@]/alice/Alice}" --yes
+expect_stderr "cannot be a user name"
+expect_exit 2 "$IMPRINT" install --source "$src" --target "$img" --user root --yes
+expect_stderr "cannot be a user name"
+expect_exit 2 "$IMPRINT" install --source "$src" --target "$img" --hostname "bad_host!" --yes
+expect_stderr "is not a valid hostname"
+expect_exit 2 "$IMPRINT" install --source "$src" --target "$img" --timezone "../../etc/passwd" --yes
+expect_stderr "is not a timezone name"
+expect_exit 2 "$IMPRINT" install --source "$src" --target "$img" --admin --yes
+expect_stderr "need --user"
+printf 'abc' >"$WORK/creds/imprint.user-password"
+expect_exit 3 "$IMPRINT" install "${common[@]}" --yes
+expect_stderr "is refused"
+! grep -q abc "$WORK/stderr" || fail "the weak password was printed"
+rm "$WORK/creds/imprint.user-password"
+expect_exit 2 "$IMPRINT" install "${common[@]}" --yes </dev/null
+expect_stderr "neither the credential imprint.user-password nor a terminal"
+printf '%s' "$password" >"$WORK/creds/imprint.user-password"
+[ "$(checksum "$img")" = "$sum" ] || fail "a refused install changed the image"
+pass "bad names, settings, weak or missing passwords are refused; nothing written"
+
+# --- the install ----------------------------------------------------------------------------------
+"$IMPRINT" install "${common[@]}" --yes >"$WORK/out" 2>"$WORK/err" || { cat "$WORK/out" "$WORK/err" >&2; fail "install with an account failed"; }
+root_off=$(sfdisk --json "$img" | jq '.partitiontable.partitions[] | select(.type == "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709") | .start * 512')
+fsx() { debugfs -R "$1" "$img?offset=$root_off" 2>/dev/null; }
+fsx 'cat /etc/passwd' | grep -qx 'alice:x:[0-9]*:[0-9]*:Alice Example:/home/alice:/bin/bash' || { fsx 'cat /etc/passwd' >&2; fail "alice is not in /etc/passwd"; }
+fsx 'cat /etc/group' | grep -q '^sudo:x:27:alice$' || fail "alice is not in the sudo group"
+hash=$(fsx 'cat /etc/shadow' | awk -F: '$1 == "alice" { print $2 }')
+case $hash in '$y$'*) ;; *) fail "alice's shadow entry is not a yescrypt hash: ${hash:0:4}…" ;; esac
+printf '%s' "$password" | /usr/bin/python3 -W ignore -c 'import crypt, sys; h = sys.argv[1]; sys.exit(0 if crypt.crypt(sys.stdin.read(), h) == h else 1)' "$hash" \
+        || fail "the shadow hash does not verify the password"
+printf 'wrong' | /usr/bin/python3 -W ignore -c 'import crypt, sys; h = sys.argv[1]; sys.exit(0 if crypt.crypt(sys.stdin.read(), h) == h else 1)' "$hash" \
+        && fail "the shadow hash verifies a wrong password"
+fsx 'stat /home/alice' | grep -q 'Type: directory' || fail "no /home/alice"
+pass "a classic user: passwd, sudo group, a yescrypt hash that verifies the password, a home directory"
+
+[ "$(fsx 'cat /etc/hostname')" = imprint-test ] || fail "hostname is '$(fsx 'cat /etc/hostname')'"
+fsx 'stat /etc/localtime' | grep -q 'Fast link dest: "../usr/share/zoneinfo/Europe/Berlin"' || { fsx 'stat /etc/localtime' >&2; fail "/etc/localtime does not point to Europe/Berlin"; }
+# Debian's systemd-firstboot writes the locale to /etc/default/locale, upstream's to /etc/locale.conf.
+{ fsx 'cat /etc/locale.conf'; fsx 'cat /etc/default/locale'; } | grep -qx 'LANG=de_DE.UTF-8' || fail "the locale is not LANG=de_DE.UTF-8"
+fsx 'cat /etc/vconsole.conf' | grep -qx 'KEYMAP=de' || fail "vconsole.conf is not KEYMAP=de"
+pass "hostname, time zone, locale and keymap are set for the first boot"
+
+! grep -aqF -- "$password" "$img" || fail "the password is on the disk image"
+! grep -aqF -- "$password" "$WORK/out" "$WORK/err" || fail "the password was printed"
+pass "the password is nowhere on the disk image or in the output"
+
+# A weak password passes with --allow-weak-password (tests, kiosks).
+printf 'abc' >"$WORK/creds/imprint.user-password"
+truncate -s 0 "$img"; truncate -s 2G "$img"
+"$IMPRINT" install "${common[@]}" --allow-weak-password --yes >/dev/null 2>&1 || fail "--allow-weak-password did not allow a weak password"
+pass "--allow-weak-password accepts a weak password"
+
+# --- a disk without a usable TPM: classic, with the TPM's reason ---------------------------------------
+truncate -s 3G "$WORK/disk2.img"
+attach "$WORK/disk2.img"
+"$IMPRINT" plan --source "$src" --target "$ATTACHED" --no-encrypt --user alice --tcti swtpm:port=1 --json >"$WORK/plan2.json"
+jq -e '.account.kind == "classic" and (.account.note | test("TPM") and test("classic user"))' "$WORK/plan2.json" >/dev/null \
+        || { jq .account "$WORK/plan2.json" >&2; fail "a disk without a TPM is not planned with a classic user and the reason"; }
+"$IMPRINT" plan --source "$src" --target "$ATTACHED" --no-encrypt --user alice --classic-user --json | jq -e '.account.note | test("as asked")' >/dev/null \
+        || fail "--classic-user is not said"
+pass "without a usable TPM a homed-capable image gets a classic user, and the plan says why"
