@@ -47,10 +47,12 @@
 #                       counts too, as a prompt has no newline yet), the first line of FILE
 #                       (read then, without its newline) and a CR, as Enter on a terminal. Each
 #                       matching line is answered once; the run prints "answered /REGEX/ (N)",
-#                       never the text. The secret stays out of argv and the environment. A
-#                       REGEX can match more than the prompt (systemd also prints password
-#                       requests as wall messages): anchor it. Repeatable; the variable holds
-#                       REGEX FILE pairs, space-separated (write a space as [ ] or \s)
+#                       never the text. The secret stays out of argv and the environment.
+#                       systemd's prompt (initrd, v257), ANSI stripped, starts its line:
+#                       "Please enter passphrase for disk LABEL (root): (press TAB for no echo)";
+#                       anchor REGEX so that no other line (a wall message, a log line quoting
+#                       it) gets an answer too. Repeatable; the variable holds REGEX FILE
+#                       pairs, space-separated (write a space as [ ] or \s)
 #                                                                              IMPRINT_BOOT_ANSWERS
 #   --expect-entry GLOB LoaderEntrySelected must match GLOB (default imprint-test_*.efi)
 #   --allow-degraded    accept system-state=degraded (a unit failed) as well as running
@@ -144,7 +146,7 @@ for ((i = 0; i < ${#ANSWERS[@]}; i += 2)); do
         rc=0
         grep -qE -- "$re" /dev/null 2>/dev/null || rc=$?
         [ "$rc" != 2 ] || { echo "--answer: bad regex /$re/" >&2; exit 2; }
-        [ -r "$file" ] && [ ! -d "$file" ] || { echo "--answer: cannot read $file" >&2; exit 2; }
+        if [ ! -r "$file" ] || [ -d "$file" ]; then echo "--answer: cannot read $file" >&2; exit 2; fi
         ANSWER_RE+=("$re")
         ANSWER_FILE+=("$file")
 done

@@ -142,7 +142,7 @@ t=$EPOCHREALTIME
 E='IMPRINT-CHECK check.d/50-encryption:'
 bash "$here/boot-image.sh" "$WORK/target.img" --tpm-state "$WORK/tpm" --vars "$WORK/OVMF_VARS.fd" \
         --log "$WORK/target-serial.log" --timeout 500 \
-        --stop-after 'Please enter passphrase' \
+        --stop-after '^Please enter passphrase' \
         --expect 'IMPRINT-CHECK lsblk: .*PARTTYPE="c12a7328-f81f-11d2-ba4b-00a0c93ec93b"' \
         --expect 'IMPRINT-CHECK lsblk: NAME="vda2" .*PARTLABEL="imprint-test_1" FSTYPE="crypto_LUKS"' \
         --expect 'IMPRINT-CHECK loader-image-identifier=\\EFI\\systemd\\systemd-bootx64\.efi' \
@@ -165,7 +165,7 @@ t=$EPOCHREALTIME
 bash "$here/ovmf-vars-pcr7.sh" "$WORK/OVMF_VARS.fd" "$WORK/OVMF_VARS-pcr7.fd" >/dev/null || failed "changing the firmware variables"
 bash "$here/boot-image.sh" "$WORK/target.img" --tpm-state "$WORK/tpm" --vars "$WORK/OVMF_VARS-pcr7.fd" \
         --log "$WORK/target-serial-2.log" --timeout 600 \
-        --answer 'Please enter passphrase' "$WORK/recovery.key" \
+        --answer '^Please enter passphrase' "$WORK/recovery.key" \
         --expect 'Please enter passphrase' \
         --expect "$E root-crypt=root luks2" \
         --expect "$E home-crypt=home luks2" \
