@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,32 +228,97 @@ static bool group_exists(const char *root, const char *group) {
         return false;
 }
 
+/* Sets KEY=VALUE in an environment-style file of the installed root, keeping its other lines.
+ * A symlink inside /etc (Debian keeps /etc/vconsole.conf -> default/keyboard and recreates it at
+ * every boot) is followed once, so the value lands where the installed system reads it. */
+static int set_env_in_root(const char *root, const char *path, const char *const *keys, const char *value) {
+        _cleanup_(freep) char *full = NULL, *text = NULL, *out = NULL, *resolved = NULL;
+        char target[PATH_MAX];
+        ssize_t n;
+        size_t len = 0, cap;
+        FILE *f;
+
+        if (asprintf(&full, "%s%s", root, path) < 0)
+                return -ENOMEM;
+        n = readlink(full, target, sizeof(target) - 1);
+        if (n > 0) {
+                target[n] = 0;
+                if (strstr(target, "..") || (target[0] == '/' && strncmp(target, "/etc/", 5) != 0))
+                        return error_setf(-ELOOP, "%s in the installed system points outside /etc (%s).", path, target);
+                if (target[0] == '/' ? asprintf(&resolved, "%s", target) < 0
+                                     : asprintf(&resolved, "%.*s/%s", (int) (strrchr(path, '/') - path), path, target) < 0)
+                        return -ENOMEM;
+                path = resolved;
+                free(full);
+                if (asprintf(&full, "%s%s", root, path) < 0)
+                        return -ENOMEM;
+        }
+        (void) read_full_file(full, &text, NULL);
+
+        f = open_memstream(&out, &cap);
+        if (!f)
+                return -ENOMEM;
+        for (char *l = text, *next; l && *l; l = next) {
+                bool drop = false;
+
+                next = strchr(l, '\n');
+                if (next)
+                        *next++ = 0;
+                for (size_t i = 0; keys[i]; i++)
+                        if (strncmp(l, keys[i], strlen(keys[i])) == 0 && l[strlen(keys[i])] == '=')
+                                drop = true;
+                if (!drop)
+                        fprintf(f, "%s\n", l);
+        }
+        for (size_t i = 0; keys[i]; i++)
+                fprintf(f, "%s=%s\n", keys[i], value); /* validated: no spaces or quotes */
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        len = strlen(out);
+        return write_new_file(root, path, out, len, 0644);
+}
+
 static int configure_settings(const Plan *p, const char *root) {
         const PlanSettings *s = &p->settings;
-        _cleanup_(freep) char *a_root = NULL, *a_host = NULL, *a_tz = NULL, *a_loc = NULL, *a_key = NULL;
-        char *argv[8];
+        _cleanup_(freep) char *a_root = NULL, *a_host = NULL, *a_tz = NULL;
+        char *argv[6];
         size_t n = 0;
+        int r;
 
-        if (!s->hostname && !s->timezone && !s->locale && !s->keymap)
-                return 0;
-        if (asprintf(&a_root, "--root=%s", root) < 0 || (s->hostname && asprintf(&a_host, "--hostname=%s", s->hostname) < 0) ||
-            (s->timezone && asprintf(&a_tz, "--timezone=%s", s->timezone) < 0) ||
-            (s->locale && asprintf(&a_loc, "--locale=%s", s->locale) < 0) || (s->keymap && asprintf(&a_key, "--keymap=%s", s->keymap) < 0))
-                return -ENOMEM;
-        argv[n++] = (char *) "systemd-firstboot";
-        argv[n++] = a_root;
-        /* The image may ship defaults (a hostname from the build): the choice made now wins. */
-        argv[n++] = (char *) "--force";
-        if (a_host)
-                argv[n++] = a_host;
-        if (a_tz)
-                argv[n++] = a_tz;
-        if (a_loc)
-                argv[n++] = a_loc;
-        if (a_key)
-                argv[n++] = a_key;
-        argv[n] = NULL;
-        return run_command(argv, &(RunOptions) { .quiet_stderr = true });
+        /* Hostname and time zone through the stock tool. Locale and keymap by hand: Debian
+         * keeps /etc/default/locale -> ../locale.conf and /etc/vconsole.conf -> default/keyboard
+         * as symlinks that tmpfiles restores at every boot, and systemd-firstboot replaces them
+         * with files (252) or refuses keymaps the image has no data for (257), so its values
+         * would be lost at first boot. */
+        if (s->hostname || s->timezone) {
+                if (asprintf(&a_root, "--root=%s", root) < 0 || (s->hostname && asprintf(&a_host, "--hostname=%s", s->hostname) < 0) ||
+                    (s->timezone && asprintf(&a_tz, "--timezone=%s", s->timezone) < 0))
+                        return -ENOMEM;
+                argv[n++] = (char *) "systemd-firstboot";
+                argv[n++] = a_root;
+                /* The image may ship defaults (a hostname from the build): the choice made now wins. */
+                argv[n++] = (char *) "--force";
+                if (a_host)
+                        argv[n++] = a_host;
+                if (a_tz)
+                        argv[n++] = a_tz;
+                argv[n] = NULL;
+                r = run_command(argv, &(RunOptions) { .quiet_stderr = true });
+                if (r < 0)
+                        return r;
+        }
+        if (s->locale) {
+                r = set_env_in_root(root, "/etc/locale.conf", (const char *const[]) { "LANG", NULL }, s->locale);
+                if (r < 0)
+                        return r;
+        }
+        if (s->keymap) {
+                /* KEYMAP for the console; XKBLAYOUT for Debian's localed and graphical sessions. */
+                r = set_env_in_root(root, "/etc/vconsole.conf", (const char *const[]) { "KEYMAP", "XKBLAYOUT", NULL }, s->keymap);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 static int configure_homed(const Plan *p, const char *root, const Secret *password, const char *hash) {
@@ -347,6 +413,16 @@ static int configure_homed(const Plan *p, const char *root, const Secret *passwo
         (void) unlink(link);
         if (symlink("../imprint-firstboot-cleanup.service", link) < 0)
                 return error_setf(-errno, "Cannot enable imprint-firstboot-cleanup.service: %m");
+        /* Debian installs systemd-homed-firstboot.service disabled (no preset enables it). */
+        r = mkdir_in_root(root, "/etc/systemd/system/systemd-homed.service.wants", 0755);
+        if (r < 0)
+                return r;
+        free(link);
+        if (asprintf(&link, "%s/etc/systemd/system/systemd-homed.service.wants/systemd-homed-firstboot.service", root) < 0)
+                return -ENOMEM;
+        (void) unlink(link);
+        if (symlink("/usr/lib/systemd/system/systemd-homed-firstboot.service", link) < 0)
+                return error_setf(-errno, "Cannot enable systemd-homed-firstboot.service: %m");
         log_info("The account %s will be created by systemd-homed at first boot (storage %s).", a->user_name,
                  account_storage_to_string(a->storage));
         return 0;

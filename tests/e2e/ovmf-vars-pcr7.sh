@@ -29,7 +29,7 @@ usage() {
         sed -n '3,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
         exit 2
 }
-[ $# -ge 2 ] && [ $# -le 3 ] || usage
+if [ $# -lt 2 ] || [ $# -gt 3 ]; then usage; fi
 case $1 in -h | --help) usage ;; esac
 IN=$1 OUT=$2 TAG=${3:-1}
 [ -f "$IN" ] || { echo "no such file: $IN" >&2; exit 2; }

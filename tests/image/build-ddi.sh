@@ -63,6 +63,10 @@ image_packages=(
         systemd-cryptsetup cryptsetup-bin
         tpm2-tools libtss2-esys-3.0.2-0t64 libtss2-rc0t64 libtss2-mu-4.0.1-0t64 libtss2-tcti-device0t64
         systemd-homed libpam-systemd
+        # check.d/60-account: systemd-homed ships pam_systemd_home.so itself (there is no separate
+        # PAM package in trixie); pamtester authenticates through PAM without a terminal; python3
+        # parses homectl's JSON (ukify pulls it in anyway); tzdata for /etc/localtime.
+        pamtester python3 tzdata
 )
 kernel_packages=(linux-image-amd64)
 
@@ -118,6 +122,9 @@ phase configure
 deb_install_overlay "$OVERLAY"
 install -d -m 755 "$ROOT/usr/lib/imprint-test/check.d"
 logged in_root systemctl enable imprint-check.service
+# systemd-homed-firstboot.service stays disabled, as in stock Debian (neither its postinst nor
+# 90-systemd.preset enables it): an installer that leaves home.create.* credentials must enable
+# it in the target (systemd-homed.service.wants/); check.d/60-account reports the outcome.
 deb_set_identity "$IMAGE_ID" "$IMAGE_VERSION"
 
 deb_make_uki "$NAME" "$CMDLINE"

@@ -66,6 +66,10 @@ if [ -n "${FAKE_DDI_ACCOUNTS:-}" ]; then
         cp /etc/login.defs "$tmp/root/etc/login.defs"
         cp /usr/share/zoneinfo/Europe/Berlin "$tmp/root/usr/share/zoneinfo/Europe/Berlin"
         cp /usr/share/zoneinfo/UTC "$tmp/root/usr/share/zoneinfo/UTC"
+        # As Debian trixie keeps it (tmpfiles restores the link at every boot).
+        mkdir -p "$tmp/root/etc/default"
+        printf 'XKBMODEL="pc105"\nXKBLAYOUT="us"\n' >"$tmp/root/etc/default/keyboard"
+        ln -s default/keyboard "$tmp/root/etc/vconsole.conf"
 fi
 if [ -n "${FAKE_DDI_HOMED:-}" ]; then
         printf '[Unit]\nDescription=First Boot Wizard for systemd-homed\nConditionFirstBoot=yes\n\n[Service]\nType=oneshot\nExecStart=homectl firstboot --prompt-new-user\nImportCredential=home.*\n' \

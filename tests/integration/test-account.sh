@@ -84,7 +84,11 @@ pass "a classic user: passwd, sudo group, a yescrypt hash that verifies the pass
 fsx 'stat /etc/localtime' | grep -q 'Fast link dest: "../usr/share/zoneinfo/Europe/Berlin"' || { fsx 'stat /etc/localtime' >&2; fail "/etc/localtime does not point to Europe/Berlin"; }
 # Debian's systemd-firstboot writes the locale to /etc/default/locale, upstream's to /etc/locale.conf.
 { fsx 'cat /etc/locale.conf'; fsx 'cat /etc/default/locale'; } | grep -qx 'LANG=de_DE.UTF-8' || fail "the locale is not LANG=de_DE.UTF-8"
-fsx 'cat /etc/vconsole.conf' | grep -qx 'KEYMAP=de' || fail "vconsole.conf is not KEYMAP=de"
+# Debian's /etc/vconsole.conf -> default/keyboard stays a link; the values land behind it.
+fsx 'stat /etc/vconsole.conf' | grep -q 'Fast link dest: "default/keyboard"' || fail "/etc/vconsole.conf is no longer the link to default/keyboard"
+fsx 'cat /etc/default/keyboard' >"$WORK/keyboard"
+grep -qx 'KEYMAP=de' "$WORK/keyboard" && grep -qx 'XKBLAYOUT=de' "$WORK/keyboard" && grep -qx 'XKBMODEL="pc105"' "$WORK/keyboard" \
+        && [ "$(grep -c '^XKBLAYOUT=' "$WORK/keyboard")" = 1 ] || { cat "$WORK/keyboard" >&2; fail "/etc/default/keyboard does not have the keymap"; }
 pass "hostname, time zone, locale and keymap are set for the first boot"
 
 ! grep -aqF -- "$password" "$img" || fail "the password is on the disk image"
