@@ -4,16 +4,20 @@
 # test-live-install.sh [--interactive] [--keep] — the live medium, booted under QEMU + OVMF +
 # swtpm with a blank 8 GiB target disk (serial "target", /dev/disk/by-id/virtio-target).
 #
-# Default (unattended): the install configuration reaches the medium as the system credential
-# imprint.config, passed by QEMU as an SMBIOS type 11 string
+# Default (unattended, encrypted): the install configuration reaches the medium as the system
+# credential imprint.config, passed by QEMU as an SMBIOS type 11 string
 #   -smbios type=11,value=io.systemd.credential.binary:imprint.config=BASE64(JSON)
-# (base64 avoids QEMU's comma escaping). PID 1 imports it, imprint-unattended.service runs
-# "imprint unattended", which prints JSON progress on the serial console, installs the image the
-# medium carries, and powers off. The run must show {"event":"result","success":true}. Then the
-# target boots alone, with the same TPM state and the same firmware variables (imprint made a
-# boot entry there), and must pass the test image's boot checks (sd-boot started the UKI, root
-# from gpt-auto, multi-user, IMPRINT-CHECK-DONE), list an ESP and a root partition, and have the
-# root partition named imprint-test_1.
+# (base64 avoids QEMU's comma escaping), with the credentials imprint.passphrase and
+# imprint.user-password beside it and fstab.extra mounting an "escrow" disk. imprint-unattended
+# installs the image the medium carries with root and home encrypted (TPM2 + recovery key +
+# passphrase), the recovery key delivered to the escrow disk, the account alice (systemd-homed)
+# and hostname, time zone, locale and keymap; it must end with {"event":"result","success":true}.
+# Then the target boots alone with the same TPM state and firmware variables: no prompt, root and
+# home are dm-crypt LUKS2 volumes opened as "root" and "home", alice exists as a homed user with a
+# LUKS home and logs in through PAM with her password (and not with a wrong one), and the settings
+# are as chosen. Then with a dbx entry added to the variables (PCR 7 changes) it must ask, take the
+# recovery key typed on the serial console, and boot. Finally neither the recovery key, the
+# passphrase nor the password may be found on the installed disk, the live overlay or any log.
 #
 # --interactive: no credential; imprint@ttyS0.service must show imprint's first screen
 # ("Welcome to imprint") on the serial console; the VM is then stopped (boot-image.sh
@@ -107,7 +111,10 @@ truncate -s 64M "$WORK/escrow.img"
 mkfs.ext4 -q -F -L escrow "$WORK/escrow.img"
 # A passphrase keyslot too, from the credential imprint.passphrase: the grep below must not find it.
 passphrase="e2e Passphrase for $(basename "$WORK") 7!"
-config=$(printf '{"source":"%s","target":"/dev/disk/by-id/virtio-target","seed":"e2e-live","homeSize":"1G","passphrase":true,"recoveryKeyEscrow":"/run/imprint-escrow","afterInstall":"poweroff","onFailure":"poweroff"}' "$source_image")
+# The account (systemd-homed, made at first boot from credentials imprint writes, its password
+# sealed to the TPM) and the settings the first boot would otherwise ask for.
+user_password="Lantern-harbour $(basename "$WORK") 42"
+config=$(printf '{"source":"%s","target":"/dev/disk/by-id/virtio-target","seed":"e2e-live","homeSize":"1G","passphrase":true,"recoveryKeyEscrow":"/run/imprint-escrow","user":{"name":"alice","realName":"Alice Example","admin":true},"hostname":"imprint-e2e","timezone":"Europe/Berlin","locale":"de_DE.UTF-8","keymap":"de","afterInstall":"poweroff","onFailure":"poweroff"}' "$source_image")
 fstab_extra='/dev/disk/by-id/virtio-escrow /run/imprint-escrow ext4 defaults 0 0'
 cred() { printf 'type=11,value=io.systemd.credential.binary:%s=%s' "$1" "$(printf '%s' "$2" | base64 -w0)"; }
 echo "== live boot + unattended encrypted install; imprint.config: $config"
@@ -115,12 +122,14 @@ t=$EPOCHREALTIME
 "${BOOT[@]}" --disk "$WORK/escrow.img:escrow" --log "$WORK/live-serial.log" --timeout 1200 \
         --qemu-arg -smbios --qemu-arg "$(cred imprint.config "$config")" \
         --qemu-arg -smbios --qemu-arg "$(cred imprint.passphrase "$passphrase")" \
+        --qemu-arg -smbios --qemu-arg "$(cred imprint.user-password "$user_password")" \
         --qemu-arg -smbios --qemu-arg "$(cred fstab.extra "$fstab_extra")" \
         --stop-after 'imprint-unattended\.service failed:' \
         --expect '"event": ?"recoveryKey".*"deliveredTo": ?"/run/imprint-escrow/recovery-key-' \
         --expect '"event": ?"end".*"id": ?"encrypt-root"' \
         --expect '"event": ?"end".*"id": ?"encrypt-home"' \
         --expect '"event": ?"end".*"id": ?"verify-root"' \
+        --expect '"event": ?"end".*"id": ?"configure"' \
         --expect '"event": ?"result".*"success": ?true' \
         || failed "unattended install (serial log $WORK/live-serial.log)"
 phase_done "live boot+install" "$t"
@@ -137,11 +146,26 @@ grep -Eq '^([cbdefghijklnrtuv]{8}-){7}[cbdefghijklnrtuv]{8}$' "$WORK/recovery.ke
 echo "ok: recovery key delivered to the escrow disk as $keyfile (mode 0600)"
 
 # --- the installed disk, alone: unlocked by the TPM, no prompt ----------------------------------
-echo "== target boot 1 (same TPM, same firmware variables): no prompt"
+echo "== target boot 1 (same TPM, same firmware variables): no prompt; the account exists and logs in"
 t=$EPOCHREALTIME
 E='IMPRINT-CHECK check.d/50-encryption:'
+A='IMPRINT-CHECK check.d/60-account:'
+# The check unit learns which user to try and its password from test-only credentials.
 bash "$here/boot-image.sh" "$WORK/target.img" --tpm-state "$WORK/tpm" --vars "$WORK/OVMF_VARS.fd" \
-        --log "$WORK/target-serial.log" --timeout 500 \
+        --log "$WORK/target-serial.log" --timeout 700 \
+        --qemu-arg -smbios --qemu-arg "$(cred imprint-test.user alice)" \
+        --qemu-arg -smbios --qemu-arg "$(cred imprint-test.password "$user_password")" \
+        --expect "$A user-kind=homed" \
+        --expect "$A user-storage=luks" \
+        --expect "$A user-real-name=Alice Example" \
+        --expect "$A user-id-groups=.*\\bsudo\\b" \
+        --expect "$A user-auth-homed=ok" \
+        --expect "$A user-auth=ok" \
+        --expect "$A user-auth-wrong=rejected" \
+        --expect "$A hostname=imprint-e2e\$" \
+        --expect "$A timezone=Europe/Berlin\$" \
+        --expect "$A locale=de_DE.UTF-8\$" \
+        --expect "$A keymap=de\$" \
         --stop-after '^Please enter passphrase' \
         --expect 'IMPRINT-CHECK lsblk: .*PARTTYPE="c12a7328-f81f-11d2-ba4b-00a0c93ec93b"' \
         --expect 'IMPRINT-CHECK lsblk: NAME="vda2" .*PARTLABEL="imprint-test_1" FSTYPE="crypto_LUKS"' \
@@ -155,6 +179,7 @@ bash "$here/boot-image.sh" "$WORK/target.img" --tpm-state "$WORK/tpm" --vars "$W
 pcr7_a=$(grep -ao "$E pcr7=[0-9a-f]*" "$WORK/target-serial.log" | head -n 1 | sed 's/.*pcr7=//')
 [ -n "$pcr7_a" ] || failed "no PCR 7 value in the first boot's log"
 echo "ok: root and home unlocked by the TPM without a prompt (PCR 7 $pcr7_a)"
+echo "ok: alice was created by systemd-homed at first boot (LUKS home, sudo) and logs in through PAM; hostname, time zone, locale and keymap as chosen"
 # The firmware started systemd-boot through the "Linux Boot Manager" entry imprint added to its
 # variables during the install (same OVMF VARS file), not through the removable-media fallback.
 phase_done "target boot (TPM)" "$t"
@@ -182,10 +207,11 @@ key=$(cat "$WORK/recovery.key")
 for f in "$WORK/target.img" "$WORK/live.qcow2" "$WORK/live-serial.log" "$WORK/target-serial.log" "$WORK/target-serial-2.log"; do
         ! grep -aqF -- "$key" "$f" || failed "the recovery key is in $f"
         ! grep -aqF -- "$passphrase" "$f" || failed "the passphrase is in $f"
+        ! grep -aqF -- "$user_password" "$f" || failed "the user's password is in $f"
         # The key without dashes, as a QR code or a normalizer might hold it.
         ! grep -aqF -- "${key//-/}" "$f" || failed "the recovery key (without dashes) is in $f"
 done
-echo "ok: neither the recovery key nor the passphrase is on the installed disk, the live medium or in the logs"
+echo "ok: neither the recovery key, the passphrase nor the user's password is on the installed disk, the live medium or in the logs"
 
 report_times
 echo "PASS: live medium, unattended encrypted install, TPM unlock, recovery key after a PCR 7 change"
