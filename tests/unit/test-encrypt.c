@@ -51,6 +51,7 @@
 #include "run.h"
 #include "secret.h"
 #include "swtpm-util.h"
+#include "json-util.h"
 #include "tests.h"
 #include "tpm2.h"
 
@@ -285,21 +286,6 @@ static void assert_dump_value(const char *text, const char *key, const char *val
                 FAIL("luksDump: %s is not \"%s\":\n%s", key, value, text);
 }
 
-/* j["a"]["b"]…, failing when a member is missing. */
-_sentinel_ static json_object *jget(json_object *j, ...) {
-        const char *key;
-        va_list ap;
-
-        va_start(ap, j);
-        while ((key = va_arg(ap, const char *))) {
-                json_object *next;
-                if (!json_object_object_get_ex(j, key, &next))
-                        FAIL("JSON member \"%s\" missing in %s", key, json_object_to_json_string(j));
-                j = next;
-        }
-        va_end(ap);
-        return j;
-}
 
 /* The one keyslot a systemd token names ("keyslots": ["N"]). */
 static int token_slot(json_object *token) {

@@ -26,6 +26,7 @@
 #include "macro.h"
 #include "run.h"
 #include "secret.h"
+#include "json-util.h"
 #include "tests.h"
 
 #define MiB (UINT64_C(1024) * 1024)
@@ -158,21 +159,6 @@ static char *cli_cryptenroll_list(const char *path) {
         return cli_output(argv);
 }
 
-/* j["a"]["b"]…, failing when a member is missing. */
-_sentinel_ static json_object *jget(json_object *j, ...) {
-        const char *key;
-        va_list ap;
-
-        va_start(ap, j);
-        while ((key = va_arg(ap, const char *))) {
-                json_object *next;
-                if (!json_object_object_get_ex(j, key, &next))
-                        FAIL("JSON member \"%s\" missing in %s", key, json_object_to_json_string(j));
-                j = next;
-        }
-        va_end(ap);
-        return j;
-}
 
 static const char *slot_name(int slot) {
         static char buf[4][16];
