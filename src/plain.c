@@ -224,6 +224,7 @@ static int choose_account(AccountRequest *ar, char **user, char **real, PlanSett
                 ar->real_name = *real;
                 ar->admin = streq(admin, "y") || streq(admin, "Y");
         }
+        printf("\nSettings of the installed system (Enter takes the suggestion, \"-\" keeps what the image has):\n");
         for (;;) {
                 r = ask_text("Computer name", "imprint", &st->hostname);
                 if (r < 0)
@@ -237,6 +238,14 @@ static int choose_account(AccountRequest *ar, char **user, char **real, PlanSett
                 r = ask_text("Keyboard layout (keymap)", km ?: "us", &st->keymap);
                 if (r < 0)
                         return r;
+                if (streq_ptr(st->hostname, "-"))
+                        st->hostname = mfree(st->hostname);
+                if (streq_ptr(st->timezone, "-"))
+                        st->timezone = mfree(st->timezone);
+                if (streq_ptr(st->locale, "-"))
+                        st->locale = mfree(st->locale);
+                if (streq_ptr(st->keymap, "-"))
+                        st->keymap = mfree(st->keymap);
                 if (settings_validate(st) >= 0)
                         return 0;
                 printf("%s\n", error_message());

@@ -31,6 +31,9 @@ answers = [
     (rb"use free space \(f\)\? \[e\]: $", lambda text: "e"),
     (rb"or press Enter for none: $", lambda text: ""),
     (rb"Encrypt root and home \(recommended\)\? \[Y/n\]: $", lambda text: "n"),
+    (rb"User name \(lower case; Enter for none\): $", lambda text: ""),
+    # The fake image has no time zone data or keymaps: keep what it has.
+    (rb"(Computer name|Time zone|Language \(locale\)|Keyboard layout \(keymap\)) \[[^]]*\]: $", lambda text: "-"),
     (rb"anything else goes back: $", lambda text: confirm),
     (rb"or \[s\]hell\? $", lambda text: "s"),
 ]
