@@ -40,8 +40,8 @@ int encryption_decide(const EncryptRequest *req, DiskKind target_kind, const Ima
                 goto done;
         if (req->encrypt < 0 && target_kind != DISK_BLOCK) {
                 /* Said, not silent: the plan shows this note. */
-                e.note = strdup("an image file is not encrypted (dm-crypt needs a block device, and this machine's TPM is not "
-                                "the one that will boot it); install to a disk to encrypt");
+                e.note = strdup("An image file is not encrypted: dm-crypt needs a block device, and this machine's TPM is not "
+                                "the one that will boot it. Install to a disk to encrypt.");
                 if (!e.note)
                         return -ENOMEM;
                 goto done;

@@ -1591,7 +1591,7 @@ static void plan_print_encryption(const Plan *p, FILE *f) {
         _cleanup_(freep) char *pcrs = NULL;
 
         if (!e->enabled) {
-                fprintf(f, "Encrypt: no — root and home are not encrypted%s%s\n", e->note ? ": " : "", e->note ?: "");
+                fprintf(f, "Encrypt: no — %s\n", e->note ?: "root and home are not encrypted");
                 return;
         }
         fprintf(f, "Encrypt: root%s with LUKS2 (aes-xts-plain64); unlocked by ", plan_find_role(p, ROLE_HOME) ? " and home" : "");
