@@ -55,3 +55,16 @@ int on_confirm(const Plan *p, void *userdata);
 
 /* The line-by-line dialogue (imprint --plain): for screen readers and serial consoles. */
 int plain_run(const char *source);
+
+/* The full-screen installer (ui/): imprint with no arguments on a terminal, or imprint --tui. */
+typedef struct TuiOptions {
+        const char *source;            /* the OS image; NULL: the medium's default (imprint.conf) */
+        char **targets;                /* offer only these disks or image files (tests, demos) */
+        size_t n_targets;
+        const char *seed;              /* reproducible UUIDs (tests) */
+        const char *log_path;          /* NULL: /var/log/imprint.log, else /tmp */
+        const char *language;          /* "en", "de", "fr": preselected */
+        bool allow_weak_password;
+        bool mono;                     /* no colours */
+} TuiOptions;
+int tui_run(const TuiOptions *o);

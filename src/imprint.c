@@ -110,7 +110,8 @@ static void help(void) {
                "  imprint install --plan-file FILE [--yes] [--json] [--no-variables]\n"
                "  imprint unattended [--config FILE]\n"
                "  imprint tpm [--json] [--tcti TCTI]\n"
-               "  imprint --plain [--source IMAGE]\n\n"
+               "  imprint --plain [--source IMAGE]\n"
+               "  imprint [--tui [--source IMAGE] [--seed S] [--log FILE] [--lang L] [--mono] [--allow-weak-password] [DISK|FILE…]]\n\n"
                "Commands:\n"
                "  disks    List the disks, what is on them, and whether they can be a target\n"
                "  plan     Show (and optionally save) the partition layout for a target; writes nothing\n"
@@ -121,7 +122,9 @@ static void help(void) {
                "           imprint.config, or imprint.config=PATH on the kernel command line),\n"
                "           printing JSON progress; for OEM lines and test rigs\n"
                "  tpm      Check whether this machine's TPM 2.0 can hold a disk key, and say why not\n"
-               "  --plain  A line-by-line installer dialogue (serial consoles, screen readers)\n\n"
+               "  --plain  A line-by-line installer dialogue (serial consoles, screen readers)\n"
+               "  --tui    The full-screen installer (also: imprint with no arguments on a terminal);\n"
+               "           --log=FILE, --lang=en|de|fr, --mono; named DISKs or FILEs are the only targets\n\n"
                "Layout options:\n"
                "  --erase                 Replace everything on the disk (default)\n"
                "  --free                  Keep existing partitions; use the largest free region\n"
@@ -1107,6 +1110,56 @@ static int verb_plain(int argc, char *argv[]) {
         return plain_run(source);
 }
 
+/* imprint --tui [--source IMAGE] [--seed S] [--log FILE] [--lang L] [--mono]
+ *              [--allow-weak-password] [DISK|FILE…]: the full-screen installer; named disks or
+ * image files are the only targets offered (tests, demos). */
+static int verb_tui(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "source", required_argument, NULL, 's' },
+                { "seed", required_argument, NULL, 'S' },
+                { "log", required_argument, NULL, 'l' },
+                { "lang", required_argument, NULL, 'L' },
+                { "mono", no_argument, NULL, 'm' },
+                { "allow-weak-password", no_argument, NULL, 'w' },
+                {},
+        };
+        TuiOptions o = {};
+        int c;
+
+        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
+                switch (c) {
+                case 's':
+                        o.source = optarg;
+                        break;
+                case 'S':
+                        if (isempty(optarg))
+                                return usage_error("--seed: the seed must not be empty.");
+                        o.seed = optarg;
+                        break;
+                case 'l':
+                        o.log_path = optarg;
+                        break;
+                case 'L':
+                        o.language = optarg;
+                        break;
+                case 'm':
+                        o.mono = true;
+                        break;
+                case 'w':
+                        o.allow_weak_password = true;
+                        break;
+                default:
+                        return EXIT_USAGE;
+                }
+        if (optind < argc) {
+                o.targets = argv + optind;
+                o.n_targets = (size_t) (argc - optind);
+        }
+        if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))
+                return usage_error("the full-screen installer needs a terminal; use imprint --plain for a line-by-line dialogue.");
+        return tui_run(&o);
+}
+
 /* ---- main -------------------------------------------------------------------------------- */
 
 int main(int argc, char *argv[]) {
@@ -1140,6 +1193,10 @@ int main(int argc, char *argv[]) {
                         optind = 1;
                         return verb_plain(argc - i, argv + i);
                 }
+                if (streq(argv[i], "--tui")) {
+                        optind = 1;
+                        return verb_tui(argc - i, argv + i);
+                }
                 if (streq(argv[i], "-v") || streq(argv[i], "--verbose"))
                         arg_verbose++;
                 else if (streq(argv[i], "-vv"))
@@ -1150,6 +1207,9 @@ int main(int argc, char *argv[]) {
         set_verbosity();
 
         if (i >= argc) {
+                /* No command on a terminal: the full-screen installer. */
+                if (argc == 1 && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO))
+                        return tui_run(&(TuiOptions) {});
                 help();
                 return EXIT_USAGE;
         }

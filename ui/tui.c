@@ -1,0 +1,384 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The full-screen installer's main loop: sets up the terminal, the language and the log, then
+ * walks the screens welcome → disk → layout → encryption → user → summary (→ recovery key) →
+ * progress → done, Esc going back one screen. What the person chooses becomes the same requests
+ * the command line builds (PlanOptions, EncryptRequest, AccountRequest, PlanSettings), build_plan()
+ * turns them into the plan, and the executor runs it with this front end's callbacks. */
+
+#include <curses.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <langinfo.h>
+#include <locale.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "error.h"
+#include "fileio.h"
+#include "log.h"
+#include "ui.h"
+
+#ifndef LOCALEDIR
+#define LOCALEDIR "/usr/share/locale"
+#endif
+
+const Language ui_languages[] = {
+        { "en", "English", "en_US.UTF-8", "us" },
+        { "de", "Deutsch", "de_DE.UTF-8", "de" },
+        { "fr", "Français", "fr_FR.UTF-8", "fr" },
+};
+const size_t ui_n_languages = ELEMENTSOF(ui_languages);
+
+/* Console keymaps as kbd names them (localectl list-keymaps). */
+const char *const ui_keymaps[] = {
+        "us", "uk", "de", "de-latin1-nodeadkeys", "fr", "fr-latin9", "ch", "fr_CH", "be-latin1", "es", "it", "nl", "pt-latin1",
+        "se-latin1", "no", "dk", "fi", "pl", "cz", "hu", "us-acentos", "dvorak",
+};
+const size_t ui_n_keymaps = ELEMENTSOF(ui_keymaps);
+
+void ui_set_language(Tui *t, size_t i) {
+        char current[128];
+        const char *m;
+
+        t->language = i;
+        setenv("LANGUAGE", ui_languages[i].code, 1);
+        /* Setting the locale again makes gettext forget the translations it has cached. */
+        m = setlocale(LC_MESSAGES, NULL);
+        snprintf(current, sizeof(current), "%s", m ?: "C.UTF-8");
+        setlocale(LC_MESSAGES, current);
+}
+
+static void i18n_init(Tui *t) {
+        const char *dir = getenv("IMPRINT_LOCALEDIR") ?: LOCALEDIR;
+        const char *m, *lang;
+
+        bindtextdomain("imprint", dir);
+        bind_textdomain_codeset("imprint", "UTF-8");
+        textdomain("imprint");
+        /* gettext ignores LANGUAGE when messages are in the C locale; C.UTF-8 is always there. */
+        m = setlocale(LC_MESSAGES, NULL);
+        if (!m || streq(m, "C") || streq(m, "POSIX"))
+                setlocale(LC_MESSAGES, "C.UTF-8");
+        if (!streq_ptr(nl_langinfo(CODESET), "UTF-8") && !getenv("IMPRINT_ASCII"))
+                setlocale(LC_CTYPE, "C.UTF-8");
+        t->utf8 = streq_ptr(nl_langinfo(CODESET), "UTF-8");
+
+        lang = t->opts->language;
+        if (!lang) {
+                /* The live system's language, when it is one we have. */
+                const char *l = getenv("LANGUAGE") ?: getenv("LC_ALL") ?: getenv("LC_MESSAGES") ?: getenv("LANG");
+                lang = l ?: "en";
+        }
+        t->language = 0;
+        for (size_t i = 0; i < ui_n_languages; i++)
+                if (strncmp(lang, ui_languages[i].code, 2) == 0)
+                        t->language = i;
+        ui_set_language(t, t->language);
+        for (size_t i = 0; i < ui_n_keymaps; i++)
+                if (streq(ui_keymaps[i], ui_languages[t->language].keymap))
+                        t->keymap = i;
+}
+
+/* ---- the log: a file for after the fact, a ring buffer for the live-log view ----------------- */
+
+void ui_log_line(Tui *t, const char *fmt, ...) {
+        char line[1024], stamp[32];
+        struct timespec ts;
+        struct tm tm;
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(line, sizeof(line), fmt, ap);
+        va_end(ap);
+        clock_gettime(CLOCK_REALTIME, &ts);
+        localtime_r(&ts.tv_sec, &tm);
+        strftime(stamp, sizeof(stamp), "%H:%M:%S", &tm);
+        if (t->log) {
+                fprintf(t->log, "%s %s\n", stamp, line);
+                fflush(t->log);
+        }
+        free(t->log_lines[t->n_log % UI_LOG_LINES]);
+        t->log_lines[t->n_log % UI_LOG_LINES] = strdup(line);
+        t->n_log++;
+}
+
+static void log_sink(int level, const char *line, void *userdata) {
+        Tui *t = userdata;
+
+        if (level > LOG_INFO)
+                return;
+        ui_log_line(t, "%s", line);
+}
+
+static int log_open(Tui *t) {
+        const char *candidates[] = { t->opts->log_path, "/var/log/imprint.log", NULL };
+        char tmp[64];
+        int fd;
+
+        for (size_t i = 0; i < ELEMENTSOF(candidates); i++) {
+                const char *p = candidates[i];
+                if (!p) {
+                        snprintf(tmp, sizeof(tmp), "/tmp/imprint-%d.log", (int) getpid());
+                        p = tmp;
+                }
+                if (i == 1 && t->opts->log_path)
+                        break;
+                fd = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
+                if (fd < 0)
+                        continue;
+                t->log = fdopen(fd, "a");
+                if (!t->log) {
+                        close(fd);
+                        continue;
+                }
+                t->log_path = realpath(p, NULL) ?: strdup(p);
+                return 0;
+        }
+        return error_setf(-EACCES, "Cannot open a log file (%s).", t->opts->log_path ?: "/var/log/imprint.log");
+}
+
+/* ---- choices → engine requests ------------------------------------------------------------------ */
+
+static int parse_size_field(const char *what, const TextField *f, bool allow_none, SizeRequest *ret) {
+        const char *s = f->buf;
+
+        if (isempty(s) || streq(s, "auto")) {
+                *ret = (SizeRequest) { SIZE_NONE, 0 };
+                return 0;
+        }
+        if (size_request_parse(s, ret) < 0 || (!allow_none && ret->kind == SIZE_NONE))
+                /* TRANSLATORS: first %s is a field ("Root size"), second what was typed there. */
+                return error_setf(-EINVAL, _("%s: \"%s\" is not a size (examples: 20G, 512M, rest%s)."), what, s,
+                                  allow_none ? _(", none") : "");
+        return 0;
+}
+
+int ui_layout_options(Tui *t, PlanOptions *o) {
+        int r;
+
+        plan_options_init(o);
+        o->mode = t->mode;
+        o->seed = t->opts->seed;
+        r = parse_size_field(_("Root size"), &t->root_size, false, &o->root);
+        if (r >= 0)
+                r = parse_size_field(_("Home size"), &t->home_size, true, &o->home);
+        if (r >= 0)
+                r = parse_size_field(_("Swap size"), &t->swap_size, true, &o->swap);
+        return r;
+}
+
+void ui_encrypt_request(Tui *t, EncryptRequest *e) {
+        encrypt_request_init(e);
+        if (t->disk && t->disk->kind != DISK_BLOCK) {
+                e->encrypt = -1; /* the engine's default: not encrypted, and the plan says why */
+                return;
+        }
+        e->encrypt = t->encrypt;
+        if (!t->encrypt)
+                return;
+        e->tpm2 = TPM2_USE_AUTO;
+        e->tpm2_pin = t->tpm_usable > 0 && t->tpm_pin;
+        e->passphrase = t->passphrase;
+}
+
+void ui_account_request(Tui *t, AccountRequest *a) {
+        *a = (AccountRequest) {
+                .user_name = isempty(t->user.buf) ? NULL : t->user.buf,
+                .real_name = isempty(t->real_name.buf) ? NULL : t->real_name.buf,
+                .storage = t->storage,
+                .admin = t->admin,
+        };
+}
+
+void ui_settings(Tui *t, PlanSettings *s) {
+        *s = (PlanSettings) {
+                .hostname = isempty(t->hostname.buf) ? NULL : t->hostname.buf,
+                .timezone = isempty(t->timezone.buf) ? NULL : t->timezone.buf,
+                .locale = (char *) ui_languages[t->language].locale,
+                .keymap = (char *) ui_keymaps[t->keymap],
+        };
+}
+
+/* ---- text lines --------------------------------------------------------------------------------- */
+
+char **ui_split_lines(const char *text, size_t *ret_n) {
+        char **l = NULL;
+        size_t n = 0;
+        const char *p = text;
+
+        while (p && *p) {
+                const char *e = strchrnul(p, '\n');
+                char **nl = realloc(l, (n + 1) * sizeof(char *));
+                if (!nl)
+                        break;
+                l = nl;
+                l[n] = strndup(p, (size_t) (e - p));
+                if (!l[n])
+                        break;
+                n++;
+                p = *e ? e + 1 : e;
+        }
+        *ret_n = n;
+        return l;
+}
+
+void ui_free_lines(char **l, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                free(l[i]);
+        free(l);
+}
+
+void ui_lines(Tui *t, int y0, int y1, int x, int width, char **lines, size_t n, size_t first) {
+        for (int y = y0; y < y1 && first < n; y++, first++)
+                ui_text(y, x, width, 0, lines[first]);
+}
+
+/* ---- main loop ---------------------------------------------------------------------------------- */
+
+static bool ask_quit(Tui *t) {
+        return ui_message(t, _("Quit"), _("Quit the installer? Nothing has been written to any disk."),
+                          _("Enter: quit   Esc: stay"));
+}
+
+static void tui_done(Tui *t) {
+        image_free(t->image);
+        disk_list_done(&t->disks);
+        tpm2_status_done(&t->tpm);
+        ui_field_wipe(&t->password1);
+        ui_field_wipe(&t->password2);
+        ui_field_wipe(&t->passphrase1);
+        ui_field_wipe(&t->passphrase2);
+        ui_field_wipe(&t->pin1);
+        ui_field_wipe(&t->pin2);
+        for (size_t i = 0; i < UI_LOG_LINES; i++)
+                free(t->log_lines[i]);
+        free(t->failed_step);
+        free(t->log_path);
+        if (t->log)
+                fclose(t->log);
+}
+
+int tui_run(const TuiOptions *o) {
+        _cleanup_(install_config_done) InstallConfig defaults = {};
+        _cleanup_(freep) char *self = NULL;
+        static UiNext (*const screens[])(Tui *t) = {
+                screen_welcome, screen_disk, screen_layout, screen_encryption, screen_user, screen_install,
+        };
+        Tui t = {
+                .opts = o,
+                .mode = PLAN_ERASE,
+                .encrypt = true,
+                .admin = true,
+                .storage = ACCOUNT_STORAGE_LUKS,
+        };
+        SCREEN *scr;
+        size_t state = 0;
+        int r, code = 0, saved_stderr;
+
+        /* The passwords, passphrase and PIN are typed into fields of t: keep it out of swap. */
+        (void) mlock(&t, sizeof(t));
+        i18n_init(&t);
+        t.mono = o->mono || getenv("NO_COLOR");
+        t.password1.masked = t.password2.masked = t.passphrase1.masked = t.passphrase2.masked = t.pin1.masked =
+                t.pin2.masked = true;
+        snprintf(t.root_size.buf, sizeof(t.root_size.buf), "auto");
+        snprintf(t.home_size.buf, sizeof(t.home_size.buf), "none");
+        snprintf(t.swap_size.buf, sizeof(t.swap_size.buf), "none");
+        snprintf(t.hostname.buf, sizeof(t.hostname.buf), "imprint");
+        {
+                char buf[256];
+                ssize_t n = readlink("/etc/localtime", buf, sizeof(buf) - 1);
+                const char *z = NULL;
+                if (n > 0) {
+                        buf[n] = 0;
+                        z = strstr(buf, "zoneinfo/");
+                }
+                snprintf(t.timezone.buf, sizeof(t.timezone.buf), "%s", z ? z + strlen("zoneinfo/") : "UTC");
+        }
+
+        install_config_init(&defaults);
+        r = install_config_load_defaults(&defaults);
+        if (r < 0)
+                return fail(r);
+        t.source = o->source ?: defaults.source;
+        if (!t.source) {
+                fprintf(stderr, "imprint: %s\n", _("No OS image is configured: start imprint --source IMAGE."));
+                return exit_code_from_errno(-EINVAL);
+        }
+        if (streq(t.source, "self")) {
+                r = image_resolve_self(&self);
+                if (r < 0)
+                        return fail(r);
+                t.source = self;
+        }
+        r = log_open(&t);
+        if (r < 0)
+                return fail(r);
+        log_set_sink(log_sink, &t);
+        log_set_max_level(LOG_INFO);
+        ui_log_line(&t, "imprint " IMPRINT_VERSION " full-screen installer, image %s", t.source);
+
+        /* Whatever a library prints would scribble over the screen: it goes to the log instead. */
+        fflush(stderr);
+        saved_stderr = dup(STDERR_FILENO);
+        dup2(fileno(t.log), STDERR_FILENO);
+
+        scr = newterm(NULL, stdout, stdin);
+        if (!scr) {
+                dup2(saved_stderr, STDERR_FILENO);
+                close(saved_stderr);
+                log_set_sink(log_sink_stderr, NULL);
+                tui_done(&t);
+                fprintf(stderr, "imprint: %s\n", _("This terminal cannot show the full-screen installer; the line-by-line one starts."));
+                return plain_run(o->source);
+        }
+        set_escdelay(25);
+        cbreak();
+        noecho();
+        nonl();
+        keypad(stdscr, TRUE);
+        curs_set(0);
+        ui_init_colors(&t);
+
+        for (;;) {
+                UiNext n = screens[state](&t);
+
+                curs_set(0);
+                if (n == UI_QUIT) {
+                        code = t.exit_code;
+                        if (state < ELEMENTSOF(screens) - 1)
+                                code = exit_code_from_errno(-ECANCELED);
+                        break;
+                }
+                if (n == UI_BACK) {
+                        if (state == 0) {
+                                if (ask_quit(&t)) {
+                                        code = exit_code_from_errno(-ECANCELED);
+                                        break;
+                                }
+                        } else
+                                state--;
+                        continue;
+                }
+                if (state + 1 < ELEMENTSOF(screens))
+                        state++;
+                else
+                        break;
+        }
+
+        endwin();
+        delscreen(scr);
+        dup2(saved_stderr, STDERR_FILENO);
+        close(saved_stderr);
+        log_set_sink(log_sink_stderr, NULL);
+        tui_done(&t);
+        explicit_bzero(&t, sizeof(t));
+        munlock(&t, sizeof(t));
+        return code;
+}

@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Screen 5: the account of the person who installs (name, password with libpwquality's verdict
+ * while it is typed, administrator, home storage) and the computer's name and time zone. Whether
+ * the account is a systemd-homed one or a classic /etc/passwd user is the engine's decision
+ * (account_decide()), shown with its reason. */
+
+#include <curses.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "account.h"
+#include "error.h"
+#include "quality.h"
+#include "ui.h"
+
+enum {
+        ITEM_REAL,
+        ITEM_USER,
+        ITEM_PW1,
+        ITEM_PW2,
+        ITEM_ADMIN,
+        ITEM_STORAGE,
+        ITEM_HOST,
+        ITEM_TZ,
+        _ITEM_MAX,
+};
+
+static TextField *field_of(Tui *t, int item) {
+        switch (item) {
+        case ITEM_REAL:
+                return &t->real_name;
+        case ITEM_USER:
+                return &t->user;
+        case ITEM_PW1:
+                return &t->password1;
+        case ITEM_PW2:
+                return &t->password2;
+        case ITEM_HOST:
+                return &t->hostname;
+        case ITEM_TZ:
+                return &t->timezone;
+        default:
+                return NULL;
+        }
+}
+
+static const char *check(Tui *t, char *buf, size_t size) {
+        PlanSettings s;
+
+        ui_settings(t, &s);
+        if (settings_validate(&s) < 0) {
+                snprintf(buf, size, "%s", error_message() ?: "");
+                return buf;
+        }
+        if (isempty(t->user.buf))
+                return NULL;
+        if (!user_name_is_valid(t->user.buf)) {
+                /* TRANSLATORS: %s is the name typed. */
+                snprintf(buf, size, _("\"%s\" cannot be a user name: lower-case letters, digits, _ and -, starting with a letter."),
+                         t->user.buf);
+                return buf;
+        }
+        if (isempty(t->password1.buf))
+                return _("Type a password.");
+        if (password_quality_check(t->password1.buf, t->user.buf) < 0 && !t->opts->allow_weak_password) {
+                snprintf(buf, size, _("Too weak: %s"), error_message() ?: "");
+                return buf;
+        }
+        if (!streq(t->password1.buf, t->password2.buf))
+                return _("The two passwords differ.");
+        return NULL;
+}
+
+static const char *storage_label(AccountStorage s) {
+        switch (s) {
+        case ACCOUNT_STORAGE_LUKS:
+                return _("encrypted home image (luks)");
+        case ACCOUNT_STORAGE_DIRECTORY:
+                return _("plain directory");
+        default:
+                return _("btrfs subvolume");
+        }
+}
+
+UiNext screen_user(Tui *t) {
+        _cleanup_(plan_account_freep) PlanAccount *kind = NULL;
+        size_t focus = 0;
+        bool tried = false;
+        int list[_ITEM_MAX];
+        size_t n = 0;
+
+        t->help = N_("The account you log in with on the installed system. Leave the user name empty to create none: the "
+                     "installed system then asks at its first boot. An administrator may use sudo. The password is checked "
+                     "with the system's password-quality rules while you type.");
+
+        /* What kind of account the engine will make here, and why. */
+        {
+                AccountRequest req;
+                ui_account_request(t, &req);
+                req.user_name = "user";
+                if (account_decide(&req, t->image, t->disk->kind, &kind) < 0)
+                        kind = NULL;
+        }
+        list[n++] = ITEM_REAL;
+        list[n++] = ITEM_USER;
+        list[n++] = ITEM_PW1;
+        list[n++] = ITEM_PW2;
+        list[n++] = ITEM_ADMIN;
+        if (kind && kind->kind == ACCOUNT_HOMED)
+                list[n++] = ITEM_STORAGE;
+        list[n++] = ITEM_HOST;
+        list[n++] = ITEM_TZ;
+
+        for (;;) {
+                char buf[512];
+                const char *problem;
+                int y_of[_ITEM_MAX] = {};
+                UiKey k;
+
+                if (ui_frame(t, _("Your account"), 5, _("F1 Help  Up/Down/Tab Move  Space Toggle  Enter Continue  Esc Back"))) {
+                        int y = 2;
+                        curs_set(0);
+                        ui_text(y, 2, COLS - 4, A_BOLD, _("Your account on the installed system"));
+                        y += 2;
+                        for (size_t i = 0; i < n; i++) {
+                                int it = list[i];
+                                bool f = i == focus;
+
+                                if (it == ITEM_HOST)
+                                        y++;
+                                y_of[it] = y;
+                                switch (it) {
+                                case ITEM_REAL:
+                                        ui_field(t, y, 2, 18, 40, _("Full name"), &t->real_name, f);
+                                        break;
+                                case ITEM_USER:
+                                        ui_field(t, y, 2, 18, 24, _("User name"), &t->user, f);
+                                        break;
+                                case ITEM_PW1:
+                                        ui_field(t, y, 2, 18, 40, _("Password"), &t->password1, f);
+                                        break;
+                                case ITEM_PW2:
+                                        ui_field(t, y, 2, 18, 40, _("Again"), &t->password2, f);
+                                        if (!isempty(t->password1.buf)) {
+                                                int r = password_quality_check(t->password1.buf, isempty(t->user.buf) ? NULL : t->user.buf);
+                                                if (r >= 0)
+                                                        snprintf(buf, sizeof(buf), _("Strength: %d of 100"), r);
+                                                else
+                                                        snprintf(buf, sizeof(buf), _("Too weak: %s"), error_message() ?: "");
+                                                y++;
+                                                ui_text(y, 20, COLS - 22, r >= 0 ? ui_attr_ok() : ui_attr_error(), buf);
+                                        } else
+                                                y++;
+                                        break;
+                                case ITEM_ADMIN:
+                                        ui_check(t, y, 2, COLS - 4, _("Administrator (may use sudo)"), t->admin, f, false);
+                                        break;
+                                case ITEM_STORAGE:
+                                        /* TRANSLATORS: %s is one of the storage kinds below. */
+                                        snprintf(buf, sizeof(buf), _("Home: %s  (Space changes)"), storage_label(t->storage));
+                                        ui_radio(t, y, 2, COLS - 4, buf, true, f, false);
+                                        break;
+                                case ITEM_HOST:
+                                        ui_field(t, y, 2, 18, 30, _("Computer name"), &t->hostname, f);
+                                        break;
+                                case ITEM_TZ:
+                                        ui_field(t, y, 2, 18, 30, _("Time zone"), &t->timezone, f);
+                                        break;
+                                }
+                                y++;
+                        }
+                        if (kind && kind->kind == ACCOUNT_CLASSIC && kind->note) {
+                                /* TRANSLATORS: %s is the engine's (English) reason. */
+                                snprintf(buf, sizeof(buf), _("A classic account: %s"), kind->note);
+                                ui_wrap(y + 1, 2, COLS - 4, LINES - y - 4, ui_attr_dim(), buf);
+                        } else if (kind && kind->kind == ACCOUNT_HOMED)
+                                ui_wrap(y + 1, 2, COLS - 4, 2, ui_attr_dim(),
+                                        _("A systemd-homed account: created at the first boot of the installed system."));
+                        if (tried && (problem = check(t, buf, sizeof(buf))))
+                                ui_wrap(LINES - 3, 2, COLS - 4, 2, ui_attr_error(), problem);
+                        if (field_of(t, list[focus]))
+                                ui_field(t, y_of[list[focus]], 2, 18,
+                                         list[focus] == ITEM_USER ? 24 : list[focus] == ITEM_HOST || list[focus] == ITEM_TZ ? 30 : 40,
+                                         list[focus] == ITEM_REAL ? _("Full name") : list[focus] == ITEM_USER ? _("User name")
+                                         : list[focus] == ITEM_PW1 ? _("Password") : list[focus] == ITEM_PW2 ? _("Again")
+                                         : list[focus] == ITEM_HOST ? _("Computer name") : _("Time zone"),
+                                         field_of(t, list[focus]), true);
+                }
+                refresh();
+                k = ui_key(t);
+                if (ui_key_is(k, UI_KEY_ESC))
+                        return UI_BACK;
+                if (ui_key_is(k, UI_KEY_ENTER)) {
+                        if (!check(t, buf, sizeof(buf)))
+                                return UI_NEXT;
+                        tried = true;
+                        continue;
+                }
+                if (ui_key_is(k, UI_KEY_TAB) || ui_key_is(k, KEY_DOWN))
+                        focus = (focus + 1) % n;
+                else if (ui_key_is(k, KEY_BTAB) || ui_key_is(k, KEY_UP))
+                        focus = (focus + n - 1) % n;
+                else if (list[focus] == ITEM_ADMIN && k.is_char && k.ch == ' ')
+                        t->admin = !t->admin;
+                else if (list[focus] == ITEM_STORAGE && k.is_char && k.ch == ' ')
+                        t->storage = (t->storage + 1) % _ACCOUNT_STORAGE_MAX;
+                else if (field_of(t, list[focus]))
+                        ui_field_key(field_of(t, list[focus]), k);
+        }
+}

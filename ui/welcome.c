@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Screen 1: welcome, what is installed from where, the language of the installer (and of the
+ * installed system) and the keyboard layout. */
+
+#include <curses.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "run.h"
+#include "ui.h"
+
+/* On the Linux console the layout applies right away, so that the next screens type as chosen;
+ * a terminal emulator has its own. */
+static void apply_keymap(const char *map) {
+        const char *term = getenv("TERM");
+        char *argv[] = { (char *) "loadkeys", (char *) "-q", (char *) map, NULL };
+
+        if (!streq_ptr(term, "linux") || geteuid() != 0 || !find_executable("loadkeys"))
+                return;
+        (void) run_command(argv, &(RunOptions) { .quiet_stderr = true });
+}
+
+static void draw_list(Tui *t, int y, int x, int w, int rows, const char *const *items, size_t n, size_t sel, bool focused) {
+        size_t first = sel >= (size_t) rows ? sel - (size_t) rows + 1 : 0;
+
+        for (int i = 0; i < rows && first + (size_t) i < n; i++) {
+                size_t k = first + (size_t) i;
+                ui_radio(t, y + i, x, w, items[k], k == sel, focused && k == sel, false);
+        }
+        if (first > 0)
+                ui_text(y - 1, x + w - 2, 2, 0, t->utf8 ? "▲" : "^");
+        if (first + (size_t) rows < n)
+                ui_text(y + rows, x + w - 2, 2, 0, t->utf8 ? "▼" : "v");
+}
+
+UiNext screen_welcome(Tui *t) {
+        const char *names[8];
+        int focus = 0;
+
+        for (size_t i = 0; i < ui_n_languages && i < ELEMENTSOF(names); i++)
+                names[i] = ui_languages[i].name;
+        t->help = N_("Choose the language of the installer and of the installed system, and the keyboard layout you type "
+                     "with. On the Linux console the layout takes effect at once.");
+
+        for (;;) {
+                char text[1024];
+                int y, rows;
+                UiKey k;
+
+                if (ui_frame(t, _("Welcome to imprint"), 1,
+                             _("F1 Help  Tab Next list  Up/Down Choose  Enter Continue  Esc Quit"))) {
+                        y = 2 + ui_wrap(2, 2, COLS - 4, 2, A_BOLD,
+                                        _("Welcome. This program installs an operating system onto this computer."));
+                        if (!t->image) {
+                                ui_text(y + 1, 2, COLS - 4, 0, _("Reading the image…"));
+                                refresh();
+                                {
+                                        int r = open_image(t->source, &t->image);
+                                        if (r < 0) {
+                                                char msg[1024];
+                                                /* TRANSLATORS: %s is the engine's (English) sentence saying why. */
+                                                snprintf(msg, sizeof(msg), _("The OS image cannot be used: %s"), error_message() ?: strerror(-r));
+                                                ui_message(t, _("Error"), msg, _("Enter: quit"));
+                                                return UI_QUIT;
+                                        }
+                                }
+                                continue;
+                        }
+                        /* TRANSLATORS: first %s is the OS name ("Debian GNU/Linux 13"), second the image file. */
+                        snprintf(text, sizeof(text), _("It installs %s from %s."), t->image->pretty_name ?: _("an OS image"), t->source);
+                        rows = ui_wrap(y + 1, 2, COLS - 4, 3, 0, text);
+                        y += 1 + rows + 1;
+                        ui_text(y, 2, 24, A_BOLD, _("Language"));
+                        ui_text(y, 30, 30, A_BOLD, _("Keyboard layout"));
+                        draw_list(t, y + 2, 2, 24, (int) ui_n_languages, names, ui_n_languages, t->language, focus == 0);
+                        draw_list(t, y + 2, 30, 30, LINES - y - 8, ui_keymaps, ui_n_keymaps, t->keymap, focus == 1);
+                        ui_wrap(LINES - 4, 2, COLS - 4, 2, ui_attr_dim(),
+                                _("Nothing is written to any disk before you confirm on the summary."));
+                }
+                curs_set(0);
+                refresh();
+                k = ui_key(t);
+                if (ui_key_is(k, UI_KEY_ESC))
+                        return UI_BACK;
+                if (ui_key_is(k, UI_KEY_ENTER))
+                        return UI_NEXT;
+                if (ui_key_is(k, UI_KEY_TAB) || ui_key_is(k, KEY_BTAB) || ui_key_is(k, KEY_RIGHT) || ui_key_is(k, KEY_LEFT))
+                        focus = !focus;
+                else if (ui_key_is(k, KEY_UP) || ui_key_is(k, KEY_DOWN)) {
+                        bool up = ui_key_is(k, KEY_UP);
+                        if (focus == 0) {
+                                size_t l = t->language;
+                                if (up && l > 0)
+                                        l--;
+                                else if (!up && l + 1 < ui_n_languages)
+                                        l++;
+                                if (l != t->language) {
+                                        ui_set_language(t, l);
+                                        /* A language suggests its layout. */
+                                        for (size_t i = 0; i < ui_n_keymaps; i++)
+                                                if (streq(ui_keymaps[i], ui_languages[l].keymap))
+                                                        t->keymap = i;
+                                        apply_keymap(ui_keymaps[t->keymap]);
+                                }
+                        } else {
+                                if (up && t->keymap > 0)
+                                        t->keymap--;
+                                else if (!up && t->keymap + 1 < ui_n_keymaps)
+                                        t->keymap++;
+                                apply_keymap(ui_keymaps[t->keymap]);
+                        }
+                }
+        }
+}
