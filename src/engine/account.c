@@ -159,8 +159,7 @@ int account_decide(const AccountRequest *req, const Image *img, DiskKind target_
 int account_password_check(const PlanAccount *a, const Secret *password) {
         if (!password || password->size == 0)
                 return error_setf(-EINVAL, "The password must not be empty.");
-        if (memchr(password->data, 0, password->size) || memchr(password->data, '\n', password->size) ||
-            memchr(password->data, ':', password->size) == password->data)
+        if (memchr(password->data, 0, password->size) || memchr(password->data, '\n', password->size))
                 return error_setf(-EINVAL, "The password must not contain NUL bytes or line breaks.");
         return password_quality_check((const char *) password->data, a->user_name);
 }
