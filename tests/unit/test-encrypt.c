@@ -52,6 +52,7 @@
 #include "secret.h"
 #include "swtpm-util.h"
 #include "json-util.h"
+#include "luks-cli.h"
 #include "tests.h"
 #include "tpm2.h"
 
@@ -239,40 +240,6 @@ static Plan *make_plan(const char *target, const PlanSpec *s) {
 
 /* ---- stock tools ------------------------------------------------------------------------------ */
 
-static char *cli_output(char *const argv[]) {
-        char *out = NULL;
-
-        ASSERT_OK(run_command(argv, &(RunOptions) { .ret_stdout = &out }));
-        ASSERT_TRUE(out);
-        return out;
-}
-
-static json_object *cli_dump_json(const char *path) {
-        char *argv[] = { "cryptsetup", "luksDump", "--dump-json-metadata", (char *) path, NULL };
-        char *out = cli_output(argv);
-        json_object *j = json_tokener_parse(out);
-
-        if (!j)
-                FAIL("luksDump printed no JSON: %s", out);
-        free(out);
-        return j;
-}
-
-static char *cli_dump_text(const char *path) {
-        char *argv[] = { "cryptsetup", "luksDump", (char *) path, NULL };
-        return cli_output(argv);
-}
-
-/* Stock cryptsetup, key through a pipe on stdin; slot < 0: any keyslot. 0 when it opens. */
-static int cli_test_passphrase(const char *path, const Secret *key, int slot) {
-        char slot_arg[32];
-        char *argv[] = { "cryptsetup", "open", "--test-passphrase", "--key-file=-", slot_arg, (char *) path, NULL };
-
-        snprintf(slot_arg, sizeof(slot_arg), "--key-slot=%d", slot);
-        if (slot < 0)
-                argv[4] = (char *) path, argv[5] = NULL;
-        return run_command(argv, &(RunOptions) { .stdin_data = key->data, .stdin_size = key->size, .quiet_stderr = true });
-}
 
 /* "Label:          \troot" in luksDump's text: the value after the key, up to the end of the line. */
 static void assert_dump_value(const char *text, const char *key, const char *value) {
