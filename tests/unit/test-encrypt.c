@@ -381,8 +381,7 @@ static VolumeLayout check_header(const char *path, const PlanSpec *s) {
 
 /* Stock systemd-cryptenroll lists each keyslot with the type systemd gives it. */
 static void check_cryptenroll(const char *path, const VolumeLayout *l) {
-        char *argv[] = { "systemd-cryptenroll", (char *) path, NULL };
-        char *out = cli_output(argv), *save = NULL;
+        char *out = cli_cryptenroll_list(path), *save = NULL;
         unsigned found = 0, lines = 0;
 
         printf("--- systemd-cryptenroll %s\n%s---\n", path, out);
