@@ -90,6 +90,10 @@ truncate -s 8G "$WORK/target.img"
 BOOT=(bash "$here/boot-image.sh" "$WORK/target.img" --disk "$WORK/live.qcow2:live" --boot-first live
         --tpm-state "$WORK/tpm" --vars "$WORK/OVMF_VARS.fd" --no-check)
 
+# An SMBIOS type 11 string carrying the system credential NAME with VALUE (base64: no QEMU comma
+# escaping).
+cred() { printf 'type=11,value=io.systemd.credential.binary:%s=%s' "$1" "$(printf '%s' "$2" | base64 -w0)"; }
+
 # imprint --plain's first line. Not systemd's "Welcome to <PRETTY_NAME>!" line.
 WELCOME='Welcome to imprint([.!,:]|$)'
 
@@ -127,7 +131,6 @@ if [ "$MODE" = interactive ]; then
         echo "== target boot: bob exists, logs in, settings as typed"
         t=$EPOCHREALTIME
         C='IMPRINT-CHECK check.d/60-account:'
-        cred() { printf 'type=11,value=io.systemd.credential.binary:%s=%s' "$1" "$(printf '%s' "$2" | base64 -w0)"; }
         bash "$here/boot-image.sh" "$WORK/target.img" --tpm-state "$WORK/tpm" --vars "$WORK/OVMF_VARS.fd" \
                 --log "$WORK/target-serial.log" --timeout 700 \
                 --qemu-arg -smbios --qemu-arg "$(cred imprint-test.user bob)" \
@@ -164,7 +167,6 @@ passphrase="e2e Passphrase for $(basename "$WORK") 7!"
 user_password="Lantern-harbour $(basename "$WORK") 42"
 config=$(printf '{"source":"%s","target":"/dev/disk/by-id/virtio-target","seed":"e2e-live","homeSize":"1G","passphrase":true,"recoveryKeyEscrow":"/run/imprint-escrow","user":{"name":"alice","realName":"Alice Example","admin":true},"hostname":"imprint-e2e","timezone":"Europe/Berlin","locale":"de_DE.UTF-8","keymap":"de","afterInstall":"poweroff","onFailure":"poweroff"}' "$source_image")
 fstab_extra='/dev/disk/by-id/virtio-escrow /run/imprint-escrow ext4 defaults 0 0'
-cred() { printf 'type=11,value=io.systemd.credential.binary:%s=%s' "$1" "$(printf '%s' "$2" | base64 -w0)"; }
 echo "== live boot + unattended encrypted install; imprint.config: $config"
 t=$EPOCHREALTIME
 "${BOOT[@]}" --disk "$WORK/escrow.img:escrow" --log "$WORK/live-serial.log" --timeout 1200 \
