@@ -24,7 +24,9 @@
 #include "run.h"
 #include "tpm2.h"
 #include "plan.h"
+#include "proc-cmdline.h"
 #include "size.h"
+#include "terminal.h"
 
 enum {
         EXIT_OK = 0,
@@ -111,7 +113,8 @@ static void help(void) {
                "  imprint unattended [--config FILE]\n"
                "  imprint tpm [--json] [--tcti TCTI]\n"
                "  imprint --plain [--source IMAGE]\n"
-               "  imprint [--tui [--source IMAGE] [--seed S] [--log FILE] [--lang L] [--mono] [--allow-weak-password] [DISK|FILE…]]\n\n"
+               "  imprint [--tui [--source IMAGE] [--seed S] [--log FILE] [--lang L] [--mono] [--allow-weak-password] [DISK|FILE…]]\n"
+               "  imprint --console\n\n"
                "Commands:\n"
                "  disks    List the disks, what is on them, and whether they can be a target\n"
                "  plan     Show (and optionally save) the partition layout for a target; writes nothing\n"
@@ -124,7 +127,9 @@ static void help(void) {
                "  tpm      Check whether this machine's TPM 2.0 can hold a disk key, and say why not\n"
                "  --plain  A line-by-line installer dialogue (serial consoles, screen readers)\n"
                "  --tui    The full-screen installer (also: imprint with no arguments on a terminal);\n"
-               "           --log=FILE, --lang=en|de|fr, --mono; named DISKs or FILEs are the only targets\n\n"
+               "           --log=FILE, --lang=en|de|fr, --mono; named DISKs or FILEs are the only targets\n"
+               "  --console  --tui on a virtual console or pseudo terminal, --plain on a serial line,\n"
+               "           unless imprint.frontend[.TTY]=tui|plain on the kernel command line says otherwise\n\n"
                "Layout options:\n"
                "  --erase                 Replace everything on the disk (default)\n"
                "  --free                  Keep existing partitions; use the largest free region\n"
@@ -1160,6 +1165,60 @@ static int verb_tui(int argc, char *argv[]) {
         return tui_run(&o);
 }
 
+/* imprint --console: what the live medium's imprint@TTY.service runs. The full-screen installer
+ * where a screen is known to show it — a virtual console, a pseudo terminal (a terminal emulator,
+ * ssh) — and the line-by-line dialogue on serial ports and other lines, which may end in anything
+ * from a log to a braille display. imprint.frontend.TTY=tui|plain (e.g. imprint.frontend.ttyS0=tui)
+ * or imprint.frontend=tui|plain on the kernel command line overrides that choice. */
+static int verb_console(int argc, char *argv[]) {
+        _cleanup_(freep) char *key = NULL, *value = NULL;
+        const char *tty, *origin = NULL;
+        TerminalKind kind;
+        bool tui;
+        int r;
+
+        if (argc > 1)
+                return usage_error("--console takes no arguments.");
+        if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))
+                return usage_error("--console needs a terminal on standard input and output.");
+
+        kind = terminal_kind(STDIN_FILENO);
+        tui = kind != TERMINAL_LINE;
+        tty = ttyname(STDIN_FILENO);
+        if (tty && strncmp(tty, "/dev/", 5) == 0)
+                tty += 5;
+        r = 0;
+        if (tty && !strchr(tty, '/')) {
+                if (asprintf(&key, "imprint.frontend.%s", tty) < 0)
+                        return fail(-ENOMEM);
+                r = proc_cmdline_get_key(key, &value);
+        }
+        if (r <= 0) {
+                free(key);
+                key = strdup("imprint.frontend");
+                if (!key)
+                        return fail(-ENOMEM);
+                r = proc_cmdline_get_key(key, &value);
+        }
+        if (r > 0) {
+                if (streq(value, "tui") || streq(value, "plain")) {
+                        tui = streq(value, "tui");
+                        origin = key;
+                } else
+                        log_warning("Ignoring %s=%s on the kernel command line: it must be tui or plain.", key, value);
+        }
+        log_info("%s: %s (%s)", tty ?: "this terminal", tui ? "the full-screen installer" : "the line-by-line dialogue",
+                 origin ?: (kind == TERMINAL_VIRTUAL_CONSOLE ? "a virtual console" : kind == TERMINAL_PSEUDO ? "a pseudo terminal" : "a serial or other line"));
+        if (!tui)
+                return plain_run(NULL);
+        if (kind == TERMINAL_LINE) {
+                r = terminal_fix_size(STDIN_FILENO, 500);
+                if (r < 0)
+                        log_warning("Cannot set the size of %s: %s", tty ?: "the terminal", strerror(-r));
+        }
+        return tui_run(&(TuiOptions) {});
+}
+
 /* ---- main -------------------------------------------------------------------------------- */
 
 int main(int argc, char *argv[]) {
@@ -1196,6 +1255,10 @@ int main(int argc, char *argv[]) {
                 if (streq(argv[i], "--tui")) {
                         optind = 1;
                         return verb_tui(argc - i, argv + i);
+                }
+                if (streq(argv[i], "--console")) {
+                        set_verbosity();
+                        return verb_console(argc - i, argv + i);
                 }
                 if (streq(argv[i], "-v") || streq(argv[i], "--verbose"))
                         arg_verbose++;

@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <syslog.h>
 #include <time.h>
@@ -48,10 +49,14 @@ void ui_set_language(Tui *t, size_t i) {
 
         t->language = i;
         setenv("LANGUAGE", ui_languages[i].code, 1);
-        /* Setting the locale again makes gettext forget the translations it has cached. */
         m = setlocale(LC_MESSAGES, NULL);
         snprintf(current, sizeof(current), "%s", m ?: "C.UTF-8");
         setlocale(LC_MESSAGES, current);
+        /* gettext caches every translation it found until it is told the catalogs changed. Setting
+         * the same locale again does not tell it (German strings stayed on screen after switching
+         * from Deutsch to Français); textdomain() does: it increments _nl_msg_cat_cntr, which is
+         * what the gettext manual ("Being a gettext grok") asks for after changing LANGUAGE. */
+        textdomain("imprint");
 }
 
 static void i18n_init(Tui *t) {
@@ -116,22 +121,35 @@ static void log_sink(int level, const char *line, void *userdata) {
         ui_log_line(t, "%s", line);
 }
 
+/* The log: --log FILE if given (and nothing else), else /var/log/imprint.log; when another
+ * installer writes that one (the live medium runs one on the screen and one on the serial port)
+ * /var/log/imprint-PID.log, and on a read-only /var a file in /tmp. */
 static int log_open(Tui *t) {
-        const char *candidates[] = { t->opts->log_path, "/var/log/imprint.log", NULL };
-        char tmp[64];
+        char own[64], tmp[64];
+        const char *candidates[3];
+        size_t n = 0;
         int fd;
 
-        for (size_t i = 0; i < ELEMENTSOF(candidates); i++) {
+        snprintf(own, sizeof(own), "/var/log/imprint-%d.log", (int) getpid());
+        snprintf(tmp, sizeof(tmp), "/tmp/imprint-%d.log", (int) getpid());
+        if (t->opts->log_path)
+                candidates[n++] = t->opts->log_path;
+        else {
+                candidates[n++] = "/var/log/imprint.log";
+                candidates[n++] = own;
+                candidates[n++] = tmp;
+        }
+        for (size_t i = 0; i < n; i++) {
                 const char *p = candidates[i];
-                if (!p) {
-                        snprintf(tmp, sizeof(tmp), "/tmp/imprint-%d.log", (int) getpid());
-                        p = tmp;
-                }
-                if (i == 1 && t->opts->log_path)
-                        break;
+
                 fd = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
                 if (fd < 0)
                         continue;
+                /* Held while this installer runs: the shared name is one installer's log. */
+                if (!t->opts->log_path && i == 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                        close(fd);
+                        continue;
+                }
                 t->log = fdopen(fd, "a");
                 if (!t->log) {
                         close(fd);
@@ -232,6 +250,13 @@ void ui_free_lines(char **l, size_t n) {
         for (size_t i = 0; i < n; i++)
                 free(l[i]);
         free(l);
+}
+
+const char *ui_pad(char *buf, size_t size, const char *s, int width, bool right) {
+        int pad = MAX(width - ui_width(s), 0);
+
+        snprintf(buf, size, "%*s%s%*s", right ? pad : 0, "", s, right ? 0 : pad, "");
+        return buf;
 }
 
 void ui_lines(Tui *t, int y0, int y1, int x, int width, char **lines, size_t n, size_t first) {

@@ -351,6 +351,13 @@ static UiKey read_key(Tui *t, bool wait) {
                 show_help(t);
                 k.ch = KEY_RESIZE;
         }
+        /* Ctrl-L, as in every full-screen program: draw everything again, e.g. after a message
+         * of the kernel or another program wrote over the screen (a serial console). */
+        if (k.is_char && c == 12) {
+                clearok(curscr, TRUE);
+                k.is_char = false;
+                k.ch = KEY_RESIZE;
+        }
         return k;
 }
 

@@ -24,6 +24,19 @@
 # with his password, hostname, time zone, locale, keymap, the disk's name, power off). The target
 # then boots with the account created by systemd-homed, a PAM login for bob, and the settings.
 #
+# --tui: no credential either; the kernel command line (SMBIOS io.systemd.stub.kernel-cmdline-extra,
+# which systemd-stub appends without Secure Boot) says imprint.frontend.ttyS0=tui, so the serial
+# console shows the full-screen installer (TERM tmux-256color). The rig makes tmux the terminal at
+# the other end of the serial line: a pane of 80x24 shows the serial output and sends its keys to
+# the guest, and the test reads the screens with capture-pane and types as a person would: language
+# and keyboard, the disk, the layout, encryption with the TPM and a TPM PIN, the account carol
+# with her password, computer name and time zone, the disk's name, then the recovery key — read off
+# the screen, two groups typed back — the progress, and "Switch off the computer". The key read
+# off the screen must open root (and home) with stock cryptsetup on the host; the target then boots
+# with the PIN typed at systemd's prompt: root (and home) dm-crypt LUKS2, carol a homed user who
+# logs in. Neither the key nor the password or PIN may be on the installed disk or in the live
+# medium's overlay (the key is in the serial log: that is the screen it was shown on).
+#
 # --keep keeps the disks, the TPM state and the firmware variables; the serial logs are always
 # kept (their paths are printed). Phase durations are printed at the end.
 #
@@ -37,6 +50,7 @@ KEEP=0
 while [ $# -gt 0 ]; do
         case $1 in
         --interactive) MODE=interactive ;;
+        --tui) MODE=tui ;;
         --keep) KEEP=1 ;;
         -h | --help) sed -n '3,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//' >&2; exit 2 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
@@ -46,9 +60,16 @@ done
 
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root (the live medium is built in a chroot)"; exit 77; }
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
-if ! command -v qemu-img >/dev/null; then
+need_pkgs=()
+command -v qemu-img >/dev/null || need_pkgs+=(qemu-utils)
+if [ "$MODE" = tui ]; then
+        command -v tmux >/dev/null || need_pkgs+=(tmux)
+        command -v cryptsetup >/dev/null || need_pkgs+=(cryptsetup-bin)
+        command -v sfdisk >/dev/null || need_pkgs+=(fdisk)
+fi
+if [ ${#need_pkgs[@]} -gt 0 ]; then
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-utils >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
 fi
 
 WORK=$(mktemp -d /var/tmp/imprint-live-e2e.XXXXXX)
@@ -56,7 +77,8 @@ cleanup() {
         local rc=$?
         if [ "$KEEP" = 0 ]; then
                 rm -rf "$WORK/tpm"
-                rm -f "$WORK/target.img" "$WORK/live.qcow2" "$WORK/OVMF_VARS.fd" "$WORK/OVMF_VARS-pcr7.fd" "$WORK/escrow.img" "$WORK/recovery.key"
+                rm -f "$WORK/target.img" "$WORK/live.qcow2" "$WORK/OVMF_VARS.fd" "$WORK/OVMF_VARS-pcr7.fd" "$WORK/escrow.img" "$WORK/recovery.key" \
+                        "$WORK/password" "$WORK/pin" "$WORK/pin.answer" "$WORK/groups"
         fi
         echo "work directory: $WORK ($([ "$KEEP" = 1 ] && echo "disks kept" || echo "logs only"))"
         exit "$rc"
@@ -152,6 +174,196 @@ if [ "$MODE" = interactive ]; then
         echo "ok: the password typed on the serial console is on no disk and in no log"
         report_times
         echo "PASS: live medium, interactive install on the serial console"
+        exit 0
+fi
+
+if [ "$MODE" = tui ]; then
+        # A person at a terminal on the serial line: tmux is that terminal. Its pane shows what the
+        # guest writes to ttyS0 (the serial log, followed) and sends what is typed into the pane to
+        # the guest (boot-image.sh's serial.in FIFO). Secrets are typed from tmux paste buffers
+        # loaded from files, never from a command line.
+        echo "== live boot, full-screen installer on the serial console (tmux as the terminal)"
+        user_password="Harbour-signal $(basename "$WORK") 5"
+        pin="tui-pin-$(basename "$WORK")"
+        umask 077
+        printf '%s' "$user_password" >"$WORK/password"
+        printf '%s' "$pin" >"$WORK/pin"
+        printf '%s\n' "$pin" >"$WORK/pin.answer"
+        SOCK=imprint-live-tui-$$
+        tm() { tmux -L "$SOCK" "$@"; }
+        screen() { tm capture-pane -p -t main 2>/dev/null || true; }
+        # shot NAME: the screen, kept in the work directory (a record of the run, also on failure).
+        shot() { { echo "---- $1"; screen; } >>"$WORK/screens.txt"; }
+        # wait_for TEXT SECONDS: until TEXT (fixed string) is on the screen; Ctrl-L once half-way
+        # in case a kernel message wrote over it.
+        wait_for() {
+                local i n=$((${2:-60} * 5))
+                for ((i = 0; i < n; i++)); do
+                        screen | grep -qF -- "$1" && return 0
+                        [ $i != $((n / 2)) ] || tm send-keys -t main C-l
+                        kill -0 "$boot_pid" 2>/dev/null || break
+                        sleep 0.2
+                done
+                shot "waiting for \"$1\""
+                screen
+                failed "\"$1\" never appeared on the serial console's screen (screens: $WORK/screens.txt)"
+        }
+        # keys KEY…: as tmux send-keys; then a pause for the serial line and the redraw.
+        keys() { tm send-keys -t main "$@"; sleep 1; }
+        # type_file FILE: its text typed into the focused field, from a paste buffer.
+        type_file() { tm load-buffer -b secret "$1"; tm paste-buffer -d -b secret -t main; sleep 1; }
+
+        cleanup_tui() { tm kill-server 2>/dev/null || true; kill "$boot_pid" 2>/dev/null || true; }
+        trap 'cleanup_tui; cleanup' EXIT
+        # systemd-stub appends this SMBIOS string to the UKI's command line (no Secure Boot here).
+        extra='imprint.frontend.ttyS0=tui systemd.tty.term.ttyS0=tmux-256color'
+        t=$EPOCHREALTIME
+        "${BOOT[@]}" --log "$WORK/live-serial.log" --timeout 1500 \
+                --qemu-arg -smbios --qemu-arg "type=11,value=io.systemd.stub.kernel-cmdline-extra=$extra" \
+                >"$WORK/live-boot.out" 2>&1 &
+        boot_pid=$!
+        run=
+        for _ in $(seq 100); do
+                run=$(sed -n 's/^run directory: //p' "$WORK/live-boot.out")
+                [ -n "$run" ] && [ -p "$run/serial.in" ] && break
+                sleep 0.2
+        done
+        [ -n "$run" ] && [ -p "$run/serial.in" ] || { cat "$WORK/live-boot.out"; failed "boot-image.sh made no serial input"; }
+        tm -f /dev/null new-session -d -s main -x 80 -y 24 \
+                "stty raw -echo; tail -c +1 -F '$WORK/live-serial.log' 2>/dev/null & exec cat >'$run/serial.in'"
+        tm set-option -g status off >/dev/null
+        tm resize-window -t main -x 80 -y 24 2>/dev/null || true
+
+        wait_for "Welcome to imprint" 600
+        phase_done "live boot to the first screen" "$t"
+        t=$EPOCHREALTIME
+        shot welcome
+        keys Enter
+        wait_for "Choose the disk to install to" 60
+        shot disk
+        # The target is offered (its serial number is "target"); the medium the live system runs
+        # from is shown but cannot be chosen.
+        screen | grep -q 'target' || failed "the disk screen does not show the target disk"
+        keys Enter
+        wait_for "Erase the whole disk and install" 60
+        shot layout
+        keys Enter
+        wait_for "TPM 2.0: usable" 120
+        shot encryption
+        # Encrypt (on by default), the TPM asks for a PIN: PIN, Space, then the PIN twice.
+        keys Down Space Down
+        type_file "$WORK/pin"
+        keys Down
+        type_file "$WORK/pin"
+        shot encryption-pin
+        keys Enter
+        wait_for "Full name" 60
+        # A systemd-homed account: the storage choice is offered.
+        keys 'Carol Example' Tab carol Tab
+        type_file "$WORK/password"
+        keys Tab
+        type_file "$WORK/password"
+        shot user
+        screen | grep -q 'luks' || failed "the account screen offers no home storage: not a systemd-homed account"
+        keys Tab Tab Tab C-u imprint-tui Tab C-u Europe/Rome
+        shot user-filled
+        keys Enter
+        wait_for "to install:" 60
+        shot summary
+        name=$(screen | grep -o 'Type "vd[a-z]*" to install' | head -n 1 | cut -d'"' -f2)
+        [ -n "$name" ] || failed "the summary names no disk to type"
+        screen | grep -q 'TPM' || failed "the summary does not say the TPM unlocks the disk"
+        keys "$name" Enter
+        wait_for "RECOVERY KEY for $name" 300
+        shot recovery-key
+        # The key as a person reads it off the screen: four lines of two groups.
+        key=$(screen | grep -oE '^ +[cbdefghijklnrtuv]{8}-[cbdefghijklnrtuv]{8}' | tr -d ' ' | paste -sd-)
+        printf '%s' "$key" | grep -Eq '^([cbdefghijklnrtuv]{8}-){7}[cbdefghijklnrtuv]{8}$' \
+                || failed "no recovery key on the recovery key screen"
+        printf '%s' "$key" >"$WORK/recovery.key"
+        read -r g1 g2 < <(screen | sed -n 's/.*Type groups \([1-8]\) and \([1-8]\):.*/\1 \2/p' | head -n 1)
+        [ -n "${g2:-}" ] || failed "the recovery key screen asks for no groups"
+        printf '%s %s' "$(cut -d- -f"$g1" "$WORK/recovery.key")" "$(cut -d- -f"$g2" "$WORK/recovery.key")" >"$WORK/groups"
+        type_file "$WORK/groups"
+        rm -f "$WORK/groups"
+        keys Enter
+        wait_for "Overall" 120
+        screen | grep -qE '[cbdefghijklnrtuv]{8}-[cbdefghijklnrtuv]{8}' && failed "the recovery key is still on the screen during the install"
+        shot progress
+        # L: the live log, and back.
+        keys l
+        wait_for "L Show the steps" 30
+        shot progress-log
+        keys l
+        wait_for "is installed on /dev/$name" 1500
+        shot done
+        phase_done "typed install (full-screen, serial)" "$t"
+        # "Switch off the computer": the live system powers off, QEMU ends, boot-image.sh passes.
+        keys Down
+        shot done-poweroff
+        keys Enter
+        rc=0
+        wait "$boot_pid" || rc=$?
+        cat "$WORK/live-boot.out"
+        [ "$rc" = 0 ] || failed "the live system did not power off after the install (serial log $WORK/live-serial.log)"
+        tm kill-server 2>/dev/null || true
+
+        # The key the screen showed opens the encrypted partitions, as judged by stock cryptsetup
+        # on this host (a loop device over each partition; no device-mapper needed to test a key).
+        n_crypt=0
+        while read -r start size type; do
+                case ${type^^} in
+                4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709 | 933AC7E1-2EB4-4F13-B844-0E14E2AEF915) ;;
+                *) continue ;;
+                esac
+                loop=$(losetup --find --show --read-only --offset $((start * 512)) --sizelimit $((size * 512)) "$WORK/target.img")
+                rc=0
+                cryptsetup isLuks --type luks2 "$loop" || rc=1
+                [ "$rc" = 1 ] || cryptsetup open --test-passphrase --key-file="$WORK/recovery.key" "$loop" || rc=2
+                losetup -d "$loop"
+                [ "$rc" = 0 ] || failed "partition type $type at sector $start: $([ "$rc" = 1 ] && echo "not LUKS2" || echo "the recovery key from the screen does not open it")"
+                n_crypt=$((n_crypt + 1))
+        done < <(sfdisk --json "$WORK/target.img" | jq -r '.partitiontable.partitions[] | "\(.start) \(.size) \(.type)"')
+        [ "$n_crypt" -ge 1 ] || failed "no root partition on the installed disk"
+        echo "ok: the recovery key shown on the screen opens the $n_crypt encrypted partition(s) (stock cryptsetup)"
+
+        echo "== target boot: the TPM asks for the PIN; carol exists and logs in"
+        t=$EPOCHREALTIME
+        E='IMPRINT-CHECK check.d/50-encryption:'
+        C='IMPRINT-CHECK check.d/60-account:'
+        bash "$here/boot-image.sh" "$WORK/target.img" --tpm-state "$WORK/tpm" --vars "$WORK/OVMF_VARS.fd" \
+                --log "$WORK/target-serial.log" --timeout 700 \
+                --answer '^[^A-Za-z]*Please enter .*PIN' "$WORK/pin.answer" \
+                --qemu-arg -smbios --qemu-arg "$(cred imprint-test.user carol)" \
+                --qemu-arg -smbios --qemu-arg "$(cred imprint-test.password "$user_password")" \
+                --stop-after '^Please enter passphrase' \
+                --expect 'Please enter .*PIN' \
+                --expect "$E root-crypt=root luks2" \
+                --expect "$E root-crypt-backing=.* 4f68bce3-e8cd-4db1-96e7-fbcaf984b709" \
+                --expect "$C user-kind=homed" \
+                --expect "$C user-real-name=Carol Example" \
+                --expect "$C user-id-groups=.*\\bsudo\\b" \
+                --expect "$C user-auth-homed=ok" \
+                --expect "$C user-auth-wrong=rejected" \
+                --expect "$C hostname=imprint-tui\$" \
+                --expect "$C timezone=Europe/Rome\$" \
+                || failed "booting the disk installed through the full-screen installer (serial log $WORK/target-serial.log)"
+        phase_done "target boot (TPM + PIN)" "$t"
+        echo "ok: the installed disk asked for the TPM PIN, opened root with it, and carol logs in"
+
+        key=$(cat "$WORK/recovery.key")
+        for f in "$WORK/target.img" "$WORK/live.qcow2" "$WORK/live-serial.log" "$WORK/target-serial.log"; do
+                ! grep -aqF -- "$user_password" "$f" || failed "the password is in $f"
+                ! grep -aqF -- "$pin" "$f" || failed "the PIN is in $f"
+        done
+        for f in "$WORK/target.img" "$WORK/live.qcow2" "$WORK/target-serial.log"; do
+                ! grep -aqF -- "$key" "$f" || failed "the recovery key is in $f"
+                ! grep -aqF -- "${key//-/}" "$f" || failed "the recovery key (without dashes) is in $f"
+        done
+        rm -f "$WORK/password" "$WORK/pin" "$WORK/pin.answer"
+        echo "ok: the password and the PIN are on no disk and in no log; the recovery key is on neither disk"
+        report_times
+        echo "PASS: live medium, full-screen install on the serial console with TPM + PIN, recovery key and a homed account"
         exit 0
 fi
 
