@@ -15,14 +15,26 @@
 typedef struct Body {
         char **lines;
         int *attrs;
+        int *hangs;   /* where continuation rows of a wrapped line start (columns from the left) */
         size_t n;
 } Body;
+
+/* Continuation rows line up under the value of "Label:    value" lines, under the text of an
+ * indented line, and under the LABEL column of a partition row (set by the caller). */
+static int hang_of(const char *line) {
+        int lead = (int) strspn(line, " ");
+        const char *colon = strchr(line, ':');
+
+        if (lead == 0 && colon && colon - line < 24 && colon[1] == ' ' && colon[2] == ' ')
+                return ui_width_n(line, (size_t) (colon - line + 1)) + (int) strspn(colon + 1, " ");
+        return lead;
+}
 
 static void body_add(Body *b, int attr, const char *fmt, ...) _printf_(3, 4);
 static void body_add(Body *b, int attr, const char *fmt, ...) {
         char line[1024];
         char **l;
-        int *a;
+        int *a, *h;
         va_list ap;
 
         va_start(ap, fmt);
@@ -36,18 +48,26 @@ static void body_add(Body *b, int attr, const char *fmt, ...) {
         if (!a)
                 return;
         b->attrs = a;
+        h = realloc(b->hangs, (b->n + 1) * sizeof(int));
+        if (!h)
+                return;
+        b->hangs = h;
         b->lines[b->n] = strdup(line);
         if (!b->lines[b->n])
                 return;
+        b->hangs[b->n] = hang_of(line);
         b->attrs[b->n++] = attr;
 }
 
 static void body_done(Body *b) {
         ui_free_lines(b->lines, b->n);
         free(b->attrs);
+        free(b->hangs);
 }
 
 static void build_body(Tui *t, const Plan *p, Body *b) {
+        char c[5][64];
+
         body_add(b, A_BOLD,
                  p->mode == PLAN_ERASE
                          /* TRANSLATORS: %s is the disk's path. */
@@ -76,14 +96,26 @@ static void build_body(Tui *t, const Plan *p, Body *b) {
         body_add(b, 0, _("Settings:    %s, %s, %s, keyboard %s"), p->settings.hostname ?: "-", p->settings.timezone ?: "-",
                  p->settings.locale ?: "-", p->settings.keymap ?: "-");
         body_add(b, 0, "%s", "");
-        body_add(b, A_BOLD, "%-3s %-9s %-7s %10s %10s  %-6s %s", "#", _("ROLE"), _("ACTION"), _("START"), _("SIZE"), _("FS"), _("LABEL"));
+        body_add(b, A_BOLD, "%-3s %s %s %s %s  %s %s", "#", ui_pad(c[0], sizeof(c[0]), _("ROLE"), 9, false),
+                 ui_pad(c[1], sizeof(c[1]), _("ACTION"), 7, false), ui_pad(c[2], sizeof(c[2]), _("START"), 10, true),
+                 ui_pad(c[3], sizeof(c[3]), _("SIZE"), 10, true), ui_pad(c[4], sizeof(c[4]), _("FS"), 6, false), _("LABEL"));
         for (size_t i = 0; i < p->n_partitions; i++) {
                 const PlanPartition *pp = &p->partitions[i];
-                body_add(b, 0, "%-3u %-9s %-7s %10s %10s  %-6s %s%s", pp->partno, partition_role_to_string(pp->role),
-                         pp->copy_from >= 0 ? _("copy") : pp->action == ACTION_KEEP ? _("keep") : _("create"), FORMAT_BYTES(pp->start),
-                         FORMAT_BYTES(pp->size),
+                const char *label = pp->label ?: "-";
+                size_t n = b->n;
+
+                body_add(b, 0, "%-3u %-9s %s %10s %10s  %-6s %s%s", pp->partno, partition_role_to_string(pp->role),
+                         ui_pad(c[0], sizeof(c[0]), pp->copy_from >= 0 ? _("copy") : pp->action == ACTION_KEEP ? _("keep") : _("create"), 7,
+                                false),
+                         FORMAT_BYTES(pp->start), FORMAT_BYTES(pp->size),
                          pp->copy_from >= 0 ? (p->source->partitions[pp->copy_from].fstype ?: "?") : (pp->fstype ?: "-"),
-                         pp->label ?: "-", pp->encrypt ? _(" (encrypted)") : "");
+                         label, pp->encrypt ? _(" (encrypted)") : "");
+                /* A long label (or the encryption mark) wraps under the LABEL column. */
+                if (b->n > n) {
+                        const char *at = strstr(b->lines[n] + 40, label);
+                        if (at)
+                                b->hangs[n] = ui_width_n(b->lines[n], (size_t) (at - b->lines[n]));
+                }
         }
         body_add(b, 0, "%s", "");
         if (p->n_doomed > 0) {
@@ -125,9 +157,7 @@ int ui_confirm(const Plan *p, void *userdata) {
                         curs_set(0);
                         size_t i = first;
                         for (int y = y0; y < y1 && i < b.n; i++) {
-                                /* Continuation rows of a wrapped line are indented like it. */
-                                int indent = (int) strspn(b.lines[i], " ");
-                                int used = ui_wrap(y, 2 + indent, COLS - 4 - indent, y1 - y, b.attrs[i], b.lines[i] + indent);
+                                int used = ui_wrap_hanging(y, 2, COLS - 4, b.hangs[i], y1 - y, b.attrs[i], b.lines[i]);
                                 y += MAX(used, 1);
                         }
                         if (i < b.n)

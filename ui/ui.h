@@ -119,8 +119,11 @@ bool ui_frame(Tui *t, const char *title, int step, const char *keys);
 int ui_text(int y, int x, int width, int attr, const char *utf8);
 /* Word-wraps utf8 into width columns from row y on, at most max_rows rows; returns rows used. */
 int ui_wrap(int y, int x, int width, int max_rows, int attr, const char *utf8);
-/* Columns text takes on screen. */
+/* The same, with the rows after the first starting hang columns further right. */
+int ui_wrap_hanging(int y, int x, int width, int hang, int max_rows, int attr, const char *utf8);
+/* Columns text takes on screen; of its first bytes bytes. */
 int ui_width(const char *utf8);
+int ui_width_n(const char *utf8, size_t bytes);
 /* An input field: label, then the value (masked with '•' or '*'), highlighted when focused. */
 void ui_field(Tui *t, int y, int x, int label_width, int field_width, const char *label, const TextField *f, bool focused);
 /* A check box line "[x] label". */
@@ -172,6 +175,9 @@ void ui_account_request(Tui *t, AccountRequest *a);
 void ui_settings(Tui *t, PlanSettings *s);
 void ui_log_line(Tui *t, const char *fmt, ...) _printf_(2, 3);
 void ui_set_language(Tui *t, size_t i);
+/* s padded with spaces to width columns (before it when right-aligned), into buf: printf's %-9s
+ * counts bytes, and "RÔLE" or "créer" take fewer columns than bytes. */
+const char *ui_pad(char *buf, size_t size, const char *s, int width, bool right);
 /* Draws text lines (plan_print_table() output and the like) from first, between rows y0 and y1. */
 void ui_lines(Tui *t, int y0, int y1, int x, int width, char **lines, size_t n, size_t first);
 /* Splits text into lines (malloc'ed array of malloc'ed strings). */

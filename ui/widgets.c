@@ -103,6 +103,12 @@ int ui_width(const char *utf8) {
         return n;
 }
 
+int ui_width_n(const char *utf8, size_t bytes) {
+        _cleanup_(freep) char *s = strndup(utf8, bytes);
+
+        return s ? ui_width(s) : 0;
+}
+
 static int put_wide(int y, int x, int width, int attr, const wchar_t *w, size_t len) {
         int used = 0;
         size_t i;
@@ -131,26 +137,36 @@ int ui_text(int y, int x, int width, int attr, const char *utf8) {
 }
 
 int ui_wrap(int y, int x, int width, int max_rows, int attr, const char *utf8) {
+        return ui_wrap_hanging(y, x, width, 0, max_rows, attr, utf8);
+}
+
+int ui_wrap_hanging(int y, int x, int width, int hang, int max_rows, int attr, const char *utf8) {
         _cleanup_(freep) wchar_t *w = NULL;
         size_t i = 0, n;
         int rows = 0;
 
         if (!utf8 || width <= 0)
                 return 0;
+        if (hang < 0 || hang > width / 2)
+                hang = 0;
         w = to_wide(utf8);
         if (!w)
                 return 0;
         n = wcslen(w);
         while (i < n && rows < max_rows) {
                 size_t start = i, last_space = (size_t) -1, end;
-                int used = 0;
+                int used = 0, row_x = rows > 0 ? x + hang : x, row_width = rows > 0 ? width - hang : width;
+                bool text = false;
 
                 while (i < n && w[i] != L'\n') {
                         int cw = wc_width(w[i]);
-                        if (used + cw > width)
+                        if (used + cw > row_width)
                                 break;
-                        if (w[i] == L' ')
+                        /* Break at a space after some text, never inside the indentation. */
+                        if (w[i] == L' ' && text)
                                 last_space = i;
+                        else if (w[i] != L' ')
+                                text = true;
                         used += cw;
                         i++;
                 }
@@ -160,7 +176,7 @@ int ui_wrap(int y, int x, int width, int max_rows, int attr, const char *utf8) {
                         i = last_space + 1;
                 } else if (i < n && w[i] == L'\n')
                         i++;
-                put_wide(y + rows, x, width, attr, w + start, end - start);
+                put_wide(y + rows, row_x, row_width, attr, w + start, end - start);
                 rows++;
                 while (i < n && w[i] == L' ' && i > start && w[i - 1] != L'\n')
                         i++;
