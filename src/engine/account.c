@@ -16,6 +16,7 @@
 #include "error.h"
 #include "fileio.h"
 #include "fsread.h"
+#include "i18n.h"
 #include "image.h"
 #include "log.h"
 #include "quality.h"
@@ -71,14 +72,14 @@ static bool word_is_valid(const char *s, const char *extra) {
 
 int settings_validate(const PlanSettings *s) {
         if (s->hostname && !hostname_is_valid(s->hostname))
-                return error_setf(-EINVAL, "\"%s\" is not a valid hostname (letters, digits and inner dashes, dot-separated, up to 64).",
+                return error_setf(-EINVAL, _("\"%s\" is not a valid hostname (letters, digits and inner dashes, dot-separated, up to 64)."),
                                   s->hostname);
         if (s->timezone && !word_is_valid(s->timezone, "/_-+"))
-                return error_setf(-EINVAL, "\"%s\" is not a timezone name such as Europe/Berlin.", s->timezone);
+                return error_setf(-EINVAL, _("\"%s\" is not a timezone name such as Europe/Berlin."), s->timezone);
         if (s->locale && !word_is_valid(s->locale, "._-@"))
-                return error_setf(-EINVAL, "\"%s\" is not a locale name such as de_DE.UTF-8.", s->locale);
+                return error_setf(-EINVAL, _("\"%s\" is not a locale name such as de_DE.UTF-8."), s->locale);
         if (s->keymap && !word_is_valid(s->keymap, "._-"))
-                return error_setf(-EINVAL, "\"%s\" is not a keymap name such as de or us.", s->keymap);
+                return error_setf(-EINVAL, _("\"%s\" is not a keymap name such as de or us."), s->keymap);
         return 0;
 }
 
@@ -107,11 +108,11 @@ int account_decide(const AccountRequest *req, const Image *img, DiskKind target_
 
         if (!user_name_is_valid(req->user_name))
                 return error_setf(-EINVAL,
-                                  "\"%s\" cannot be a user name: use lower-case letters, digits, '_' and '-', start with a letter, "
-                                  "at most 31 characters, and not a system account's name.",
+                                  _("\"%s\" cannot be a user name: use lower-case letters, digits, '_' and '-', start with a letter, "
+                                    "at most 31 characters, and not a system account's name."),
                                   req->user_name ?: "");
         if (req->real_name && (strchr(req->real_name, ':') || strchr(req->real_name, '\n') || strlen(req->real_name) > 256))
-                return error_setf(-EINVAL, "The real name must not contain ':' or line breaks.");
+                return error_setf(-EINVAL, _("The real name must not contain ':' or line breaks."));
 
         a = calloc(1, sizeof(PlanAccount));
         if (!a)
@@ -129,21 +130,22 @@ int account_decide(const AccountRequest *req, const Image *img, DiskKind target_
         if (r < 0)
                 return r;
         if (req->classic)
-                snprintf(note, sizeof(note), "A classic user, as asked.");
+                snprintf(note, sizeof(note), "%s", _("A classic user, as asked."));
         else if (r == 0)
-                snprintf(note, sizeof(note),
-                         "The image's systemd cannot create systemd-homed users at first boot (no systemd-homed-firstboot.service, "
-                         "systemd 256 or newer): a classic user (/etc/passwd, /etc/shadow) is created instead.");
+                snprintf(note, sizeof(note), "%s",
+                         _("The image's systemd cannot create systemd-homed users at first boot (no systemd-homed-firstboot.service, "
+                           "systemd 256 or newer): a classic user (/etc/passwd, /etc/shadow) is created instead."));
         else if (target_kind != DISK_BLOCK)
-                snprintf(note, sizeof(note),
-                         "For an image file the password cannot be sealed to the TPM of the computer that will boot it: a classic "
-                         "user (/etc/passwd, /etc/shadow) is created instead of a systemd-homed one.");
+                snprintf(note, sizeof(note), "%s",
+                         _("For an image file the password cannot be sealed to the TPM of the computer that will boot it: a classic "
+                           "user (/etc/passwd, /etc/shadow) is created instead of a systemd-homed one."));
         else if ((r = tpm2_check(req->tpm2_tcti, &st)) <= 0) {
                 if (r < 0)
                         return r;
                 snprintf(note, sizeof(note),
-                         "%s The password can only reach the first boot sealed to the TPM, so a classic user (/etc/passwd, "
-                         "/etc/shadow) is created instead of a systemd-homed one.",
+                         /* TRANSLATORS: %s is the sentence that says why the TPM cannot be used. */
+                         _("%s The password can only reach the first boot sealed to the TPM, so a classic user (/etc/passwd, "
+                           "/etc/shadow) is created instead of a systemd-homed one."),
                          st.problem);
         }
         if (note[0]) {
@@ -158,9 +160,9 @@ int account_decide(const AccountRequest *req, const Image *img, DiskKind target_
 
 int account_password_check(const PlanAccount *a, const Secret *password) {
         if (!password || password->size == 0)
-                return error_setf(-EINVAL, "The password must not be empty.");
+                return error_setf(-EINVAL, _("The password must not be empty."));
         if (memchr(password->data, 0, password->size) || memchr(password->data, '\n', password->size))
-                return error_setf(-EINVAL, "The password must not contain NUL bytes or line breaks.");
+                return error_setf(-EINVAL, _("The password must not contain NUL bytes or line breaks."));
         return password_quality_check((const char *) password->data, a->user_name);
 }
 
@@ -175,11 +177,11 @@ static int hash_password(const Secret *password, char **ret) {
                 return -ENOMEM;
         salt = crypt_gensalt_rn("$y$", 0, NULL, 0, cd->setting, sizeof(cd->setting));
         if (!salt)
-                r = error_setf(-errno ?: -EINVAL, "Cannot make a password salt: %m");
+                r = error_setf(-errno ?: -EINVAL, _("Cannot make a password salt: %m"));
         else {
                 h = crypt_r((const char *) password->data, salt, cd);
                 if (!h || h[0] == '*')
-                        r = error_setf(-EINVAL, "Cannot hash the password.");
+                        r = error_setf(-EINVAL, _("Cannot hash the password."));
                 else if (!(*ret = strdup(h)))
                         r = -ENOMEM;
         }
@@ -198,9 +200,9 @@ static int write_new_file(const char *root, const char *path, const void *data, 
         (void) unlink(full);
         fd = open(full, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
         if (fd < 0)
-                return error_setf(-errno, "Cannot create %s in the installed system: %m", path);
+                return error_setf(-errno, _("Cannot create %s in the installed system: %m"), path);
         if (pwrite_full(fd, data, size, 0) < 0 || fchmod(fd, mode) < 0 || fsync(fd) < 0)
-                return error_setf(-errno, "Cannot write %s in the installed system: %m", path);
+                return error_setf(-errno, _("Cannot write %s in the installed system: %m"), path);
         return 0;
 }
 
@@ -210,7 +212,7 @@ static int mkdir_in_root(const char *root, const char *path, mode_t mode) {
         if (asprintf(&full, "%s%s", root, path) < 0)
                 return -ENOMEM;
         if (mkdir(full, mode) < 0 && errno != EEXIST)
-                return error_setf(-errno, "Cannot create %s in the installed system: %m", path);
+                return error_setf(-errno, _("Cannot create %s in the installed system: %m"), path);
         (void) chmod(full, mode);
         return 0;
 }
@@ -243,7 +245,7 @@ static int set_env_in_root(const char *root, const char *path, const char *const
         if (n > 0) {
                 target[n] = 0;
                 if (strstr(target, "..") || (target[0] == '/' && strncmp(target, "/etc/", 5) != 0))
-                        return error_setf(-ELOOP, "%s in the installed system points outside /etc (%s).", path, target);
+                        return error_setf(-ELOOP, _("%s in the installed system points outside /etc (%s)."), path, target);
                 if (target[0] == '/' ? asprintf(&resolved, "%s", target) < 0
                                      : asprintf(&resolved, "%.*s/%s", (int) (strrchr(path, '/') - path), path, target) < 0)
                         return -ENOMEM;
@@ -381,7 +383,7 @@ static int configure_homed(const Plan *p, const char *root, const Secret *passwo
                 (void) unlink(out);
                 r = run_command(argv, &(RunOptions) { .stdin_data = password->data, .stdin_size = password->size, .quiet_stderr = true });
                 if (r < 0)
-                        return error_prefixf(r, "Cannot seal the password for the first boot");
+                        return error_prefixf(r, _("Cannot seal the password for the first boot"));
                 (void) chmod(out, 0600);
         }
 
@@ -411,7 +413,7 @@ static int configure_homed(const Plan *p, const char *root, const Secret *passwo
                 return -ENOMEM;
         (void) unlink(link);
         if (symlink("../imprint-firstboot-cleanup.service", link) < 0)
-                return error_setf(-errno, "Cannot enable imprint-firstboot-cleanup.service: %m");
+                return error_setf(-errno, _("Cannot enable imprint-firstboot-cleanup.service: %m"));
         /* Debian installs systemd-homed-firstboot.service disabled (no preset enables it). */
         r = mkdir_in_root(root, "/etc/systemd/system/systemd-homed.service.wants", 0755);
         if (r < 0)
@@ -421,7 +423,7 @@ static int configure_homed(const Plan *p, const char *root, const Secret *passwo
                 return -ENOMEM;
         (void) unlink(link);
         if (symlink("/usr/lib/systemd/system/systemd-homed-firstboot.service", link) < 0)
-                return error_setf(-errno, "Cannot enable systemd-homed-firstboot.service: %m");
+                return error_setf(-errno, _("Cannot enable systemd-homed-firstboot.service: %m"));
         log_info("The account %s will be created by systemd-homed at first boot (storage %s).", a->user_name,
                  account_storage_to_string(a->storage));
         return 0;
@@ -482,11 +484,11 @@ int account_configure_root(const Plan *p, const char *root, const Secret *passwo
 
         r = configure_settings(p, root);
         if (r < 0)
-                return error_prefixf(r, "Cannot write hostname, timezone, locale and keymap");
+                return error_prefixf(r, _("Cannot write hostname, timezone, locale and keymap"));
         if (!p->account)
                 return 0;
         if (!password)
-                return error_setf(-EINVAL, "The plan creates the account %s, but no password was given.", p->account->user_name);
+                return error_setf(-EINVAL, _("The plan creates the account %s, but no password was given."), p->account->user_name);
         r = hash_password(password, &hash);
         if (r < 0)
                 return r;

@@ -14,6 +14,7 @@
 #include "error.h"
 #include "fileio.h"
 #include "fsread.h"
+#include "i18n.h"
 #include "log.h"
 #include "pe.h"
 #include "size.h"
@@ -107,7 +108,7 @@ int boot_install(const Plan *p, const Image *img, const char *esp_node, const ch
         int r;
 
         if (!esp_p || !arch)
-                return error_setf(-EINVAL, "The plan has no ESP for %s.", architecture_to_string(p->arch));
+                return error_setf(-EINVAL, _("The plan has no ESP for %s."), architecture_to_string(p->arch));
 
         esp = (FsLocation) { .disk = p->target, .node = esp_node, .offset = esp_p->start, .fstype = "vfat" };
         /* $BOOT is XBOOTLDR when there is one, else the ESP (UAPI Boot Loader Specification). */
@@ -123,7 +124,7 @@ int boot_install(const Plan *p, const Image *img, const char *esp_node, const ch
                 if (r >= 0 && xb_p)
                         r = fat_mkdirs(&boot, boot_dirs);
                 if (r < 0)
-                        return error_prefixf(r, "Cannot create the boot directories on %s", p->target);
+                        return error_prefixf(r, _("Cannot create the boot directories on %s"), p->target);
         }
 
         /* systemd-boot: the image's own binary, at its canonical place and as the removable-media
@@ -141,7 +142,7 @@ int boot_install(const Plan *p, const Image *img, const char *esp_node, const ch
         else {
                 r = fat_write_file(&esp, sd_path, sdboot, img->sdboot_size);
                 if (r < 0)
-                        return error_prefixf(r, "Cannot install systemd-boot on %s", p->target);
+                        return error_prefixf(r, _("Cannot install systemd-boot on %s"), p->target);
         }
         if (esp_p->action == ACTION_KEEP && foreign_fallback(&esp, fallback))
                 log_notice("%s on the kept ESP belongs to another system; leaving it, the firmware boot entry points at %s.",
@@ -149,7 +150,7 @@ int boot_install(const Plan *p, const Image *img, const char *esp_node, const ch
         else {
                 r = fat_write_file(&esp, fallback, sdboot, img->sdboot_size);
                 if (r < 0)
-                        return error_prefixf(r, "Cannot install the fallback boot loader on %s", p->target);
+                        return error_prefixf(r, _("Cannot install the fallback boot loader on %s"), p->target);
         }
         log_info("installed %s from %s as %s and %s", img->sdboot_version, img->sdboot_origin, sd_path, fallback);
 
@@ -160,7 +161,7 @@ int boot_install(const Plan *p, const Image *img, const char *esp_node, const ch
                 snprintf(path, sizeof(path), "/EFI/Linux/%s", img->ukis[i].name);
                 r = fat_copy_fd(&boot, path, img->ukis[i].fd);
                 if (r < 0)
-                        return error_prefixf(r, "Cannot copy %s to %s", path, p->target);
+                        return error_prefixf(r, _("Cannot copy %s to %s"), path, p->target);
         }
         r = fat_write_file(&boot, "/loader/entries.srel", "type1\n", 6);
         if (r < 0)
@@ -187,7 +188,7 @@ int boot_install(const Plan *p, const Image *img, const char *esp_node, const ch
         /* The random seed sd-boot passes on to the kernel (formats.md §6.3). It goes through a
          * memory file into the FAT filesystem and is wiped here. */
         if (getrandom(seed, sizeof(seed), 0) != (ssize_t) sizeof(seed))
-                return error_setf(-EIO, "Cannot get random bytes for the boot loader's random seed.");
+                return error_setf(-EIO, _("Cannot get random bytes for the boot loader's random seed."));
         r = fat_write_file(&esp, "/loader/random-seed", seed, sizeof(seed));
         explicit_bzero(seed, sizeof(seed));
         if (r < 0)
@@ -207,7 +208,7 @@ int boot_install(const Plan *p, const Image *img, const char *esp_node, const ch
                                        esp_p->partno, esp_p->start / p->sector_size, esp_p->size / p->sector_size, esp_p->uuid,
                                        sd_path, &id);
                 if (r < 0)
-                        return error_prefixf(r, "Cannot add the firmware boot entry");
+                        return error_prefixf(r, _("Cannot add the firmware boot entry"));
                 res.boot_entry = id;
                 log_info("firmware boot entry Boot%04X points at %s on partition %u, first in BootOrder", id, sd_path,
                          esp_p->partno);

@@ -19,6 +19,7 @@
 #include "disk.h"
 #include "error.h"
 #include "fileio.h"
+#include "i18n.h"
 #include "log.h"
 #include "osprobe.h"
 #include "size.h"
@@ -284,7 +285,7 @@ static int mount_table_read(MountTable *ret) {
 
         r = read_full_file("/proc/self/mountinfo", &buf, NULL);
         if (r < 0)
-                return error_setf(r, "Cannot read /proc/self/mountinfo to see what is mounted: %s.", strerror(-r));
+                return error_setf(r, _("Cannot read /proc/self/mountinfo to see what is mounted: %s."), strerror(-r));
 
         for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
                 _cleanup_(freep) char *mp = NULL, *source = NULL;
@@ -555,7 +556,7 @@ static int targets_collect(const Disk *d, Targets *ret) {
 
         if (d->kind == DISK_BLOCK) {
                 if (!sysfs_block_has(d->name, "dev"))
-                        return error_setf(-ENODEV, "%s has disappeared (no longer in /sys/class/block).", d->path);
+                        return error_setf(-ENODEV, _("%s has disappeared (no longer in /sys/class/block)."), d->path);
                 r = targets_add_disk(&t, d->name);
                 if (r < 0)
                         return r;
@@ -566,7 +567,7 @@ static int targets_collect(const Disk *d, Targets *ret) {
 
                 if (stat(d->path, &st) < 0) {
                         r = -errno;
-                        return error_setf(r, "Cannot look at %s: %s.", d->path, strerror(-r));
+                        return error_setf(r, _("Cannot look at %s: %s."), d->path, strerror(-r));
                 }
                 t.have_file = true;
                 t.file = (FileId) { st.st_dev, st.st_ino };
@@ -606,9 +607,8 @@ static const Target *targets_find(const Targets *t, dev_t devt) {
         return NULL;
 }
 
-/* Loop devices attached to an image file are named with this note, so that the user knows what
- * to detach. */
-#define LOOP_NOTE "a loop device on this image"
+/* Loop devices attached to an image file are named as "a loop device on this image", so that the
+ * user knows what to detach. The sentences spell it out: a translation needs the whole sentence. */
 
 /* ---- the in-use checks ------------------------------------------------------------------------ */
 
@@ -645,9 +645,9 @@ static int check_system_backing(const Targets *t, const MountTable *mt, unsigned
                         continue;
 
                 *bits |= REFUSE_ROOT_DISK;
-                r = text_appendf(text, streq(system_paths[i], "/")
-                                                 ? "It holds the running system's root filesystem (/)."
-                                                 : "It holds the running system's /usr filesystem.");
+                r = text_appendf(text, "%s", streq(system_paths[i], "/")
+                                                       ? _("It holds the running system's root filesystem (/).")
+                                                       : _("It holds the running system's /usr filesystem."));
                 if (r < 0)
                         return r;
         }
@@ -662,7 +662,7 @@ static int check_system_backing(const Targets *t, const MountTable *mt, unsigned
                         continue;
 
                 *bits |= REFUSE_LIVE_MEDIUM;
-                r = text_appendf(text, "It is the live medium this system runs from (mounted on %s).", live_medium_paths[i]);
+                r = text_appendf(text, _("It is the live medium this system runs from (mounted on %s)."), live_medium_paths[i]);
                 if (r < 0)
                         return r;
         }
@@ -717,7 +717,7 @@ static int check_boot_disk(const Disk *d, unsigned *bits, char **text) {
                 if (!d->partitions[i].uuid_string || strcasecmp(d->partitions[i].uuid_string, uuid) != 0)
                         continue;
                 *bits |= REFUSE_BOOT_DISK;
-                return text_appendf(text, "The firmware booted from it (LoaderDevicePartUUID is partition %u).",
+                return text_appendf(text, _("The firmware booted from it (LoaderDevicePartUUID is partition %u)."),
                                     d->partitions[i].partno);
         }
         return 0;
@@ -744,15 +744,20 @@ static int check_mounted(const Targets *t, const MountTable *mt, unsigned *bits,
                 if (r < 0)
                         return r;
                 if (count == 2)
-                        more = strdup(" and one more place");
-                else if (count > 2 && asprintf(&more, " and %zu more places", count - 1) < 0)
+                        more = strdup(_(" and one more place"));
+                else if (count > 2 && asprintf(&more, ngettext(" and %zu more place", " and %zu more places", count - 1),
+                                               count - 1) < 0)
                         more = NULL;
                 if (count > 1 && !more)
                         return -ENOMEM;
 
                 *bits |= REFUSE_MOUNTED;
-                r = text_appendf(text, "%s%s is mounted on %s%s.", node, t->via_loop ? " (" LOOP_NOTE ")" : "", first,
-                                 more ?: "");
+                if (t->via_loop)
+                        /* TRANSLATORS: the loop device, where it is mounted, then " and one more place" (or nothing). */
+                        r = text_appendf(text, _("%s (a loop device on this image) is mounted on %s%s."), node, first, more ?: "");
+                else
+                        /* TRANSLATORS: the disk or partition, where it is mounted, then " and one more place" (or nothing). */
+                        r = text_appendf(text, _("%s is mounted on %s%s."), node, first, more ?: "");
                 if (r < 0)
                         return r;
         }
@@ -786,7 +791,7 @@ static int check_holders(const Targets *t, unsigned *bits, char **text) {
                         else if (strncmp(de->d_name, "bcache", 6) == 0)
                                 kind = "bcache";
                         else
-                                kind = "kernel";
+                                kind = _("kernel");
 
                         r = name_to_devnode(t->t[i].name, &node);
                         if (r < 0)
@@ -797,8 +802,13 @@ static int check_holders(const Targets *t, unsigned *bits, char **text) {
                         }
 
                         *bits |= REFUSE_HOLDERS;
-                        r = text_appendf(text, "%s is using %s%s (%s holder).", holder, node,
-                                         t->via_loop ? ", " LOOP_NOTE : "", kind);
+                        if (t->via_loop)
+                                /* TRANSLATORS: the holder (dm-0), the loop device, the kind (device-mapper, RAID, kernel). */
+                                r = text_appendf(text, _("%s is using %s, a loop device on this image (%s holder)."), holder, node,
+                                                 kind);
+                        else
+                                /* TRANSLATORS: the holder (dm-0), the disk or partition, the kind (device-mapper, RAID, kernel). */
+                                r = text_appendf(text, _("%s is using %s (%s holder)."), holder, node, kind);
                         if (r < 0)
                                 return r;
                 }
@@ -815,7 +825,7 @@ static int check_swap(const Disk *d, const Targets *t, unsigned *bits, char **te
         if (r == -ENOENT)
                 return 0; /* kernel without swap support */
         if (r < 0)
-                return error_setf(r, "Cannot read /proc/swaps to see where swap is active: %s.", strerror(-r));
+                return error_setf(r, _("Cannot read /proc/swaps to see where swap is active: %s."), strerror(-r));
 
         /* The first line is the column header. */
         line = strtok_r(buf, "\n", &save);
@@ -836,10 +846,12 @@ static int check_swap(const Disk *d, const Targets *t, unsigned *bits, char **te
                         if (r < 0)
                                 return r;
                         *bits |= REFUSE_SWAP;
-                        r = text_appendf(text, "swap is active on %s%s.", node, t->via_loop ? ", " LOOP_NOTE : "");
+                        r = text_appendf(text, t->via_loop ? _("swap is active on %s, a loop device on this image.")
+                                                           : _("swap is active on %s."),
+                                         node);
                 } else if (S_ISREG(st.st_mode) && t->have_file && st.st_dev == t->file.dev && st.st_ino == t->file.ino) {
                         *bits |= REFUSE_SWAP;
-                        r = text_appendf(text, "swap is active on %s.", d->path);
+                        r = text_appendf(text, _("swap is active on %s."), d->path);
                 } else
                         continue;
                 if (r < 0)
@@ -897,23 +909,23 @@ static int disk_compute_refusals(Disk *d) {
 
         if (d->read_only) {
                 bits |= REFUSE_READ_ONLY;
-                r = text_appendf(&text, "It is read-only.");
+                r = text_appendf(&text, _("It is read-only."));
                 if (r < 0)
                         return r;
         }
 
         if (d->kind == DISK_BLOCK && d->size == 0) {
                 bits |= REFUSE_NO_MEDIUM;
-                r = text_appendf(&text, "There is no medium in it (its size is 0).");
+                r = text_appendf(&text, _("There is no medium in it (its size is 0)."));
         } else if (d->size == 0) {
                 /* The planner lays out partitions for the size it sees; growing the file later
                  * would leave the backup GPT in the middle. */
                 bits |= REFUSE_TOO_SMALL;
-                r = text_appendf(&text, "It is an empty file; create it with its final size first (truncate -s 20G %s), "
-                                 "imprint needs at least %s.", d->path, FORMAT_BYTES(DISK_MIN_SIZE));
+                r = text_appendf(&text, _("It is an empty file; create it with its final size first (truncate -s 20G %s), "
+                                 "imprint needs at least %s."), d->path, FORMAT_BYTES(DISK_MIN_SIZE));
         } else if (d->size < DISK_MIN_SIZE) {
                 bits |= REFUSE_TOO_SMALL;
-                r = text_appendf(&text, "It is too small: %s, imprint needs at least %s.", FORMAT_BYTES(d->size),
+                r = text_appendf(&text, _("It is too small: %s, imprint needs at least %s."), FORMAT_BYTES(d->size),
                                  FORMAT_BYTES(DISK_MIN_SIZE));
         }
         if (r < 0)
@@ -941,7 +953,7 @@ int disk_check_not_in_use(const Disk *d) {
         if (r < 0)
                 return r;
         if (bits != 0)
-                return error_setf(-EBUSY, "Refusing to write to %s: %s", d->path, text ?: "it is in use.");
+                return error_setf(-EBUSY, _("Refusing to write to %s: %s"), d->path, text ?: _("it is in use."));
         return 0;
 }
 
@@ -1370,9 +1382,9 @@ int disk_read_partitions(Disk *d) {
         if (fd < 0) {
                 r = -errno;
                 if ((r == -EACCES || r == -EPERM) && geteuid() != 0)
-                        return error_setf(r, "Cannot open %s to read its partition table: %s (imprint needs root for disks).",
+                        return error_setf(r, _("Cannot open %s to read its partition table: %s (imprint needs root for disks)."),
                                           path, strerror(-r));
-                return error_setf(r, "Cannot open %s to read its partition table: %s.", path, strerror(-r));
+                return error_setf(r, _("Cannot open %s to read its partition table: %s."), path, strerror(-r));
         }
 
         pr = blkid_new_probe();
@@ -1381,7 +1393,7 @@ int disk_read_partitions(Disk *d) {
         errno = 0;
         if (blkid_probe_set_device(pr, fd, 0, 0) < 0) {
                 r = negative_errno();
-                return error_setf(r, "Cannot read %s: %s.", path, strerror(-r));
+                return error_setf(r, _("Cannot read %s: %s."), path, strerror(-r));
         }
         blkid_probe_enable_superblocks(pr, 0);
         blkid_probe_enable_partitions(pr, 1);
@@ -1391,7 +1403,7 @@ int disk_read_partitions(Disk *d) {
         r = blkid_do_fullprobe(pr);
         if (r < 0) {
                 r = negative_errno();
-                return error_setf(r, "Cannot read the partition table of %s: %s.", path, strerror(-r));
+                return error_setf(r, _("Cannot read the partition table of %s: %s."), path, strerror(-r));
         }
 
         pl = blkid_probe_get_partitions(pr);
@@ -1407,9 +1419,10 @@ int disk_read_partitions(Disk *d) {
                         return r;
                 if (r >= 0 && type) {
                         if (label)
-                                r = asprintf(&line, "whole-disk %s filesystem \"%s\"", type, label);
+                                /* TRANSLATORS: what a disk without partition table holds: the filesystem type and label. */
+                                r = asprintf(&line, _("whole-disk %s filesystem \"%s\""), type, label);
                         else
-                                r = asprintf(&line, "whole-disk %s filesystem", type);
+                                r = asprintf(&line, _("whole-disk %s filesystem"), type);
                         if (r < 0)
                                 return -ENOMEM;
                         r = strv_consume(&d->installed, line);
@@ -1459,7 +1472,7 @@ int disk_partition_node(const Disk *d, unsigned partno, char **ret) {
         if (!d || !d->name || partno == 0)
                 return -EINVAL;
         if (d->kind != DISK_BLOCK)
-                return error_setf(-EOPNOTSUPP, "%s is an image file; its partitions have no device nodes.", d->path);
+                return error_setf(-EOPNOTSUPP, _("%s is an image file; its partitions have no device nodes."), d->path);
 
         r = name_to_devnode(d->name, &node);
         if (r < 0)
@@ -1484,16 +1497,21 @@ static bool partition_is_esp(const Disk *d, const DiskPartition *p) {
 static int partition_installed_line(const Disk *d, const DiskPartition *p, char **ret) {
         int k;
 
-        if (streq_ptr(p->fstype, "crypto_LUKS") || streq_ptr(p->fstype, "BitLocker"))
-                k = asprintf(ret, "%s partition %u", p->os, p->partno);
+        /* What a disk holds, shown under it ("holds: …"). %s is what osprobe_partition() found:
+         * an OS name, boot loaders, or what the data is. */
+        if (streq_ptr(p->fstype, "crypto_LUKS"))
+                k = asprintf(ret, _("LUKS-encrypted partition %u"), p->partno);
+        else if (streq_ptr(p->fstype, "BitLocker"))
+                k = asprintf(ret, _("BitLocker-encrypted partition %u"), p->partno);
         else if (partition_is_esp(d, p))
-                k = asprintf(ret, "%s on the ESP (partition %u)", p->os, p->partno);
+                k = asprintf(ret, _("%s on the ESP (partition %u)"), p->os, p->partno);
         else if (p->dps && p->dps->role == ROLE_XBOOTLDR)
-                k = asprintf(ret, "%s on the XBOOTLDR partition (partition %u)", p->os, p->partno);
+                k = asprintf(ret, _("%s on the XBOOTLDR partition (partition %u)"), p->os, p->partno);
         else if (p->fstype && !strcasestr(p->os, p->fstype))
-                k = asprintf(ret, "%s on partition %u (%s)", p->os, p->partno, p->fstype);
+                /* TRANSLATORS: what the partition holds, its number, its filesystem type. */
+                k = asprintf(ret, _("%s on partition %u (%s)"), p->os, p->partno, p->fstype);
         else
-                k = asprintf(ret, "%s on partition %u", p->os, p->partno);
+                k = asprintf(ret, _("%s on partition %u"), p->os, p->partno);
         return k < 0 ? -ENOMEM : 0;
 }
 
@@ -1550,14 +1568,14 @@ static int disk_discover_block(Disk *d, dev_t devt) {
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
-                return error_setf(r, "%s is a block device the kernel does not list in /sys/dev/block.", d->path);
+                return error_setf(r, _("%s is a block device the kernel does not list in /sys/dev/block."), d->path);
 
         if (sysfs_block_has(name, "partition")) {
                 _cleanup_(freep) char *parent = NULL, *parent_node = NULL;
 
                 if (partition_parent_name(name, &parent) >= 0 && name_to_devnode(parent, &parent_node) >= 0)
-                        return error_setf(-EINVAL, "%s is a partition of %s; name the whole disk.", d->path, parent_node);
-                return error_setf(-EINVAL, "%s is a partition; name the whole disk.", d->path);
+                        return error_setf(-EINVAL, _("%s is a partition of %s; name the whole disk."), d->path, parent_node);
+                return error_setf(-EINVAL, _("%s is a partition; name the whole disk."), d->path);
         }
 
         d->kind = DISK_BLOCK;
@@ -1578,11 +1596,11 @@ int disk_discover(const char *path, const DiscoverOptions *opts, Disk **ret) {
         if (stat(path, &st) < 0) {
                 r = -errno;
                 if (r == -ENOENT)
-                        return error_setf(r, "%s does not exist.", path);
-                return error_setf(r, "Cannot look at %s: %s.", path, strerror(-r));
+                        return error_setf(r, _("%s does not exist."), path);
+                return error_setf(r, _("Cannot look at %s: %s."), path, strerror(-r));
         }
         if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
-                return error_setf(-ENOTBLK, "%s is neither a block device nor a disk image file.", path);
+                return error_setf(-ENOTBLK, _("%s is neither a block device nor a disk image file."), path);
 
         d = calloc(1, sizeof(Disk));
         if (!d)
@@ -1682,7 +1700,7 @@ int disk_list_discover(const DiscoverOptions *opts, DiskList *ret) {
         n = scandir("/sys/class/block", &names, NULL, versionsort);
         if (n < 0) {
                 r = -errno;
-                return error_setf(r, "Cannot list block devices in /sys/class/block: %s.", strerror(-r));
+                return error_setf(r, _("Cannot list block devices in /sys/class/block: %s."), strerror(-r));
         }
 
         for (int i = 0; i < n; i++) {

@@ -13,6 +13,7 @@
 
 #include "efivars.h"
 #include "error.h"
+#include "i18n.h"
 #include "log.h"
 #include "macro.h"
 
@@ -253,22 +254,22 @@ int efi_make_load_option(
 
         desc_units = utf16_units(description);
         if (desc_units < 0)
-                return error_setf(-EINVAL, "EFI boot entry description \"%s\" is not valid UTF-8.", description);
+                return error_setf(-EINVAL, _("EFI boot entry description \"%s\" is not valid UTF-8."), description);
         path_units = utf16_units(path);
         if (path_units < 0)
-                return error_setf(-EINVAL, "Loader path \"%s\" is not valid UTF-8.", path);
+                return error_setf(-EINVAL, _("Loader path \"%s\" is not valid UTF-8."), path);
 
         desc_size = ((size_t) desc_units + 1) * 2;
         file_node_size = DP_HEADER_SIZE + ((size_t) path_units + 1) * 2;
         list_size = DP_HARD_DRIVE_SIZE + file_node_size + DP_HEADER_SIZE;
         /* Node lengths and FilePathListLength are 16-bit fields. */
         if (list_size > UINT16_MAX)
-                return error_setf(-E2BIG, "Loader path \"%s\" is too long for an EFI device path.", path);
+                return error_setf(-E2BIG, _("Loader path \"%s\" is too long for an EFI device path."), path);
 
         size = LOAD_OPTION_HEADER_SIZE + desc_size + list_size;
         buf = calloc(1, size);
         if (!buf)
-                return error_setf(-ENOMEM, "Out of memory building an EFI load option.");
+                return error_setf(-ENOMEM, _("Out of memory building an EFI load option."));
 
         /* EFI_LOAD_OPTION header */
         put_le32(buf, EFI_LOAD_OPTION_ACTIVE);
@@ -436,20 +437,20 @@ static int variable_drop_immutable(int dir_fd, const char *name, ImmutableGuard 
         if (fd < 0) {
                 if (errno == ENOENT)
                         return 0;
-                return error_setf(-errno, "Cannot open EFI variable %s: %m", name);
+                return error_setf(-errno, _("Cannot open EFI variable %s: %m"), name);
         }
 
         if (ioctl(fd, FS_IOC_GETFLAGS, &flags) < 0) {
                 if (errno == ENOTTY || errno == EOPNOTSUPP || errno == EINVAL)
                         return 0;
-                return error_setf(-errno, "Cannot read the flags of EFI variable %s: %m", name);
+                return error_setf(-errno, _("Cannot read the flags of EFI variable %s: %m"), name);
         }
         if (!(flags & FS_IMMUTABLE_FL))
                 return 0;
 
         f = flags & ~(unsigned) FS_IMMUTABLE_FL;
         if (ioctl(fd, FS_IOC_SETFLAGS, &f) < 0)
-                return error_setf(-errno, "Cannot make EFI variable %s writable: %m", name);
+                return error_setf(-errno, _("Cannot make EFI variable %s writable: %m"), name);
 
         *g = (ImmutableGuard) { .fd = TAKE_FD(fd), .flags = flags, .name = name };
         return 1;
@@ -461,7 +462,7 @@ static int open_root(const EfiVars *v) {
 
         fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
-                return error_setf(-errno, "Cannot open the EFI variable directory %s (is efivarfs mounted?): %m", root);
+                return error_setf(-errno, _("Cannot open the EFI variable directory %s (is efivarfs mounted?): %m"), root);
         return fd;
 }
 
@@ -473,7 +474,7 @@ static int variable_read(int dir_fd, const char *name, uint32_t *ret_attr, uint8
 
         fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
         if (fd < 0)
-                return error_setf(-errno, "Cannot open EFI variable %s: %m", name);
+                return error_setf(-errno, _("Cannot open EFI variable %s: %m"), name);
 
         for (;;) {
                 ssize_t n;
@@ -483,11 +484,11 @@ static int variable_read(int dir_fd, const char *name, uint32_t *ret_attr, uint8
 
                         /* Variables live in a few hundred KiB of NVRAM. */
                         if (allocated >= 1024 * 1024)
-                                return error_setf(-EFBIG, "EFI variable %s is implausibly large.", name);
+                                return error_setf(-EFBIG, _("EFI variable %s is implausibly large."), name);
                         allocated = allocated ? allocated * 2 : 4096;
                         q = realloc(buf, allocated);
                         if (!q)
-                                return error_setf(-ENOMEM, "Out of memory reading EFI variable %s.", name);
+                                return error_setf(-ENOMEM, _("Out of memory reading EFI variable %s."), name);
                         buf = q;
                 }
 
@@ -495,7 +496,7 @@ static int variable_read(int dir_fd, const char *name, uint32_t *ret_attr, uint8
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
-                        return error_setf(-errno, "Cannot read EFI variable %s: %m", name);
+                        return error_setf(-errno, _("Cannot read EFI variable %s: %m"), name);
                 }
                 if (n == 0)
                         break;
@@ -503,7 +504,7 @@ static int variable_read(int dir_fd, const char *name, uint32_t *ret_attr, uint8
         }
 
         if (size < 4)
-                return error_setf(-EBADMSG, "EFI variable %s has no attributes word (%zu bytes).", name, size);
+                return error_setf(-EBADMSG, _("EFI variable %s has no attributes word (%zu bytes)."), name, size);
 
         *ret_attr = get_le32(buf);
         memmove(buf, buf + 4, size - 4);
@@ -536,7 +537,7 @@ static int variable_write(int dir_fd, const char *name, const void *data, size_t
 
         buf = malloc(4 + size);
         if (!buf)
-                return error_setf(-ENOMEM, "Out of memory writing EFI variable %s.", name);
+                return error_setf(-ENOMEM, _("Out of memory writing EFI variable %s."), name);
         put_le32(buf, EFI_BOOT_VARIABLE_ATTRIBUTES);
         memcpy(buf + 4, data, size);
 
@@ -546,22 +547,22 @@ static int variable_write(int dir_fd, const char *name, const void *data, size_t
 
         fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW, 0644);
         if (fd < 0)
-                return error_setf(-errno, "Cannot open EFI variable %s for writing: %m", name);
+                return error_setf(-errno, _("Cannot open EFI variable %s for writing: %m"), name);
 
         /* Truncating is meaningless on efivarfs (each write replaces the variable); elsewhere a
          * shorter value must not leave the old tail behind. */
         if (fstatfs(fd, &sfs) < 0)
-                return error_setf(-errno, "Cannot stat the filesystem of EFI variable %s: %m", name);
+                return error_setf(-errno, _("Cannot stat the filesystem of EFI variable %s: %m"), name);
         if (sfs.f_type != EFIVARFS_MAGIC && ftruncate(fd, 0) < 0)
-                return error_setf(-errno, "Cannot truncate EFI variable %s: %m", name);
+                return error_setf(-errno, _("Cannot truncate EFI variable %s: %m"), name);
 
         do
                 n = write(fd, buf, 4 + size);
         while (n < 0 && errno == EINTR);
         if (n < 0)
-                return error_setf(-errno, "Cannot write EFI variable %s (%zu bytes): %m", name, size);
+                return error_setf(-errno, _("Cannot write EFI variable %s (%zu bytes): %m"), name, size);
         if ((size_t) n != 4 + size)
-                return error_setf(-EIO, "Short write to EFI variable %s (%zd of %zu bytes).", name, n, 4 + size);
+                return error_setf(-EIO, _("Short write to EFI variable %s (%zd of %zu bytes)."), name, n, 4 + size);
 
         log_debug("Wrote EFI variable %s (%zu bytes).", name, size);
         return 0;
@@ -576,7 +577,7 @@ static int variable_delete(int dir_fd, const char *name) {
                 return r;
 
         if (unlinkat(dir_fd, name, 0) < 0)
-                return error_setf(-errno, "Cannot delete EFI variable %s: %m", name);
+                return error_setf(-errno, _("Cannot delete EFI variable %s: %m"), name);
 
         /* Gone: nothing left to protect. */
         closep(&guard.fd);
@@ -622,10 +623,10 @@ static int list_boot_entries(int dir_fd, const char *root, uint8_t used[static 6
 
         fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
-                return error_setf(-errno, "Cannot open the EFI variable directory %s: %m", root);
+                return error_setf(-errno, _("Cannot open the EFI variable directory %s: %m"), root);
         d = fdopendir(fd);
         if (!d)
-                return error_setf(-errno, "Cannot list the EFI variable directory %s: %m", root);
+                return error_setf(-errno, _("Cannot list the EFI variable directory %s: %m"), root);
         TAKE_FD(fd);
 
         memset(used, 0, 65536 / 8);
@@ -640,7 +641,7 @@ static int list_boot_entries(int dir_fd, const char *root, uint8_t used[static 6
 
                         closedir(d);
                         if (e != 0)
-                                return error_setf(-e, "Cannot list the EFI variable directory %s: %s", root, strerror(e));
+                                return error_setf(-e, _("Cannot list the EFI variable directory %s: %s"), root, strerror(e));
                         return 0;
                 }
                 if (parse_boot_id(de->d_name, &id) >= 0)
@@ -697,16 +698,16 @@ static int read_boot_order(int dir_fd, const char *root, uint16_t **ret, size_t 
 
         r = variable_read(dir_fd, BOOT_ORDER_NAME, &attr, &data, &size);
         if (r == -ENOENT)
-                return error_setf(r, "EFI variable BootOrder does not exist in %s.", root);
+                return error_setf(r, _("EFI variable BootOrder does not exist in %s."), root);
         if (r < 0)
                 return r;
         if (size % 2 != 0)
-                return error_setf(-EBADMSG, "EFI variable BootOrder has odd size %zu.", size);
+                return error_setf(-EBADMSG, _("EFI variable BootOrder has odd size %zu."), size);
 
         if (size > 0) {
                 order = malloc(size);
                 if (!order)
-                        return error_setf(-ENOMEM, "Out of memory reading BootOrder.");
+                        return error_setf(-ENOMEM, _("Out of memory reading BootOrder."));
                 for (size_t i = 0; i < size / 2; i++)
                         order[i] = get_le16(data + 2 * i);
         }
@@ -721,7 +722,7 @@ static int write_boot_order(int dir_fd, const uint16_t *order, size_t n) {
 
         data = malloc(MAX(n, (size_t) 1) * 2);
         if (!data)
-                return error_setf(-ENOMEM, "Out of memory writing BootOrder.");
+                return error_setf(-ENOMEM, _("Out of memory writing BootOrder."));
         for (size_t i = 0; i < n; i++)
                 put_le16(data + 2 * i, order[i]);
 
@@ -756,7 +757,7 @@ static int boot_order_put_first(int dir_fd, const char *root, uint16_t id) {
 
         new_order = malloc((n + 1) * sizeof(uint16_t));
         if (!new_order)
-                return error_setf(-ENOMEM, "Out of memory updating BootOrder.");
+                return error_setf(-ENOMEM, _("Out of memory updating BootOrder."));
 
         new_order[m++] = id;
         for (size_t i = 0; i < n; i++)
@@ -802,7 +803,7 @@ int efi_add_boot_entry(
 
         used = malloc(65536 / 8);
         if (!used)
-                return error_setf(-ENOMEM, "Out of memory listing EFI boot entries.");
+                return error_setf(-ENOMEM, _("Out of memory listing EFI boot entries."));
         r = list_boot_entries(dir_fd, root, used);
         if (r < 0)
                 return r;
@@ -823,16 +824,16 @@ int efi_add_boot_entry(
                                 break;
                         }
         if (!found && !have_free)
-                return error_setf(-ENOSPC, "All 65536 EFI boot entry numbers are in use in %s.", root);
+                return error_setf(-ENOSPC, _("All 65536 EFI boot entry numbers are in use in %s."), root);
 
         boot_variable_name(name, id);
         r = variable_write(dir_fd, name, option, option_size);
         if (r < 0)
-                return error_prefixf(r, "Cannot %s EFI boot entry Boot%04X", found ? "update" : "create", id);
+                return error_prefixf(r, found ? _("Cannot update EFI boot entry Boot%04X") : _("Cannot create EFI boot entry Boot%04X"), id);
 
         r = boot_order_put_first(dir_fd, root, id);
         if (r < 0)
-                return error_prefixf(r, "Cannot put EFI boot entry Boot%04X first in BootOrder", id);
+                return error_prefixf(r, _("Cannot put EFI boot entry Boot%04X first in BootOrder"), id);
 
         log_info("%s EFI boot entry Boot%04X \"%s\" for %s, first in BootOrder.",
                  found ? "Reused" : "Created", id, description, path);
@@ -856,8 +857,8 @@ int efi_remove_boot_entry(const EfiVars *v, uint16_t id) {
         boot_variable_name(name, id);
         if (faccessat(dir_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
                 if (errno == ENOENT)
-                        return error_setf(-ENOENT, "EFI boot entry Boot%04X does not exist.", id);
-                return error_setf(-errno, "Cannot access EFI variable %s: %m", name);
+                        return error_setf(-ENOENT, _("EFI boot entry Boot%04X does not exist."), id);
+                return error_setf(-errno, _("Cannot access EFI variable %s: %m"), name);
         }
 
         /* BootOrder first: an order naming a missing entry is harmless, firmware skips it. */
@@ -873,7 +874,7 @@ int efi_remove_boot_entry(const EfiVars *v, uint16_t id) {
                 if (m != n) {
                         r = write_boot_order(dir_fd, order, m);
                         if (r < 0)
-                                return error_prefixf(r, "Cannot remove Boot%04X from BootOrder", id);
+                                return error_prefixf(r, _("Cannot remove Boot%04X from BootOrder"), id);
                 }
         }
 

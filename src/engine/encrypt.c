@@ -11,6 +11,7 @@
 #include "encrypt.h"
 #include "error.h"
 #include "fileio.h"
+#include "i18n.h"
 #include "image.h"
 #include "log.h"
 #include "luks.h"
@@ -26,10 +27,6 @@ void encrypt_request_init(EncryptRequest *r) {
         *r = (EncryptRequest) { .encrypt = -1, .tpm2 = TPM2_USE_AUTO };
 }
 
-static const char *fallback_unlock(const PlanEncryption *e) {
-        return e->passphrase ? "the passphrase or the recovery key" : "the recovery key";
-}
-
 int encryption_decide(const EncryptRequest *req, DiskKind target_kind, const Image *img, PlanEncryption *ret) {
         _cleanup_(plan_encryption_done) PlanEncryption e = {};
         _cleanup_(tpm2_status_done) Tpm2Status st = {};
@@ -40,8 +37,8 @@ int encryption_decide(const EncryptRequest *req, DiskKind target_kind, const Ima
                 goto done;
         if (req->encrypt < 0 && target_kind != DISK_BLOCK) {
                 /* Said, not silent: the plan shows this note. */
-                e.note = strdup("An image file is not encrypted: dm-crypt needs a block device, and this machine's TPM is not "
-                                "the one that will boot it. Install to a disk to encrypt.");
+                e.note = strdup(_("An image file is not encrypted: dm-crypt needs a block device, and this machine's TPM is not "
+                                  "the one that will boot it. Install to a disk to encrypt."));
                 if (!e.note)
                         return -ENOMEM;
                 goto done;
@@ -51,8 +48,9 @@ int encryption_decide(const EncryptRequest *req, DiskKind target_kind, const Ima
         e.passphrase = req->passphrase;
 
         if (req->tpm2 == TPM2_USE_OFF) {
-                snprintf(note, sizeof(note), "The TPM2 is not used (turned off): the disk asks for %s at every boot.", fallback_unlock(&e));
-                e.note = strdup(note);
+                e.note = strdup(e.passphrase
+                                        ? _("The TPM2 is not used (turned off): the disk asks for the passphrase or the recovery key at every boot.")
+                                        : _("The TPM2 is not used (turned off): the disk asks for the recovery key at every boot."));
                 if (!e.note)
                         return -ENOMEM;
                 goto done;
@@ -67,9 +65,12 @@ int encryption_decide(const EncryptRequest *req, DiskKind target_kind, const Ima
                 return r;
         if (r == 0) {
                 if (req->tpm2 == TPM2_USE_REQUIRED)
-                        return error_setf(-ENODEV, "A TPM2 is required, but it cannot be used: %s", st.problem);
-                snprintf(note, sizeof(note), "%s So the TPM2 is not used: the disk asks for %s at every boot.", st.problem,
-                         fallback_unlock(&e));
+                        return error_setf(-ENODEV, _("A TPM2 is required, but it cannot be used: %s"), st.problem);
+                snprintf(note, sizeof(note),
+                         /* TRANSLATORS: %s is the sentence that says why the TPM cannot be used. */
+                         e.passphrase ? _("%s So the TPM2 is not used: the disk asks for the passphrase or the recovery key at every boot.")
+                                      : _("%s So the TPM2 is not used: the disk asks for the recovery key at every boot."),
+                         st.problem);
                 e.note = strdup(note);
                 if (!e.note)
                         return -ENOMEM;
@@ -89,9 +90,9 @@ int encryption_decide(const EncryptRequest *req, DiskKind target_kind, const Ima
 
                 if (!u || !u->info.pcrpkey)
                         return error_setf(-ENOKEY,
-                                          "A signed PCR 11 policy needs the OS vendor's public key from the UKI's .pcrpkey section, "
-                                          "but %s has none. Install without the signed policy.",
-                                          u ? u->name : "the image's UKI");
+                                          _("A signed PCR 11 policy needs the OS vendor's public key from the UKI's .pcrpkey section, "
+                                            "but %s has none. Install without the signed policy."),
+                                          u ? u->name : _("the image's UKI"));
                 e.tpm2_pubkey = strdup(u->info.pcrpkey);
                 if (!e.tpm2_pubkey)
                         return -ENOMEM;
@@ -117,7 +118,7 @@ int encryption_preflight(const Plan *p, Tpm2Context **ret_tpm) {
         if (p->encryption.tpm2) {
                 r = tpm2_context_new(p->encryption.tpm2_tcti, &c);
                 if (r < 0)
-                        return error_prefixf(r, "The plan enrolls the TPM2, but it cannot be reached now");
+                        return error_prefixf(r, _("The plan enrolls the TPM2, but it cannot be reached now"));
         }
         *ret_tpm = TAKE_PTR(c);
         return 0;
@@ -137,7 +138,7 @@ static int enroll_tpm2(const Plan *p, LuksVolume *v, const EncryptKeys *k) {
         int slot, r;
 
         if (e->tpm2_pin && !k->tpm2_pin)
-                return error_setf(-EINVAL, "The plan asks for a TPM2 PIN, but none was given.");
+                return error_setf(-EINVAL, _("The plan asks for a TPM2 PIN, but none was given."));
         if (e->tpm2_pin)
                 r = tpm2_seal_with_pin(k->tpm, e->tpm2_pcrs, e->tpm2_pubkey, e->tpm2_pubkey_pcrs, k->tpm2_pin, &secret, &sealed);
         else
@@ -150,9 +151,9 @@ static int enroll_tpm2(const Plan *p, LuksVolume *v, const EncryptKeys *k) {
         if (!e->tpm2_pubkey) {
                 r = tpm2_unseal_full(k->tpm, &sealed, e->tpm2_pin ? k->tpm2_pin : NULL, NULL, &again);
                 if (r < 0)
-                        return error_prefixf(r, "The TPM2 does not give back the key it just sealed");
+                        return error_prefixf(r, _("The TPM2 does not give back the key it just sealed"));
                 if (again->size != secret->size || memcmp(again->data, secret->data, secret->size) != 0)
-                        return error_setf(-EIO, "The TPM2 gave back a different key than it sealed.");
+                        return error_setf(-EIO, _("The TPM2 gave back a different key than it sealed."));
         }
 
         r = tpm2_secret_to_passphrase(secret, &pass);
@@ -178,15 +179,15 @@ int encrypt_format_volume(const Plan *p, const PlanPartition *pp, const char *no
         int slot, r;
 
         if (!pp->encrypt || !e->enabled)
-                return error_setf(-EINVAL, "Partition %u is not planned to be encrypted.", pp->partno);
+                return error_setf(-EINVAL, _("Partition %u is not planned to be encrypted."), pp->partno);
         if (!k->recovery_key)
-                return error_setf(-EINVAL, "No recovery key: an encrypted volume is never made without one.");
+                return error_setf(-EINVAL, _("No recovery key: an encrypted volume is never made without one."));
         if (e->tpm2 && !k->tpm)
-                return error_setf(-EINVAL, "The plan enrolls the TPM2, but it was not opened.");
+                return error_setf(-EINVAL, _("The plan enrolls the TPM2, but it was not opened."));
         if (e->passphrase && !k->passphrase)
-                return error_setf(-EINVAL, "The plan adds a passphrase, but none was given.");
+                return error_setf(-EINVAL, _("The plan adds a passphrase, but none was given."));
         if (e->tpm2 && e->tpm2_pin && !k->tpm2_pin)
-                return error_setf(-EINVAL, "The plan asks for a TPM2 PIN, but none was given.");
+                return error_setf(-EINVAL, _("The plan asks for a TPM2 PIN, but none was given."));
 
         r = luks_format(node, pp->luks_uuid,
                         &(LuksFormatOptions) {
@@ -263,7 +264,7 @@ int encryption_escrow_recovery_key(const Plan *p, const Secret *key, const char 
         size_t n = 0, cap = 4096;
 
         if (!root || !root->encrypt)
-                return error_setf(-EINVAL, "The plan encrypts no root partition: there is no recovery key to deliver.");
+                return error_setf(-EINVAL, _("The plan encrypts no root partition: there is no recovery key to deliver."));
         if (asprintf(&name, "recovery-key-%s.txt", SD_ID128_TO_UUID_STRING(root->luks_uuid)) < 0)
                 return -ENOMEM;
         if (asprintf(&path, "%s/%s", dir, name) < 0)
@@ -271,15 +272,15 @@ int encryption_escrow_recovery_key(const Plan *p, const Secret *key, const char 
 
         dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0)
-                return error_setf(-errno, "Cannot deliver the recovery key to %s: %m. Nothing was written to %s.", dir, p->target);
+                return error_setf(-errno, _("Cannot deliver the recovery key to %s: %m. Nothing was written to %s."), dir, p->target);
         /* A share or stick that failed to mount leaves its empty mount point on the live system's
          * tmpfs: a key written there is gone at power-off. */
         if (fstatfs(dfd, &sfs) < 0)
-                return error_setf(-errno, "Cannot deliver the recovery key to %s: %m.", dir);
+                return error_setf(-errno, _("Cannot deliver the recovery key to %s: %m."), dir);
         if (sfs.f_type == TMPFS_MAGIC || sfs.f_type == RAMFS_MAGIC)
                 return error_setf(-EROFS,
-                                  "Refusing to deliver the recovery key to %s: it is in memory (tmpfs), so the key would be lost at "
-                                  "power-off. Is the escrow medium mounted? Nothing was written to %s.",
+                                  _("Refusing to deliver the recovery key to %s: it is in memory (tmpfs), so the key would be lost at "
+                                    "power-off. Is the escrow medium mounted? Nothing was written to %s."),
                                   dir, p->target);
 
         /* Built in locked memory and written with one write(): no stdio buffer keeps a copy. */
@@ -297,19 +298,20 @@ int encryption_escrow_recovery_key(const Plan *p, const Secret *key, const char 
         APPEND("\n# Type this key when the machine asks for the passphrase of \"root\" or \"home\":\n%s\n", (const char *) key->data);
 #undef APPEND
         if (n >= cap)
-                return error_setf(-E2BIG, "The recovery key file would be too long.");
+                return error_setf(-E2BIG, _("The recovery key file would be too long."));
         text->size = n;
 
         fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0)
-                return error_setf(-errno, errno == EEXIST ? "Cannot deliver the recovery key: %s exists already (the same seed was used twice?)."
-                                                          : "Cannot deliver the recovery key to %s: %m.",
+                return error_setf(-errno,
+                                  errno == EEXIST ? _("Cannot deliver the recovery key: %s exists already (the same seed was used twice?).")
+                                                  : _("Cannot deliver the recovery key to %s: %m."),
                                   path);
         ssize_t w = write(fd, text->data, text->size);
         if (w != (ssize_t) text->size || fsync(fd) < 0 || fsync(dfd) < 0) {
                 int r = w >= 0 && w != (ssize_t) text->size ? -ENOSPC : -errno;
                 (void) unlinkat(dfd, name, 0);
-                return error_setf(r, "Cannot write the recovery key to %s: %s. Nothing was written to %s.", path, strerror(-r), p->target);
+                return error_setf(r, _("Cannot write the recovery key to %s: %s. Nothing was written to %s."), path, strerror(-r), p->target);
         }
         log_info("Recovery key delivered to %s.", path);
         if (ret_path)

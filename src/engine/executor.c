@@ -18,6 +18,7 @@
 #include "error.h"
 #include "executor.h"
 #include "fileio.h"
+#include "i18n.h"
 #include "image.h"
 #include "log.h"
 #include "luks.h"
@@ -161,7 +162,7 @@ static int step_format(Exec *e, Step *s) {
         if (pp->encrypt) {
                 node = strdup_safe(e->dm_path[partition_index(e, pp)]);
                 if (!node)
-                        return error_setf(-EINVAL, "The encrypted volume of partition %u is not open.", pp->partno);
+                        return error_setf(-EINVAL, _("The encrypted volume of partition %u is not open."), pp->partno);
         } else if (e->plan->target_kind == DISK_BLOCK) {
                 r = disk_partition_node(e->disk, pp->partno, &node);
                 if (r < 0)
@@ -176,7 +177,7 @@ static int step_format(Exec *e, Step *s) {
                 .sector_size = (uint32_t) e->plan->sector_size,
         }, pp->fslabel, fsuuid);
         if (r < 0)
-                return error_prefixf(r, "Cannot create the %s filesystem of the %s partition (%s)", pp->fstype,
+                return error_prefixf(r, _("Cannot create the %s filesystem of the %s partition (%s)"), pp->fstype,
                                      partition_role_to_string(pp->role), node ?: e->plan->target);
         return 0;
 }
@@ -188,12 +189,12 @@ static int step_verify_image(Exec *e, Step *s) {
 
         r = sha256_file(e->src_fd, src->size, on_copy_progress, e, hex);
         if (r < 0)
-                return error_setf(r, "Cannot read the image %s: %s", src->path, strerror(-r));
+                return error_setf(r, _("Cannot read the image %s: %s"), src->path, strerror(-r));
         if (!streq(hex, src->sha256))
                 return error_setf(-EBADMSG,
-                                  "The image %s does not match its checksum: its SHA256 is %s, but %s says %s. "
-                                  "It is damaged or not the image that was published. Nothing was written.",
-                                  src->path, hex, src->sha256_origin ?: "the plan", src->sha256);
+                                  _("The image %s does not match its checksum: its SHA256 is %s, but %s says %s. "
+                                    "It is damaged or not the image that was published. Nothing was written."),
+                                  src->path, hex, src->sha256_origin ?: _("the plan"), src->sha256);
         log_info("image %s matches SHA256 %s from %s", src->path, hex, src->sha256_origin ?: "the plan");
         return 0;
 }
@@ -208,10 +209,10 @@ static int open_destination(Exec *e, const PlanPartition *pp, int *ret_fd) {
                 return 0;
         path = e->dm_path[partition_index(e, pp)];
         if (!path)
-                return error_setf(-EINVAL, "The encrypted volume of partition %u is not open.", pp->partno);
+                return error_setf(-EINVAL, _("The encrypted volume of partition %u is not open."), pp->partno);
         fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
-                return error_setf(-errno, "Cannot open %s: %m", path);
+                return error_setf(-errno, _("Cannot open %s: %m"), path);
         *ret_fd = fd;
         return 0;
 }
@@ -234,7 +235,7 @@ static int step_encrypt(Exec *e, Step *s) {
                               },
                               &e->dm_name[i], &e->dm_path[i]);
         if (r < 0)
-                return error_prefixf(r, "Cannot encrypt the %s partition (%s)", partition_role_to_string(pp->role), node);
+                return error_prefixf(r, _("Cannot encrypt the %s partition (%s)"), partition_role_to_string(pp->role), node);
         return 0;
 }
 
@@ -294,16 +295,16 @@ static int step_configure(Exec *e, Step *s) {
                 return -ENOMEM;
 
         if (!mkdtemp(dir))
-                r = error_setf(-errno, "Cannot make a mount point: %m");
+                r = error_setf(-errno, _("Cannot make a mount point: %m"));
         else if (mount(node, dir, fstype, MS_NOSUID | MS_NODEV, NULL) < 0) {
-                r = error_setf(-errno, "Cannot mount the installed root (%s, %s): %m", node, fstype ?: "?");
+                r = error_setf(-errno, _("Cannot mount the installed root (%s, %s): %m"), node, fstype ?: "?");
                 (void) rmdir(dir);
         } else {
                 r = account_configure_root(p, dir, e->opts ? e->opts->user_password : NULL);
                 k = umount2(dir, 0) < 0 ? -errno : 0;
                 (void) rmdir(dir);
                 if (r >= 0 && k < 0)
-                        r = error_setf(k, "Cannot unmount the installed root: %s", strerror(-k));
+                        r = error_setf(k, _("Cannot unmount the installed root: %s"), strerror(-k));
         }
         if (loop) {
                 char *argv[] = { (char *) "losetup", (char *) "--detach", node, NULL };
@@ -332,10 +333,12 @@ static int step_copy(Exec *e, Step *s) {
                 .dst_is_block = e->plan->target_kind == DISK_BLOCK,
         }, on_copy_progress, e, digest, &written);
         if (r < 0)
-                return error_setf(r, "Copying partition %u of the image to %spartition %u of %s failed: %s", sp->partno,
-                                  dm_fd >= 0 ? "the encrypted volume on " : "", pp->partno, e->plan->target, strerror(-r));
+                return error_setf(r,
+                                  dm_fd >= 0 ? _("Copying partition %u of the image to the encrypted volume on partition %u of %s failed: %s")
+                                             : _("Copying partition %u of the image to partition %u of %s failed: %s"),
+                                  sp->partno, pp->partno, e->plan->target, strerror(-r));
         if (fsync(dm_fd >= 0 ? dm_fd : e->fd) < 0)
-                return error_setf(-errno, "Cannot flush %s: %m", dm_fd >= 0 ? e->dm_path[partition_index(e, pp)] : e->plan->target);
+                return error_setf(-errno, _("Cannot flush %s: %m"), dm_fd >= 0 ? e->dm_path[partition_index(e, pp)] : e->plan->target);
         memcpy(s->digest, digest, sizeof(digest));
         log_info("copied %s of data (%s in all) into partition %u", FORMAT_BYTES(written), FORMAT_BYTES(sp->size), pp->partno);
         return 0;
@@ -357,10 +360,10 @@ static int step_verify(Exec *e, Step *s) {
         r = copy_region_digest(e->src_fd, sp->start, dm_fd >= 0 ? dm_fd : e->fd, dm_fd >= 0 ? 0 : pp->start, sp->size,
                                on_copy_progress, e, back);
         if (r < 0)
-                return error_setf(r, "Cannot read back partition %u of %s: %s", pp->partno, e->plan->target, strerror(-r));
+                return error_setf(r, _("Cannot read back partition %u of %s: %s"), pp->partno, e->plan->target, strerror(-r));
         if (memcmp(s->copied_by->digest, back, sizeof(back)) != 0)
-                return error_setf(-EIO, "Partition %u of %s does not read back what was written to it: the disk is faulty or "
-                                        "was changed during the install.", pp->partno, e->plan->target);
+                return error_setf(-EIO, _("Partition %u of %s does not read back what was written to it: the disk is faulty or "
+                                          "was changed during the install."), pp->partno, e->plan->target);
         log_info("partition %u reads back intact", pp->partno);
         return 0;
 }
@@ -394,7 +397,7 @@ static int step_boot(Exec *e, Step *s) {
 
 static int step_sync(Exec *e, Step *s) {
         if (fsync(e->fd) < 0)
-                return error_setf(-errno, "Cannot flush %s: %m", e->plan->target);
+                return error_setf(-errno, _("Cannot flush %s: %m"), e->plan->target);
         return 0;
 }
 
@@ -429,9 +432,9 @@ static int preflight(Exec *e) {
                         continue;
                 prog = mkfs_program(pp->fstype);
                 if (!prog)
-                        return error_setf(-EOPNOTSUPP, "imprint cannot create %s filesystems (partition %u).", pp->fstype, pp->partno);
+                        return error_setf(-EOPNOTSUPP, _("imprint cannot create %s filesystems (partition %u)."), pp->fstype, pp->partno);
                 if (!find_executable(prog))
-                        return error_setf(-ENOPKG, "%s is needed to create the %s filesystem of partition %u, but it is not installed.",
+                        return error_setf(-ENOPKG, _("%s is needed to create the %s filesystem of partition %u, but it is not installed."),
                                           prog, pp->fstype, pp->partno);
         }
 
@@ -440,27 +443,28 @@ static int preflight(Exec *e) {
                 static const char *const tools[] = { "mcopy", "mmd", "mdir" };
 
                 if (!e->img)
-                        return error_setf(-EINVAL, "The plan installs %s, but the image was not opened.", p->source->path);
+                        return error_setf(-EINVAL, _("The plan installs %s, but the image was not opened."), p->source->path);
                 for (size_t i = 0; i < ELEMENTSOF(tools); i++)
                         if (!find_executable(tools[i]))
-                                return error_setf(-ENOPKG, "%s (mtools) is needed to install the boot loader, but it is not installed.",
+                                return error_setf(-ENOPKG, _("%s (mtools) is needed to install the boot loader, but it is not installed."),
                                                   tools[i]);
                 r = image_to_plan_source(e->img, &now);
                 if (r < 0)
                         return r;
                 if (!streq_ptr(now->path, p->source->path) || now->size != p->source->size ||
                     !streq_ptr(now->fingerprint, p->source->fingerprint))
-                        return error_setf(-ESTALE, "The image %s changed since the plan was made. Make a new plan.", p->source->path);
+                        return error_setf(-ESTALE, _("The image %s changed since the plan was made. Make a new plan."), p->source->path);
                 e->src_fd = open(p->source->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
                 if (e->src_fd < 0)
-                        return error_setf(-errno, "Cannot open the image %s: %m", p->source->path);
+                        return error_setf(-errno, _("Cannot open the image %s: %m"), p->source->path);
         }
 
         r = disk_discover(p->target, &(DiscoverOptions) {}, &e->disk);
         if (r < 0)
                 return r;
         if (e->disk->kind != p->target_kind)
-                return error_setf(-ESTALE, "%s is a %s now, but the plan was made for a %s.", p->target,
+                /* TRANSLATORS: the target, then what it is now and what it was: "block" (device) or "file". */
+                return error_setf(-ESTALE, _("%s is a %s now, but the plan was made for a %s."), p->target,
                                   disk_kind_to_string(e->disk->kind), disk_kind_to_string(p->target_kind));
         r = plan_check_disk_unchanged(p, e->disk);
         if (r < 0)
@@ -469,36 +473,37 @@ static int preflight(Exec *e) {
         if (r < 0)
                 return r;
         if (e->disk->refusals & REFUSE_READ_ONLY)
-                return error_setf(-EROFS, "Refusing to write to %s: it is read-only.", p->target);
+                return error_setf(-EROFS, _("Refusing to write to %s: it is read-only."), p->target);
 
         /* O_EXCL on a block device fails while anything has it mounted or claimed; the BSD lock
          * keeps udev from probing the disk while its table changes (as systemd-repart does). */
         if (p->target_kind == DISK_BLOCK) {
                 int fd = open(p->target, O_RDWR | O_CLOEXEC | O_NOCTTY | O_EXCL);
                 if (fd < 0)
-                        return error_setf(-errno, errno == EBUSY ? "Refusing to write to %s: it is in use (%m)." : "Cannot open %s for writing: %m",
+                        return error_setf(-errno,
+                                          errno == EBUSY ? _("Refusing to write to %s: it is in use (%m).") : _("Cannot open %s for writing: %m"),
                                           p->target);
                 /* Not kept: mkfs must be able to claim the partitions exclusively later. */
                 close(fd);
         }
         if (p->encryption.enabled) {
                 if (p->n_partitions > ELEMENTSOF(e->dm_name))
-                        return error_setf(-E2BIG, "The plan has too many partitions.");
+                        return error_setf(-E2BIG, _("The plan has too many partitions."));
                 if (p->target_kind != DISK_BLOCK)
-                        return error_setf(-EOPNOTSUPP, "Cannot encrypt partitions of the image file %s: dm-crypt needs a block device.",
+                        return error_setf(-EOPNOTSUPP, _("Cannot encrypt partitions of the image file %s: dm-crypt needs a block device."),
                                           p->target);
                 if (p->encryption.passphrase && !(e->opts && e->opts->passphrase))
-                        return error_setf(-EINVAL, "The plan adds a passphrase keyslot, but no passphrase was given.");
+                        return error_setf(-EINVAL, _("The plan adds a passphrase keyslot, but no passphrase was given."));
                 if (p->encryption.tpm2_pin && !(e->opts && e->opts->tpm2_pin))
-                        return error_setf(-EINVAL, "The plan protects the TPM2 key with a PIN, but no PIN was given.");
+                        return error_setf(-EINVAL, _("The plan protects the TPM2 key with a PIN, but no PIN was given."));
                 if (!e->cb || !e->cb->recovery_key)
-                        return error_setf(-EINVAL, "The plan encrypts %s, but there is no way to hand over its recovery key.", p->target);
+                        return error_setf(-EINVAL, _("The plan encrypts %s, but there is no way to hand over its recovery key."), p->target);
                 r = encryption_preflight(p, &e->tpm);
                 if (r < 0)
                         return r;
                 r = recovery_key_generate(&e->recovery_key);
                 if (r < 0)
-                        return error_setf(r, "Cannot generate a recovery key: %s", strerror(-r));
+                        return error_setf(r, _("Cannot generate a recovery key: %s"), strerror(-r));
         }
 
         if (p->source && (p->account || p->settings.hostname || p->settings.timezone || p->settings.locale || p->settings.keymap)) {
@@ -506,11 +511,11 @@ static int preflight(Exec *e) {
                 static const char *const tools[] = { "systemd-firstboot", "useradd", "chpasswd", "systemd-creds", "losetup" };
 
                 if (geteuid() != 0)
-                        return error_setf(-EPERM, "Setting up the account and system settings mounts the installed root, which needs root.");
+                        return error_setf(-EPERM, _("Setting up the account and system settings mounts the installed root, which needs root."));
                 if (!root || root->copy_from < 0 || !p->source->partitions[root->copy_from].fstype)
-                        return error_setf(-EINVAL, "The image's root filesystem type is unknown: it cannot be set up.");
+                        return error_setf(-EINVAL, _("The image's root filesystem type is unknown: it cannot be set up."));
                 if (p->account && !(e->opts && e->opts->user_password))
-                        return error_setf(-EINVAL, "The plan creates the account %s, but no password was given.", p->account->user_name);
+                        return error_setf(-EINVAL, _("The plan creates the account %s, but no password was given."), p->account->user_name);
                 for (size_t i = 0; i < ELEMENTSOF(tools); i++) {
                         bool needed = i == 0 ? true
                                     : i <= 2 ? p->account && p->account->kind == ACCOUNT_CLASSIC
@@ -519,15 +524,15 @@ static int preflight(Exec *e) {
                         if (i == 0 && !(p->settings.hostname || p->settings.timezone || p->settings.locale || p->settings.keymap))
                                 needed = false;
                         if (needed && !find_executable(tools[i]))
-                                return error_setf(-ENOPKG, "%s is needed to set up the installed system, but it is not installed.", tools[i]);
+                                return error_setf(-ENOPKG, _("%s is needed to set up the installed system, but it is not installed."), tools[i]);
                 }
         }
 
         e->fd = open(p->target, O_RDWR | O_CLOEXEC | O_NOCTTY);
         if (e->fd < 0)
-                return error_setf(-errno, "Cannot open %s for writing: %m", p->target);
+                return error_setf(-errno, _("Cannot open %s for writing: %m"), p->target);
         if (flock(e->fd, LOCK_EX | LOCK_NB) < 0)
-                return error_setf(-errno, "Cannot lock %s: another program holds it (%m).", p->target);
+                return error_setf(-errno, _("Cannot lock %s: another program holds it (%m)."), p->target);
         return 0;
 }
 
@@ -538,12 +543,17 @@ int executor_run(const Plan *p, Image *img, const ExecOptions *o, const ExecCall
 
         /* A checksum is verified before anything is written, when the image is a file that can
          * be read twice cheaply. */
-        if (p->source && p->source->sha256 && stat(p->source->path, &st) == 0 && S_ISREG(st.st_mode))
-                add_step(&e, "verify-image", p->source->size, step_verify_image, "Verifying the image against %s",
-                         p->source->sha256_origin ?: "its checksum");
-        add_step(&e, "partition", 1, step_partition, "Writing the partition table to %s", p->target);
+        if (p->source && p->source->sha256 && stat(p->source->path, &st) == 0 && S_ISREG(st.st_mode)) {
+                if (p->source->sha256_origin)
+                        /* TRANSLATORS: a step of the install; %s is the file that holds the checksum (SHA256SUMS). */
+                        add_step(&e, "verify-image", p->source->size, step_verify_image, _("Verifying the image against %s"),
+                                 p->source->sha256_origin);
+                else
+                        add_step(&e, "verify-image", p->source->size, step_verify_image, "%s", _("Verifying the image against its checksum"));
+        }
+        add_step(&e, "partition", 1, step_partition, _("Writing the partition table to %s"), p->target);
         if (p->target_kind == DISK_BLOCK)
-                add_step(&e, "partition-nodes", 1, step_kernel, "Waiting for the kernel to show the new partitions");
+                add_step(&e, "partition-nodes", 1, step_kernel, "%s", _("Waiting for the kernel to show the new partitions"));
         for (size_t i = 0; i < p->n_partitions; i++) {
                 const PlanPartition *pp = &p->partitions[i];
                 char id[32];
@@ -552,9 +562,10 @@ int executor_run(const Plan *p, Image *img, const ExecOptions *o, const ExecCall
                 if (!pp->encrypt)
                         continue;
                 snprintf(id, sizeof(id), "encrypt-%s", partition_role_to_string(pp->role));
-                s = add_step(&e, id, 1, step_encrypt, "Encrypting partition %u (%s): LUKS2, recovery key%s%s", pp->partno,
+                /* TRANSLATORS: the partition's number and role (root, home); ", TPM2" and ", passphrase" may follow. */
+                s = add_step(&e, id, 1, step_encrypt, _("Encrypting partition %u (%s): LUKS2, recovery key%s%s"), pp->partno,
                              partition_role_to_string(pp->role), p->encryption.tpm2 ? ", TPM2" : "",
-                             p->encryption.passphrase ? ", passphrase" : "");
+                             p->encryption.passphrase ? _(", passphrase") : "");
                 if (!s)
                         return -E2BIG;
                 s->partition = pp;
@@ -567,7 +578,8 @@ int executor_run(const Plan *p, Image *img, const ExecOptions *o, const ExecCall
                 if (pp->action != ACTION_CREATE || !pp->fstype)
                         continue;
                 snprintf(id, sizeof(id), "format-%s", partition_role_to_string(pp->role));
-                s = add_step(&e, id, pp->size, step_format, "Creating the %s filesystem on partition %u (%s, %s)", pp->fstype,
+                /* TRANSLATORS: the filesystem (ext4, vfat), the partition's number, its role (root, esp), its size. */
+                s = add_step(&e, id, pp->size, step_format, _("Creating the %s filesystem on partition %u (%s, %s)"), pp->fstype,
                              pp->partno, partition_role_to_string(pp->role), FORMAT_BYTES(pp->size));
                 if (!s)
                         return -E2BIG;
@@ -582,28 +594,36 @@ int executor_run(const Plan *p, Image *img, const ExecOptions *o, const ExecCall
                         continue;
                 snprintf(id, sizeof(id), "copy-%s", partition_role_to_string(pp->role));
                 s = add_step(&e, id, p->source->partitions[pp->copy_from].size, step_copy,
-                             "Copying the image's %s partition (%s) to partition %u", partition_role_to_string(pp->role),
+                             /* TRANSLATORS: the role (root, usr), the size, the partition's number on the target. */
+                             _("Copying the image's %s partition (%s) to partition %u"), partition_role_to_string(pp->role),
                              FORMAT_BYTES(p->source->partitions[pp->copy_from].size), pp->partno);
                 if (!s)
                         return -E2BIG;
                 s->partition = pp;
                 snprintf(id, sizeof(id), "verify-%s", partition_role_to_string(pp->role));
-                v = add_step(&e, id, s->total, step_verify, "Reading back partition %u to verify it", pp->partno);
+                v = add_step(&e, id, s->total, step_verify, _("Reading back partition %u to verify it"), pp->partno);
                 if (!v)
                         return -E2BIG;
                 v->partition = pp;
                 v->copied_by = s;
         }
-        if (p->source && (p->account || p->settings.hostname || p->settings.timezone || p->settings.locale || p->settings.keymap))
-                add_step(&e, "configure", 1, step_configure, "Setting up %s%s%s in the installed system",
-                         p->account ? "the account " : "", p->account ? p->account->user_name : "",
-                         p->account ? ", hostname, timezone, locale and keymap" : "hostname, timezone, locale and keymap");
+        if (p->source && p->account)
+                add_step(&e, "configure", 1, step_configure,
+                         /* TRANSLATORS: %s is the user name. */
+                         _("Setting up the account %s, hostname, timezone, locale and keymap in the installed system"),
+                         p->account->user_name);
+        else if (p->source && (p->settings.hostname || p->settings.timezone || p->settings.locale || p->settings.keymap))
+                add_step(&e, "configure", 1, step_configure, "%s",
+                         _("Setting up hostname, timezone, locale and keymap in the installed system"));
         if (p->encryption.enabled)
-                add_step(&e, "close-encrypted", 1, step_close, "Closing the encrypted volumes");
-        if (p->source)
-                add_step(&e, "boot", 1, step_boot, "Installing systemd-boot and %zu unified kernel image%s", img ? img->n_ukis : 0,
-                         img && img->n_ukis == 1 ? "" : "s");
-        add_step(&e, "sync", 1, step_sync, "Flushing %s", p->target);
+                add_step(&e, "close-encrypted", 1, step_close, "%s", _("Closing the encrypted volumes"));
+        if (p->source) {
+                size_t n = img ? img->n_ukis : 0;
+                add_step(&e, "boot", 1, step_boot,
+                         ngettext("Installing systemd-boot and %zu unified kernel image", "Installing systemd-boot and %zu unified kernel images", n),
+                         n);
+        }
+        add_step(&e, "sync", 1, step_sync, _("Flushing %s"), p->target);
 
         r = preflight(&e);
         if (r < 0)
@@ -612,7 +632,7 @@ int executor_run(const Plan *p, Image *img, const ExecOptions *o, const ExecCall
         if (cb && cb->confirm) {
                 r = cb->confirm(p, cb->userdata);
                 if (r == 0)
-                        r = error_setf(-ECANCELED, "Nothing was written to %s: not confirmed.", p->target);
+                        r = error_setf(-ECANCELED, _("Nothing was written to %s: not confirmed."), p->target);
                 if (r < 0)
                         goto finish;
         }
@@ -623,7 +643,7 @@ int executor_run(const Plan *p, Image *img, const ExecOptions *o, const ExecCall
         if (e.recovery_key) {
                 r = cb->recovery_key(p, e.recovery_key, cb->userdata);
                 if (r == 0)
-                        r = error_setf(-ECANCELED, "Nothing was written to %s: the recovery key was not confirmed.", p->target);
+                        r = error_setf(-ECANCELED, _("Nothing was written to %s: the recovery key was not confirmed."), p->target);
                 if (r < 0)
                         goto finish;
         }
@@ -638,12 +658,12 @@ int executor_run(const Plan *p, Image *img, const ExecOptions *o, const ExecCall
                 r = s->run(&e, s);
                 if (r < 0) {
                         if (!error_message())
-                                error_setf(r, "%s failed: %s", s->description, strerror(-r));
+                                error_setf(r, _("%s failed: %s"), s->description, strerror(-r));
                         if (e.partitioned && p->source) {
                                 char cause[2048];
 
                                 snprintf(cause, sizeof(cause), "%s", error_message());
-                                error_setf(r, "%s %s is partitioned but not bootable; nothing on it can be used. Fix the cause and install again.",
+                                error_setf(r, _("%s %s is partitioned but not bootable; nothing on it can be used. Fix the cause and install again."),
                                            cause, p->target);
                         }
                         emit(&e, PROGRESS_FAILED, 0, error_message());

@@ -11,6 +11,7 @@
 #include "error.h"
 #include "fileio.h"
 #include "fsread.h"
+#include "i18n.h"
 #include "log.h"
 #include "run.h"
 
@@ -195,7 +196,7 @@ int fat_mkdirs(const FsLocation *l, const char *const *dirs) {
 
                 r = tool_args(l, dirs[i], &tool_path, &spec);
                 if (r < 0)
-                        return error_setf(r, "Cannot name %s in mtools syntax.", l->disk);
+                        return error_setf(r, _("Cannot name %s in mtools syntax."), l->disk);
                 /* Existing directories are fine: check first, since mmd fails on them. */
                 char *check[] = { (char *) "mdir", (char *) "-b", (char *) "-i", tool_path, spec, NULL };
                 if (run_command(check, &(RunOptions) { .ret_stdout = &out, .quiet_stderr = true }) >= 0)
@@ -217,7 +218,7 @@ int fat_copy_fd(const FsLocation *l, const char *path, int fd) {
                 return -EOPNOTSUPP;
         r = tool_args(l, path, &tool_path, &spec);
         if (r < 0)
-                return error_setf(r, "Cannot name %s in mtools syntax.", l->disk);
+                return error_setf(r, _("Cannot name %s in mtools syntax."), l->disk);
         snprintf(src, sizeof(src), "/proc/self/fd/%d", fd);
 
         /* -o: overwrite an existing file without asking; -n: no confirmation either. */

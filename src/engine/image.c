@@ -15,6 +15,7 @@
 #include "error.h"
 #include "fileio.h"
 #include "fsread.h"
+#include "i18n.h"
 #include "image.h"
 #include "log.h"
 #include "plan.h"
@@ -73,12 +74,12 @@ static int check_not_truncated(const char *path, int fd, uint64_t size) {
                 alt = le64(hdr + 32);
                 if (alt > UINT64_MAX / ss - 1 || (alt + 1) * ss > size)
                         return error_setf(-EBADMSG,
-                                          "The image %s is truncated: its partition table says it is %s (%" PRIu64 " bytes), but the file has only %s (%" PRIu64 " bytes).",
+                                          _("The image %s is truncated: its partition table says it is %s (%" PRIu64 " bytes), but the file has only %s (%" PRIu64 " bytes)."),
                                           path, FORMAT_BYTES(alt > UINT64_MAX / ss - 1 ? UINT64_MAX : (alt + 1) * ss),
                                           alt > UINT64_MAX / ss - 1 ? UINT64_MAX : (alt + 1) * ss, FORMAT_BYTES(size), size);
                 return 0;
         }
-        return error_setf(-EBADMSG, "%s is not a disk image: it has no GPT partition table.", path);
+        return error_setf(-EBADMSG, _("%s is not a disk image: it has no GPT partition table."), path);
 }
 
 static bool role_is_os(PartitionRole r) {
@@ -106,7 +107,7 @@ int image_resolve_self(char **ret_path) {
                                 return 0;
                         }
         disk_list_done(&l);
-        return error_setf(-ENOENT, "--source=self: cannot tell which disk this system runs from.");
+        return error_setf(-ENOENT, _("--source=self: cannot tell which disk this system runs from."));
 }
 
 /* Copying a filesystem that is mounted read-write gives a torn copy. */
@@ -130,8 +131,8 @@ static int check_not_mounted_rw(const char *image, const DiskPartition *p) {
                 if (sscanf(line, "%*s %*s %31s %*s %511s %255s", majmin, mnt, opts) == 3 && streq(majmin, dev) &&
                     (strncmp(opts, "rw", 2) == 0 && (opts[2] == ',' || opts[2] == 0)))
                         return error_setf(-EBUSY,
-                                          "The %s partition %s of %s is mounted read-write on %s; a copy of it would be torn. "
-                                          "Install from an image file, or from a medium whose root is read-only.",
+                                          _("The %s partition %s of %s is mounted read-write on %s; a copy of it would be torn. "
+                                            "Install from an image file, or from a medium whose root is read-only."),
                                           partition_role_to_string(p->dps->role), p->node, image, mnt);
                 line = *eol ? eol + 1 : eol;
         }
@@ -148,7 +149,7 @@ int image_open(const char *path, Image **ret) {
 
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
-                return error_setf(-errno, "Cannot open the image %s: %m", path);
+                return error_setf(-errno, _("Cannot open the image %s: %m"), path);
         if (fstat(fd, &st) < 0)
                 return -errno;
         if (S_ISREG(st.st_mode)) {
@@ -156,7 +157,7 @@ int image_open(const char *path, Image **ret) {
                 if (r < 0)
                         return r;
         } else if (!S_ISBLK(st.st_mode))
-                return error_setf(-EINVAL, "The image %s is neither a file nor a block device.", path);
+                return error_setf(-EINVAL, _("The image %s is neither a file nor a block device."), path);
 
         img = calloc(1, sizeof(Image));
         if (!img)
@@ -169,9 +170,9 @@ int image_open(const char *path, Image **ret) {
 
         r = disk_discover(path, &(DiscoverOptions) {}, &img->disk);
         if (r < 0)
-                return error_prefixf(r, "Cannot read the image %s", path);
+                return error_prefixf(r, _("Cannot read the image %s"), path);
         if (!streq_ptr(img->disk->pttype, "gpt"))
-                return error_setf(-EBADMSG, "%s is not a disk image: it has no GPT partition table.", path);
+                return error_setf(-EBADMSG, _("%s is not a disk image: it has no GPT partition table."), path);
 
         /* Which architectures have a root here? Prefer ours; an image for exactly one other
          * architecture is that architecture's image (the planner then says so). */
@@ -179,7 +180,7 @@ int image_open(const char *path, Image **ret) {
                 const DiskPartition *p = &img->disk->partitions[i];
 
                 if (p->start + p->size > img->disk->size)
-                        return error_setf(-EBADMSG, "The image %s is truncated: partition %u ends at %s, beyond its end at %s.", path,
+                        return error_setf(-EBADMSG, _("The image %s is truncated: partition %u ends at %s, beyond its end at %s."), path,
                                           p->partno, FORMAT_BYTES(p->start + p->size), FORMAT_BYTES(img->disk->size));
                 if (p->dps && p->dps->role == ROLE_ROOT && !(p->flags & DPS_FLAG_NO_AUTO)) {
                         bool seen = false;
@@ -194,10 +195,12 @@ int image_open(const char *path, Image **ret) {
                         img->arch = found[k];
         if (img->arch < 0 && n_found == 1)
                 img->arch = found[0];
+        if (img->arch < 0 && n_found == 0)
+                return error_setf(-EBADMSG, _("The image %s has no root partition (no partition of a Discoverable Partitions root type)."),
+                                  path);
         if (img->arch < 0)
-                return error_setf(-EBADMSG, n_found == 0 ? "The image %s has no root partition (no partition of a Discoverable Partitions root type)."
-                                                         : "The image %s has root partitions for several architectures, none of them %s.",
-                                  path, architecture_to_string(architecture_native()));
+                return error_setf(-EBADMSG, _("The image %s has root partitions for several architectures, none of them %s."), path,
+                                  architecture_to_string(architecture_native()));
 
         for (size_t i = 0; i < img->disk->n_partitions; i++) {
                 const DiskPartition *p = &img->disk->partitions[i];
@@ -221,7 +224,7 @@ int image_open(const char *path, Image **ret) {
                 }
         }
         if (!img->root)
-                return error_setf(-EBADMSG, "The image %s has no usable root partition.", path);
+                return error_setf(-EBADMSG, _("The image %s has no usable root partition."), path);
         for (size_t k = 0; k < img->n_os_parts; k++) {
                 r = check_not_mounted_rw(path, img->os_parts[k]);
                 if (r < 0)
@@ -291,7 +294,7 @@ static int load_ukis_from(Image *img, const DiskPartition *part) {
         if (r == -ENOENT)
                 return 0;
         if (r < 0)
-                return error_setf(r, "Cannot list /EFI/Linux in partition %u of the image %s: %s", part->partno, img->path, strerror(-r));
+                return error_setf(r, _("Cannot list /EFI/Linux in partition %u of the image %s: %s"), part->partno, img->path, strerror(-r));
 
         for (char **n = names; *n; n++) {
                 _cleanup_(mapping_done) Mapping m = {};
@@ -305,11 +308,12 @@ static int load_ukis_from(Image *img, const DiskPartition *part) {
                 if (len < 5 || strcasecmp(*n + len - 4, ".efi") != 0 || strncasecmp(*n, "auto-", 5) == 0 || (*n)[0] == '.')
                         continue;
                 snprintf(path, sizeof(path), "/EFI/Linux/%s", *n);
-                snprintf(what, sizeof(what), "%s in the image's %s", path, partition_role_to_string(part->dps->role));
+                /* TRANSLATORS: a file of the image: its path, then the role of its partition (esp, xbootldr, root). */
+                snprintf(what, sizeof(what), _("%s in the image's %s"), path, partition_role_to_string(part->dps->role));
                 r = fs_copy_to_memfd(&l, path, &fd, &size);
                 if (r < 0) {
                         strv_free(names);
-                        return error_setf(r, "Cannot read %s: %s", what, strerror(-r));
+                        return error_setf(r, _("Cannot read %s: %s"), what, strerror(-r));
                 }
                 r = map_fd(fd, size, &m);
                 if (r < 0) {
@@ -380,11 +384,11 @@ static int load_sdboot(Image *img) {
                 r = map_fd(fd, size, &m);
                 if (r < 0)
                         return r;
-                snprintf(what, sizeof(what), "%s in the image's %s", candidates[i].path,
+                snprintf(what, sizeof(what), _("%s in the image's %s"), candidates[i].path,
                          partition_role_to_string(candidates[i].part->dps->role));
                 r = efi_binary_loader_info(m.p, m.size, what, &img->sdboot_version);
                 if (r < 0)
-                        return error_setf(-EBADMSG, "%s is not a systemd-boot binary (it has no LoaderInfo stamp).", what);
+                        return error_setf(-EBADMSG, _("%s is not a systemd-boot binary (it has no LoaderInfo stamp)."), what);
                 img->sdboot_origin = strdup(what);
                 if (!img->sdboot_origin)
                         return -ENOMEM;
@@ -393,9 +397,9 @@ static int load_sdboot(Image *img) {
                 return 0;
         }
         return error_setf(-EBADMSG,
-                          "The image %s carries no systemd-boot: neither usr/lib/systemd/boot/efi/systemd-boot%s.efi in its root "
-                          "(%s) nor EFI/systemd/systemd-boot%s.efi on its ESP could be read.",
-                          img->path, arch, img->root->fstype ?: "unknown filesystem", arch);
+                          _("The image %s carries no systemd-boot: neither usr/lib/systemd/boot/efi/systemd-boot%s.efi in its root "
+                            "(%s) nor EFI/systemd/systemd-boot%s.efi on its ESP could be read."),
+                          img->path, arch, img->root->fstype ?: _("unknown filesystem"), arch);
 }
 
 static int load_os_release(Image *img) {
@@ -442,7 +446,7 @@ int image_load_boot(Image *img) {
         int r;
 
         if (!img->esp && !img->xbootldr)
-                return error_setf(-EBADMSG, "The image %s has no ESP or XBOOTLDR partition, so it carries no UKI to boot.", img->path);
+                return error_setf(-EBADMSG, _("The image %s has no ESP or XBOOTLDR partition, so it carries no UKI to boot."), img->path);
         if (img->esp) {
                 r = load_ukis_from(img, img->esp);
                 if (r < 0)
@@ -454,7 +458,7 @@ int image_load_boot(Image *img) {
                         return r;
         }
         if (img->n_ukis == 0)
-                return error_setf(-EBADMSG, "The image %s has no unified kernel image in /EFI/Linux on its ESP or XBOOTLDR partition.",
+                return error_setf(-EBADMSG, _("The image %s has no unified kernel image in /EFI/Linux on its ESP or XBOOTLDR partition."),
                                   img->path);
         qsort(img->ukis, img->n_ukis, sizeof(ImageUki), compare_uki);
 
@@ -532,14 +536,14 @@ int image_find_checksum(Image *img) {
 
         r = find_sum_in(side, NULL, &img->sha256);
         if (r < 0)
-                return error_setf(r, "Cannot read %s: %s", side, strerror(-r));
+                return error_setf(r, _("Cannot read %s: %s"), side, strerror(-r));
         if (r > 0) {
                 img->sha256_origin = TAKE_PTR(side);
                 return 1;
         }
         r = find_sum_in(sums, basename(base), &img->sha256);
         if (r < 0)
-                return error_setf(r, "Cannot read %s: %s", sums, strerror(-r));
+                return error_setf(r, _("Cannot read %s: %s"), sums, strerror(-r));
         if (r > 0) {
                 img->sha256_origin = TAKE_PTR(sums);
                 return 1;

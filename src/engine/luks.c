@@ -13,6 +13,7 @@
 #include <linux/fs.h>
 
 #include "error.h"
+#include "i18n.h"
 #include "log.h"
 #include "luks.h"
 
@@ -81,7 +82,7 @@ static void luks_error_reset(void) {
         last_error[0] = 0;
 }
 
-/* "Cannot <what>: <libcryptsetup's reason, or strerror>." */
+/* "<what>: <libcryptsetup's reason, or strerror>.", what being "Cannot …" (translated). */
 _printf_(2, 3) static int luks_fail(int r, const char *fmt, ...) {
         char what[512];
         const char *end;
@@ -92,9 +93,11 @@ _printf_(2, 3) static int luks_fail(int r, const char *fmt, ...) {
         va_end(ap);
 
         if (!last_error[0])
-                return error_setf(r, "Cannot %s: %s.", what, strerror(-r));
+                /* TRANSLATORS: what failed ("Cannot …"), then why. */
+                return error_setf(r, _("%s: %s."), what, strerror(-r));
         end = last_error + strlen(last_error) - 1;
-        return error_setf(r, "Cannot %s: %s%s", what, last_error, strchr(".!?)", *end) ? "" : ".");
+        /* libcryptsetup's reason is English: it has no catalog of its own. */
+        return error_setf(r, _("%s: %s%s"), what, last_error, strchr(".!?)", *end) ? "" : ".");
 }
 
 static int luks_new(const char *device, LuksVolume **ret) {
@@ -118,7 +121,7 @@ static int luks_new(const char *device, LuksVolume **ret) {
 
         r = crypt_init(&v->cd, device);
         if (r < 0)
-                return luks_fail(r, "open %s for LUKS2", device);
+                return luks_fail(r, _("Cannot open %s for LUKS2"), device);
         crypt_set_log_callback(v->cd, luks_log, NULL);
 
         *ret = TAKE_PTR(v);
@@ -131,10 +134,10 @@ static int luks_load(LuksVolume *v) {
         luks_error_reset();
         r = crypt_load(v->cd, CRYPT_LUKS2, NULL);
         if (r == -EINVAL && !last_error[0])
-                return error_setf(r, "Cannot read the LUKS2 header of %s: there is none (not a LUKS2 volume, or its header is damaged).",
+                return error_setf(r, _("Cannot read the LUKS2 header of %s: there is none (not a LUKS2 volume, or its header is damaged)."),
                                   v->device);
         if (r < 0)
-                return luks_fail(r, "read the LUKS2 header of %s", v->device);
+                return luks_fail(r, _("Cannot read the LUKS2 header of %s"), v->device);
         return 0;
 }
 
@@ -145,16 +148,16 @@ static int device_size(const char *device, uint64_t *ret_size, bool *ret_regular
 
         fd = open(device, O_RDONLY | O_CLOEXEC);
         if (fd < 0 || fstat(fd, &st) < 0)
-                return error_setf(negative_errno(), "Cannot open %s: %s.", device, strerror(errno));
+                return error_setf(negative_errno(), _("Cannot open %s: %s."), device, strerror(errno));
         if (S_ISREG(st.st_mode)) {
                 *ret_size = (uint64_t) st.st_size;
                 *ret_regular = true;
                 return 0;
         }
         if (!S_ISBLK(st.st_mode))
-                return error_setf(-ENOTBLK, "Cannot format %s: it is neither a block device nor an image file.", device);
+                return error_setf(-ENOTBLK, _("Cannot format %s: it is neither a block device nor an image file."), device);
         if (ioctl(fd, BLKGETSIZE64, ret_size) < 0)
-                return error_setf(negative_errno(), "Cannot read the size of %s: %s.", device, strerror(errno));
+                return error_setf(negative_errno(), _("Cannot read the size of %s: %s."), device, strerror(errno));
         *ret_regular = false;
         return 0;
 }
@@ -175,11 +178,11 @@ int luks_format(const char *device, sd_id128_t uuid, const LuksFormatOptions *o,
          * disk with either sector size, and a 512-byte encryption sector works on both. */
         sector_size = o->sector_size ?: 512;
         if (sector_size < 512 || sector_size > 4096 || (sector_size & (sector_size - 1)) != 0)
-                return error_setf(-EINVAL, "Cannot format %s: the encryption sector size must be 512, 1024, 2048 or 4096 bytes, not %" PRIu32 ".",
+                return error_setf(-EINVAL, _("Cannot format %s: the encryption sector size must be 512, 1024, 2048 or 4096 bytes, not %" PRIu32 "."),
                                   device ?: "", sector_size);
         /* The LUKS2 binary header has 48 bytes for the label, NUL included. */
         if (o->label && strlen(o->label) > 47)
-                return error_setf(-EINVAL, "Cannot format %s: the LUKS2 label \"%s\" is longer than 47 bytes.",
+                return error_setf(-EINVAL, _("Cannot format %s: the LUKS2 label \"%s\" is longer than 47 bytes."),
                                   device ?: "", o->label);
 
         r = luks_new(device, &v);
@@ -201,7 +204,7 @@ int luks_format(const char *device, sd_id128_t uuid, const LuksFormatOptions *o,
                          sd_id128_is_null(uuid) ? NULL : SD_ID128_TO_UUID_STRING(uuid),
                          NULL, LUKS_VOLUME_KEY_SIZE, &params);
         if (r < 0)
-                return luks_fail(r, "write a LUKS2 header to %s", device);
+                return luks_fail(r, _("Cannot write a LUKS2 header to %s"), device);
 
         /* libcryptsetup extends a regular file that is smaller than the header (it could be a
          * detached header); here it must hold the payload too. */
@@ -209,7 +212,7 @@ int luks_format(const char *device, sd_id128_t uuid, const LuksFormatOptions *o,
         if (size <= offset) {
                 if (regular)
                         (void) truncate(device, (off_t) size);
-                return error_setf(-ENOSPC, "Cannot format %s: it has %" PRIu64 " bytes, and the LUKS2 header alone takes %" PRIu64 ".",
+                return error_setf(-ENOSPC, _("Cannot format %s: it has %" PRIu64 " bytes, and the LUKS2 header alone takes %" PRIu64 "."),
                                   device, size, offset);
         }
 
@@ -276,16 +279,16 @@ int luks_unlock(LuksVolume *v, const Secret *passphrase) {
         int slot;
 
         if (!passphrase || passphrase->size == 0)
-                return error_setf(-EINVAL, "Cannot unlock %s: the key is empty.", v->device);
+                return error_setf(-EINVAL, _("Cannot unlock %s: the key is empty."), v->device);
 
         luks_error_reset();
         /* A NULL name only checks the passphrase against the keyslots; nothing is activated. */
         slot = crypt_activate_by_passphrase(v->cd, NULL, CRYPT_ANY_SLOT,
                                             (const char *) passphrase->data, passphrase->size, 0);
         if (slot == -EPERM)
-                return error_setf(-EPERM, "Cannot unlock %s: no keyslot accepts this key.", v->device);
+                return error_setf(-EPERM, _("Cannot unlock %s: no keyslot accepts this key."), v->device);
         if (slot < 0)
-                return luks_fail(slot, "unlock %s", v->device);
+                return luks_fail(slot, _("Cannot unlock %s"), v->device);
 
         copy = secret_new_from(passphrase->data, passphrase->size);
         if (!copy)
@@ -301,15 +304,16 @@ static int luks_add_key(LuksVolume *v, const Secret *passphrase, const struct cr
         int r;
 
         if (!passphrase || passphrase->size == 0)
-                return error_setf(-EINVAL, "Cannot add a %s to %s: it is empty.", kind, v->device);
+                /* TRANSLATORS: %s is "passphrase" or "high-entropy key", then the device. */
+                return error_setf(-EINVAL, _("Cannot add a %s to %s: it is empty."), _(kind), v->device);
         if (!v->has_volume_key && !v->unlock)
-                return error_setf(-ENOKEY, "Cannot add a %s to %s: the volume is locked; an existing key is needed first.",
-                                  kind, v->device);
+                return error_setf(-ENOKEY, _("Cannot add a %s to %s: the volume is locked; an existing key is needed first."),
+                                  _(kind), v->device);
 
         luks_error_reset();
         r = crypt_set_pbkdf_type(v->cd, pbkdf);
         if (r < 0)
-                return luks_fail(r, "set the key derivation (%s) for a new keyslot of %s", pbkdf->type, v->device);
+                return luks_fail(r, _("Cannot set the key derivation (%s) for a new keyslot of %s"), pbkdf->type, v->device);
 
         if (v->has_volume_key)
                 r = crypt_keyslot_add_by_volume_key(v->cd, CRYPT_ANY_SLOT, NULL, 0,
@@ -319,14 +323,15 @@ static int luks_add_key(LuksVolume *v, const Secret *passphrase, const struct cr
                                                     (const char *) v->unlock->data, v->unlock->size,
                                                     (const char *) passphrase->data, passphrase->size);
         if (r < 0)
-                return luks_fail(r, "add a keyslot for a %s to %s", kind, v->device);
+                return luks_fail(r, _("Cannot add a keyslot for a %s to %s"), _(kind), v->device);
 
         log_info("Added keyslot %d (%s, %s) to %s.", r, kind, pbkdf->type, v->device);
         return r;
 }
 
 int luks_add_key_high_entropy(LuksVolume *v, const Secret *passphrase) {
-        return luks_add_key(v, passphrase, &pbkdf_minimal, "high-entropy key");
+        /* TRANSLATORS: a kind of key, put into "Cannot add a %s to %s"; give it the article it needs there. */
+        return luks_add_key(v, passphrase, &pbkdf_minimal, N_("high-entropy key"));
 }
 
 int luks_add_key_passphrase(LuksVolume *v, const Secret *passphrase) {
@@ -341,7 +346,8 @@ int luks_add_key_passphrase(LuksVolume *v, const Secret *passphrase) {
                 if (!pbkdf || !streq_ptr(pbkdf->type, CRYPT_KDF_ARGON2ID))
                         pbkdf = &pbkdf_argon2id_fallback;
         }
-        return luks_add_key(v, passphrase, pbkdf, "passphrase");
+        /* TRANSLATORS: a kind of key, put into "Cannot add a %s to %s"; give it the article it needs there. */
+        return luks_add_key(v, passphrase, pbkdf, N_("passphrase"));
 }
 
 /* A keyslot reference in a token: a decimal string naming a keyslot in use. */
@@ -398,7 +404,7 @@ int luks_add_token(LuksVolume *v, json_object *token) {
         luks_error_reset();
         id = crypt_token_json_set(v->cd, CRYPT_ANY_TOKEN, text);
         if (id < 0)
-                return luks_fail(id, "add the %s token to %s", type, v->device);
+                return luks_fail(id, _("Cannot add the %s token to %s"), type, v->device);
 
         /* The JSON already lists the keyslots; assigning makes libcryptsetup check each link. */
         for (size_t i = 0; i < n; i++) {
@@ -407,7 +413,7 @@ int luks_add_token(LuksVolume *v, json_object *token) {
                         luks_error_reset();
                         r = crypt_token_assign_keyslot(v->cd, id, slot);
                         if (r < 0)
-                                r = luks_fail(r, "assign the %s token to keyslot %d of %s", type, slot, v->device);
+                                r = luks_fail(r, _("Cannot assign the %s token to keyslot %d of %s"), type, slot, v->device);
                 }
                 if (r < 0) {
                         (void) crypt_token_json_set(v->cd, id, NULL);
@@ -456,7 +462,7 @@ int luks_erase(LuksVolume *v) {
                  * wrapped copies the volume key cannot be recovered. */
                 r = crypt_keyslot_destroy(v->cd, slot);
                 if (r < 0)
-                        return luks_fail(r, "destroy keyslot %d of %s", slot, v->device);
+                        return luks_fail(r, _("Cannot destroy keyslot %d of %s"), slot, v->device);
                 destroyed++;
         }
 
@@ -468,7 +474,7 @@ int luks_erase(LuksVolume *v) {
                 luks_error_reset();
                 r = crypt_token_json_set(v->cd, id, NULL);
                 if (r < 0)
-                        return luks_fail(r, "remove token %d of %s", id, v->device);
+                        return luks_fail(r, _("Cannot remove token %d of %s"), id, v->device);
         }
 
         /* A context that formatted the volume still holds the volume key: drop it with the context
@@ -481,7 +487,7 @@ int luks_erase(LuksVolume *v) {
         luks_error_reset();
         r = crypt_init(&v->cd, v->device);
         if (r < 0)
-                return luks_fail(r, "reopen %s after erasing its keys", v->device);
+                return luks_fail(r, _("Cannot reopen %s after erasing its keys"), v->device);
         crypt_set_log_callback(v->cd, luks_log, NULL);
         r = luks_load(v);
         if (r < 0)
@@ -496,7 +502,7 @@ int luks_activate(LuksVolume *v, const char *name, char **ret_path) {
         int r;
 
         if (isempty(name) || strchr(name, '/'))
-                return error_setf(-EINVAL, "Cannot open %s: \"%s\" is not a device-mapper name.", v->device, name ?: "");
+                return error_setf(-EINVAL, _("Cannot open %s: \"%s\" is not a device-mapper name."), v->device, name ?: "");
         if (asprintf(&path, "%s/%s", crypt_get_dir(), name) < 0)
                 return -ENOMEM;
 
@@ -509,10 +515,10 @@ int luks_activate(LuksVolume *v, const char *name, char **ret_path) {
         else
                 return error_setf(-ENOKEY, "Cannot open %s: no key was given (luks_unlock()).", v->device);
         if (r == -ENODEV || r == -ENOTSUP)
-                return error_setf(r, "Cannot open the LUKS2 volume %s as %s: this system has no device-mapper with dm-crypt (%s).",
+                return error_setf(r, _("Cannot open the LUKS2 volume %s as %s: this system has no device-mapper with dm-crypt (%s)."),
                                   v->device, path, last_error[0] ? last_error : strerror(-r));
         if (r < 0)
-                return luks_fail(r, "open the LUKS2 volume %s as %s", v->device, path);
+                return luks_fail(r, _("Cannot open the LUKS2 volume %s as %s"), v->device, path);
 
         log_info("Opened %s as %s.", v->device, path);
         if (ret_path)
@@ -529,12 +535,12 @@ int luks_deactivate(const char *name) {
         if (r == -ENODEV)
                 return 0; /* not active: nothing to close */
         if (r < 0)
-                return luks_fail(r, "find the open volume %s", name);
+                return luks_fail(r, _("Cannot find the open volume %s"), name);
         crypt_set_log_callback(cd, luks_log, NULL);
         r = crypt_deactivate(cd, name);
         crypt_free(cd);
         if (r < 0)
-                return luks_fail(r, "close the volume %s", name);
+                return luks_fail(r, _("Cannot close the volume %s"), name);
         log_debug("Closed %s.", name);
         return 0;
 }
@@ -547,9 +553,9 @@ int luks_dm_available(void) {
         fd = open("/dev/mapper/control", O_RDWR | O_CLOEXEC);
         if (fd < 0)
                 return error_setf(errno == ENOENT || errno == ENODEV || errno == ENXIO ? -ENODEV : -errno,
-                                  "This system has no device-mapper (/dev/mapper/control: %s), which encryption needs: the installer "
-                                  "writes through an opened dm-crypt volume. Boot a system whose kernel has dm-crypt (the live medium "
-                                  "does), or install without encryption.",
+                                  _("This system has no device-mapper (/dev/mapper/control: %s), which encryption needs: the installer "
+                                    "writes through an opened dm-crypt volume. Boot a system whose kernel has dm-crypt (the live medium "
+                                    "does), or install without encryption."),
                                   strerror(errno));
         close(fd);
         return 0;

@@ -10,6 +10,7 @@
 
 #include "error.h"
 #include "fileio.h"
+#include "i18n.h"
 #include "log.h"
 #include "mkfs.h"
 #include "run.h"
@@ -191,9 +192,9 @@ static int mkfs_via_tmpfile(const MkfsType *m, const MkfsTarget *t, const char *
                 return -ENOMEM;
         tmp = open(dirname(dir), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
         if (tmp < 0)
-                return error_setf(-errno, "Cannot create a temporary file beside %s: %m", t->file);
+                return error_setf(-errno, _("Cannot create a temporary file beside %s: %m"), t->file);
         if (ftruncate(tmp, (off_t) t->size) < 0)
-                return error_setf(-errno, "Cannot size a temporary file beside %s: %m", t->file);
+                return error_setf(-errno, _("Cannot size a temporary file beside %s: %m"), t->file);
 
         snprintf(path, sizeof(path), "/proc/self/fd/%d", tmp);
         m->build(&a, path, t, false, label, uuid);
@@ -207,12 +208,12 @@ static int mkfs_via_tmpfile(const MkfsType *m, const MkfsTarget *t, const char *
                 for (uint64_t p = 0; p < t->size; p += sizeof(zero)) {
                         r = pwrite_full(t->fd, zero, (size_t) MIN((uint64_t) sizeof(zero), t->size - p), t->offset + p);
                         if (r < 0)
-                                return error_setf(r, "Cannot clear %s at %s: %s", t->file, FORMAT_BYTES(t->offset), strerror(-r));
+                                return error_setf(r, _("Cannot clear %s at %s: %s"), t->file, FORMAT_BYTES(t->offset), strerror(-r));
                 }
         }
         r = copy_data_regions(tmp, t->size, t->fd, t->offset);
         if (r < 0)
-                return error_setf(r, "Cannot copy the new %s filesystem into %s: %s", m->name, t->file, strerror(-r));
+                return error_setf(r, _("Cannot copy the new %s filesystem into %s: %s"), m->name, t->file, strerror(-r));
         return 0;
 }
 
@@ -221,9 +222,9 @@ int mkfs_make(const char *fstype, const MkfsTarget *t, const char *label, sd_id1
         Argv a = {};
 
         if (!m)
-                return error_setf(-EOPNOTSUPP, "imprint cannot create %s filesystems.", fstype);
+                return error_setf(-EOPNOTSUPP, _("imprint cannot create %s filesystems."), fstype);
         if (!find_executable(m->program))
-                return error_setf(-ENOPKG, "%s is needed to create the %s filesystem, but it is not installed.", m->program, fstype);
+                return error_setf(-ENOPKG, _("%s is needed to create the %s filesystem, but it is not installed."), m->program, fstype);
 
         if (t->node) {
                 m->build(&a, t->node, t, false, label, uuid);

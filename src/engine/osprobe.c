@@ -10,6 +10,7 @@
 #include "error.h"
 #include "fileio.h"
 #include "fsread.h"
+#include "i18n.h"
 #include "log.h"
 #include "osprobe.h"
 #include "run.h"
@@ -246,11 +247,11 @@ int osprobe_partition(const Disk *disk, const DiskPartition *part, char **ret_os
          * erofs, squashfs and the rest are not looked into: reading their os-release needs a mount
          * or a filesystem-specific tool, which a guess is not worth. */
         if (streq_ptr(fstype, "crypto_LUKS"))
-                fixed = "LUKS-encrypted";
+                fixed = _("LUKS-encrypted");
         else if (streq_ptr(fstype, "BitLocker"))
-                fixed = "BitLocker-encrypted";
+                fixed = _("BitLocker-encrypted");
         else if (streq_ptr(fstype, "ntfs"))
-                fixed = "Windows data (NTFS)";
+                fixed = _("Windows data (NTFS)");
         else if (!streq_ptr(fstype, "ext2") && !streq_ptr(fstype, "ext3") && !streq_ptr(fstype, "ext4") &&
                  !streq_ptr(fstype, "vfat")) {
                 *ret_os = NULL;

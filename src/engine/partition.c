@@ -17,6 +17,7 @@
 
 #include "error.h"
 #include "fileio.h"
+#include "i18n.h"
 #include "log.h"
 #include "partition.h"
 #include "size.h"
@@ -63,13 +64,13 @@ static int add_partition(struct fdisk_context *cxt, const Plan *p, const PlanPar
 
         r = fdisk_add_partition(cxt, pa, NULL);
         if (r < 0)
-                return error_setf(r, "Cannot add partition %u (%s, %s at %s) to %s: %s", pp->partno,
+                return error_setf(r, _("Cannot add partition %u (%s, %s at %s) to %s: %s"), pp->partno,
                                   partition_role_to_string(pp->role), FORMAT_BYTES(pp->size), FORMAT_BYTES(pp->start),
                                   p->target, strerror(-r));
 
         r = fdisk_gpt_set_partition_attrs(cxt, pp->partno - 1, pp->flags);
         if (r < 0)
-                return error_setf(r, "Cannot set the attribute flags of partition %u on %s: %s", pp->partno, p->target,
+                return error_setf(r, _("Cannot set the attribute flags of partition %u on %s: %s"), pp->partno, p->target,
                                   strerror(-r));
 
         /* Old filesystem, RAID or LUKS signatures inside the new partition would confuse blkid,
@@ -103,9 +104,9 @@ int partition_write_table(const Plan *p, int fd) {
 
         r = fdisk_assign_device_by_fd(cxt, fd, p->target, 0);
         if (r < 0)
-                return error_setf(r, "libfdisk cannot open %s: %s", p->target, strerror(-r));
+                return error_setf(r, _("libfdisk cannot open %s: %s"), p->target, strerror(-r));
         if (fdisk_get_sector_size(cxt) != p->sector_size)
-                return error_setf(-ESTALE, "%s has %lu-byte sectors, but the plan was made for %" PRIu64 ".", p->target,
+                return error_setf(-ESTALE, _("%s has %lu-byte sectors, but the plan was made for %" PRIu64 "."), p->target,
                                   fdisk_get_sector_size(cxt), p->sector_size);
 
         if (p->mode == PLAN_ERASE || !fdisk_has_label(cxt)) {
@@ -116,12 +117,12 @@ int partition_write_table(const Plan *p, int fd) {
                         return r;
                 r = fdisk_create_disklabel(cxt, "gpt");
                 if (r < 0)
-                        return error_setf(r, "Cannot create a GPT on %s: %s", p->target, strerror(-r));
+                        return error_setf(r, _("Cannot create a GPT on %s: %s"), p->target, strerror(-r));
                 r = fdisk_set_disklabel_id_from_string(cxt, SD_ID128_TO_UUID_STRING(p->disk_uuid));
                 if (r < 0)
-                        return error_setf(r, "Cannot set the disk GUID of %s: %s", p->target, strerror(-r));
+                        return error_setf(r, _("Cannot set the disk GUID of %s: %s"), p->target, strerror(-r));
         } else if (!fdisk_is_labeltype(cxt, FDISK_DISKLABEL_GPT))
-                return error_setf(-EOPNOTSUPP, "%s does not have a GPT; cannot keep its partitions.", p->target);
+                return error_setf(-EOPNOTSUPP, _("%s does not have a GPT; cannot keep its partitions."), p->target);
 
         for (size_t i = 0; i < p->n_partitions; i++) {
                 if (p->partitions[i].action != ACTION_CREATE)
@@ -133,14 +134,14 @@ int partition_write_table(const Plan *p, int fd) {
 
         r = fdisk_write_disklabel(cxt);
         if (r < 0)
-                return error_setf(r, "Cannot write the partition table to %s: %s", p->target, strerror(-r));
+                return error_setf(r, _("Cannot write the partition table to %s: %s"), p->target, strerror(-r));
         log_info("wrote a GPT with %zu partitions to %s", p->n_partitions, p->target);
 
         r = fdisk_deassign_device(cxt, 1 /* nosync: we fsync ourselves */);
         if (r < 0)
                 return r;
         if (fsync(fd) < 0)
-                return error_setf(-errno, "Cannot flush the partition table to %s: %m", p->target);
+                return error_setf(-errno, _("Cannot flush the partition table to %s: %m"), p->target);
         return 0;
 }
 
@@ -231,7 +232,7 @@ int partition_sync_kernel(const Plan *p, int fd, const Disk *d, uint64_t timeout
                         continue;
                 r = blkpg_add(fd, p, &p->partitions[i]);
                 if (r < 0)
-                        return error_setf(r, "The kernel did not accept partition %u of %s: %s", p->partitions[i].partno,
+                        return error_setf(r, _("The kernel did not accept partition %u of %s: %s"), p->partitions[i].partno,
                                           p->target, strerror(-r));
         }
 
@@ -254,7 +255,7 @@ int partition_sync_kernel(const Plan *p, int fd, const Disk *d, uint64_t timeout
                             sscanf(dev, "%u:%u", &maj, &min) == 2 && st.st_rdev == makedev(maj, min))
                                 break;
                         if (now_usec() > deadline)
-                                return error_setf(-ETIMEDOUT, "The partition %s did not appear within %" PRIu64 " seconds after writing %s.",
+                                return error_setf(-ETIMEDOUT, _("The partition %s did not appear within %" PRIu64 " seconds after writing %s."),
                                                   node, timeout_usec / 1000000, p->target);
                         usleep(50 * 1000);
                 }

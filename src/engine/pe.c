@@ -8,6 +8,7 @@
 
 #include "error.h"
 #include "fileio.h"
+#include "i18n.h"
 #include "pe.h"
 
 /* Offsets and sizes from the PE format (formats.md §2.9). Fields are assembled byte by byte: the
@@ -112,18 +113,18 @@ int pe_parse(const void *buf, size_t size, const char *what, PeFile *ret) {
                 what = "PE image";
 
         if (size < DOS_HEADER_SIZE)
-                return error_setf(-EBADMSG, "%s is not a PE file: it is only %zu bytes long, shorter than a DOS header.",
+                return error_setf(-EBADMSG, _("%s is not a PE file: it is only %zu bytes long, shorter than a DOS header."),
                                   what, size);
         if (p[0] != 'M' || p[1] != 'Z')
-                return error_setf(-EBADMSG, "%s is not a PE file: it does not start with the MZ signature.", what);
+                return error_setf(-EBADMSG, _("%s is not a PE file: it does not start with the MZ signature."), what);
 
         e_lfanew = read_le32(p + DOS_E_LFANEW);
         if (!range_ok(e_lfanew, PE_SIGNATURE_SIZE + COFF_HEADER_SIZE, size))
                 return error_setf(-EBADMSG,
-                                  "%s is not a PE file: its PE header offset (e_lfanew 0x%" PRIx32 ") lies beyond the end of the file (%zu bytes).",
+                                  _("%s is not a PE file: its PE header offset (e_lfanew 0x%" PRIx32 ") lies beyond the end of the file (%zu bytes)."),
                                   what, e_lfanew, size);
         if (memcmp(p + e_lfanew, "PE\0\0", PE_SIGNATURE_SIZE) != 0)
-                return error_setf(-EBADMSG, "%s is not a PE file: there is no PE signature at offset 0x%" PRIx32 ".",
+                return error_setf(-EBADMSG, _("%s is not a PE file: there is no PE signature at offset 0x%" PRIx32 "."),
                                   what, e_lfanew);
 
         coff = (uint64_t) e_lfanew + PE_SIGNATURE_SIZE;
@@ -133,31 +134,31 @@ int pe_parse(const void *buf, size_t size, const char *what, PeFile *ret) {
 
         if (opt_size < OPT_MIN_SIZE)
                 return error_setf(-EBADMSG,
-                                  "%s is not a PE file: its optional header is %u bytes, too short to hold the subsystem field.",
+                                  _("%s is not a PE file: its optional header is %u bytes, too short to hold the subsystem field."),
                                   what, opt_size);
         if (!range_ok(opt, opt_size, size))
                 return error_setf(-EBADMSG,
-                                  "%s is not a PE file: its optional header (%u bytes at offset 0x%" PRIx64 ") extends beyond the end of the file (%zu bytes).",
+                                  _("%s is not a PE file: its optional header (%u bytes at offset 0x%" PRIx64 ") extends beyond the end of the file (%zu bytes)."),
                                   what, opt_size, opt, size);
         magic = read_le16(p + opt + OPT_MAGIC);
         if (magic != OPT_MAGIC_PE32 && magic != OPT_MAGIC_PE32PLUS)
                 return error_setf(-EBADMSG,
-                                  "%s is not a PE file: its optional header magic is 0x%04x, neither PE32 (0x10b) nor PE32+ (0x20b).",
+                                  _("%s is not a PE file: its optional header magic is 0x%04x, neither PE32 (0x10b) nor PE32+ (0x20b)."),
                                   what, magic);
 
         if (n_sections > PE_SECTIONS_MAX)
-                return error_setf(-EBADMSG, "%s is not a PE file: it declares %u sections, more than the %u allowed.",
+                return error_setf(-EBADMSG, _("%s is not a PE file: it declares %u sections, more than the %u allowed."),
                                   what, n_sections, PE_SECTIONS_MAX);
         table = opt + opt_size;
         if (!range_ok(table, (uint64_t) n_sections * SECTION_HEADER_SIZE, size))
                 return error_setf(-EBADMSG,
-                                  "%s is not a PE file: its section table (%u sections at offset 0x%" PRIx64 ") extends beyond the end of the file (%zu bytes).",
+                                  _("%s is not a PE file: its section table (%u sections at offset 0x%" PRIx64 ") extends beyond the end of the file (%zu bytes)."),
                                   what, n_sections, table, size);
 
         if (n_sections > 0) {
                 sections = calloc(n_sections, sizeof(PeSection));
                 if (!sections)
-                        return error_setf(-ENOMEM, "Cannot read the section table of %s: out of memory.", what);
+                        return error_setf(-ENOMEM, _("Cannot read the section table of %s: out of memory."), what);
         }
 
         for (size_t i = 0; i < n_sections; i++) {
@@ -175,7 +176,7 @@ int pe_parse(const void *buf, size_t size, const char *what, PeFile *ret) {
                 /* A section without raw data (.bss-like) occupies no bytes of the file. */
                 if (s->raw_size > 0 && !range_ok(s->raw_offset, s->raw_size, size))
                         return error_setf(-EBADMSG,
-                                          "%s is not a PE file: the data of section %s (%" PRIu32 " bytes at offset 0x%" PRIx32 ") extends beyond the end of the file (%zu bytes).",
+                                          _("%s is not a PE file: the data of section %s (%" PRIu32 " bytes at offset 0x%" PRIx32 ") extends beyond the end of the file (%zu bytes)."),
                                           what, printable_name(s->name, namebuf), s->raw_size, s->raw_offset, size);
         }
 
@@ -211,7 +212,7 @@ int pe_section_view(const void *buf, size_t size, const PeSection *s, const uint
         n = MIN(s->virtual_size, s->raw_size);
         if (n > 0 && !range_ok(s->raw_offset, n, size))
                 return error_setf(-EBADMSG,
-                                  "Section %s (%" PRIu32 " bytes at offset 0x%" PRIx32 ") extends beyond the end of the file (%zu bytes).",
+                                  _("Section %s (%" PRIu32 " bytes at offset 0x%" PRIx32 ") extends beyond the end of the file (%zu bytes)."),
                                   printable_name(s->name, namebuf), n, s->raw_offset, size);
 
         *ret = n > 0 ? (const uint8_t *) buf + s->raw_offset : (const uint8_t *) buf;
@@ -231,7 +232,7 @@ int pe_section_data(const void *buf, size_t size, const PeSection *s, char **ret
 
         copy = malloc(n + 1);
         if (!copy)
-                return error_setf(-ENOMEM, "Cannot copy section %s: out of memory.", printable_name(s->name, namebuf));
+                return error_setf(-ENOMEM, _("Cannot copy section %s: out of memory."), printable_name(s->name, namebuf));
         if (n > 0)
                 memcpy(copy, data, n);
         copy[n] = 0;
@@ -338,7 +339,7 @@ static int section_text(const void *buf, size_t size, const PeFile *pe, const ch
         }
         r = pe_section_data(buf, size, s, &text, &n);
         if (r < 0)
-                return error_prefixf(r, "Cannot read %s", what);
+                return error_prefixf(r, _("Cannot read %s"), what);
         if (strip)
                 strip_trailing(text, n);
         *ret = text;
@@ -362,18 +363,18 @@ int uki_read(const void *buf, size_t size, const char *what, UkiInfo *ret) {
         /* systemd's pe_is_uki(): subsystem, then .linux, then .osrel (formats.md §2.8). */
         if (pe.subsystem != PE_SUBSYSTEM_EFI_APPLICATION)
                 return error_setf(-EBADMSG,
-                                  "%s is not a unified kernel image: its PE subsystem is %u (%s), not %u (EFI application).",
+                                  _("%s is not a unified kernel image: its PE subsystem is %u (%s), not %u (EFI application)."),
                                   what, pe.subsystem, subsystem_to_string(pe.subsystem), PE_SUBSYSTEM_EFI_APPLICATION);
         linux_section = pe_find_section(&pe, ".linux");
         if (!linux_section)
-                return error_setf(-EBADMSG, "%s is not a unified kernel image: it has no .linux section.", what);
+                return error_setf(-EBADMSG, _("%s is not a unified kernel image: it has no .linux section."), what);
         osrel_section = pe_find_section(&pe, ".osrel");
         if (!osrel_section)
-                return error_setf(-EBADMSG, "%s is not a unified kernel image: it has no .osrel section.", what);
+                return error_setf(-EBADMSG, _("%s is not a unified kernel image: it has no .osrel section."), what);
 
         r = pe_section_data(buf, size, osrel_section, &osrel, NULL);
         if (r < 0)
-                return error_prefixf(r, "Cannot read %s", what);
+                return error_prefixf(r, _("Cannot read %s"), what);
 
         /* sd-boot's title and version order (formats.md §2.3). env_file_get() cannot tell "absent"
          * from "out of memory", so a missing key is all either can mean here. */
@@ -386,18 +387,18 @@ int uki_read(const void *buf, size_t size, const char *what, UkiInfo *ret) {
         if (r < 0)
                 return r;
         if (u.uname && !kernel_release_is_valid(u.uname, strlen(u.uname)))
-                return error_setf(-EBADMSG, "%s has a .uname section that does not hold a kernel release.", what);
+                return error_setf(-EBADMSG, _("%s has a .uname section that does not hold a kernel release."), what);
         if (!u.uname) {
                 const uint8_t *kernel;
                 size_t kernel_size, start, len;
 
                 r = pe_section_view(buf, size, linux_section, &kernel, &kernel_size);
                 if (r < 0)
-                        return error_prefixf(r, "Cannot read %s", what);
+                        return error_prefixf(r, _("Cannot read %s"), what);
                 if (bzimage_release_span(kernel, kernel_size, &start, &len)) {
                         u.uname = strndup((const char *) kernel + start, len);
                         if (!u.uname)
-                                return error_setf(-ENOMEM, "Cannot read the kernel release of %s: out of memory.", what);
+                                return error_setf(-ENOMEM, _("Cannot read the kernel release of %s: out of memory."), what);
                 }
         }
 
@@ -434,16 +435,16 @@ int efi_binary_loader_info(const void *buf, size_t size, const char *what, char 
 
         end = memmem(start, size - (size_t) (start - p), LOADER_INFO_END, strlen(LOADER_INFO_END));
         if (!end || end == start || end - start > LOADER_INFO_MAX)
-                return error_setf(-EBADMSG, "%s has a malformed systemd version stamp: it is empty, unterminated or too long.",
+                return error_setf(-EBADMSG, _("%s has a malformed systemd version stamp: it is empty, unterminated or too long."),
                                   what);
         for (const char *c = start; c < end; c++)
                 if (*c < 0x20 || *c >= 0x7f)
-                        return error_setf(-EBADMSG, "%s has a malformed systemd version stamp: it holds non-printable bytes.",
+                        return error_setf(-EBADMSG, _("%s has a malformed systemd version stamp: it holds non-printable bytes."),
                                           what);
 
         s = strndup(start, (size_t) (end - start));
         if (!s)
-                return error_setf(-ENOMEM, "Cannot read the version of %s: out of memory.", what);
+                return error_setf(-ENOMEM, _("Cannot read the version of %s: out of memory."), what);
         *ret = s;
         return 0;
 }

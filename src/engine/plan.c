@@ -2,12 +2,14 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
 #include "fileio.h"
+#include "i18n.h"
 #include "log.h"
 #include "plan.h"
 #include "tpm2.h"
@@ -331,22 +333,22 @@ int plan_check_disk_unchanged(const Plan *p, const Disk *d) {
 
         if (now.size != then->size)
                 return error_setf(-ESTALE,
-                                  "%s changed since the plan was made: its size was %s (%" PRIu64 " bytes) and is now %s (%" PRIu64 " bytes). Make a new plan.",
+                                  _("%s changed since the plan was made: its size was %s (%" PRIu64 " bytes) and is now %s (%" PRIu64 " bytes). Make a new plan."),
                                   p->target, FORMAT_BYTES(then->size), then->size, FORMAT_BYTES(now.size), now.size);
         if (then->sector_size && now.sector_size != then->sector_size)
-                return error_setf(-ESTALE, "%s changed since the plan was made: its sector size was %" PRIu32 " and is now %" PRIu32 ". Make a new plan.",
+                return error_setf(-ESTALE, _("%s changed since the plan was made: its sector size was %" PRIu32 " and is now %" PRIu32 ". Make a new plan."),
                                   p->target, then->sector_size, now.sector_size);
         if (then->diskseq && now.diskseq && now.diskseq != then->diskseq)
                 return error_setf(-ESTALE,
-                                  "%s is not the same disk as when the plan was made: its disk sequence number was %" PRIu64 " and is now %" PRIu64 " (the medium was replaced or re-attached). Make a new plan.",
+                                  _("%s is not the same disk as when the plan was made: its disk sequence number was %" PRIu64 " and is now %" PRIu64 " (the medium was replaced or re-attached). Make a new plan."),
                                   p->target, then->diskseq, now.diskseq);
         if (!streq_ptr(now.pttype, then->pttype) || !streq_ptr(now.ptuuid, then->ptuuid))
                 return error_setf(-ESTALE,
-                                  "%s changed since the plan was made: its partition table was %s %s and is now %s %s. Make a new plan.",
+                                  _("%s changed since the plan was made: its partition table was %s %s and is now %s %s. Make a new plan."),
                                   p->target, then->pttype ?: "(none)", then->ptuuid ?: "", now.pttype ?: "(none)", now.ptuuid ?: "");
         if (!streq_ptr(now.partitions, then->partitions))
                 return error_setf(-ESTALE,
-                                  "%s changed since the plan was made: its partitions were added, removed, moved or retyped. Make a new plan.",
+                                  _("%s changed since the plan was made: its partitions were added, removed, moved or retyped. Make a new plan."),
                                   p->target);
         return 0;
 }
@@ -453,13 +455,13 @@ static int plan_finish_partition(Plan *p, const Disk *d, PlanPartition *pp, cons
 
         r = dps_type_uuid(pp->role, p->arch, &pp->type_uuid);
         if (r < 0)
-                return error_setf(r, "There is no %s partition type for %s.", partition_role_to_string(pp->role),
+                return error_setf(r, _("There is no %s partition type for %s."), partition_role_to_string(pp->role),
                                   architecture_to_string(p->arch));
 
         snprintf(purpose, sizeof(purpose), "partition:%s", partition_role_to_string(pp->role));
         r = plan_make_uuid(p, purpose, &pp->uuid);
         if (r < 0)
-                return error_setf(r, "Cannot generate a partition UUID: %s", strerror(-r));
+                return error_setf(r, _("Cannot generate a partition UUID: %s"), strerror(-r));
 
 partno:
         for (unsigned n = 1; n <= 128; n++)
@@ -468,7 +470,7 @@ partno:
                         break;
                 }
         if (pp->partno == 0)
-                return error_setf(-ENOSPC, "%s has no free GPT partition entry left (all 128 are used).", p->target);
+                return error_setf(-ENOSPC, _("%s has no free GPT partition entry left (all 128 are used)."), p->target);
         if (pp->copy_from >= 0)
                 return 0;
 
@@ -514,8 +516,9 @@ partno:
 
 static int describe_disk(const Disk *d, char **ret) {
         char buf[512];
-        const char *what = d->model ?: (d->kind == DISK_IMAGE_FILE ? "Disk image file" : "Disk");
+        const char *what = d->model ?: (d->kind == DISK_IMAGE_FILE ? _("Disk image file") : _("Disk"));
 
+        /* The model (or "Disk"), the bus (nvme, usb, file), the size. */
         snprintf(buf, sizeof(buf), "%s (%s, %s)", what, transport_to_string(d->transport) ?: "unknown",
                  FORMAT_BYTES(d->size));
         *ret = strdup(buf);
@@ -548,7 +551,7 @@ static int check_fs_option(const char *what, const char *fs) {
                 return 0;
         i = fs_lookup(fs);
         if (i < 0 || !fs_table[i].for_data)
-                return error_setf(-EINVAL, "Unsupported filesystem for %s: \"%s\" (use ext4, btrfs or xfs).", what, fs);
+                return error_setf(-EINVAL, _("Unsupported filesystem for %s: \"%s\" (use ext4, btrfs or xfs)."), what, fs);
         return 0;
 }
 
@@ -617,30 +620,45 @@ static int refuse_conflicts(const Plan *p, const Disk *d, const PlanOptions *o) 
         q = disk_find_role(d, ROLE_ROOT, p->arch);
         if (q && !(q->flags & DPS_FLAG_NO_AUTO))
                 return error_setf(-EEXIST,
-                                  "%s already has a %s root partition (partition %u%s%s%s): at boot, systemd would not know which root to use. "
-                                  "Erase the disk, delete that partition, or set its no-auto flag (GPT attribute 63).",
+                                  _("%s already has a %s root partition (partition %u%s%s%s): at boot, systemd would not know which root to use. "
+                                    "Erase the disk, delete that partition, or set its no-auto flag (GPT attribute 63)."),
                                   p->target, architecture_to_string(p->arch), q->partno, q->os ? ", " : "", q->os ?: "",
                                   "");
         q = disk_find_role(d, ROLE_HOME, p->arch);
         if (q && !(q->flags & DPS_FLAG_NO_AUTO))
                 return error_setf(-EEXIST,
-                                  "%s already has a home partition (partition %u): the new system would mount it as /home. "
-                                  "Erase the disk, delete that partition, or set its no-auto flag (GPT attribute 63).",
+                                  _("%s already has a home partition (partition %u): the new system would mount it as /home. "
+                                    "Erase the disk, delete that partition, or set its no-auto flag (GPT attribute 63)."),
                                   p->target, q->partno);
         (void) o;
         return 0;
 }
 
+/* Appends one item to a list separated by ", ". */
+static void detail_add(char *buf, size_t size, const char *fmt, ...) _printf_(3, 4);
+static void detail_add(char *buf, size_t size, const char *fmt, ...) {
+        size_t l = strlen(buf);
+        va_list ap;
+
+        if (l > 0 && l + 2 < size) {
+                memcpy(buf + l, ", ", 3);
+                l += 2;
+        }
+        va_start(ap, fmt);
+        vsnprintf(buf + l, size - l, fmt, ap);
+        va_end(ap);
+}
+
 static int too_small(const Plan *p, const Disk *d, const Region *region, uint64_t need, const char *detail) {
         if (p->mode == PLAN_ERASE)
                 return error_setf(-ENOSPC,
-                                  "%s is too small for this layout: it has %s (%" PRIu64 " bytes) of which %s can hold partitions, "
-                                  "and the layout needs at least %s (%s).",
+                                  _("%s is too small for this layout: it has %s (%" PRIu64 " bytes) of which %s can hold partitions, "
+                                    "and the layout needs at least %s (%s)."),
                                   p->target, FORMAT_BYTES(d->size), d->size, FORMAT_BYTES(region->end - region->start),
                                   FORMAT_BYTES(need), detail);
         return error_setf(-ENOSPC,
-                          "The largest free region on %s is %s (from %s to %s), and the layout needs at least %s (%s). "
-                          "Free up space, or erase the disk.",
+                          _("The largest free region on %s is %s (from %s to %s), and the layout needs at least %s (%s). "
+                            "Free up space, or erase the disk."),
                           p->target, FORMAT_BYTES(region->end - region->start), FORMAT_BYTES(region->start),
                           FORMAT_BYTES(region->end), FORMAT_BYTES(need), detail);
 }
@@ -659,8 +677,8 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
         int r;
 
         if (d->refusals & ~(unsigned) REFUSE_TOO_SMALL)
-                return error_setf(d->refusals & REFUSE_READ_ONLY ? -EROFS : -EBUSY, "Cannot install to %s: %s", d->path,
-                                  d->refusal_text ?: "it cannot be used");
+                return error_setf(d->refusals & REFUSE_READ_ONLY ? -EROFS : -EBUSY, _("Cannot install to %s: %s"), d->path,
+                                  d->refusal_text ?: _("it cannot be used"));
 
         r = check_fs_option("root", o->root_fs);
         if (r < 0)
@@ -669,7 +687,7 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
         if (r < 0)
                 return r;
         if (root.kind == SIZE_REST && home.kind == SIZE_REST)
-                return error_setf(-EINVAL, "Only one of root and home can take the rest of the disk.");
+                return error_setf(-EINVAL, _("Only one of root and home can take the rest of the disk."));
 
         p = calloc(1, sizeof(Plan));
         if (!p)
@@ -677,10 +695,10 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
         if (o->encryption) {
                 if (o->encryption->enabled && d->kind != DISK_BLOCK)
                         return error_setf(-EOPNOTSUPP,
-                                          "Cannot encrypt an install into the image file %s: the installer writes through dm-crypt, which "
-                                          "needs a block device, and the TPM of this machine is not the one of the machine that will "
-                                          "boot it. Install without encryption, or attach the file as a loop device (losetup) and "
-                                          "install to that.",
+                                          _("Cannot encrypt an install into the image file %s: the installer writes through dm-crypt, which "
+                                            "needs a block device, and the TPM of this machine is not the one of the machine that will "
+                                            "boot it. Install without encryption, or attach the file as a loop device (losetup) and "
+                                            "install to that."),
                                           d->path);
                 r = plan_encryption_copy(o->encryption, &p->encryption);
                 if (r < 0)
@@ -688,14 +706,14 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
         }
         if (o->account) {
                 if (!o->source)
-                        return error_setf(-EINVAL, "An account can only be created by an install of an image (--source).");
+                        return error_setf(-EINVAL, _("An account can only be created by an install of an image (--source)."));
                 r = plan_account_copy(o->account, &p->account);
                 if (r < 0)
                         return r;
         }
         if (o->settings) {
                 if (!o->source && (o->settings->hostname || o->settings->timezone || o->settings->locale || o->settings->keymap))
-                        return error_setf(-EINVAL, "Hostname, timezone, locale and keymap can only be set by an install of an image (--source).");
+                        return error_setf(-EINVAL, _("Hostname, timezone, locale and keymap can only be set by an install of an image (--source)."));
                 r = plan_settings_copy(o->settings, &p->settings);
                 if (r < 0)
                         return r;
@@ -710,11 +728,11 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
                         if (o->source->partitions[i].role == ROLE_ROOT)
                                 source_root = (int) i;
                 if (source_root < 0)
-                        return error_setf(-EINVAL, "The image %s has no root partition.", o->source->path);
+                        return error_setf(-EINVAL, _("The image %s has no root partition."), o->source->path);
                 {
                         const DpsType *t = dps_type_from_uuid(o->source->partitions[source_root].type_uuid);
                         if (o->arch >= 0 && t->arch != o->arch)
-                                return error_setf(-EINVAL, "The image %s is for %s, not %s.", o->source->path,
+                                return error_setf(-EINVAL, _("The image %s is for %s, not %s."), o->source->path,
                                                   architecture_to_string(t->arch), architecture_to_string(o->arch));
                         p->arch = t->arch;
                 }
@@ -737,7 +755,7 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
                 return r;
 
         if (p->sector_size != 512 && p->sector_size != 4096)
-                return error_setf(-EOPNOTSUPP, "%s has %" PRIu64 "-byte sectors; imprint supports 512 and 4096.", d->path,
+                return error_setf(-EOPNOTSUPP, _("%s has %" PRIu64 "-byte sectors; imprint supports 512 and 4096."), d->path,
                                   p->sector_size);
 
         if (p->mode == PLAN_ERASE) {
@@ -753,11 +771,17 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
                 if (r < 0)
                         return r;
         } else {
+                if (d->pttype && streq(d->pttype, "dos"))
+                        return error_setf(-EOPNOTSUPP,
+                                          _("%s has an MBR %s partition table; keeping existing partitions needs GPT. "
+                                            "Erase the disk instead (mode \"erase\")."),
+                                          d->path, d->pttype);
                 if (d->pttype && !streq(d->pttype, "gpt"))
                         return error_setf(-EOPNOTSUPP,
-                                          "%s has a%s %s partition table; keeping existing partitions needs GPT. "
-                                          "Erase the disk instead (mode \"erase\").",
-                                          d->path, streq(d->pttype, "dos") ? "n MBR" : "", d->pttype);
+                                          /* TRANSLATORS: the disk, then the type of its partition table (sun, bsd, …). */
+                                          _("%s has a %s partition table; keeping existing partitions needs GPT. "
+                                            "Erase the disk instead (mode \"erase\")."),
+                                          d->path, d->pttype);
                 r = refuse_conflicts(p, d, o);
                 if (r < 0)
                         return r;
@@ -769,7 +793,7 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
                 else
                         r = plan_make_uuid(p, "disk", &p->disk_uuid);
                 if (r < 0)
-                        return error_setf(r, "Cannot read the disk GUID of %s.", d->path);
+                        return error_setf(r, _("Cannot read the disk GUID of %s."), d->path);
                 existing_esp = disk_find_role(d, ROLE_ESP, p->arch);
                 existing_xbootldr = disk_find_role(d, ROLE_XBOOTLDR, p->arch);
         }
@@ -781,31 +805,31 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
         create_esp = !existing_esp;
         if (create_esp) {
                 if (o->esp.kind != SIZE_FIXED)
-                        return error_setf(-EINVAL, "The ESP needs a fixed size.");
+                        return error_setf(-EINVAL, _("The ESP needs a fixed size."));
                 esp_size = ROUND_UP(o->esp.bytes, PLAN_ALIGNMENT);
                 if (esp_size < PLAN_ESP_SIZE_MIN)
-                        return error_setf(-EINVAL, "An ESP of %s is too small: FAT32 needs at least %s.", FORMAT_BYTES(esp_size),
+                        return error_setf(-EINVAL, _("An ESP of %s is too small: FAT32 needs at least %s."), FORMAT_BYTES(esp_size),
                                           FORMAT_BYTES(PLAN_ESP_SIZE_MIN));
         } else if (!existing_xbootldr && existing_esp->size < PLAN_ESP_UKI_MIN) {
                 create_xbootldr = true;
                 if (o->xbootldr.kind != SIZE_FIXED)
-                        return error_setf(-EINVAL, "The XBOOTLDR partition needs a fixed size.");
+                        return error_setf(-EINVAL, _("The XBOOTLDR partition needs a fixed size."));
                 xbootldr_size = ROUND_UP(o->xbootldr.bytes, PLAN_ALIGNMENT);
                 if (xbootldr_size < PLAN_ESP_SIZE_MIN)
-                        return error_setf(-EINVAL, "An XBOOTLDR partition of %s is too small: FAT32 needs at least %s.",
+                        return error_setf(-EINVAL, _("An XBOOTLDR partition of %s is too small: FAT32 needs at least %s."),
                                           FORMAT_BYTES(xbootldr_size), FORMAT_BYTES(PLAN_ESP_SIZE_MIN));
         }
         if (o->swap.kind == SIZE_REST)
-                return error_setf(-EINVAL, "Swap needs a fixed size.");
+                return error_setf(-EINVAL, _("Swap needs a fixed size."));
         if (o->swap.kind == SIZE_FIXED) {
                 swap_size = ROUND_UP(o->swap.bytes, PLAN_ALIGNMENT);
                 if (swap_size < PLAN_SWAP_SIZE_MIN)
-                        return error_setf(-EINVAL, "Swap of %s is too small.", FORMAT_BYTES(swap_size));
+                        return error_setf(-EINVAL, _("Swap of %s is too small."), FORMAT_BYTES(swap_size));
         }
         if (home.kind == SIZE_FIXED) {
                 home.bytes = ROUND_UP(home.bytes, PLAN_ALIGNMENT);
                 if (home.bytes < PLAN_HOME_SIZE_MIN)
-                        return error_setf(-EINVAL, "A home partition of %s is too small; it needs at least %s.",
+                        return error_setf(-EINVAL, _("A home partition of %s is too small; it needs at least %s."),
                                           FORMAT_BYTES(home.bytes), FORMAT_BYTES(PLAN_HOME_SIZE_MIN));
         }
         if (source_root >= 0) {
@@ -816,7 +840,7 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
                 root_min = MAX(o->root_min, sr->size + (encrypt ? PLAN_LUKS_HEADER_SIZE : 0));
                 if (!fs_is_growable(sr->fstype) || (sr->flags & DPS_FLAG_READ_ONLY)) {
                         if (root.kind == SIZE_FIXED && ROUND_UP(root.bytes, PLAN_ALIGNMENT) != ROUND_UP(sr->size, PLAN_ALIGNMENT))
-                                return error_setf(-EINVAL, "The image's root filesystem (%s) cannot grow; --root-size cannot change it.",
+                                return error_setf(-EINVAL, _("The image's root filesystem (%s) cannot grow; --root-size cannot change it."),
                                                   sr->fstype ?: "unknown");
                         root = (SizeRequest) { SIZE_FIXED, ROUND_UP(sr->size, PLAN_ALIGNMENT) };
                 }
@@ -828,16 +852,22 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
         if (root.kind == SIZE_FIXED) {
                 root.bytes = ROUND_UP(root.bytes, PLAN_ALIGNMENT);
                 if (root.bytes < root_min)
-                        return error_setf(-EINVAL, "A root partition of %s is too small: it needs at least %s.",
+                        return error_setf(-EINVAL, _("A root partition of %s is too small: it needs at least %s."),
                                           FORMAT_BYTES(root.bytes), FORMAT_BYTES(root_min));
         }
 
         fixed = esp_size + xbootldr_size + swap_size + copies_size;
-        snprintf(detail, sizeof(detail), "%s%s%s%s%s%s%s%s",
-                 create_esp ? "ESP " : "", create_esp ? FORMAT_BYTES(esp_size) : "",
-                 create_xbootldr ? ", XBOOTLDR " : "", create_xbootldr ? FORMAT_BYTES(xbootldr_size) : "",
-                 swap_size ? ", swap " : "", swap_size ? FORMAT_BYTES(swap_size) : "",
-                 copies_size ? ", /usr and verity partitions of the image " : "", copies_size ? FORMAT_BYTES(copies_size) : "");
+        /* What the layout needs, item by item, for the message when it does not fit. */
+        detail[0] = 0;
+        if (create_esp)
+                /* TRANSLATORS: an item of what a layout needs, %s is a size. */
+                detail_add(detail, sizeof(detail), _("ESP %s"), FORMAT_BYTES(esp_size));
+        if (create_xbootldr)
+                detail_add(detail, sizeof(detail), _("XBOOTLDR %s"), FORMAT_BYTES(xbootldr_size));
+        if (swap_size)
+                detail_add(detail, sizeof(detail), _("swap %s"), FORMAT_BYTES(swap_size));
+        if (copies_size)
+                detail_add(detail, sizeof(detail), _("/usr and verity partitions of the image %s"), FORMAT_BYTES(copies_size));
 
         /* With home taking the rest, root gets a default size unless the user gave one: 32 GiB,
          * or half the space on small disks, never less than the image needs. */
@@ -857,10 +887,15 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
                                 (home.kind == SIZE_FIXED ? home.bytes : home.kind == SIZE_REST ? PLAN_HOME_SIZE_MIN : 0);
                 char more[1024];
 
-                snprintf(more, sizeof(more), "%s%sroot %s%s%s%s", detail, detail[0] ? ", " : "",
-                         root.kind == SIZE_FIXED ? "" : "at least ", FORMAT_BYTES(root.kind == SIZE_FIXED ? root.bytes : root_min),
-                         home.kind == SIZE_NONE ? "" : home.kind == SIZE_REST ? ", home at least " : ", home ",
-                         home.kind == SIZE_NONE ? "" : FORMAT_BYTES(home.kind == SIZE_FIXED ? home.bytes : PLAN_HOME_SIZE_MIN));
+                snprintf(more, sizeof(more), "%s", detail);
+                if (root.kind == SIZE_FIXED)
+                        detail_add(more, sizeof(more), _("root %s"), FORMAT_BYTES(root.bytes));
+                else
+                        detail_add(more, sizeof(more), _("root at least %s"), FORMAT_BYTES(root_min));
+                if (home.kind == SIZE_FIXED)
+                        detail_add(more, sizeof(more), _("home %s"), FORMAT_BYTES(home.bytes));
+                else if (home.kind == SIZE_REST)
+                        detail_add(more, sizeof(more), _("home at least %s"), FORMAT_BYTES(PLAN_HOME_SIZE_MIN));
                 if (region.end <= region.start || need > region.end - region.start)
                         return too_small(p, d, &region, need, more);
 
@@ -1562,7 +1597,7 @@ int plan_save(const Plan *p, const char *path) {
         if (!j)
                 return -ENOMEM;
         if (json_object_to_file_ext(path, j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED) < 0)
-                r = error_setf(-EIO, "Cannot write the plan to %s: %s", path, json_util_get_last_err() ?: "unknown error");
+                r = error_setf(-EIO, _("Cannot write the plan to %s: %s"), path, json_util_get_last_err() ?: _("unknown error"));
         json_object_put(j);
         return r;
 }
@@ -1575,7 +1610,7 @@ int plan_load(const char *path, Plan **ret) {
         if (!j) {
                 char why[512];
                 snprintf(why, sizeof(why), "%s", json_util_get_last_err() ?: "not valid JSON");
-                return error_setf(-EINVAL, "Cannot read the plan file %s: %s", path, strstrip(why));
+                return error_setf(-EINVAL, _("Cannot read the plan file %s: %s"), path, strstrip(why));
         }
         r = plan_from_json(j, ret);
         json_object_put(j);

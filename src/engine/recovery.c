@@ -7,6 +7,7 @@
 #include <sys/random.h>
 
 #include "error.h"
+#include "i18n.h"
 #include "recovery.h"
 
 /* docs/formats.md §3.6: values 0..15 in this order. */
@@ -69,7 +70,7 @@ int recovery_key_generate(Secret **ret) {
                         if (r == -EINTR)
                                 continue;
                         secret_wipe(bytes, sizeof(bytes));
-                        return error_setf(r, "Cannot get random bytes for the recovery key: %s", strerror(-r));
+                        return error_setf(r, _("Cannot get random bytes for the recovery key: %s"), strerror(-r));
                 }
                 done += (size_t) n;
         }
@@ -78,7 +79,7 @@ int recovery_key_generate(Secret **ret) {
         if (!key) {
                 int r = negative_errno();
                 secret_wipe(bytes, sizeof(bytes));
-                return error_setf(r, "Cannot allocate locked memory for the recovery key: %s", strerror(-r));
+                return error_setf(r, _("Cannot allocate locked memory for the recovery key: %s"), strerror(-r));
         }
 
         for (size_t i = 0; i < RECOVERY_KEY_BYTES; i++) {
@@ -104,12 +105,12 @@ int recovery_key_normalize(const char *typed, Secret **ret) {
         if (!ret)
                 return error_setf(-EINVAL, "No place to return the recovery key.");
         if (isempty(typed))
-                return error_setf(-EINVAL, "No recovery key was entered.");
+                return error_setf(-EINVAL, _("No recovery key was entered."));
 
         key = secret_new(RECOVERY_KEY_LENGTH);
         if (!key) {
                 int r = negative_errno();
-                return error_setf(r, "Cannot allocate locked memory for the recovery key: %s", strerror(-r));
+                return error_setf(r, _("Cannot allocate locked memory for the recovery key: %s"), strerror(-r));
         }
 
         for (const char *p = typed; *p; p++) {
@@ -124,10 +125,10 @@ int recovery_key_normalize(const char *typed, Secret **ret) {
                         /* Name the one wrong character and where it sits in the key, nothing more. */
                         if ((unsigned char) *p >= 0x21 && (unsigned char) *p < 0x7f)
                                 return error_setf(-EINVAL,
-                                                  "The recovery key contains '%c' (group %zu, character %zu), which is not one of its letters: a recovery key uses only c b d e f g h i j k l n r t u v.",
+                                                  _("The recovery key contains '%c' (group %zu, character %zu), which is not one of its letters: a recovery key uses only c b d e f g h i j k l n r t u v."),
                                                   *p, n / RECOVERY_KEY_GROUP_LENGTH + 1, n % RECOVERY_KEY_GROUP_LENGTH + 1);
                         return error_setf(-EINVAL,
-                                          "The recovery key contains a character that is not one of its letters (group %zu, character %zu): a recovery key uses only c b d e f g h i j k l n r t u v.",
+                                          _("The recovery key contains a character that is not one of its letters (group %zu, character %zu): a recovery key uses only c b d e f g h i j k l n r t u v."),
                                           n / RECOVERY_KEY_GROUP_LENGTH + 1, n % RECOVERY_KEY_GROUP_LENGTH + 1);
                 }
                 if (n < KEY_LETTERS)
@@ -136,7 +137,7 @@ int recovery_key_normalize(const char *typed, Secret **ret) {
         }
 
         if (n != KEY_LETTERS)
-                return error_setf(-EINVAL, "The recovery key has %zu letters, but it must have %d (8 groups of 8).",
+                return error_setf(-EINVAL, _("The recovery key has %zu letters, but it must have %d (8 groups of 8)."),
                                   n, KEY_LETTERS);
 
         for (size_t g = 1; g < RECOVERY_KEY_GROUPS; g++)
@@ -183,7 +184,7 @@ int recovery_key_challenge(unsigned n, unsigned ret_groups[], size_t max) {
 
                 r = random_below(RECOVERY_KEY_GROUPS - i, &j);
                 if (r < 0)
-                        return error_setf(r, "Cannot get random bytes to choose recovery key groups: %s", strerror(-r));
+                        return error_setf(r, _("Cannot get random bytes to choose recovery key groups: %s"), strerror(-r));
                 j += i;
                 t = pool[i], pool[i] = pool[j], pool[j] = t;
                 picked[i] = pool[i];
@@ -205,7 +206,8 @@ static void format_group_list(char *buf, size_t size, const unsigned groups[], s
 
         buf[0] = 0;
         for (size_t i = 0; i < n && used < size; i++) {
-                const char *sep = i == 0 ? "" : i + 1 == n ? " and " : ", ";
+                /* TRANSLATORS: joins the last two numbers of a list of recovery key groups ("2, 5 and 7"). */
+                const char *sep = i == 0 ? "" : i + 1 == n ? _(" and ") : ", ";
                 int k = snprintf(buf + used, size - used, "%s%u", sep, groups[i]);
                 if (k < 0)
                         break;
@@ -244,8 +246,9 @@ int recovery_key_check_groups(const Secret *key, const unsigned groups[], size_t
         if (count != n * RECOVERY_KEY_GROUP_LENGTH) {
                 secret_wipe(letters, sizeof(letters));
                 return error_setf(-EKEYREJECTED,
-                                  n == 1 ? "Type the %zu letters of recovery key group %s; %zu letters were typed."
-                                         : "Type the %zu letters of recovery key groups %s, in that order; %zu letters were typed.",
+                                  /* TRANSLATORS: letters needed, the groups ("2 and 5"), letters typed; by the number of groups. */
+                                  ngettext("Type the %zu letters of recovery key group %s; %zu letters were typed.",
+                                           "Type the %zu letters of recovery key groups %s, in that order; %zu letters were typed.", n),
                                   n * RECOVERY_KEY_GROUP_LENGTH, list, count);
         }
 
@@ -270,8 +273,10 @@ int recovery_key_check_groups(const Secret *key, const unsigned groups[], size_t
 
                 format_group_list(wrong_list, sizeof(wrong_list), wrong, n_wrong);
                 return error_setf(-EKEYREJECTED,
-                                  n_wrong == 1 ? "Recovery key group %s does not match what was typed; check what you wrote down and type it again."
-                                               : "Recovery key groups %s do not match what was typed; check what you wrote down and type them again.",
+                                  /* TRANSLATORS: %s are the group numbers ("2 and 5"); the forms go by their count. */
+                                  ngettext("Recovery key group %s does not match what was typed; check what you wrote down and type it again.",
+                                           "Recovery key groups %s do not match what was typed; check what you wrote down and type them again.",
+                                           n_wrong),
                                   wrong_list);
         }
         return 0;
@@ -310,7 +315,7 @@ int recovery_key_qr_text(const Secret *key, bool unicode, Secret **ret) {
         q = QRcode_encodeString((const char *) key->data, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
         if (!q) {
                 int r = negative_errno();
-                return error_setf(r, "Cannot encode the recovery key as a QR code: %s", strerror(-r));
+                return error_setf(r, _("Cannot encode the recovery key as a QR code: %s"), strerror(-r));
         }
         if (q->width < 21 || (q->width - 21) % 4 != 0)
                 return error_setf(-EPROTO, "libqrencode returned a QR code of impossible width %d.", q->width);
@@ -328,7 +333,7 @@ int recovery_key_qr_text(const Secret *key, bool unicode, Secret **ret) {
         text = secret_new(total);
         if (!text) {
                 int r = negative_errno();
-                return error_setf(r, "Cannot allocate locked memory for the QR code: %s", strerror(-r));
+                return error_setf(r, _("Cannot allocate locked memory for the QR code: %s"), strerror(-r));
         }
 
         for (size_t l = 0; l < lines; l++) {
@@ -361,5 +366,5 @@ int recovery_key_qr_text(const Secret *key, bool unicode, Secret **ret) {
 }
 
 const char *recovery_key_explanation(void) {
-        return "The recovery key uses only the letters c b d e f g h i j k l n r t u v, which sit on the same keys on common keyboard layouts (QWERTY, QWERTZ, AZERTY and others), so it types the same whichever layout is active when you need it.";
+        return _("The recovery key uses only the letters c b d e f g h i j k l n r t u v, which sit on the same keys on common keyboard layouts (QWERTY, QWERTZ, AZERTY and others), so it types the same whichever layout is active when you need it.");
 }

@@ -25,6 +25,7 @@
 #include <tss2/tss2_tctildr.h>
 
 #include "error.h"
+#include "i18n.h"
 #include "log.h"
 #include "tpm2.h"
 
@@ -124,7 +125,8 @@ static _Thread_local TSS2_RC tss_last_rc;
 
 static int tss_error(int r, TSS2_RC rc, const char *what) {
         tss_last_rc = rc;
-        return error_setf(r, "%s: %s.", what, Tss2_RC_Decode(rc));
+        /* TRANSLATORS: what the TPM could not do, then the TSS library's reason (English). */
+        return error_setf(r, _("%s: %s."), what, Tss2_RC_Decode(rc));
 }
 
 static bool pcr_mask_valid(uint32_t mask) {
@@ -268,7 +270,7 @@ int tpm2_context_new(const char *tcti, Tpm2Context **ret) {
         TSS2_RC rc;
 
         if (!tpm2_tcti_is_safe(conf))
-                return error_setf(-EINVAL, "The TPM2 TCTI \"%s\" is not accepted: use device:, swtpm: or mssim:.", conf);
+                return error_setf(-EINVAL, _("The TPM2 TCTI \"%s\" is not accepted: use device:, swtpm: or mssim:."), conf);
 
         c = calloc(1, sizeof(*c));
         if (!c)
@@ -277,20 +279,20 @@ int tpm2_context_new(const char *tcti, Tpm2Context **ret) {
         rc = Tss2_TctiLdr_Initialize(conf, &c->tcti);
         if (rc != TSS2_RC_SUCCESS) {
                 c->tcti = NULL;
-                return error_setf(-ENODEV, "Cannot open the TPM through \"%s\": %s.", conf, Tss2_RC_Decode(rc));
+                return error_setf(-ENODEV, _("Cannot open the TPM through \"%s\": %s."), conf, Tss2_RC_Decode(rc));
         }
 
         rc = Esys_Initialize(&c->esys, c->tcti, NULL);
         if (rc != TSS2_RC_SUCCESS) {
                 c->esys = NULL;
-                return error_setf(-ENODEV, "Cannot talk to the TPM through \"%s\": %s.", conf, Tss2_RC_Decode(rc));
+                return error_setf(-ENODEV, _("Cannot talk to the TPM through \"%s\": %s."), conf, Tss2_RC_Decode(rc));
         }
 
         /* Firmware normally started the TPM already; then it answers TPM2_RC_INITIALIZE (S252
          * tpm2_context_init()). */
         rc = Esys_Startup(c->esys, TPM2_SU_CLEAR);
         if (rc != TSS2_RC_SUCCESS && rc_base(rc) != TPM2_RC_INITIALIZE)
-                return error_setf(-EIO, "Cannot start up the TPM at \"%s\": %s.", conf, Tss2_RC_Decode(rc));
+                return error_setf(-EIO, _("Cannot start up the TPM at \"%s\": %s."), conf, Tss2_RC_Decode(rc));
 
         log_debug("Connected to the TPM through %s.", conf);
         *ret = TAKE_PTR(c);
@@ -342,7 +344,7 @@ static int check_pcr_banks(Tpm2Context *c, Tpm2Status *s) {
         rc = Esys_GetCapability(c->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
                                 TPM2_CAP_PCRS, 0, 1, &more, &cap);
         if (rc != TSS2_RC_SUCCESS)
-                return status_problem(s, "The TPM does not report its PCR banks (%s); it cannot be used for disk unlocking.",
+                return status_problem(s, _("The TPM does not report its PCR banks (%s); it cannot be used for disk unlocking."),
                                       Tss2_RC_Decode(rc));
 
         for (uint32_t i = 0; i < cap->data.assignedPCR.count; i++) {
@@ -353,8 +355,8 @@ static int check_pcr_banks(Tpm2Context *c, Tpm2Status *s) {
                         s->sha256_bank = true;
         }
         if (!s->sha256_bank)
-                return status_problem(s, "The TPM's sha256 PCR bank is not active (only older banks are allocated); "
-                                         "enable the SHA-256 PCR bank in the firmware's TPM settings.");
+                return status_problem(s, _("The TPM's sha256 PCR bank is not active (only older banks are allocated); "
+                                           "enable the SHA-256 PCR bank in the firmware's TPM settings."));
         return 0;
 }
 
@@ -371,7 +373,7 @@ static int check_properties(Tpm2Context *c, Tpm2Status *s) {
                                 TPM2_CAP_TPM_PROPERTIES, TPM2_PT_PERMANENT,
                                 TPM2_PT_LOCKOUT_RECOVERY - TPM2_PT_PERMANENT + 1, &more, &cap);
         if (rc != TSS2_RC_SUCCESS)
-                return status_problem(s, "The TPM does not report its state (%s); it cannot be used for disk unlocking.",
+                return status_problem(s, _("The TPM does not report its state (%s); it cannot be used for disk unlocking."),
                                       Tss2_RC_Decode(rc));
 
         for (uint32_t i = 0; i < cap->data.tpmProperties.count; i++) {
@@ -389,23 +391,23 @@ static int check_properties(Tpm2Context *c, Tpm2Status *s) {
         s->transient_room = have_transient && transient_avail > 0;
 
         if (!have_permanent)
-                r = status_problem(s, "The TPM does not report whether it is in dictionary-attack lockout; "
-                                      "it cannot be used for disk unlocking.");
+                r = status_problem(s, _("The TPM does not report whether it is in dictionary-attack lockout; "
+                                        "it cannot be used for disk unlocking."));
         else if (s->lockout && s->lockout_interval > 0)
-                r = status_problem(s, "The TPM is in dictionary-attack lockout; it leaves lockout by itself after "
-                                      "%" PRIu32 " seconds without failed authorizations (or clear the TPM lockout in the "
-                                      "firmware setup), then try again.", s->lockout_interval);
+                r = status_problem(s, _("The TPM is in dictionary-attack lockout; it leaves lockout by itself after "
+                                        "%" PRIu32 " seconds without failed authorizations (or clear the TPM lockout in the "
+                                        "firmware setup), then try again."), s->lockout_interval);
         else if (s->lockout)
-                r = status_problem(s, "The TPM is in dictionary-attack lockout and does not leave it by itself; clear "
-                                      "the TPM lockout in the firmware setup, then try again.");
+                r = status_problem(s, _("The TPM is in dictionary-attack lockout and does not leave it by itself; clear "
+                                        "the TPM lockout in the firmware setup, then try again."));
         else
                 r = 0;
         if (r < 0)
                 return r;
 
         if (!s->transient_room)
-                return status_problem(s, "The TPM has no room for another transient object: all its object slots are "
-                                         "taken (is another program holding the TPM without the kernel's resource manager?).");
+                return status_problem(s, _("The TPM has no room for another transient object: all its object slots are "
+                                           "taken (is another program holding the TPM without the kernel's resource manager?)."));
         return 0;
 }
 
@@ -416,16 +418,16 @@ int tpm2_check(const char *tcti, Tpm2Status *ret) {
         int r;
 
         if (!tpm2_tcti_is_safe(conf))
-                return error_setf(-EINVAL, "The TPM2 TCTI \"%s\" is not accepted: use device:, swtpm: or mssim:.", conf);
+                return error_setf(-EINVAL, _("The TPM2 TCTI \"%s\" is not accepted: use device:, swtpm: or mssim:."), conf);
 
         /* For the device TCTI, look for the node first: no node, no TPM, and no TCTI loader noise. */
         if (strncmp(conf, "device:", 7) == 0 || streq(conf, "device")) {
                 const char *node = conf[6] == ':' && conf[7] ? conf + 7 : "/dev/tpmrm0";
 
                 if (access(node, F_OK) < 0) {
-                        r = status_problem(&s, "No TPM 2.0 was found (%s does not exist); enable the TPM (often called "
-                                               "fTPM, PTT or Security Chip) in the firmware setup, or unlock with a "
-                                               "passphrase or recovery key only.", node);
+                        r = status_problem(&s, _("No TPM 2.0 was found (%s does not exist); enable the TPM (often called "
+                                                 "fTPM, PTT or Security Chip) in the firmware setup, or unlock with a "
+                                                 "passphrase or recovery key only."), node);
                         if (r < 0)
                                 return r;
                         *ret = s;
@@ -435,7 +437,7 @@ int tpm2_check(const char *tcti, Tpm2Status *ret) {
 
         r = tpm2_context_new(conf, &c);
         if (r < 0) {
-                r = status_problem(&s, "No TPM 2.0 answered at %s: %s", conf, error_message() ?: strerror(-r));
+                r = status_problem(&s, _("No TPM 2.0 answered at %s: %s"), conf, error_message() ?: strerror(-r));
                 error_clear();
                 if (r < 0)
                         return r;
@@ -524,11 +526,11 @@ static int create_legacy_primary(Tpm2Context *c, TPMI_ALG_PUBLIC alg, Tpm2Handle
         ret->h = ESYS_TR_NONE;
         base = rc_base(rc);
         if (base == TPM2_RC_BAD_AUTH || base == TPM2_RC_AUTH_FAIL)
-                return error_setf(-EACCES, "The TPM's owner hierarchy has a password, so the primary key systemd "
-                                           "uses cannot be created; clear the TPM in the firmware setup.");
+                return error_setf(-EACCES, _("The TPM's owner hierarchy has a password, so the primary key systemd "
+                                             "uses cannot be created; clear the TPM in the firmware setup."));
         if (base == TPM2_RC_LOCKOUT)
-                return error_setf(-ENOLCK, "The TPM is in dictionary-attack lockout and refuses to create its primary key.");
-        return tss_error(-EIO, rc, "The TPM could not create its primary key");
+                return error_setf(-ENOLCK, _("The TPM is in dictionary-attack lockout and refuses to create its primary key."));
+        return tss_error(-EIO, rc, _("The TPM could not create its primary key"));
 }
 
 typedef struct Tpm2Pubkey {
@@ -570,19 +572,19 @@ static int tpm2_pubkey_load(const char *pem, Tpm2Pubkey *ret) {
         pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
         BIO_free(bio);
         if (!pkey)
-                return error_setf(-EINVAL, "The PCR signing key is not a PEM public key.");
+                return error_setf(-EINVAL, _("The PCR signing key is not a PEM public key."));
         if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA)
-                return error_setf(-EOPNOTSUPP, "The PCR signing key is not an RSA key; systemd 252 supports only RSA.");
+                return error_setf(-EOPNOTSUPP, _("The PCR signing key is not an RSA key; systemd 252 supports only RSA."));
 
         if (!EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_N, &n) ||
             !EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_E, &e))
-                return error_setf(-EINVAL, "Cannot read the modulus and exponent of the PCR signing key.");
+                return error_setf(-EINVAL, _("Cannot read the modulus and exponent of the PCR signing key."));
         n_bytes = BN_num_bytes(n);
         if (n_bytes <= 0 || (size_t) n_bytes > sizeof(k.public.publicArea.unique.rsa.buffer))
-                return error_setf(-EINVAL, "The PCR signing key's modulus is too large for the TPM.");
+                return error_setf(-EINVAL, _("The PCR signing key's modulus is too large for the TPM."));
         if (BN_get_word(e) != 65537)
-                return error_setf(-EOPNOTSUPP, "The PCR signing key's public exponent is not 65537; systemd 252 would "
-                                               "compute a different key name.");
+                return error_setf(-EOPNOTSUPP, _("The PCR signing key's public exponent is not 65537; systemd 252 would "
+                                                 "compute a different key name."));
 
         k.public.publicArea = (TPMT_PUBLIC) {
                 .type = TPM2_ALG_RSA,
@@ -597,7 +599,7 @@ static int tpm2_pubkey_load(const char *pem, Tpm2Pubkey *ret) {
                 .unique.rsa.size = (UINT16) n_bytes,
         };
         if (BN_bn2bin(n, k.public.publicArea.unique.rsa.buffer) != n_bytes)
-                return error_setf(-EINVAL, "Cannot convert the PCR signing key's modulus.");
+                return error_setf(-EINVAL, _("Cannot convert the PCR signing key's modulus."));
 
         der_size = i2d_PublicKey(pkey, &der);
         if (der_size <= 0)
@@ -624,14 +626,14 @@ static int start_encryption_session(Tpm2Context *c, ESYS_TR primary, ESYS_TR bin
                                    NULL, TPM2_SE_HMAC, &session_symmetric, TPM2_ALG_SHA256, &session.h);
         if (rc != TSS2_RC_SUCCESS) {
                 session.h = ESYS_TR_NONE;
-                return tss_error(-EIO, rc, "The TPM could not open an encrypted session");
+                return tss_error(-EIO, rc, _("The TPM could not open an encrypted session"));
         }
 
         rc = Esys_TRSess_SetAttributes(c->esys, session.h,
                                        TPMA_SESSION_DECRYPT | TPMA_SESSION_ENCRYPT | TPMA_SESSION_CONTINUESESSION,
                                        0xff);
         if (rc != TSS2_RC_SUCCESS)
-                return tss_error(-EIO, rc, "Cannot configure the TPM session");
+                return tss_error(-EIO, rc, _("Cannot configure the TPM session"));
 
         ret->h = TAKE_ESYS_TR(session.h);
         return 0;
@@ -644,7 +646,7 @@ static int start_policy_session(Tpm2Context *c, ESYS_TR primary, ESYS_TR encrypt
                                    NULL, type, &session_symmetric, TPM2_ALG_SHA256, &ret->h);
         if (rc != TSS2_RC_SUCCESS) {
                 ret->h = ESYS_TR_NONE;
-                return tss_error(-EIO, rc, "The TPM could not open a policy session");
+                return tss_error(-EIO, rc, _("The TPM could not open a policy session"));
         }
         return 0;
 }
@@ -658,9 +660,9 @@ static int find_signature(const char *signature_json, uint32_t pcr_mask, const T
 
         root = json_tokener_parse(signature_json);
         if (!root || !json_object_is_type(root, json_type_object))
-                return error_setf(-EBADMSG, "The PCR signature file is not a JSON object.");
+                return error_setf(-EBADMSG, _("The PCR signature file is not a JSON object."));
         if (!json_object_object_get_ex(root, "sha256", &bank) || !json_object_is_type(bank, json_type_array))
-                return error_setf(-ENXIO, "The PCR signature file has no signatures for the sha256 bank.");
+                return error_setf(-ENXIO, _("The PCR signature file has no signatures for the sha256 bank."));
 
         for (size_t i = 0; i < json_object_array_length(bank); i++) {
                 json_object *e = json_object_array_get_idx(bank, i), *pcrs, *pkfp, *pol, *sig;
@@ -683,12 +685,12 @@ static int find_signature(const char *signature_json, uint32_t pcr_mask, const T
                     memcmp(digest, approved->buffer, sizeof(digest)) != 0)
                         continue;
                 if (base64_decode(json_object_get_string(sig), ret, ret_size) < 0)
-                        return error_setf(-EBADMSG, "The PCR signature file holds a signature that is not base64.");
+                        return error_setf(-EBADMSG, _("The PCR signature file holds a signature that is not base64."));
                 return 0;
         }
 
-        return error_setf(-ENXIO, "The PCR signature file has no signature for the current PCR values with this key "
-                                  "(was the system booted from a different UKI?).");
+        return error_setf(-ENXIO, _("The PCR signature file has no signature for the current PCR values with this key "
+                                    "(was the system booted from a different UKI?)."));
 }
 
 typedef struct PolicyInput {
@@ -720,19 +722,19 @@ static int build_policy_signed(Tpm2Context *c, ESYS_TR session, const PolicyInpu
                                &in->pubkey->public, ESYS_TR_RH_OWNER, &key.h);
         if (rc != TSS2_RC_SUCCESS) {
                 key.h = ESYS_TR_NONE;
-                return tss_error(-EIO, rc, "The TPM could not load the PCR signing key");
+                return tss_error(-EIO, rc, _("The TPM could not load the PCR signing key"));
         }
 
         rc = Esys_TR_GetName(c->esys, key.h, &name);
         if (rc != TSS2_RC_SUCCESS)
-                return tss_error(-EIO, rc, "Cannot get the name of the PCR signing key");
+                return tss_error(-EIO, rc, _("Cannot get the name of the PCR signing key"));
 
         selection = pcr_selection_sha256(in->pubkey_pcr_mask);
         rc = Esys_PolicyPCR(c->esys, session, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, NULL, &selection);
         if (rc == TSS2_RC_SUCCESS)
                 rc = Esys_PolicyGetDigest(c->esys, session, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &approved);
         if (rc != TSS2_RC_SUCCESS)
-                return tss_error(-EIO, rc, "The TPM could not compute the policy of the signed PCRs");
+                return tss_error(-EIO, rc, _("The TPM could not compute the policy of the signed PCRs"));
 
         if (in->signature_json) {
                 _cleanup_(freep) void *sig = NULL;
@@ -747,7 +749,7 @@ static int build_policy_signed(Tpm2Context *c, ESYS_TR session, const PolicyInpu
                 if (r < 0)
                         return r;
                 if (sig_size > sizeof(signature.signature.rsassa.sig.buffer))
-                        return error_setf(-EBADMSG, "The PCR policy signature is too large.");
+                        return error_setf(-EBADMSG, _("The PCR policy signature is too large."));
                 memcpy(signature.signature.rsassa.sig.buffer, sig, sig_size);
                 signature.signature.rsassa.sig.size = (UINT16) sig_size;
 
@@ -758,13 +760,13 @@ static int build_policy_signed(Tpm2Context *c, ESYS_TR session, const PolicyInpu
                 rc = Esys_VerifySignature(c->esys, key.h, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
                                           &sig_digest, &signature, &ticket);
                 if (rc != TSS2_RC_SUCCESS)
-                        return tss_error(-EPERM, rc, "The TPM rejected the PCR policy signature");
+                        return tss_error(-EPERM, rc, _("The TPM rejected the PCR policy signature"));
         }
 
         rc = Esys_PolicyAuthorize(c->esys, session, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
                                   approved, &policy_ref, name, ticket ?: &null_ticket);
         if (rc != TSS2_RC_SUCCESS)
-                return tss_error(-EIO, rc, "The TPM refused the signed PCR policy");
+                return tss_error(-EIO, rc, _("The TPM refused the signed PCR policy"));
         return 0;
 }
 
@@ -787,20 +789,20 @@ static int build_policy(Tpm2Context *c, ESYS_TR session, const PolicyInput *in, 
                 selection = pcr_selection_sha256(in->pcr_mask);
                 rc = Esys_PolicyPCR(c->esys, session, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, NULL, &selection);
                 if (rc != TSS2_RC_SUCCESS)
-                        return tss_error(-EIO, rc, "The TPM could not add the PCR policy");
+                        return tss_error(-EIO, rc, _("The TPM could not add the PCR policy"));
         }
 
         if (in->pin) {
                 rc = Esys_PolicyAuthValue(c->esys, session, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE);
                 if (rc != TSS2_RC_SUCCESS)
-                        return tss_error(-EIO, rc, "The TPM could not add the PIN policy");
+                        return tss_error(-EIO, rc, _("The TPM could not add the PIN policy"));
         }
 
         rc = Esys_PolicyGetDigest(c->esys, session, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &digest);
         if (rc != TSS2_RC_SUCCESS)
-                return tss_error(-EIO, rc, "The TPM could not report the policy digest");
+                return tss_error(-EIO, rc, _("The TPM could not report the policy digest"));
         if (digest->size != TPM2_POLICY_HASH_SIZE)
-                return error_setf(-EIO, "The TPM returned a policy digest of %u bytes instead of 32.", digest->size);
+                return error_setf(-EIO, _("The TPM returned a policy digest of %u bytes instead of 32."), digest->size);
         *ret_digest = *digest;
         return 0;
 }
@@ -860,7 +862,7 @@ static int marshal_blob(const TPM2B_PRIVATE *private, const TPM2B_PUBLIC *public
         if (rc == TSS2_RC_SUCCESS)
                 rc = Tss2_MU_TPM2B_PUBLIC_Marshal(public, buf, size, &offset);
         if (rc != TSS2_RC_SUCCESS)
-                return tss_error(-EIO, rc, "Cannot marshal the sealed object");
+                return tss_error(-EIO, rc, _("Cannot marshal the sealed object"));
         *ret = TAKE_PTR(buf);
         *ret_size = offset;
         return 0;
@@ -876,10 +878,10 @@ static int unmarshal_blob(const void *blob, size_t size, TPM2B_PRIVATE *ret_priv
         if (rc == TSS2_RC_SUCCESS)
                 rc = Tss2_MU_TPM2B_PUBLIC_Unmarshal(blob, size, &offset, &public);
         if (rc != TSS2_RC_SUCCESS)
-                return error_setf(-EBADMSG, "The sealed TPM object is damaged: %s.", Tss2_RC_Decode(rc));
+                return error_setf(-EBADMSG, _("The sealed TPM object is damaged: %s."), Tss2_RC_Decode(rc));
         if (offset != size)
-                return error_setf(-EBADMSG, "The sealed TPM object has %zu stray bytes after it (an imported or "
-                                            "newer-format blob that systemd 252 cannot use).", size - offset);
+                return error_setf(-EBADMSG, _("The sealed TPM object has %zu stray bytes after it (an imported or "
+                                              "newer-format blob that systemd 252 cannot use)."), size - offset);
         *ret_private = private;
         *ret_public = public;
         return 0;
@@ -917,7 +919,7 @@ static int create_sealed_object(Tpm2Context *c, ESYS_TR primary, ESYS_TR encrypt
                 rc = Esys_Create(c->esys, primary, encryption, ESYS_TR_NONE, ESYS_TR_NONE, &sensitive, &template,
                                  NULL, &creation_pcr, ret_private, ret_public, NULL, NULL, NULL);
                 if (rc != TSS2_RC_SUCCESS)
-                        r = tss_error(-EIO, rc, "The TPM could not seal the secret");
+                        r = tss_error(-EIO, rc, _("The TPM could not seal the secret"));
         }
         secret_wipe(&sensitive, sizeof(sensitive));
         return r;
@@ -946,7 +948,7 @@ int tpm2_seal_with_pin(Tpm2Context *c, uint32_t pcr_mask, const char *pubkey_pem
         if (!pcr_mask_valid(pcr_mask) || !pcr_mask_valid(pubkey_pcr_mask))
                 return error_setf(-EINVAL, "PCR masks must name PCRs 0 to 23 only.");
         if (pin && pin->size == 0)
-                return error_setf(-EINVAL, "An empty TPM PIN is not a PIN.");
+                return error_setf(-EINVAL, _("An empty TPM PIN is not a PIN."));
 
         if (pubkey_pem) {
                 r = tpm2_pubkey_load(pubkey_pem, &key);
@@ -963,7 +965,7 @@ int tpm2_seal_with_pin(Tpm2Context *c, uint32_t pcr_mask, const char *pubkey_pem
                 return -ENOMEM;
         n = getrandom(secret->data, TPM2_SECRET_SIZE, 0);
         if (n != (ssize_t) TPM2_SECRET_SIZE)
-                return error_setf(n < 0 ? -errno : -EIO, "Cannot get random bytes from the kernel.");
+                return error_setf(n < 0 ? -errno : -EIO, _("Cannot get random bytes from the kernel."));
 
         log_debug("Creating the legacy primary key in the TPM's owner hierarchy.");
         r = create_legacy_primary(c, 0, &primary, &alg);
@@ -1011,9 +1013,9 @@ int tpm2_seal_with_pin(Tpm2Context *c, uint32_t pcr_mask, const char *pubkey_pem
         if (!pubkey_pem) {
                 r = unseal_loaded(c, primary.h, &sealed, NULL, pin, NULL, &check);
                 if (r < 0)
-                        return error_prefixf(r, "The TPM sealed the secret but could not unseal it again");
+                        return error_prefixf(r, _("The TPM sealed the secret but could not unseal it again"));
                 if (check->size != secret->size || memcmp(check->data, secret->data, secret->size) != 0)
-                        return error_setf(-EIO, "The TPM sealed the secret but returned different bytes when unsealing it.");
+                        return error_setf(-EIO, _("The TPM sealed the secret but returned different bytes when unsealing it."));
         }
 
         *ret_secret = TAKE_PTR(secret);
@@ -1033,12 +1035,12 @@ static int policy_mismatch_error(const Tpm2Sealed *s) {
         _cleanup_(freep) char *pcrs = tpm2_pcr_mask_to_string(s->pcr_mask);
 
         if (s->pubkey_pcr_mask != 0)
-                return error_setf(-EPERM, "The TPM policy no longer matches: the current values of PCR %s (sha256) "
-                                          "or the signed policy differ from enrollment, so the TPM will not release "
-                                          "the secret.", pcrs ?: "?");
-        return error_setf(-EPERM, "The current values of PCR %s in the sha256 bank differ from those the secret was "
-                                  "sealed to (the firmware, boot loader or Secure Boot state changed since "
-                                  "enrollment), so the TPM will not release it.", pcrs ?: "?");
+                return error_setf(-EPERM, _("The TPM policy no longer matches: the current values of PCR %s (sha256) "
+                                            "or the signed policy differ from enrollment, so the TPM will not release "
+                                            "the secret."), pcrs ?: "?");
+        return error_setf(-EPERM, _("The current values of PCR %s in the sha256 bank differ from those the secret was "
+                                    "sealed to (the firmware, boot loader or Secure Boot state changed since "
+                                    "enrollment), so the TPM will not release it."), pcrs ?: "?");
 }
 
 /* One attempt: sessions, policy, compare, TPM2_Unseal. Returns 1 when a PCR changed between
@@ -1078,7 +1080,7 @@ static int unseal_attempt(Tpm2Context *c, ESYS_TR primary, ESYS_TR object, const
         if (rc_base(rc) == TPM2_RC_POLICY_FAIL)
                 return policy_mismatch_error(s);
         if (rc != TSS2_RC_SUCCESS)
-                return tss_error(-EIO, rc, "The TPM could not unseal the secret");
+                return tss_error(-EIO, rc, _("The TPM could not unseal the secret"));
 
         secret = secret_new_from(unsealed->buffer, unsealed->size);
         secret_wipe(unsealed->buffer, sizeof(unsealed->buffer));
@@ -1104,11 +1106,11 @@ static int unseal_loaded(Tpm2Context *c, ESYS_TR primary, const Tpm2Sealed *s, c
         if (rc != TSS2_RC_SUCCESS) {
                 object.h = ESYS_TR_NONE;
                 if (rc_base(rc) == TPM2_RC_LOCKOUT)
-                        return error_setf(-ENOLCK, "The TPM is in dictionary-attack lockout and refuses to load the sealed secret.");
+                        return error_setf(-ENOLCK, _("The TPM is in dictionary-attack lockout and refuses to load the sealed secret."));
                 if (rc_base(rc) == TPM2_RC_INTEGRITY)
-                        return error_setf(-ENOKEY, "The sealed secret belongs to a different TPM, or the TPM was cleared "
-                                                   "since enrollment (%s).", Tss2_RC_Decode(rc));
-                return tss_error(-EIO, rc, "The TPM could not load the sealed secret");
+                        return error_setf(-ENOKEY, _("The sealed secret belongs to a different TPM, or the TPM was cleared "
+                                                     "since enrollment (%s)."), Tss2_RC_Decode(rc));
+                return tss_error(-EIO, rc, _("The TPM could not load the sealed secret"));
         }
 
         if (pin) {
@@ -1118,7 +1120,7 @@ static int unseal_loaded(Tpm2Context *c, ESYS_TR primary, const Tpm2Sealed *s, c
                 if (r >= 0) {
                         rc = Esys_TR_SetAuth(c->esys, object.h, &auth);
                         if (rc != TSS2_RC_SUCCESS)
-                                r = tss_error(-EIO, rc, "Cannot pass the PIN to the TPM");
+                                r = tss_error(-EIO, rc, _("Cannot pass the PIN to the TPM"));
                 }
                 secret_wipe(&auth, sizeof(auth));
                 if (r < 0)
@@ -1132,7 +1134,7 @@ static int unseal_loaded(Tpm2Context *c, ESYS_TR primary, const Tpm2Sealed *s, c
                 log_debug("A PCR changed while unsealing; trying again.");
         }
         if (r == 1)
-                return error_setf(-EAGAIN, "The PCRs kept changing while unsealing the secret.");
+                return error_setf(-EAGAIN, _("The PCRs kept changing while unsealing the secret."));
         if (r != -EIO)
                 return r;
 
@@ -1140,10 +1142,10 @@ static int unseal_loaded(Tpm2Context *c, ESYS_TR primary, const Tpm2Sealed *s, c
          * command that uses that session, not only TPM2_Unseal. */
         base = rc_base(tss_last_rc);
         if (pin && (base == TPM2_RC_AUTH_FAIL || base == TPM2_RC_BAD_AUTH))
-                return error_setf(-EACCES, "The TPM PIN is wrong.");
+                return error_setf(-EACCES, _("The TPM PIN is wrong."));
         if (base == TPM2_RC_LOCKOUT)
-                return error_setf(-ENOLCK, "The TPM is in dictionary-attack lockout and refuses to unseal the "
-                                           "secret; wait for it to recover and try again.");
+                return error_setf(-ENOLCK, _("The TPM is in dictionary-attack lockout and refuses to unseal the "
+                                             "secret; wait for it to recover and try again."));
         return r;
 }
 
