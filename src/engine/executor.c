@@ -30,6 +30,7 @@
 #include "uuid.h"
 
 static const char *const progress_event_type_table[_PROGRESS_EVENT_TYPE_MAX] = {
+        [PROGRESS_PLANNED] = "planned",
         [PROGRESS_BEGIN] = "begin",
         [PROGRESS_UPDATE] = "update",
         [PROGRESS_END] = "end",
@@ -647,6 +648,12 @@ int executor_run(const Plan *p, Image *img, const ExecOptions *o, const ExecCall
                 if (r < 0)
                         goto finish;
         }
+
+        /* The whole list first, so that a front end can show every step (and a machine reading
+         * the JSON stream knows them) before the first one runs. */
+        e.step_start_usec = now_usec();
+        for (e.current = 0; e.current < e.n_steps; e.current++)
+                emit(&e, PROGRESS_PLANNED, 0, NULL);
 
         for (e.current = 0; e.current < e.n_steps; e.current++) {
                 Step *s = &e.steps[e.current];

@@ -11,6 +11,7 @@
 #include "secret.h"
 
 typedef enum ProgressEventType {
+        PROGRESS_PLANNED, /* once per step, in order, right before the first one begins: the list */
         PROGRESS_BEGIN,   /* a step starts */
         PROGRESS_UPDATE,  /* bytes moved within a step */
         PROGRESS_END,     /* a step finished */

@@ -30,6 +30,11 @@ jq -e -s 'map(select(.event=="end")) | length >= 5' "$WORK/events.json" >/dev/nu
 jq -e -s '.[-1] == {"event":"result","success":true,"exitCode":0}' "$WORK/events.json" >/dev/null || fail "no success result event"
 jq -e -s 'map(select(.event=="begin")) | all(.steps == (.steps|tonumber) and .step >= 1 and .id != null)' "$WORK/events.json" >/dev/null \
         || fail "malformed progress events"
+# The list of steps comes first, in order, and is the list of steps that then begin.
+jq -e -s '(map(select(.event=="planned")) | map([.step, .id])) == (map(select(.event=="begin")) | map([.step, .id]))
+          and (map(.event) | index("planned")) == 0
+          and (map(.event) | rindex("planned")) < (map(.event) | index("begin"))' "$WORK/events.json" >/dev/null \
+        || fail "the planned events are not the list of the steps that ran, before the first began"
 pass "apply printed JSON progress events"
 
 compare_with_sfdisk "$WORK/plan.json" "$img"
