@@ -66,5 +66,7 @@ typedef struct TuiOptions {
         const char *language;          /* "en", "de", "fr": preselected */
         bool allow_weak_password;
         bool mono;                     /* no colours */
+        bool shell_after;              /* "Exit to a shell" starts root's login shell in imprint's place
+                                        * (imprint --console: the terminal has no shell behind it) */
 } TuiOptions;
 int tui_run(const TuiOptions *o);

@@ -1216,7 +1216,7 @@ static int verb_console(int argc, char *argv[]) {
                 if (r < 0)
                         log_warning("Cannot set the size of %s: %s", tty ?: "the terminal", strerror(-r));
         }
-        return tui_run(&(TuiOptions) {});
+        return tui_run(&(TuiOptions) { .shell_after = true });
 }
 
 /* ---- main -------------------------------------------------------------------------------- */

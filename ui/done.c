@@ -66,8 +66,10 @@ UiNext screen_done(Tui *t, const Plan *p) {
                         sel++;
                 else if (ui_key_is(k, UI_KEY_ENTER)) {
                         int r;
-                        if (sel == 2)
+                        if (sel == 2) {
+                                t->exec_shell = t->opts->shell_after;
                                 return UI_QUIT;
+                        }
                         r = power(t, sel == 0 ? "reboot" : "poweroff");
                         if (r >= 0)
                                 return UI_QUIT;

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <langinfo.h>
 #include <locale.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 #include "error.h"
 #include "fileio.h"
 #include "log.h"
+#include "terminal.h"
 #include "ui.h"
 
 #ifndef LOCALEDIR
@@ -124,6 +126,23 @@ static void log_sink(int level, const char *line, void *userdata) {
 /* The log: --log FILE if given (and nothing else), else /var/log/imprint.log; when another
  * installer writes that one (the live medium runs one on the screen and one on the serial port)
  * /var/log/imprint-PID.log, and on a read-only /var a file in /tmp. */
+/* "Exit to a shell" on a terminal that imprint --console owns: root's login shell takes imprint's
+ * place; when it ends, the service starts the installer again. */
+static void exec_login_shell(void) {
+        const struct passwd *pw = getpwuid(getuid());
+        const char *shell = pw && !isempty(pw->pw_shell) ? pw->pw_shell : "/bin/sh";
+        const char *base = strrchr(shell, '/') ? strrchr(shell, '/') + 1 : shell;
+        char argv0[64];
+
+        snprintf(argv0, sizeof(argv0), "-%s", base);
+        printf("%s\n", _("A shell. Type \"exit\" to go back to the installer."));
+        fflush(stdout);
+        if (pw && chdir(pw->pw_dir) < 0)
+                (void) chdir("/");
+        execl(shell, argv0, (char *) NULL);
+        fprintf(stderr, "imprint: %s: %m\n", shell);
+}
+
 static int log_open(Tui *t) {
         char own[64], tmp[64];
         const char *candidates[3];
@@ -304,6 +323,7 @@ int tui_run(const TuiOptions *o) {
         };
         SCREEN *scr;
         size_t state = 0;
+        bool shell;
         int r, code = 0, saved_stderr;
 
         /* The passwords, passphrase and PIN are typed into fields of t: keep it out of swap. */
@@ -354,6 +374,8 @@ int tui_run(const TuiOptions *o) {
         saved_stderr = dup(STDERR_FILENO);
         dup2(fileno(t.log), STDERR_FILENO);
 
+        if (t.utf8)
+                (void) terminal_vt_set_utf8(STDOUT_FILENO);
         scr = newterm(NULL, stdout, stdin);
         if (!scr) {
                 dup2(saved_stderr, STDERR_FILENO);
@@ -402,8 +424,11 @@ int tui_run(const TuiOptions *o) {
         dup2(saved_stderr, STDERR_FILENO);
         close(saved_stderr);
         log_set_sink(log_sink_stderr, NULL);
+        shell = t.exec_shell;
         tui_done(&t);
         explicit_bzero(&t, sizeof(t));
         munlock(&t, sizeof(t));
+        if (shell)
+                exec_login_shell();
         return code;
 }

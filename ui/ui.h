@@ -97,6 +97,7 @@ typedef struct Tui {
         char *failed_step;           /* description of the step that failed */
         bool wrote;                  /* a step that writes to the target began */
         int exit_code;               /* of the last install: 0, or exit_code_from_errno() of its failure */
+        bool exec_shell;             /* "Exit to a shell" was chosen and opts->shell_after is set */
 } Tui;
 
 extern const Language ui_languages[];

@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/kd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -24,6 +25,20 @@ TerminalKind terminal_kind(int fd) {
         if (major(st.st_rdev) >= 136 && major(st.st_rdev) <= 143)
                 return TERMINAL_PSEUDO;
         return TERMINAL_LINE;
+}
+
+int terminal_vt_set_utf8(int fd) {
+        static const char utf8_on[] = "\033%G";
+        int mode;
+
+        if (terminal_kind(fd) != TERMINAL_VIRTUAL_CONSOLE)
+                return 0;
+        if (write(fd, utf8_on, sizeof(utf8_on) - 1) < 0)
+                return -errno;
+        /* The keyboard only from the translated byte mode (not raw: a display server's). */
+        if (ioctl(fd, KDGKBMODE, &mode) == 0 && mode == K_XLATE && ioctl(fd, KDSKBMODE, K_UNICODE) < 0)
+                return -errno;
+        return 1;
 }
 
 static long long now_ms(void) {

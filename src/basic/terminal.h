@@ -12,6 +12,11 @@ typedef enum TerminalKind {
 /* What kind of terminal fd is (a terminal is assumed). */
 TerminalKind terminal_kind(int fd);
 
+/* On a virtual console, switch output and keyboard to UTF-8, as systemd-vconsole-setup does: a
+ * console left in byte mode draws each byte of "•" as a glyph of its own, and the full-screen
+ * installer's rows drift right. Does nothing on other terminals. */
+int terminal_vt_set_utf8(int fd);
+
 /* A serial line has no size until someone sets one (stty rows/cols, systemd's TTYRows=): when
  * fd's window size is 0x0, ask the terminal at the other end with the cursor-position report
  * (move to 999;999, then CSI 6n; a real terminal stops at its last cell and answers

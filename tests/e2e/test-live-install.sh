@@ -298,15 +298,34 @@ if [ "$MODE" = tui ]; then
         wait_for "is installed on /dev/$name" 1500
         shot done
         phase_done "typed install (full-screen, serial)" "$t"
-        # "Switch off the computer": the live system powers off, QEMU ends, boot-image.sh passes.
-        keys Down
-        shot done-poweroff
+        screen | grep -q 'The log of this install: /var/log/imprint' || failed "the done screen names no log in /var/log"
+        # "Exit to a shell": root's login shell in the installer's place on this terminal. From it,
+        # the screen of the Linux console (tty1, where imprint@tty1 shows the full-screen installer
+        # with TERM=linux) is read from /dev/vcsu1, then the machine is switched off.
+        keys Down Down
+        shot done-shell
         keys Enter
+        wait_for 'Type "exit" to go back to the installer.' 30
+        # $((…)): the markers in the output are not the ones in the echoed command line.
+        keys 'echo VCS-$((1+1))-BEGIN; stty -F /dev/tty1 size; iconv -f UTF-32LE -t UTF-8 /dev/vcsu1 | fold -w "$(stty -F /dev/tty1 size | cut -d" " -f2)"; echo; tr "\0" "\n" </proc/"$(systemctl show -P MainPID imprint@tty1.service)"/environ | grep ^TERM=; echo VCS-$((1+1))-END' Enter
+        sleep 3
+        keys 'systemctl poweroff' Enter
         rc=0
         wait "$boot_pid" || rc=$?
         cat "$WORK/live-boot.out"
         [ "$rc" = 0 ] || failed "the live system did not power off after the install (serial log $WORK/live-serial.log)"
         tm kill-server 2>/dev/null || true
+        sed -E "s/\x1b\[[0-?]*[ -\/]*[@-~]//g; s/\r//g" "$WORK/live-serial.log" | sed -n '/^VCS-2-BEGIN/,/^VCS-2-END/p' >"$WORK/tty1-screen.txt"
+        cat "$WORK/tty1-screen.txt"
+        grep -q 'Welcome to imprint' "$WORK/tty1-screen.txt" && grep -q 'Step 1 of 6' "$WORK/tty1-screen.txt" \
+                || failed "the Linux console (tty1) does not show the full-screen installer (see $WORK/tty1-screen.txt)"
+        grep -qx 'TERM=linux' "$WORK/tty1-screen.txt" || failed "the installer on tty1 does not run with TERM=linux"
+        # The language list is one column: a console that counts the bytes of "•" as glyphs (not
+        # in UTF-8 mode) pushes the rows after it to the right.
+        c_en=$(grep -m1 'English' "$WORK/tty1-screen.txt" | awk '{ print index($0, "(") }')
+        c_de=$(grep -m1 'Deutsch' "$WORK/tty1-screen.txt" | awk '{ print index($0, "(") }')
+        [ -n "$c_en" ] && [ "$c_en" = "$c_de" ] || failed "the Linux console's rows are misaligned (English at column $c_en, Deutsch at $c_de)"
+        echo "ok: the Linux console (tty1, TERM=linux) shows the full-screen installer's first screen meanwhile"
 
         # The key the screen showed opens the encrypted partitions, as judged by stock cryptsetup
         # on this host (a loop device over each partition; no device-mapper needed to test a key).
