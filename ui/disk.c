@@ -63,7 +63,7 @@ static int draw_disk(Tui *t, int y, int ymax, const Disk *d, bool selected) {
                 ui_text(y, 2, COLS - 4, a, line);
         }
         if (!usable) {
-                /* TRANSLATORS: %s is the engine's (English) reason. */
+                /* TRANSLATORS: %s is the engine's reason (translated itself). */
                 snprintf(line, sizeof(line), _("cannot be used: %s"), d->refusal_text ?: "");
                 if (y + rows < ymax)
                         rows += ui_wrap(y + rows, 6, COLS - 10, ymax - y - rows, ui_attr_dim(), line);

@@ -54,7 +54,7 @@ UiNext screen_install(Tui *t) {
                         }
                 }
                 if (r < 0) {
-                        /* TRANSLATORS: %s is the engine's (English) sentence. */
+                        /* TRANSLATORS: %s is the engine's sentence (translated itself). */
                         snprintf(msg, sizeof(msg), _("The install cannot be planned: %s"), error_message() ?: strerror(-r));
                         ui_log_line(t, "planning failed: %s", error_message() ?: strerror(-r));
                         ui_message(t, _("Error"), msg, _("Enter: back"));

@@ -59,7 +59,7 @@ UiNext screen_welcome(Tui *t) {
                                         int r = open_image(t->source, &t->image);
                                         if (r < 0) {
                                                 char msg[1024];
-                                                /* TRANSLATORS: %s is the engine's (English) sentence saying why. */
+                                                /* TRANSLATORS: %s is the engine's sentence (translated itself) saying why. */
                                                 snprintf(msg, sizeof(msg), _("The OS image cannot be used: %s"), error_message() ?: strerror(-r));
                                                 ui_message(t, _("Error"), msg, _("Enter: quit"));
                                                 return UI_QUIT;
