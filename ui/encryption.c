@@ -89,13 +89,20 @@ static TextField *field_of(Tui *t, int item) {
 static void draw_image_file(Tui *t) {
         EncryptRequest req;
         _cleanup_(plan_encryption_done) PlanEncryption e = {};
-        char text[1024];
+        char text[1024], note[768];
+        size_t n;
 
         ui_encrypt_request(t, &req);
         if (encryption_decide(&req, t->disk->kind, t->image, &e) < 0 || !e.note)
                 return;
+        /* The engine's sentence ends with its own full stop; the one of the format below ends it
+         * here (not "encrypt.."). */
+        snprintf(note, sizeof(note), "%s", e.note);
+        n = strlen(note);
+        if (n > 0 && note[n - 1] == '.')
+                note[n - 1] = 0;
         /* TRANSLATORS: %s is the engine's (English) reason. */
-        snprintf(text, sizeof(text), _("Not encrypted: %s."), e.note);
+        snprintf(text, sizeof(text), _("Not encrypted: %s."), note);
         ui_wrap(4, 2, COLS - 4, 4, A_BOLD, text);
         ui_wrap(9, 2, COLS - 4, 4, 0,
                 _("The TPM of this computer is not checked: it is not the one that will start the installed system."));

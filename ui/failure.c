@@ -99,10 +99,13 @@ UiNext screen_failure(Tui *t, const Plan *p, const char *message) {
                      "every command that ran; save it to a USB stick to report the problem.");
         for (;;) {
                 char line[2048];
+                /* Rows for the engine's message: fewer when the choices would not fit above the
+                 * note (rows LINES-3 and LINES-2) otherwise; the log has the whole message. */
+                int message_rows = MAX(LINES - 16, 5);
                 UiKey k;
 
-                if (ui_frame(t, _("The install failed"), 0, _("F1 Help  Up/Down Choose  Enter Select"))) {
-                        int y = 2;
+                while (ui_frame(t, _("The install failed"), 0, _("F1 Help  Up/Down Choose  Enter Select"))) {
+                        int y = 2, w = 40, drawn;
                         curs_set(0);
                         ui_text(y++, 2, COLS - 4, ui_attr_error(), _("The install failed."));
                         y++;
@@ -111,7 +114,8 @@ UiNext screen_failure(Tui *t, const Plan *p, const char *message) {
                                 snprintf(line, sizeof(line), _("What failed: %s"), t->failed_step);
                                 y += ui_wrap(y, 2, COLS - 4, 2, A_BOLD, line);
                         }
-                        y += ui_wrap(y, 2, COLS - 4, MAX(LINES - 16, 5), 0, message);
+                        drawn = ui_wrap(y, 2, COLS - 4, message_rows, 0, message);
+                        y += drawn;
                         y++;
                         if (!t->wrote)
                                 /* TRANSLATORS: %s is the target's path. */
@@ -130,10 +134,19 @@ UiNext screen_failure(Tui *t, const Plan *p, const char *message) {
                         snprintf(line, sizeof(line), _("The log of this install: %s"), t->log_path ?: "-");
                         y += ui_wrap(y, 2, COLS - 4, 2, 0, line);
                         y++;
+                        if (y + (int) ELEMENTSOF(items) > LINES - 3 && message_rows > 2) {
+                                message_rows = MAX(drawn - (y + (int) ELEMENTSOF(items) - (LINES - 3)), 2);
+                                continue;
+                        }
+                        /* 40 columns, or what a translation needs ("Enregistrer le journal sur une clé
+                         * USB" was cut at 40). */
+                        for (size_t i = 0; i < ELEMENTSOF(items); i++)
+                                w = MAX(w, ui_width(_(items[i])) + 4);
                         for (size_t i = 0; i < ELEMENTSOF(items) && y < LINES - 2; i++, y++)
-                                ui_radio(t, y, 4, 40, _(items[i]), i == sel, i == sel, false);
+                                ui_radio(t, y, 4, MIN(w, COLS - 6), _(items[i]), i == sel, i == sel, false);
                         if (note[0])
                                 ui_wrap(LINES - 3, 2, COLS - 4, 2, ui_attr_dim(), note);
+                        break;
                 }
                 refresh();
                 k = ui_key(t);

@@ -37,17 +37,19 @@ static void preview_update(Tui *t, Preview *pv) {
 }
 
 static void draw_table(Tui *t, int y, int ymax, const Plan *p) {
-        char line[256];
+        char line[256], c[5][64];
 
         /* TRANSLATORS: column headings of the partition table; keep the widths (9, 7, 10, 10, 6). */
-        snprintf(line, sizeof(line), "%-3s %-9s %-7s %10s %10s  %-6s %s", "#", _("ROLE"), _("ACTION"), _("START"), _("SIZE"), _("FS"),
-                 _("LABEL"));
+        snprintf(line, sizeof(line), "%-3s %s %s %s %s  %s %s", "#", ui_pad(c[0], sizeof(c[0]), _("ROLE"), 9, false),
+                 ui_pad(c[1], sizeof(c[1]), _("ACTION"), 7, false), ui_pad(c[2], sizeof(c[2]), _("START"), 10, true),
+                 ui_pad(c[3], sizeof(c[3]), _("SIZE"), 10, true), ui_pad(c[4], sizeof(c[4]), _("FS"), 6, false), _("LABEL"));
         ui_text(y++, 2, COLS - 4, A_BOLD, line);
         for (size_t i = 0; i < p->n_partitions && y < ymax; i++) {
                 const PlanPartition *pp = &p->partitions[i];
                 const char *action = pp->copy_from >= 0 ? _("copy") : pp->action == ACTION_KEEP ? _("keep") : _("create");
 
-                snprintf(line, sizeof(line), "%-3u %-9s %-7s %10s %10s  %-6s %s", pp->partno, partition_role_to_string(pp->role), action,
+                snprintf(line, sizeof(line), "%-3u %-9s %s %10s %10s  %-6s %s", pp->partno, partition_role_to_string(pp->role),
+                         ui_pad(c[0], sizeof(c[0]), action, 7, false),
                          FORMAT_BYTES(pp->start), FORMAT_BYTES(pp->size),
                          pp->copy_from >= 0 ? (p->source->partitions[pp->copy_from].fstype ?: "?") : (pp->fstype ?: "-"),
                          pp->label ?: "-");

@@ -44,6 +44,38 @@ static TextField *field_of(Tui *t, int item) {
         }
 }
 
+static const char *label_of(int item) {
+        switch (item) {
+        case ITEM_REAL:
+                return _("Full name");
+        case ITEM_USER:
+                return _("User name");
+        case ITEM_PW1:
+                return _("Password");
+        case ITEM_PW2:
+                return _("Again");
+        case ITEM_HOST:
+                return _("Computer name");
+        default:
+                return _("Time zone");
+        }
+}
+
+static int field_width_of(int item) {
+        return item == ITEM_USER ? 24 : item == ITEM_HOST || item == ITEM_TZ ? 30 : 40;
+}
+
+/* The labels' column: 18 wide, or wider when a translation needs it ("Nom de l'ordinateur" ran
+ * into the field). */
+static int label_width(void) {
+        static const int items[] = { ITEM_REAL, ITEM_USER, ITEM_PW1, ITEM_PW2, ITEM_HOST, ITEM_TZ };
+        int w = 18;
+
+        for (size_t i = 0; i < ELEMENTSOF(items); i++)
+                w = MAX(w, ui_width(label_of(items[i])) + 1);
+        return w;
+}
+
 static const char *check(Tui *t, char *buf, size_t size) {
         PlanSettings s;
 
@@ -118,7 +150,7 @@ UiNext screen_user(Tui *t) {
                 UiKey k;
 
                 if (ui_frame(t, _("Your account"), 5, _("F1 Help  Up/Down/Tab Move  Space Toggle  Enter Continue  Esc Back"))) {
-                        int y = 2;
+                        int y = 2, lw = label_width();
                         curs_set(0);
                         ui_text(y, 2, COLS - 4, A_BOLD, _("Your account on the installed system"));
                         y += 2;
@@ -131,16 +163,12 @@ UiNext screen_user(Tui *t) {
                                 y_of[it] = y;
                                 switch (it) {
                                 case ITEM_REAL:
-                                        ui_field(t, y, 2, 18, 40, _("Full name"), &t->real_name, f);
-                                        break;
                                 case ITEM_USER:
-                                        ui_field(t, y, 2, 18, 24, _("User name"), &t->user, f);
-                                        break;
                                 case ITEM_PW1:
-                                        ui_field(t, y, 2, 18, 40, _("Password"), &t->password1, f);
+                                        ui_field(t, y, 2, lw, field_width_of(it), label_of(it), field_of(t, it), f);
                                         break;
                                 case ITEM_PW2:
-                                        ui_field(t, y, 2, 18, 40, _("Again"), &t->password2, f);
+                                        ui_field(t, y, 2, lw, field_width_of(it), label_of(it), field_of(t, it), f);
                                         if (!isempty(t->password1.buf)) {
                                                 int r = password_quality_check(t->password1.buf, isempty(t->user.buf) ? NULL : t->user.buf);
                                                 if (r >= 0)
@@ -148,7 +176,7 @@ UiNext screen_user(Tui *t) {
                                                 else
                                                         snprintf(buf, sizeof(buf), _("Too weak: %s"), error_message() ?: "");
                                                 y++;
-                                                ui_text(y, 20, COLS - 22, r >= 0 ? ui_attr_ok() : ui_attr_error(), buf);
+                                                ui_text(y, 2 + lw, COLS - 4 - lw, r >= 0 ? ui_attr_ok() : ui_attr_error(), buf);
                                         } else
                                                 y++;
                                         break;
@@ -161,10 +189,8 @@ UiNext screen_user(Tui *t) {
                                         ui_radio(t, y, 2, COLS - 4, buf, true, f, false);
                                         break;
                                 case ITEM_HOST:
-                                        ui_field(t, y, 2, 18, 30, _("Computer name"), &t->hostname, f);
-                                        break;
                                 case ITEM_TZ:
-                                        ui_field(t, y, 2, 18, 30, _("Time zone"), &t->timezone, f);
+                                        ui_field(t, y, 2, lw, field_width_of(it), label_of(it), field_of(t, it), f);
                                         break;
                                 }
                                 y++;
@@ -179,11 +205,7 @@ UiNext screen_user(Tui *t) {
                         if (tried && (problem = check(t, buf, sizeof(buf))))
                                 ui_wrap(LINES - 3, 2, COLS - 4, 2, ui_attr_error(), problem);
                         if (field_of(t, list[focus]))
-                                ui_field(t, y_of[list[focus]], 2, 18,
-                                         list[focus] == ITEM_USER ? 24 : list[focus] == ITEM_HOST || list[focus] == ITEM_TZ ? 30 : 40,
-                                         list[focus] == ITEM_REAL ? _("Full name") : list[focus] == ITEM_USER ? _("User name")
-                                         : list[focus] == ITEM_PW1 ? _("Password") : list[focus] == ITEM_PW2 ? _("Again")
-                                         : list[focus] == ITEM_HOST ? _("Computer name") : _("Time zone"),
+                                ui_field(t, y_of[list[focus]], 2, lw, field_width_of(list[focus]), label_of(list[focus]),
                                          field_of(t, list[focus]), true);
                 }
                 refresh();

@@ -3,13 +3,23 @@
 # The full-screen installer, driven like a person at the keyboard: imprint --tui runs in a detached
 # tmux pane of a fixed size (the recipe of tmux's own regress/ tests), the test sends the keys of
 # a full install onto an image file, and `tmux capture-pane -p` screens at stable points (never
-# mid-progress) are compared with the golden screens in tests/tui/golden/. Three runs:
+# mid-progress) are compared with the golden screens in tests/tui/golden/. Five runs:
 #   1. English at 80x24: every screen, F1 help, resizes (too small, 100x30, back to 80x24) while on
 #      the layout screen, a wrong confirmation (nothing written), a failure (the image is changed
 #      behind the installer's back after the summary: the checksum step fails, nothing is written,
 #      the failure screen says so), Retry, the live log toggled during progress, and Done;
 #   2. the same install in German (chosen on the welcome screen), at 80x24;
-#   3. English at 132x43.
+#   3. the same install in French (chosen on the welcome screen, from German: no German string may
+#      stay on screen), at 80x24;
+#   4. a failure after the target was written: the image file lies on a 16 MiB tmpfs, so the copy
+#      of the root partition hits ENOSPC after the partition table and the ESP were written. The
+#      failure screen names the step, says the disk was partly written and where the log is; the
+#      log records the failed step, sfdisk finds the new partition table; "Save the log to a USB
+#      stick" is tried when this machine has no removable disk (it says it found none); then Back
+#      and Esc to the first screen, where quitting must not claim nothing was written and exits
+#      with the failure's code;
+#   5. English at 132x43, with the live log toggled on during progress and checked (by content,
+#      not against a golden screen: it shows times) to fill the big terminal.
 # After each install the image file is checked as tests/integration/test-install-image.sh and
 # test-account.sh check it: stock sfdisk, the root bit-identical to the image's, systemd-boot and
 # the UKI on the ESP, the account in /etc/passwd, the language and keymap of the installed system.
@@ -22,7 +32,8 @@
 # and review the diff of tests/tui/golden/ before committing it.
 #
 # Needs root: the account is written into the installed root through a loop device (as
-# test-account.sh does). Skips (77) without root or tmux.
+# test-account.sh does), and run 4 mounts a tmpfs (unmounted by the exit trap). Skips (77) without
+# root or tmux.
 . "$(dirname "$0")/../integration/lib.sh"
 need_root "the account written into the installed root"
 need_tool tmux
@@ -32,11 +43,21 @@ need_tool debugfs
 GOLDEN=${SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/tui/golden
 LOCALEDIR=$(dirname "$IMPRINT")/po
 D=/var/tmp/imprint-tui-test
+SMALL=$D/small   # run 4: the tmpfs the target image fills up
 RUN=0
 SOCK=imprint-tui-$$-$RUN
+
+# The tmpfs of run 4 goes when the test ends, however it ends: lazily if imprint (killed with the
+# tmux server) still holds the image open.
+umount_small() {
+        if mountpoint -q "$SMALL" 2>/dev/null; then
+                umount "$SMALL" 2>/dev/null || umount -l "$SMALL"
+        fi
+}
+umount_small   # left by a test that was killed
 rm -rf "$D"
 mkdir -p "$D"
-trap 'tmux -L "$SOCK" kill-server 2>/dev/null || true; cleanup; rm -rf "$D"' EXIT
+trap 'tmux -L "$SOCK" kill-server 2>/dev/null || true; umount_small || true; cleanup; rm -rf "$D"' EXIT
 cd "$D"
 
 FAKE_DDI_ACCOUNTS=1 bash "$(dirname "$0")/../integration/make-fake-ddi.sh" "$D/fakeos.img" 200
@@ -47,19 +68,21 @@ tm() {
         tmux -L "$SOCK" "$@"
 }
 
-# start COLSxLINES [imprint options…]: imprint --tui in a fresh pane; its exit code lands in $D/exit.
+# [TARGET=PATH] start COLSxLINES [imprint options…]: imprint --tui in a fresh pane, installing to
+# a new sparse 4 GiB image file (PATH relative to $D, target.img unless told); its exit code lands
+# in $D/exit.
 start() {
-        local size=$1
+        local size=$1 target=${TARGET:-target.img}
         shift
         rm -f "$D/exit" "$D/imprint.log"
-        rm -f "$D/target.img"
-        truncate -s 4G "$D/target.img"
+        rm -f "$D/$target"
+        truncate -s 4G "$D/$target"
         # A server per run: a new session on a server that is still shutting down fails.
         tm kill-server 2>/dev/null || true
         RUN=$((RUN + 1))
         SOCK=imprint-tui-$$-$RUN
         tm -f /dev/null new-session -d -s main -x "${size%x*}" -y "${size#*x}" \
-                "cd $D && env -u LANGUAGE -u LC_ALL LANG=C.UTF-8 TERM=screen IMPRINT_LOCALEDIR=$LOCALEDIR $IMPRINT --tui --source fakeos.img --seed tui --log $D/imprint.log $* target.img; echo \$? >$D/exit; sleep 3600"
+                "cd $D && env -u LANGUAGE -u LC_ALL LANG=C.UTF-8 TERM=screen IMPRINT_LOCALEDIR=$LOCALEDIR $IMPRINT --tui --source fakeos.img --seed tui --log $D/imprint.log $* $target; echo \$? >$D/exit; sleep 3600"
         tm set-option -g status off >/dev/null
         tm resize-window -t main -x "${size%x*}" -y "${size#*x}" 2>/dev/null || true
 }
@@ -113,11 +136,15 @@ wait_exit() {
         [ "$(cat "$D/exit")" = "${1:-0}" ] || fail "imprint exited with $(cat "$D/exit"), expected ${1:-0}"
 }
 
+# has_esp_and_root IMAGE: stock sfdisk reads a GPT with the ESP and the x86-64 root from it.
+has_esp_and_root() {
+        sfdisk --json "$1" | jq -e '[.partitiontable.partitions[].type] == ["C12A7328-F81F-11D2-BA4B-00A0C93EC93B", "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"]' >/dev/null
+}
+
 # check_image LOCALE KEYMAP: the installed image file, as the integration tests check installs.
 check_image() {
         local tgt=$D/target.img locale=$1 keymap=$2
-        sfdisk --json "$tgt" | jq -e '[.partitiontable.partitions[].type] == ["C12A7328-F81F-11D2-BA4B-00A0C93EC93B", "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"]' >/dev/null \
-                || fail "sfdisk does not show ESP and root in the installed image"
+        has_esp_and_root "$tgt" || fail "sfdisk does not show ESP and root in the installed image"
         local s_off=$((513 * 1024 * 1024))
         local t_off
         t_off=$(sfdisk --json "$tgt" | jq '.partitiontable.partitions[1].start * 512')
@@ -146,21 +173,23 @@ check_image() {
         ! grep -qaF "$password" "$tgt" || fail "the password is in the image"
 }
 
-# The steps every run shares: disk, layout, encryption, then the account typed in.
+# The steps every run shares: disk, layout, encryption, then the account typed in. DIR "-" snaps
+# none of the screens.
 through_account() {
         local dir=$1
+        snap_in() { [ "$dir" = - ] || snap "$dir/$1"; }
         keys Enter
         wait_for "target.img"
-        snap "$dir/02-disk"
+        snap_in 02-disk
         keys Enter
-        snap "$dir/03-layout"
+        snap_in 03-layout
         keys Enter
-        snap "$dir/04-encryption"
+        snap_in 04-encryption
         keys Enter
         keys 'Alice Example' Tab alice Tab "$password" Tab "$password" Tab Tab Tab C-u Europe/Berlin
-        snap "$dir/05-user"
+        snap_in 05-user
         keys Enter
-        snap "$dir/06-summary"
+        snap_in 06-summary
 }
 
 finish_install() {
@@ -248,12 +277,121 @@ finish_install de "ist auf"
 check_image de_DE.UTF-8 de
 pass "a German install at 80x24"
 
-# ---- 3. English, 132x43 ----------------------------------------------------------------------
+# ---- 3. French, 80x24 ------------------------------------------------------------------------
+# Through German: what was shown in German before must not stay German (gettext caches).
+start 80x24
+wait_for "Welcome to imprint"
+keys Down
+wait_for "Willkommen"
+keys Down
+wait_for "Bienvenue"
+! screen | grep -E "Willkommen|Schritt|Sprache|Tastatur" >&2 || fail "German text stayed on the French welcome screen"
+snap fr/01-welcome
+through_account fr
+finish_install fr "est installé sur"
+check_image fr_FR.UTF-8 fr
+pass "a French install at 80x24 (chosen after German: no German left on screen)"
+
+# ---- 4. A failure after the target was written: ENOSPC in the middle of the copy -----------------
+# The image file on a 16 MiB tmpfs: the partition table and the ESP fit, the root's 56 MiB of data
+# do not. A real reason, found where a real one would be: in the middle of writing.
+mkdir -p "$SMALL"
+mount -t tmpfs -o size=16M imprint-tui-test "$SMALL"
+TARGET=small/target.img start 80x24
+wait_for "Welcome to imprint"
+through_account -
+keys target.img Enter
+wait_for "The install failed." 60
+snap 80x24/07-failure-written
+screen | grep -qF "What failed: Copying the image's root partition (200 MiB) to partition 2" \
+        || fail "the failure screen does not name the copy of the root as the failed step"
+screen | grep -q "No space left on device" || fail "the failure screen does not say why"
+screen | grep -qF "The disk: $SMALL/target.img was partly written." \
+        || fail "the failure screen does not say the disk was written"
+! screen | grep -qF "nothing was written" || fail "the failure screen says nothing was written"
+screen | grep -qF "The log of this install: $D/imprint.log" || fail "the failure screen does not name the log"
+grep -qF "FAILED: Copying the image's root partition (200 MiB) to partition 2: " "$D/imprint.log" \
+        || fail "the log does not record the failed step"
+grep -q "FAILED: .*No space left on device" "$D/imprint.log" || fail "the log does not record why the step failed"
+grep -q "done in .* s: Writing the partition table" "$D/imprint.log" || fail "the log does not record the partition table written"
+has_esp_and_root "$SMALL/target.img" || fail "sfdisk does not find the partition table the failed install wrote"
+esp_off=$(sfdisk --json "$SMALL/target.img" | jq '.partitiontable.partitions[0].start * 512')
+[ "$(blkid -p -o value -s TYPE -O "$esp_off" "$SMALL/target.img")" = vfat ] \
+        || fail "the ESP the failed install created is not there"
+pass "a failure after writing names the step, says the disk was partly written and where the log is; the log and sfdisk agree"
+
+# "Save the log to a USB stick" looks for a removable or USB disk with a filesystem, mounts it and
+# copies the log there; it never takes a loop device or an image file, so this test cannot give it
+# one. Where this machine has none it must say so and leave the screen usable; where it has one,
+# the test leaves it alone (the installer would write the log onto it).
+removable=$(lsblk -dJ -o NAME,RM,TRAN,TYPE | jq -r '.blockdevices[] | select(.type == "disk" and (.rm == true or .rm == "1" or .tran == "usb")) | .name')
+if [ -z "$removable" ]; then
+        keys Down Enter
+        wait_for "No USB stick with a FAT, exFAT or ext4 filesystem was found." 30
+        snap 80x24/07-failure-save-log
+        ! grep -q " /tmp/imprint-usb\." /proc/self/mounts || fail "the failure screen left a USB stick mounted"
+        pass "the failure screen's \"Save the log\" says when no USB stick is there"
+        keys Down Enter   # Back: change the choices
+else
+        echo "note: removable disks ($(echo $removable)) are attached: \"Save the log to a USB stick\" is not tried" >&2
+        keys Down Down Enter   # Back: change the choices
+fi
+# Back to the first screen and quit from there: the question must not claim that nothing was
+# written, and the exit status is the failure's (ENOSPC: EXIT_TOO_SMALL, as the command line
+# exits for the same failure), not "cancelled".
+for _ in 1 2 3 4 5 6 7 8; do
+        screen | grep -q "Welcome to imprint" && break
+        keys Escape
+done
+wait_for "Welcome to imprint"
+keys Escape
+wait_for "Quit the installer?"
+snap 80x24/07-failure-quit
+! screen | grep -q "Nothing has been written" || fail "quitting after a failure that wrote says nothing was written"
+keys Enter
+wait_exit 4
+umount_small
+pass "quitting after a failure that wrote says so and exits with the failure's code"
+
+# ---- 5. English, 132x43, the live log during progress -----------------------------------------
 start 132x43
 wait_for "Welcome to imprint"
 snap 132x43/01-welcome
 through_account 132x43
-finish_install 132x43 "is installed on"
+# L right after confirming (as in run 1). The install takes seconds and its log shows times, so
+# the log view is checked by content, on one capture taken while it is up: rows 5-37 hold the log
+# (what the engine logged: each step, each command), the overall bar, the step line and the
+# warning under it, the key help at the bottom.
+tm send-keys -t main target.img Enter l
+for ((i = 0; i < 300; i++)); do
+        screen >"$D/log-view.txt"
+        grep -q "^  step 1/" "$D/log-view.txt" && grep -q "L Show the steps" "$D/log-view.txt" && break
+        sleep 0.1
+done
+grep -q "^  step 1/" "$D/log-view.txt" || { cat "$D/log-view.txt" >&2; fail "the live log never showed the first step"; }
+lv() { sed -n "$1p" "$D/log-view.txt"; }
+lv_fail() { cat "$D/log-view.txt" >&2; fail "$@"; }
+[ "$(wc -l <"$D/log-view.txt")" = 43 ] || lv_fail "the capture is not 43 rows"
+[ "$(lv 3)" = "  Installing Imprint Fake OS 7 on $D/target.img" ] || lv_fail "row 3 does not say what is installed where"
+[ "$(lv 43 | sed 's/ *$//')" = " F1 Help  L Show the steps" ] || lv_fail "the key help is not on the last row, or does not offer the steps back"
+lv 39 | grep -q "^  Overall  *\[.*\] *[0-9]*%$" || lv_fail "the overall bar is not on row 39"
+lv 40 | grep -q "^  Step [0-9] of [0-9]" || lv_fail "the step line is not on row 40"
+[ "$(lv 41 | sed 's/ *$//')" = "  Do not switch off the computer or remove the disk." ] || lv_fail "the warning is not on row 41"
+[ -z "$(lv 38 | tr -d ' ')" ] || lv_fail "the log runs into the overall bar"
+# The log fills the rows an 80x24 screen does not have (it has 14), and its lines use the width.
+[ "$(sed -n 5,37p "$D/log-view.txt" | grep -c .)" -ge 20 ] || lv_fail "the live log uses fewer than 20 rows at 132x43"
+grep -qxF "  plan for $D/target.img ready; asking for confirmation" "$D/log-view.txt" \
+        || lv_fail "the live log does not show the planning"
+sed -n 5,37p "$D/log-view.txt" | awk 'length > 80 { wide = 1 } END { exit !wide }' \
+        || lv_fail "no line of the live log uses more than 80 columns at 132x43"
+sed -n 5,37p "$D/log-view.txt" | awk 'length > 130 { over = 1 } END { exit over }' \
+        || lv_fail "a line of the live log runs into the right margin"
+pass "at 132x43, L shows the live log over the whole height and width during progress"
+# The log view stays up until the end: the done screen is drawn over it whole (golden screen).
+wait_for "is installed on" 120
+snap 132x43/08-done
+keys Enter
+wait_exit 0
 check_image en_US.UTF-8 us
 pass "an install at 132x43"
 
