@@ -17,6 +17,7 @@
 
 typedef struct StepView {
         char *description;
+        char *id;
         uint64_t done, total;
         uint64_t elapsed_usec;
         enum { STEP_PENDING, STEP_RUNNING, STEP_DONE, STEP_FAILED } state;
@@ -39,12 +40,26 @@ static uint64_t now_usec(void) {
 }
 
 void ui_progress_reset(Tui *t) {
-        for (unsigned i = 0; i < MAX_STEPS; i++)
+        for (unsigned i = 0; i < MAX_STEPS; i++) {
                 free(pg.steps[i].description);
+                free(pg.steps[i].id);
+        }
         memset(&pg, 0, sizeof(pg));
         pg.eta_usec = -1;
         t->wrote = false;
         t->failed_step = mfree(t->failed_step);
+}
+
+/* What a step weighs in the overall bar: the bytes it moves (reading the image, copying,
+ * reading back), and for steps without a size what they cost in time on a typical machine,
+ * in the same unit: formatting a LUKS2 volume (argon2id, TPM sealing) about as long as moving
+ * 512 MiB, anything else (a partition table, a filesystem, the boot loader) about 32 MiB. */
+static double step_weight(const StepView *s) {
+        if (s->total > 1)
+                return (double) s->total;
+        if (s->id && strncmp(s->id, "encrypt-", 8) == 0)
+                return 512.0 * 1024 * 1024;
+        return 32.0 * 1024 * 1024;
 }
 
 static void draw(Tui *t) {
@@ -81,9 +96,14 @@ static void draw(Tui *t) {
                         int bw = 22;
 
                         if (s->state == STEP_PENDING) {
-                                /* TRANSLATORS: a step that has not begun yet; %u is its number. */
-                                snprintf(line, sizeof(line), _("step %u, waiting"), i + 1);
-                                ui_text(y, 2 + bw + 2, COLS - bw - 6, ui_attr_dim(), line);
+                                /* Announced by the executor ("planned") before the first step. */
+                                if (s->description)
+                                        ui_text(y, 2 + bw + 2, COLS - bw - 6, ui_attr_dim(), s->description);
+                                else {
+                                        /* TRANSLATORS: a step that has not begun yet; %u is its number. */
+                                        snprintf(line, sizeof(line), _("step %u, waiting"), i + 1);
+                                        ui_text(y, 2 + bw + 2, COLS - bw - 6, ui_attr_dim(), line);
+                                }
                                 continue;
                         }
                         ui_bar(t, y, 2, bw, s->state == STEP_DONE ? 1 : s->done, s->state == STEP_DONE ? 1 : MAX(s->total, 1));
@@ -92,19 +112,22 @@ static void draw(Tui *t) {
                 }
         }
 
-        /* The overall bar: finished steps plus the running step's share. */
+        /* The overall bar: the finished steps plus the running step's share, each step weighted
+         * by the work in it (step_weight()), so that it moves as the install does. */
         {
-                double frac = 0;
-                if (pg.n_steps > 0) {
-                        unsigned finished = 0;
-                        for (unsigned i = 0; i < pg.n_steps && i < MAX_STEPS; i++)
-                                if (pg.steps[i].state == STEP_DONE)
-                                        finished++;
-                        frac = finished;
-                        if (pg.current > 0 && pg.steps[pg.current - 1].state == STEP_RUNNING && pg.steps[pg.current - 1].total > 0)
-                                frac += (double) pg.steps[pg.current - 1].done / (double) pg.steps[pg.current - 1].total;
-                        frac /= pg.n_steps;
+                double frac = 0, all = 0;
+                for (unsigned i = 0; i < pg.n_steps && i < MAX_STEPS; i++) {
+                        const StepView *s = &pg.steps[i];
+                        double w = step_weight(s);
+
+                        all += w;
+                        if (s->state == STEP_DONE)
+                                frac += w;
+                        else if (s->state == STEP_RUNNING && s->total > 1)
+                                frac += w * (double) MIN(s->done, s->total) / (double) s->total;
                 }
+                if (all > 0)
+                        frac /= all;
                 ui_text(LINES - 5, 2, 12, A_BOLD, _("Overall"));
                 ui_bar(t, LINES - 5, 14, COLS - 16, (uint64_t) (frac * 10000), 10000);
         }
@@ -139,10 +162,22 @@ void ui_progress(const ProgressEvent *ev, void *userdata) {
         pg.n_steps = MIN(ev->n_steps, (unsigned) MAX_STEPS);
         if (ev->step >= 1 && ev->step <= MAX_STEPS) {
                 s = &pg.steps[ev->step - 1];
-                pg.current = ev->step;
+                if (ev->type != PROGRESS_PLANNED)
+                        pg.current = ev->step;
         }
         if (s) {
+                if (ev->id && (!s->id || !streq(s->id, ev->id))) {
+                        free(s->id);
+                        s->id = strdup(ev->id);
+                }
                 switch (ev->type) {
+                case PROGRESS_PLANNED:
+                        free(s->description);
+                        s->description = strdup(ev->description);
+                        s->state = STEP_PENDING;
+                        s->total = ev->total;
+                        s->done = 0;
+                        break;
                 case PROGRESS_BEGIN:
                         free(s->description);
                         s->description = strdup(ev->description);

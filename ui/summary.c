@@ -83,8 +83,9 @@ static void build_body(Tui *t, const Plan *p, Body *b) {
                          p->encryption.tpm2_pin ? _(" with a PIN") : "", p->encryption.passphrase ? _(", and a passphrase") : "");
         else
                 body_add(b, 0, "%s", _("Encryption:  none"));
-        if (p->encryption.note)
-                body_add(b, ui_attr_dim(), "             %s", p->encryption.note);
+        /* Under the value of the line above, in every language. */
+        if (p->encryption.note && b->n > 0)
+                body_add(b, ui_attr_dim(), "%*s%s", b->hangs[b->n - 1], "", p->encryption.note);
         if (p->account)
                 body_add(b, 0, _("Account:     %s%s%s%s, %s%s"), p->account->user_name, p->account->real_name ? " (" : "",
                          p->account->real_name ?: "", p->account->real_name ? ")" : "",

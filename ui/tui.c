@@ -286,7 +286,10 @@ void ui_lines(Tui *t, int y0, int y1, int x, int width, char **lines, size_t n, 
 /* ---- main loop ---------------------------------------------------------------------------------- */
 
 static bool ask_quit(Tui *t) {
-        return ui_message(t, _("Quit"), _("Quit the installer? Nothing has been written to any disk."),
+        return ui_message(t, _("Quit"),
+                          t->wrote ? _("Quit the installer? The install that failed had begun to write: that disk does not "
+                                       "start a system.")
+                                   : _("Quit the installer? Nothing has been written to any disk."),
                           _("Enter: quit   Esc: stay"));
 }
 
@@ -408,7 +411,8 @@ int tui_run(const TuiOptions *o) {
                 if (n == UI_BACK) {
                         if (state == 0) {
                                 if (ask_quit(&t)) {
-                                        code = exit_code_from_errno(-ECANCELED);
+                                        /* After a failed install: its exit status, as for Quit on the failure screen. */
+                                        code = t.wrote && t.exit_code != 0 ? t.exit_code : exit_code_from_errno(-ECANCELED);
                                         break;
                                 }
                         } else

@@ -668,8 +668,13 @@ int executor_run(const Plan *p, Image *img, const ExecOptions *o, const ExecCall
                                 error_setf(r, _("%s failed: %s"), s->description, strerror(-r));
                         if (e.partitioned && p->source) {
                                 char cause[2048];
+                                size_t n;
 
+                                /* One sentence after the other: the cause ends with its stop. */
                                 snprintf(cause, sizeof(cause), "%s", error_message());
+                                n = strlen(cause);
+                                if (n > 0 && n + 1 < sizeof(cause) && !strchr(".!?", cause[n - 1]))
+                                        strcpy(cause + n, ".");
                                 error_setf(r, _("%s %s is partitioned but not bootable; nothing on it can be used. Fix the cause and install again."),
                                            cause, p->target);
                         }
