@@ -11,6 +11,7 @@
 #include "error.h"
 #include "fileio.h"
 #include "log.h"
+#include "proc-cmdline.h"
 #include "size.h"
 
 #define DEFAULTS_PATH "/etc/imprint/imprint.conf"
@@ -250,20 +251,18 @@ int install_config_load_defaults(InstallConfig *c) {
         return install_config_merge_file(c, DEFAULTS_PATH);
 }
 
-/* imprint.config=PATH on the kernel command line. */
+/* imprint.config=PATH on the kernel command line (quoted if it has spaces; the last one wins). */
 static int cmdline_config_path(char **ret) {
-        _cleanup_(freep) char *line = NULL;
+        _cleanup_(freep) char *path = NULL;
         int r;
 
-        r = read_one_line_file("/proc/cmdline", &line);
-        if (r < 0)
+        r = proc_cmdline_get_key("imprint.config", &path);
+        if (r == -ENOMEM)
+                return r;
+        if (r <= 0 || isempty(path))
                 return 0;
-        for (char *w = strtok(line, " \t"); w; w = strtok(NULL, " \t"))
-                if (strncmp(w, "imprint.config=", 15) == 0 && w[15]) {
-                        *ret = strdup(w + 15);
-                        return *ret ? 1 : -ENOMEM;
-                }
-        return 0;
+        *ret = TAKE_PTR(path);
+        return 1;
 }
 
 int install_config_find(InstallConfig *c, const char *explicit_path) {
