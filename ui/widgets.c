@@ -147,7 +147,8 @@ int ui_wrap_hanging(int y, int x, int width, int hang, int max_rows, int attr, c
 
         if (!utf8 || width <= 0)
                 return 0;
-        if (hang < 0 || hang > width / 2)
+        /* Continuation rows need some room: at least 12 columns. */
+        if (hang < 0 || hang > width - 12)
                 hang = 0;
         w = to_wide(utf8);
         if (!w)

@@ -29,10 +29,12 @@
 # console shows the full-screen installer (TERM tmux-256color). The rig makes tmux the terminal at
 # the other end of the serial line: a pane of 80x24 shows the serial output and sends its keys to
 # the guest, and the test reads the screens with capture-pane and types as a person would: language
-# and keyboard, the disk, the layout, encryption with the TPM and a TPM PIN, the account carol
+# and keyboard, the disk, the layout, encryption with the TPM, a TPM PIN and a passphrase, the account carol
 # with her password, computer name and time zone, the disk's name, then the recovery key — read off
-# the screen, two groups typed back — the progress, and "Switch off the computer". The key read
-# off the screen must open root (and home) with stock cryptsetup on the host; the target then boots
+# the screen, two groups typed back — the progress (every step listed, the live log), and "Exit to
+# a shell", from which the Linux console's screen (tty1, /dev/vcsu1) is read and the machine
+# switched off. The key read off the screen and the passphrase must open root (and home) with
+# stock cryptsetup on the host, a wrong passphrase must not; the target then boots
 # with the PIN typed at systemd's prompt: root (and home) dm-crypt LUKS2, carol a homed user who
 # logs in. Neither the key nor the password or PIN may be on the installed disk or in the live
 # medium's overlay (the key is in the serial log: that is the screen it was shown on).
@@ -78,7 +80,7 @@ cleanup() {
         if [ "$KEEP" = 0 ]; then
                 rm -rf "$WORK/tpm"
                 rm -f "$WORK/target.img" "$WORK/live.qcow2" "$WORK/OVMF_VARS.fd" "$WORK/OVMF_VARS-pcr7.fd" "$WORK/escrow.img" "$WORK/recovery.key" \
-                        "$WORK/password" "$WORK/pin" "$WORK/pin.answer" "$WORK/groups"
+                        "$WORK/password" "$WORK/pin" "$WORK/pin.answer" "$WORK/groups" "$WORK/passphrase"
         fi
         echo "work directory: $WORK ($([ "$KEEP" = 1 ] && echo "disks kept" || echo "logs only"))"
         exit "$rc"
@@ -185,7 +187,9 @@ if [ "$MODE" = tui ]; then
         echo "== live boot, full-screen installer on the serial console (tmux as the terminal)"
         user_password="Harbour-signal $(basename "$WORK") 5"
         pin="tui-pin-$(basename "$WORK")"
+        passphrase="Quiet orchard $(basename "$WORK") lamp 31"
         umask 077
+        printf '%s' "$passphrase" >"$WORK/passphrase"
         printf '%s' "$user_password" >"$WORK/password"
         printf '%s' "$pin" >"$WORK/pin"
         printf '%s\n' "$pin" >"$WORK/pin.answer"
@@ -213,7 +217,8 @@ if [ "$MODE" = tui ]; then
         # type_file FILE: its text typed into the focused field, from a paste buffer.
         type_file() { tm load-buffer -b secret "$1"; tm paste-buffer -d -b secret -t main; sleep 1; }
 
-        cleanup_tui() { tm kill-server 2>/dev/null || true; kill "$boot_pid" 2>/dev/null || true; }
+        # (exit $rc): cleanup reads the script's exit status from $?, which cleanup_tui changes.
+        cleanup_tui() { local rc=$?; tm kill-server 2>/dev/null || true; kill "$boot_pid" 2>/dev/null || true; return "$rc"; }
         trap 'cleanup_tui; cleanup' EXIT
         # systemd-stub appends this SMBIOS string to the UKI's command line (no Secure Boot here).
         extra='imprint.frontend.ttyS0=tui systemd.tty.term.ttyS0=tmux-256color'
@@ -250,12 +255,18 @@ if [ "$MODE" = tui ]; then
         keys Enter
         wait_for "TPM 2.0: usable" 120
         shot encryption
-        # Encrypt (on by default), the TPM asks for a PIN: PIN, Space, then the PIN twice.
+        # Encrypt (on by default), the TPM asks for a PIN: PIN, Space, then the PIN twice; and a
+        # passphrase: Space, then it twice.
         keys Down Space Down
         type_file "$WORK/pin"
         keys Down
         type_file "$WORK/pin"
+        keys Down Space Down
+        type_file "$WORK/passphrase"
+        keys Down
+        type_file "$WORK/passphrase"
         shot encryption-pin
+        screen | grep -q 'Strength: ' || failed "the encryption screen shows no strength for the passphrase"
         keys Enter
         wait_for "Full name" 60
         # A systemd-homed account: the storage choice is offered.
@@ -272,7 +283,9 @@ if [ "$MODE" = tui ]; then
         shot summary
         name=$(screen | grep -o 'Type "vd[a-z]*" to install' | head -n 1 | cut -d'"' -f2)
         [ -n "$name" ] || failed "the summary names no disk to type"
-        screen | grep -q 'TPM' || failed "the summary does not say the TPM unlocks the disk"
+        screen | tr -s ' \n' ' ' | grep -q 'unlocked by the TPM with a PIN, and a passphrase' \
+                || failed "the summary does not say TPM + PIN and a passphrase unlock the disk"
+        screen | grep -qE '^ {40,}\(encrypted\)' || failed "the summary's root row does not say \"(encrypted)\" under its LABEL column"
         keys "$name" Enter
         wait_for "RECOVERY KEY for $name" 300
         shot recovery-key
@@ -290,6 +303,8 @@ if [ "$MODE" = tui ]; then
         wait_for "Overall" 120
         screen | grep -qE '[cbdefghijklnrtuv]{8}-[cbdefghijklnrtuv]{8}' && failed "the recovery key is still on the screen during the install"
         shot progress
+        # Every step is listed from the start, the later ones by their titles.
+        screen | grep -q 'Flushing /dev/' || failed "the progress screen does not list the steps to come"
         # L: the live log, and back.
         keys l
         wait_for "L Show the steps" 30
@@ -307,7 +322,9 @@ if [ "$MODE" = tui ]; then
         keys Enter
         wait_for 'Type "exit" to go back to the installer.' 30
         # $((…)): the markers in the output are not the ones in the echoed command line.
-        keys 'echo VCS-$((1+1))-BEGIN; stty -F /dev/tty1 size; iconv -f UTF-32LE -t UTF-8 /dev/vcsu1 | fold -w "$(stty -F /dev/tty1 size | cut -d" " -f2)"; echo; tr "\0" "\n" </proc/"$(systemctl show -P MainPID imprint@tty1.service)"/environ | grep ^TERM=; echo VCS-$((1+1))-END' Enter
+        # The screen comes as one line of characters; it is cut into rows here (fold counts bytes,
+        # which moves every row after a "•").
+        keys 'echo VCS-$((1+1))-BEGIN; stty -F /dev/tty1 size; iconv -f UTF-32LE -t UTF-8 /dev/vcsu1; echo; tr "\0" "\n" </proc/"$(systemctl show -P MainPID imprint@tty1.service)"/environ | grep ^TERM=; echo VCS-$((1+1))-END' Enter
         sleep 3
         keys 'systemctl poweroff' Enter
         rc=0
@@ -315,7 +332,17 @@ if [ "$MODE" = tui ]; then
         cat "$WORK/live-boot.out"
         [ "$rc" = 0 ] || failed "the live system did not power off after the install (serial log $WORK/live-serial.log)"
         tm kill-server 2>/dev/null || true
-        sed -E "s/\x1b\[[0-?]*[ -\/]*[@-~]//g; s/\r//g" "$WORK/live-serial.log" | sed -n '/^VCS-2-BEGIN/,/^VCS-2-END/p' >"$WORK/tty1-screen.txt"
+        sed -E "s/\x1b\[[0-?]*[ -\/]*[@-~]//g; s/\r//g" "$WORK/live-serial.log" | sed -n '/^VCS-2-BEGIN/,/^VCS-2-END/p' \
+                | python3 -X utf8 -c '
+import sys
+lines = sys.stdin.read().split("\n")
+cols = int(lines[1].split()[1]) if len(lines) > 1 and len(lines[1].split()) == 2 else 80
+for i, l in enumerate(lines):
+    if i == 2:
+        for k in range(0, len(l), cols):
+            print(l[k:k + cols])
+    elif l:
+        print(l)' >"$WORK/tty1-screen.txt"
         cat "$WORK/tty1-screen.txt"
         grep -q 'Welcome to imprint' "$WORK/tty1-screen.txt" && grep -q 'Step 1 of 6' "$WORK/tty1-screen.txt" \
                 || failed "the Linux console (tty1) does not show the full-screen installer (see $WORK/tty1-screen.txt)"
@@ -339,12 +366,20 @@ if [ "$MODE" = tui ]; then
                 rc=0
                 cryptsetup isLuks --type luks2 "$loop" || rc=1
                 [ "$rc" = 1 ] || cryptsetup open --test-passphrase --key-file="$WORK/recovery.key" "$loop" || rc=2
+                [ "$rc" != 0 ] || cryptsetup open --test-passphrase --key-file="$WORK/passphrase" "$loop" || rc=3
+                [ "$rc" != 0 ] || ! printf 'not-the-passphrase' | cryptsetup open --test-passphrase --key-file=- "$loop" 2>/dev/null || rc=4
                 losetup -d "$loop"
-                [ "$rc" = 0 ] || failed "partition type $type at sector $start: $([ "$rc" = 1 ] && echo "not LUKS2" || echo "the recovery key from the screen does not open it")"
+                case $rc in
+                0) ;;
+                1) failed "partition type $type at sector $start is not LUKS2" ;;
+                2) failed "the recovery key from the screen does not open the partition at sector $start" ;;
+                3) failed "the passphrase typed in the installer does not open the partition at sector $start" ;;
+                *) failed "a wrong passphrase opens the partition at sector $start" ;;
+                esac
                 n_crypt=$((n_crypt + 1))
         done < <(sfdisk --json "$WORK/target.img" | jq -r '.partitiontable.partitions[] | "\(.start) \(.size) \(.type)"')
         [ "$n_crypt" -ge 1 ] || failed "no root partition on the installed disk"
-        echo "ok: the recovery key shown on the screen opens the $n_crypt encrypted partition(s) (stock cryptsetup)"
+        echo "ok: the recovery key shown on the screen and the passphrase typed open the $n_crypt encrypted partition(s), a wrong one does not (stock cryptsetup)"
 
         echo "== target boot: the TPM asks for the PIN; carol exists and logs in"
         t=$EPOCHREALTIME
@@ -374,13 +409,14 @@ if [ "$MODE" = tui ]; then
         for f in "$WORK/target.img" "$WORK/live.qcow2" "$WORK/live-serial.log" "$WORK/target-serial.log"; do
                 ! grep -aqF -- "$user_password" "$f" || failed "the password is in $f"
                 ! grep -aqF -- "$pin" "$f" || failed "the PIN is in $f"
+                ! grep -aqF -- "$passphrase" "$f" || failed "the passphrase is in $f"
         done
         for f in "$WORK/target.img" "$WORK/live.qcow2" "$WORK/target-serial.log"; do
                 ! grep -aqF -- "$key" "$f" || failed "the recovery key is in $f"
                 ! grep -aqF -- "${key//-/}" "$f" || failed "the recovery key (without dashes) is in $f"
         done
-        rm -f "$WORK/password" "$WORK/pin" "$WORK/pin.answer"
-        echo "ok: the password and the PIN are on no disk and in no log; the recovery key is on neither disk"
+        rm -f "$WORK/password" "$WORK/pin" "$WORK/pin.answer" "$WORK/passphrase"
+        echo "ok: the password, the PIN and the passphrase are on no disk and in no log; the recovery key is on neither disk"
         report_times
         echo "PASS: live medium, full-screen install on the serial console with TPM + PIN, recovery key and a homed account"
         exit 0
