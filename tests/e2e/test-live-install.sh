@@ -118,6 +118,18 @@ BOOT=(bash "$here/boot-image.sh" "$WORK/target.img" --disk "$WORK/live.qcow2:liv
 # escaping).
 cred() { printf 'type=11,value=io.systemd.credential.binary:%s=%s' "$1" "$(printf '%s' "$2" | base64 -w0)"; }
 
+# boot_target USER PASSWORD [boot-image.sh options…]: the installed disk alone, with the TPM state
+# and firmware variables of the install; the test image's check unit learns the account to try and
+# its password from test-only credentials (check.d/60-account).
+boot_target() {
+        local user=$1 password=$2
+        shift 2
+        bash "$here/boot-image.sh" "$WORK/target.img" --tpm-state "$WORK/tpm" --vars "$WORK/OVMF_VARS.fd" \
+                --log "$WORK/target-serial.log" --timeout 700 \
+                --qemu-arg -smbios --qemu-arg "$(cred imprint-test.user "$user")" \
+                --qemu-arg -smbios --qemu-arg "$(cred imprint-test.password "$password")" "$@"
+}
+
 # imprint --plain's first line. Not systemd's "Welcome to <PRETTY_NAME>!" line.
 WELCOME='Welcome to imprint([.!,:]|$)'
 
@@ -155,10 +167,7 @@ if [ "$MODE" = interactive ]; then
         echo "== target boot: bob exists, logs in, settings as typed"
         t=$EPOCHREALTIME
         C='IMPRINT-CHECK check.d/60-account:'
-        bash "$here/boot-image.sh" "$WORK/target.img" --tpm-state "$WORK/tpm" --vars "$WORK/OVMF_VARS.fd" \
-                --log "$WORK/target-serial.log" --timeout 700 \
-                --qemu-arg -smbios --qemu-arg "$(cred imprint-test.user bob)" \
-                --qemu-arg -smbios --qemu-arg "$(cred imprint-test.password "$user_password")" \
+        boot_target bob "$user_password" \
                 --expect "$C user-kind=homed" \
                 --expect "$C user-real-name=Bob Example" \
                 --expect "$C user-id-groups=.*\\bsudo\\b" \
@@ -385,11 +394,8 @@ for i, l in enumerate(lines):
         t=$EPOCHREALTIME
         E='IMPRINT-CHECK check.d/50-encryption:'
         C='IMPRINT-CHECK check.d/60-account:'
-        bash "$here/boot-image.sh" "$WORK/target.img" --tpm-state "$WORK/tpm" --vars "$WORK/OVMF_VARS.fd" \
-                --log "$WORK/target-serial.log" --timeout 700 \
+        boot_target carol "$user_password" \
                 --answer '^[^A-Za-z]*Please enter .*PIN' "$WORK/pin.answer" \
-                --qemu-arg -smbios --qemu-arg "$(cred imprint-test.user carol)" \
-                --qemu-arg -smbios --qemu-arg "$(cred imprint-test.password "$user_password")" \
                 --stop-after '^Please enter passphrase' \
                 --expect 'Please enter .*PIN' \
                 --expect "$E root-crypt=root luks2" \
@@ -467,11 +473,7 @@ echo "== target boot 1 (same TPM, same firmware variables): no prompt; the accou
 t=$EPOCHREALTIME
 E='IMPRINT-CHECK check.d/50-encryption:'
 A='IMPRINT-CHECK check.d/60-account:'
-# The check unit learns which user to try and its password from test-only credentials.
-bash "$here/boot-image.sh" "$WORK/target.img" --tpm-state "$WORK/tpm" --vars "$WORK/OVMF_VARS.fd" \
-        --log "$WORK/target-serial.log" --timeout 700 \
-        --qemu-arg -smbios --qemu-arg "$(cred imprint-test.user alice)" \
-        --qemu-arg -smbios --qemu-arg "$(cred imprint-test.password "$user_password")" \
+boot_target alice "$user_password" \
         --expect "$A user-kind=homed" \
         --expect "$A user-storage=luks" \
         --expect "$A user-real-name=Alice Example" \
