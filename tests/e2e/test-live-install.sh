@@ -29,14 +29,14 @@
 # console shows the full-screen installer (TERM tmux-256color). The rig makes tmux the terminal at
 # the other end of the serial line: a pane of 80x24 shows the serial output and sends its keys to
 # the guest, and the test reads the screens with capture-pane and types as a person would: language
-# and keyboard, the disk, the layout, encryption with the TPM, a TPM PIN and a passphrase, the account carol
-# with her password, computer name and time zone, the disk's name, then the recovery key — read off
-# the screen, two groups typed back — the progress (every step listed, the live log), and "Exit to
+# and keyboard, the disk, the layout with a 1 GiB home, encryption with the TPM, a TPM PIN and a
+# passphrase, the account carol with her password, computer name and time zone, the disk's name,
+# then the recovery key — read off the screen, two groups typed back — the progress (every step listed, the live log), and "Exit to
 # a shell", from which the Linux console's screen (tty1, /dev/vcsu1) is read and the machine
-# switched off. The key read off the screen and the passphrase must open root (and home) with
+# switched off. The key read off the screen and the passphrase must open root and home with
 # stock cryptsetup on the host, a wrong passphrase must not; the target then boots
-# with the PIN typed at systemd's prompt: root (and home) dm-crypt LUKS2, carol a homed user who
-# logs in. Neither the key nor the password or PIN may be on the installed disk or in the live
+# with the PIN typed at systemd's prompt: root and home dm-crypt LUKS2, carol a homed user who
+# logs in. Neither the key nor the password, PIN or passphrase may be on the installed disk or in the live
 # medium's overlay (the key is in the serial log: that is the screen it was shown on).
 #
 # --keep keeps the disks, the TPM state and the firmware variables; the serial logs are always
@@ -221,6 +221,16 @@ if [ "$MODE" = tui ]; then
                 screen
                 failed "\"$1\" never appeared on the serial console's screen (screens: $WORK/screens.txt)"
         }
+        # wait_re REGEX SECONDS WHAT: until a line of the screen matches REGEX (grep -E).
+        wait_re() {
+                local i
+                for ((i = 0; i < $2 * 5; i++)); do
+                        screen | grep -qE -- "$1" && return 0
+                        sleep 0.2
+                done
+                shot "waiting for /$1/"
+                failed "$3"
+        }
         # keys KEY…: as tmux send-keys; then a pause for the serial line and the redraw.
         keys() { tm send-keys -t main "$@"; sleep 1; }
         # type_file FILE: its text typed into the focused field, from a paste buffer.
@@ -260,6 +270,9 @@ if [ "$MODE" = tui ]; then
         screen | grep -q 'target' || failed "the disk screen does not show the target disk"
         keys Enter
         wait_for "Erase the whole disk and install" 60
+        # A home partition of 1 GiB (Tab to the Home size; the table is planned again at once).
+        keys Tab Tab Tab C-u 1G
+        wait_re '^ +3 +home +create' 30 "the layout table shows no home partition after setting its size"
         shot layout
         keys Enter
         wait_for "TPM 2.0: usable" 120
@@ -387,8 +400,8 @@ for i, l in enumerate(lines):
                 esac
                 n_crypt=$((n_crypt + 1))
         done < <(sfdisk --json "$WORK/target.img" | jq -r '.partitiontable.partitions[] | "\(.start) \(.size) \(.type)"')
-        [ "$n_crypt" -ge 1 ] || failed "no root partition on the installed disk"
-        echo "ok: the recovery key shown on the screen and the passphrase typed open the $n_crypt encrypted partition(s), a wrong one does not (stock cryptsetup)"
+        [ "$n_crypt" = 2 ] || failed "$n_crypt encrypted partitions on the installed disk, not root and home"
+        echo "ok: the recovery key shown on the screen and the passphrase typed open root and home, a wrong one does not (stock cryptsetup)"
 
         echo "== target boot: the TPM asks for the PIN; carol exists and logs in"
         t=$EPOCHREALTIME
@@ -400,6 +413,8 @@ for i, l in enumerate(lines):
                 --expect 'Please enter .*PIN' \
                 --expect "$E root-crypt=root luks2" \
                 --expect "$E root-crypt-backing=.* 4f68bce3-e8cd-4db1-96e7-fbcaf984b709" \
+                --expect "$E home-crypt=home luks2" \
+                --expect "$E home-crypt-backing=.* 933ac7e1-2eb4-4f13-b844-0e14e2aef915" \
                 --expect "$C user-kind=homed" \
                 --expect "$C user-real-name=Carol Example" \
                 --expect "$C user-id-groups=.*\\bsudo\\b" \
@@ -409,7 +424,7 @@ for i, l in enumerate(lines):
                 --expect "$C timezone=Europe/Rome\$" \
                 || failed "booting the disk installed through the full-screen installer (serial log $WORK/target-serial.log)"
         phase_done "target boot (TPM + PIN)" "$t"
-        echo "ok: the installed disk asked for the TPM PIN, opened root with it, and carol logs in"
+        echo "ok: the installed disk asked for the TPM PIN, opened root and home with it, and carol logs in"
 
         key=$(cat "$WORK/recovery.key")
         for f in "$WORK/target.img" "$WORK/live.qcow2" "$WORK/live-serial.log" "$WORK/target-serial.log"; do
