@@ -137,8 +137,15 @@ static void exec_login_shell(void) {
         snprintf(argv0, sizeof(argv0), "-%s", base);
         printf("%s\n", _("A shell. Type \"exit\" to go back to the installer."));
         fflush(stdout);
-        if (pw && chdir(pw->pw_dir) < 0)
-                (void) chdir("/");
+        /* A service has no login environment: set what login(1) would. */
+        if (pw) {
+                (void) setenv("HOME", pw->pw_dir, 1);
+                (void) setenv("USER", pw->pw_name, 1);
+                (void) setenv("LOGNAME", pw->pw_name, 1);
+        }
+        (void) setenv("SHELL", shell, 1);
+        if (!pw || chdir(pw->pw_dir) < 0)
+                (void) !chdir("/");
         execl(shell, argv0, (char *) NULL);
         fprintf(stderr, "imprint: %s: %m\n", shell);
 }

@@ -346,7 +346,7 @@ if [ "$MODE" = tui ]; then
         # $((…)): the markers in the output are not the ones in the echoed command line.
         # The screen comes as one line of characters; it is cut into rows here (fold counts bytes,
         # which moves every row after a "•").
-        keys 'echo VCS-$((1+1))-BEGIN; stty -F /dev/tty1 size; iconv -f UTF-32LE -t UTF-8 /dev/vcsu1; echo; tr "\0" "\n" </proc/"$(systemctl show -P MainPID imprint@tty1.service)"/environ | grep ^TERM=; echo VCS-$((1+1))-END' Enter
+        keys 'echo VCS-$((1+1))-BEGIN; stty -F /dev/tty1 size; iconv -f UTF-32LE -t UTF-8 /dev/vcsu1; echo; tr "\0" "\n" </proc/"$(systemctl show -P MainPID imprint@tty1.service)"/environ | grep ^TERM=; echo "SHELL-ENV=$HOME $USER $(pwd)"; echo VCS-$((1+1))-END' Enter
         sleep 3
         keys 'systemctl poweroff' Enter
         rc=0
@@ -369,6 +369,7 @@ for i, l in enumerate(lines):
         grep -q 'Welcome to imprint' "$WORK/tty1-screen.txt" && grep -q 'Step 1 of 6' "$WORK/tty1-screen.txt" \
                 || failed "the Linux console (tty1) does not show the full-screen installer (see $WORK/tty1-screen.txt)"
         grep -qx 'TERM=linux' "$WORK/tty1-screen.txt" || failed "the installer on tty1 does not run with TERM=linux"
+        grep -qx 'SHELL-ENV=/root root /root' "$WORK/tty1-screen.txt" || failed "the shell from the last screen has no login environment (HOME, USER, working directory)"
         # The language list is one column: a console that counts the bytes of "•" as glyphs (not
         # in UTF-8 mode) pushes the rows after it to the right.
         c_en=$(grep -m1 'English' "$WORK/tty1-screen.txt" | awk '{ print index($0, "(") }')
