@@ -97,13 +97,7 @@ static void draw(Tui *t) {
 
                         if (s->state == STEP_PENDING) {
                                 /* Announced by the executor ("planned") before the first step. */
-                                if (s->description)
-                                        ui_text(y, 2 + bw + 2, COLS - bw - 6, ui_attr_dim(), s->description);
-                                else {
-                                        /* TRANSLATORS: a step that has not begun yet; %u is its number. */
-                                        snprintf(line, sizeof(line), _("step %u, waiting"), i + 1);
-                                        ui_text(y, 2 + bw + 2, COLS - bw - 6, ui_attr_dim(), line);
-                                }
+                                ui_text(y, 2 + bw + 2, COLS - bw - 6, ui_attr_dim(), s->description ?: "");
                                 continue;
                         }
                         ui_bar(t, y, 2, bw, s->state == STEP_DONE ? 1 : s->done, s->state == STEP_DONE ? 1 : MAX(s->total, 1));
