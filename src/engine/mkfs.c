@@ -134,8 +134,9 @@ static int build_vfat(Argv *a, const char *path, const MkfsTarget *t, bool at_of
         FatGeometry g;
 
         if (fat_choose_geometry(t->size, t->sector_size, &g) < 0)
-                return error_setf(-ERANGE, _("No FAT filesystem fits %s with %" PRIu32 "-byte sectors."), FORMAT_BYTES(t->size),
-                                  t->sector_size);
+                /* TRANSLATORS: the partition's size, then its sector size in bytes (512 or 4096). */
+                return error_setf(-ERANGE, _("No FAT filesystem fits %s with %u-byte sectors."), FORMAT_BYTES(t->size),
+                                  (unsigned) t->sector_size);
         log_info("vfat on %s: FAT%u, %u sectors of %" PRIu32 " bytes per cluster, %" PRIu64 " clusters", path, g.bits,
                  g.sectors_per_cluster, t->sector_size, g.clusters);
 
@@ -405,6 +406,7 @@ static int mkfs_check(const MkfsType *m, const MkfsTarget *t, const char *where)
                         return tmp;
                 r = copy_data_regions(t->fd, t->offset, t->size, tmp, 0);
                 if (r < 0)
+                        /* TRANSLATORS: the filesystem type, the image file, then the reason. */
                         return error_setf(r, _("Cannot read the new %s filesystem in %s back: %s"), m->name, t->file, strerror(-r));
                 snprintf(path, sizeof(path), "%s", p);
                 keep = tmp;
@@ -431,6 +433,9 @@ static int mkfs_check(const MkfsType *m, const MkfsTarget *t, const char *where)
                 return 0;
 
         first_lines(out, lines, sizeof(lines));
+        /* TRANSLATORS: the filesystem type (vfat, ext4…); where it is (a partition, or an image file
+         * at an offset); the checker and its options ("fsck.fat" "-n"); its exit status; the first
+         * lines of what it printed (untranslated). */
         return error_setf(-EUCLEAN, _("The new %s filesystem on %s fails its check: %s %s (exit status %d) says: %s"), m->name,
                           where, m->checker, m->checker_args, status, lines[0] ? lines : _("no output"));
 }
@@ -447,6 +452,7 @@ int mkfs_make(const char *fstype, const MkfsTarget *target, const char *label, s
         if (!find_executable(m->program))
                 return error_setf(-ENOPKG, _("%s is needed to create the %s filesystem, but it is not installed."), m->program, fstype);
         if (m->checker && !find_executable(m->checker))
+                /* TRANSLATORS: the checker program (fsck.fat, e2fsck…), then the filesystem type. */
                 return error_setf(-ENOPKG, _("%s is needed to check the new %s filesystem, but it is not installed."), m->checker, fstype);
 
         if (t.node) {
@@ -458,6 +464,7 @@ int mkfs_make(const char *fstype, const MkfsTarget *target, const char *label, s
                 if (fd < 0)
                         return error_setf(-errno, _("Cannot open %s: %m"), t.node);
                 if (ioctl(fd, BLKGETSIZE64, &t.size) < 0 || ioctl(fd, BLKSSZGET, &ss) < 0 || ss <= 0)
+                        /* TRANSLATORS: a device node (/dev/sda1). */
                         return error_setf(-errno, _("Cannot read the size of %s: %m"), t.node);
                 t.sector_size = (uint32_t) ss;
                 snprintf(where, sizeof(where), "%s", t.node);
@@ -468,6 +475,7 @@ int mkfs_make(const char *fstype, const MkfsTarget *target, const char *label, s
         } else {
                 if (!t.sector_size)
                         t.sector_size = 512;
+                /* TRANSLATORS: an image file, then the offset of the partition in it ("1 MiB"). */
                 snprintf(where, sizeof(where), _("%s at %s"), t.file, FORMAT_BYTES(t.offset));
                 if (m->file_offset) {
                         /* Stale data in the range would be copied by the check, and a seeded install
