@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <limits.h>
 #include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -385,7 +386,7 @@ static void first_lines(const char *out, char *buf, size_t size) {
 static int mkfs_check(const MkfsType *m, const MkfsTarget *t, const char *where) {
         _cleanup_(closep) int tmp = -EBADF;
         _cleanup_(freep) char *out = NULL;
-        char path[128], lines[512];
+        char path[PATH_MAX + 64], lines[512];
         const char *argv[8];
         int status = 0, keep = -1, r;
         size_t n = 0;
