@@ -122,7 +122,7 @@ int run_command(char *const argv[], const RunOptions *opts) {
         if (pid == 0) {
                 /* Child: stdin from the pipe (or /dev/null when there is nothing to send). */
                 if (dup2(in_pipe[0], STDIN_FILENO) < 0 || dup2(out_pipe[1], STDOUT_FILENO) < 0 ||
-                    dup2(err_pipe[1], STDERR_FILENO) < 0)
+                    dup2(opts->merge_stderr ? out_pipe[1] : err_pipe[1], STDERR_FILENO) < 0)
                         _exit(127);
                 if (opts->keep_fd > 0) {
                         int fl = fcntl(opts->keep_fd, F_GETFD);
@@ -199,7 +199,9 @@ int run_command(char *const argv[], const RunOptions *opts) {
 
         if (r < 0)
                 goto finish;
-        if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        if (WIFEXITED(status) && (WEXITSTATUS(status) == 0 || opts->ret_status)) {
+                if (opts->ret_status)
+                        *opts->ret_status = WEXITSTATUS(status);
                 if (opts->ret_stdout) {
                         if (opts->ret_stdout_size)
                                 *opts->ret_stdout_size = outb.size;

@@ -15,6 +15,9 @@ typedef struct RunOptions {
         size_t *ret_stdout_size; /* its size, for binary output */
         int keep_fd;             /* an fd (> 0) the child must inherit, e.g. an O_TMPFILE target */
         bool quiet_stderr;       /* capture stderr and include it only in the error message */
+        int *ret_status;         /* if set, any exit status is returned here, not as an error, and
+                                  * ret_stdout receives the output whatever the status */
+        bool merge_stderr;       /* stderr goes where stdout goes (checkers warn on either) */
 } RunOptions;
 
 /* Runs argv[0] (looked up in PATH) and waits. Returns 0 if it exited with 0; otherwise a negative
