@@ -849,6 +849,18 @@ static int run_plan(const PlanArgs *a, bool need_image) {
         });
 }
 
+/* Why secret_read_credential() refused a credential, for the sentence after "Cannot read …: ". */
+static const char *credential_problem(int r) {
+        switch (-r) {
+        case EINVAL:
+                return "it is empty, holds a NUL byte, or is not a regular file";
+        case E2BIG:
+                return "it is longer than 512 bytes";
+        default:
+                return strerror(-r);
+        }
+}
+
 /* The account's password: the credential imprint.user-password, else asked on the terminal;
  * checked with libpwquality unless weak passwords are allowed (tests, kiosks). */
 int collect_user_password(const Plan *p, bool unattended, bool allow_weak, Secret **ret) {
@@ -881,7 +893,7 @@ int collect_user_password(const Plan *p, bool unattended, bool allow_weak, Secre
                 return error_setf(-EINVAL, "The plan creates the account %s, but neither the credential imprint.user-password nor a terminal to ask on is there.",
                                   p->account->user_name);
         if (r < 0)
-                return error_setf(r, "Cannot read the credential imprint.user-password: %s", strerror(-r));
+                return error_setf(r, "Cannot read the credential imprint.user-password: %s.", credential_problem(r));
         r = account_password_check(p->account, *ret);
         if (r < 0 && !(allow_weak && r == -EPERM)) {
                 *ret = secret_free(*ret);
@@ -952,7 +964,7 @@ int collect_secrets(const Plan *p, bool unattended, Secret **ret_passphrase, Sec
                         r = error_setf(-EINVAL, "The plan has a %s, but neither the credential %s nor a terminal to ask on is there.",
                                        table[i].what, table[i].credential);
                 else if (r < 0)
-                        r = error_setf(r, "Cannot read the credential %s: %s", table[i].credential, strerror(-r));
+                        r = error_setf(r, "Cannot read the credential %s: %s.", table[i].credential, credential_problem(r));
                 if (r < 0) {
                         *ret_passphrase = secret_free(*ret_passphrase);
                         *ret_pin = secret_free(*ret_pin);

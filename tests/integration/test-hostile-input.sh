@@ -109,3 +109,11 @@ expect_exit 2 "$IMPRINT" unattended --config "$WORK/big.json"
 expect_stderr "is larger than 1024 KiB"
 untouched
 pass "FIFOs, devices and files over 1 MiB are refused before reading"
+
+# The secrets' credentials too: a FIFO as imprint.user-password is refused, not waited on.
+mkdir "$WORK/secrets"
+mkfifo "$WORK/secrets/imprint.user-password"
+CREDENTIALS_DIRECTORY=$WORK/secrets expect_exit 2 timeout 60 "$IMPRINT" install --source "$WORK/os.img" --target "$tgt" --user alice --yes
+expect_stderr "Cannot read the credential imprint.user-password"
+untouched
+pass "a FIFO as a secret's credential is refused"
