@@ -127,8 +127,13 @@ static int scan_string(Scanner *sc, bool is_key, char **ret, size_t *ret_len) {
         _cleanup_(freep) char *out = NULL;
 
         if (ret) {
-                /* Never longer decoded than written. */
-                out = malloc(sc->n - start + 1);
+                /* Never longer decoded than written: as long as the text up to the closing quote
+                 * (or the end; the loop below says what is wrong then). */
+                size_t end = start + 1;
+
+                while (end < sc->n && sc->s[end] != '"')
+                        end += sc->s[end] == '\\' ? 2 : 1;
+                out = malloc(MIN(end, sc->n) - start + 1);
                 if (!out)
                         return -ENOMEM;
         }
