@@ -27,6 +27,7 @@
 #include "proc-cmdline.h"
 #include "size.h"
 #include "terminal.h"
+#include "validate.h"
 
 enum {
         EXIT_OK = 0,
@@ -86,15 +87,38 @@ int fail(int r) {
         return exit_code_from_errno(r);
 }
 
+/* The command being run ("install"), for the hint after a usage error. */
+static const char *arg_verb = NULL;
+
 int usage_error(const char *fmt, ...) {
         va_list ap;
 
-        fputs("imprint: ", stderr);
+        fprintf(stderr, "imprint%s%s: ", arg_verb ? " " : "", arg_verb ?: "");
         va_start(ap, fmt);
         vfprintf(stderr, fmt, ap);
         va_end(ap);
-        fputs("\nTry 'imprint --help'.\n", stderr);
+        fprintf(stderr, "\nTry 'imprint%s%s --help'.\n", arg_verb ? " " : "", arg_verb ?: "");
         return EXIT_USAGE;
+}
+
+/* What getopt_long() returned instead of an option: '?' (unknown option, or a value given to an
+ * option that takes none) or ':' (a value missing; the option strings start with ':'). getopt's
+ * own messages are off (opterr = 0): they name the verb as if it were the program. */
+static int option_error(int c, char *argv[]) {
+        const char *arg = optind > 0 ? argv[optind - 1] : "";
+        bool is_long = strncmp(arg, "--", 2) == 0;
+        int len = (int) strcspn(arg, "=");
+
+        if (c == ':') {
+                if (is_long)
+                        return usage_error("option %.*s needs a value.", len, arg);
+                return usage_error("option -%c needs a value.", optopt);
+        }
+        if (is_long && optopt != 0 && arg[len] == '=')
+                return usage_error("option %.*s takes no value.", len, arg);
+        if (is_long || optopt == 0)
+                return usage_error("unknown option \"%.*s\".", len, arg);
+        return usage_error("unknown option \"-%c\".", optopt);
 }
 
 static void print_json(json_object *j) {
@@ -201,14 +225,18 @@ static int verb_disks(int argc, char *argv[]) {
                 { "json", no_argument, NULL, 'j' },
                 { "no-probe", no_argument, NULL, 'n' },
                 { "verbose", no_argument, NULL, 'v' },
+                { "help", no_argument, NULL, 'h' },
                 {},
         };
         DiscoverOptions o = { .probe_os = true };
         DiskList l = {};
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "v", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, ":hv", options, NULL)) >= 0)
                 switch (c) {
+                case 'h':
+                        help();
+                        return EXIT_OK;
                 case 'v':
                         arg_verbose++;
                         set_verbosity();
@@ -220,7 +248,7 @@ static int verb_disks(int argc, char *argv[]) {
                         o.probe_os = false;
                         break;
                 default:
-                        return EXIT_USAGE;
+                        return option_error(c, argv);
                 }
         if (optind < argc) {
                 /* Named disks or image files: describe just those. */
@@ -345,6 +373,7 @@ static const struct option plan_options[] = {
         { "keymap", required_argument, NULL, OPT_KEYMAP },
         { "yes", no_argument, NULL, 'y' },
         { "verbose", no_argument, NULL, 'v' },
+        { "help", no_argument, NULL, 'h' },
         {},
 };
 
@@ -360,7 +389,15 @@ typedef struct PlanArgs {
         AccountRequest account;
         bool allow_weak_password;
         PlanSettings settings;   /* strings point into argv */
+        bool help;
 } PlanArgs;
+
+/* An option's value through the check every loader of that field uses (validate.h). */
+static int check_option(const char *name, int (*validate)(const char *), const char *value) {
+        if (validate(value) < 0)
+                return usage_error("--%s: %s", name, error_message());
+        return 0;
+}
 
 static int parse_size_option(const char *name, const char *value, SizeRequest *ret) {
         if (size_request_parse(value, ret) < 0)
@@ -373,7 +410,7 @@ static int parse_plan_args(int argc, char *argv[], PlanArgs *a) {
 
         plan_options_init(&a->opts);
         encrypt_request_init(&a->enc);
-        while ((c = getopt_long(argc, argv, "yv", plan_options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, ":hyv", plan_options, NULL)) >= 0) {
                 if ((c >= OPT_ERASE && c <= OPT_SEED) || (c >= OPT_ENCRYPT && c <= OPT_TCTI) ||
                     (c >= OPT_USER && c <= OPT_KEYMAP && c != OPT_ALLOW_WEAK_PASSWORD))
                         a->layout_given = true;
@@ -403,17 +440,18 @@ static int parse_plan_args(int argc, char *argv[], PlanArgs *a) {
                         a->enc.passphrase = true;
                         break;
                 case OPT_TCTI:
-                        if (!tpm2_tcti_is_safe(optarg))
-                                return usage_error("--tcti: \"%s\" is not a device:, swtpm: or mssim: TCTI.", optarg);
+                        r = check_option("tcti", validate_tpm2_tcti, optarg);
                         a->enc.tpm2_tcti = optarg;
                         break;
                 case OPT_RECOVERY_KEY_ESCROW:
                         a->escrow_dir = optarg;
                         break;
                 case OPT_USER:
+                        r = check_option("user", validate_user_name, optarg);
                         a->account.user_name = optarg;
                         break;
                 case OPT_REAL_NAME:
+                        r = check_option("real-name", validate_real_name, optarg);
                         a->account.real_name = optarg;
                         break;
                 case OPT_USER_STORAGE:
@@ -434,15 +472,19 @@ static int parse_plan_args(int argc, char *argv[], PlanArgs *a) {
                         a->allow_weak_password = true;
                         break;
                 case OPT_HOSTNAME:
+                        r = check_option("hostname", validate_hostname, optarg);
                         a->settings.hostname = optarg;
                         break;
                 case OPT_TIMEZONE:
+                        r = check_option("timezone", validate_timezone, optarg);
                         a->settings.timezone = optarg;
                         break;
                 case OPT_LOCALE:
+                        r = check_option("locale", validate_locale, optarg);
                         a->settings.locale = optarg;
                         break;
                 case OPT_KEYMAP:
+                        r = check_option("keymap", validate_keymap, optarg);
                         a->settings.keymap = optarg;
                         break;
                 case OPT_JSON:
@@ -454,6 +496,9 @@ static int parse_plan_args(int argc, char *argv[], PlanArgs *a) {
                 case 'v':
                         arg_verbose++;
                         set_verbosity();
+                        break;
+                case 'h':
+                        a->help = true;
                         break;
                 case OPT_TARGET:
                         a->target = optarg;
@@ -497,8 +542,7 @@ static int parse_plan_args(int argc, char *argv[], PlanArgs *a) {
                         a->opts.home_fs = optarg;
                         break;
                 case OPT_ROOT_LABEL:
-                        if (strlen(optarg) > 36)
-                                return usage_error("--root-label: a GPT partition name holds at most 36 characters.");
+                        r = check_option("root-label", validate_partition_label, optarg);
                         a->opts.root_label = optarg;
                         break;
                 case OPT_ARCH:
@@ -507,15 +551,18 @@ static int parse_plan_args(int argc, char *argv[], PlanArgs *a) {
                                 return usage_error("--architecture: unknown architecture \"%s\".", optarg);
                         break;
                 case OPT_SEED:
-                        if (isempty(optarg))
-                                return usage_error("--seed: the seed must not be empty.");
+                        r = check_option("seed", validate_seed, optarg);
                         a->opts.seed = optarg;
                         break;
                 default:
-                        return EXIT_USAGE;
+                        return option_error(c, argv);
                 }
                 if (r != 0)
                         return r;
+        }
+        if (a->help) {
+                help();
+                return 0;
         }
         if (optind < argc)
                 return usage_error("unexpected argument \"%s\".", argv[optind]);
@@ -527,8 +574,6 @@ static int parse_plan_args(int argc, char *argv[], PlanArgs *a) {
         if (!a->account.user_name && (a->account.real_name || a->account.admin || a->account.auto_login || a->account.classic ||
                                       a->allow_weak_password))
                 return usage_error("--real-name, --admin, --auto-login, --classic-user and --allow-weak-password need --user.");
-        if (settings_validate(&a->settings) < 0)
-                return usage_error("%s", error_message());
         return 0;
 }
 
@@ -575,6 +620,12 @@ int build_plan(const char *target, const char *source, const PlanOptions *opts, 
                 o.source = src;
         }
         r = disk_discover(target, &(DiscoverOptions) { .probe_os = true }, &d);
+        if (r == -ENOENT && access(target, F_OK) < 0 && errno == ENOENT) {
+                if (strncmp(target, "/dev/", 5) == 0)
+                        return error_setf(r, "%s does not exist; imprint disks lists the disks of this machine.", target);
+                return error_setf(r, "%s does not exist. To install into an image file, make one first, for example a sparse "
+                                     "16 GiB file: truncate -s 16G %s", target, target);
+        }
         if (r < 0)
                 return r;
         if (source && d->kind == DISK_IMAGE_FILE) {
@@ -616,10 +667,10 @@ static int verb_plan(int argc, char *argv[]) {
         int r;
 
         r = parse_plan_args(argc, argv, &a);
-        if (r != 0)
+        if (r != 0 || a.help)
                 return r;
         if (!a.target)
-                return usage_error("plan: --target DISK|FILE is required.");
+                return usage_error("--target DISK|FILE is required.");
 
         r = build_plan(a.target, a.source, &a.opts, &a.enc, &a.account, &a.settings, &img, &p);
         if (r < 0)
@@ -718,8 +769,9 @@ static void progress_text(const ProgressEvent *ev) {
                 if (tty)
                         printf("\r\033[K[%u/%u] %s … done (%.1f s)\n", ev->step, ev->n_steps, ev->description,
                                (double) ev->elapsed_usec / 1e6);
-                else
-                        printf("[%u/%u] done (%.1f s)\n", ev->step, ev->n_steps, (double) ev->elapsed_usec / 1e6);
+                else /* a log or a pipe: each line must say which step it is about on its own */
+                        printf("[%u/%u] %s … done (%.1f s)\n", ev->step, ev->n_steps, ev->description,
+                               (double) ev->elapsed_usec / 1e6);
                 break;
         case PROGRESS_FAILED:
                 printf("%s[%u/%u] %s … FAILED\n", tty ? "\r\033[K" : "", ev->step, ev->n_steps, ev->description);
@@ -764,10 +816,14 @@ static int run_plan(const PlanArgs *a, bool need_image) {
 
         if (a->plan_file && (a->target || a->source || a->layout_given))
                 return usage_error("give either --plan-file or --target (and --source) with layout options, not both.");
-        if (!a->plan_file && !a->target)
-                return usage_error("--plan-file FILE or --target DISK|FILE is required.");
-        if (!a->plan_file && need_image && !a->source)
-                return usage_error("install: --source IMAGE is required (or --plan-file of a plan made with --source).");
+        if (!a->plan_file && (!a->target || (need_image && !a->source))) {
+                bool both = need_image && !a->source && !a->target;
+
+                /* Everything that is missing at once, not one per attempt. */
+                return usage_error("%s%s%s %s required, or --plan-file FILE with a plan saved by imprint plan%s.",
+                                   need_image && !a->source ? "--source IMAGE" : "", both ? " and " : "",
+                                   a->target ? "" : "--target DISK|FILE", both ? "are" : "is", need_image ? " --source" : "");
+        }
 
         if (a->plan_file) {
                 r = plan_load(a->plan_file, &p);
@@ -791,6 +847,18 @@ static int run_plan(const PlanArgs *a, bool need_image) {
                 .tpm2_pin = pin,
                 .user_password = password,
         });
+}
+
+/* Why secret_read_credential() refused a credential, for the sentence after "Cannot read …: ". */
+static const char *credential_problem(int r) {
+        switch (-r) {
+        case EINVAL:
+                return "it is empty, holds a NUL byte, or is not a regular file";
+        case E2BIG:
+                return "it is longer than 512 bytes";
+        default:
+                return strerror(-r);
+        }
 }
 
 /* The account's password: the credential imprint.user-password, else asked on the terminal;
@@ -825,11 +893,14 @@ int collect_user_password(const Plan *p, bool unattended, bool allow_weak, Secre
                 return error_setf(-EINVAL, "The plan creates the account %s, but neither the credential imprint.user-password nor a terminal to ask on is there.",
                                   p->account->user_name);
         if (r < 0)
-                return error_setf(r, "Cannot read the credential imprint.user-password: %s", strerror(-r));
+                return error_setf(r, "Cannot read the credential imprint.user-password: %s.", credential_problem(r));
         r = account_password_check(p->account, *ret);
         if (r < 0 && !(allow_weak && r == -EPERM)) {
                 *ret = secret_free(*ret);
-                return error_prefixf(r, "The password for %s from the credential imprint.user-password is refused", p->account->user_name);
+                /* A refused password is bad input (exit 2), not a target that may not be written
+                 * (-EPERM's exit 3). */
+                return error_prefixf(r == -EPERM ? -EINVAL : r, "The password for %s from the credential imprint.user-password is refused",
+                                     p->account->user_name);
         }
         return 0;
 }
@@ -886,13 +957,14 @@ int collect_secrets(const Plan *p, bool unattended, Secret **ret_passphrase, Sec
                         r = ask_secret(table[i].prompt, table[i].quality, rets[i]);
                 else if (r >= 0 && table[i].quality) {
                         r = password_quality_check((const char *) (*rets[i])->data, NULL);
-                        if (r < 0)
-                                r = error_prefixf(r, "The %s from the credential %s is too weak", table[i].what, table[i].credential);
+                        if (r < 0) /* bad input (exit 2), as a refused account password */
+                                r = error_prefixf(r == -EPERM ? -EINVAL : r, "The %s from the credential %s is too weak", table[i].what,
+                                                  table[i].credential);
                 } else if (r == -ENOENT)
                         r = error_setf(-EINVAL, "The plan has a %s, but neither the credential %s nor a terminal to ask on is there.",
                                        table[i].what, table[i].credential);
                 else if (r < 0)
-                        r = error_setf(r, "Cannot read the credential %s: %s", table[i].credential, strerror(-r));
+                        r = error_setf(r, "Cannot read the credential %s: %s.", table[i].credential, credential_problem(r));
                 if (r < 0) {
                         *ret_passphrase = secret_free(*ret_passphrase);
                         *ret_pin = secret_free(*ret_pin);
@@ -936,15 +1008,19 @@ int execute_plan(const Plan *p, Image *img, const InstallExtras *x) {
 static int verb_apply(int argc, char *argv[]) {
         PlanArgs a = {};
         int r = parse_plan_args(argc, argv, &a);
-        if (r == 0 && a.source)
-                r = usage_error("apply partitions only; to install an image use: imprint install --source %s …", a.source);
-        return r != 0 ? r : run_plan(&a, false);
+        if (r != 0 || a.help)
+                return r;
+        if (a.source)
+                return usage_error("apply partitions only; to install an image use: imprint install --source %s …", a.source);
+        return run_plan(&a, false);
 }
 
 static int verb_install(int argc, char *argv[]) {
         PlanArgs a = {};
         int r = parse_plan_args(argc, argv, &a);
-        return r != 0 ? r : run_plan(&a, true);
+        if (r != 0 || a.help)
+                return r;
+        return run_plan(&a, true);
 }
 
 /* ---- tpm ---------------------------------------------------------------------------------- */
@@ -955,24 +1031,29 @@ static int verb_tpm(int argc, char *argv[]) {
         static const struct option options[] = {
                 { "json", no_argument, NULL, 'j' },
                 { "tcti", required_argument, NULL, 't' },
+                { "help", no_argument, NULL, 'h' },
                 {},
         };
         _cleanup_(tpm2_status_done) Tpm2Status st = {};
         const char *tcti = NULL;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0)
                 switch (c) {
+                case 'h':
+                        help();
+                        return EXIT_OK;
                 case 'j':
                         arg_json = true;
                         break;
                 case 't':
-                        if (!tpm2_tcti_is_safe(optarg))
-                                return usage_error("--tcti: \"%s\" is not a device:, swtpm: or mssim: TCTI.", optarg);
+                        r = check_option("tcti", validate_tpm2_tcti, optarg);
+                        if (r != 0)
+                                return r;
                         tcti = optarg;
                         break;
                 default:
-                        return EXIT_USAGE;
+                        return option_error(c, argv);
                 }
         if (optind < argc)
                 return usage_error("unexpected argument \"%s\".", argv[optind]);
@@ -1019,6 +1100,7 @@ static int verb_unattended(int argc, char *argv[]) {
         static const struct option options[] = {
                 { "config", required_argument, NULL, 'c' },
                 { "verbose", no_argument, NULL, 'v' },
+                { "help", no_argument, NULL, 'h' },
                 {},
         };
         _cleanup_(install_config_done) InstallConfig c = {};
@@ -1028,8 +1110,11 @@ static int verb_unattended(int argc, char *argv[]) {
         const char *config = NULL;
         int opt, r, code;
 
-        while ((opt = getopt_long(argc, argv, "v", options, NULL)) >= 0)
+        while ((opt = getopt_long(argc, argv, ":hv", options, NULL)) >= 0)
                 switch (opt) {
+                case 'h':
+                        help();
+                        return EXIT_OK;
                 case 'c':
                         config = optarg;
                         break;
@@ -1038,7 +1123,7 @@ static int verb_unattended(int argc, char *argv[]) {
                         set_verbosity();
                         break;
                 default:
-                        return EXIT_USAGE;
+                        return option_error(opt, argv);
                 }
         if (optind < argc)
                 return usage_error("unexpected argument \"%s\".", argv[optind]);
@@ -1097,18 +1182,22 @@ static int verb_unattended(int argc, char *argv[]) {
 static int verb_plain(int argc, char *argv[]) {
         static const struct option options[] = {
                 { "source", required_argument, NULL, 's' },
+                { "help", no_argument, NULL, 'h' },
                 {},
         };
         const char *source = NULL;
         int c;
 
-        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0)
                 switch (c) {
+                case 'h':
+                        help();
+                        return EXIT_OK;
                 case 's':
                         source = optarg;
                         break;
                 default:
-                        return EXIT_USAGE;
+                        return option_error(c, argv);
                 }
         if (optind < argc)
                 return usage_error("unexpected argument \"%s\".", argv[optind]);
@@ -1126,19 +1215,24 @@ static int verb_tui(int argc, char *argv[]) {
                 { "lang", required_argument, NULL, 'L' },
                 { "mono", no_argument, NULL, 'm' },
                 { "allow-weak-password", no_argument, NULL, 'w' },
+                { "help", no_argument, NULL, 'h' },
                 {},
         };
         TuiOptions o = {};
-        int c;
+        int c, r;
 
-        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0)
                 switch (c) {
+                case 'h':
+                        help();
+                        return EXIT_OK;
                 case 's':
                         o.source = optarg;
                         break;
                 case 'S':
-                        if (isempty(optarg))
-                                return usage_error("--seed: the seed must not be empty.");
+                        r = check_option("seed", validate_seed, optarg);
+                        if (r != 0)
+                                return r;
                         o.seed = optarg;
                         break;
                 case 'l':
@@ -1154,7 +1248,7 @@ static int verb_tui(int argc, char *argv[]) {
                         o.allow_weak_password = true;
                         break;
                 default:
-                        return EXIT_USAGE;
+                        return option_error(c, argv);
                 }
         if (optind < argc) {
                 o.targets = argv + optind;
@@ -1236,6 +1330,7 @@ int main(int argc, char *argv[]) {
         int i;
 
         setlocale(LC_ALL, "");
+        opterr = 0; /* option_error() says it, naming imprint and the command */
 
         /* Global options come before the verb. */
         for (i = 1; i < argc && argv[i][0] == '-'; i++) {
@@ -1250,10 +1345,12 @@ int main(int argc, char *argv[]) {
                 if (streq(argv[i], "--plain")) {
                         set_verbosity();
                         optind = 1;
+                        arg_verb = "--plain";
                         return verb_plain(argc - i, argv + i);
                 }
                 if (streq(argv[i], "--tui")) {
                         optind = 1;
+                        arg_verb = "--tui";
                         return verb_tui(argc - i, argv + i);
                 }
                 if (streq(argv[i], "--console")) {
@@ -1271,10 +1368,17 @@ int main(int argc, char *argv[]) {
 
         if (i >= argc) {
                 /* No command on a terminal: the full-screen installer. */
-                if (argc == 1 && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO))
-                        return tui_run(&(TuiOptions) {});
-                help();
-                return EXIT_USAGE;
+                if (isatty(STDIN_FILENO) && isatty(STDOUT_FILENO)) {
+                        if (argc == 1)
+                                return tui_run(&(TuiOptions) {});
+                        help();
+                        return EXIT_USAGE;
+                }
+                /* A script, a pipe, a service without a TTY: not 150 lines of help, but why not
+                 * and what works here. */
+                return usage_error("the full-screen installer needs a terminal, and standard input or output is not one.\n"
+                                   "Without a terminal, use a command: imprint disks, imprint plan, imprint install, "
+                                   "imprint unattended,\nor imprint --plain for a line-by-line dialogue.");
         }
         if (streq(argv[i], "help")) {
                 help();
@@ -1283,6 +1387,7 @@ int main(int argc, char *argv[]) {
         for (size_t k = 0; k < ELEMENTSOF(verbs); k++)
                 if (streq(argv[i], verbs[k].name)) {
                         optind = 1;
+                        arg_verb = verbs[k].name;
                         return verbs[k].fn(argc - i, argv + i);
                 }
         return usage_error("unknown command \"%s\".", argv[i]);

@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "error.h"
 #include "fileio.h"
 #include "macro.h"
 
@@ -45,6 +47,95 @@ int read_full_file(const char *path, char **ret, size_t *ret_size) {
                 size += (size_t) n;
         }
 
+        buf[size] = 0;
+        if (ret_size)
+                *ret_size = size;
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+const char *file_type_name(mode_t mode) {
+        switch (mode & S_IFMT) {
+        case S_IFREG:
+                return "a regular file";
+        case S_IFDIR:
+                return "a directory";
+        case S_IFBLK:
+                return "a block device";
+        case S_IFCHR:
+                return "a character device";
+        case S_IFIFO:
+                return "a FIFO";
+        case S_IFSOCK:
+                return "a socket";
+        case S_IFLNK:
+                return "a symbolic link";
+        default:
+                return "not a regular file";
+        }
+}
+
+int open_input_file(const char *path, bool allow_block, struct stat *ret_st) {
+        _cleanup_(closep) int fd = -EBADF;
+        struct stat st;
+        int flags;
+
+        /* O_NONBLOCK: opening a FIFO for reading would wait for a writer. It is dropped again
+         * once the file is known to be one we read. */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode) && !(allow_block && S_ISBLK(st.st_mode)))
+                return S_ISDIR(st.st_mode) ? -EISDIR : -EBADFD;
+        flags = fcntl(fd, F_GETFL);
+        if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+                return -errno;
+        if (ret_st)
+                *ret_st = st;
+        return TAKE_FD(fd);
+}
+
+int read_regular_file(const char *path, const char *what, size_t max, char **ret, size_t *ret_size) {
+        _cleanup_(closep) int fd = -EBADF;
+        _cleanup_(freep) char *buf = NULL;
+        size_t size = 0;
+        struct stat st;
+
+        fd = open_input_file(path, false, &st);
+        if (fd == -ENOENT)
+                return error_setf(fd, "Cannot read %s %s: it does not exist.", what, path);
+        if (fd == -EISDIR || fd == -EBADFD) {
+                /* Not our answer to fstat(): say what the path is. */
+                if (stat(path, &st) < 0)
+                        st.st_mode = 0;
+                return error_setf(-EINVAL, "Cannot read %s %s: it is %s, not a regular file.", what, path, file_type_name(st.st_mode));
+        }
+        if (fd < 0)
+                return error_setf(fd, "Cannot read %s %s: %s.", what, path, strerror(-fd));
+        if ((uint64_t) st.st_size > max)
+                return error_setf(-E2BIG, "Cannot read %s %s: it is larger than %zu KiB, the limit for such a file.", what, path,
+                                  max / 1024);
+
+        /* The size fstat() gave is a hint (procfs says 0, a file may grow): read at most max + 1. */
+        buf = malloc(max + 1);
+        if (!buf)
+                return -ENOMEM;
+        for (;;) {
+                ssize_t n = read(fd, buf + size, max + 1 - size);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return error_setf(-errno, "Cannot read %s %s: %m.", what, path);
+                if (n == 0)
+                        break;
+                size += (size_t) n;
+                if (size > max)
+                        return error_setf(-E2BIG, "Cannot read %s %s: it is larger than %zu KiB, the limit for such a file.", what,
+                                          path, max / 1024);
+        }
         buf[size] = 0;
         if (ret_size)
                 *ret_size = size;

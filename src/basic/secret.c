@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "secret.h"
 
 Secret *secret_new(size_t size) {
@@ -62,9 +63,12 @@ int secret_read_file(const char *path, size_t max, Secret **ret) {
         size_t n = 0;
         int fd;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        /* A FIFO or a device is refused, not waited on or read without end. */
+        fd = open_input_file(path, false, NULL);
+        if (fd == -EISDIR || fd == -EBADFD)
+                return -EINVAL;
         if (fd < 0)
-                return -errno;
+                return fd;
         s = secret_new(max + 1);
         if (!s) {
                 close(fd);

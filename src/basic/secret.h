@@ -27,8 +27,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Secret *, secret_free);
 void secret_wipe(void *p, size_t n);
 
 /* Reads a secret file (a systemd credential) into a Secret: at most max bytes, one trailing
- * newline dropped. -ENOENT when it does not exist; -E2BIG when it is longer; -EINVAL when empty
- * or when it holds a NUL byte. No stdio: nothing is buffered outside locked memory. */
+ * newline dropped. -ENOENT when it does not exist; -E2BIG when it is longer; -EINVAL when empty,
+ * when it holds a NUL byte, or when it is not a regular file (a FIFO, a device). No stdio: nothing is buffered outside locked memory. */
 int secret_read_file(const char *path, size_t max, Secret **ret);
 
 /* Reads the credential name from $CREDENTIALS_DIRECTORY; -ENOENT when there is none. */

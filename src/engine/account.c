@@ -23,66 +23,6 @@
 #include "run.h"
 #include "tpm2.h"
 
-bool user_name_is_valid(const char *name) {
-        static const char *const reserved[] = { "root", "nobody", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail",
-                                                "news", "uucp", "proxy", "www-data", "backup", "list", "irc", "systemd-network" };
-        size_t n;
-
-        if (isempty(name))
-                return false;
-        n = strlen(name);
-        if (n > 31 || !(islower((unsigned char) name[0]) || name[0] == '_'))
-                return false;
-        for (size_t i = 1; i < n; i++)
-                if (!islower((unsigned char) name[i]) && !isdigit((unsigned char) name[i]) && name[i] != '_' && name[i] != '-')
-                        return false;
-        for (size_t i = 0; i < ELEMENTSOF(reserved); i++)
-                if (streq(name, reserved[i]))
-                        return false;
-        return true;
-}
-
-static bool hostname_is_valid(const char *h) {
-        size_t label = 0, n = strlen(h);
-
-        if (n == 0 || n > 64 || h[0] == '.' || h[n - 1] == '.')
-                return false;
-        for (size_t i = 0; i < n; i++) {
-                if (h[i] == '.') {
-                        if (label == 0 || h[i - 1] == '-')
-                                return false;
-                        label = 0;
-                        continue;
-                }
-                if (!isalnum((unsigned char) h[i]) && !(h[i] == '-' && label > 0))
-                        return false;
-                label++;
-        }
-        return h[n - 1] != '-';
-}
-
-static bool word_is_valid(const char *s, const char *extra) {
-        if (isempty(s) || strlen(s) > 128 || strstr(s, "..") || s[0] == '/' || s[0] == '-')
-                return false;
-        for (const char *p = s; *p; p++)
-                if (!isalnum((unsigned char) *p) && !strchr(extra, *p))
-                        return false;
-        return true;
-}
-
-int settings_validate(const PlanSettings *s) {
-        if (s->hostname && !hostname_is_valid(s->hostname))
-                return error_setf(-EINVAL, _("\"%s\" is not a valid hostname (letters, digits and inner dashes, dot-separated, up to 64)."),
-                                  s->hostname);
-        if (s->timezone && !word_is_valid(s->timezone, "/_-+"))
-                return error_setf(-EINVAL, _("\"%s\" is not a timezone name such as Europe/Berlin."), s->timezone);
-        if (s->locale && !word_is_valid(s->locale, "._-@"))
-                return error_setf(-EINVAL, _("\"%s\" is not a locale name such as de_DE.UTF-8."), s->locale);
-        if (s->keymap && !word_is_valid(s->keymap, "._-"))
-                return error_setf(-EINVAL, _("\"%s\" is not a keymap name such as de or us."), s->keymap);
-        return 0;
-}
-
 /* Does the image's systemd create users from home.create.* credentials at first boot? */
 static int image_has_homed_firstboot(const Image *img) {
         _cleanup_(freep) void *buf = NULL;
@@ -106,13 +46,11 @@ int account_decide(const AccountRequest *req, const Image *img, DiskKind target_
         char note[1024] = "";
         int r;
 
-        if (!user_name_is_valid(req->user_name))
-                return error_setf(-EINVAL,
-                                  _("\"%s\" cannot be a user name: use lower-case letters, digits, '_' and '-', start with a letter, "
-                                    "at most 31 characters, and not a system account's name."),
-                                  req->user_name ?: "");
-        if (req->real_name && (strchr(req->real_name, ':') || strchr(req->real_name, '\n') || strlen(req->real_name) > 256))
-                return error_setf(-EINVAL, _("The real name must not contain ':' or line breaks."));
+        r = validate_user_name(req->user_name);
+        if (r < 0)
+                return r;
+        if (req->real_name && (r = validate_real_name(req->real_name)) < 0)
+                return r;
 
         a = calloc(1, sizeof(PlanAccount));
         if (!a)

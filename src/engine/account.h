@@ -21,6 +21,7 @@
 #include "disk.h"
 #include "plan.h"
 #include "secret.h"
+#include "validate.h" /* user_name_is_valid(), settings_validate() */
 
 typedef struct Image Image;
 
@@ -32,14 +33,6 @@ typedef struct AccountRequest {
         bool classic;            /* a classic user even where homed could be used */
         const char *tpm2_tcti;   /* the TPM that seals the password (NULL: /dev/tpmrm0) */
 } AccountRequest;
-
-/* A name useradd and homed both accept: [a-z_][a-z0-9_-]*, at most 31 characters, not a
- * system account's name. */
-bool user_name_is_valid(const char *name);
-
-/* Checks hostname (RFC 1123 labels), timezone and locale (no spaces or path tricks) and keymap;
- * -EINVAL with a sentence for the first bad one. */
-int settings_validate(const PlanSettings *s);
 
 /* Decides homed or classic for installing img to a target of kind target_kind. */
 int account_decide(const AccountRequest *req, const Image *img, DiskKind target_kind, PlanAccount **ret);

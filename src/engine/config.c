@@ -10,9 +10,11 @@
 #include "config.h"
 #include "error.h"
 #include "fileio.h"
+#include "json-strict.h"
 #include "log.h"
 #include "proc-cmdline.h"
 #include "size.h"
+#include "validate.h"
 
 #define DEFAULTS_PATH "/etc/imprint/imprint.conf"
 #define CREDENTIAL_NAME "imprint.config"
@@ -62,6 +64,19 @@ static int set_string(char **field, json_object *v, const char *key, const char 
         return 0;
 }
 
+/* A string field with the same check as its command-line option. */
+static int set_checked_string(char **field, json_object *v, const char *key, const char *origin, int (*validate)(const char *)) {
+        int r;
+
+        r = set_string(field, v, key, origin);
+        if (r < 0)
+                return r;
+        r = validate(*field);
+        if (r < 0)
+                return error_prefixf(r, "%s: \"%s\"", origin, key);
+        return 0;
+}
+
 static int set_size(SizeRequest *field, json_object *v, const char *key, const char *origin) {
         if (!json_object_is_type(v, json_type_string) || size_request_parse(json_object_get_string(v), field) < 0)
                 return error_setf(-EINVAL, "%s: \"%s\" must be a size such as \"20G\", \"rest\" or \"none\".", origin, key);
@@ -91,9 +106,9 @@ static int set_user(InstallConfig *c, json_object *u, const char *origin) {
                 return error_setf(-EINVAL, "%s: \"user\" must be an object such as {\"name\": \"alice\"}.", origin);
         json_object_object_foreach(u, key, v) {
                 if (streq(key, "name"))
-                        r = set_string(&c->user_name, v, "user.name", origin);
+                        r = set_checked_string(&c->user_name, v, "user.name", origin, validate_user_name);
                 else if (streq(key, "realName"))
-                        r = set_string(&c->real_name, v, "user.realName", origin);
+                        r = set_checked_string(&c->real_name, v, "user.realName", origin, validate_real_name);
                 else if (streq(key, "storage")) {
                         AccountStorage st = json_object_is_type(v, json_type_string) ? account_storage_from_string(json_object_get_string(v))
                                                                                       : _ACCOUNT_STORAGE_INVALID;
@@ -128,13 +143,13 @@ int install_config_merge_json(InstallConfig *c, json_object *j, const char *orig
                 else if (streq(key, "target"))
                         r = set_string(&c->target, v, key, origin);
                 else if (streq(key, "seed"))
-                        r = set_string(&c->seed, v, key, origin);
+                        r = set_checked_string(&c->seed, v, key, origin, validate_seed);
                 else if (streq(key, "rootFs"))
                         r = set_string(&c->root_fs, v, key, origin);
                 else if (streq(key, "homeFs"))
                         r = set_string(&c->home_fs, v, key, origin);
                 else if (streq(key, "rootLabel"))
-                        r = set_string(&c->root_label, v, key, origin);
+                        r = set_checked_string(&c->root_label, v, key, origin, validate_partition_label);
                 else if (streq(key, "espSize"))
                         r = set_size(&c->plan.esp, v, key, origin);
                 else if (streq(key, "xbootldrSize"))
@@ -177,11 +192,8 @@ int install_config_merge_json(InstallConfig *c, json_object *j, const char *orig
                         r = set_bool(&c->enc.tpm2_pin, v, key, origin);
                 else if (streq(key, "passphrase"))
                         r = set_bool(&c->enc.passphrase, v, key, origin);
-                else if (streq(key, "tpm2Tcti")) {
-                        r = set_string(&c->tpm2_tcti, v, key, origin);
-                        if (r >= 0 && !tpm2_tcti_is_safe(c->tpm2_tcti))
-                                return error_setf(-EINVAL, "%s: \"tpm2Tcti\" must be a device:, swtpm: or mssim: TCTI.", origin);
-                }
+                else if (streq(key, "tpm2Tcti"))
+                        r = set_checked_string(&c->tpm2_tcti, v, key, origin, validate_tpm2_tcti);
                 else if (streq(key, "recoveryKeyEscrow"))
                         r = set_string(&c->escrow_dir, v, key, origin);
                 else if (streq(key, "user"))
@@ -189,13 +201,13 @@ int install_config_merge_json(InstallConfig *c, json_object *j, const char *orig
                 else if (streq(key, "allowWeakPassword"))
                         r = set_bool(&c->allow_weak_password, v, key, origin);
                 else if (streq(key, "hostname"))
-                        r = set_string(&c->settings.hostname, v, key, origin);
+                        r = set_checked_string(&c->settings.hostname, v, key, origin, validate_hostname);
                 else if (streq(key, "timezone"))
-                        r = set_string(&c->settings.timezone, v, key, origin);
+                        r = set_checked_string(&c->settings.timezone, v, key, origin, validate_timezone);
                 else if (streq(key, "locale"))
-                        r = set_string(&c->settings.locale, v, key, origin);
+                        r = set_checked_string(&c->settings.locale, v, key, origin, validate_locale);
                 else if (streq(key, "keymap"))
-                        r = set_string(&c->settings.keymap, v, key, origin);
+                        r = set_checked_string(&c->settings.keymap, v, key, origin, validate_keymap);
                 else if (streq(key, "waitForTargetSeconds")) {
                         if (!json_object_is_type(v, json_type_int) || json_object_get_int(v) < 0 || json_object_get_int(v) > 3600)
                                 return error_setf(-EINVAL, "%s: \"waitForTargetSeconds\" must be a number from 0 to 3600.", origin);
@@ -228,18 +240,12 @@ int install_config_merge_json(InstallConfig *c, json_object *j, const char *orig
 }
 
 int install_config_merge_file(InstallConfig *c, const char *path) {
-        json_object *j;
+        json_object *j = NULL;
         int r;
 
-        j = json_object_from_file(path);
-        if (!j) {
-                char why[512];
-
-                if (access(path, R_OK) < 0)
-                        return error_setf(-errno, "Cannot read the configuration %s: %m", path);
-                snprintf(why, sizeof(why), "%s", json_util_get_last_err() ?: "not valid JSON");
-                return error_setf(-EINVAL, "The configuration %s is not valid JSON: %s", path, strstrip(why));
-        }
+        r = json_read_file_strict(path, "the configuration", &j);
+        if (r < 0)
+                return r;
         r = install_config_merge_json(c, j, path);
         json_object_put(j);
         return r;

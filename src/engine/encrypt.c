@@ -15,6 +15,7 @@
 #include "image.h"
 #include "log.h"
 #include "luks.h"
+#include "recovery.h"
 
 static const char *const tpm2_use_table[_TPM2_USE_MAX] = {
         [TPM2_USE_AUTO] = "auto",
@@ -270,9 +271,15 @@ int encryption_escrow_recovery_key(const Plan *p, const Secret *key, const char 
         if (asprintf(&path, "%s/%s", dir, name) < 0)
                 return -ENOMEM;
 
-        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0)
-                return error_setf(-errno, _("Cannot deliver the recovery key to %s: %m. Nothing was written to %s."), dir, p->target);
+        /* Not through a symbolic link or a directory someone else controls (recovery.h). */
+        dfd = recovery_key_escrow_dir_open(dir);
+        if (dfd < 0) {
+                char why[1024];
+
+                snprintf(why, sizeof(why), "%s", error_message() ?: strerror(-dfd));
+                /* TRANSLATORS: the first %s is a sentence saying why the key cannot be delivered. */
+                return error_setf(dfd, _("%s Nothing was written to %s."), why, p->target);
+        }
         /* A share or stick that failed to mount leaves its empty mount point on the live system's
          * tmpfs: a key written there is gone at power-off. */
         if (fstatfs(dfd, &sfs) < 0)

@@ -56,6 +56,64 @@ static uint64_t le64(const uint8_t *p) {
         return v;
 }
 
+static uint32_t le32(const uint8_t *p) {
+        return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24;
+}
+
+/* CRC-32 (IEEE 802.3, reflected, as the GPT uses: UEFI spec 5.3.2). */
+static uint32_t gpt_crc32(const uint8_t *p, size_t n) {
+        uint32_t c = 0xFFFFFFFFu;
+
+        for (size_t i = 0; i < n; i++) {
+                c ^= p[i];
+                for (int k = 0; k < 8; k++)
+                        c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1)));
+        }
+        return ~c;
+}
+
+/* libblkid leaves out a partition entry that lies outside the usable area, so the image would
+ * then be refused for what is missing ("no root partition"). Name the entry instead. Only a
+ * header and entry array whose CRCs match are judged; a damaged table is libblkid's to refuse. */
+static int check_gpt_entries(const char *path, int fd, uint64_t size, uint32_t ss, const uint8_t *hdr) {
+        _cleanup_(freep) uint8_t *entries = NULL;
+        uint8_t h[92];
+        uint64_t first = le64(hdr + 40), last = le64(hdr + 48), lba = le64(hdr + 72);
+        uint32_t n = le32(hdr + 80), esize = le32(hdr + 84), hsize = le32(hdr + 12);
+
+        memcpy(h, hdr, sizeof(h));
+        memset(h + 16, 0, 4);
+        if (hsize != sizeof(h) || gpt_crc32(h, sizeof(h)) != le32(hdr + 16))
+                return 0;
+        if (esize < 128 || esize > 4096 || esize % 8 || n == 0 || n > 4096 || lba > size / ss ||
+            (uint64_t) n * esize > size - lba * ss)
+                return 0;
+        entries = malloc((size_t) n * esize);
+        if (!entries)
+                return -ENOMEM;
+        if (pread_full(fd, entries, (size_t) n * esize, lba * ss) < 0 || gpt_crc32(entries, (size_t) n * esize) != le32(hdr + 88))
+                return 0;
+        for (uint32_t i = 0; i < n; i++) {
+                const uint8_t *e = entries + (size_t) i * esize;
+                uint64_t start = le64(e + 32), end = le64(e + 40);
+                static const uint8_t unused[16] = {};
+
+                if (memcmp(e, unused, sizeof(unused)) == 0)
+                        continue;
+                if (end >= size / ss)
+                        return error_setf(-EBADMSG,
+                                          _("The image %s is damaged: its partition %u (sectors %" PRIu64 " to %" PRIu64 ") runs past the end of "
+                                            "the image (%" PRIu64 " sectors)."),
+                                          path, i + 1, start, end, size / ss);
+                if (start < first || end > last || end < start)
+                        return error_setf(-EBADMSG,
+                                          _("The image %s is damaged: its partition %u (sectors %" PRIu64 " to %" PRIu64 ") lies outside the "
+                                            "usable sectors %" PRIu64 " to %" PRIu64 " of its partition table."),
+                                          path, i + 1, start, end, first, last);
+        }
+        return 0;
+}
+
 /* A truncated download still has an intact primary GPT, and libblkid may even list its
  * partitions; the backup header's position (AlternateLBA, UEFI spec 5.3.2) tells the size the
  * image was made with. */
@@ -77,7 +135,7 @@ static int check_not_truncated(const char *path, int fd, uint64_t size) {
                                           _("The image %s is truncated: its partition table says it is %s (%" PRIu64 " bytes), but the file has only %s (%" PRIu64 " bytes)."),
                                           path, FORMAT_BYTES(alt > UINT64_MAX / ss - 1 ? UINT64_MAX : (alt + 1) * ss),
                                           alt > UINT64_MAX / ss - 1 ? UINT64_MAX : (alt + 1) * ss, FORMAT_BYTES(size), size);
-                return 0;
+                return check_gpt_entries(path, fd, size, ss, hdr);
         }
         return error_setf(-EBADMSG, _("%s is not a disk image: it has no GPT partition table."), path);
 }
@@ -147,17 +205,19 @@ int image_open(const char *path, Image **ret) {
         struct stat st;
         int r;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return error_setf(-errno, _("Cannot open the image %s: %m"), path);
-        if (fstat(fd, &st) < 0)
-                return -errno;
+        /* Without waiting on a FIFO: only a file or a block device is read. */
+        fd = open_input_file(path, true, &st);
+        if (fd == -EISDIR || fd == -EBADFD)
+                return error_setf(-EINVAL, _("The image %s is neither a file nor a block device."), path);
+        if (fd < 0) {
+                errno = -fd;
+                return error_setf(fd, _("Cannot open the image %s: %m"), path);
+        }
         if (S_ISREG(st.st_mode)) {
                 r = check_not_truncated(path, fd, (uint64_t) st.st_size);
                 if (r < 0)
                         return r;
-        } else if (!S_ISBLK(st.st_mode))
-                return error_setf(-EINVAL, _("The image %s is neither a file nor a block device."), path);
+        }
 
         img = calloc(1, sizeof(Image));
         if (!img)

@@ -10,11 +10,13 @@
 #include "error.h"
 #include "fileio.h"
 #include "i18n.h"
+#include "json-strict.h"
 #include "log.h"
 #include "plan.h"
 #include "tpm2.h"
 #include "size.h"
 #include "uuid.h"
+#include "validate.h"
 
 static const char *const plan_mode_table[_PLAN_MODE_MAX] = {
         [PLAN_ERASE] = "erase",
@@ -1401,8 +1403,8 @@ static int plan_encryption_from_json(json_object *j, PlanEncryption *ret) {
                 return error_setf(-EINVAL, "Plan file: a TPM2 PCR mask names PCRs beyond 23.");
         ret->tpm2_pcrs = (uint32_t) pcrs;
         ret->tpm2_pubkey_pcrs = (uint32_t) pubkey_pcrs;
-        if (ret->tpm2_tcti && !tpm2_tcti_is_safe(ret->tpm2_tcti))
-                return error_setf(-EINVAL, "Plan file: TPM2 TCTI \"%s\" is not a device:, swtpm: or mssim: TCTI.", ret->tpm2_tcti);
+        if (ret->tpm2_tcti && (r = validate_tpm2_tcti(ret->tpm2_tcti)) < 0)
+                return error_prefixf(r, "Plan file: \"encryption\"");
         if (ret->tpm2 && ret->tpm2_pcrs == 0 && ret->tpm2_pubkey_pcrs == 0)
                 return error_setf(-EINVAL, "Plan file: the TPM2 policy binds no PCR.");
         if ((ret->tpm2_pubkey_pcrs != 0) != (ret->tpm2_pubkey != NULL))
@@ -1426,6 +1428,11 @@ static int plan_account_from_json(json_object *j, PlanAccount **ret, PlanSetting
                     (r = get_string(e, "locale", true, &settings->locale)) < 0 ||
                     (r = get_string(e, "keymap", true, &settings->keymap)) < 0)
                         return r;
+                /* The same checks as --hostname, --timezone, --locale and --keymap: these values
+                 * are written into files of the installed system. */
+                r = settings_validate(settings);
+                if (r < 0)
+                        return error_prefixf(r, "Plan file: \"settings\"");
         }
         if (!json_object_object_get_ex(j, "account", &e) || !e)
                 return 0;
@@ -1439,6 +1446,13 @@ static int plan_account_from_json(json_object *j, PlanAccount **ret, PlanSetting
             (r = get_bool(e, "autoLogin", &a->auto_login)) < 0 || (r = get_string(e, "kind", false, &kind)) < 0 ||
             (r = get_string(e, "note", true, &a->note)) < 0)
                 return r;
+        /* As --user and --real-name: the name becomes part of a credential's file name and of
+         * unit text, the real name a field of /etc/passwd. */
+        r = validate_user_name(a->user_name);
+        if (r >= 0 && a->real_name)
+                r = validate_real_name(a->real_name);
+        if (r < 0)
+                return error_prefixf(r, "Plan file: \"account\"");
         a->storage = account_storage_from_string(storage);
         if (a->storage < 0)
                 return error_setf(-EINVAL, "Plan file: unknown account storage \"%s\".", storage);
@@ -1507,6 +1521,8 @@ int plan_from_json(json_object *j, Plan **ret) {
             (r = get_field(j, "partitions", json_type_array, false, &parts)) < 0 ||
             (r = get_field(j, "destroyed", json_type_array, false, &doomed)) < 0)
                 return r;
+        if (p->seed && (r = validate_seed(p->seed)) < 0)
+                return error_prefixf(r, "Plan file: \"seed\"");
 
         p->n_partitions = json_object_array_length(parts);
         p->partitions = calloc(p->n_partitions ?: 1, sizeof(PlanPartition));
@@ -1553,6 +1569,9 @@ int plan_from_json(json_object *j, Plan **ret) {
                 pp->action = partition_action_from_string(action);
                 if (pp->action < 0)
                         return error_setf(-EINVAL, "Plan file: unknown partition action \"%s\".", action);
+                /* As --root-label: the GPT name libfdisk writes. */
+                if (pp->action == ACTION_CREATE && pp->label && (r = validate_partition_label(pp->label)) < 0)
+                        return error_prefixf(r, "Plan file: partition %u", pp->partno);
         }
 
         p->n_doomed = json_object_array_length(doomed);
@@ -1603,15 +1622,12 @@ int plan_save(const Plan *p, const char *path) {
 }
 
 int plan_load(const char *path, Plan **ret) {
-        json_object *j;
+        json_object *j = NULL;
         int r;
 
-        j = json_object_from_file(path);
-        if (!j) {
-                char why[512];
-                snprintf(why, sizeof(why), "%s", json_util_get_last_err() ?: "not valid JSON");
-                return error_setf(-EINVAL, _("Cannot read the plan file %s: %s"), path, strstrip(why));
-        }
+        r = json_read_file_strict(path, "the plan file", &j);
+        if (r < 0)
+                return r;
         r = plan_from_json(j, ret);
         json_object_put(j);
         if (r < 0)

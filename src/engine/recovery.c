@@ -1,13 +1,19 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <qrencode.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "i18n.h"
+#include "macro.h"
 #include "recovery.h"
 
 /* docs/formats.md §3.6: values 0..15 in this order. */
@@ -367,4 +373,131 @@ int recovery_key_qr_text(const Secret *key, bool unicode, Secret **ret) {
 
 const char *recovery_key_explanation(void) {
         return _("The recovery key uses only the letters c b d e f g h i j k l n r t u v, which sit on the same keys on common keyboard layouts (QWERTY, QWERTZ, AZERTY and others), so it types the same whichever layout is active when you need it.");
+}
+
+/* ---- escrow directory ------------------------------------------------------------------------ */
+
+static bool owner_is_trusted(uid_t uid) {
+        return uid == 0 || uid == geteuid();
+}
+
+/* Is the directory fd (shown as path) safe to look names up in (final: to write the key into)? */
+static int escrow_check_directory(int fd, const char *dir, const char *path, bool final) {
+        struct stat st;
+
+        if (fstat(fd, &st) < 0)
+                return error_setf(-errno, _("Cannot deliver the recovery key to %s: %s: %m."), dir, path);
+        if (!owner_is_trusted(st.st_uid))
+                return error_setf(-EPERM,
+                                  _("Refusing to deliver the recovery key to %s: %s belongs to UID %u, neither root nor the user "
+                                    "running imprint."),
+                                  dir, path, (unsigned) st.st_uid);
+        if ((st.st_mode & (S_IWGRP | S_IWOTH)) && (final || !(st.st_mode & S_ISVTX)))
+                return error_setf(-EPERM,
+                                  _("Refusing to deliver the recovery key to %s: %s may be written by other users (mode %04o); make "
+                                    "it writable only by its owner (chmod go-w)."),
+                                  dir, path, (unsigned) (st.st_mode & 07777));
+        return 0;
+}
+
+int recovery_key_escrow_dir_open(const char *dir) {
+        _cleanup_(freep) char *todo = NULL;
+        _cleanup_(closep) int cur = -EBADF;
+        char seen[PATH_MAX] = "/"; /* the path resolved so far, for messages */
+        unsigned links = 0;
+        int r, fd;
+
+        if (isempty(dir))
+                return error_setf(-EINVAL, _("The recovery key escrow directory is empty."));
+        if (dir[0] == '/')
+                todo = strdup(dir);
+        else {
+                _cleanup_(freep) char *cwd = getcwd(NULL, 0);
+                if (!cwd)
+                        return error_setf(-errno, _("Cannot deliver the recovery key to %s: %m."), dir);
+                if (asprintf(&todo, "%s/%s", cwd, dir) < 0)
+                        todo = NULL;
+        }
+        if (!todo)
+                return -ENOMEM;
+
+        cur = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (cur < 0)
+                return -errno;
+        for (;;) {
+                _cleanup_(freep) char *name = NULL;
+                char *p = todo;
+                struct stat st;
+                size_t len;
+
+                while (*p == '/')
+                        p++;
+                if (!*p)
+                        break;
+                len = strcspn(p, "/");
+                name = strndup(p, len);
+                if (!name)
+                        return -ENOMEM;
+                memmove(todo, p + len, strlen(p + len) + 1);
+                if (streq(name, "."))
+                        continue;
+
+                r = escrow_check_directory(cur, dir, seen, false);
+                if (r < 0)
+                        return r;
+                len = strlen(seen);
+                snprintf(seen + len, sizeof(seen) - len, "%s%s", len > 1 ? "/" : "", name);
+
+                if (fstatat(cur, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        return error_setf(-errno, _("Cannot deliver the recovery key to %s: %s: %m."), dir, seen);
+                if (S_ISLNK(st.st_mode)) {
+                        char target[PATH_MAX], *next;
+                        ssize_t n;
+
+                        if (!owner_is_trusted(st.st_uid))
+                                return error_setf(-EPERM,
+                                                  _("Refusing to deliver the recovery key to %s: %s is a symbolic link that belongs to "
+                                                    "UID %u, who could point it anywhere."),
+                                                  dir, seen, (unsigned) st.st_uid);
+                        if (++links > 32)
+                                return error_setf(-ELOOP, _("Cannot deliver the recovery key to %s: too many symbolic links."), dir);
+                        n = readlinkat(cur, name, target, sizeof(target) - 1);
+                        if (n < 0)
+                                return error_setf(-errno, _("Cannot deliver the recovery key to %s: %s: %m."), dir, seen);
+                        target[n] = 0;
+                        /* Resolve the link's target, then what followed the link. An absolute
+                         * target starts again at the root. */
+                        if (asprintf(&next, "%s/%s", target, todo) < 0)
+                                return -ENOMEM;
+                        free(todo);
+                        todo = next;
+                        if (target[0] == '/') {
+                                fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+                                if (fd < 0)
+                                        return -errno;
+                                close(cur);
+                                cur = fd;
+                                strcpy(seen, "/");
+                        } else {
+                                char *slash = strrchr(seen, '/');
+                                slash[slash == seen ? 1 : 0] = 0;
+                        }
+                        continue;
+                }
+                if (!S_ISDIR(st.st_mode))
+                        return error_setf(-ENOTDIR, _("Cannot deliver the recovery key to %s: %s is not a directory."), dir, seen);
+                fd = openat(cur, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0)
+                        return error_setf(-errno, _("Cannot deliver the recovery key to %s: %s: %m."), dir, seen);
+                close(cur);
+                cur = fd;
+        }
+
+        r = escrow_check_directory(cur, dir, seen, true);
+        if (r < 0)
+                return r;
+        fd = openat(cur, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return error_setf(-errno, _("Cannot deliver the recovery key to %s: %m."), dir);
+        return fd;
 }

@@ -57,3 +57,16 @@ int recovery_key_qr_text(const Secret *key, bool unicode, Secret **ret);
 /* One sentence for the screen (English; the front end translates it) on why the key uses only
  * these letters. */
 const char *recovery_key_explanation(void);
+
+/* Opens dir, where an unattended install delivers the recovery key (encryption_escrow_recovery_key()),
+ * as a directory fd (O_RDONLY). The path is resolved one component at a time, without the kernel
+ * following symbolic links, and refused (-EPERM, with a sentence naming the component) when
+ * someone other than root or the user running imprint could redirect or read into it:
+ *   - a directory on the way that is owned by another user, or that group or others may write
+ *     unless it is sticky (as /tmp and /var/tmp are: there, others cannot move what is not theirs);
+ *   - a symbolic link on the way that is owned by another user;
+ *   - the directory itself when owned by another user, or writable by group or others (even
+ *     with the sticky bit).
+ * A relative path is resolved from the working directory's absolute path, checked the same way.
+ * -ENOENT, -ENOTDIR, -ELOOP (more than 32 links) as the kernel would say. */
+int recovery_key_escrow_dir_open(const char *dir);

@@ -26,6 +26,7 @@
 
 #include "error.h"
 #include "i18n.h"
+#include "json-strict.h"
 #include "log.h"
 #include "tpm2.h"
 
@@ -657,8 +658,13 @@ static int find_signature(const char *signature_json, uint32_t pcr_mask, const T
                           const TPM2B_DIGEST *approved, void **ret, size_t *ret_size) {
         _cleanup_(json_object_putp) json_object *root = NULL;
         json_object *bank;
+        int r;
 
-        root = json_tokener_parse(signature_json);
+        /* Strictly, as every JSON imprint reads (json-strict.h): one of two equal keys would
+         * otherwise win silently. */
+        r = json_parse_strict(signature_json, strlen(signature_json), "the PCR signature file", &root);
+        if (r < 0)
+                return r == -ENOMEM ? r : -EBADMSG;
         if (!root || !json_object_is_type(root, json_type_object))
                 return error_setf(-EBADMSG, _("The PCR signature file is not a JSON object."));
         if (!json_object_object_get_ex(root, "sha256", &bank) || !json_object_is_type(bank, json_type_array))

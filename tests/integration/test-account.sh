@@ -55,7 +55,7 @@ expect_stderr "is not a timezone name"
 expect_exit 2 "$IMPRINT" install --source "$src" --target "$img" --admin --yes
 expect_stderr "need --user"
 printf 'abc' >"$WORK/creds/imprint.user-password"
-expect_exit 3 "$IMPRINT" install "${common[@]}" --yes
+expect_exit 2 "$IMPRINT" install "${common[@]}" --yes
 expect_stderr "is refused"
 ! grep -q abc "$WORK/stderr" || fail "the weak password was printed"
 rm "$WORK/creds/imprint.user-password"

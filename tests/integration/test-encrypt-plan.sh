@@ -297,7 +297,7 @@ unattended 2 "{ $base, \"tpm2\": \"off\", \"passphrase\": true, \"recoveryKeyEsc
 expect_stderr "imprint.passphrase"
 mkdir "$WORK/creds"
 printf 'swordfish\n' >"$WORK/creds/imprint.passphrase"
-CREDENTIALS_DIRECTORY=$WORK/creds unattended 3 "{ $base, \"tpm2\": \"off\", \"passphrase\": true, \"recoveryKeyEscrow\": \"$escrow\" }"
+CREDENTIALS_DIRECTORY=$WORK/creds unattended 2 "{ $base, \"tpm2\": \"off\", \"passphrase\": true, \"recoveryKeyEscrow\": \"$escrow\" }"
 expect_stderr "too weak"
 ! grep -q "swordfish" "$WORK/stderr" "$WORK/stdout" || fail "the weak passphrase was printed"
 pass "unattended: a passphrase needs the credential imprint.passphrase, and a strong one"

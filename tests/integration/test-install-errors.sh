@@ -54,6 +54,45 @@ expect_stderr "has no root partition"
 unchanged "image without root"
 pass "image without a root partition refused (exit 7)"
 
+# A GPT entry that runs past the end of the image (primary and backup table alike, CRCs right):
+# libblkid leaves such an entry out, so the refusal must name the overrun, not a missing root.
+cp --sparse=always "$good" "$WORK/overrun.img"
+/usr/bin/python3 - "$WORK/overrun.img" <<'PY'
+import struct, sys, zlib
+ss = 512
+with open(sys.argv[1], "r+b") as f:
+    sectors = f.seek(0, 2) // ss
+    for hdr_lba in (1, sectors - 1):
+        f.seek(hdr_lba * ss)
+        hdr = bytearray(f.read(92))
+        assert hdr[:8] == b"EFI PART"
+        lba, n, esize = struct.unpack_from("<QII", hdr, 72)
+        f.seek(lba * ss)
+        ents = bytearray(f.read(n * esize))
+        struct.pack_into("<Q", ents, esize + 40, sectors + 99)   # entry 2 (root): 100 sectors too far
+        f.seek(lba * ss)
+        f.write(ents)
+        struct.pack_into("<I", hdr, 88, zlib.crc32(ents))
+        struct.pack_into("<I", hdr, 16, 0)
+        struct.pack_into("<I", hdr, 16, zlib.crc32(bytes(hdr)))
+        f.seek(hdr_lba * ss)
+        f.write(hdr)
+PY
+sfdisk -d "$WORK/overrun.img" 2>/dev/null | grep -q "overrun.img2 : start=" || fail "the damaged table is not what this test meant to make"
+expect_exit 7 "$IMPRINT" install --source "$WORK/overrun.img" --target "$tgt" --yes
+expect_stderr "its partition 2 (sectors "
+expect_stderr "runs past the end of the image"
+grep -q "no root partition" "$WORK/stderr" && fail "the overrun is reported as a missing root partition"
+unchanged "image with an overrunning partition"
+pass "a GPT entry past the end of the image refused, naming it (exit 7)"
+
+# The image named as a FIFO: refused at once instead of waiting for a writer.
+mkfifo "$WORK/fifo.img"
+expect_exit 2 timeout 60 "$IMPRINT" plan --source "$WORK/fifo.img" --target "$tgt"
+expect_stderr "is neither a file nor a block device"
+unchanged "image that is a FIFO"
+pass "an image that is a FIFO refused (exit 2)"
+
 # A "UKI" that is not a PE file.
 cp --sparse=always "$good" "$WORK/badpe.img"
 echo "this is not a kernel" >"$WORK/fake.efi"

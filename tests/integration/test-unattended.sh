@@ -63,6 +63,7 @@ pass "bad configurations are refused before writing"
 
 # "auto" takes the one disk that can be a target; loop devices and image files never count, so
 # on a machine whose only disk holds the running system there is none, and nothing is written.
-expect_exit 2 "$IMPRINT" unattended --config <(echo '{ "source": "'"$src"'", "target": "auto" }')
+echo '{ "source": "'"$src"'", "target": "auto" }' >"$WORK/auto.json"   # a file: a pipe is refused (imprint(1), JSON input)
+expect_exit 2 "$IMPRINT" unattended --config "$WORK/auto.json"
 expect_stderr 'Target "auto"'
 pass "target \"auto\" refuses to guess"

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Recovery keys: format, randomness, normalization, the typed-back check, the QR rendering, and
- * stock cryptsetup as the referee that the string really is the LUKS passphrase. No root needed:
+/* Recovery keys: format, randomness, normalization, the typed-back check, the QR rendering, the
+ * escrow directory's safety checks, and stock cryptsetup as the referee that the string really is
+ * the LUKS passphrase. No root needed:
  * cryptsetup formats and tests LUKS2 headers on a plain file. Exits 77 (skip) only if cryptsetup
  * is not installed, after every other check has passed. */
 
@@ -644,6 +645,113 @@ static bool test_cryptsetup(void) {
         return true;
 }
 
+/* The escrow directory: only one that nobody but root and the running user can redirect or write
+ * into. Ownership by another user needs root to set up; as non-root those cases are left out. */
+static void escrow_refused(const char *dir, int err, const char *expect) {
+        int fd;
+
+        error_clear();
+        fd = recovery_key_escrow_dir_open(dir);
+        if (fd >= 0)
+                FAIL("escrow directory %s was accepted", dir);
+        ASSERT_EQ(fd, err);
+        ASSERT_CONTAINS(error_message(), expect);
+        printf("escrow refused as it should be: %s\n", error_message());
+}
+
+static void escrow_accepted(const char *dir, const char *marker) {
+        struct stat st;
+        int fd;
+
+        fd = recovery_key_escrow_dir_open(dir);
+        if (fd < 0)
+                FAIL("escrow directory %s refused: %s", dir, error_message());
+        /* The very directory: the marker file in it is seen through the fd. */
+        ASSERT_OK(fstatat(fd, marker, &st, 0));
+        ASSERT_EQ(fcntl(fd, F_GETFL) & O_ACCMODE, O_RDONLY);
+        close(fd);
+}
+
+static void test_escrow_dir(void) {
+        char base[] = "/tmp/test-escrow.XXXXXX", p[512], q[512], cwd[4096];
+        bool root = geteuid() == 0;
+
+        ASSERT_TRUE(mkdtemp(base));
+        ASSERT_OK(chmod(base, 0755));
+#define P(fmt, ...) (snprintf(p, sizeof(p), "%s/" fmt, base, ##__VA_ARGS__), p)
+        ASSERT_OK(mkdir(P("keys"), 0700));
+        ASSERT_OK(chmod(p, 0755));
+        ASSERT_OK(close(open(P("keys/marker"), O_CREAT | O_WRONLY | O_CLOEXEC, 0600)));
+
+        escrow_accepted(P("keys"), "marker");
+        escrow_accepted(P("./keys/"), "marker");
+        escrow_accepted(P("keys/../keys"), "marker");
+
+        /* Others may write: refused, sticky or not. */
+        ASSERT_OK(chmod(P("keys"), 0775));
+        escrow_refused(p, -EPERM, "may be written by other users (mode 0775)");
+        ASSERT_OK(chmod(P("keys"), 01777));
+        escrow_refused(p, -EPERM, "may be written by other users (mode 1777)");
+        ASSERT_OK(chmod(P("keys"), 0700));
+        escrow_accepted(p, "marker");
+
+        /* A directory on the way that others may write: they could swap keys for a link. With
+         * the sticky bit (as /tmp) they cannot move what is not theirs. */
+        ASSERT_OK(mkdir(P("open"), 0777));
+        ASSERT_OK(chmod(p, 0777));
+        ASSERT_OK(mkdir(P("open/keys"), 0755));
+        ASSERT_OK(close(open(P("open/keys/marker"), O_CREAT | O_WRONLY | O_CLOEXEC, 0600)));
+        snprintf(q, sizeof(q), "%s/open", base);
+        escrow_refused(P("open/keys"), -EPERM, q);
+        ASSERT_OK(chmod(P("open"), 01777));
+        escrow_accepted(P("open/keys"), "marker");
+
+        /* A link the user owns is followed, relative or absolute, and resolved step by step. */
+        ASSERT_OK(symlink("keys", P("rel")));
+        escrow_accepted(P("rel"), "marker");
+        snprintf(q, sizeof(q), "%s/keys", base);
+        ASSERT_OK(symlink(q, P("abs")));
+        escrow_accepted(P("abs"), "marker");
+        ASSERT_OK(symlink("../keys", P("open/up")));
+        escrow_accepted(P("open/up"), "marker");
+        /* ... and a link to an unsafe directory is no way around the check. */
+        ASSERT_OK(mkdir(P("world"), 0755));
+        ASSERT_OK(chmod(p, 0777));
+        ASSERT_OK(symlink("world", P("to-world")));
+        escrow_refused(P("to-world"), -EPERM, "may be written by other users (mode 0777)");
+
+        /* Relative to the working directory. */
+        ASSERT_TRUE(getcwd(cwd, sizeof(cwd)));
+        ASSERT_OK(chdir(base));
+        escrow_accepted("keys", "marker");
+        escrow_accepted("rel/", "marker");
+        ASSERT_OK(chdir(cwd));
+
+        /* What the kernel would say. */
+        escrow_refused(P("missing"), -ENOENT, "missing");
+        escrow_refused(P("keys/marker"), -ENOTDIR, "is not a directory");
+        ASSERT_OK(symlink("loop2", P("loop1")));
+        ASSERT_OK(symlink("loop1", P("loop2")));
+        escrow_refused(P("loop1"), -ELOOP, "too many symbolic links");
+
+        if (root) {
+                /* A link someone else owns, even in a sticky directory: they can point it anywhere. */
+                ASSERT_OK(symlink(q, P("open/theirs")));
+                ASSERT_OK(lchown(p, 65534, 65534));
+                escrow_refused(p, -EPERM, "is a symbolic link that belongs to UID 65534");
+                /* A directory someone else owns, on the way or at the end. */
+                ASSERT_OK(mkdir(P("nobody"), 0755));
+                ASSERT_OK(chown(p, 65534, 65534));
+                escrow_refused(p, -EPERM, "belongs to UID 65534, neither root nor the user running imprint");
+                ASSERT_OK(mkdir(P("nobody/keys"), 0755));
+                escrow_refused(p, -EPERM, "nobody belongs to UID 65534");
+        } else
+                printf("escrow: not root, links and directories of other users not checked\n");
+#undef P
+        ASSERT_TRUE(run_command((char *[]) { (char *) "rm", (char *) "-rf", base, NULL }, NULL) >= 0);
+        printf("escrow directory: ok\n");
+}
+
 int main(void) {
         bool referee;
 
@@ -654,6 +762,7 @@ int main(void) {
         test_check_groups();
         test_qr();
         test_explanation();
+        test_escrow_dir();
         referee = test_cryptsetup();
 
         printf("test-recovery: all checks passed%s\n", referee ? "" : " (LUKS check skipped)");
