@@ -23,7 +23,8 @@
 #include "run.h"
 #include "tpm2.h"
 
-/* Does the image's systemd create users from home.create.* credentials at first boot? */
+/* Does the image's systemd create users from home.create.* credentials at first boot?
+ * -EOPNOTSUPP when its root filesystem cannot be read without mounting it (btrfs, xfs, …). */
 static int image_has_homed_firstboot(const Image *img) {
         _cleanup_(freep) void *buf = NULL;
         size_t size = 0;
@@ -33,7 +34,7 @@ static int image_has_homed_firstboot(const Image *img) {
                 return 0;
         r = fs_read_file(&(FsLocation) { .disk = img->path, .offset = img->root->start, .fstype = img->root->fstype },
                          "/usr/lib/systemd/system/systemd-homed-firstboot.service", &buf, &size);
-        if (r == -ENOENT || r == -EOPNOTSUPP)
+        if (r == -ENOENT)
                 return 0;
         if (r < 0)
                 return r;
@@ -65,10 +66,17 @@ int account_decide(const AccountRequest *req, const Image *img, DiskKind target_
         a->kind = ACCOUNT_HOMED;
 
         r = image_has_homed_firstboot(img);
-        if (r < 0)
+        if (r < 0 && r != -EOPNOTSUPP)
                 return r;
         if (req->classic)
                 snprintf(note, sizeof(note), "%s", _("A classic user, as asked."));
+        else if (r == -EOPNOTSUPP)
+                snprintf(note, sizeof(note),
+                         /* TRANSLATORS: %s is the filesystem type (btrfs, xfs). */
+                         _("imprint cannot look into the image's %s root filesystem without mounting it, so it cannot tell whether "
+                           "the image's systemd has systemd-homed-firstboot.service: a classic user (/etc/passwd, /etc/shadow) is "
+                           "created instead."),
+                         img->root->fstype ?: "?");
         else if (r == 0)
                 snprintf(note, sizeof(note), "%s",
                          _("The image's systemd cannot create systemd-homed users at first boot (no systemd-homed-firstboot.service, "

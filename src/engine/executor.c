@@ -264,53 +264,85 @@ static int step_close(Exec *e, Step *s) {
         return close_volumes(e);
 }
 
-/* The installed root, mounted for a moment to write what its first boot needs: the settings
- * (systemd-firstboot --root) and the account. For an image file a loop device maps the root. */
-static int step_configure(Exec *e, Step *s) {
+/* Mounts a partition of the target on dir: its opened dm-crypt volume, its partition node, or,
+ * for an image file, a loop device over its byte range. mount(8) sets that loop device up with
+ * the autoclear flag, so the kernel detaches it with the unmount, and an interrupted install
+ * leaves at most a mount behind, never a loop device nobody uses. */
+static int mount_target_partition(Exec *e, const PlanPartition *pp, const char *fstype, const char *dir) {
         const Plan *p = e->plan;
-        const PlanPartition *root = plan_find_role(p, ROLE_ROOT);
-        const char *fstype = p->source->partitions[root->copy_from].fstype;
-        _cleanup_(freep) char *node = NULL, *loop = NULL;
-        char dir[] = "/run/imprint-target.XXXXXX";
-        int r, k;
+        _cleanup_(freep) char *node = NULL;
+        int r;
 
-        if (root->encrypt)
-                node = strdup_safe(e->dm_path[partition_index(e, root)]);
+        if (pp->encrypt)
+                node = strdup_safe(e->dm_path[partition_index(e, pp)]);
         else if (p->target_kind == DISK_BLOCK) {
-                r = disk_partition_node(e->disk, root->partno, &node);
+                r = disk_partition_node(e->disk, pp->partno, &node);
                 if (r < 0)
                         return r;
         } else {
-                char off[32], len[32];
-                char *argv[] = { (char *) "losetup", (char *) "--find", (char *) "--show", (char *) "--offset", off,
-                                 (char *) "--sizelimit", len, p->target, NULL };
+                _cleanup_(freep) char *opts = NULL;
 
-                snprintf(off, sizeof(off), "%" PRIu64, root->start);
-                snprintf(len, sizeof(len), "%" PRIu64, root->size);
-                r = run_command(argv, &(RunOptions) { .ret_stdout = &loop, .quiet_stderr = true });
+                if (asprintf(&opts, "loop,offset=%" PRIu64 ",sizelimit=%" PRIu64 ",nosuid,nodev", pp->start, pp->size) < 0)
+                        return -ENOMEM;
+                char *argv[] = { (char *) "mount", (char *) "--no-mtab", (char *) "-t", (char *) (fstype ?: "auto"), (char *) "-o", opts,
+                                 p->target, (char *) dir, NULL };
+                r = run_command(argv, &(RunOptions) { .quiet_stderr = true });
                 if (r < 0)
-                        return r;
-                node = strdup(strstrip(loop));
+                        return error_prefixf(r, _("Cannot mount the %s partition of %s"), partition_role_to_string(pp->role), p->target);
+                return 0;
         }
         if (!node)
                 return -ENOMEM;
+        if (mount(node, dir, fstype, MS_NOSUID | MS_NODEV, NULL) < 0)
+                return error_setf(-errno, _("Cannot mount the %s partition (%s, %s): %m"), partition_role_to_string(pp->role), node,
+                                  fstype ?: "?");
+        return 0;
+}
+
+static int unmount_target_partition(const char *dir, const char *what, int r) {
+        if (umount2(dir, 0) < 0 && r >= 0)
+                /* TRANSLATORS: %s is "root" or "home". */
+                r = error_setf(-errno, _("Cannot unmount the installed %s partition: %m"), what);
+        return r;
+}
+
+/* The installed root, mounted for a moment to write what its first boot needs: the settings
+ * (systemd-firstboot --root) and the account. A classic account's home directory belongs on the
+ * home partition, when there is one: stock systemd-gpt-auto-generator mounts that partition on
+ * /home only while /home on root is empty ("already populated, ignoring."). So the home
+ * partition (or its dm-crypt volume) is mounted on <root>/home while useradd --root runs, which
+ * chroots and so creates the directory, owner, mode and /etc/skel copies inside it. */
+static int step_configure(Exec *e, Step *s) {
+        const Plan *p = e->plan;
+        const PlanPartition *root = plan_find_role(p, ROLE_ROOT), *home = plan_find_role(p, ROLE_HOME);
+        const char *fstype = p->source->partitions[root->copy_from].fstype;
+        _cleanup_(freep) char *home_dir = NULL;
+        char dir[] = "/run/imprint-target.XXXXXX";
+        int r;
 
         if (!mkdtemp(dir))
-                r = error_setf(-errno, _("Cannot make a mount point: %m"));
-        else if (mount(node, dir, fstype, MS_NOSUID | MS_NODEV, NULL) < 0) {
-                r = error_setf(-errno, _("Cannot mount the installed root (%s, %s): %m"), node, fstype ?: "?");
+                return error_setf(-errno, _("Cannot make a mount point: %m"));
+        r = mount_target_partition(e, root, fstype, dir);
+        if (r < 0) {
                 (void) rmdir(dir);
-        } else {
+                return r;
+        }
+        if (p->account && p->account->kind == ACCOUNT_CLASSIC && home && home->fstype) {
+                if (asprintf(&home_dir, "%s/home", dir) < 0)
+                        r = -ENOMEM;
+                else if (mkdir(home_dir, 0755) < 0 && errno != EEXIST)
+                        r = error_setf(-errno, _("Cannot create /home in the installed root: %m"));
+                else
+                        r = mount_target_partition(e, home, home->fstype, home_dir);
+                if (r < 0)
+                        home_dir = mfree(home_dir);
+        }
+        if (r >= 0)
                 r = account_configure_root(p, dir, e->opts ? e->opts->user_password : NULL);
-                k = umount2(dir, 0) < 0 ? -errno : 0;
-                (void) rmdir(dir);
-                if (r >= 0 && k < 0)
-                        r = error_setf(k, _("Cannot unmount the installed root: %s"), strerror(-k));
-        }
-        if (loop) {
-                char *argv[] = { (char *) "losetup", (char *) "--detach", node, NULL };
-                (void) run_command(argv, NULL);
-        }
+        if (home_dir)
+                r = unmount_target_partition(home_dir, "home", r);
+        r = unmount_target_partition(dir, "root", r);
+        (void) rmdir(dir);
         return r;
 }
 

@@ -53,7 +53,7 @@ ln -s ../usr/lib/os-release "$tmp/root/etc/os-release"
 cp "$sdboot" "$tmp/root/usr/lib/systemd/boot/efi/"
 head -c $((24 * 1024 * 1024)) /dev/urandom >"$tmp/root/data/random"
 head -c $((16 * 1024 * 1024)) /dev/zero >"$tmp/root/data/zeros"
-# FAKE_DDI_ACCOUNTS=1: account databases (root, a sudo group), login.defs, /etc/skel and two time
+# FAKE_DDI_ACCOUNTS=1: account databases (root, a sudo group), login.defs, /etc/skel (two dot files) and two time
 # zones, as useradd, chpasswd and systemd-firstboot --root expect of a real root.
 # FAKE_DDI_HOMED=1 also: a systemd-homed-firstboot.service that imports home.* credentials (v256+).
 if [ -n "${FAKE_DDI_ACCOUNTS:-}" ]; then
@@ -63,6 +63,8 @@ if [ -n "${FAKE_DDI_ACCOUNTS:-}" ]; then
         printf 'root:*:19000:0:99999:7:::\n' >"$tmp/root/etc/shadow"
         printf 'root:*::\nsudo:*::\nusers:*::\n' >"$tmp/root/etc/gshadow"
         chmod 0640 "$tmp/root/etc/shadow" "$tmp/root/etc/gshadow"
+        printf '# ~/.bashrc from the fake image\n' >"$tmp/root/etc/skel/.bashrc"
+        printf '# ~/.profile from the fake image\n' >"$tmp/root/etc/skel/.profile"
         cp /etc/login.defs "$tmp/root/etc/login.defs"
         cp /usr/share/zoneinfo/Europe/Berlin "$tmp/root/usr/share/zoneinfo/Europe/Berlin"
         cp /usr/share/zoneinfo/UTC "$tmp/root/usr/share/zoneinfo/UTC"

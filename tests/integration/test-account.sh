@@ -110,3 +110,48 @@ jq -e '.account.kind == "classic" and (.account.note | test("TPM") and test("cla
 "$IMPRINT" plan --source "$src" --target "$ATTACHED" --no-encrypt --user alice --classic-user --json | jq -e '.account.note | test("as asked")' >/dev/null \
         || fail "--classic-user is not said"
 pass "without a usable TPM a homed-capable image gets a classic user, and the plan says why"
+
+# --- a classic account with a home partition: the home directory lives on it -----------------------
+# systemd-gpt-auto-generator mounts the home partition on /home only while /home on root is empty
+# ("\"/home\" already populated, ignoring."): the account's directory must be made inside the home
+# volume, as useradd would make it (owner, mode from login.defs, /etc/skel), and root's /home left
+# empty. The stock debugfs reads both filesystems of the image file.
+printf '%s' "$password" >"$WORK/creds/imprint.user-password"
+img3=$WORK/disk-home.img
+truncate -s 3G "$img3"
+"$IMPRINT" install --source "$src" --target "$img3" --seed home --user alice --home-size=1G --yes >"$WORK/out3" 2>&1 \
+        || { cat "$WORK/out3" >&2; fail "install with --home-size and a classic user failed"; }
+[ -z "$(losetup -j "$img3")" ] || fail "the install left a loop device on the image: $(losetup -j "$img3")"
+part_off() { sfdisk --json "$img3" | jq --arg t "$1" '.partitiontable.partitions[] | select(.type == $t) | .start * 512'; }
+root3=$(part_off 4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709)
+home3=$(part_off 933AC7E1-2EB4-4F13-B844-0E14E2AEF915)
+[ -n "$home3" ] || fail "no DPS home partition in the installed image"
+rootfs() { debugfs -R "$1" "$img3?offset=$root3" 2>/dev/null; }
+homefs() { debugfs -R "$1" "$img3?offset=$home3" 2>/dev/null; }
+# debugfs ls -p: /inode/mode/uid/gid/name/size/ per entry.
+entries=$(rootfs 'ls -p /home' | awk -F/ 'NF > 5 && $6 != "." && $6 != ".." { print $6 }')
+[ -z "$entries" ] || fail "/home on the root filesystem is not empty: $(echo "$entries" | tr '\n' ' ')"
+ids=$(rootfs 'cat /etc/passwd' | awk -F: '$1 == "alice" { print $3 ":" $4 ":" $6 }')
+[ "${ids##*:}" = /home/alice ] || fail "alice's home in /etc/passwd is '${ids##*:}', not /home/alice"
+uid=${ids%%:*} gid=${ids#*:}; gid=${gid%%:*}
+# What useradd makes: HOME_MODE of the image's login.defs, else 0777 & ~UMASK.
+want=$(rootfs 'cat /etc/login.defs' | awk '$1 == "HOME_MODE" { print $2 }')
+if [ -z "$want" ]; then
+        umask=$(rootfs 'cat /etc/login.defs' | awk '$1 == "UMASK" { print $2 }')
+        want=$(printf '%o' $((0777 & ~8#${umask:-022})))
+fi
+want=$(printf '%o' $((8#$want)))
+line=$(homefs 'ls -p /' | awk -F/ '$6 == "alice"')
+[ -n "$line" ] || { homefs 'ls -l /' >&2; fail "the home partition has no alice/"; }
+IFS=/ read -r _ _ mode fuid fgid _ <<<"$line"
+[ "$fuid:$fgid" = "$uid:$gid" ] || fail "alice/ on the home partition is owned by $fuid:$fgid, not alice ($uid:$gid)"
+[ "$mode" = "40$want" ] || [ "$mode" = "040$want" ] || fail "alice/ on the home partition has mode $mode, not directory $want"
+for f in .bashrc .profile; do
+        l=$(homefs 'ls -p /alice' | awk -F/ -v f="$f" '$6 == f')
+        [ -n "$l" ] || fail "alice/$f (from /etc/skel) is not on the home partition"
+        IFS=/ read -r _ _ _ fuid fgid _ <<<"$l"
+        [ "$fuid:$fgid" = "$uid:$gid" ] || fail "alice/$f is owned by $fuid:$fgid"
+        [ "$(homefs "cat /alice/$f")" = "$(rootfs "cat /etc/skel/$f")" ] || fail "alice/$f differs from /etc/skel/$f"
+done
+e2fsck -fn "$img3?offset=$home3" >/dev/null 2>&1 || fail "e2fsck finds errors on the home partition"
+pass "a classic account's home (owner $uid:$gid, mode $want, skel files) is on the home partition; /home on root is empty"
