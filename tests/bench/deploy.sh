@@ -19,7 +19,10 @@
 #                       do not; off by default to compare like with like)
 #   IMPRINT=build/imprint
 #   IMPRINT_BASE=path   another build of imprint (e.g. main's) to run in the same rounds, for a
-#                       before/after comparison that the machine's noise does not swamp
+#                       before/after comparison that the machine's noise does not swamp (the two
+#                       take turns going first)
+#   REPART=1            also time systemd-repart writing the root partition with CopyBlocks=
+#                       (no read-back), beside imprint's copy-root step
 set -eu -o pipefail
 cd "$(dirname "$0")/../.."
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -50,13 +53,57 @@ make_image() {
         echo "$img"
 }
 
+# run_imprint BINARY IMAGE TIMES OTHER PHASES: one whole install into a fresh sparse file as big
+# as the image rounded up to the next GiB plus one; appends its wall-clock time to the array
+# TIMES, the time outside its steps to OTHER, and each step's time to PHASES[id] (in step order,
+# PHASES[_order] lists the ids).
+run_imprint() {
+        local bin=$1 img=$2 t0 t1 sum id t
+        local -n times=$3 other=$4 ph=$5
+
+        rm -f "$WORK/imprint.img"
+        truncate -s $(( ($(stat -Lc %s "$img") / 1073741824 + 2) * 1073741824 )) "$WORK/imprint.img"
+        drop_caches
+        t0=$(now)
+        /usr/bin/time -f "%M" -o "$WORK/rss" "$bin" install --source "$img" --target "$WORK/imprint.img" --yes --json >"$WORK/events.json"
+        t1=$(now)
+        times+=("$(elapsed "$t0" "$t1")")
+        sum=$(jq -s '[.[] | select(.event == "end") | .elapsedSeconds] | add' "$WORK/events.json")
+        other+=("$(echo "${times[-1]} - $sum" | bc -l)")
+        while read -r id t; do
+                [ -n "${ph[$id]+x}" ] || ph["_order"]+=" $id"
+                ph[$id]+=" $t"
+        done < <(jq -r 'select(.event == "end") | "\(.id) \(.elapsedSeconds)"' "$WORK/events.json")
+        rm -f "$WORK/imprint.img"
+}
+
+# print_phases PHASES OTHER
+print_phases() {
+        local -n ph=$1 other=$2
+        local id
+        for id in ${ph["_order"]}; do
+                # shellcheck disable=SC2086 # the list of times is meant to split
+                printf '    %-18s %6.2f s   (%s)\n' "$id" "$(best ${ph[$id]})" "$(rounds ${ph[$id]})"
+        done
+        printf '    %-18s %6.2f s   (%s)\n' "outside the steps" "$(best "${other[@]}")" "$(rounds "${other[@]}")"
+}
+
 bench_one() {
-        local name=$1 img=$2 round t0 t1 rss=0 id
-        local -a dd_t cp_t imprint_t base_t
-        local -A phase_t=()
-        local phases="" other_t=() sum
+        local name=$1 img=$2 t0 t1 rss=0
+        # shellcheck disable=SC2034 # filled by run_imprint through namerefs
+        local -a dd_t cp_t imprint_t base_t other_t base_other_t repart_t
+        # shellcheck disable=SC2034
+        local -A phase_t=() base_phase_t=()
 
         [ -n "${CHECKSUM:-}" ] || rm -f "$img.sha256"
+        if [ -n "${REPART:-}" ]; then
+                local off size
+                read -r off size < <(sfdisk --json "$img" | jq -r '.partitiontable as $t | $t.partitions[]
+                        | select(.type == "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709") | "\(.start * $t.sectorsize) \(.size * $t.sectorsize)"')
+                mkdir -p "$WORK/repart.d"
+                dd if="$img" of="$WORK/root.raw" bs=4M iflag=skip_bytes,count_bytes skip="$off" count="$size" conv=sparse status=none
+                printf '[Partition]\nType=root\nCopyBlocks=%s\n' "$WORK/root.raw" >"$WORK/repart.d/root.conf"
+        fi
 
         for round in $(seq "$ROUNDS"); do
                 # dd: the whole image, as one would write it to a disk.
@@ -77,35 +124,27 @@ bench_one() {
                 cp_t+=("$(elapsed "$t0" "$t1")")
                 rm -f "$WORK/cp.img"
 
-                # imprint: the whole verified install, from start to exit, into a sparse file
-                # as big as the image rounded up to the next GiB plus one (room for its layout).
-                rm -f "$WORK/imprint.img"
-                truncate -s $(( ($(stat -Lc %s "$img") / 1073741824 + 2) * 1073741824 )) "$WORK/imprint.img"
-                drop_caches
-                t0=$(now)
-                /usr/bin/time -f "%M" -o "$WORK/rss" \
-                        "$IMPRINT" install --source "$img" --target "$WORK/imprint.img" --yes --json >"$WORK/events.json"
-                t1=$(now)
-                imprint_t+=("$(elapsed "$t0" "$t1")")
-                sum=$(jq -s '[.[] | select(.event == "end") | .elapsedSeconds] | add' "$WORK/events.json")
-                other_t+=("$(echo "${imprint_t[-1]} - $sum" | bc -l)")
+                # imprint: the whole verified install, from start to exit; a baseline build
+                # goes first in odd rounds.
+                if [ -n "${IMPRINT_BASE:-}" ] && [ $((round % 2)) = 1 ]; then
+                        run_imprint "$IMPRINT_BASE" "$img" base_t base_other_t base_phase_t
+                fi
+                run_imprint "$IMPRINT" "$img" imprint_t other_t phase_t
                 rss=$(( $(cat "$WORK/rss") > rss ? $(cat "$WORK/rss") : rss ))
-                while read -r id t; do
-                        [ -n "${phase_t[$id]+x}" ] || phases+=" $id"
-                        phase_t[$id]+=" $t"
-                done < <(jq -r 'select(.event == "end") | "\(.id) \(.elapsedSeconds)"' "$WORK/events.json")
-                rm -f "$WORK/imprint.img"
+                if [ -n "${IMPRINT_BASE:-}" ] && [ $((round % 2)) = 0 ]; then
+                        run_imprint "$IMPRINT_BASE" "$img" base_t base_other_t base_phase_t
+                fi
 
-                if [ -n "${IMPRINT_BASE:-}" ]; then
-                        truncate -s $(( ($(stat -Lc %s "$img") / 1073741824 + 2) * 1073741824 )) "$WORK/base.img"
+                if [ -n "${REPART:-}" ]; then
+                        rm -f "$WORK/repart.img"
                         drop_caches
                         t0=$(now)
-                        "$IMPRINT_BASE" install --source "$img" --target "$WORK/base.img" --yes --json >"$WORK/base.json"
+                        systemd-repart --empty=create --size=$(( size / 1048576 + 64 ))M --dry-run=no \
+                                --definitions="$WORK/repart.d" "$WORK/repart.img" >/dev/null 2>&1 \
+                                && sync "$WORK/repart.img" || echo "systemd-repart failed" >&2
                         t1=$(now)
-                        base_t+=("$(elapsed "$t0" "$t1")")
-                        jq -r 'select(.event == "end") | "\(.id) \(.elapsedSeconds)"' "$WORK/base.json" | tr '\n' ' ' >>"$WORK/base-phases"
-                        echo >>"$WORK/base-phases"
-                        rm -f "$WORK/base.img"
+                        repart_t+=("$(elapsed "$t0" "$t1")")
+                        rm -f "$WORK/repart.img"
                 fi
         done
 
@@ -119,22 +158,22 @@ bench_one() {
         printf '  dd bs=4M conv=fsync        %6.2f s\n' "$dd_s"
         printf '  cp --sparse=always + fsync %6.2f s   = %.2fx dd\n' "$cp_s" "$(echo "$dd_s / $cp_s" | bc -l)"
         echo "  imprint's phases, each the best of its rounds (all rounds in brackets):"
-        for id in $phases; do
-                # shellcheck disable=SC2086 # the list of times is meant to split
-                printf '    %-18s %6.2f s   (%s)\n' "$id" "$(best ${phase_t[$id]})" "$(rounds ${phase_t[$id]})"
-        done
-        printf '    %-18s %6.2f s   (%s)\n' "outside the steps" "$(best "${other_t[@]}")" "$(rounds "${other_t[@]}")"
+        print_phases phase_t other_t
         echo "  rounds: imprint $(rounds "${imprint_t[@]}")"
         echo "          dd      $(rounds "${dd_t[@]}")"
         echo "          cp      $(rounds "${cp_t[@]}")"
         echo "  imprint peak RSS $rss KiB"
+        if [ -n "${REPART:-}" ]; then
+                # shellcheck disable=SC2086
+                printf '  systemd-repart CopyBlocks= of the root %.2f s, imprint copy-root %.2f s (no read-back in either; rounds %s)\n' \
+                        "$(best "${repart_t[@]}")" "$(best ${phase_t[copy-root]})" "$(rounds "${repart_t[@]}")"
+        fi
         if [ -n "${IMPRINT_BASE:-}" ]; then
                 local base_s
                 base_s=$(best "${base_t[@]}")
-                printf '  baseline %s: %.2f s = %.2fx dd; rounds %s; phases:\n' "$IMPRINT_BASE" "$base_s" \
+                printf '  baseline %s: %.2f s = %.2fx dd (rounds %s); its phases:\n' "$IMPRINT_BASE" "$base_s" \
                         "$(echo "$dd_s / $base_s" | bc -l)" "$(rounds "${base_t[@]}")"
-                sed 's/^/    /' "$WORK/base-phases"
-                rm -f "$WORK/base-phases"
+                print_phases base_phase_t base_other_t
         fi
 }
 
