@@ -21,16 +21,31 @@ typedef struct CopyRegion {
 
 /* Copies the region. Ranges the source holds as holes or all-zero blocks are not written but
  * zeroed on the target, so the target reads back bit-identical to the source over `length`.
- * ret_digest: SHA256 over (offset, data) of every non-zero 4 MiB-aligned chunk, the same digest
- * copy_region_digest() computes on either side. */
+ * ret_digest: SHA256 over (offset, data) of every non-zero 4 MiB chunk (chunks aligned to the
+ * region's start), the same digest copy_region_digest() computes of the target. */
 int copy_region(const CopyRegion *c, copy_progress_t progress, void *userdata, uint8_t ret_digest[COPY_DIGEST_SIZE],
                 uint64_t *ret_written);
 
-/* The digest of fd over [offset, offset+length) as copy_region() computes it, reading only where
- * the map of src_fd (the image) holds data: holes were zeroed on the target by a kernel call that
- * cannot silently fail, so reading them back would only re-read zeros. */
-int copy_region_digest(int map_fd, uint64_t map_offset, int fd, uint64_t offset, uint64_t length, copy_progress_t progress,
-                       void *userdata, uint8_t ret_digest[COPY_DIGEST_SIZE]);
+/* Reads the target fd back over [offset, offset+length) and returns its digest as copy_region()
+ * defines it. When that equals the copy's digest, the target holds exactly the source's bytes
+ * over the whole region, zeros included:
+ *  - every non-zero chunk of the target has the offset and the content (SHA256) of a non-zero
+ *    chunk of the source, and the two sets are the same;
+ *  - every chunk not read is zero: on a regular file, the target's own hole map (SEEK_DATA/
+ *    SEEK_HOLE, queried on the target, not on the source) is read, and a hole reads as zeros by
+ *    the filesystem's definition, so a byte that landed where a hole should be makes its chunk
+ *    data and gets read; a block device (or a dm-crypt volume) is read over its whole length,
+ *    because nothing there distinguishes a zeroed range from a stale one, nor a faked capacity
+ *    that wraps around;
+ *  - a target shorter than offset+length is an error (-EIO), as its missing tail cannot hold
+ *    the region's zeros.
+ * What is read comes from the medium, not from the page cache: the target is flushed, its cached
+ * pages over the region dropped (POSIX_FADV_DONTNEED), and the reads go through O_DIRECT where
+ * the file system or device allows (any odd, unaligned tail is read buffered, after the drop).
+ * It proves what the device returns; a drive's own volatile cache is beyond what the host can
+ * bypass. */
+int copy_region_digest(int fd, uint64_t offset, uint64_t length, copy_progress_t progress, void *userdata,
+                       uint8_t ret_digest[COPY_DIGEST_SIZE]);
 
 /* SHA256 of a whole file, hex, for comparison with SHA256SUMS. */
 int sha256_file(int fd, uint64_t size, copy_progress_t progress, void *userdata, char ret_hex[65]);

@@ -390,8 +390,7 @@ static int step_verify(Exec *e, Step *s) {
         r = open_destination(e, pp, &dm_fd);
         if (r < 0)
                 return r;
-        r = copy_region_digest(e->src_fd, sp->start, dm_fd >= 0 ? dm_fd : e->fd, dm_fd >= 0 ? 0 : pp->start, sp->size,
-                               on_copy_progress, e, back);
+        r = copy_region_digest(dm_fd >= 0 ? dm_fd : e->fd, dm_fd >= 0 ? 0 : pp->start, sp->size, on_copy_progress, e, back);
         if (r < 0)
                 return error_setf(r, _("Cannot read back partition %u of %s: %s"), pp->partno, e->plan->target, strerror(-r));
         if (memcmp(s->copied_by->digest, back, sizeof(back)) != 0)
