@@ -185,6 +185,9 @@ UiNext screen_encryption(Tui *t) {
                                                 snprintf(buf, sizeof(buf), _("Too weak: %s"), error_message() ?: "");
                                         ui_wrap(y, 8, COLS - 10, 2, r >= 0 ? ui_attr_ok() : ui_attr_error(), buf);
                                         y += 2;
+                                        /* Checked without the cracklib dictionary: say so, where there is room. */
+                                        if (password_quality_note() && y + 2 <= LINES - 4)
+                                                y += ui_wrap(y, 8, COLS - 10, 2, ui_attr_dim(), password_quality_note());
                                 }
                                 ui_wrap(LINES - 4, 2, COLS - 4, 2, ui_attr_dim(),
                                         t->encrypt ? _("A recovery key is made and shown before anything is written.")

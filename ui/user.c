@@ -204,6 +204,9 @@ UiNext screen_user(Tui *t) {
                                         _("A systemd-homed account: created at the first boot of the installed system."));
                         if (tried && (problem = check(t, buf, sizeof(buf))))
                                 ui_wrap(LINES - 3, 2, COLS - 4, 2, ui_attr_error(), problem);
+                        else if (!isempty(t->password1.buf) && password_quality_note())
+                                /* The check above ran without the cracklib dictionary: say so. */
+                                ui_wrap(LINES - 3, 2, COLS - 4, 2, ui_attr_dim(), password_quality_note());
                         if (field_of(t, list[focus]))
                                 ui_field(t, y_of[list[focus]], 2, lw, field_width_of(list[focus]), label_of(list[focus]),
                                          field_of(t, list[focus]), true);
