@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 
 #include "blockcopy.h"
 #include "fileio.h"
+#include "interrupt.h"
 #include "macro.h"
 
 /* 4 MiB: large enough that syscall overhead vanishes, a multiple of every sector and page
@@ -253,6 +255,7 @@ int copy_region(const CopyRegion *c, copy_progress_t progress, void *userdata, u
         };
         uint64_t pos = 0;
         pthread_t threads[2];
+        sigset_t all, old_mask;
         size_t n_threads = 0;
         unsigned len;
         int r = 0, k;
@@ -274,6 +277,10 @@ int copy_region(const CopyRegion *c, copy_progress_t progress, void *userdata, u
         }
         w.direct_fd = open_direct(c->dst_fd);
 
+        /* Stop requests (interrupt.h) reach this thread, which checks for them between chunks;
+         * the workers inherit a mask that keeps signals away from their writes. */
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old_mask);
         k = pthread_create(&threads[n_threads], NULL, writer_main, &w);
         if (k == 0) {
                 n_threads++;
@@ -281,6 +288,7 @@ int copy_region(const CopyRegion *c, copy_progress_t progress, void *userdata, u
                 if (k == 0)
                         n_threads++;
         }
+        pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
         if (k != 0) {
                 w.error = -k;
                 pipeline_finish(&w, threads, n_threads);
@@ -301,8 +309,13 @@ int copy_region(const CopyRegion *c, copy_progress_t progress, void *userdata, u
                  * seg_end) is where the next segment must start. */
                 for (p = seg_start; p < seg_end;) {
                         size_t n = (size_t) MIN(CHUNK - p % CHUNK, c->length - p);
-                        Slot *sl = pipeline_get_slot(&w);
+                        Slot *sl;
 
+                        if (interrupt_pending()) {
+                                r = -EINTR; /* a safe point: what is queued still lands */
+                                break;
+                        }
+                        sl = pipeline_get_slot(&w);
                         if (!sl)
                                 break; /* the writer failed; its error is returned below */
                         r = pread_full(c->src_fd, sl->buf, n, c->src_offset + p);
@@ -376,6 +389,8 @@ int copy_region_digest(int map_fd, uint64_t map_offset, int fd, uint64_t offset,
                 while (p < seg_end) {
                         size_t n = (size_t) MIN(CHUNK - p % CHUNK, length - p);
 
+                        if (interrupt_pending())
+                                return -EINTR;
                         r = pread_full(fd, buf, n, offset + p);
                         if (r < 0)
                                 return r;
@@ -412,6 +427,8 @@ int sha256_file(int fd, uint64_t size, copy_progress_t progress, void *userdata,
         for (uint64_t p = 0; p < size;) {
                 size_t n = (size_t) MIN(CHUNK, size - p);
 
+                if (interrupt_pending())
+                        return -EINTR;
                 r = pread_full(fd, buf, n, p);
                 if (r < 0)
                         return r;
