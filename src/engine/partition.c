@@ -81,6 +81,29 @@ static int add_partition(struct fdisk_context *cxt, const Plan *p, const PlanPar
         return 0;
 }
 
+static int delete_incomplete_partitions(struct fdisk_context *cxt, const Plan *p) {
+        size_t n = fdisk_get_npartitions(cxt);
+        int r;
+
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_(fdisk_unref_partitionp) struct fdisk_partition *pa = NULL;
+
+                if (!fdisk_is_partition_used(cxt, i))
+                        continue;
+                r = fdisk_get_partition(cxt, i, &pa);
+                if (r < 0)
+                        return r;
+                if (!streq_ptr(fdisk_partition_get_name(pa), DISK_INCOMPLETE_LABEL))
+                        continue;
+                r = fdisk_delete_partition(cxt, i);
+                if (r < 0)
+                        return error_setf(r, _("Cannot remove partition %zu of %s, left by an interrupted install: %s"), i + 1,
+                                          p->target, strerror(-r));
+                log_info("removed partition %zu of %s, left by an interrupted install", i + 1, p->target);
+        }
+        return 0;
+}
+
 int partition_write_table(const Plan *p, int fd) {
         _cleanup_(fdisk_unref_contextp) struct fdisk_context *cxt = NULL;
         int r;
@@ -123,6 +146,12 @@ int partition_write_table(const Plan *p, int fd) {
                         return error_setf(r, _("Cannot set the disk GUID of %s: %s"), p->target, strerror(-r));
         } else if (!fdisk_is_labeltype(cxt, FDISK_DISKLABEL_GPT))
                 return error_setf(-EOPNOTSUPP, _("%s does not have a GPT; cannot keep its partitions."), p->target);
+        else {
+                /* Free mode replaces what an interrupted install left (the plan lists it as destroyed). */
+                r = delete_incomplete_partitions(cxt, p);
+                if (r < 0)
+                        return r;
+        }
 
         for (size_t i = 0; i < p->n_partitions; i++) {
                 if (p->partitions[i].action != ACTION_CREATE)

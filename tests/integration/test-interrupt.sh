@@ -204,3 +204,34 @@ check_incomplete "$file_img" "plan file"
 "$IMPRINT" install --plan-file "$WORK/saved-plan.json" --yes >"$WORK/out" 2>"$WORK/err" || { cat "$WORK/err" >&2; fail "plan file: the same command run again failed"; }
 check_installed "$file_img" "plan file"
 pass "install --plan-file interrupted in the copy and run again completes"
+
+# Free mode keeps what else is on the disk: run again, it replaces what the interrupted run left
+# (the plan names those partitions as destroyed) and keeps the rest.
+free_cmd=("$IMPRINT" install --source "$src_nosum" --target "$file_img" --free --seed interrupt --user alice --yes)
+for sig in INT KILL; do
+        truncate -s 0 "$file_img"
+        truncate -s 3G "$file_img"
+        printf 'label: gpt\nsize=100M, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=keepme\n' | sfdisk -q "$file_img"
+        keep_uuid=$(sfdisk --json "$file_img" | jq -r '.partitiontable.partitions[0].uuid')
+        IMPRINT_TEST_PAUSE_AT=configure:middle "${free_cmd[@]}" >"$WORK/out" 2>"$WORK/err" &
+        pid=$!
+        wait_stopped "$pid" "free mode, SIG$sig"
+        kill -"$sig" "$pid"
+        kill -CONT "$pid" 2>/dev/null || true
+        rc=0
+        { wait "$pid"; } 2>/dev/null || rc=$?
+        [ "$sig" = KILL ] || [ "$rc" = 130 ] || { cat "$WORK/err" >&2; fail "free mode: exit $rc after SIGINT, expected 130"; }
+        check_no_leftovers "$file_img" "free mode, SIG$sig"
+        check_incomplete "$file_img" "free mode, SIG$sig"
+        "$IMPRINT" plan --source "$src_nosum" --target "$file_img" --free --seed interrupt --user alice --json >"$WORK/free-plan.json"
+        jq -e '[.destroyed[] | select(.label == "imprint-incomplete")] | length == 2' "$WORK/free-plan.json" >/dev/null \
+                || { cat "$WORK/free-plan.json" >&2; fail "free mode, SIG$sig: the plan does not name what it replaces"; }
+        "${free_cmd[@]}" >"$WORK/out" 2>"$WORK/err" || { cat "$WORK/err" >&2; fail "free mode, SIG$sig: the same command run again failed"; }
+        sfdisk --json "$file_img" >"$WORK/sfdisk.json"
+        jq -e --arg u "$keep_uuid" '.partitiontable.partitions as $p
+                | ($p | length) == 3 and ($p[0].uuid == $u) and ($p[0].name == "keepme")
+                and ([$p[] | select(.name == "imprint-incomplete")] | length == 0)' "$WORK/sfdisk.json" >/dev/null \
+                || { cat "$WORK/sfdisk.json" >&2; fail "free mode, SIG$sig: not the kept partition plus a complete install"; }
+        "$IMPRINT" disks --json "$file_img" | jq -e '.[0].incompleteInstall == false' >/dev/null || fail "free mode, SIG$sig: still incomplete"
+done
+pass "free mode: interrupted in configure (SIGINT, kill -9), run again, replaces its own partitions and keeps the others"
