@@ -76,6 +76,7 @@ struct Exec {
         unsigned n_steps, current;
         bool paused_middle;   /* IMPRINT_TEST_PAUSE_AT: the step's "middle" was reached */
         int saved_mntns;      /* the mount namespace to return to, when the run made a private one */
+        int saved_cwd;        /* and the working directory, which setns() resets to / */
         uint64_t step_start_usec;
 
         /* Encryption: the TPM, the recovery key, and the opened dm-crypt volume of each planned
@@ -507,17 +508,21 @@ static int step_sync(Exec *e, Step *s) {
  * killed in the middle of the configure step thus leaves nothing mounted for the next run to
  * trip over. */
 static int enter_private_mounts(Exec *e) {
-        int fd;
+        int fd, cwd;
 
         fd = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return error_setf(-errno, _("Cannot open the mount namespace: %m"));
-        if (unshare(CLONE_NEWNS) < 0) {
+        cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (cwd < 0 || unshare(CLONE_NEWNS) < 0) {
                 int r = -errno;
                 close(fd);
+                if (cwd >= 0)
+                        close(cwd);
                 return error_setf(r, _("Cannot make a private mount namespace: %s"), strerror(-r));
         }
         e->saved_mntns = fd;
+        e->saved_cwd = cwd;
         if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
                 return error_setf(-errno, _("Cannot make the mounts of the install private: %m"));
         return 0;
@@ -528,8 +533,12 @@ static void leave_private_mounts(Exec *e) {
                 return;
         if (setns(e->saved_mntns, CLONE_NEWNS) < 0)
                 log_warning("Cannot return to the original mount namespace: %m");
+        /* setns() moved us to its root: the front end's relative paths (the image) must still work. */
+        else if (fchdir(e->saved_cwd) < 0)
+                log_warning("Cannot return to the working directory: %m");
         close(e->saved_mntns);
-        e->saved_mntns = -EBADF;
+        close(e->saved_cwd);
+        e->saved_mntns = e->saved_cwd = -EBADF;
 }
 
 /* dm-crypt volumes this program opened on the target's partitions ("imprint-ROLE-XXXXXXXX", see
@@ -865,7 +874,8 @@ static int interrupted(Exec *e) {
 }
 
 int executor_run(const Plan *p, Image *img, const ExecOptions *o, const ExecCallbacks *cb) {
-        Exec e = { .plan = p, .img = img, .opts = o, .cb = cb, .fd = -EBADF, .src_fd = -EBADF, .saved_mntns = -EBADF };
+        Exec e = { .plan = p, .img = img, .opts = o, .cb = cb, .fd = -EBADF, .src_fd = -EBADF, .saved_mntns = -EBADF,
+                  .saved_cwd = -EBADF };
         int r;
 
         error_clear();
