@@ -20,6 +20,7 @@
 #include "error.h"
 #include "executor.h"
 #include "image.h"
+#include "interrupt.h"
 #include "log.h"
 #include "run.h"
 #include "tpm2.h"
@@ -977,6 +978,7 @@ int collect_secrets(const Plan *p, bool unattended, Secret **ret_passphrase, Sec
 int execute_plan(const Plan *p, Image *img, const InstallExtras *x) {
         int r;
 
+        (void) interrupt_install(); /* Ctrl-C, SIGTERM, SIGHUP: stop at a safe point, say where */
         r = executor_run(p, img,
                          &(ExecOptions) {
                                  .no_variables = x && x->no_variables,
@@ -992,6 +994,8 @@ int execute_plan(const Plan *p, Image *img, const InstallExtras *x) {
                          });
         if (r < 0) {
                 int code = fail(r);
+                if (r == -EINTR && interrupt_pending())
+                        code = interrupt_exit_status(interrupt_pending());
                 if (arg_json)
                         print_result_json(code, error_message() ?: strerror(-r));
                 return code;

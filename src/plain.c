@@ -16,6 +16,7 @@
 #include "encrypt.h"
 #include "error.h"
 #include "fileio.h"
+#include "interrupt.h"
 #include "log.h"
 #include "quality.h"
 #include "recovery.h"
@@ -364,8 +365,13 @@ int plain_run(const char *source_arg) {
                         continue;
                 }
 
+                (void) interrupt_install();
                 r = executor_run(p, img, &(ExecOptions) { .passphrase = passphrase, .user_password = password },
                                  &(ExecCallbacks) { .progress = on_progress, .confirm = plain_confirm, .recovery_key = plain_recovery_key });
+                if (r == -EINTR && interrupt_pending()) {
+                        printf("\n%s\n", error_message() ?: strerror(-r));
+                        return interrupt_exit_status(interrupt_pending());
+                }
                 if (r == -ECANCELED) {
                         printf("Nothing was written.\n");
                         continue;

@@ -6,11 +6,14 @@
 
 #include <curses.h>
 #include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "account.h"
 #include "error.h"
+#include "interrupt.h"
 #include "ui.h"
 
 static Secret *secret_from_field(const TextField *f) {
@@ -28,7 +31,7 @@ UiNext screen_install(Tui *t) {
                 PlanSettings st;
                 char msg[2048];
                 UiNext n;
-                int r;
+                int r, sig;
 
                 ui_frame(t, _("Summary"), 6, "");
                 ui_text(2, 2, COLS - 4, 0, _("Planning…"));
@@ -64,6 +67,9 @@ UiNext screen_install(Tui *t) {
                 ui_progress_reset(t);
                 ui_progress_set_plan(p);
                 ui_log_line(t, "plan for %s ready; asking for confirmation", p->target);
+                /* While the executor runs, SIGTERM, SIGHUP (the terminal went away) and SIGINT stop
+                 * it at a safe point instead of killing the process with the disk half written. */
+                (void) interrupt_install();
                 r = executor_run(p, img,
                                  &(ExecOptions) { .passphrase = passphrase, .tpm2_pin = pin, .user_password = password },
                                  &(ExecCallbacks) {
@@ -73,6 +79,17 @@ UiNext screen_install(Tui *t) {
                                          .userdata = t,
                                  });
                 ui_progress_set_plan(NULL);
+                sig = interrupt_pending();
+                interrupt_uninstall();
+                if (r == -EINTR && sig != 0 && sig != SIGINT) {
+                        /* Asked to end (shutdown, a closed terminal): say what state the disk is in,
+                         * in the log and on leaving, and end. */
+                        ui_log_line(t, "%s", error_message() ?: "interrupted");
+                        t->exit_code = interrupt_exit_status(sig);
+                        t->interrupted = true;
+                        snprintf(t->exit_message, sizeof(t->exit_message), "%s", error_message() ?: "");
+                        return UI_QUIT;
+                }
                 if (r == -ECANCELED && !t->wrote)
                         return UI_BACK;
                 if (r < 0) {

@@ -411,7 +411,7 @@ int tui_run(const TuiOptions *o) {
                 curs_set(0);
                 if (n == UI_QUIT) {
                         code = t.exit_code;
-                        if (state < ELEMENTSOF(screens) - 1)
+                        if (state < ELEMENTSOF(screens) - 1 && !t.interrupted)
                                 code = exit_code_from_errno(-ECANCELED);
                         break;
                 }
@@ -437,6 +437,8 @@ int tui_run(const TuiOptions *o) {
         dup2(saved_stderr, STDERR_FILENO);
         close(saved_stderr);
         log_set_sink(log_sink_stderr, NULL);
+        if (t.interrupted && t.exit_message[0])
+                fprintf(stderr, "imprint: %s\n", t.exit_message);
         shell = t.exec_shell;
         tui_done(&t);
         explicit_bzero(&t, sizeof(t));

@@ -97,6 +97,8 @@ typedef struct Tui {
         char *failed_step;           /* description of the step that failed */
         bool wrote;                  /* a step that writes to the target began */
         int exit_code;               /* of the last install: 0, or exit_code_from_errno() of its failure */
+        bool interrupted;            /* the install was stopped by SIGTERM/SIGHUP: leave, with exit_message */
+        char exit_message[1024];
         bool exec_shell;             /* "Exit to a shell" was chosen and opts->shell_after is set */
 } Tui;
 

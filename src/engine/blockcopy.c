@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 
 #include "blockcopy.h"
 #include "fileio.h"
+#include "interrupt.h"
 #include "macro.h"
 
 /* 4 MiB: the unit of the digest and of skipping zeros. Large enough that syscall overhead
@@ -297,6 +299,7 @@ static void pipeline_done(Pipeline *w) {
 /* Buffers, the SHA256 context and the consumer threads: a writer unless w->no_writer, and the
  * hasher. On failure, the threads started are stopped again. */
 static int pipeline_start(Pipeline *w, pthread_t threads[static 2], size_t *ret_n) {
+        sigset_t all, old_mask;
         size_t n = 0;
         int k = 0;
 
@@ -307,6 +310,10 @@ static int pipeline_start(Pipeline *w, pthread_t threads[static 2], size_t *ret_
         w->ctx = EVP_MD_CTX_new();
         if (!w->ctx || EVP_DigestInit_ex(w->ctx, EVP_sha256(), NULL) != 1)
                 return -ENOMEM;
+        /* Stop requests (interrupt.h) reach the feeding thread, which checks for them between
+         * chunks; the consumers inherit a mask that keeps signals away from their I/O. */
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old_mask);
         if (!w->no_writer) {
                 k = pthread_create(&threads[n], NULL, writer_main, w);
                 if (k == 0)
@@ -317,6 +324,7 @@ static int pipeline_start(Pipeline *w, pthread_t threads[static 2], size_t *ret_
                 if (k == 0)
                         n++;
         }
+        pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
         if (k != 0) {
                 w->error = -k;
                 pipeline_finish(w, threads, n);
@@ -357,8 +365,11 @@ static int pipeline_feed(Pipeline *w, const Feed *f, int map_fd, uint64_t map_ba
                  * seg_end) is where the next segment must start. p stays at chunk boundaries. */
                 for (p = seg_start; p < seg_end;) {
                         size_t n = (size_t) MIN(MIN((uint64_t) IO_SIZE, ROUND_UP(seg_end, CHUNK) - p), length - p);
-                        Slot *sl = pipeline_get_slot(w);
+                        Slot *sl;
 
+                        if (interrupt_pending())
+                                return -EINTR; /* a safe point: what is queued still lands */
+                        sl = pipeline_get_slot(w);
                         if (!sl)
                                 return 0; /* a consumer failed; pipeline_finish() returns its error */
                         r = read_chunk(f->fd, f->direct_fd, sl->buf, n, f->base + p);

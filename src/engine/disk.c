@@ -1518,12 +1518,25 @@ static int partition_installed_line(const Disk *d, const DiskPartition *p, char 
 static int disk_probe_installed(Disk *d) {
         int r;
 
+        if (d->incomplete_install) {
+                char *line = strdup(_("incomplete install: imprint was interrupted before it finished; install again"));
+
+                if (!line)
+                        return -ENOMEM;
+                r = strv_consume(&d->installed, line);
+                if (r < 0)
+                        return r;
+        }
+
         for (size_t i = 0; i < d->n_partitions; i++) {
                 DiskPartition *p = &d->partitions[i];
                 char *line;
 
                 free(p->os);
                 p->os = NULL;
+                /* What an interrupted install left is no installed system, whatever it holds. */
+                if (streq_ptr(p->label, DISK_INCOMPLETE_LABEL))
+                        continue;
                 r = osprobe_partition(d, p, &p->os);
                 if (r < 0)
                         return r;
@@ -1626,6 +1639,9 @@ int disk_discover(const char *path, const DiscoverOptions *opts, Disk **ret) {
                 r = disk_read_partitions(d);
                 if (r == -ENOMEM)
                         return r;
+                for (size_t i = 0; r >= 0 && i < d->n_partitions; i++)
+                        if (streq_ptr(d->partitions[i].label, DISK_INCOMPLETE_LABEL))
+                                d->incomplete_install = true;
                 if (r < 0) {
                         read_error = r;
                         snprintf(read_message, sizeof(read_message), "%s", error_message() ?: strerror(-r));
@@ -1892,6 +1908,7 @@ json_object *disk_to_json(const Disk *d) {
         json_object_object_add(o, "partitions", a);
 
         json_object_object_add(o, "installed", strv_to_json(d->installed));
+        json_object_object_add(o, "incompleteInstall", json_object_new_boolean(d->incomplete_install));
         json_object_object_add(o, "usable", json_object_new_boolean(disk_is_usable(d)));
 
         a = json_object_new_array();

@@ -51,6 +51,11 @@ typedef enum DiskRefusal {
         REFUSE_NO_MEDIUM = 1 << 9,      /* size 0: card reader without a card, empty loop */
 } DiskRefusal;
 
+/* The GPT name imprint gives every partition it creates while an install or apply is under way; the
+ * planned names replace it as the very last step. A disk with a partition of this name is an
+ * incomplete install: `imprint disks` says so, and nothing on it is taken for an installed system. */
+#define DISK_INCOMPLETE_LABEL "imprint-incomplete"
+
 typedef struct DiskPartition {
         unsigned partno;          /* 1-based, as the kernel names it */
         char *node;               /* /dev/sda1, or NULL for image files */
@@ -95,6 +100,7 @@ typedef struct Disk {
         size_t n_partitions;
 
         char **installed;         /* human lines: "Windows Boot Manager (ESP, partition 1)", … */
+        bool incomplete_install;  /* a partition carries DISK_INCOMPLETE_LABEL: an install was interrupted */
 
         unsigned refusals;        /* DiskRefusal bits */
         char *refusal_text;       /* one sentence per reason, naming the evidence */

@@ -5,7 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <linux/loop.h>
+#include <dirent.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -20,6 +27,7 @@
 #include "fileio.h"
 #include "i18n.h"
 #include "image.h"
+#include "interrupt.h"
 #include "log.h"
 #include "luks.h"
 #include "mkfs.h"
@@ -38,6 +46,8 @@ static const char *const progress_event_type_table[_PROGRESS_EVENT_TYPE_MAX] = {
 };
 DEFINE_STRING_TABLE_LOOKUP(progress_event_type, ProgressEventType);
 
+DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
+
 #define PARTITION_NODE_TIMEOUT_USEC (UINT64_C(10) * 1000000)
 
 typedef struct Exec Exec;
@@ -48,7 +58,7 @@ typedef struct Step {
         uint64_t total;
         const PlanPartition *partition;
         uint8_t digest[COPY_DIGEST_SIZE]; /* copy steps: what was written, for the verify step after */
-        struct Step *copied_by;           /* verify steps: the copy step they check */
+        struct Step *copied_by;           /* verify steps: the copy step they check (steps never move) */
         int (*run)(Exec *e, struct Step *s);
 } Step;
 
@@ -62,8 +72,11 @@ struct Exec {
         const ExecCallbacks *cb;
         Disk *disk;           /* the target as discovered right before writing */
         int fd;               /* the target, open read-write */
-        Step steps[32];
+        Step **steps;         /* as many as the plan needs; each allocated on its own, so pointers stay */
         unsigned n_steps, current;
+        bool paused_middle;   /* IMPRINT_TEST_PAUSE_AT: the step's "middle" was reached */
+        int saved_mntns;      /* the mount namespace to return to, when the run made a private one */
+        int saved_cwd;        /* and the working directory, which setns() resets to / */
         uint64_t step_start_usec;
 
         /* Encryption: the TPM, the recovery key, and the opened dm-crypt volume of each planned
@@ -84,7 +97,7 @@ static uint64_t now_usec(void) {
 }
 
 static void emit(Exec *e, ProgressEventType type, uint64_t done, const char *message) {
-        const Step *s = &e->steps[e->current];
+        const Step *s = e->steps[e->current];
         uint64_t elapsed = now_usec() - e->step_start_usec, rate = 0;
         int64_t eta = -1;
 
@@ -110,10 +123,36 @@ static void emit(Exec *e, ProgressEventType type, uint64_t done, const char *mes
         }, e->cb->userdata);
 }
 
+/* Test-only: IMPRINT_TEST_PAUSE_AT=STEP-ID:PHASE (PHASE is begin, middle or end) stops the process
+ * with SIGSTOP there, so that tests/integration/test-interrupt.sh can send a signal at a known
+ * point of a step and then let it go on with SIGCONT. "begin" is after the step's begin event,
+ * "middle" inside its work (halfway through a copy, read-back or checksum; while the installed
+ * root is mounted; right after the work for steps without an inner point), "end" after its end
+ * event. Unset, this does nothing; set, it only stops the process, which anyone who can signal it
+ * could do anyway. */
+static void test_pause(Exec *e, const char *phase) {
+        const char *want = getenv("IMPRINT_TEST_PAUSE_AT");
+        const char *id = e->steps[e->current]->id;
+        size_t n = strlen(id);
+
+        if (!want || strncmp(want, id, n) != 0 || want[n] != ':' || !streq(want + n + 1, phase))
+                return;
+        if (streq(phase, "middle")) {
+                if (e->paused_middle)
+                        return;
+                e->paused_middle = true;
+        }
+        log_info("IMPRINT_TEST_PAUSE_AT: stopping at %s:%s", id, phase);
+        (void) raise(SIGSTOP);
+}
+
 /* At most ten updates a second: enough for a smooth bar, cheap for a pipe to a log. */
 static void on_copy_progress(uint64_t done, uint64_t total, void *userdata) {
         Exec *e = userdata;
         uint64_t now = now_usec();
+
+        if (total > 0 && done * 2 >= total)
+                test_pause(e, "middle");
 
         if (done < total && now - e->last_update_usec < 100 * 1000)
                 return;
@@ -121,16 +160,21 @@ static void on_copy_progress(uint64_t done, uint64_t total, void *userdata) {
         emit(e, PROGRESS_UPDATE, done, NULL);
 }
 
-static Step *add_step(Exec *e, const char *id, uint64_t total, int (*run)(Exec *, Step *), const char *fmt, ...)
-        _printf_(5, 6);
-
+/* Appends a step; NULL only when out of memory (the plan loader bounds the number of partitions,
+ * and with them the number of steps). */
+_printf_(5, 6) __attribute__((warn_unused_result))
 static Step *add_step(Exec *e, const char *id, uint64_t total, int (*run)(Exec *, Step *), const char *fmt, ...) {
-        Step *s;
+        Step **a, *s;
         va_list ap;
 
-        if (e->n_steps >= ELEMENTSOF(e->steps))
+        a = reallocarray(e->steps, e->n_steps + 1, sizeof(Step *));
+        if (!a)
                 return NULL;
-        s = &e->steps[e->n_steps++];
+        e->steps = a;
+        s = calloc(1, sizeof(Step));
+        if (!s)
+                return NULL;
+        e->steps[e->n_steps++] = s;
         *s = (Step) { .total = total, .run = run };
         snprintf(s->id, sizeof(s->id), "%s", id);
         va_start(ap, fmt);
@@ -139,8 +183,30 @@ static Step *add_step(Exec *e, const char *id, uint64_t total, int (*run)(Exec *
         return s;
 }
 
+/* An install is not complete until its last step has finished. Until then every partition it
+ * creates is named DISK_INCOMPLETE_LABEL in the GPT, so that a target whose install was
+ * interrupted (Ctrl-C, a crash, power lost, kill -9) is listed by `imprint disks` as an incomplete
+ * install, and not as the system whose files it may already hold; step_finish() gives the
+ * partitions their planned names as the very last write. */
 static int step_partition(Exec *e, Step *s) {
-        return partition_write_table(e->plan, e->fd);
+        const Plan *p = e->plan;
+        _cleanup_(freep) PlanPartition *marked = NULL;
+        Plan q = *p;
+
+        marked = reallocarray(NULL, MAX(p->n_partitions, (size_t) 1), sizeof(PlanPartition));
+        if (!marked)
+                return -ENOMEM;
+        for (size_t i = 0; i < p->n_partitions; i++) {
+                marked[i] = p->partitions[i];
+                if (marked[i].action == ACTION_CREATE)
+                        marked[i].label = (char *) DISK_INCOMPLETE_LABEL;
+        }
+        q.partitions = marked;
+        return partition_write_table(&q, e->fd);
+}
+
+static int step_finish(Exec *e, Step *s) {
+        return partition_write_labels(e->plan, e->fd);
 }
 
 static int step_kernel(Exec *e, Step *s) {
@@ -264,13 +330,53 @@ static int step_close(Exec *e, Step *s) {
         return close_volumes(e);
 }
 
+/* A loop device over [offset, offset+size) of file that detaches itself when its last user goes
+ * (LO_FLAGS_AUTOCLEAR): once the caller has mounted it and closed *ret_fd, unmounting it, or the
+ * end of the run's private mount namespace (kill -9 included), leaves no device behind. */
+static int loop_attach_autoclear(const char *file, uint64_t offset, uint64_t size, int *ret_fd, char **ret_node) {
+        _cleanup_(closep) int ctl = -EBADF, file_fd = -EBADF;
+
+        ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC | O_NOCTTY);
+        if (ctl < 0)
+                return error_setf(-errno, _("Cannot open /dev/loop-control: %m"));
+        file_fd = open(file, O_RDWR | O_CLOEXEC | O_NOCTTY);
+        if (file_fd < 0)
+                return error_setf(-errno, _("Cannot open %s: %m"), file);
+
+        for (unsigned attempt = 0; attempt < 64; attempt++) {
+                struct loop_config c = {
+                        .fd = (uint32_t) file_fd,
+                        .info = { .lo_offset = offset, .lo_sizelimit = size, .lo_flags = LO_FLAGS_AUTOCLEAR },
+                };
+                _cleanup_(freep) char *node = NULL;
+                int n, fd;
+
+                n = ioctl(ctl, LOOP_CTL_GET_FREE);
+                if (n < 0)
+                        return error_setf(-errno, _("Cannot find a free loop device: %m"));
+                if (asprintf(&node, "/dev/loop%d", n) < 0)
+                        return -ENOMEM;
+                fd = open(node, O_RDWR | O_CLOEXEC | O_NOCTTY);
+                if (fd < 0)
+                        return error_setf(-errno, _("Cannot open %s: %m"), node);
+                if (ioctl(fd, LOOP_CONFIGURE, &c) >= 0) {
+                        *ret_fd = fd;
+                        *ret_node = TAKE_PTR(node);
+                        return 0;
+                }
+                close(fd);
+                if (errno != EBUSY) /* EBUSY: another program took it first */
+                        return error_setf(-errno, _("Cannot set up a loop device for %s: %m"), file);
+        }
+        return error_setf(-EBUSY, _("Cannot set up a loop device for %s: every free one was taken first."), file);
+}
+
 /* Mounts a partition of the target on dir: its opened dm-crypt volume, its partition node, or,
- * for an image file, a loop device over its byte range. mount(8) sets that loop device up with
- * the autoclear flag, so the kernel detaches it with the unmount, and an interrupted install
- * leaves at most a mount behind, never a loop device nobody uses. */
+ * for an image file, a loop device over its byte range that detaches itself with the unmount. */
 static int mount_target_partition(Exec *e, const PlanPartition *pp, const char *fstype, const char *dir) {
         const Plan *p = e->plan;
         _cleanup_(freep) char *node = NULL;
+        _cleanup_(closep) int loop_fd = -EBADF;
         int r;
 
         if (pp->encrypt)
@@ -280,16 +386,9 @@ static int mount_target_partition(Exec *e, const PlanPartition *pp, const char *
                 if (r < 0)
                         return r;
         } else {
-                _cleanup_(freep) char *opts = NULL;
-
-                if (asprintf(&opts, "loop,offset=%" PRIu64 ",sizelimit=%" PRIu64 ",nosuid,nodev", pp->start, pp->size) < 0)
-                        return -ENOMEM;
-                char *argv[] = { (char *) "mount", (char *) "--no-mtab", (char *) "-t", (char *) (fstype ?: "auto"), (char *) "-o", opts,
-                                 p->target, (char *) dir, NULL };
-                r = run_command(argv, &(RunOptions) { .quiet_stderr = true });
+                r = loop_attach_autoclear(p->target, pp->start, pp->size, &loop_fd, &node);
                 if (r < 0)
-                        return error_prefixf(r, _("Cannot mount the %s partition of %s"), partition_role_to_string(pp->role), p->target);
-                return 0;
+                        return r;
         }
         if (!node)
                 return -ENOMEM;
@@ -337,8 +436,10 @@ static int step_configure(Exec *e, Step *s) {
                 if (r < 0)
                         home_dir = mfree(home_dir);
         }
-        if (r >= 0)
+        if (r >= 0) {
+                test_pause(e, "middle");
                 r = account_configure_root(p, dir, e->opts ? e->opts->user_password : NULL);
+        }
         if (home_dir)
                 r = unmount_target_partition(home_dir, "home", r);
         r = unmount_target_partition(dir, "root", r);
@@ -433,6 +534,120 @@ static int step_sync(Exec *e, Step *s) {
         return 0;
 }
 
+/* The run's mounts (the installed root, for a moment) live in a mount namespace of its own, whose
+ * mounts do not propagate to the rest of the system: when the process ends, however it ends, the
+ * kernel unmounts them, and the loop devices under them detach themselves (AUTOCLEAR). A process
+ * killed in the middle of the configure step thus leaves nothing mounted for the next run to
+ * trip over. */
+static int enter_private_mounts(Exec *e) {
+        int fd, cwd;
+
+        fd = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return error_setf(-errno, _("Cannot open the mount namespace: %m"));
+        cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (cwd < 0 || unshare(CLONE_NEWNS) < 0) {
+                int r = -errno;
+                close(fd);
+                if (cwd >= 0)
+                        close(cwd);
+                return error_setf(r, _("Cannot make a private mount namespace: %s"), strerror(-r));
+        }
+        e->saved_mntns = fd;
+        e->saved_cwd = cwd;
+        if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+                return error_setf(-errno, _("Cannot make the mounts of the install private: %m"));
+        return 0;
+}
+
+static void leave_private_mounts(Exec *e) {
+        if (e->saved_mntns < 0)
+                return;
+        if (setns(e->saved_mntns, CLONE_NEWNS) < 0)
+                log_warning("Cannot return to the original mount namespace: %m");
+        /* setns() moved us to its root: the front end's relative paths (the image) must still work. */
+        else if (fchdir(e->saved_cwd) < 0)
+                log_warning("Cannot return to the working directory: %m");
+        close(e->saved_mntns);
+        close(e->saved_cwd);
+        e->saved_mntns = e->saved_cwd = -EBADF;
+}
+
+/* dm-crypt volumes this program opened on the target's partitions ("imprint-ROLE-XXXXXXXX", see
+ * encrypt_partition()) and that a killed run left open: close them, so that the same command
+ * run again can proceed. Volumes of any other name, or in use, are left alone, and the in-use
+ * check after this refuses the disk naming them. */
+static void close_own_leftover_volumes(const Disk *d) {
+        for (size_t i = 0; d->kind == DISK_BLOCK && i < d->n_partitions; i++) {
+                _cleanup_(closedirp) DIR *dir = NULL;
+                const char *node = d->partitions[i].node;
+                char path[PATH_MAX];
+                struct dirent *de;
+
+                if (!node || strncmp(node, "/dev/", 5) != 0)
+                        continue;
+                snprintf(path, sizeof(path), "/sys/class/block/%s/holders", node + 5);
+                dir = opendir(path);
+                if (!dir)
+                        continue;
+                while ((de = readdir(dir))) {
+                        _cleanup_(freep) char *name = NULL, *uuid = NULL;
+                        char attr[PATH_MAX];
+
+                        if (strncmp(de->d_name, "dm-", 3) != 0)
+                                continue;
+                        snprintf(attr, sizeof(attr), "/sys/class/block/%s/dm/name", de->d_name);
+                        if (read_one_line_file(attr, &name) < 0)
+                                continue;
+                        snprintf(attr, sizeof(attr), "/sys/class/block/%s/dm/uuid", de->d_name);
+                        if (read_one_line_file(attr, &uuid) < 0)
+                                continue;
+                        /* Ours: our name pattern, and a LUKS2 volume (cryptsetup's "CRYPT-LUKS2-…" dm UUID). */
+                        if (strncmp(name, "imprint-", 8) != 0 || strncmp(uuid, "CRYPT-LUKS2-", 12) != 0)
+                                continue;
+                        if (luks_deactivate(name) < 0)
+                                log_warning("Cannot close %s, left open on %s by an interrupted install: %s", name, node,
+                                            error_message() ?: "busy");
+                        else
+                                log_info("closed %s, left open on %s by an interrupted install", name, node);
+                }
+        }
+}
+
+/* Whether d is what an interrupted run of this very plan left: the table the plan writes, with
+ * every partition it creates still named DISK_INCOMPLETE_LABEL. The plan's fingerprint describes
+ * the disk before that run and no longer matches; running the plan again is what finishes the
+ * install, so such a disk counts as unchanged. */
+static bool disk_holds_interrupted_run(const Plan *p, const Disk *d) {
+        if (!d->incomplete_install || !streq_ptr(d->pttype, "gpt") || d->size != p->fingerprint.size)
+                return false;
+        if (d->diskseq != 0 && p->fingerprint.diskseq != 0 && d->diskseq != p->fingerprint.diskseq)
+                return false;
+        if (p->mode == PLAN_ERASE && (!d->ptuuid || strcasecmp(d->ptuuid, SD_ID128_TO_UUID_STRING(p->disk_uuid)) != 0))
+                return false;
+        for (size_t i = 0; i < d->n_partitions; i++) {
+                const DiskPartition *dp = &d->partitions[i];
+                const PlanPartition *pp = NULL;
+
+                for (size_t j = 0; j < p->n_partitions; j++)
+                        if (p->partitions[j].partno == dp->partno)
+                                pp = &p->partitions[j];
+                if (!pp || pp->start != dp->start || pp->size != dp->size)
+                        return false;
+                if (pp->action == ACTION_CREATE && (!sd_id128_equal(pp->uuid, dp->uuid) || !streq_ptr(dp->label, DISK_INCOMPLETE_LABEL)))
+                        return false;
+        }
+        for (size_t j = 0; j < p->n_partitions; j++) {
+                bool found = false;
+
+                for (size_t i = 0; i < d->n_partitions; i++)
+                        found = found || d->partitions[i].partno == p->partitions[j].partno;
+                if (!found)
+                        return false;
+        }
+        return true;
+}
+
 static void exec_done(Exec *e) {
         /* After a failure the volumes may still be open: close them, or the disk stays busy. */
         if (close_volumes(e) < 0)
@@ -448,6 +663,10 @@ static void exec_done(Exec *e) {
         if (e->src_fd >= 0)
                 close(e->src_fd);
         disk_free(e->disk);
+        for (size_t i = 0; i < e->n_steps; i++)
+                free(e->steps[i]);
+        free(e->steps);
+        leave_private_mounts(e);
 }
 
 /* Everything that can be checked before the first write: the tools exist, the target is the
@@ -498,9 +717,21 @@ static int preflight(Exec *e) {
                 /* TRANSLATORS: the target, then what it is now and what it was: "block" (device) or "file". */
                 return error_setf(-ESTALE, _("%s is a %s now, but the plan was made for a %s."), p->target,
                                   disk_kind_to_string(e->disk->kind), disk_kind_to_string(p->target_kind));
-        r = plan_check_disk_unchanged(p, e->disk);
-        if (r < 0)
-                return r;
+        if (disk_holds_interrupted_run(p, e->disk))
+                log_info("%s holds an interrupted install of this plan; installing again", p->target);
+        else {
+                r = plan_check_disk_unchanged(p, e->disk);
+                if (r < 0)
+                        return r;
+        }
+        if (e->disk->incomplete_install) {
+                close_own_leftover_volumes(e->disk);
+                disk_free(e->disk);
+                e->disk = NULL;
+                r = disk_discover(p->target, &(DiscoverOptions) {}, &e->disk);
+                if (r < 0)
+                        return r;
+        }
         r = disk_check_not_in_use(e->disk);
         if (r < 0)
                 return r;
@@ -540,7 +771,7 @@ static int preflight(Exec *e) {
 
         if (p->source && (p->account || p->settings.hostname || p->settings.timezone || p->settings.locale || p->settings.keymap)) {
                 const PlanPartition *root = plan_find_role(p, ROLE_ROOT);
-                static const char *const tools[] = { "systemd-firstboot", "useradd", "chpasswd", "systemd-creds", "losetup" };
+                static const char *const tools[] = { "systemd-firstboot", "useradd", "chpasswd", "systemd-creds" };
 
                 if (geteuid() != 0)
                         return error_setf(-EPERM, _("Setting up the account and system settings mounts the installed root, which needs root."));
@@ -551,8 +782,7 @@ static int preflight(Exec *e) {
                 for (size_t i = 0; i < ELEMENTSOF(tools); i++) {
                         bool needed = i == 0 ? true
                                     : i <= 2 ? p->account && p->account->kind == ACCOUNT_CLASSIC
-                                    : i == 3 ? p->account && p->account->kind == ACCOUNT_HOMED
-                                    : p->target_kind != DISK_BLOCK;
+                                    : p->account && p->account->kind == ACCOUNT_HOMED;
                         if (i == 0 && !(p->settings.hostname || p->settings.timezone || p->settings.locale || p->settings.keymap))
                                 needed = false;
                         if (needed && !find_executable(tools[i]))
@@ -568,94 +798,121 @@ static int preflight(Exec *e) {
         return 0;
 }
 
-int executor_run(const Plan *p, Image *img, const ExecOptions *o, const ExecCallbacks *cb) {
-        Exec e = { .plan = p, .img = img, .opts = o, .cb = cb, .fd = -EBADF, .src_fd = -EBADF };
+/* The plan's steps, in order. Every add_step() result is checked: a step list that silently lost
+ * its tail once ended an install "successfully" without a boot loader. */
+static int plan_steps(Exec *e) {
+        const Plan *p = e->plan;
         struct stat st;
-        int r;
+        Step *s;
+
+#define ADD_STEP(...)                                   \
+        do {                                            \
+                s = add_step(e, __VA_ARGS__);           \
+                if (!s)                                 \
+                        return -ENOMEM;                 \
+        } while (false)
 
         /* A checksum is verified before anything is written, when the image is a file that can
          * be read twice cheaply. */
         if (p->source && p->source->sha256 && stat(p->source->path, &st) == 0 && S_ISREG(st.st_mode)) {
                 if (p->source->sha256_origin)
                         /* TRANSLATORS: a step of the install; %s is the file that holds the checksum (SHA256SUMS). */
-                        add_step(&e, "verify-image", p->source->size, step_verify_image, _("Verifying the image against %s"),
+                        ADD_STEP("verify-image", p->source->size, step_verify_image, _("Verifying the image against %s"),
                                  p->source->sha256_origin);
                 else
-                        add_step(&e, "verify-image", p->source->size, step_verify_image, "%s", _("Verifying the image against its checksum"));
+                        ADD_STEP("verify-image", p->source->size, step_verify_image, "%s", _("Verifying the image against its checksum"));
         }
-        add_step(&e, "partition", 1, step_partition, _("Writing the partition table to %s"), p->target);
+        ADD_STEP("partition", 1, step_partition, _("Writing the partition table to %s"), p->target);
         if (p->target_kind == DISK_BLOCK)
-                add_step(&e, "partition-nodes", 1, step_kernel, "%s", _("Waiting for the kernel to show the new partitions"));
+                ADD_STEP("partition-nodes", 1, step_kernel, "%s", _("Waiting for the kernel to show the new partitions"));
         for (size_t i = 0; i < p->n_partitions; i++) {
                 const PlanPartition *pp = &p->partitions[i];
                 char id[32];
-                Step *s;
 
                 if (!pp->encrypt)
                         continue;
                 snprintf(id, sizeof(id), "encrypt-%s", partition_role_to_string(pp->role));
                 /* TRANSLATORS: the partition's number and role (root, home); ", TPM2" and ", passphrase" may follow. */
-                s = add_step(&e, id, 1, step_encrypt, _("Encrypting partition %u (%s): LUKS2, recovery key%s%s"), pp->partno,
-                             partition_role_to_string(pp->role), p->encryption.tpm2 ? ", TPM2" : "",
-                             p->encryption.passphrase ? _(", passphrase") : "");
-                if (!s)
-                        return -E2BIG;
+                ADD_STEP(id, 1, step_encrypt, _("Encrypting partition %u (%s): LUKS2, recovery key%s%s"), pp->partno,
+                         partition_role_to_string(pp->role), p->encryption.tpm2 ? ", TPM2" : "",
+                         p->encryption.passphrase ? _(", passphrase") : "");
                 s->partition = pp;
         }
         for (size_t i = 0; i < p->n_partitions; i++) {
                 const PlanPartition *pp = &p->partitions[i];
                 char id[32];
-                Step *s;
 
                 if (pp->action != ACTION_CREATE || !pp->fstype)
                         continue;
                 snprintf(id, sizeof(id), "format-%s", partition_role_to_string(pp->role));
                 /* TRANSLATORS: the filesystem (ext4, vfat), the partition's number, its role (root, esp), its size. */
-                s = add_step(&e, id, pp->size, step_format, _("Creating the %s filesystem on partition %u (%s, %s)"), pp->fstype,
-                             pp->partno, partition_role_to_string(pp->role), FORMAT_BYTES(pp->size));
-                if (!s)
-                        return -E2BIG;
+                ADD_STEP(id, pp->size, step_format, _("Creating the %s filesystem on partition %u (%s, %s)"), pp->fstype,
+                         pp->partno, partition_role_to_string(pp->role), FORMAT_BYTES(pp->size));
                 s->partition = pp;
         }
         for (size_t i = 0; p->source && i < p->n_partitions; i++) {
                 const PlanPartition *pp = &p->partitions[i];
                 char id[32];
-                Step *s, *v;
+                Step *copy;
 
                 if (pp->copy_from < 0)
                         continue;
                 snprintf(id, sizeof(id), "copy-%s", partition_role_to_string(pp->role));
-                s = add_step(&e, id, p->source->partitions[pp->copy_from].size, step_copy,
-                             /* TRANSLATORS: the role (root, usr), the size, the partition's number on the target. */
-                             _("Copying the image's %s partition (%s) to partition %u"), partition_role_to_string(pp->role),
-                             FORMAT_BYTES(p->source->partitions[pp->copy_from].size), pp->partno);
-                if (!s)
-                        return -E2BIG;
+                ADD_STEP(id, p->source->partitions[pp->copy_from].size, step_copy,
+                         /* TRANSLATORS: the role (root, usr), the size, the partition's number on the target. */
+                         _("Copying the image's %s partition (%s) to partition %u"), partition_role_to_string(pp->role),
+                         FORMAT_BYTES(p->source->partitions[pp->copy_from].size), pp->partno);
                 s->partition = pp;
+                copy = s;
                 snprintf(id, sizeof(id), "verify-%s", partition_role_to_string(pp->role));
-                v = add_step(&e, id, s->total, step_verify, _("Reading back partition %u to verify it"), pp->partno);
-                if (!v)
-                        return -E2BIG;
-                v->partition = pp;
-                v->copied_by = s;
+                ADD_STEP(id, copy->total, step_verify, _("Reading back partition %u to verify it"), pp->partno);
+                s->partition = pp;
+                s->copied_by = copy;
         }
         if (p->source && p->account)
-                add_step(&e, "configure", 1, step_configure,
+                ADD_STEP("configure", 1, step_configure,
                          /* TRANSLATORS: %s is the user name. */
                          _("Setting up the account %s, hostname, timezone, locale and keymap in the installed system"),
                          p->account->user_name);
         else if (p->source && (p->settings.hostname || p->settings.timezone || p->settings.locale || p->settings.keymap))
-                add_step(&e, "configure", 1, step_configure, "%s",
-                         _("Setting up hostname, timezone, locale and keymap in the installed system"));
+                ADD_STEP("configure", 1, step_configure, "%s", _("Setting up hostname, timezone, locale and keymap in the installed system"));
         if (p->encryption.enabled)
-                add_step(&e, "close-encrypted", 1, step_close, "%s", _("Closing the encrypted volumes"));
+                ADD_STEP("close-encrypted", 1, step_close, "%s", _("Closing the encrypted volumes"));
         if (p->source) {
-                size_t n = img ? img->n_ukis : 0;
-                add_step(&e, "boot", 1, step_boot,
+                size_t n = e->img ? e->img->n_ukis : 0;
+                ADD_STEP("boot", 1, step_boot,
                          ngettext("Installing systemd-boot and %zu unified kernel image", "Installing systemd-boot and %zu unified kernel images", n),
                          n);
         }
-        add_step(&e, "sync", 1, step_sync, _("Flushing %s"), p->target);
+        ADD_STEP("sync", 1, step_sync, _("Flushing %s"), p->target);
+        /* TRANSLATORS: the last step of an install; %s is the target. */
+        ADD_STEP("finish", 1, step_finish, _("Marking the install on %s as complete"), p->target);
+#undef ADD_STEP
+        return 0;
+}
+
+/* The one sentence an interrupted run ends with: what state the target is in. */
+static int interrupted(Exec *e) {
+        const Plan *p = e->plan;
+
+        if (!e->partitioned)
+                return error_setf(-EINTR, _("Interrupted before anything was written: %s is unchanged."), p->target);
+        if (p->source)
+                return error_setf(-EINTR, _("Interrupted: %s is partitioned but not completely installed and does not boot; run the same command again to install it."),
+                                  p->target);
+        return error_setf(-EINTR, _("Interrupted: %s is partitioned but not completely set up; run the same command again to finish it."),
+                          p->target);
+}
+
+int executor_run(const Plan *p, Image *img, const ExecOptions *o, const ExecCallbacks *cb) {
+        Exec e = { .plan = p, .img = img, .opts = o, .cb = cb, .fd = -EBADF, .src_fd = -EBADF, .saved_mntns = -EBADF,
+                  .saved_cwd = -EBADF };
+        int r;
+
+        error_clear();
+        r = plan_steps(&e);
+        if (r < 0)
+                goto finish;
 
         r = preflight(&e);
         if (r < 0)
@@ -663,6 +920,8 @@ int executor_run(const Plan *p, Image *img, const ExecOptions *o, const ExecCall
 
         if (cb && cb->confirm) {
                 r = cb->confirm(p, cb->userdata);
+                if (r <= 0 && interrupt_pending())
+                        r = interrupted(&e);
                 if (r == 0)
                         r = error_setf(-ECANCELED, _("Nothing was written to %s: not confirmed."), p->target);
                 if (r < 0)
@@ -674,8 +933,17 @@ int executor_run(const Plan *p, Image *img, const ExecOptions *o, const ExecCall
          * delivers it (unattended); anything but success stops here. */
         if (e.recovery_key) {
                 r = cb->recovery_key(p, e.recovery_key, cb->userdata);
+                if (r <= 0 && interrupt_pending())
+                        r = interrupted(&e);
                 if (r == 0)
                         r = error_setf(-ECANCELED, _("Nothing was written to %s: the recovery key was not confirmed."), p->target);
+                if (r < 0)
+                        goto finish;
+        }
+
+        /* Only the configure step mounts anything; as root every run gets its own mounts. */
+        if (geteuid() == 0) {
+                r = enter_private_mounts(&e);
                 if (r < 0)
                         goto finish;
         }
@@ -686,14 +954,34 @@ int executor_run(const Plan *p, Image *img, const ExecOptions *o, const ExecCall
         for (e.current = 0; e.current < e.n_steps; e.current++)
                 emit(&e, PROGRESS_PLANNED, 0, NULL);
 
+        /* A stop request (interrupt.h) is honoured between steps, and inside the copy, read-back
+         * and checksum steps between chunks: the target is then in a state the next run can start
+         * from, and the message says which. */
         for (e.current = 0; e.current < e.n_steps; e.current++) {
-                Step *s = &e.steps[e.current];
+                Step *s = e.steps[e.current];
+                bool ran;
 
+                if (interrupt_pending()) {
+                        r = interrupted(&e);
+                        goto finish;
+                }
                 e.step_start_usec = now_usec();
+                e.paused_middle = false;
                 log_info("step %u/%u: %s", e.current + 1, e.n_steps, s->description);
                 emit(&e, PROGRESS_BEGIN, 0, NULL);
+                test_pause(&e, "begin");
                 error_clear();
-                r = s->run(&e, s);
+                ran = !interrupt_pending(); /* asked to stop while at "begin": not even started */
+                r = ran ? s->run(&e, s) : -EINTR;
+                if (r < 0 && interrupt_pending()) {
+                        /* The step stopped early (a copy between chunks), or a tool it ran got the
+                         * same signal from the terminal: either way, not a failure of its own. */
+                        if (ran && streq(s->id, "partition"))
+                                e.partitioned = true; /* it may have written part of the table */
+                        r = interrupted(&e);
+                        emit(&e, PROGRESS_FAILED, 0, error_message());
+                        goto finish;
+                }
                 if (r < 0) {
                         if (!error_message())
                                 error_setf(r, _("%s failed: %s"), s->description, strerror(-r));
@@ -712,9 +1000,11 @@ int executor_run(const Plan *p, Image *img, const ExecOptions *o, const ExecCall
                         emit(&e, PROGRESS_FAILED, 0, error_message());
                         goto finish;
                 }
+                test_pause(&e, "middle");
                 emit(&e, PROGRESS_END, s->total, NULL);
                 if (streq(s->id, "partition"))
                         e.partitioned = true;
+                test_pause(&e, "end");
         }
         r = 0;
 

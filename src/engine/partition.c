@@ -81,6 +81,29 @@ static int add_partition(struct fdisk_context *cxt, const Plan *p, const PlanPar
         return 0;
 }
 
+static int delete_incomplete_partitions(struct fdisk_context *cxt, const Plan *p) {
+        size_t n = fdisk_get_npartitions(cxt);
+        int r;
+
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_(fdisk_unref_partitionp) struct fdisk_partition *pa = NULL;
+
+                if (!fdisk_is_partition_used(cxt, i))
+                        continue;
+                r = fdisk_get_partition(cxt, i, &pa);
+                if (r < 0)
+                        return r;
+                if (!streq_ptr(fdisk_partition_get_name(pa), DISK_INCOMPLETE_LABEL))
+                        continue;
+                r = fdisk_delete_partition(cxt, i);
+                if (r < 0)
+                        return error_setf(r, _("Cannot remove partition %zu of %s, left by an interrupted install: %s"), i + 1,
+                                          p->target, strerror(-r));
+                log_info("removed partition %zu of %s, left by an interrupted install", i + 1, p->target);
+        }
+        return 0;
+}
+
 int partition_write_table(const Plan *p, int fd) {
         _cleanup_(fdisk_unref_contextp) struct fdisk_context *cxt = NULL;
         int r;
@@ -123,6 +146,12 @@ int partition_write_table(const Plan *p, int fd) {
                         return error_setf(r, _("Cannot set the disk GUID of %s: %s"), p->target, strerror(-r));
         } else if (!fdisk_is_labeltype(cxt, FDISK_DISKLABEL_GPT))
                 return error_setf(-EOPNOTSUPP, _("%s does not have a GPT; cannot keep its partitions."), p->target);
+        else {
+                /* Free mode replaces what an interrupted install left (the plan lists it as destroyed). */
+                r = delete_incomplete_partitions(cxt, p);
+                if (r < 0)
+                        return r;
+        }
 
         for (size_t i = 0; i < p->n_partitions; i++) {
                 if (p->partitions[i].action != ACTION_CREATE)
@@ -260,5 +289,55 @@ int partition_sync_kernel(const Plan *p, int fd, const Disk *d, uint64_t timeout
                         usleep(50 * 1000);
                 }
         }
+        return 0;
+}
+
+int partition_write_labels(const Plan *p, int fd) {
+        _cleanup_(fdisk_unref_contextp) struct fdisk_context *cxt = NULL;
+        int r;
+
+        cxt = fdisk_new_context();
+        if (!cxt)
+                return -ENOMEM;
+        r = fdisk_set_ask(cxt, fdisk_ask_cb, NULL);
+        if (r < 0)
+                return r;
+        if (p->target_kind == DISK_IMAGE_FILE) {
+                r = fdisk_save_user_sector_size(cxt, (unsigned) p->sector_size, (unsigned) p->sector_size);
+                if (r < 0)
+                        return r;
+        }
+        r = fdisk_assign_device_by_fd(cxt, fd, p->target, 0);
+        if (r < 0)
+                return error_setf(r, _("libfdisk cannot open %s: %s"), p->target, strerror(-r));
+        if (!fdisk_is_labeltype(cxt, FDISK_DISKLABEL_GPT))
+                return error_setf(-ESTALE, _("%s no longer has a GPT."), p->target);
+
+        for (size_t i = 0; i < p->n_partitions; i++) {
+                const PlanPartition *pp = &p->partitions[i];
+                _cleanup_(fdisk_unref_partitionp) struct fdisk_partition *pa = NULL;
+
+                if (pp->action != ACTION_CREATE)
+                        continue;
+                pa = fdisk_new_partition();
+                if (!pa)
+                        return -ENOMEM;
+                r = fdisk_partition_set_name(pa, pp->label ?: "");
+                if (r >= 0)
+                        r = fdisk_set_partition(cxt, pp->partno - 1, pa);
+                if (r < 0)
+                        return error_setf(r, _("Cannot name partition %u of %s: %s"), pp->partno, p->target, strerror(-r));
+        }
+
+        /* A crash while this is written leaves at most one of the two GPT copies with the new
+         * names: both still say where the partitions are, and either is a valid table. */
+        r = fdisk_write_disklabel(cxt);
+        if (r < 0)
+                return error_setf(r, _("Cannot write the partition table to %s: %s"), p->target, strerror(-r));
+        r = fdisk_deassign_device(cxt, 1);
+        if (r < 0)
+                return r;
+        if (fsync(fd) < 0)
+                return error_setf(-errno, _("Cannot flush the partition table to %s: %m"), p->target);
         return 0;
 }

@@ -397,13 +397,19 @@ static int plan_add(Plan *p, PartitionRole role, PartitionAction action, uint64_
         return plan_add_copy(p, role, action, start, size, -1);
 }
 
+/* A partition an interrupted install of imprint's left (see DISK_INCOMPLETE_LABEL): free mode
+ * replaces it like free space, and names it among what is destroyed. */
+static bool left_by_interrupted_install(const DiskPartition *dp) {
+        return streq_ptr(dp->label, DISK_INCOMPLETE_LABEL);
+}
+
 static bool partno_taken(const Plan *p, const Disk *d, unsigned partno) {
         for (size_t i = 0; i < p->n_partitions; i++)
                 if (p->partitions[i].partno == partno)
                         return true;
         if (p->mode == PLAN_FREE)
                 for (size_t i = 0; i < d->n_partitions; i++)
-                        if (d->partitions[i].partno == partno)
+                        if (d->partitions[i].partno == partno && !left_by_interrupted_install(&d->partitions[i]))
                                 return true;
         return false;
 }
@@ -575,7 +581,7 @@ static int compare_partition_start(const void *a, const void *b) {
 static int find_largest_free_region(const Disk *d, Region *ret) {
         _cleanup_(freep) const DiskPartition **sorted = NULL;
         _cleanup_(freep) Region *regions = NULL;
-        size_t n_regions = 0;
+        size_t n_regions = 0, n = 0;
         uint64_t cursor = PLAN_GPT_RESERVED, end = usable_end(d->size, d->logical_sector_size);
 
         sorted = calloc(d->n_partitions + 1, sizeof(*sorted));
@@ -583,16 +589,17 @@ static int find_largest_free_region(const Disk *d, Region *ret) {
         if (!sorted || !regions)
                 return -ENOMEM;
         for (size_t i = 0; i < d->n_partitions; i++)
-                sorted[i] = &d->partitions[i];
-        qsort(sorted, d->n_partitions, sizeof(*sorted), compare_partition_start);
+                if (!left_by_interrupted_install(&d->partitions[i]))
+                        sorted[n++] = &d->partitions[i];
+        qsort(sorted, n, sizeof(*sorted), compare_partition_start);
 
-        for (size_t i = 0; i <= d->n_partitions; i++) {
-                uint64_t next = i < d->n_partitions ? sorted[i]->start : end;
+        for (size_t i = 0; i <= n; i++) {
+                uint64_t next = i < n ? sorted[i]->start : end;
                 uint64_t s = ROUND_UP(cursor, PLAN_ALIGNMENT), e = ROUND_DOWN(MIN(next, end), PLAN_ALIGNMENT);
 
                 if (e > s)
                         regions[n_regions++] = (Region) { s, e };
-                if (i < d->n_partitions)
+                if (i < n)
                         cursor = MAX(cursor, sorted[i]->start + sorted[i]->size);
         }
         if (n_regions == 0) {
@@ -607,6 +614,8 @@ static int find_largest_free_region(const Disk *d, Region *ret) {
 static const DiskPartition *disk_find_role(const Disk *d, PartitionRole role, Architecture arch) {
         for (size_t i = 0; i < d->n_partitions; i++) {
                 const DiskPartition *p = &d->partitions[i];
+                if (left_by_interrupted_install(p))
+                        continue;
                 if (p->dps && p->dps->role == role && (p->dps->arch == _ARCH_INVALID || p->dps->arch == arch))
                         return p;
         }
@@ -787,6 +796,12 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
                 r = refuse_conflicts(p, d, o);
                 if (r < 0)
                         return r;
+                for (size_t i = 0; i < d->n_partitions; i++)
+                        if (left_by_interrupted_install(&d->partitions[i])) {
+                                r = plan_add_doomed(p, &d->partitions[i]);
+                                if (r < 0)
+                                        return r;
+                        }
                 r = find_largest_free_region(d, &region);
                 if (r < 0)
                         return r;
