@@ -33,7 +33,11 @@ build=build-fuzz
 if [ ! -d "$build" ]; then
         CC=clang meson setup "$build" -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
 fi
-ninja -C "$build" $(printf 'tests/fuzz/%s-libfuzzer ' "${targets[@]}") >/dev/null
+ninja -C "$build" $(printf 'tests/fuzz/%s-libfuzzer ' "${targets[@]}") >"$build/fuzz-ninja.log" 2>&1 || {
+        tail -n 30 "$build/fuzz-ninja.log" >&2
+        echo "fuzz: the libFuzzer build failed" >&2
+        exit 1
+}
 
 # UBSan reports are failures too; libFuzzer's own leak check stays on (-detect_leaks=1).
 export UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1
