@@ -65,7 +65,8 @@ int disk_lock_holders(int fd, char **ret) {
                 if (strstr(line, "->") ||
                     sscanf(line, "%*d: %15s %15s %15s %d %x:%x:%lu", type, kind, mode, &pid, &maj, &min, &ino) != 7)
                         continue;
-                if (makedev(maj, min) != st.st_dev || ino != (unsigned long) st.st_ino || pid <= 0 || pid == getpid())
+                /* POSIX and OFD locks (QEMU's on its images) do not conflict with flock(). */
+                if (!streq(type, "FLOCK") || makedev(maj, min) != st.st_dev || ino != (unsigned long) st.st_ino || pid <= 0 || pid == getpid())
                         continue;
                 for (size_t i = 0; i < n; i++)
                         seen = seen || pids[i] == pid;

@@ -34,7 +34,7 @@ uint64_t disk_lock_timeout_usec(void);
  * command name (from /proc/locks), nothing else done. */
 int disk_lock_exclusive(int fd, const char *path, uint64_t timeout_usec);
 
-/* "PID 412 (systemd-udevd), PID 977 (flock)": the processes holding a BSD or POSIX lock on the
+/* "PID 412 (systemd-udevd), PID 977 (flock)": the processes holding a BSD lock (flock) on the
  * file fd refers to, at most four; an empty string when none is known (the holder has gone, or
  * /proc/locks is not readable). */
 int disk_lock_holders(int fd, char **ret);
