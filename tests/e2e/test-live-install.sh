@@ -493,8 +493,12 @@ LIVE=("${BOOT[@]}" --disk "$WORK/escrow.img:escrow"
         --qemu-arg -smbios --qemu-arg "$(cred fstab.extra "$fstab_extra")"
         --qemu-arg -smbios --qemu-arg "$(cred systemd.extra-unit.imprint-rig-udev-churn.service "$churn_unit")"
         --qemu-arg -smbios --qemu-arg "$(cred systemd.unit-dropin.imprint-unattended.service "$churn_dropin")")
-# ANSI-stripped serial log, as boot-image.sh matches it.
-plain_log() { sed -E "s/\x1b\[[0-9;?]*[ -\/]*[@-~]//g" "$1" | tr -d '\r\000'; }
+# The serial log without ANSI escape sequences (CSI, OSC, charset), CRs and NULs, as boot-image.sh
+# matches it.
+plain_log() {
+        sed -E "s#\x1b\][^\x07\x1b]*(\x07|\x1b\\\\)?##g; s#\x1b\[[0-?]*[ -/]*[@-~]##g; s#\x1b[()][A-Za-z0-9]##g; s#\x1b[DEHMc78>=]##g" "$1" \
+                | tr -d '\r\000'
+}
 
 # The power goes in the middle of the copy: once the JSON progress says that 100 MB of the root
 # partition are copied, QEMU is told to quit (SIGTERM: the guest gets no shutdown, as with a power
