@@ -4,7 +4,8 @@
 # probes it (https://systemd.io/BLOCK_DEVICE_LOCKING/). imprint must wait for it: the install
 # succeeds once the holder lets go. A holder that never lets go makes imprint give up after the
 # timeout (IMPRINT_LOCK_TIMEOUT, 3 s here) with exit status 3, naming the holder's PID and command,
-# and nothing is written. The holder is flock(1).
+# and nothing is written. Shared locks taken back to back (a busy udev) do not keep imprint out
+# either. The holder is flock(1).
 . "$(dirname "$0")/lib.sh"
 need_root "loop devices"
 need_tool flock
@@ -71,3 +72,20 @@ grep -qE "locked $dev after waiting [0-9.]+ s" "$WORK/stderr" || { cat "$WORK/st
 compare_with_sfdisk "$WORK/plan.json" "$dev"
 grep -q "Imprint Fake OS 7 is installed on $dev" "$WORK/stdout" || fail "no success message"
 pass "imprint waited $(grep -oE "after waiting [0-9.]+ s" "$WORK/stderr" | grep -oE '[0-9.]+') s for the lock held by flock, then installed; sfdisk $dev matches the plan"
+
+# --- holders back to back, as a busy udev probes: imprint gets the lock at the first gap ------------
+# Each holder keeps the lock 0.1 s, the next one takes it as soon as it is started; the gaps last
+# as long as starting flock(1) takes. A waiter that only polls can keep missing them; imprint waits
+# in flock() itself (in a child process, as udevadm lock does) and is woken at the first one.
+"$IMPRINT" plan --source "$src" --target "$dev" --seed lock2 --no-encrypt --plan-file "$WORK/plan2.json" >/dev/null
+rm -f "$WORK/release"
+( while [ ! -e "$WORK/release" ]; do flock --shared "$dev" sleep 0.1; done ) &
+HOLDERS+=("$!")
+sleep 0.5
+rc=0
+"$IMPRINT" install -v --plan-file "$WORK/plan2.json" --yes >"$WORK/stdout" 2>"$WORK/stderr" || rc=$?
+touch "$WORK/release"
+wait "${HOLDERS[-1]}" || true
+[ "$rc" = 0 ] || { cat "$WORK/stdout" "$WORK/stderr" >&2; fail "install while shared locks came back to back: exit $rc"; }
+compare_with_sfdisk "$WORK/plan2.json" "$dev"
+pass "with shared locks back to back on $dev, imprint got the lock ($(grep -oE "after waiting [0-9.]+ s" "$WORK/stderr" || echo "free at once")) and installed; sfdisk matches the plan"
