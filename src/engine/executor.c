@@ -21,6 +21,7 @@
 #include "account.h"
 #include "blockcopy.h"
 #include "boot.h"
+#include "disklock.h"
 #include "encrypt.h"
 #include "error.h"
 #include "executor.h"
@@ -738,8 +739,16 @@ static int preflight(Exec *e) {
         if (e->disk->refusals & REFUSE_READ_ONLY)
                 return error_setf(-EROFS, _("Refusing to write to %s: it is read-only."), p->target);
 
-        /* O_EXCL on a block device fails while anything has it mounted or claimed; the BSD lock
-         * keeps udev from probing the disk while its table changes (as systemd-repart does). */
+        /* The BSD lock first, waiting for udev's probe to end (disklock.h); it keeps udev from
+         * probing the disk while its table changes (as systemd-repart does). Then O_EXCL, which
+         * fails while anything has the disk mounted or claimed: closing it makes udev want to
+         * probe again, which now waits for the lock instead of racing it. */
+        e->fd = open(p->target, O_RDWR | O_CLOEXEC | O_NOCTTY);
+        if (e->fd < 0)
+                return error_setf(-errno, _("Cannot open %s for writing: %m"), p->target);
+        r = disk_lock_exclusive(e->fd, p->target, disk_lock_timeout_usec());
+        if (r < 0)
+                return r;
         if (p->target_kind == DISK_BLOCK) {
                 int fd = open(p->target, O_RDWR | O_CLOEXEC | O_NOCTTY | O_EXCL);
                 if (fd < 0)
@@ -790,11 +799,6 @@ static int preflight(Exec *e) {
                 }
         }
 
-        e->fd = open(p->target, O_RDWR | O_CLOEXEC | O_NOCTTY);
-        if (e->fd < 0)
-                return error_setf(-errno, _("Cannot open %s for writing: %m"), p->target);
-        if (flock(e->fd, LOCK_EX | LOCK_NB) < 0)
-                return error_setf(-errno, _("Cannot lock %s: another program holds it (%m)."), p->target);
         return 0;
 }
 

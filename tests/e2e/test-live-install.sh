@@ -4,14 +4,20 @@
 # test-live-install.sh [--interactive] [--keep] — the live medium, booted under QEMU + OVMF +
 # swtpm with a blank 8 GiB target disk (serial "target", /dev/disk/by-id/virtio-target).
 #
-# Default (unattended, encrypted): the install configuration reaches the medium as the system
+# Default (unattended, encrypted, interrupted once): the install configuration reaches the medium as the system
 # credential imprint.config, passed by QEMU as an SMBIOS type 11 string
 #   -smbios type=11,value=io.systemd.credential.binary:imprint.config=BASE64(JSON)
 # (base64 avoids QEMU's comma escaping), with the credentials imprint.passphrase and
 # imprint.user-password beside it and fstab.extra mounting an "escrow" disk. imprint-unattended
 # installs the image the medium carries with root and home encrypted (TPM2 + recovery key +
 # passphrase), the recovery key delivered to the escrow disk, the account alice (systemd-homed)
-# and hostname, time zone, locale and keymap; it must end with {"event":"result","success":true}.
+# and hostname, time zone, locale and keymap. Throughout, a unit given as a credential
+# (systemd.extra-unit.*) makes udev "change" events on the target in a loop, so udev keeps probing
+# it under its shared BSD lock while imprint wants its exclusive one. The first boot is
+# switched off (QEMU quits, the guest gets no shutdown) once the JSON progress on the serial console
+# says that 100 MB of the root partition are copied; the medium then boots again with the same
+# disks, TPM and firmware variables, and the same unattended install runs again and must end with
+# {"event":"result","success":true}; the key file it names on the escrow disk is the one used below.
 # Then the target boots alone with the same TPM state and firmware variables: no prompt, root and
 # home are dm-crypt LUKS2 volumes opened as "root" and "home", alice exists as a homed user with a
 # LUKS home and logs in through PAM with her password (and not with a wrong one), and the settings
@@ -454,28 +460,104 @@ passphrase="e2e Passphrase for $(basename "$WORK") 7!"
 # The account (systemd-homed, made at first boot from credentials imprint writes, its password
 # sealed to the TPM) and the settings the first boot would otherwise ask for.
 user_password="Lantern-harbour $(basename "$WORK") 42"
-config=$(printf '{"source":"%s","target":"/dev/disk/by-id/virtio-target","seed":"e2e-live","homeSize":"1G","passphrase":true,"recoveryKeyEscrow":"/run/imprint-escrow","user":{"name":"alice","realName":"Alice Example","admin":true},"hostname":"imprint-e2e","timezone":"Europe/Berlin","locale":"de_DE.UTF-8","keymap":"de","afterInstall":"poweroff","onFailure":"poweroff"}' "$source_image")
-fstab_extra='/dev/disk/by-id/virtio-escrow /run/imprint-escrow ext4 defaults 0 0'
-echo "== live boot + unattended encrypted install; imprint.config: $config"
+# No "seed": a seeded install names its escrowed key file after the seeded LUKS UUID, so the run
+# after the interruption below would find the first run's file and refuse to overwrite it ("the
+# same seed was used twice?"; reported, not this test's subject).
+config=$(printf '{"source":"%s","target":"/dev/disk/by-id/virtio-target","homeSize":"1G","passphrase":true,"recoveryKeyEscrow":"/run/imprint-escrow","user":{"name":"alice","realName":"Alice Example","admin":true},"hostname":"imprint-e2e","timezone":"Europe/Berlin","locale":"de_DE.UTF-8","keymap":"de","afterInstall":"poweroff","onFailure":"poweroff"}' "$source_image")
+# A generous device timeout: on a loaded machine under TCG, udev's coldplug has taken longer than
+# systemd's default 90 s (the live system then went to emergency mode).
+fstab_extra='/dev/disk/by-id/virtio-escrow /run/imprint-escrow ext4 defaults,x-systemd.device-timeout=10min 0 0'
+# udev churn on the target, for as long as the live system runs: a "change" event, a pause of 0.2 s,
+# and again (about one a second under TCG on a busy machine, where udevadm itself is slow); each
+# makes systemd-udevd take its shared BSD lock on the disk and probe it. An
+# installer that tries flock(LOCK_EX|LOCK_NB) once fails on it ("Cannot lock /dev/vda: another
+# program holds it"); imprint must wait for the probe (src/engine/disklock.h). An extra unit and a
+# drop-in that pulls it in before imprint-unattended.service, both as system credentials
+# (systemd-debug-generator, v256+; the medium runs 257). In a unit file $$ is $ and %% is %.
+churn_unit=$(cat <<'EOF'
+[Unit]
+Description=rig: udev change events on the target disk during the install
+ConditionPathExists=!/etc/initrd-release
+After=systemd-udev-trigger.service
+Before=imprint-unattended.service
+[Service]
+Type=exec
+ExecStart=/bin/sh -c 'd=/dev/disk/by-id/virtio-target; udevadm wait --timeout=300 $$d || exit 1; echo "IMPRINT-RIG udev-churn: started"; n=0; while :; do udevadm trigger --action=change $$d; n=$$((n + 1)); [ $$((n %% 25)) != 0 ] || echo "IMPRINT-RIG udev-churn: $$n change events"; sleep 0.2; done'
+StandardOutput=journal+console
+EOF
+)
+churn_dropin=$(printf '[Unit]\nWants=imprint-rig-udev-churn.service\n')
+# Both live boots: the live medium, the target, the escrow disk, the configuration, its secrets,
+# and the churn.
+LIVE=("${BOOT[@]}" --disk "$WORK/escrow.img:escrow"
+        --qemu-arg -smbios --qemu-arg "$(cred imprint.config "$config")"
+        --qemu-arg -smbios --qemu-arg "$(cred imprint.passphrase "$passphrase")"
+        --qemu-arg -smbios --qemu-arg "$(cred imprint.user-password "$user_password")"
+        --qemu-arg -smbios --qemu-arg "$(cred fstab.extra "$fstab_extra")"
+        --qemu-arg -smbios --qemu-arg "$(cred systemd.extra-unit.imprint-rig-udev-churn.service "$churn_unit")"
+        --qemu-arg -smbios --qemu-arg "$(cred systemd.unit-dropin.imprint-unattended.service "$churn_dropin")")
+# The serial log without ANSI escape sequences (CSI, OSC, charset), CRs and NULs, as boot-image.sh
+# matches it.
+plain_log() {
+        sed -E "s#\x1b\][^\x07\x1b]*(\x07|\x1b\\\\)?##g; s#\x1b\[[0-?]*[ -/]*[@-~]##g; s#\x1b[()][A-Za-z0-9]##g; s#\x1b[DEHMc78>=]##g" "$1" \
+                | tr -d '\r\000'
+}
+
+# The power goes in the middle of the copy: once the JSON progress says that 100 MB of the root
+# partition are copied, QEMU is told to quit (SIGTERM: the guest gets no shutdown, as with a power
+# cut; QEMU itself still flushes its qcow2 overlay of the medium, which SIGKILL with cache=unsafe
+# could corrupt). A copy that ends before that, or an install that fails, ends the boot too, and
+# then the check below fails.
+echo "== live boot 1 + unattended install, switched off in the middle of the copy; imprint.config: $config"
 t=$EPOCHREALTIME
-"${BOOT[@]}" --disk "$WORK/escrow.img:escrow" --log "$WORK/live-serial.log" --timeout 1200 \
-        --qemu-arg -smbios --qemu-arg "$(cred imprint.config "$config")" \
-        --qemu-arg -smbios --qemu-arg "$(cred imprint.passphrase "$passphrase")" \
-        --qemu-arg -smbios --qemu-arg "$(cred imprint.user-password "$user_password")" \
-        --qemu-arg -smbios --qemu-arg "$(cred fstab.extra "$fstab_extra")" \
+"${LIVE[@]}" --log "$WORK/live-serial-1.log" --timeout 900 \
+        --stop-after '"event": ?"update".*"id": ?"copy-root".*"done": ?[1-9][0-9]{8,},' \
+        --stop-after '"event": ?"(end|failed)".*"id": ?"copy-root"' \
+        --stop-after '"event": ?"result"' \
         --stop-after 'imprint-unattended\.service failed:' \
+        --stop-after 'You are in emergency mode' \
+        --expect 'IMPRINT-RIG udev-churn: started' \
+        --expect '"event": ?"end".*"id": ?"encrypt-root"' \
+        --expect '"event": ?"update".*"id": ?"copy-root"' \
+        || failed "the first unattended install, up to the middle of the copy (serial log $WORK/live-serial-1.log)"
+! plain_log "$WORK/live-serial-1.log" | grep -aqE '"event": ?"(end|failed|result)".*"id": ?"copy-root"|"event": ?"result"' \
+        || failed "the first install was not cut off in the middle of the copy (serial log $WORK/live-serial-1.log)"
+echo "ok: switched off at $(plain_log "$WORK/live-serial-1.log" | grep -aoE '"id": ?"copy-root".*"done": ?[0-9]+,"total": ?[0-9]+' | tail -n 1 | sed -E 's/.*"done": ?([0-9]+),"total": ?([0-9]+)/\1 of \2 bytes/') of the root copy"
+phase_done "live boot 1 + install cut mid-copy" "$t"
+
+# The same medium, disks, TPM and firmware variables, booted again: the unattended install runs
+# again from the start, plans afresh on the half-written target, and completes. This is the
+# install that the rest of the test checks.
+echo "== live boot 2 + unattended encrypted install, after the interruption"
+t=$EPOCHREALTIME
+"${LIVE[@]}" --log "$WORK/live-serial.log" --timeout 1200 \
+        --stop-after 'imprint-unattended\.service failed:' \
+        --stop-after 'You are in emergency mode' \
+        --expect 'IMPRINT-RIG udev-churn: started' \
         --expect '"event": ?"recoveryKey".*"deliveredTo": ?"/run/imprint-escrow/recovery-key-' \
         --expect '"event": ?"end".*"id": ?"encrypt-root"' \
         --expect '"event": ?"end".*"id": ?"encrypt-home"' \
         --expect '"event": ?"end".*"id": ?"verify-root"' \
         --expect '"event": ?"end".*"id": ?"configure"' \
         --expect '"event": ?"result".*"success": ?true' \
-        || failed "unattended install (serial log $WORK/live-serial.log)"
-phase_done "live boot+install" "$t"
+        || failed "unattended install after the interruption (serial log $WORK/live-serial.log)"
+phase_done "live boot 2 + install" "$t"
+# The churn ran while imprint worked: change events counted between the first step and the result.
+n_churn=$(plain_log "$WORK/live-serial.log" | sed -n '/"event": \{0,1\}"begin"/,/"event": \{0,1\}"result"/p' \
+        | grep -ac 'IMPRINT-RIG udev-churn: [0-9]* change events' || true)
+[ "${n_churn:-0}" -ge 1 ] || failed "no udev change events were made on the target during the install (serial log $WORK/live-serial.log)"
+echo "ok: the install succeeded with udev change events on the target throughout ($(plain_log "$WORK/live-serial.log" | grep -ao 'IMPRINT-RIG udev-churn: [0-9]* change events' | tail -n 1 | grep -o '[0-9]*') by the last count; $n_churn counts during the install)"
+plain_log "$WORK/live-serial.log" | grep -ao 'is locked by .*waiting up to.*\|locked /dev/[^ ]* after waiting [0-9.]* s' | sed 's/^/  imprint: /' || true
 
-# The key, as the OEM's escrow received it: a file of mode 0600 whose last line is the key.
-keyfile=$(debugfs -R 'ls -p /' "$WORK/escrow.img" 2>/dev/null | awk -F/ '$6 ~ /^recovery-key-.*\.txt$/ { print $6 }')
-[ -n "$keyfile" ] || failed "no recovery-key-*.txt on the escrow disk"
+# The key, as the OEM's escrow received it: a file of mode 0600 whose last line is the key. The
+# escrow also holds the key of the interrupted run (another LUKS UUID, so another name): the one
+# that counts is the one the second run named.
+keyfile=$(plain_log "$WORK/live-serial.log" | grep -aoE '"deliveredTo": ?"/run/imprint-escrow/recovery-key-[^"/]*\.txt"' | tail -n 1 \
+        | sed -E 's|.*/||; s|"$||')
+[ -n "$keyfile" ] || failed "the second install named no escrowed key file"
+debugfs -R 'ls -p /' "$WORK/escrow.img" 2>/dev/null | awk -F/ '{ print $6 }' | grep -qxF "$keyfile" \
+        || failed "$keyfile is not on the escrow disk"
+echo "escrow disk: $(debugfs -R 'ls -p /' "$WORK/escrow.img" 2>/dev/null | awk -F/ '$6 ~ /^recovery-key-/ { printf "%s ", $6 }')"
 mode=$(debugfs -R "stat /$keyfile" "$WORK/escrow.img" 2>/dev/null | sed -n 's/.*Mode: *\([0-7]*\).*/\1/p')
 [ "$mode" = 0600 ] || failed "the escrowed key file has mode $mode, not 0600"
 umask 077
@@ -539,7 +621,7 @@ phase_done "target boot (recovery key)" "$t"
 # The installed disk, the live medium's overlay (its journal among it) and every serial log must
 # not hold the recovery key or the passphrase (the escrow disk does, by design).
 key=$(cat "$WORK/recovery.key")
-for f in "$WORK/target.img" "$WORK/live.qcow2" "$WORK/live-serial.log" "$WORK/target-serial.log" "$WORK/target-serial-2.log"; do
+for f in "$WORK/target.img" "$WORK/live.qcow2" "$WORK/live-serial-1.log" "$WORK/live-serial.log" "$WORK/target-serial.log" "$WORK/target-serial-2.log"; do
         ! grep -aqF -- "$key" "$f" || failed "the recovery key is in $f"
         ! grep -aqF -- "$passphrase" "$f" || failed "the passphrase is in $f"
         ! grep -aqF -- "$user_password" "$f" || failed "the user's password is in $f"
