@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <limits.h>
+#include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -255,6 +257,56 @@ static char *dmi(const char *field) {
         return v;
 }
 
+/* The identity lines of an escrow file ("# Machine: …" and "# Disk: …"): the text up to the line
+ * that names the volumes. */
+static size_t escrow_identity_length(const char *text, size_t size) {
+        const char *v = memmem(text, size, "\n# Volumes: ", 12);
+
+        return v ? (size_t) (v - text) : 0;
+}
+
+/* name exists in dfd. If it names the same machine and disk as new_text, renames it to
+ * recovery-key-<uuid>.previous-N.txt (never replacing anything) and returns 0; else -EEXIST. */
+static int escrow_keep_previous(int dfd, const char *name, const char *new_text) {
+        _cleanup_(secret_freep) Secret *old = NULL;
+        _cleanup_(closep) int fd = -EBADF;
+        size_t n_old, n_new;
+        ssize_t k;
+        struct stat st;
+
+        fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode) || st.st_size > 4096)
+                return -EEXIST;
+        old = secret_new(4097);
+        if (!old)
+                return negative_errno();
+        k = read(fd, old->data, 4096);
+        if (k < 0)
+                return -errno;
+        n_old = escrow_identity_length((const char *) old->data, (size_t) k);
+        n_new = escrow_identity_length(new_text, strlen(new_text));
+        if (n_old == 0 || n_old != n_new || memcmp(old->data, new_text, n_new) != 0)
+                return -EEXIST;
+
+        for (unsigned i = 1; i < 1000; i++) {
+                char prev[NAME_MAX + 1];
+                const char *dot = strrchr(name, '.');
+
+                snprintf(prev, sizeof(prev), "%.*s.previous-%u.txt", (int) (dot - name), name, i);
+                if (renameat2(dfd, name, dfd, prev, RENAME_NOREPLACE) >= 0) {
+                        log_info("The recovery key of an earlier install on this machine and disk is kept as %s.", prev);
+                        return fsync(dfd) < 0 ? -errno : 0;
+                }
+                if (errno != EEXIST)
+                        return -errno;
+        }
+        return -EEXIST;
+}
+
 int encryption_escrow_recovery_key(const Plan *p, const Secret *key, const char *dir, char **ret_path) {
         _cleanup_(freep) char *vendor = dmi("sys_vendor"), *product = dmi("product_name"), *serial = dmi("product_serial"),
                               *uuid = dmi("product_uuid"), *name = NULL, *path = NULL;
@@ -309,11 +361,23 @@ int encryption_escrow_recovery_key(const Plan *p, const Secret *key, const char 
         text->size = n;
 
         fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0 && errno == EEXIST) {
+                /* A seeded install gives the volume the same LUKS UUID every time, so running it
+                 * again on the same machine and disk (after an interruption, or to reinstall)
+                 * finds the file of the earlier run. That key opens whatever the earlier run left
+                 * until this run formats the volume, which may never happen if it stops first:
+                 * so the earlier file is kept under another name, never overwritten. A file that
+                 * names another machine or disk means the seed was used twice: refused. */
+                int r = escrow_keep_previous(dfd, name, (const char *) text->data);
+                if (r < 0)
+                        return r == -EEXIST ? error_setf(r, _("Cannot deliver the recovery key: %s exists already and names another "
+                                                              "machine or disk (the same seed was used twice?)."),
+                                                         path)
+                                            : error_setf(r, _("Cannot deliver the recovery key to %s: %s."), path, strerror(-r));
+                fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        }
         if (fd < 0)
-                return error_setf(-errno,
-                                  errno == EEXIST ? _("Cannot deliver the recovery key: %s exists already (the same seed was used twice?).")
-                                                  : _("Cannot deliver the recovery key to %s: %m."),
-                                  path);
+                return error_setf(-errno, _("Cannot deliver the recovery key to %s: %m."), path);
         ssize_t w = write(fd, text->data, text->size);
         if (w != (ssize_t) text->size || fsync(fd) < 0 || fsync(dfd) < 0) {
                 int r = w >= 0 && w != (ssize_t) text->size ? -ENOSPC : -errno;

@@ -460,10 +460,10 @@ passphrase="e2e Passphrase for $(basename "$WORK") 7!"
 # The account (systemd-homed, made at first boot from credentials imprint writes, its password
 # sealed to the TPM) and the settings the first boot would otherwise ask for.
 user_password="Lantern-harbour $(basename "$WORK") 42"
-# No "seed": a seeded install names its escrowed key file after the seeded LUKS UUID, so the run
-# after the interruption below would find the first run's file and refuse to overwrite it ("the
-# same seed was used twice?"; reported, not this test's subject).
-config=$(printf '{"source":"%s","target":"/dev/disk/by-id/virtio-target","homeSize":"1G","passphrase":true,"recoveryKeyEscrow":"/run/imprint-escrow","user":{"name":"alice","realName":"Alice Example","admin":true},"hostname":"imprint-e2e","timezone":"Europe/Berlin","locale":"de_DE.UTF-8","keymap":"de","afterInstall":"poweroff","onFailure":"poweroff"}' "$source_image")
+# Seeded, as an OEM line's reproducible install is: the LUKS UUIDs are the same in both runs, so the
+# run after the interruption below finds the first run's escrow file (same name) and must keep it
+# under another name and deliver its own, not refuse (the same machine and disk).
+config=$(printf '{"source":"%s","target":"/dev/disk/by-id/virtio-target","seed":"e2e-live","homeSize":"1G","passphrase":true,"recoveryKeyEscrow":"/run/imprint-escrow","user":{"name":"alice","realName":"Alice Example","admin":true},"hostname":"imprint-e2e","timezone":"Europe/Berlin","locale":"de_DE.UTF-8","keymap":"de","afterInstall":"poweroff","onFailure":"poweroff"}' "$source_image")
 # A generous device timeout: on a loaded machine under TCG, udev's coldplug has taken longer than
 # systemd's default 90 s (the live system then went to emergency mode).
 fstab_extra='/dev/disk/by-id/virtio-escrow /run/imprint-escrow ext4 defaults,x-systemd.device-timeout=10min 0 0'
@@ -550,14 +550,16 @@ echo "ok: the install succeeded with udev change events on the target throughout
 plain_log "$WORK/live-serial.log" | grep -ao 'is locked by .*waiting up to.*\|locked /dev/[^ ]* after waiting [0-9.]* s' | sed 's/^/  imprint: /' || true
 
 # The key, as the OEM's escrow received it: a file of mode 0600 whose last line is the key. The
-# escrow also holds the key of the interrupted run (another LUKS UUID, so another name): the one
-# that counts is the one the second run named.
+# escrow also holds the key of the interrupted run, kept as recovery-key-UUID.previous-1.txt (same
+# seed, so same LUKS UUID): the one that counts is the one the second run named.
 keyfile=$(plain_log "$WORK/live-serial.log" | grep -aoE '"deliveredTo": ?"/run/imprint-escrow/recovery-key-[^"/]*\.txt"' | tail -n 1 \
         | sed -E 's|.*/||; s|"$||')
 [ -n "$keyfile" ] || failed "the second install named no escrowed key file"
 debugfs -R 'ls -p /' "$WORK/escrow.img" 2>/dev/null | awk -F/ '{ print $6 }' | grep -qxF "$keyfile" \
         || failed "$keyfile is not on the escrow disk"
 echo "escrow disk: $(debugfs -R 'ls -p /' "$WORK/escrow.img" 2>/dev/null | awk -F/ '$6 ~ /^recovery-key-/ { printf "%s ", $6 }')"
+debugfs -R 'ls -p /' "$WORK/escrow.img" 2>/dev/null | awk -F/ '{ print $6 }' | grep -qxF "${keyfile%.txt}.previous-1.txt" \
+        || failed "the interrupted run's key was not kept as ${keyfile%.txt}.previous-1.txt"
 mode=$(debugfs -R "stat /$keyfile" "$WORK/escrow.img" 2>/dev/null | sed -n 's/.*Mode: *\([0-7]*\).*/\1/p')
 [ "$mode" = 0600 ] || failed "the escrowed key file has mode $mode, not 0600"
 umask 077

@@ -890,15 +890,45 @@ static void test_escrow(const Plan *root_plan, const Secret *key) {
                 }
         }
 
-        /* Never overwritten: the second delivery fails and the first file is untouched. */
-        error_clear();
-        ASSERT_EQ(encryption_escrow_recovery_key(root_plan, key, dir, &again), -EEXIST);
-        ASSERT_TRUE(again == NULL);
-        ASSERT_CONTAINS(error_message(), "exists already");
-        printf("escrow twice: %s\n", error_message());
-        second = read_file(path, &size2);
-        ASSERT_EQ(size2, size);
-        ASSERT_TRUE(memcmp(first, second, size) == 0);
+        /* The same seeded install again on the same machine and disk (a re-run after an
+         * interruption): the new key is delivered and the earlier file is kept, byte for byte,
+         * under another name — never overwritten, since it may still be the only key of what is
+         * on the disk. */
+        {
+                _cleanup_(secret_freep) Secret *key2 = NULL;
+                _cleanup_(freep) char *prev = NULL, *prev_text = NULL, *now = NULL;
+                size_t size3;
+
+                ASSERT_OK(recovery_key_generate(&key2));
+                ASSERT_OK(encryption_escrow_recovery_key(root_plan, key2, dir, &again));
+                ASSERT_STREQ(again, want);
+                now = read_file(again, NULL);
+                ASSERT_CONTAINS(now, (const char *) key2->data);
+                ASSERT_TRUE(asprintf(&prev, "%s/recovery-key-%s.previous-1.txt", dir, uuid) > 0);
+                prev_text = read_file(prev, &size3);
+                ASSERT_EQ(size3, size);
+                ASSERT_TRUE(memcmp(first, prev_text, size) == 0);
+                ASSERT_TRUE(lstat(prev, &st) == 0);
+                ASSERT_EQ(st.st_mode & 07777, 0600);
+                assert_not_logged(key2);
+                again = mfree(again);
+        }
+
+        /* The same LUKS UUID for another disk: the seed was used twice; refused, file untouched. */
+        {
+                _cleanup_(plan_freep) Plan *other = make_plan("/dev/imprint-other-disk",
+                                                              &(PlanSpec) { .role = ROLE_ROOT, .luks_uuid = root_luks_uuid });
+                _cleanup_(freep) char *before = read_file(path, &size);
+
+                error_clear();
+                ASSERT_EQ(encryption_escrow_recovery_key(other, key, dir, &again), -EEXIST);
+                ASSERT_TRUE(again == NULL);
+                ASSERT_CONTAINS(error_message(), "another machine or disk");
+                printf("escrow, seed used twice: %s\n", error_message());
+                second = read_file(path, &size2);
+                ASSERT_EQ(size2, size);
+                ASSERT_TRUE(memcmp(before, second, size) == 0);
+        }
 
         /* Root and home: one file, naming both volumes. */
         ASSERT_TRUE(mkdir(dir2, 0700) == 0);
