@@ -104,7 +104,9 @@ static int delete_incomplete_partitions(struct fdisk_context *cxt, const Plan *p
         return 0;
 }
 
-int partition_write_table(const Plan *p, int fd) {
+/* A libfdisk context on the plan's target (open as fd) that refuses every question: the plan
+ * holds every answer. */
+static int fdisk_context_for_plan(const Plan *p, int fd, struct fdisk_context **ret) {
         _cleanup_(fdisk_unref_contextp) struct fdisk_context *cxt = NULL;
         int r;
 
@@ -128,6 +130,17 @@ int partition_write_table(const Plan *p, int fd) {
         r = fdisk_assign_device_by_fd(cxt, fd, p->target, 0);
         if (r < 0)
                 return error_setf(r, _("libfdisk cannot open %s: %s"), p->target, strerror(-r));
+        *ret = TAKE_PTR(cxt);
+        return 0;
+}
+
+int partition_write_table(const Plan *p, int fd) {
+        _cleanup_(fdisk_unref_contextp) struct fdisk_context *cxt = NULL;
+        int r;
+
+        r = fdisk_context_for_plan(p, fd, &cxt);
+        if (r < 0)
+                return r;
         if (fdisk_get_sector_size(cxt) != p->sector_size)
                 return error_setf(-ESTALE, _("%s has %lu-byte sectors, but the plan was made for %" PRIu64 "."), p->target,
                                   fdisk_get_sector_size(cxt), p->sector_size);
@@ -296,20 +309,9 @@ int partition_write_labels(const Plan *p, int fd) {
         _cleanup_(fdisk_unref_contextp) struct fdisk_context *cxt = NULL;
         int r;
 
-        cxt = fdisk_new_context();
-        if (!cxt)
-                return -ENOMEM;
-        r = fdisk_set_ask(cxt, fdisk_ask_cb, NULL);
+        r = fdisk_context_for_plan(p, fd, &cxt);
         if (r < 0)
                 return r;
-        if (p->target_kind == DISK_IMAGE_FILE) {
-                r = fdisk_save_user_sector_size(cxt, (unsigned) p->sector_size, (unsigned) p->sector_size);
-                if (r < 0)
-                        return r;
-        }
-        r = fdisk_assign_device_by_fd(cxt, fd, p->target, 0);
-        if (r < 0)
-                return error_setf(r, _("libfdisk cannot open %s: %s"), p->target, strerror(-r));
         if (!fdisk_is_labeltype(cxt, FDISK_DISKLABEL_GPT))
                 return error_setf(-ESTALE, _("%s no longer has a GPT."), p->target);
 
