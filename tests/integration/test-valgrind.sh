@@ -41,7 +41,11 @@ if [ $rc -ne 0 ]; then
         [ $rc -eq 99 ] && fail "valgrind found errors or definite leaks in imprint install"
         fail "imprint install under valgrind exited $rc"
 fi
-[ ! -s "$WORK/install.vg" ] || { cat "$WORK/install.vg" >&2; fail "valgrind reported something during the install"; }
+# valgrind cannot check the loop device ioctls (LOOP_CTL_GET_FREE, LOOP_CONFIGURE) and says so in a
+# three-line warning each time: that is a limit of valgrind, not a finding. Anything else is.
+grep -v -e 'Warning: noted but unhandled ioctl 0x4c' -e 'This could cause spurious value errors' \
+        -e 'See README_MISSING_SYSCALL_OR_IOCTL' "$WORK/install.vg" >"$WORK/install.findings" || true
+[ ! -s "$WORK/install.findings" ] || { cat "$WORK/install.vg" >&2; fail "valgrind reported something during the install"; }
 pass "imprint install under valgrind: no invalid accesses, no definite leaks"
 
 # The install is real: the GPT as planned, systemd-boot and the UKI on the ESP.
