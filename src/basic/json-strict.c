@@ -16,6 +16,7 @@
 #include "fileio.h"
 #include "json-strict.h"
 #include "macro.h"
+#include "utf8.h"
 
 typedef struct Key {
         char *name; /* decoded, no NUL inside (refused before) */
@@ -95,29 +96,6 @@ static size_t utf8_sequence_length(const unsigned char *p, size_t avail) {
                 if (p[k] < 0x80 || p[k] > 0xBF)
                         return 0;
         return len;
-}
-
-static size_t utf8_encode(uint32_t cp, char out[4]) {
-        if (cp < 0x80) {
-                out[0] = (char) cp;
-                return 1;
-        }
-        if (cp < 0x800) {
-                out[0] = (char) (0xC0 | (cp >> 6));
-                out[1] = (char) (0x80 | (cp & 0x3F));
-                return 2;
-        }
-        if (cp < 0x10000) {
-                out[0] = (char) (0xE0 | (cp >> 12));
-                out[1] = (char) (0x80 | ((cp >> 6) & 0x3F));
-                out[2] = (char) (0x80 | (cp & 0x3F));
-                return 3;
-        }
-        out[0] = (char) (0xF0 | (cp >> 18));
-        out[1] = (char) (0x80 | ((cp >> 12) & 0x3F));
-        out[2] = (char) (0x80 | ((cp >> 6) & 0x3F));
-        out[3] = (char) (0x80 | (cp & 0x3F));
-        return 4;
 }
 
 /* A string at sc->i (its opening quote). With ret, the decoded bytes are returned (keys). */
@@ -204,7 +182,7 @@ static int scan_string(Scanner *sc, bool is_key, char **ret, size_t *ret_len) {
                                         sc->i += 6;
                                         cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
                                 }
-                                k = utf8_encode(cp, buf);
+                                k = utf8_encode_unichar(cp, buf);
                                 break;
                         default:
                                 return scan_fail(sc, esc, "%s has an invalid escape", what);

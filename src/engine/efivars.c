@@ -16,6 +16,7 @@
 #include "i18n.h"
 #include "log.h"
 #include "macro.h"
+#include "utf8.h"
 
 /* UEFI 2.10 ch. 10 "Device Path Protocol": every node starts with Type (1 byte), SubType (1 byte)
  * and Length (2 bytes, little-endian, including this header). */
@@ -166,29 +167,6 @@ static size_t utf16le_encode(const char *s, bool tilt, uint8_t *out) {
         return (size_t) (o - out) + 2;
 }
 
-static size_t utf8_put(char *o, uint32_t c) {
-        if (c < 0x80) {
-                o[0] = (char) c;
-                return 1;
-        }
-        if (c < 0x800) {
-                o[0] = (char) (0xc0 | (c >> 6));
-                o[1] = (char) (0x80 | (c & 0x3f));
-                return 2;
-        }
-        if (c < 0x10000) {
-                o[0] = (char) (0xe0 | (c >> 12));
-                o[1] = (char) (0x80 | ((c >> 6) & 0x3f));
-                o[2] = (char) (0x80 | (c & 0x3f));
-                return 3;
-        }
-        o[0] = (char) (0xf0 | (c >> 18));
-        o[1] = (char) (0x80 | ((c >> 12) & 0x3f));
-        o[2] = (char) (0x80 | ((c >> 6) & 0x3f));
-        o[3] = (char) (0x80 | (c & 0x3f));
-        return 4;
-}
-
 /* Appends n_units UTF-16LE code units at p (stopping at a NUL) to the UTF-8 string *s, which may
  * be NULL. Unpaired surrogates, which firmware does write, become U+FFFD rather than an error;
  * with untilt, '\' becomes '/'. */
@@ -219,7 +197,7 @@ static int utf16le_append_utf8(char **s, const uint8_t *p, size_t n_units, bool 
                         c = 0xfffd;
                 if (untilt && c == '\\')
                         c = '/';
-                o += utf8_put(o, c);
+                o += utf8_encode_unichar(c, o);
         }
         *o = 0;
         return 0;
