@@ -19,7 +19,8 @@
 # named as the default source in /etc/imprint/imprint.conf. The UKI (kernel + dracut systemd
 # initrd + .osrel + .cmdline) has no root=: gpt-auto finds the root on the disk sd-boot started
 # from. Units: imprint-unattended.service when the system credential imprint.config exists,
-# else imprint@tty1.service and imprint@ttyS0.service (in place of the gettys, which are masked).
+# else imprint@tty1.service and imprint@ttyS0.service (in place of the gettys, which are masked);
+# and imprint-varlink.socket always, for a front end driving imprint through io.imprint.Installer.
 # See iso/README.md.
 #
 # Cache: the result lives in $IMPRINT_TEST_CACHE/live-KEY/ (default /var/cache/imprint-test),
@@ -236,6 +237,8 @@ install -d -m 755 "$ROOT/etc/imprint"
 printf '{\n  "source": "%s"\n}\n' "$IMAGES_DIR/$DDI_NAME" >"$ROOT/etc/imprint/imprint.conf"
 # The installer in place of the login prompts on the screen and the serial port.
 logged in_root systemctl enable imprint-unattended.service imprint@tty1.service imprint@ttyS0.service
+# The Varlink service (imprint-varlink(7)): the socket listens, the first client starts imprint.
+logged in_root systemctl enable imprint-varlink.socket
 logged in_root systemctl mask getty@tty1.service serial-getty@ttyS0.service
 deb_set_identity "$NAME"
 # The boot menu's title, and systemd's "Welcome to …!" line. Not "imprint …" first: the rig
