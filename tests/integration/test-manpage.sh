@@ -2,7 +2,11 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # The man page renders without a single groff warning, and it agrees with the code: every long
 # option and every command that `imprint --help` lists is documented, and the EXIT STATUS section
-# documents exactly the exit codes that src/imprint.c's enum defines. Needs no root.
+# documents exactly the exit codes that src/imprint.c's enum defines. imprint-varlink(7) renders
+# without warnings too and agrees with the interface it documents: every method, error, type and
+# field of data/io.imprint.Installer.varlink is in it, and its DIFFERENCES FROM
+# io.systemd.SysInstall section names every field of SysInstall's Run and ListCandidateDevices.
+# Needs no root.
 . "$(dirname "$0")/lib.sh"
 need_tool groff
 
@@ -81,3 +85,54 @@ undocumented=$(comm -23 "$WORK/code-exits" "$WORK/page-exits" | tr '\n' ' ')
 extra=$(comm -13 "$WORK/code-exits" "$WORK/page-exits" | tr '\n' ' ')
 [ -z "$extra" ] || fail "exit codes documented in EXIT STATUS that src/imprint.c does not define: $extra"
 pass "EXIT STATUS documents exit codes $(sort -n "$WORK/code-exits" | tr '\n' ' ')as src/imprint.c defines them"
+
+# 5. imprint-varlink(7): renders without warnings, has its sections, and documents the interface.
+vpage=$SOURCE_ROOT/data/imprint-varlink.7
+idl=$SOURCE_ROOT/data/io.imprint.Installer.varlink
+[ -f "$vpage" ] || fail "$vpage does not exist"
+[ -f "$idl" ] || fail "$idl does not exist"
+groff -man -Tutf8 -ww "$vpage" >"$WORK/vpage.utf8" 2>"$WORK/vgroff.err" || { cat "$WORK/vgroff.err" >&2; fail "groff cannot render $vpage"; }
+if [ -s "$WORK/vgroff.err" ]; then
+        cat "$WORK/vgroff.err" >&2
+        fail "groff warns about $vpage"
+fi
+groff -man -Tutf8 -rLL=5000n -rHY=0 -P-cbou "$vpage" >"$WORK/page.txt" 2>/dev/null
+# Its headings have lower case letters too ("DIFFERENCES FROM io.systemd.SysInstall"): every line
+# that starts in the first column is one (the text is indented).
+section() {
+        awk -v want="$1" '/^[^ ]/ { sec = $0; next } sec == want' "$WORK/page.txt"
+}
+for s in "HOW IT RUNS" TYPES METHODS "THE RECOVERY KEY" ERRORS EXAMPLES "DIFFERENCES FROM io.systemd.SysInstall"; do
+        section "$s" >"$WORK/section.txt"
+        grep -q '[a-z]' "$WORK/section.txt" || fail "imprint-varlink(7) has no $s section"
+done
+pass "imprint-varlink(7) renders without groff warnings and has its sections"
+# word WORD FILE: WORD stands alone in FILE (not as part of a longer name).
+word() { grep -qE "(^|[^A-Za-z0-9_])$1([^A-Za-z0-9_]|\$)" "$2"; }
+# Methods in METHODS, errors in ERRORS, types in TYPES, and every field (parameters, replies, error
+# parameters, members of InstallRequest) somewhere in the page.
+missing=()
+section METHODS >"$WORK/methods.txt"
+section ERRORS >"$WORK/errors.txt"
+section TYPES >"$WORK/types.txt"
+for m in $(sed -n 's/^method \([A-Za-z]*\).*/\1/p' "$idl"); do word "$m" "$WORK/methods.txt" || missing+=("method $m"); done
+for e in $(sed -n 's/^error \([A-Za-z]*\).*/\1/p' "$idl"); do word "$e" "$WORK/errors.txt" || missing+=("error $e"); done
+for t in $(sed -n 's/^type \([A-Za-z]*\).*/\1/p' "$idl"); do word "$t" "$WORK/types.txt" || missing+=("type $t"); done
+for v in $(sed -n 's/^type [A-Za-z]* (\([a-z_, ]*\))$/\1/p' "$idl" | tr ',' ' '); do word "$v" "$WORK/types.txt" || missing+=("value $v"); done
+fields=$(grep -v '^ *#' "$idl" | grep -oE '(^[[:space:]]*|[(,][[:space:]]*)[a-zA-Z]+[[:space:]]*:' | grep -oE '[a-zA-Z]+' | sort -u)
+[ "$(wc -w <<<"$fields")" -ge 40 ] || fail "cannot find the fields in $idl"
+for f in $fields; do word "$f" "$WORK/page.txt" || missing+=("field $f"); done
+[ ${#missing[@]} -eq 0 ] || fail "imprint-varlink(7) does not document: ${missing[*]}"
+pass "imprint-varlink(7) documents the $(grep -c '^method ' "$idl") methods, $(grep -c '^error ' "$idl") errors, $(grep -c '^type ' "$idl") types and $(wc -w <<<"$fields") fields of io.imprint.Installer"
+# The differences from systemd's io.systemd.SysInstall, field by field: each of its names (Run's
+# parameters and replies, ListCandidateDevices' parameters and replies, its enum values and its
+# error) is discussed in that section.
+section "DIFFERENCES FROM io.systemd.SysInstall" >"$WORK/diff.txt"
+missing=()
+for f in Run node definitions erase variables kernelImage copyLocale copyKeymap copyTimezone credentials \
+        phase object progress ListCandidateDevices subscribe action symlinks diskseq sizeBytes vendor model \
+        subsystem fit minimalSizeBytes needFreeBytes currentSizeBytes insufficent_free_space NoCandidateDevices; do
+        word "$f" "$WORK/diff.txt" || missing+=("$f")
+done
+[ ${#missing[@]} -eq 0 ] || fail "DIFFERENCES FROM io.systemd.SysInstall does not discuss: ${missing[*]}"
+pass "imprint-varlink(7) compares io.systemd.SysInstall field by field"
