@@ -45,6 +45,29 @@
 # logs in. Neither the key nor the password, PIN or passphrase may be on the installed disk or in the live
 # medium's overlay (the key is in the serial log: that is the screen it was shown on).
 #
+# --varlink: no imprint.config either; a program drives imprint through its Varlink API
+# (io.imprint.Installer, imprint-varlink(7)), with stock varlinkctl as its Varlink client. The
+# client, tests/e2e/varlink-client.sh, reaches the medium as the credential imprint-rig.client and
+# a unit given as a credential (systemd.extra-unit.*) runs it once the system is up; the serial
+# dialogue is masked (systemd.mask= on the kernel command line), so the serial console shows only
+# what the client sees, as "IMPRINT-VARLINK …" lines. On /run/imprint/io.imprint.Installer,
+# activated by imprint-varlink.socket: the socket is root's only (nobody is refused); varlinkctl
+# introspect parses the interface and validate-idl accepts it, the same as the published file; an
+# unknown method gets MethodNotFound, an unknown parameter InvalidParameter; ListCandidateDevices
+# gives the target enough_free_space and refuses the live medium with a reason; GetTPMStatus says
+# usable (swtpm); Plan plans the request (encrypted, TPM2 auto, a passphrase, the account dave with
+# his password, 1 GiB home, settings); Install with the wrong name gets NotConfirmed and the target
+# stays blank (sfdisk, blkid, first and last MiB); then `varlinkctl call --more … Install`: when the
+# reply with the recovery key arrives the target is still blank, ConfirmRecoveryKey from a second
+# connection gets NoSuchRecoveryKey for a wrong token and RecoveryKeyMismatch for wrong groups,
+# then takes the right ones, and the stream ends with "finished". The client then searches the live
+# system's journal (journalctl -o export) for the key, the passphrase and the password: none. The
+# host keeps the key from the serial log (the API's hand-over), and stock cryptsetup on the host
+# opens root and home with it and with the passphrase, not with a wrong one; the target then boots
+# alone with the same TPM: no prompt, root and home dm-crypt LUKS2, dave logs in, the settings as
+# requested. Neither the key nor the passphrase nor the password is on either disk, and only the key
+# is in the serial log.
+#
 # --keep keeps the disks, the TPM state and the firmware variables; the serial logs are always
 # kept (their paths are printed). Phase durations are printed at the end.
 #
@@ -59,6 +82,7 @@ while [ $# -gt 0 ]; do
         case $1 in
         --interactive) MODE=interactive ;;
         --tui) MODE=tui ;;
+        --varlink) MODE=varlink ;;
         --keep) KEEP=1 ;;
         -h | --help) sed -n '3,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//' >&2; exit 2 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
@@ -74,6 +98,11 @@ if [ "$MODE" = tui ]; then
         command -v tmux >/dev/null || need_pkgs+=(tmux)
         command -v cryptsetup >/dev/null || need_pkgs+=(cryptsetup-bin)
         command -v sfdisk >/dev/null || need_pkgs+=(fdisk)
+fi
+if [ "$MODE" = varlink ]; then
+        command -v cryptsetup >/dev/null || need_pkgs+=(cryptsetup-bin)
+        command -v sfdisk >/dev/null || need_pkgs+=(fdisk)
+        command -v jq >/dev/null || need_pkgs+=(jq)
 fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
         apt-get update -qq
@@ -134,6 +163,43 @@ boot_target() {
                 --log "$WORK/target-serial.log" --timeout 700 \
                 --qemu-arg -smbios --qemu-arg "$(cred imprint-test.user "$user")" \
                 --qemu-arg -smbios --qemu-arg "$(cred imprint-test.password "$password")" "$@"
+}
+
+# The serial log without ANSI escape sequences (CSI, OSC, charset), CRs and NULs, as boot-image.sh
+# matches it.
+plain_log() {
+        sed -E "s#\x1b\][^\x07\x1b]*(\x07|\x1b\\\\)?##g; s#\x1b\[[0-?]*[ -/]*[@-~]##g; s#\x1b[()][A-Za-z0-9]##g; s#\x1b[DEHMc78>=]##g" "$1" \
+                | tr -d '\r\000'
+}
+
+# luks_keys_open KEYFILE PASSFILE: the encrypted partitions of the target (root and home by their
+# DPS types) are LUKS2, and KEYFILE and PASSFILE each open both, a wrong passphrase neither: stock
+# cryptsetup on this host, on a read-only loop device over each partition (--test-passphrase needs
+# no device-mapper).
+luks_keys_open() {
+        local start size type loop rc n=0
+        while read -r start size type; do
+                case ${type^^} in
+                4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709 | 933AC7E1-2EB4-4F13-B844-0E14E2AEF915) ;;
+                *) continue ;;
+                esac
+                loop=$(losetup --find --show --read-only --offset $((start * 512)) --sizelimit $((size * 512)) "$WORK/target.img")
+                rc=0
+                cryptsetup isLuks --type luks2 "$loop" || rc=1
+                [ "$rc" = 1 ] || cryptsetup open --test-passphrase --key-file="$1" "$loop" || rc=2
+                [ "$rc" != 0 ] || cryptsetup open --test-passphrase --key-file="$2" "$loop" || rc=3
+                [ "$rc" != 0 ] || ! printf 'not-the-passphrase' | cryptsetup open --test-passphrase --key-file=- "$loop" 2>/dev/null || rc=4
+                losetup -d "$loop"
+                case $rc in
+                0) ;;
+                1) failed "partition type $type at sector $start is not LUKS2" ;;
+                2) failed "the recovery key does not open the partition at sector $start" ;;
+                3) failed "the passphrase does not open the partition at sector $start" ;;
+                *) failed "a wrong passphrase opens the partition at sector $start" ;;
+                esac
+                n=$((n + 1))
+        done < <(sfdisk --json "$WORK/target.img" | jq -r '.partitiontable.partitions[] | "\(.start) \(.size) \(.type)"')
+        [ "$n" = 2 ] || failed "$n encrypted partitions on the installed disk, not root and home"
 }
 
 # imprint --plain's first line. Not systemd's "Welcome to <PRETTY_NAME>!" line.
@@ -450,6 +516,120 @@ for i, l in enumerate(lines):
         exit 0
 fi
 
+if [ "$MODE" = varlink ]; then
+        # A program at the other end of imprint's Varlink socket: tests/e2e/varlink-client.sh, run on
+        # the medium by a unit given as a credential. Its secrets come as credentials too (files in
+        # the guest, given to varlinkctl on stdin); the rest of the request is JSON members.
+        echo "== live boot, an install driven through io.imprint.Installer by varlinkctl"
+        passphrase="Varlink orchard $(basename "$WORK") 19"
+        user_password="Signal-lamp $(basename "$WORK") 8"
+        umask 077
+        printf '%s' "$passphrase" >"$WORK/passphrase"
+        request='"encrypt":true,"tpm2":"auto","homeSize":"1G","userName":"dave","realName":"Dave Example","admin":true,"hostname":"imprint-varlink","timezone":"Europe/Lisbon","locale":"pt_PT.UTF-8","keymap":"pt-latin1"'
+        client_unit=$(cat <<'UNIT'
+[Unit]
+Description=rig: a Varlink client installs through io.imprint.Installer
+ConditionPathExists=!/etc/initrd-release
+After=imprint-varlink.socket systemd-udev-trigger.service local-fs.target
+[Service]
+Type=exec
+ImportCredential=imprint-rig.*
+ExecStart=/bin/bash %d/imprint-rig.client
+StandardOutput=tty
+StandardError=tty
+TTYPath=/dev/ttyS0
+UNIT
+)
+        client_wants=$(printf '[Unit]\nWants=imprint-rig-varlink-client.service\n')
+        # systemd-stub appends this SMBIOS string to the UKI's command line (no Secure Boot here): the
+        # serial line belongs to the client, not to the line-by-line dialogue.
+        extra='systemd.mask=imprint@ttyS0.service'
+        V='IMPRINT-VARLINK'
+        t=$EPOCHREALTIME
+        "${BOOT[@]}" --log "$WORK/live-serial.log" --timeout 1500 \
+                --qemu-arg -smbios --qemu-arg "type=11,value=io.systemd.stub.kernel-cmdline-extra=$extra" \
+                --qemu-arg -smbios --qemu-arg "$(cred imprint-rig.client "$(cat "$here/varlink-client.sh")")" \
+                --qemu-arg -smbios --qemu-arg "$(cred imprint-rig.request "$request")" \
+                --qemu-arg -smbios --qemu-arg "$(cred imprint-rig.passphrase "$passphrase")" \
+                --qemu-arg -smbios --qemu-arg "$(cred imprint-rig.password "$user_password")" \
+                --qemu-arg -smbios --qemu-arg "$(cred systemd.extra-unit.imprint-rig-varlink-client.service "$client_unit")" \
+                --qemu-arg -smbios --qemu-arg "$(cred systemd.unit-dropin.multi-user.target "$client_wants")" \
+                --stop-after "$V FAIL" \
+                --stop-after 'You are in emergency mode' \
+                --expect "$V ok: the socket is root's only" \
+                --expect "$V ok: varlinkctl introspect parses io.imprint.Installer and validate-idl accepts it" \
+                --expect "$V ok: the served interface is the published /usr/share/imprint/io.imprint.Installer.varlink" \
+                --expect "$V ok: an unknown method gets MethodNotFound, an unknown parameter InvalidParameter" \
+                --expect "$V ok: the target fits \(enough_free_space\); the live medium is refused: ." \
+                --expect "$V ok: GetTPMStatus: usable" \
+                --expect "$V ok: Plan: target vd[a-z], encrypted with TPM2, passphrase and recovery key; nothing written" \
+                --expect "$V ok: Install with the wrong name: NotConfirmed, the target untouched" \
+                --expect "$V ok: recovery key handed over .*; the target is still blank" \
+                --expect "$V ok: a wrong token gets NoSuchRecoveryKey, wrong groups RecoveryKeyMismatch, the right ones are accepted" \
+                --expect "$V ok: Install streamed to \"finished\"" \
+                --expect "$V ok: neither the recovery key, the passphrase nor the password is in the journal" \
+                --expect "$V PASS" \
+                || failed "the install through io.imprint.Installer (serial log $WORK/live-serial.log)"
+        phase_done "live boot + Varlink install" "$t"
+        plain_log "$WORK/live-serial.log" | grep -ao "$V install: varlinkctl exited .*" | sed 's/^/  /' || true
+        # The key as the API handed it over (the client printed it: the console is its screen).
+        plain_log "$WORK/live-serial.log" | grep -ao "$V recovery-key: [a-z-]*" | tail -n 1 | cut -d' ' -f3 | tr -d '\n' >"$WORK/recovery.key"
+        grep -Eq '^([cbdefghijklnrtuv]{8}-){7}[cbdefghijklnrtuv]{8}$' "$WORK/recovery.key" \
+                || failed "no recovery key in the serial log"
+        # The disks as the client listed them, judged here by jq too.
+        plain_log "$WORK/live-serial.log" | sed -n "s/.*$V device: //p" >"$WORK/devices.json"
+        jq -e -s 'any(.[]; (.symlinks // []) | index("/dev/disk/by-id/virtio-target")) and
+                  all(.[]; if ((.symlinks // []) | index("/dev/disk/by-id/virtio-target")) then .fit == "enough_free_space"
+                          elif ((.symlinks // []) | index("/dev/disk/by-id/virtio-live")) then .fit == "refused" and (.refusals | index("live_medium")) and (.reason | length > 0)
+                          else true end)' "$WORK/devices.json" >/dev/null \
+                || failed "ListCandidateDevices as printed does not give the target enough_free_space and the live medium refused (see $WORK/devices.json)"
+        echo "ok: $(wc -l <"$WORK/devices.json") disks listed; the target fits, the live medium is refused"
+
+        t=$EPOCHREALTIME
+        luks_keys_open "$WORK/recovery.key" "$WORK/passphrase" || exit 1
+        phase_done "cryptsetup on the host" "$t"
+        echo "ok: the recovery key handed over through the API and the passphrase of the request open root and home, a wrong one does not (stock cryptsetup)"
+
+        echo "== target boot (same TPM, same firmware variables): no prompt; dave exists and logs in"
+        t=$EPOCHREALTIME
+        E='IMPRINT-CHECK check.d/50-encryption:'
+        C='IMPRINT-CHECK check.d/60-account:'
+        boot_target dave "$user_password" \
+                --stop-after '^Please enter passphrase' \
+                --expect "$E root-crypt=root luks2" \
+                --expect "$E root-crypt-backing=.* 4f68bce3-e8cd-4db1-96e7-fbcaf984b709" \
+                --expect "$E home-crypt=home luks2" \
+                --expect "$E home-crypt-backing=.* 933ac7e1-2eb4-4f13-b844-0e14e2aef915" \
+                --expect "$C user-kind=homed" \
+                --expect "$C user-real-name=Dave Example" \
+                --expect "$C user-id-groups=.*\\bsudo\\b" \
+                --expect "$C user-auth-homed=ok" \
+                --expect "$C user-auth-wrong=rejected" \
+                --expect "$C hostname=imprint-varlink\$" \
+                --expect "$C timezone=Europe/Lisbon\$" \
+                --expect "$C locale=pt_PT.UTF-8\$" \
+                --expect "$C keymap=pt-latin1\$" \
+                || failed "booting the disk installed through io.imprint.Installer (serial log $WORK/target-serial.log)"
+        ! grep -aq 'Please enter passphrase' "$WORK/target-serial.log" || failed "the installed disk asked for a passphrase"
+        phase_done "target boot (TPM)" "$t"
+        echo "ok: root and home unlocked by the TPM without a prompt; dave was created by systemd-homed and logs in; the settings are as requested"
+
+        key=$(cat "$WORK/recovery.key")
+        for f in "$WORK/target.img" "$WORK/live.qcow2" "$WORK/live-serial.log" "$WORK/target-serial.log"; do
+                ! grep -aqF -- "$passphrase" "$f" || failed "the passphrase is in $f"
+                ! grep -aqF -- "$user_password" "$f" || failed "the password is in $f"
+        done
+        for f in "$WORK/target.img" "$WORK/live.qcow2" "$WORK/target-serial.log"; do
+                ! grep -aqF -- "$key" "$f" || failed "the recovery key is in $f"
+                ! grep -aqF -- "${key//-/}" "$f" || failed "the recovery key (without dashes) is in $f"
+        done
+        rm -f "$WORK/passphrase"
+        echo "ok: the passphrase and the password are on no disk and in no log; the recovery key is on neither disk (the live system's journal was searched from inside)"
+        report_times
+        echo "PASS: live medium, encrypted install driven through io.imprint.Installer by varlinkctl, TPM unlock, account"
+        exit 0
+fi
+
 # --- unattended, encrypted install from the live medium -----------------------------------------
 # The escrow "USB stick": imprint delivers the recovery key there. The live system mounts it from
 # the credential fstab.extra (systemd-fstab-generator, v254+), before imprint-unattended.service.
@@ -496,12 +676,6 @@ LIVE=("${BOOT[@]}" --disk "$WORK/escrow.img:escrow"
         --qemu-arg -smbios --qemu-arg "$(cred fstab.extra "$fstab_extra")"
         --qemu-arg -smbios --qemu-arg "$(cred systemd.extra-unit.imprint-rig-udev-churn.service "$churn_unit")"
         --qemu-arg -smbios --qemu-arg "$(cred systemd.unit-dropin.imprint-unattended.service "$churn_dropin")")
-# The serial log without ANSI escape sequences (CSI, OSC, charset), CRs and NULs, as boot-image.sh
-# matches it.
-plain_log() {
-        sed -E "s#\x1b\][^\x07\x1b]*(\x07|\x1b\\\\)?##g; s#\x1b\[[0-?]*[ -/]*[@-~]##g; s#\x1b[()][A-Za-z0-9]##g; s#\x1b[DEHMc78>=]##g" "$1" \
-                | tr -d '\r\000'
-}
 
 # The power goes in the middle of the copy: once the JSON progress says that 100 MB of the root
 # partition are copied, QEMU is told to quit (SIGTERM: the guest gets no shutdown, as with a power
