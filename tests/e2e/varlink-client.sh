@@ -175,7 +175,7 @@ ok "Install with the wrong name: NotConfirmed, the target untouched (sfdisk, blk
 confirm() { printf '{"token":"%s","typed":"%s"}' "$1" "$2" >"$W/params"; call "$I.ConfirmRecoveryKey" <"$W/params"; }
 { printf '{"request":'; cat "$W/request.json"; printf ',"confirm":"%s"}' "$name"; } >"$W/install.json"
 rm -f "$W/request.json"
-key= last= n_update=0 n_fields=0 seen_key=0 prev=
+key='' last='' n_update=0 n_fields=0 seen_key=0 prev=''
 t0=$(date +%s)
 while IFS= read -r line; do
         line=${line#$'\036'}
@@ -202,10 +202,10 @@ while IFS= read -r line; do
                 say "recovery-key: $key"
                 printf '%s' "$key" >"$W/key"
                 printf '%s' "$key" | grep -Eq '^([cbdefghijklnrtuv]{8}-){7}[cbdefghijklnrtuv]{8}$' || fail "the recovery key has not the form of systemd's"
-                [ -n "$token" ] && [ -n "$groups" ] || fail "the recoveryKey reply lacks the token or the groups"
+                { [ -n "$token" ] && [ -n "$groups" ]; } || fail "the recoveryKey reply lacks the token or the groups"
                 blank || fail "the target was written before the recovery key was confirmed"
                 ok "recovery key handed over (groups $groups to type); the target is still blank"
-                typed= wrong=
+                typed='' wrong=''
                 for g in $groups; do
                         typed="$typed $(printf '%s' "$key" | cut -d- -f"$g")"
                         wrong="$wrong bbbbbbbb"
@@ -256,5 +256,18 @@ if [ -z "${RIG_TARGET:-}" ]; then
                 | tail -n 40 | sed 's/^/IMPRINT-VARLINK service log: /'
 fi
 rm -f "$W/key"
+
+# --- the service ends by itself once no client is connected ----------------------------------------
+if [ -z "${RIG_TARGET:-}" ]; then
+        t0=$(date +%s)
+        while [ "$(systemctl is-active imprint-varlink.service)" = active ] && [ $(($(date +%s) - t0)) -lt 300 ]; do
+                sleep 2
+        done
+        state=$(systemctl is-active imprint-varlink.service)
+        say "service: $state $(($(date +%s) - t0)) s after the last call; $(systemctl show -P Result imprint-varlink.service) (exit status $(systemctl show -P ExecMainStatus imprint-varlink.service)); socket $(systemctl is-active imprint-varlink.socket)"
+        [ "$state" = inactive ] || fail "imprint-varlink.service is $state, 300 s after the last client left"
+        [ "$(systemctl is-active imprint-varlink.socket)" = active ] || fail "imprint-varlink.socket stopped listening"
+        ok "the service exited by itself when idle; the socket listens on"
+fi
 say PASS
 [ -n "${RIG_TARGET:-}" ] || systemctl poweroff
