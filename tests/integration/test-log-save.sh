@@ -57,15 +57,18 @@ no_leftovers() {
 }
 
 # expect_refused CASE ERRNO SENTENCE TOOL-ARGS…: the tool fails with that errno and sentence,
-# and no file was added to the stick.
+# and no file was added to the stick; unless MOUNTED=1 (the failure came after the mount), not a
+# byte of the stick changed.
 expect_refused() {
-        local what=$1 errno=$2 sentence=$3 before
+        local what=$1 errno=$2 sentence=$3 before sum
         shift 3
         before=$(imprint_logs)
+        sum=$(checksum "$img")
         expect_exit 1 "$TOOL" "$@"
         expect_stderr "$errno: "
         expect_stderr "$sentence"
         [ "$(imprint_logs)" = "$before" ] || fail "$what: a refused save wrote a file: $(imprint_logs)"
+        [ "${MOUNTED:-0}" = 1 ] || [ "$(checksum "$img")" = "$sum" ] || fail "$what: a refused save changed the stick"
         no_leftovers "$what"
         pass "$what: refused ($errno): $(cat "$WORK/stderr")"
 }
@@ -140,7 +143,7 @@ pass "mounted partition refused (EALREADY): $(cat "$WORK/stderr")"
 # 8. Failures after the checks still clean up: a full stick (the mount was made, the write fails:
 # the partial file goes, the mount goes); a read-only partition, a read-only disk.
 head -c 56M /dev/urandom >"$WORK/huge.log"
-expect_refused "full stick" ENOSPC "Cannot write the log to ${dev}p1: No space left on device." save "$WORK/huge.log" "${dev}p1"
+MOUNTED=1 expect_refused "full stick" ENOSPC "Cannot write the log to ${dev}p1: No space left on device." save "$WORK/huge.log" "${dev}p1"
 rm "$WORK/huge.log"
 blockdev --setro "${dev}p1"
 expect_refused "read-only partition" EROFS "Refusing to save the log to ${dev}p1: the disk is read-only." save "$log" "${dev}p1"
@@ -168,7 +171,22 @@ else
 fi
 no_leftovers "FAT"
 
-# 10. Looking for a stick: a loop device is no removable disk. Only where this machine has no
+# 10. A stick formatted without a partition table ("mkfs.ext4 /dev/sdb"): the whole disk holds
+# the filesystem, and takes the log.
+truncate -s 32M "$WORK/whole.img"
+mkfs.ext4 -q "$WORK/whole.img"
+attach "$WORK/whole.img" --no-partscan
+whole=$ATTACHED
+expect_exit 0 "$TOOL" save "$log" "$whole" "$dev"
+where=$(cat "$WORK/stdout")
+[[ $where =~ ^(imprint-[0-9]{8}-[0-9]{6}\.log)\ on\ ${whole}$ ]] || fail "unexpected place: $where"
+debugfs -R "dump /${BASH_REMATCH[1]} $WORK/back4.log" "$whole" 2>/dev/null
+cmp "$log" "$WORK/back4.log" || fail "the log saved to the whole-disk filesystem differs from the original"
+! findmnt --source "$whole" >/dev/null || fail "$whole is still mounted"
+no_leftovers "whole-disk filesystem"
+pass "log saved to a filesystem with no partition table: $where, same bytes"
+
+# 11. Looking for a stick: a loop device is no removable disk. Only where this machine has no
 # removable or USB disk of its own, which would be written to.
 if lsblk -dno RM,TRAN | awk '$1 == 1 || $2 == "usb" { found = 1 } END { exit !found }'; then
         echo "note: this machine has a removable disk; not running the search for one"
