@@ -48,8 +48,10 @@ static int devt_disk_node(dev_t devt, char **ret) {
         char *s;
 
         snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/partition", major(devt), minor(devt));
-        snprintf(path, sizeof(path), access(path, F_OK) == 0 ? "/sys/dev/block/%u:%u/.." : "/sys/dev/block/%u:%u",
-                 major(devt), minor(devt));
+        if (access(path, F_OK) == 0)
+                snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/..", major(devt), minor(devt));
+        else
+                snprintf(path, sizeof(path), "/sys/dev/block/%u:%u", major(devt), minor(devt));
         resolved = realpath(path, NULL);
         if (!resolved)
                 return -errno;
