@@ -3,6 +3,7 @@
  * recovery key hand-over (show it, have part of it typed back) and asking for a new secret. */
 
 #include <errno.h>
+#include <inttypes.h>
 #include <langinfo.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,8 +12,9 @@
 #include "dialogue.h"
 #include "error.h"
 #include "fileio.h"
-#include "quality.h"
+#include "session.h"
 #include "recovery.h"
+#include "size.h"
 
 /* Writes straight to the terminal, not through stdio, whose buffers would keep a copy of a key. */
 static void write_secret_text(FILE *out, const void *buf, size_t n) {
@@ -126,9 +128,9 @@ int ask_secret(const char *prompt, bool check_quality, Secret **ret) {
                         continue;
                 }
                 if (check_quality) {
-                        r = password_quality_check((const char *) a->data, NULL);
+                        r = session_rate_secret(SESSION_SECRET_PASSPHRASE, (const char *) a->data, NULL);
                         if (r < 0) {
-                                printf("Too weak: %s Choose another.\n", error_message());
+                                printf("Too weak: %s Choose another.\n", session_error_message(r));
                                 continue;
                         }
                         printf("Strength: %d of 100.\n", r);
@@ -139,3 +141,38 @@ int ask_secret(const char *prompt, bool check_quality, Secret **ret) {
         return error_setf(-ECANCELED, "Too many attempts.");
 }
 
+void progress_print_text(const ProgressEvent *ev) {
+        bool tty = isatty(STDOUT_FILENO);
+
+        switch (ev->type) {
+        case PROGRESS_BEGIN:
+                printf("[%u/%u] %s …%s", ev->step, ev->n_steps, ev->description, tty ? "" : "\n");
+                break;
+        case PROGRESS_UPDATE:
+                if (tty) {
+                        char eta[32] = "";
+
+                        if (ev->eta_usec >= 0)
+                                snprintf(eta, sizeof(eta), ", %" PRIi64 ":%02" PRIi64 " left", ev->eta_usec / 60000000,
+                                         ev->eta_usec / 1000000 % 60);
+                        printf("\r\033[K[%u/%u] %s … %s of %s (%u%%), %s/s%s", ev->step, ev->n_steps, ev->description,
+                               FORMAT_BYTES(ev->done), FORMAT_BYTES(ev->total),
+                               ev->total ? (unsigned) (ev->done * 100 / ev->total) : 0, FORMAT_BYTES(ev->rate), eta);
+                }
+                break;
+        case PROGRESS_END:
+                if (tty)
+                        printf("\r\033[K[%u/%u] %s … done (%.1f s)\n", ev->step, ev->n_steps, ev->description,
+                               (double) ev->elapsed_usec / 1e6);
+                else /* a log or a pipe: each line must say which step it is about on its own */
+                        printf("[%u/%u] %s … done (%.1f s)\n", ev->step, ev->n_steps, ev->description,
+                               (double) ev->elapsed_usec / 1e6);
+                break;
+        case PROGRESS_FAILED:
+                printf("%s[%u/%u] %s … FAILED\n", tty ? "\r\033[K" : "", ev->step, ev->n_steps, ev->description);
+                break;
+        default:
+                break;
+        }
+        fflush(stdout);
+}

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "executor.h"
 #include "plan.h"
 #include "secret.h"
 
@@ -18,3 +19,7 @@ int recovery_key_dialogue(const Plan *p, const Secret *key, FILE *in, FILE *out)
  * check_quality is set, checks it with libpwquality, printing its score or why it is refused.
  * Five attempts. -ECANCELED at end of input. */
 int ask_secret(const char *prompt, bool check_quality, Secret **ret);
+
+/* A progress event as a line on stdout: "[3/9] Copying root … 1.2G of 4.0G (30%), 80M/s, 0:37 left",
+ * redrawn in place on a terminal, one line per step otherwise (a log or a pipe). */
+void progress_print_text(const ProgressEvent *ev);

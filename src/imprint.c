@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The command line: subcommands, options, output, and exit codes (decided in one place,
- * exit_code_from_errno(), and documented in imprint(1)). */
+/* The command line: subcommands, options and output. A front end of the install session
+ * (session.h), like --plain (plain.c) and the full-screen installer (ui/); exit codes are the
+ * session's (session_exit_code(), documented in imprint(1)). */
 
 #include <errno.h>
 #include <getopt.h>
@@ -13,7 +14,10 @@
 #include <unistd.h>
 
 #include "account.h"
-#include "cli.h"
+#include "dialogue.h"
+#include "plain.h"
+#include "session.h"
+#include "tui.h"
 #include "quality.h"
 #include "config.h"
 #include "disk.h"
@@ -32,66 +36,28 @@
 
 enum {
         EXIT_OK = 0,
-        EXIT_FAILED = 1,    /* the operation failed (I/O error, a tool failed, …) */
-        EXIT_USAGE = 2,     /* bad command line or bad input (options, plan file, names) */
-        EXIT_REFUSED = 3,   /* the target may not be written: in use, mounted, system disk, read-only, conflicting */
-        EXIT_TOO_SMALL = 4, /* the layout does not fit on the target */
-        EXIT_CHANGED = 5,   /* the target changed since the plan was made */
-        EXIT_CANCELED = 6,  /* not confirmed; nothing was written */
-        EXIT_BAD_IMAGE = 7, /* the OS image is unusable: truncated, damaged, checksum mismatch, not a DDI */
+        EXIT_USAGE = 2,
 };
 
-int exit_code_from_errno(int r) {
-        switch (-r) {
-        case 0:
-                return EXIT_OK;
-        case EINVAL:
-        case ENOENT:
-        case ENOTBLK:
-        case EOPNOTSUPP:
-        case E2BIG:
-                return EXIT_USAGE;
-        case EBUSY:
-        case EROFS:
-        case EEXIST:
-        case EPERM:
-        case EACCES:
-                return EXIT_REFUSED;
-        case ENOSPC:
-                return EXIT_TOO_SMALL;
-        case ESTALE:
-                return EXIT_CHANGED;
-        case ECANCELED:
-                return EXIT_CANCELED;
-        case EBADMSG:
-                return EXIT_BAD_IMAGE;
-        default:
-                return EXIT_FAILED;
-        }
-}
-
-bool arg_json = false;
-bool arg_yes = false;
+static bool arg_json = false;  /* machine-readable output */
+static bool arg_yes = false;   /* confirmed in advance */
 static int arg_verbose = 0;
 
 static void set_verbosity(void) {
         log_set_max_level(arg_verbose >= 2 ? LOG_DEBUG : arg_verbose == 1 ? LOG_INFO : LOG_WARNING);
 }
 
-int fail(int r) {
-        const char *m = error_message();
-
-        if (m)
-                fprintf(stderr, "imprint: %s\n", m);
-        else
-                fprintf(stderr, "imprint: %s\n", strerror(-r));
-        return exit_code_from_errno(r);
+/* Prints the sentence recorded for r on stderr and returns the exit status for it. */
+static int fail(int r) {
+        fprintf(stderr, "imprint: %s\n", session_error_message(r));
+        return session_exit_code(r);
 }
 
 /* The command being run ("install"), for the hint after a usage error. */
 static const char *arg_verb = NULL;
 
-int usage_error(const char *fmt, ...) {
+static int usage_error(const char *fmt, ...) _printf_(1, 2);
+static int usage_error(const char *fmt, ...) {
         va_list ap;
 
         fprintf(stderr, "imprint%s%s: ", arg_verb ? " " : "", arg_verb ?: "");
@@ -200,7 +166,7 @@ static void help(void) {
 
 /* ---- disks ------------------------------------------------------------------------------ */
 
-void print_disk(const Disk *d) {
+static void print_disk(const Disk *d) {
         printf("%-14s %10s  %-7s %-28.28s %-20.20s %-5s %s\n", d->path, FORMAT_BYTES(d->size),
                transport_to_string(d->transport) ?: "-", d->model ?: (d->backing_file ?: "-"), d->serial ?: "-",
                d->pttype ?: "-", disk_is_usable(d) ? "yes" : "no");
@@ -230,7 +196,8 @@ static int verb_disks(int argc, char *argv[]) {
                 {},
         };
         DiscoverOptions o = { .probe_os = true };
-        DiskList l = {};
+        _cleanup_(session_freep) Session *s = NULL;
+        DiskList l;
         int c, r;
 
         while ((c = getopt_long(argc, argv, ":hv", options, NULL)) >= 0)
@@ -251,31 +218,15 @@ static int verb_disks(int argc, char *argv[]) {
                 default:
                         return option_error(c, argv);
                 }
-        if (optind < argc) {
-                /* Named disks or image files: describe just those. */
-                for (int i = optind; i < argc; i++) {
-                        Disk *d = NULL;
-                        Disk **n;
-
-                        r = disk_discover(argv[i], &o, &d);
-                        if (r < 0) {
-                                disk_list_done(&l);
-                                return fail(r);
-                        }
-                        n = realloc(l.disks, (l.n_disks + 1) * sizeof(Disk *));
-                        if (!n) {
-                                disk_free(d);
-                                disk_list_done(&l);
-                                return fail(-ENOMEM);
-                        }
-                        l.disks = n;
-                        l.disks[l.n_disks++] = d;
-                }
-        } else {
-                r = disk_list_discover(&o, &l);
-                if (r < 0)
-                        return fail(r);
-        }
+        /* Named disks or image files: describe just those. */
+        r = session_new(&s);
+        if (r >= 0)
+                r = session_set_targets(s, argv + optind, (size_t) (argc - optind));
+        if (r >= 0)
+                r = session_discover(s, o.probe_os);
+        if (r < 0)
+                return fail(r);
+        l = *session_disks(s); /* the session's */
 
         if (arg_json) {
                 json_object *a = json_object_new_array();
@@ -288,7 +239,6 @@ static int verb_disks(int argc, char *argv[]) {
                 for (size_t i = 0; i < l.n_disks; i++)
                         print_disk(l.disks[i]);
         }
-        disk_list_done(&l);
         return EXIT_OK;
 }
 
@@ -395,8 +345,10 @@ typedef struct PlanArgs {
 
 /* An option's value through the check every loader of that field uses (validate.h). */
 static int check_option(const char *name, int (*validate)(const char *), const char *value) {
-        if (validate(value) < 0)
-                return usage_error("--%s: %s", name, error_message());
+        int r = validate(value);
+
+        if (r < 0)
+                return usage_error("--%s: %s", name, session_error_message(r));
         return 0;
 }
 
@@ -578,92 +530,42 @@ static int parse_plan_args(int argc, char *argv[], PlanArgs *a) {
         return 0;
 }
 
-/* Opens the image and reads everything the plan and the boot step need from it. */
-int open_image(const char *path, Image **ret) {
-        _cleanup_(image_freep) Image *img = NULL;
+/* The session's request from the command line's options. */
+static void request_from_args(const PlanArgs *a, SessionRequest *r) {
+        session_request_init(r);
+        r->target = a->target;
+        r->layout = a->opts;
+        r->encrypt = a->enc;
+        r->account = a->account;
+        r->settings = a->settings;
+        r->with_image = a->source != NULL;
+}
+
+/* A session with the image named (opened) and the plan for target made from a's options. */
+static int plan_from_args(const PlanArgs *a, Session **ret) {
+        _cleanup_(session_freep) Session *s = NULL;
+        SessionRequest req;
         int r;
 
-        r = image_open(path, &img);
+        r = session_new(&s);
+        if (r >= 0 && a->source) {
+                r = session_set_source(s, a->source);
+                if (r >= 0)
+                        r = session_open_source(s);
+        }
         if (r < 0)
                 return r;
-        r = image_find_checksum(img);
+        request_from_args(a, &req);
+        r = session_plan(s, &req, NULL);
         if (r < 0)
                 return r;
-        r = image_load_boot(img);
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(img);
+        *ret = TAKE_PTR(s);
         return 0;
 }
 
-int build_plan(const char *target, const char *source, const PlanOptions *opts, const EncryptRequest *enc,
-               const AccountRequest *account, const PlanSettings *settings, Image **img, Plan **ret) {
-        _cleanup_(plan_source_freep) PlanSource *src = NULL;
-        _cleanup_(plan_encryption_done) PlanEncryption e = {};
-        _cleanup_(plan_account_freep) PlanAccount *acct = NULL;
-        _cleanup_(disk_freep) Disk *d = NULL;
-        _cleanup_(freep) char *self = NULL;
-        PlanOptions o = *opts;
-        int r;
-
-        if (source) {
-                if (streq(source, "self")) {
-                        r = image_resolve_self(&self);
-                        if (r < 0)
-                                return r;
-                }
-                r = open_image(self ?: source, img);
-                if (r < 0)
-                        return r;
-                r = image_to_plan_source(*img, &src);
-                if (r < 0)
-                        return r;
-                o.source = src;
-        }
-        r = disk_discover(target, &(DiscoverOptions) { .probe_os = true }, &d);
-        if (r == -ENOENT && access(target, F_OK) < 0 && errno == ENOENT) {
-                if (strncmp(target, "/dev/", 5) == 0)
-                        return error_setf(r, "%s does not exist; imprint disks lists the disks of this machine.", target);
-                return error_setf(r, "%s does not exist. To install into an image file, make one first, for example a sparse "
-                                     "16 GiB file: truncate -s 16G %s", target, target);
-        }
-        if (r < 0)
-                return r;
-        if (source && d->kind == DISK_IMAGE_FILE) {
-                _cleanup_(freep) char *s = realpath(source, NULL), *t = realpath(target, NULL);
-                if (s && t && streq(s, t))
-                        return error_setf(-EINVAL, "The image and the target are the same file, %s.", s);
-        }
-        if (enc) {
-                r = encryption_decide(enc, d->kind, *img, &e);
-                if (r < 0)
-                        return r;
-                o.encryption = &e;
-        }
-        if (account && account->user_name) {
-                AccountRequest req = *account;
-
-                if (!source)
-                        return error_setf(-EINVAL, "An account can only be created by an install of an image (--source).");
-                if (!req.tpm2_tcti && enc)
-                        req.tpm2_tcti = enc->tpm2_tcti;
-                r = account_decide(&req, *img, d->kind, &acct);
-                if (r < 0)
-                        return r;
-                o.account = acct;
-        }
-        if (settings) {
-                r = settings_validate(settings);
-                if (r < 0)
-                        return r;
-                o.settings = settings;
-        }
-        return plan_build(d, &o, ret);
-}
-
 static int verb_plan(int argc, char *argv[]) {
-        _cleanup_(plan_freep) Plan *p = NULL;
-        _cleanup_(image_freep) Image *img = NULL;
+        _cleanup_(session_freep) Session *s = NULL;
+        const Plan *p;
         PlanArgs a = {};
         int r;
 
@@ -673,14 +575,12 @@ static int verb_plan(int argc, char *argv[]) {
         if (!a.target)
                 return usage_error("--target DISK|FILE is required.");
 
-        r = build_plan(a.target, a.source, &a.opts, &a.enc, &a.account, &a.settings, &img, &p);
+        r = plan_from_args(&a, &s);
+        if (r >= 0 && a.plan_file)
+                r = session_save_plan(s, a.plan_file);
         if (r < 0)
                 return fail(r);
-        if (a.plan_file) {
-                r = plan_save(p, a.plan_file);
-                if (r < 0)
-                        return fail(r);
-        }
+        p = session_current_plan(s);
         if (arg_json) {
                 json_object *j = plan_to_json(p);
                 print_json(j);
@@ -747,50 +647,8 @@ static void progress_json(const ProgressEvent *ev) {
         json_object_put(j);
 }
 
-static void progress_text(const ProgressEvent *ev) {
-        bool tty = isatty(STDOUT_FILENO);
 
-        switch (ev->type) {
-        case PROGRESS_BEGIN:
-                printf("[%u/%u] %s …%s", ev->step, ev->n_steps, ev->description, tty ? "" : "\n");
-                break;
-        case PROGRESS_UPDATE:
-                if (tty) {
-                        char eta[32] = "";
-
-                        if (ev->eta_usec >= 0)
-                                snprintf(eta, sizeof(eta), ", %" PRIi64 ":%02" PRIi64 " left", ev->eta_usec / 60000000,
-                                         ev->eta_usec / 1000000 % 60);
-                        printf("\r\033[K[%u/%u] %s … %s of %s (%u%%), %s/s%s", ev->step, ev->n_steps, ev->description,
-                               FORMAT_BYTES(ev->done), FORMAT_BYTES(ev->total),
-                               ev->total ? (unsigned) (ev->done * 100 / ev->total) : 0, FORMAT_BYTES(ev->rate), eta);
-                }
-                break;
-        case PROGRESS_END:
-                if (tty)
-                        printf("\r\033[K[%u/%u] %s … done (%.1f s)\n", ev->step, ev->n_steps, ev->description,
-                               (double) ev->elapsed_usec / 1e6);
-                else /* a log or a pipe: each line must say which step it is about on its own */
-                        printf("[%u/%u] %s … done (%.1f s)\n", ev->step, ev->n_steps, ev->description,
-                               (double) ev->elapsed_usec / 1e6);
-                break;
-        case PROGRESS_FAILED:
-                printf("%s[%u/%u] %s … FAILED\n", tty ? "\r\033[K" : "", ev->step, ev->n_steps, ev->description);
-                break;
-        default:
-                break;
-        }
-        fflush(stdout);
-}
-
-void on_progress(const ProgressEvent *ev, void *userdata) {
-        if (arg_json)
-                progress_json(ev);
-        else
-                progress_text(ev);
-}
-
-int on_confirm(const Plan *p, void *userdata) {
+static int confirm_on_terminal(const Plan *p) {
         char answer[256];
 
         if (arg_yes)
@@ -809,10 +667,121 @@ int on_confirm(const Plan *p, void *userdata) {
         return streq(answer, p->target_name);
 }
 
+static int recovery_key_on_terminal(const Plan *p, const Secret *key) {
+        if (!arg_json && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO))
+                return recovery_key_dialogue(p, key, stdin, stdout);
+        return error_setf(-ECANCELED,
+                          "The recovery key of the encrypted disk would reach nobody: there is no terminal to show it on. Pass "
+                          "--recovery-key-escrow=DIR to deliver it to a directory, or run on a terminal. Nothing was written to %s.",
+                          p->target);
+}
+
+/* The install's events on the command line: progress (text or JSON), the confirmation, the
+ * recovery key (shown on the terminal, or where it was delivered). */
+static int on_event(const SessionEvent *ev, void *userdata) {
+        switch (ev->type) {
+        case SESSION_EVENT_PROGRESS:
+                if (arg_json)
+                        progress_json(ev->progress);
+                else
+                        progress_print_text(ev->progress);
+                return 0;
+        case SESSION_EVENT_CONFIRM:
+                return confirm_on_terminal(ev->plan);
+        case SESSION_EVENT_RECOVERY_KEY:
+                return recovery_key_on_terminal(ev->plan, ev->recovery_key);
+        case SESSION_EVENT_RECOVERY_KEY_DELIVERED:
+                if (arg_json) {
+                        json_object *j = json_object_new_object();
+                        json_object_object_add(j, "event", json_object_new_string("recoveryKey"));
+                        json_object_object_add(j, "deliveredTo", json_object_new_string(ev->path));
+                        puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+                        fflush(stdout);
+                        json_object_put(j);
+                } else
+                        printf("The recovery key was written to %s. Keep it safe, apart from this computer.\n", ev->path);
+                return 0;
+        default:
+                return 0;
+        }
+}
+
+/* The secrets the plan needs: each from its credential (imprint.passphrase, imprint.tpm2-pin,
+ * imprint.user-password) when there is one, else asked on the terminal unless unattended. */
+static int collect_secrets(Session *s, bool unattended, bool allow_weak) {
+        const Plan *p = session_current_plan(s);
+        int r;
+
+        for (SessionSecret w = 0; w < _SESSION_SECRET_MAX; w++) {
+                if (!session_needs_secret(s, w))
+                        continue;
+                r = session_secret_from_credential(s, w, w == SESSION_SECRET_USER_PASSWORD && allow_weak);
+                if (r != -ENOENT) {
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                if (unattended || !isatty(STDIN_FILENO))
+                        continue; /* session_check_secrets() names it */
+                if (w == SESSION_SECRET_USER_PASSWORD) {
+                        char prompt[128];
+
+                        printf("Password for %s (the login of the installed system):\n", p->account->user_name);
+                        snprintf(prompt, sizeof(prompt), "Password for %s: ", p->account->user_name);
+                        for (;;) {
+                                Secret *v = NULL;
+
+                                r = ask_secret(prompt, false, &v);
+                                if (r < 0)
+                                        return r;
+                                r = session_set_secret(s, w, v, allow_weak);
+                                if (r >= 0) {
+                                        if (r > 0)
+                                                printf("Strength: %d of 100.\n", r);
+                                        break;
+                                }
+                                printf("Too weak: %s Choose another.\n", session_error_message(r));
+                        }
+                } else {
+                        Secret *v = NULL;
+
+                        r = ask_secret(w == SESSION_SECRET_PASSPHRASE ? "Passphrase for the encrypted disk: " : "TPM2 PIN to type at every boot: ",
+                                       w == SESSION_SECRET_PASSPHRASE, &v);
+                        if (r >= 0)
+                                r = session_set_secret(s, w, v, false);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return session_check_secrets(s);
+}
+
+/* Installs (or applies) the session's plan with the command line's output; returns the exit
+ * status (a JSON result line is printed with --json). */
+static int execute_plan(Session *s, const SessionInstallOptions *o) {
+        const Plan *p = session_current_plan(s);
+        int r;
+
+        r = session_install(s, o, on_event, NULL);
+        if (r < 0) {
+                int code = fail(r);
+                if (r == -EINTR && session_interrupted(s))
+                        code = interrupt_exit_status(session_interrupted(s));
+                if (arg_json)
+                        print_result_json(code, session_error_message(r));
+                return code;
+        }
+        if (arg_json)
+                print_result_json(EXIT_OK, NULL);
+        else if (p->source)
+                printf("%s is installed on %s.\n", p->source->os_name ?: p->source->path, p->target);
+        else
+                printf("%s is partitioned as planned.\n", p->target);
+        return EXIT_OK;
+}
+
 static int run_plan(const PlanArgs *a, bool need_image) {
-        _cleanup_(plan_freep) Plan *p = NULL;
-        _cleanup_(image_freep) Image *img = NULL;
-        _cleanup_(secret_freep) Secret *passphrase = NULL, *pin = NULL, *password = NULL;
+        _cleanup_(session_freep) Session *s = NULL;
         int r;
 
         if (a->plan_file && (a->target || a->source || a->layout_given))
@@ -827,186 +796,18 @@ static int run_plan(const PlanArgs *a, bool need_image) {
         }
 
         if (a->plan_file) {
-                r = plan_load(a->plan_file, &p);
-                if (r >= 0 && need_image && !p->source)
+                r = session_new(&s);
+                if (r >= 0)
+                        r = session_load_plan(s, a->plan_file, NULL);
+                if (r >= 0 && need_image && !session_current_plan(s)->source)
                         r = error_setf(-EINVAL, "The plan %s installs no image; make it with --source, or use imprint apply.", a->plan_file);
-                if (r >= 0 && p->source)
-                        r = open_image(p->source->path, &img);
         } else
-                r = build_plan(a->target, a->source, &a->opts, &a->enc, &a->account, &a->settings, &img, &p);
-        if (r < 0)
-                return fail(r);
-        r = collect_secrets(p, a->escrow_dir != NULL, &passphrase, &pin);
+                r = plan_from_args(a, &s);
         if (r >= 0)
-                r = collect_user_password(p, false, a->allow_weak_password, &password);
+                r = collect_secrets(s, a->escrow_dir != NULL, a->allow_weak_password);
         if (r < 0)
                 return fail(r);
-        return execute_plan(p, img, &(InstallExtras) {
-                .no_variables = a->no_variables,
-                .escrow_dir = a->escrow_dir,
-                .passphrase = passphrase,
-                .tpm2_pin = pin,
-                .user_password = password,
-        });
-}
-
-/* Why secret_read_credential() refused a credential, for the sentence after "Cannot read …: ". */
-static const char *credential_problem(int r) {
-        switch (-r) {
-        case EINVAL:
-                return "it is empty, holds a NUL byte, or is not a regular file";
-        case E2BIG:
-                return "it is longer than 512 bytes";
-        default:
-                return strerror(-r);
-        }
-}
-
-/* The account's password: the credential imprint.user-password, else asked on the terminal;
- * checked with libpwquality unless weak passwords are allowed (tests, kiosks). */
-int collect_user_password(const Plan *p, bool unattended, bool allow_weak, Secret **ret) {
-        int r;
-
-        *ret = NULL;
-        if (!p->account)
-                return 0;
-        r = secret_read_credential("imprint.user-password", 512, ret);
-        if (r == -ENOENT && !unattended && isatty(STDIN_FILENO)) {
-                char prompt[128];
-
-                printf("Password for %s (the login of the installed system):\n", p->account->user_name);
-                snprintf(prompt, sizeof(prompt), "Password for %s: ", p->account->user_name);
-                for (;;) {
-                        r = ask_secret(prompt, false, ret);
-                        if (r < 0)
-                                return r;
-                        r = account_password_check(p->account, *ret);
-                        if (r >= 0 || allow_weak) {
-                                if (r >= 0)
-                                        printf("Strength: %d of 100.\n", r);
-                                return 0;
-                        }
-                        printf("Too weak: %s Choose another.\n", error_message());
-                        *ret = secret_free(*ret);
-                }
-        }
-        if (r == -ENOENT)
-                return error_setf(-EINVAL, "The plan creates the account %s, but neither the credential imprint.user-password nor a terminal to ask on is there.",
-                                  p->account->user_name);
-        if (r < 0)
-                return error_setf(r, "Cannot read the credential imprint.user-password: %s.", credential_problem(r));
-        r = account_password_check(p->account, *ret);
-        if (r < 0 && !(allow_weak && r == -EPERM)) {
-                *ret = secret_free(*ret);
-                /* A refused password is bad input (exit 2), not a target that may not be written
-                 * (-EPERM's exit 3). */
-                return error_prefixf(r == -EPERM ? -EINVAL : r, "The password for %s from the credential imprint.user-password is refused",
-                                     p->account->user_name);
-        }
-        return 0;
-}
-
-static int on_recovery_key(const Plan *p, const Secret *key, void *userdata) {
-        const InstallExtras *x = userdata;
-        int r;
-
-        if (x && x->escrow_dir) {
-                _cleanup_(freep) char *path = NULL;
-
-                r = encryption_escrow_recovery_key(p, key, x->escrow_dir, &path);
-                if (r < 0)
-                        return r;
-                if (arg_json) {
-                        json_object *j = json_object_new_object();
-                        json_object_object_add(j, "event", json_object_new_string("recoveryKey"));
-                        json_object_object_add(j, "deliveredTo", json_object_new_string(path));
-                        puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-                        fflush(stdout);
-                        json_object_put(j);
-                } else
-                        printf("The recovery key was written to %s. Keep it safe, apart from this computer.\n", path);
-                return 1;
-        }
-        if (!arg_json && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO))
-                return recovery_key_dialogue(p, key, stdin, stdout);
-        return error_setf(-ECANCELED,
-                          "The recovery key of the encrypted disk would reach nobody: there is no terminal to show it on. Pass "
-                          "--recovery-key-escrow=DIR to deliver it to a directory, or run on a terminal. Nothing was written to %s.",
-                          p->target);
-}
-
-/* The passphrase and TPM PIN the plan needs: from the credentials imprint.passphrase and
- * imprint.tpm2-pin when present (unattended installs), else asked on the terminal. */
-int collect_secrets(const Plan *p, bool unattended, Secret **ret_passphrase, Secret **ret_pin) {
-        static const struct {
-                const char *credential, *prompt, *what;
-                bool quality;
-        } table[] = {
-                { "imprint.passphrase", "Passphrase for the encrypted disk: ", "passphrase", true },
-                { "imprint.tpm2-pin", "TPM2 PIN to type at every boot: ", "TPM2 PIN", false },
-        };
-        Secret **rets[] = { ret_passphrase, ret_pin };
-        bool wanted[] = { p->encryption.enabled && p->encryption.passphrase, p->encryption.enabled && p->encryption.tpm2_pin };
-        int r;
-
-        *ret_passphrase = *ret_pin = NULL;
-        for (size_t i = 0; i < ELEMENTSOF(table); i++) {
-                if (!wanted[i])
-                        continue;
-                r = secret_read_credential(table[i].credential, 512, rets[i]);
-                if (r == -ENOENT && !unattended && isatty(STDIN_FILENO))
-                        r = ask_secret(table[i].prompt, table[i].quality, rets[i]);
-                else if (r >= 0 && table[i].quality) {
-                        r = password_quality_check((const char *) (*rets[i])->data, NULL);
-                        if (r < 0) /* bad input (exit 2), as a refused account password */
-                                r = error_prefixf(r == -EPERM ? -EINVAL : r, "The %s from the credential %s is too weak", table[i].what,
-                                                  table[i].credential);
-                } else if (r == -ENOENT)
-                        r = error_setf(-EINVAL, "The plan has a %s, but neither the credential %s nor a terminal to ask on is there.",
-                                       table[i].what, table[i].credential);
-                else if (r < 0)
-                        r = error_setf(r, "Cannot read the credential %s: %s.", table[i].credential, credential_problem(r));
-                if (r < 0) {
-                        *ret_passphrase = secret_free(*ret_passphrase);
-                        *ret_pin = secret_free(*ret_pin);
-                        return r;
-                }
-        }
-        return 0;
-}
-
-int execute_plan(const Plan *p, Image *img, const InstallExtras *x) {
-        int r;
-
-        (void) interrupt_install(); /* Ctrl-C, SIGTERM, SIGHUP: stop at a safe point, say where */
-        r = executor_run(p, img,
-                         &(ExecOptions) {
-                                 .no_variables = x && x->no_variables,
-                                 .passphrase = x ? x->passphrase : NULL,
-                                 .tpm2_pin = x ? x->tpm2_pin : NULL,
-                                 .user_password = x ? x->user_password : NULL,
-                         },
-                         &(ExecCallbacks) {
-                                 .progress = on_progress,
-                                 .confirm = on_confirm,
-                                 .recovery_key = on_recovery_key,
-                                 .userdata = (void *) x,
-                         });
-        if (r < 0) {
-                int code = fail(r);
-                if (r == -EINTR && interrupt_pending())
-                        code = interrupt_exit_status(interrupt_pending());
-                if (arg_json)
-                        print_result_json(code, error_message() ?: strerror(-r));
-                return code;
-        }
-        if (arg_json)
-                print_result_json(EXIT_OK, NULL);
-        else if (p->source)
-                printf("%s is installed on %s.\n", p->source->os_name ?: p->source->path, p->target);
-        else
-                printf("%s is partitioned as planned.\n", p->target);
-        return EXIT_OK;
+        return execute_plan(s, &(SessionInstallOptions) { .no_variables = a->no_variables, .escrow_dir = a->escrow_dir });
 }
 
 static int verb_apply(int argc, char *argv[]) {
@@ -1038,7 +839,8 @@ static int verb_tpm(int argc, char *argv[]) {
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
-        _cleanup_(tpm2_status_done) Tpm2Status st = {};
+        _cleanup_(session_freep) Session *s = NULL;
+        const Tpm2Status *st = NULL;
         const char *tcti = NULL;
         int c, r;
 
@@ -1062,17 +864,19 @@ static int verb_tpm(int argc, char *argv[]) {
         if (optind < argc)
                 return usage_error("unexpected argument \"%s\".", argv[optind]);
 
-        r = tpm2_check(tcti, &st);
+        r = session_new(&s);
+        if (r >= 0)
+                r = session_tpm(s, tcti, &st);
         if (r < 0)
                 return fail(r);
         if (arg_json) {
                 json_object *j = json_object_new_object();
                 json_object_object_add(j, "usable", json_object_new_boolean(r > 0));
-                json_object_object_add(j, "present", json_object_new_boolean(st.present));
-                json_object_object_add(j, "sha256Bank", json_object_new_boolean(st.sha256_bank));
-                json_object_object_add(j, "lockout", json_object_new_boolean(st.lockout));
-                json_object_object_add(j, "transientRoom", json_object_new_boolean(st.transient_room));
-                json_object_object_add(j, "problem", st.problem ? json_object_new_string(st.problem) : NULL);
+                json_object_object_add(j, "present", json_object_new_boolean(st->present));
+                json_object_object_add(j, "sha256Bank", json_object_new_boolean(st->sha256_bank));
+                json_object_object_add(j, "lockout", json_object_new_boolean(st->lockout));
+                json_object_object_add(j, "transientRoom", json_object_new_boolean(st->transient_room));
+                json_object_object_add(j, "problem", st->problem ? json_object_new_string(st->problem) : NULL);
                 print_json(j);
                 json_object_put(j);
         } else if (r > 0)
@@ -1081,24 +885,11 @@ static int verb_tpm(int argc, char *argv[]) {
         else
                 printf("No usable TPM: %s\n"
                        "Encrypted installs then unlock with a passphrase and the recovery key instead.\n",
-                       st.problem ?: "unknown reason");
+                       st->problem ?: "unknown reason");
         return EXIT_OK;
 }
 
 /* ---- unattended ------------------------------------------------------------------------- */
-
-static int run_after_action(AfterAction a) {
-        char *argv[] = { (char *) "systemctl", (char *) (a == AFTER_REBOOT ? "reboot" : "poweroff"), NULL };
-
-        if (a == AFTER_NONE)
-                return 0;
-        /* Only a system run by systemd can be told to power off this way. */
-        if (access("/run/systemd/system", F_OK) < 0) {
-                log_warning("Not running under systemd: not powering off or rebooting.");
-                return 0;
-        }
-        return run_command(argv, NULL);
-}
 
 static int verb_unattended(int argc, char *argv[]) {
         static const struct option options[] = {
@@ -1108,10 +899,9 @@ static int verb_unattended(int argc, char *argv[]) {
                 {},
         };
         _cleanup_(install_config_done) InstallConfig c = {};
-        _cleanup_(secret_freep) Secret *passphrase = NULL, *pin = NULL, *password = NULL;
-        _cleanup_(plan_freep) Plan *p = NULL;
-        _cleanup_(image_freep) Image *img = NULL;
+        _cleanup_(session_freep) Session *s = NULL;
         const char *config = NULL;
+        const Plan *p = NULL;
         int opt, r, code;
 
         while ((opt = getopt_long(argc, argv, ":hv", options, NULL)) >= 0)
@@ -1137,12 +927,9 @@ static int verb_unattended(int argc, char *argv[]) {
         arg_yes = true;
 
         install_config_init(&c);
-        r = install_config_find(&c, config);
-        if (r == 0)
-                r = error_setf(-EINVAL, "No install configuration: pass --config FILE, the credential imprint.config, "
-                                        "or imprint.config=PATH on the kernel command line.");
-        if (r >= 0 && !c.source)
-                r = error_setf(-EINVAL, "%s: no \"source\" image is named.", c.origin);
+        r = session_new(&s);
+        if (r >= 0)
+                r = session_find_config(s, config, &c);
         if (r >= 0) {
                 json_object *j = json_object_new_object();
                 json_object_object_add(j, "event", json_object_new_string("config"));
@@ -1152,34 +939,46 @@ static int verb_unattended(int argc, char *argv[]) {
                 puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
                 fflush(stdout);
                 json_object_put(j);
-                r = install_config_resolve_target(&c);
+                r = session_resolve_config_target(s, &c);
         }
         if (r >= 0)
-                r = build_plan(c.target, c.source, &c.plan, &c.enc, c.account.user_name ? &c.account : NULL, &c.settings, &img, &p);
+                r = session_set_source(s, c.source);
+        if (r >= 0)
+                r = session_open_source(s);
+        if (r >= 0) {
+                SessionRequest req;
+
+                session_request_init(&req);
+                req.target = c.target;
+                req.layout = c.plan;
+                req.encrypt = c.enc;
+                req.account = c.account;
+                req.settings = c.settings;
+                req.with_image = true;
+                r = session_plan(s, &req, &p);
+        }
         if (r >= 0 && p->encryption.enabled && !c.escrow_dir)
                 r = error_setf(-EINVAL,
                                "%s: the install encrypts %s, but no \"recoveryKeyEscrow\" directory says where its recovery key goes; "
                                "an unattended install never makes a key nobody has. Nothing was written.",
                                c.origin, p->target);
         if (r >= 0)
-                r = collect_secrets(p, true, &passphrase, &pin);
-        if (r >= 0)
-                r = collect_user_password(p, true, c.allow_weak_password, &password);
+                r = collect_secrets(s, true, c.allow_weak_password);
         if (r < 0) {
                 code = fail(r);
-                print_result_json(code, error_message() ?: strerror(-r));
+                print_result_json(code, session_error_message(r));
         } else
-                code = execute_plan(p, img, &(InstallExtras) {
-                        .no_variables = c.no_variables,
-                        .escrow_dir = c.escrow_dir,
-                        .passphrase = passphrase,
-                        .tpm2_pin = pin,
-                        .user_password = password,
-                });
+                code = execute_plan(s, &(SessionInstallOptions) { .no_variables = c.no_variables, .escrow_dir = c.escrow_dir });
 
-        r = run_after_action(code == EXIT_OK ? c.after_install : c.on_failure);
-        if (r < 0)
-                log_warning("%s", error_message() ?: "Cannot power off.");
+        {
+                AfterAction after = code == EXIT_OK ? c.after_install : c.on_failure;
+
+                if (after != AFTER_NONE) {
+                        r = session_power(after == AFTER_REBOOT);
+                        if (r < 0)
+                                log_warning("%s", session_error_message(r));
+                }
+        }
         return code;
 }
 

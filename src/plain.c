@@ -11,16 +11,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "config.h"
-#include "encrypt.h"
-#include "error.h"
+#include "dialogue.h"
 #include "fileio.h"
-#include "interrupt.h"
-#include "log.h"
-#include "quality.h"
-#include "recovery.h"
-#include "run.h"
+#include "plain.h"
+#include "session.h"
 #include "size.h"
 
 /* Reads one answer; NULL at end of input (the dialogue then ends without writing anything). */
@@ -38,10 +32,10 @@ static void describe(const Disk *d, char *buf, size_t size) {
                  d->model ? "  " : "", d->model ?: "", d->serial ? "  serial " : "", d->serial ?: "");
 }
 
-static int choose_disk(DiskList *l, Disk **ret) {
+static int choose_disk(const DiskList *l, const Disk **ret) {
         char line[256], answer[64];
         size_t n_usable = 0;
-        Disk *usable[64];
+        const Disk *usable[64];
 
         printf("\nDisks:\n");
         for (size_t i = 0; i < l->n_disks; i++) {
@@ -79,20 +73,20 @@ static int choose_disk(DiskList *l, Disk **ret) {
         }
 }
 
-static int choose_encryption(const Disk *d, EncryptRequest *e) {
+static int choose_encryption(Session *s, const Disk *d, EncryptRequest *e) {
+        const Tpm2Status *tpm = NULL;
+        const char *problem;
         char answer[64];
-        _cleanup_(tpm2_status_done) Tpm2Status st = {};
 
-        if (d->kind != DISK_BLOCK) {
-                e->encrypt = 0;
-                return 0;
-        }
-        if (tpm2_check(NULL, &st) > 0)
+        if (!session_can_encrypt(d))
+                return 0; /* the engine's default: not encrypted, and the plan says why */
+        problem = session_tpm(s, NULL, &tpm) > 0 ? NULL : tpm && tpm->problem ? tpm->problem : "no TPM was found.";
+        if (!problem)
                 printf("\nThis computer has a usable TPM2: the encrypted disk unlocks by itself at boot, as long as the\n"
                        "firmware and Secure Boot settings stay the same.\n");
         else
                 printf("\nThe TPM2 cannot be used: %s\nAn encrypted disk then asks for a passphrase or the recovery key at every boot.\n",
-                       st.problem ?: "no TPM was found.");
+                       problem);
         for (;;) {
                 char *a = ask("Encrypt root and home (recommended)? [Y/n]: ", answer, sizeof(answer));
                 if (!a)
@@ -108,13 +102,13 @@ static int choose_encryption(const Disk *d, EncryptRequest *e) {
                 printf("Please type y or n.\n");
         }
         for (;;) {
-                char *a = ask(st.problem ? "Add a passphrase to type at boot (recommended without a TPM)? [Y/n]: "
+                char *a = ask(problem ? "Add a passphrase to type at boot (recommended without a TPM)? [Y/n]: "
                                          : "Also add a passphrase that opens the disk? [y/N]: ",
                               answer, sizeof(answer));
                 if (!a)
                         return -ECANCELED;
                 if (!*a) {
-                        e->passphrase = st.problem != NULL;
+                        e->passphrase = problem != NULL;
                         return 0;
                 }
                 if (streq(a, "y") || streq(a, "Y") || streq(a, "n") || streq(a, "N")) {
@@ -128,7 +122,7 @@ static int choose_encryption(const Disk *d, EncryptRequest *e) {
 static int choose_layout(const Disk *d, PlanOptions *o) {
         char answer[64];
 
-        if (d->n_partitions > 0 && streq_ptr(d->pttype, "gpt")) {
+        if (session_can_keep_partitions(d)) {
                 for (;;) {
                         char *a = ask("\nErase the whole disk (e), or keep its partitions and use free space (f)? [e]: ", answer,
                                       sizeof(answer));
@@ -160,27 +154,6 @@ static int choose_layout(const Disk *d, PlanOptions *o) {
         }
 }
 
-/* A default from the running (live) system, so that Enter keeps what the medium was set up with. */
-static char *live_setting(const char *file, const char *key) {
-        char *v = NULL;
-
-        if (key) {
-                _cleanup_(freep) char *text = NULL;
-                if (read_full_file(file, &text, NULL) >= 0)
-                        v = env_file_get(text, key);
-        } else {
-                char buf[256];
-                ssize_t n = readlink(file, buf, sizeof(buf) - 1);
-                if (n > 0) {
-                        const char *z;
-                        buf[n] = 0;
-                        z = strstr(buf, "zoneinfo/");
-                        v = z ? strdup(z + strlen("zoneinfo/")) : NULL;
-                }
-        }
-        return v;
-}
-
 static int ask_text(const char *question, const char *def, char **ret) {
         char q[256], answer[256];
         char *a;
@@ -195,9 +168,15 @@ static int ask_text(const char *question, const char *def, char **ret) {
 }
 
 static int choose_account(AccountRequest *ar, char **user, char **real, PlanSettings *st) {
-        _cleanup_(freep) char *tz = live_setting("/etc/localtime", NULL), *lang = live_setting("/etc/locale.conf", "LANG"),
-                              *km = live_setting("/etc/vconsole.conf", "KEYMAP"), *admin = NULL;
+        _cleanup_(plan_settings_done) PlanSettings live = {};
+        _cleanup_(freep) char *admin = NULL;
+        const char *tz, *lang, *km;
         int r;
+
+        (void) session_live_settings(&live);
+        tz = live.timezone;
+        lang = live.locale;
+        km = live.keymap;
 
         printf("\nYour account on the installed system.\n");
         for (;;) {
@@ -208,7 +187,7 @@ static int choose_account(AccountRequest *ar, char **user, char **real, PlanSett
                         *user = mfree(*user);
                         break;
                 }
-                if (user_name_is_valid(*user))
+                if (session_user_name_is_valid(*user))
                         break;
                 printf("\"%s\" cannot be a user name: lower-case letters, digits, _ and -, starting with a letter.\n", *user);
         }
@@ -247,13 +226,14 @@ static int choose_account(AccountRequest *ar, char **user, char **real, PlanSett
                         st->locale = mfree(st->locale);
                 if (streq_ptr(st->keymap, "-"))
                         st->keymap = mfree(st->keymap);
-                if (settings_validate(st) >= 0)
+                r = session_check_settings(st);
+                if (r >= 0)
                         return 0;
-                printf("%s\n", error_message());
+                printf("%s\n", session_error_message(r));
         }
 }
 
-static int plain_confirm(const Plan *p, void *userdata) {
+static int plain_confirm(const Plan *p) {
         char answer[256], question[256];
         char *a;
 
@@ -265,8 +245,19 @@ static int plain_confirm(const Plan *p, void *userdata) {
         return a && streq(a, p->target_name);
 }
 
-static int plain_recovery_key(const Plan *p, const Secret *key, void *userdata) {
-        return recovery_key_dialogue(p, key, stdin, stdout);
+/* The install's events, line by line: progress, the confirmation, the recovery key. */
+static int on_event(const SessionEvent *ev, void *userdata) {
+        switch (ev->type) {
+        case SESSION_EVENT_PROGRESS:
+                progress_print_text(ev->progress);
+                return 0;
+        case SESSION_EVENT_CONFIRM:
+                return plain_confirm(ev->plan);
+        case SESSION_EVENT_RECOVERY_KEY:
+                return recovery_key_dialogue(ev->plan, ev->recovery_key, stdin, stdout);
+        default:
+                return 0;
+        }
 }
 
 static void finish(void) {
@@ -274,116 +265,125 @@ static void finish(void) {
 
         for (;;) {
                 char *a = ask("\n[r]eboot, [p]ower off, or [s]hell? ", answer, sizeof(answer));
-                char *argv[] = { (char *) "systemctl", NULL, NULL };
+                int r;
 
                 if (!a)
                         return;
                 if (streq(a, "s"))
                         return;
                 if (streq(a, "r") || streq(a, "p")) {
-                        argv[1] = (char *) (streq(a, "r") ? "reboot" : "poweroff");
-                        if (run_command(argv, NULL) < 0)
-                                printf("%s\n", error_message() ?: "Failed.");
+                        r = session_power(streq(a, "r"));
+                        if (r < 0)
+                                printf("%s\n", session_error_message(r));
                         return;
                 }
         }
 }
 
-int plain_run(const char *source_arg) {
-        _cleanup_(install_config_done) InstallConfig defaults = {};
-        _cleanup_(image_freep) Image *probe = NULL;
-        _cleanup_(freep) char *self = NULL;
-        const char *source;
+/* The password of the account, asked until libpwquality takes it. */
+static int ask_user_password(Session *s, const Plan *p) {
+        char prompt[128];
         int r;
 
-        install_config_init(&defaults);
-        r = install_config_load_defaults(&defaults);
-        if (r < 0)
-                return fail(r);
-        source = source_arg ?: defaults.source;
+        printf("Password for %s (the login of the installed system):\n", p->account->user_name);
+        snprintf(prompt, sizeof(prompt), "Password for %s: ", p->account->user_name);
+        for (;;) {
+                Secret *v = NULL;
+
+                r = ask_secret(prompt, false, &v);
+                if (r < 0)
+                        return r;
+                r = session_set_secret(s, SESSION_SECRET_USER_PASSWORD, v, false);
+                if (r >= 0) {
+                        printf("Strength: %d of 100.\n", r);
+                        return 0;
+                }
+                printf("Too weak: %s Choose another.\n", session_error_message(r));
+        }
+}
+
+int plain_run(const char *source_arg) {
+        _cleanup_(session_freep) Session *s = NULL;
+        int r;
 
         printf("Welcome to imprint.\n");
-        if (!source) {
-                printf("No OS image is configured: start imprint --plain --source IMAGE.\n");
-                return exit_code_from_errno(-EINVAL);
+        r = session_new(&s);
+        if (r >= 0)
+                r = session_set_source(s, source_arg);
+        if (r >= 0)
+                r = session_open_source(s);
+        if (r < 0) {
+                printf("%s\n", session_error_message(r));
+                return session_exit_code(r);
         }
-        if (streq(source, "self")) {
-                r = image_resolve_self(&self);
-                if (r < 0)
-                        return fail(r);
-                source = self;
+        {
+                const Image *img = session_image(s);
+                printf("This installs %s from %s%s%s.\n", session_source_name(s) ?: "an OS image", session_source_path(s),
+                       img->sha256 ? ", checked against " : "", img->sha256 ? img->sha256_origin : "");
         }
-        r = open_image(source, &probe);
-        if (r < 0)
-                return fail(r);
-        printf("This installs %s from %s%s%s.\n", probe->pretty_name ?: "an OS image", source,
-               probe->sha256 ? ", checked against " : "", probe->sha256 ? probe->sha256_origin : "");
-        probe = image_free(probe);
 
         for (;;) {
-                _cleanup_(plan_freep) Plan *p = NULL;
-                _cleanup_(image_freep) Image *img = NULL;
-                DiskList l = {};
-                Disk *d = NULL;
-                _cleanup_(secret_freep) Secret *passphrase = NULL, *password = NULL;
                 _cleanup_(plan_settings_done) PlanSettings st = {};
                 _cleanup_(freep) char *user = NULL, *real = NULL;
+                const Disk *d = NULL;
+                const Plan *p = NULL;
+                SessionRequest req;
                 AccountRequest ar = {};
-                PlanOptions o;
-                EncryptRequest er;
-                int code;
 
-                r = disk_list_discover(&(DiscoverOptions) { .probe_os = true }, &l);
-                if (r < 0)
-                        return fail(r);
-                r = choose_disk(&l, &d);
-                if (r >= 0) {
-                        plan_options_init(&o);
-                        encrypt_request_init(&er);
-                        r = choose_layout(d, &o);
-                }
+                session_request_init(&req);
+                r = session_discover(s, true);
                 if (r >= 0)
-                        r = choose_encryption(d, &er);
+                        r = choose_disk(session_disks(s), &d);
+                if (r >= 0)
+                        r = choose_layout(d, &req.layout);
+                if (r >= 0)
+                        r = choose_encryption(s, d, &req.encrypt);
                 if (r >= 0)
                         r = choose_account(&ar, &user, &real, &st);
-                if (r >= 0)
-                        r = build_plan(d->path, source, &o, &er, &ar, &st, &img, &p);
-                if (r >= 0 && p->encryption.passphrase)
-                        r = ask_secret("Passphrase for the disk: ", true, &passphrase);
+                if (r >= 0) {
+                        req.target = d->path;
+                        req.with_image = true;
+                        req.account = ar;
+                        req.settings = st;
+                        r = session_plan(s, &req, &p);
+                }
+                if (r >= 0 && session_needs_secret(s, SESSION_SECRET_PASSPHRASE)) {
+                        Secret *v = NULL;
+
+                        r = ask_secret("Passphrase for the disk: ", true, &v);
+                        if (r >= 0)
+                                r = session_set_secret(s, SESSION_SECRET_PASSPHRASE, v, false);
+                }
                 if (r >= 0 && p->account) {
                         if (p->account->note)
                                 printf("%s\n", p->account->note);
-                        r = collect_user_password(p, false, false, &password);
+                        r = ask_user_password(s, p);
                 }
-                disk_list_done(&l);
                 if (r == -ECANCELED || r == -ENOENT) {
                         printf("Nothing was written.\n");
-                        return exit_code_from_errno(-ECANCELED);
+                        return session_exit_code(-ECANCELED);
                 }
                 if (r < 0) {
-                        printf("\n%s\n", error_message() ?: strerror(-r));
+                        printf("\n%s\n", session_error_message(r));
                         continue;
                 }
 
-                (void) interrupt_install();
-                r = executor_run(p, img, &(ExecOptions) { .passphrase = passphrase, .user_password = password },
-                                 &(ExecCallbacks) { .progress = on_progress, .confirm = plain_confirm, .recovery_key = plain_recovery_key });
-                if (r == -EINTR && interrupt_pending()) {
-                        printf("\n%s\n", error_message() ?: strerror(-r));
-                        return interrupt_exit_status(interrupt_pending());
+                r = session_install(s, NULL, on_event, NULL);
+                if (r == -EINTR && session_interrupted(s)) {
+                        printf("\n%s\n", session_error_message(r));
+                        return 128 + session_interrupted(s);
                 }
                 if (r == -ECANCELED) {
                         printf("Nothing was written.\n");
                         continue;
                 }
-                code = exit_code_from_errno(r);
                 if (r < 0) {
-                        printf("\nThe install failed: %s\n", error_message() ?: strerror(-r));
+                        printf("\nThe install failed: %s\n", session_error_message(r));
                         continue;
                 }
                 printf("\n%s is installed on %s. Remove the installation medium before you start it.\n",
                        p->source->os_name ?: "The system", p->target);
                 finish();
-                return code;
+                return 0;
         }
 }

@@ -10,40 +10,6 @@
 #include "size.h"
 #include "ui.h"
 
-static int discover(Tui *t) {
-        DiskList l = {};
-        int r;
-
-        disk_list_done(&t->disks);
-        t->disk = NULL;
-        if (t->opts->n_targets == 0)
-                r = disk_list_discover(&(DiscoverOptions) { .probe_os = true }, &l);
-        else {
-                r = 0;
-                for (size_t i = 0; i < t->opts->n_targets; i++) {
-                        Disk *d = NULL, **n;
-
-                        r = disk_discover(t->opts->targets[i], &(DiscoverOptions) { .probe_os = true }, &d);
-                        if (r < 0)
-                                break;
-                        n = realloc(l.disks, (l.n_disks + 1) * sizeof(Disk *));
-                        if (!n) {
-                                disk_free(d);
-                                r = -ENOMEM;
-                                break;
-                        }
-                        l.disks = n;
-                        l.disks[l.n_disks++] = d;
-                }
-        }
-        if (r < 0) {
-                disk_list_done(&l);
-                return r;
-        }
-        t->disks = l;
-        return 0;
-}
-
 /* The lines one disk takes: its facts, then what is on it or why it cannot be used. */
 static int draw_disk(Tui *t, int y, int ymax, const Disk *d, bool selected) {
         bool usable = disk_is_usable(d);
@@ -92,11 +58,12 @@ static int draw_disk(Tui *t, int y, int ymax, const Disk *d, bool selected) {
 }
 
 UiNext screen_disk(Tui *t) {
+        const DiskList *disks = session_disks(t->session);
         size_t sel = 0;
-        bool need_scan = t->disks.n_disks == 0;
+        bool need_scan = disks->n_disks == 0;
 
-        for (size_t i = 0; i < t->disks.n_disks; i++)
-                if (t->disks.disks[i] == t->disk)
+        for (size_t i = 0; i < disks->n_disks; i++)
+                if (disks->disks[i] == t->disk)
                         sel = i;
 
         t->help = N_("Every disk of this computer is listed with its size, bus, model and what is on it. Disks that cannot "
@@ -112,23 +79,24 @@ UiNext screen_disk(Tui *t) {
 
                                 ui_text(2, 2, COLS - 4, 0, _("Looking for disks…"));
                                 refresh();
-                                r = discover(t);
+                                t->disk = NULL;
+                                r = session_discover(t->session, true);
                                 need_scan = false;
                                 if (r < 0) {
-                                        ui_message(t, _("Error"), error_message() ?: strerror(-r), _("Enter: back"));
+                                        ui_message(t, _("Error"), session_error_message(r), _("Enter: back"));
                                         return UI_BACK;
                                 }
                                 /* Keep the previous choice selected, else the first usable disk. */
                                 sel = 0;
-                                for (size_t i = 0; i < t->disks.n_disks; i++)
-                                        if (disk_is_usable(t->disks.disks[i])) {
+                                for (size_t i = 0; i < disks->n_disks; i++)
+                                        if (disk_is_usable(disks->disks[i])) {
                                                 sel = i;
                                                 break;
                                         }
                                 continue;
                         }
-                        for (size_t i = 0; i < t->disks.n_disks; i++)
-                                if (disk_is_usable(t->disks.disks[i]))
+                        for (size_t i = 0; i < disks->n_disks; i++)
+                                if (disk_is_usable(disks->disks[i]))
                                         n_usable++;
                         ui_text(2, 2, COLS - 4, A_BOLD, _("Choose the disk to install to."));
                         {
@@ -137,8 +105,8 @@ UiNext screen_disk(Tui *t) {
                                 size_t first = 0;
                                 if (sel > (size_t) (ymax - y) / 3)
                                         first = sel - (size_t) (ymax - y) / 3;
-                                for (size_t i = first; i < t->disks.n_disks && y < ymax; i++)
-                                        y += draw_disk(t, y, ymax, t->disks.disks[i], i == sel && disk_is_usable(t->disks.disks[i])) + 1;
+                                for (size_t i = first; i < disks->n_disks && y < ymax; i++)
+                                        y += draw_disk(t, y, ymax, disks->disks[i], i == sel && disk_is_usable(disks->disks[i])) + 1;
                         }
                         if (n_usable == 0)
                                 ui_wrap(LINES - 3, 2, COLS - 4, 2, ui_attr_error(),
@@ -151,20 +119,20 @@ UiNext screen_disk(Tui *t) {
                         return UI_BACK;
                 if (ui_key_is(k, KEY_F(5)))
                         need_scan = true;
-                else if (ui_key_is(k, UI_KEY_ENTER) && sel < t->disks.n_disks && disk_is_usable(t->disks.disks[sel])) {
-                        if (t->disk != t->disks.disks[sel]) {
+                else if (ui_key_is(k, UI_KEY_ENTER) && sel < disks->n_disks && disk_is_usable(disks->disks[sel])) {
+                        if (t->disk != disks->disks[sel]) {
                                 /* Another disk: the layout starts over from its defaults. */
                                 t->mode = PLAN_ERASE;
                         }
-                        t->disk = t->disks.disks[sel];
+                        t->disk = disks->disks[sel];
                         return UI_NEXT;
                 } else if (ui_key_is(k, KEY_UP) || ui_key_is(k, KEY_DOWN)) {
                         bool up = ui_key_is(k, KEY_UP);
                         for (size_t i = sel;;) {
-                                if (up ? i == 0 : i + 1 >= t->disks.n_disks)
+                                if (up ? i == 0 : i + 1 >= disks->n_disks)
                                         break;
                                 i = up ? i - 1 : i + 1;
-                                if (disk_is_usable(t->disks.disks[i])) {
+                                if (disk_is_usable(disks->disks[i])) {
                                         sel = i;
                                         break;
                                 }

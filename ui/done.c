@@ -6,17 +6,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "error.h"
-#include "run.h"
 #include "ui.h"
 
-static int power(Tui *t, const char *verb) {
-        char *argv[] = { (char *) "systemctl", (char *) verb, NULL };
-
-        if (access("/run/systemd/system", F_OK) < 0)
-                return error_setf(-EOPNOTSUPP, "%s", _("This system is not run by systemd: restart or switch off the computer yourself."));
-        ui_log_line(t, "systemctl %s", verb);
-        return run_command(argv, NULL);
+static int power(Tui *t, bool reboot) {
+        ui_log_line(t, "systemctl %s", reboot ? "reboot" : "poweroff");
+        return session_power(reboot);
 }
 
 UiNext screen_done(Tui *t, const Plan *p) {
@@ -70,10 +64,10 @@ UiNext screen_done(Tui *t, const Plan *p) {
                                 t->exec_shell = t->opts->shell_after;
                                 return UI_QUIT;
                         }
-                        r = power(t, sel == 0 ? "reboot" : "poweroff");
+                        r = power(t, sel == 0);
                         if (r >= 0)
                                 return UI_QUIT;
-                        ui_message(t, _("Error"), error_message() ?: strerror(-r), _("Enter: close"));
+                        ui_message(t, _("Error"), session_error_message(r), _("Enter: close"));
                 }
         }
 }

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Screen 4: encryption. The TPM's pre-flight check (tpm2_check()) says whether the disk can unlock
+/* Screen 4: encryption. The TPM's pre-flight check (session_tpm()) says whether the disk can unlock
  * by itself; the person chooses whether to encrypt, a TPM PIN, and a passphrase. Image files are
  * never encrypted, and the screen says why (the engine's note). */
 
@@ -59,10 +59,10 @@ static const char *check(Tui *t, char *buf, size_t size) {
                 int r;
                 if (isempty(t->passphrase1.buf))
                         return _("Type the passphrase.");
-                r = password_quality_check(t->passphrase1.buf, NULL);
+                r = session_rate_secret(SESSION_SECRET_PASSPHRASE, t->passphrase1.buf, NULL);
                 if (r < 0 && !t->opts->allow_weak_password) {
                         /* TRANSLATORS: %s is libpwquality's reason (English). */
-                        snprintf(buf, size, _("Too weak: %s"), error_message() ?: "");
+                        snprintf(buf, size, _("Too weak: %s"), session_error_message(r));
                         return buf;
                 }
                 if (!streq(t->passphrase1.buf, t->passphrase2.buf))
@@ -88,16 +88,16 @@ static TextField *field_of(Tui *t, int item) {
 
 static void draw_image_file(Tui *t) {
         EncryptRequest req;
-        _cleanup_(plan_encryption_done) PlanEncryption e = {};
+        _cleanup_(freep) char *why = NULL;
         char text[1024], note[768];
         size_t n;
 
         ui_encrypt_request(t, &req);
-        if (encryption_decide(&req, t->disk->kind, t->image, &e) < 0 || !e.note)
+        if (session_encryption_note(t->session, t->disk, &req, &why) < 0 || !why)
                 return;
         /* The engine's sentence ends with its own full stop; the one of the format below ends it
          * here (not "encrypt.."). */
-        snprintf(note, sizeof(note), "%s", e.note);
+        snprintf(note, sizeof(note), "%s", why);
         n = strlen(note);
         if (n > 0 && note[n - 1] == '.')
                 note[n - 1] = 0;
@@ -116,12 +116,11 @@ UiNext screen_encryption(Tui *t) {
                      "this computer starts unchanged; a PIN adds something to type. A passphrase opens the disk anywhere. "
                      "A recovery key is always made: it is shown, and part of it must be typed back, before anything is written.");
 
-        if (t->disk->kind == DISK_BLOCK && !t->tpm_checked) {
+        if (session_can_encrypt(t->disk) && !t->tpm_checked) {
                 ui_frame(t, _("Encryption"), 4, "");
                 ui_text(2, 2, COLS - 4, 0, _("Checking the TPM…"));
                 refresh();
-                tpm2_status_done(&t->tpm);
-                t->tpm_usable = tpm2_check(NULL, &t->tpm);
+                t->tpm_usable = session_tpm(t->session, NULL, &t->tpm);
                 t->tpm_checked = true;
                 if (t->tpm_usable <= 0)
                         t->passphrase = true;
@@ -140,7 +139,7 @@ UiNext screen_encryption(Tui *t) {
                 if (ui_frame(t, _("Encryption"), 4, _("F1 Help  Up/Down/Tab Move  Space Toggle  Enter Continue  Esc Back"))) {
                         curs_set(0);
                         ui_text(2, 2, COLS - 4, A_BOLD, t->disk->path);
-                        if (t->disk->kind != DISK_BLOCK)
+                        if (!session_can_encrypt(t->disk))
                                 draw_image_file(t);
                         else {
                                 int y = 4;
@@ -151,7 +150,7 @@ UiNext screen_encryption(Tui *t) {
                                 else {
                                         /* TRANSLATORS: %s is the engine's (English) reason. */
                                         snprintf(buf, sizeof(buf), _("The TPM cannot be used: %s An encrypted disk then asks for a passphrase or the recovery key at every boot."),
-                                                 t->tpm.problem ?: _("no TPM was found."));
+                                                 (t->tpm ? t->tpm->problem : NULL) ?: _("no TPM was found."));
                                         y += ui_wrap(y, 2, COLS - 4, 4, 0, buf);
                                 }
                                 y++;
@@ -177,17 +176,17 @@ UiNext screen_encryption(Tui *t) {
                                         }
                                 }
                                 if (t->encrypt && t->passphrase && !isempty(t->passphrase1.buf)) {
-                                        int r = password_quality_check(t->passphrase1.buf, NULL);
+                                        int r = session_rate_secret(SESSION_SECRET_PASSPHRASE, t->passphrase1.buf, NULL);
                                         if (r >= 0)
                                                 /* TRANSLATORS: %d is libpwquality's score. */
                                                 snprintf(buf, sizeof(buf), _("Strength: %d of 100"), r);
                                         else
-                                                snprintf(buf, sizeof(buf), _("Too weak: %s"), error_message() ?: "");
+                                                snprintf(buf, sizeof(buf), _("Too weak: %s"), session_error_message(r));
                                         ui_wrap(y, 8, COLS - 10, 2, r >= 0 ? ui_attr_ok() : ui_attr_error(), buf);
                                         y += 2;
                                         /* Checked without the cracklib dictionary: say so, where there is room. */
-                                        if (password_quality_note() && y + 2 <= LINES - 4)
-                                                y += ui_wrap(y, 8, COLS - 10, 2, ui_attr_dim(), password_quality_note());
+                                        if (session_password_note() && y + 2 <= LINES - 4)
+                                                y += ui_wrap(y, 8, COLS - 10, 2, ui_attr_dim(), session_password_note());
                                 }
                                 ui_wrap(LINES - 4, 2, COLS - 4, 2, ui_attr_dim(),
                                         t->encrypt ? _("A recovery key is made and shown before anything is written.")
@@ -205,12 +204,12 @@ UiNext screen_encryption(Tui *t) {
                 if (ui_key_is(k, UI_KEY_ESC))
                         return UI_BACK;
                 if (ui_key_is(k, UI_KEY_ENTER)) {
-                        if (t->disk->kind != DISK_BLOCK || !check(t, buf, sizeof(buf)))
+                        if (!session_can_encrypt(t->disk) || !check(t, buf, sizeof(buf)))
                                 return UI_NEXT;
                         tried = true;
                         continue;
                 }
-                if (t->disk->kind != DISK_BLOCK)
+                if (!session_can_encrypt(t->disk))
                         continue;
                 if (ui_key_is(k, UI_KEY_TAB) || ui_key_is(k, KEY_DOWN))
                         focus = (focus + 1) % n;

@@ -1,93 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The failure screen: what failed (the step and the engine's sentence), what state the disk is
  * in (untouched when no step that writes began), where the log is; retry, save the log to a USB
- * stick, go back to change the choices, or quit. */
+ * stick (session_save_log(): the engine finds the stick and refuses the target), go back to change
+ * the choices, or quit. */
 
 #include <curses.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "error.h"
-#include "fileio.h"
-#include "run.h"
 #include "ui.h"
-
-static bool fstype_takes_log(const char *fs) {
-        return streq_ptr(fs, "vfat") || streq_ptr(fs, "exfat") || streq_ptr(fs, "ext4") || streq_ptr(fs, "ext3") ||
-               streq_ptr(fs, "ext2") || streq_ptr(fs, "btrfs") || streq_ptr(fs, "xfs");
-}
-
-static int copy_file(const char *from, const char *to) {
-        _cleanup_(freep) char *text = NULL;
-        size_t size = 0;
-        int r;
-
-        r = read_full_file(from, &text, &size);
-        if (r < 0)
-                return r;
-        _cleanup_(closep) int fd = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd < 0)
-                return -errno;
-        for (size_t done = 0; done < size;) {
-                ssize_t k = write(fd, text + done, size - done);
-                if (k < 0)
-                        return -errno;
-                done += (size_t) k;
-        }
-        return fsync(fd) < 0 ? -errno : 0;
-}
-
-/* Mounts the first filesystem on a removable disk (never the target) that can take a file, copies
- * the log there, and unmounts. */
-static int save_log_to_usb(Tui *t, char *where, size_t size) {
-        DiskList l = {};
-        int r;
-
-        if (t->log)
-                fflush(t->log);
-        r = disk_list_discover(&(DiscoverOptions) { .probe_os = false }, &l);
-        if (r < 0)
-                return r;
-        r = error_setf(-ENODEV, "%s", _("No USB stick with a FAT, exFAT or ext4 filesystem was found. Plug one in and try again."));
-        for (size_t i = 0; i < l.n_disks && r == -ENODEV; i++) {
-                const Disk *d = l.disks[i];
-
-                if (!(d->removable || d->transport == TRANSPORT_USB) || (t->disk && streq_ptr(d->path, t->disk->path)))
-                        continue;
-                for (size_t j = 0; j < d->n_partitions && r == -ENODEV; j++) {
-                        const DiskPartition *pp = &d->partitions[j];
-                        char dir[] = "/tmp/imprint-usb.XXXXXX", name[64], dest[256];
-                        char *mount_argv[] = { (char *) "mount", pp->node, dir, NULL };
-                        char *umount_argv[] = { (char *) "umount", dir, NULL };
-                        time_t now = time(NULL);
-                        struct tm tm;
-
-                        if (!pp->node || !fstype_takes_log(pp->fstype) || !mkdtemp(dir))
-                                continue;
-                        if (run_command(mount_argv, &(RunOptions) { .quiet_stderr = true }) < 0) {
-                                rmdir(dir);
-                                continue;
-                        }
-                        localtime_r(&now, &tm);
-                        strftime(name, sizeof(name), "imprint-%Y%m%d-%H%M%S.log", &tm);
-                        snprintf(dest, sizeof(dest), "%s/%s", dir, name);
-                        if (copy_file(t->log_path, dest) >= 0) {
-                                /* TRANSLATORS: first %s is the file name, second the partition (/dev/sdb1). */
-                                snprintf(where, size, _("The log was saved as %s on %s."), name, pp->node);
-                                r = 0;
-                        }
-                        (void) run_command(umount_argv, &(RunOptions) { .quiet_stderr = true });
-                        rmdir(dir);
-                }
-        }
-        disk_list_done(&l);
-        return r;
-}
 
 UiNext screen_failure(Tui *t, const Plan *p, const char *message) {
         const char *items[] = { N_("Retry the install"), N_("Save the log to a USB stick"), N_("Back: change the choices"),
@@ -109,15 +31,15 @@ UiNext screen_failure(Tui *t, const Plan *p, const char *message) {
                         curs_set(0);
                         ui_text(y++, 2, COLS - 4, ui_attr_error(), _("The install failed."));
                         y++;
-                        if (t->failed_step) {
+                        if (session_failed_step(t->session)) {
                                 /* TRANSLATORS: %s is the step (English, from the engine). */
-                                snprintf(line, sizeof(line), _("What failed: %s"), t->failed_step);
+                                snprintf(line, sizeof(line), _("What failed: %s"), session_failed_step(t->session));
                                 y += ui_wrap(y, 2, COLS - 4, 2, A_BOLD, line);
                         }
                         drawn = ui_wrap(y, 2, COLS - 4, message_rows, 0, message);
                         y += drawn;
                         y++;
-                        if (!t->wrote)
+                        if (!session_wrote(t->session))
                                 /* TRANSLATORS: %s is the target's path. */
                                 snprintf(line, sizeof(line), _("The disk: nothing was written to %s; it is as it was."), p->target);
                         else if (p->mode == PLAN_ERASE)
@@ -165,9 +87,17 @@ UiNext screen_failure(Tui *t, const Plan *p, const char *message) {
                                 ui_frame(t, _("The install failed"), 0, "");
                                 ui_text(2, 2, COLS - 4, 0, _("Looking for a USB stick…"));
                                 refresh();
-                                r = save_log_to_usb(t, note, sizeof(note));
-                                if (r < 0)
-                                        snprintf(note, sizeof(note), "%s", error_message() ?: strerror(-r));
+                                {
+                                        _cleanup_(freep) char *where = NULL;
+
+                                        if (t->log)
+                                                fflush(t->log);
+                                        r = session_save_log(t->session, t->log_path, &where);
+                                        if (r < 0)
+                                                snprintf(note, sizeof(note), "%s", session_error_message(r));
+                                        else
+                                                snprintf(note, sizeof(note), "%s", where);
+                                }
                                 break;
                         }
                         case 2:

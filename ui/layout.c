@@ -13,13 +13,13 @@
 
 typedef struct Preview {
         char key[1024];     /* the choices the plan was made for */
-        Plan *plan;
+        const Plan *plan;   /* the session's */
         char *error;
 } Preview;
 
 static void preview_update(Tui *t, Preview *pv) {
-        _cleanup_(image_freep) Image *img = NULL;
-        PlanOptions o;
+        SessionRequest req;
+        const Plan *p;
         char key[1024];
         int r;
 
@@ -27,13 +27,21 @@ static void preview_update(Tui *t, Preview *pv) {
         if (streq(key, pv->key))
                 return;
         snprintf(pv->key, sizeof(pv->key), "%s", key);
-        pv->plan = plan_free(pv->plan);
+        pv->plan = NULL;
         pv->error = mfree(pv->error);
-        r = ui_layout_options(t, &o);
+        /* The layout alone: encryption (and its TPM check), the account and the settings are
+         * chosen on the next screens. The disk is the one discovered on the disk screen. */
+        session_request_init(&req);
+        req.target = t->disk->path;
+        req.with_image = true;
+        req.encrypt.encrypt = 0;
+        r = ui_layout_options(t, &req.layout);
         if (r >= 0)
-                r = build_plan(t->disk->path, t->source, &o, NULL, NULL, NULL, &img, &pv->plan);
-        if (r < 0)
-                pv->error = strdup(error_message() ?: strerror(-r));
+                r = session_plan(t->session, &req, &p);
+        if (r >= 0)
+                pv->plan = p;
+        else
+                pv->error = strdup(session_error_message(r));
 }
 
 static void draw_table(Tui *t, int y, int ymax, const Plan *p) {
@@ -67,7 +75,7 @@ static void draw_table(Tui *t, int y, int ymax, const Plan *p) {
 
 UiNext screen_layout(Tui *t) {
         Preview pv = {};
-        bool can_free = t->disk->n_partitions > 0 && streq_ptr(t->disk->pttype, "gpt");
+        bool can_free = session_can_keep_partitions(t->disk);
         int focus = t->mode == PLAN_FREE ? 1 : 0;
         UiNext next;
 
@@ -135,7 +143,6 @@ UiNext screen_layout(Tui *t) {
                 } else if (focus >= 2)
                         ui_field_key(focus == 2 ? &t->root_size : focus == 3 ? &t->home_size : &t->swap_size, k);
         }
-        plan_free(pv.plan);
         free(pv.error);
         return next;
 }

@@ -46,8 +46,6 @@ void ui_progress_reset(Tui *t) {
         }
         memset(&pg, 0, sizeof(pg));
         pg.eta_usec = -1;
-        t->wrote = false;
-        t->failed_step = mfree(t->failed_step);
 }
 
 /* What a step weighs in the overall bar: the bytes it moves (reading the image, copying,
@@ -145,8 +143,7 @@ static void draw(Tui *t) {
         pg.last_draw_usec = now_usec();
 }
 
-void ui_progress(const ProgressEvent *ev, void *userdata) {
-        Tui *t = userdata;
+void ui_progress(Tui *t, const ProgressEvent *ev) {
         StepView *s = NULL;
         bool redraw = ev->type != PROGRESS_UPDATE;
         UiKey k;
@@ -180,9 +177,6 @@ void ui_progress(const ProgressEvent *ev, void *userdata) {
                         s->done = 0;
                         pg.eta_usec = -1;
                         pg.rate = 0;
-                        /* Everything after checking the image writes to the target. */
-                        if (!streq(ev->id, "verify-image"))
-                                t->wrote = true;
                         break;
                 case PROGRESS_UPDATE:
                         s->done = ev->done;
@@ -198,8 +192,6 @@ void ui_progress(const ProgressEvent *ev, void *userdata) {
                         break;
                 case PROGRESS_FAILED:
                         s->state = STEP_FAILED;
-                        free(t->failed_step);
-                        t->failed_step = strdup(ev->description);
                         ui_log_line(t, "FAILED: %s: %s", ev->description, ev->message ?: "");
                         break;
                 default:

@@ -53,8 +53,7 @@ static int qr_width(const Secret *qr) {
         return w;
 }
 
-int ui_recovery_key(const Plan *p, const Secret *key, void *userdata) {
-        Tui *t = userdata;
+int ui_recovery_key(Tui *t, const Plan *p, const Secret *key) {
         _cleanup_(secret_freep) Secret *qr = NULL;
         TextField typed = {};
         unsigned groups[2];

@@ -136,8 +136,7 @@ static void build_body(Tui *t, const Plan *p, Body *b) {
                 body_add(b, 0, "%s", _("Existing partitions are kept."));
 }
 
-int ui_confirm(const Plan *p, void *userdata) {
-        Tui *t = userdata;
+int ui_confirm(Tui *t, const Plan *p) {
         Body b = {};
         TextField typed = {};
         size_t first = 0;

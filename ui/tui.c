@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The full-screen installer's main loop: sets up the terminal, the language and the log, then
  * walks the screens welcome → disk → layout → encryption → user → summary (→ recovery key) →
- * progress → done, Esc going back one screen. What the person chooses becomes the same requests
- * the command line builds (PlanOptions, EncryptRequest, AccountRequest, PlanSettings), build_plan()
- * turns them into the plan, and the executor runs it with this front end's callbacks. */
+ * progress → done, Esc going back one screen. What the person chooses becomes the same request
+ * the command line builds (SessionRequest), the session plans it and installs, and this front
+ * end draws the install's events. */
 
 #include <curses.h>
 #include <errno.h>
@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "plain.h"
 #include "error.h"
 #include "fileio.h"
 #include "log.h"
@@ -219,7 +219,7 @@ int ui_layout_options(Tui *t, PlanOptions *o) {
 
 void ui_encrypt_request(Tui *t, EncryptRequest *e) {
         encrypt_request_init(e);
-        if (t->disk && t->disk->kind != DISK_BLOCK) {
+        if (t->disk && !session_can_encrypt(t->disk)) {
                 e->encrypt = -1; /* the engine's default: not encrypted, and the plan says why */
                 return;
         }
@@ -247,6 +247,21 @@ void ui_settings(Tui *t, PlanSettings *s) {
                 .locale = (char *) ui_languages[t->language].locale,
                 .keymap = (char *) ui_keymaps[t->keymap],
         };
+}
+
+int ui_request(Tui *t, SessionRequest *r) {
+        int k;
+
+        session_request_init(r);
+        r->target = t->disk->path;
+        r->with_image = true;
+        k = ui_layout_options(t, &r->layout);
+        if (k < 0)
+                return k;
+        ui_encrypt_request(t, &r->encrypt);
+        ui_account_request(t, &r->account);
+        ui_settings(t, &r->settings);
+        return 0;
 }
 
 /* ---- text lines --------------------------------------------------------------------------------- */
@@ -294,16 +309,15 @@ void ui_lines(Tui *t, int y0, int y1, int x, int width, char **lines, size_t n, 
 
 static bool ask_quit(Tui *t) {
         return ui_message(t, _("Quit"),
-                          t->wrote ? _("Quit the installer? The install that failed had begun to write: that disk does not "
+                          session_wrote(t->session) ? _("Quit the installer? The install that failed had begun to write: that disk does not "
                                        "start a system.")
                                    : _("Quit the installer? Nothing has been written to any disk."),
                           _("Enter: quit   Esc: stay"));
 }
 
 static void tui_done(Tui *t) {
-        image_free(t->image);
-        disk_list_done(&t->disks);
-        tpm2_status_done(&t->tpm);
+        t->disk = NULL;
+        t->session = session_free(t->session);
         ui_field_wipe(&t->password1);
         ui_field_wipe(&t->password2);
         ui_field_wipe(&t->passphrase1);
@@ -312,15 +326,12 @@ static void tui_done(Tui *t) {
         ui_field_wipe(&t->pin2);
         for (size_t i = 0; i < UI_LOG_LINES; i++)
                 free(t->log_lines[i]);
-        free(t->failed_step);
         free(t->log_path);
         if (t->log)
                 fclose(t->log);
 }
 
 int tui_run(const TuiOptions *o) {
-        _cleanup_(install_config_done) InstallConfig defaults = {};
-        _cleanup_(freep) char *self = NULL;
         static UiNext (*const screens[])(Tui *t) = {
                 screen_welcome, screen_disk, screen_layout, screen_encryption, screen_user, screen_install,
         };
@@ -347,37 +358,30 @@ int tui_run(const TuiOptions *o) {
         snprintf(t.swap_size.buf, sizeof(t.swap_size.buf), "none");
         snprintf(t.hostname.buf, sizeof(t.hostname.buf), "imprint");
         {
-                char buf[256];
-                ssize_t n = readlink("/etc/localtime", buf, sizeof(buf) - 1);
-                const char *z = NULL;
-                if (n > 0) {
-                        buf[n] = 0;
-                        z = strstr(buf, "zoneinfo/");
-                }
-                snprintf(t.timezone.buf, sizeof(t.timezone.buf), "%s", z ? z + strlen("zoneinfo/") : "UTC");
+                _cleanup_(plan_settings_done) PlanSettings live = {};
+                (void) session_live_settings(&live);
+                snprintf(t.timezone.buf, sizeof(t.timezone.buf), "%s", live.timezone ?: "UTC");
         }
 
-        install_config_init(&defaults);
-        r = install_config_load_defaults(&defaults);
-        if (r < 0)
-                return fail(r);
-        t.source = o->source ?: defaults.source;
-        if (!t.source) {
-                fprintf(stderr, "imprint: %s\n", _("No OS image is configured: start imprint --source IMAGE."));
-                return exit_code_from_errno(-EINVAL);
-        }
-        if (streq(t.source, "self")) {
-                r = image_resolve_self(&self);
-                if (r < 0)
-                        return fail(r);
-                t.source = self;
+        r = session_new(&t.session);
+        if (r >= 0)
+                r = session_set_targets(t.session, o->targets, o->n_targets);
+        if (r >= 0)
+                r = session_set_source(t.session, o->source);
+        if (r < 0) {
+                fprintf(stderr, "imprint: %s\n", session_error_message(r));
+                tui_done(&t);
+                return session_exit_code(r);
         }
         r = log_open(&t);
-        if (r < 0)
-                return fail(r);
+        if (r < 0) {
+                fprintf(stderr, "imprint: %s\n", session_error_message(r));
+                tui_done(&t);
+                return session_exit_code(r);
+        }
         log_set_sink(log_sink, &t);
         log_set_max_level(LOG_INFO);
-        ui_log_line(&t, "imprint " IMPRINT_VERSION " full-screen installer, image %s", t.source);
+        ui_log_line(&t, "imprint " IMPRINT_VERSION " full-screen installer, image %s", session_source_path(t.session));
 
         /* Whatever a library prints would scribble over the screen: it goes to the log instead. */
         fflush(stderr);
@@ -412,14 +416,14 @@ int tui_run(const TuiOptions *o) {
                 if (n == UI_QUIT) {
                         code = t.exit_code;
                         if (state < ELEMENTSOF(screens) - 1 && !t.interrupted)
-                                code = exit_code_from_errno(-ECANCELED);
+                                code = session_exit_code(-ECANCELED);
                         break;
                 }
                 if (n == UI_BACK) {
                         if (state == 0) {
                                 if (ask_quit(&t)) {
                                         /* After a failed install: its exit status, as for Quit on the failure screen. */
-                                        code = t.wrote && t.exit_code != 0 ? t.exit_code : exit_code_from_errno(-ECANCELED);
+                                        code = session_wrote(t.session) && t.exit_code != 0 ? t.exit_code : session_exit_code(-ECANCELED);
                                         break;
                                 }
                         } else

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* The full-screen front end: what its screens share. It fills in the same choices as the
- * line-by-line dialogue (src/plain.c) and drives the same plan and executor; no disk logic lives
- * here. Every screen is a function that draws itself from the state below on every key (cheap at
+/* The full-screen front end: what its screens share. It fills in the same request as the
+ * line-by-line dialogue (src/plain.c) and drives the same install session (session.h); no disk
+ * logic and no policy lives here. Every screen is a function that draws itself from the state below on every key (cheap at
  * 80x24, and a resize is then just another key) and returns where to go next. */
 
 #include <libintl.h>
@@ -11,13 +11,8 @@
 #include <stdio.h>
 #include <wchar.h>
 
-#include "cli.h"
-#include "disk.h"
-#include "encrypt.h"
-#include "image.h"
-#include "plan.h"
-#include "secret.h"
-#include "tpm2.h"
+#include "session.h"
+#include "tui.h"
 
 #define _(s) gettext(s)
 #define N_(s) (s)
@@ -62,16 +57,14 @@ typedef struct TextField {
 
 typedef struct Tui {
         const TuiOptions *opts;
-        const char *source;          /* the resolved image path */
-        Image *image;                /* opened once: for the welcome text and the account decision */
+        Session *session;            /* the image, the disks, the plan, the install */
         bool mono;
         bool utf8;
         const char *help;            /* F1 text of the current screen (translated when drawn) */
 
         size_t language, keymap;     /* indexes into ui_languages[], ui_keymaps[] */
 
-        DiskList disks;
-        Disk *disk;                  /* the chosen one (owned by disks) */
+        const Disk *disk;            /* the chosen one (the session's) */
 
         /* layout */
         PlanMode mode;
@@ -79,8 +72,8 @@ typedef struct Tui {
 
         /* encryption */
         bool tpm_checked;
-        int tpm_usable;              /* tpm2_check(): 1 usable, 0 not */
-        Tpm2Status tpm;
+        int tpm_usable;              /* session_tpm(): 1 usable, 0 not */
+        const Tpm2Status *tpm;       /* the session's */
         bool encrypt, tpm_pin, passphrase;
         TextField passphrase1, passphrase2, pin1, pin2;
 
@@ -94,9 +87,7 @@ typedef struct Tui {
         char *log_path;
         char *log_lines[UI_LOG_LINES];  /* ring buffer for the live log */
         size_t n_log;
-        char *failed_step;           /* description of the step that failed */
-        bool wrote;                  /* a step that writes to the target began */
-        int exit_code;               /* of the last install: 0, or exit_code_from_errno() of its failure */
+        int exit_code;               /* of the last install: 0, or session_exit_code() of its failure */
         bool interrupted;            /* the install was stopped by SIGTERM/SIGHUP: leave, with exit_message */
         char exit_message[1024];
         bool exec_shell;             /* "Exit to a shell" was chosen and opts->shell_after is set */
@@ -160,10 +151,10 @@ UiNext screen_user(Tui *t);
 UiNext screen_install(Tui *t);
 UiNext screen_done(Tui *t, const Plan *p);
 
-/* The executor's callbacks (summary.c, recovery.c, progress.c). */
-int ui_confirm(const Plan *p, void *userdata);
-int ui_recovery_key(const Plan *p, const Secret *key, void *userdata);
-void ui_progress(const ProgressEvent *ev, void *userdata);
+/* What the session's install events become on screen (summary.c, recovery.c, progress.c). */
+int ui_confirm(Tui *t, const Plan *p);
+int ui_recovery_key(Tui *t, const Plan *p, const Secret *key);
+void ui_progress(Tui *t, const ProgressEvent *ev);
 void ui_progress_reset(Tui *t);
 void ui_progress_set_plan(const Plan *p);
 
@@ -176,6 +167,8 @@ int ui_layout_options(Tui *t, PlanOptions *o);
 void ui_encrypt_request(Tui *t, EncryptRequest *e);
 void ui_account_request(Tui *t, AccountRequest *a);
 void ui_settings(Tui *t, PlanSettings *s);
+/* All of them as the session's request for the chosen disk. */
+int ui_request(Tui *t, SessionRequest *r);
 void ui_log_line(Tui *t, const char *fmt, ...) _printf_(2, 3);
 void ui_set_language(Tui *t, size_t i);
 /* s padded with spaces to width columns (before it when right-aligned), into buf: printf's %-9s

@@ -78,15 +78,17 @@ static int label_width(void) {
 
 static const char *check(Tui *t, char *buf, size_t size) {
         PlanSettings s;
+        int r;
 
         ui_settings(t, &s);
-        if (settings_validate(&s) < 0) {
-                snprintf(buf, size, "%s", error_message() ?: "");
+        r = session_check_settings(&s);
+        if (r < 0) {
+                snprintf(buf, size, "%s", session_error_message(r));
                 return buf;
         }
         if (isempty(t->user.buf))
                 return NULL;
-        if (!user_name_is_valid(t->user.buf)) {
+        if (!session_user_name_is_valid(t->user.buf)) {
                 /* TRANSLATORS: %s is the name typed. */
                 snprintf(buf, size, _("\"%s\" cannot be a user name: lower-case letters, digits, _ and -, starting with a letter."),
                          t->user.buf);
@@ -94,8 +96,9 @@ static const char *check(Tui *t, char *buf, size_t size) {
         }
         if (isempty(t->password1.buf))
                 return _("Type a password.");
-        if (password_quality_check(t->password1.buf, t->user.buf) < 0 && !t->opts->allow_weak_password) {
-                snprintf(buf, size, _("Too weak: %s"), error_message() ?: "");
+        r = session_rate_secret(SESSION_SECRET_USER_PASSWORD, t->password1.buf, t->user.buf);
+        if (r < 0 && !t->opts->allow_weak_password) {
+                snprintf(buf, size, _("Too weak: %s"), session_error_message(r));
                 return buf;
         }
         if (!streq(t->password1.buf, t->password2.buf))
@@ -115,7 +118,8 @@ static const char *storage_label(AccountStorage s) {
 }
 
 UiNext screen_user(Tui *t) {
-        _cleanup_(plan_account_freep) PlanAccount *kind = NULL;
+        _cleanup_(freep) char *classic_note = NULL;
+        int homed;
         size_t focus = 0;
         bool tried = false;
         int list[_ITEM_MAX];
@@ -130,15 +134,14 @@ UiNext screen_user(Tui *t) {
                 AccountRequest req;
                 ui_account_request(t, &req);
                 req.user_name = "user";
-                if (account_decide(&req, t->image, t->disk->kind, &kind) < 0)
-                        kind = NULL;
+                homed = session_account_is_homed(t->session, t->disk, &req, &classic_note);
         }
         list[n++] = ITEM_REAL;
         list[n++] = ITEM_USER;
         list[n++] = ITEM_PW1;
         list[n++] = ITEM_PW2;
         list[n++] = ITEM_ADMIN;
-        if (kind && kind->kind == ACCOUNT_HOMED)
+        if (homed > 0)
                 list[n++] = ITEM_STORAGE;
         list[n++] = ITEM_HOST;
         list[n++] = ITEM_TZ;
@@ -170,11 +173,11 @@ UiNext screen_user(Tui *t) {
                                 case ITEM_PW2:
                                         ui_field(t, y, 2, lw, field_width_of(it), label_of(it), field_of(t, it), f);
                                         if (!isempty(t->password1.buf)) {
-                                                int r = password_quality_check(t->password1.buf, isempty(t->user.buf) ? NULL : t->user.buf);
+                                                int r = session_rate_secret(SESSION_SECRET_USER_PASSWORD, t->password1.buf, isempty(t->user.buf) ? NULL : t->user.buf);
                                                 if (r >= 0)
                                                         snprintf(buf, sizeof(buf), _("Strength: %d of 100"), r);
                                                 else
-                                                        snprintf(buf, sizeof(buf), _("Too weak: %s"), error_message() ?: "");
+                                                        snprintf(buf, sizeof(buf), _("Too weak: %s"), session_error_message(r));
                                                 y++;
                                                 ui_text(y, 2 + lw, COLS - 4 - lw, r >= 0 ? ui_attr_ok() : ui_attr_error(), buf);
                                         } else
@@ -195,18 +198,18 @@ UiNext screen_user(Tui *t) {
                                 }
                                 y++;
                         }
-                        if (kind && kind->kind == ACCOUNT_CLASSIC && kind->note) {
+                        if (homed == 0 && classic_note) {
                                 /* TRANSLATORS: %s is the engine's (English) reason. */
-                                snprintf(buf, sizeof(buf), _("A classic account: %s"), kind->note);
+                                snprintf(buf, sizeof(buf), _("A classic account: %s"), classic_note);
                                 ui_wrap(y + 1, 2, COLS - 4, LINES - y - 4, ui_attr_dim(), buf);
-                        } else if (kind && kind->kind == ACCOUNT_HOMED)
+                        } else if (homed > 0)
                                 ui_wrap(y + 1, 2, COLS - 4, 2, ui_attr_dim(),
                                         _("A systemd-homed account: created at the first boot of the installed system."));
                         if (tried && (problem = check(t, buf, sizeof(buf))))
                                 ui_wrap(LINES - 3, 2, COLS - 4, 2, ui_attr_error(), problem);
-                        else if (!isempty(t->password1.buf) && password_quality_note())
+                        else if (!isempty(t->password1.buf) && session_password_note())
                                 /* The check above ran without the cracklib dictionary: say so. */
-                                ui_wrap(LINES - 3, 2, COLS - 4, 2, ui_attr_dim(), password_quality_note());
+                                ui_wrap(LINES - 3, 2, COLS - 4, 2, ui_attr_dim(), session_password_note());
                         if (field_of(t, list[focus]))
                                 ui_field(t, y_of[list[focus]], 2, lw, field_width_of(list[focus]), label_of(list[focus]),
                                          field_of(t, list[focus]), true);

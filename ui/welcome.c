@@ -52,15 +52,15 @@ UiNext screen_welcome(Tui *t) {
                              _("F1 Help  Tab Next list  Up/Down Choose  Enter Continue  Esc Quit"))) {
                         y = 2 + ui_wrap(2, 2, COLS - 4, 2, A_BOLD,
                                         _("Welcome. This program installs an operating system onto this computer."));
-                        if (!t->image) {
+                        if (!session_image(t->session)) {
                                 ui_text(y + 1, 2, COLS - 4, 0, _("Reading the image…"));
                                 refresh();
                                 {
-                                        int r = open_image(t->source, &t->image);
+                                        int r = session_open_source(t->session);
                                         if (r < 0) {
                                                 char msg[1024];
                                                 /* TRANSLATORS: %s is the engine's sentence (translated itself) saying why. */
-                                                snprintf(msg, sizeof(msg), _("The OS image cannot be used: %s"), error_message() ?: strerror(-r));
+                                                snprintf(msg, sizeof(msg), _("The OS image cannot be used: %s"), session_error_message(r));
                                                 ui_message(t, _("Error"), msg, _("Enter: quit"));
                                                 return UI_QUIT;
                                         }
@@ -68,7 +68,8 @@ UiNext screen_welcome(Tui *t) {
                                 continue;
                         }
                         /* TRANSLATORS: first %s is the OS name ("Debian GNU/Linux 13"), second the image file. */
-                        snprintf(text, sizeof(text), _("It installs %s from %s."), t->image->pretty_name ?: _("an OS image"), t->source);
+                        snprintf(text, sizeof(text), _("It installs %s from %s."), session_source_name(t->session) ?: _("an OS image"),
+                                 session_source_path(t->session));
                         rows = ui_wrap(y + 1, 2, COLS - 4, 3, 0, text);
                         y += 1 + rows + 1;
                         ui_text(y, 2, 24, A_BOLD, _("Language"));

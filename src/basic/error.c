@@ -6,6 +6,7 @@
 #include "error.h"
 
 static _Thread_local char message[2048];
+static _Thread_local int message_code;
 
 int error_setf(int r, const char *fmt, ...) {
         va_list ap;
@@ -13,6 +14,7 @@ int error_setf(int r, const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(message, sizeof(message), fmt, ap);
         va_end(ap);
+        message_code = r;
         return r;
 }
 
@@ -29,6 +31,7 @@ int error_prefixf(int r, const char *fmt, ...) {
                 snprintf(message, sizeof(message), "%.1000s: %.1000s", prefix, old);
         else
                 snprintf(message, sizeof(message), "%s: %s", prefix, strerror(r < 0 ? -r : r));
+        message_code = r;
         return r;
 }
 
@@ -36,6 +39,15 @@ const char *error_message(void) {
         return message[0] ? message : NULL;
 }
 
+const char *error_message_for(int r) {
+        return message[0] && message_code == r ? message : NULL;
+}
+
+int error_code(void) {
+        return message[0] ? message_code : 0;
+}
+
 void error_clear(void) {
         message[0] = 0;
+        message_code = 0;
 }

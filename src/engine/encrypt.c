@@ -30,6 +30,10 @@ void encrypt_request_init(EncryptRequest *r) {
         *r = (EncryptRequest) { .encrypt = -1, .tpm2 = TPM2_USE_AUTO };
 }
 
+bool encryption_possible(DiskKind target_kind) {
+        return target_kind == DISK_BLOCK;
+}
+
 int encryption_decide(const EncryptRequest *req, DiskKind target_kind, const Image *img, PlanEncryption *ret) {
         _cleanup_(plan_encryption_done) PlanEncryption e = {};
         _cleanup_(tpm2_status_done) Tpm2Status st = {};
@@ -38,7 +42,7 @@ int encryption_decide(const EncryptRequest *req, DiskKind target_kind, const Ima
 
         if (req->encrypt == 0)
                 goto done;
-        if (req->encrypt < 0 && target_kind != DISK_BLOCK) {
+        if (req->encrypt < 0 && !encryption_possible(target_kind)) {
                 /* Said, not silent: the plan shows this note. */
                 e.note = strdup(_("An image file is not encrypted: dm-crypt needs a block device, and this machine's TPM is not "
                                   "the one that will boot it. Install to a disk to encrypt."));
@@ -58,7 +62,7 @@ int encryption_decide(const EncryptRequest *req, DiskKind target_kind, const Ima
                         return -ENOMEM;
                 goto done;
         }
-        if (target_kind != DISK_BLOCK) {
+        if (!encryption_possible(target_kind)) {
                 /* plan_build() refuses encrypted image files with the reason; nothing to ask. */
                 goto done;
         }

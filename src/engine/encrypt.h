@@ -47,6 +47,10 @@ typedef struct EncryptRequest {
 
 void encrypt_request_init(EncryptRequest *r);
 
+/* Whether a target of this kind can be encrypted: dm-crypt needs a block device (an image file is
+ * installed unencrypted, and the plan's note says why). */
+bool encryption_possible(DiskKind target_kind);
+
 /* Decides what the plan encrypts and how it unlocks, for a target of kind target_kind installing
  * img (may be NULL). Asks the TPM (tpm2_check()) unless it is turned off or not needed. Fails with
  * a sentence when a required TPM is unusable (-ENODEV) or a signed policy is asked for an image

@@ -233,6 +233,7 @@ static int probe_esp(const Disk *disk, const DiskPartition *part, char **ret) {
 
 int osprobe_partition(const Disk *disk, const DiskPartition *part, char **ret_os) {
         char saved[2048] = "";
+        int saved_code;
         const char *fstype, *fixed = NULL, *m;
         char *os = NULL;
         int r;
@@ -270,11 +271,12 @@ int osprobe_partition(const Disk *disk, const DiskPartition *part, char **ret_os
         m = error_message();
         if (m)
                 snprintf(saved, sizeof(saved), "%s", m);
+        saved_code = error_code();
 
         r = streq(fstype, "vfat") ? probe_esp(disk, part, &os) : probe_ext(disk, part, &os);
 
         if (*saved)
-                error_setf(0, "%s", saved);
+                error_setf(saved_code, "%s", saved);
         else
                 error_clear();
         if (r < 0)

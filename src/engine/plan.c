@@ -674,6 +674,10 @@ static int too_small(const Plan *p, const Disk *d, const Region *region, uint64_
                           FORMAT_BYTES(region->end), FORMAT_BYTES(need), detail);
 }
 
+bool plan_can_use_free_space(const Disk *d) {
+        return d->n_partitions > 0 && streq_ptr(d->pttype, "gpt");
+}
+
 int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
         _cleanup_(plan_freep) Plan *p = NULL;
         const DiskPartition *existing_esp = NULL, *existing_xbootldr = NULL;

@@ -243,6 +243,10 @@ typedef struct PlanOptions {
 
 void plan_options_init(PlanOptions *o);
 
+/* Whether PLAN_FREE can be offered for d: a GPT disk with partitions to keep (plan_build() says why
+ * not, when asked anyway). */
+bool plan_can_use_free_space(const Disk *d);
+
 /* Builds a plan for disk. Fails with a message naming the disk and the numbers when the layout
  * does not fit, when the disk cannot be a target, or when the options contradict each other. */
 int plan_build(const Disk *disk, const PlanOptions *opts, Plan **ret);

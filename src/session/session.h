@@ -27,12 +27,14 @@
 #include <stddef.h>
 
 #include "account.h"
+#include "config.h"
 #include "disk.h"
 #include "encrypt.h"
 #include "executor.h"
 #include "image.h"
 #include "macro.h"
 #include "plan.h"
+#include "recovery.h"  /* the recovery key hand-over: recovery_key_challenge(), _check_groups(), _qr_text() */
 #include "secret.h"
 #include "tpm2.h"
 
@@ -45,9 +47,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Session *, session_free);
 /* ---- the source: the OS image ------------------------------------------------------------- */
 
 /* Resolves source (a path; "self": the disk this system runs from; NULL: the medium's default from
- * /etc/imprint/imprint.conf) and opens it once: its checksum, UKIs and systemd-boot are read and
- * kept for every plan and the install. -EINVAL when no image is named or configured. */
-int session_open_source(Session *s, const char *source);
+ * /etc/imprint/imprint.conf). Cheap: nothing is opened yet. -EINVAL when no image is named or
+ * configured. */
+int session_set_source(Session *s, const char *source);
+/* Opens the source set (once): its checksum, UKIs and systemd-boot are read and kept for every plan
+ * and the install. */
+int session_open_source(Session *s);
 /* NULL until session_open_source() succeeded. */
 const Image *session_image(const Session *s);
 /* The resolved path of the image, or NULL. */
@@ -79,9 +84,30 @@ bool session_can_encrypt(const Disk *d);
 /* This machine's TPM 2.0, checked once per session (tcti NULL: the kernel's /dev/tpmrm0). Returns 1
  * when usable, 0 when not (ret->problem says why), < 0 on errors. */
 int session_tpm(Session *s, const char *tcti, const Tpm2Status **ret);
+/* The note the plan will carry about encrypting d as req asks (an image file is not encrypted, the
+ * TPM2 is not used, …), or NULL in *ret_note when there is none. Asks the TPM only when req needs it. */
+int session_encryption_note(Session *s, const Disk *d, const EncryptRequest *req, char **ret_note);
+/* Whether an account asked for as req would be a systemd-homed one (1) or a classic one (0) when
+ * the session's image is installed to d; *ret_note (may be NULL) says why it is classic. */
+int session_account_is_homed(Session *s, const Disk *d, const AccountRequest *req, char **ret_note);
 /* Suggestions for the installed system's settings from the running (live) system: time zone,
  * locale, keymap (each NULL when unknown; hostname is "imprint"). Free with plan_settings_done(). */
 int session_live_settings(PlanSettings *ret);
+
+/* The checks session_plan() applies to a user name and to the settings, for screens that check
+ * while they are typed: false / -EINVAL with a sentence. */
+bool session_user_name_is_valid(const char *name);
+int session_check_settings(const PlanSettings *s);
+
+/* ---- unattended installs ---------------------------------------------------------------- */
+
+/* Finds the install configuration (config.h): explicit_path, else the credential imprint.config,
+ * else imprint.config=PATH on the kernel command line, over the medium's defaults. -EINVAL with a
+ * sentence when there is none or it names no image. c must be install_config_init()ed. */
+int session_find_config(Session *s, const char *explicit_path, InstallConfig *c);
+/* Resolves the configuration's target "auto" to the one disk that can be installed to (several
+ * or none: -EINVAL naming them; an unattended install never guesses). */
+int session_resolve_config_target(Session *s, InstallConfig *c);
 
 /* ---- the request and the plan ------------------------------------------------------------- */
 
@@ -133,6 +159,13 @@ int session_set_secret(Session *s, SessionSecret which, Secret *value, bool allo
 /* Sets it from its credential ($CREDENTIALS_DIRECTORY). -ENOENT (no sentence) when there is no such
  * credential; other errors say what is wrong with it. */
 int session_secret_from_credential(Session *s, SessionSecret which, bool allow_weak);
+/* How good text would be as which, for screens that check while it is typed (before there is a
+ * plan): libpwquality's rules, the password also against user_name (may be NULL). Returns the
+ * score (0–100), or -EPERM with a sentence saying why it is refused. */
+int session_rate_secret(SessionSecret which, const char *text, const char *user_name);
+/* A note to show beside the rating when the checks are weaker than usual (no cracklib
+ * dictionary), or NULL. */
+const char *session_password_note(void);
 /* -EINVAL naming the first secret the plan needs and that was not set (with its credential's name). */
 int session_check_secrets(const Session *s);
 
@@ -171,6 +204,8 @@ typedef struct SessionInstallOptions {
 /* Runs the current plan (pre-flight checks, the questions, then the writes) with the secrets set,
  * reporting through handler. Ctrl-C, SIGTERM and SIGHUP stop it at a safe point (-EINTR). */
 int session_install(Session *s, const SessionInstallOptions *o, SessionEventHandler handler, void *userdata);
+/* The signal (SIGINT, SIGTERM, SIGHUP) that stopped the last install at a safe point, or 0. */
+int session_interrupted(const Session *s);
 /* Whether the last install began a step that writes to the target. */
 bool session_wrote(const Session *s);
 /* The description of the step the last install failed at, or NULL. */
@@ -184,6 +219,10 @@ const char *session_failed_step_id(const Session *s);
  * current plan's target and has a filesystem that can take it. *ret_where: a sentence saying
  * where it went. */
 int session_save_log(Session *s, const char *log_path, char **ret_where);
+
+/* Restarts (reboot) or switches off this computer through systemd (systemctl); -EOPNOTSUPP with a
+ * sentence when this system is not run by systemd. */
+int session_power(bool reboot);
 
 /* ---- errors ------------------------------------------------------------------------------- */
 

@@ -2,17 +2,17 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # The man page renders without a single groff warning, and it agrees with the code: every long
 # option and every command that `imprint --help` lists is documented, and the EXIT STATUS section
-# documents exactly the exit codes that src/imprint.c's enum defines. imprint-varlink(7) renders
-# without warnings too and agrees with the interface it documents: every method, error, type and
-# field of data/io.imprint.Installer.varlink is in it, and its DIFFERENCES FROM
-# io.systemd.SysInstall section names every field of SysInstall's Run and ListCandidateDevices.
+# documents exactly the exit codes that the session's enum (src/session/session.c) defines.
+# imprint-varlink(7) renders without warnings too and agrees with the interface it documents: every
+# method, error, type and field of data/io.imprint.Installer.varlink is in it, and its DIFFERENCES
+# FROM io.systemd.SysInstall section names every field of SysInstall's Run and ListCandidateDevices.
 # Needs no root.
 . "$(dirname "$0")/lib.sh"
 need_tool groff
 
 SOURCE_ROOT=${SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 page=$SOURCE_ROOT/data/imprint.1
-code=$SOURCE_ROOT/src/imprint.c
+code=$SOURCE_ROOT/src/session/session.c
 [ -f "$page" ] || fail "$page does not exist"
 [ -f "$code" ] || fail "$code does not exist"
 
