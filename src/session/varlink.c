@@ -848,11 +848,15 @@ static void server_handle_message(VarlinkServer *s, Connection *c, json_object *
         VarlinkCall *call = calloc(1, sizeof(VarlinkCall));
         if (!call)
                 { conn_mark_gone(c); return; }
+        /* The call takes the parameters out of the message: the message is wiped when it is freed,
+         * the parameters when the call is. */
+        parameters = parameters ? json_object_get(parameters) : json_object_new_object();
+        json_object_object_del(m, "parameters");
         *call = (VarlinkCall) {
                 .n_ref = 1,
                 .conn = conn_ref(c),
                 .method = strdup(json_object_get_string(method)),
-                .parameters = parameters ? json_object_get(parameters) : json_object_new_object(),
+                .parameters = parameters,
                 .more = flags[0],
                 .oneway = flags[1],
         };
@@ -905,7 +909,7 @@ static void server_process(VarlinkServer *s, Connection *c) {
                 if (r < 0)
                         { conn_refuse_message(c, error_message() ?: "The message is not valid JSON."); return; }
                 server_handle_message(s, c, m);
-                json_object_put(m);
+                json_put_wiped(m);
         }
 }
 

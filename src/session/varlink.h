@@ -54,8 +54,9 @@
  *
  * Secrets (passwords in parameters, a recovery key in replies): the bytes of a message are wiped
  * from the connection's buffers once parsed or sent; every string of a reply's parameters is wiped
- * once sent, and every string of a call's parameters when the call is freed. Handlers must wipe
- * (or keep in a Secret) every string they copy out of the parameters themselves. json-c's own
+ * once sent (so never put a part of the call's own parameters into a reply: copy it), and every
+ * string of a call's parameters when the call is freed. Handlers must wipe (or keep in a Secret)
+ * every string they copy out of the parameters themselves. json-c's own
  * tokener buffer is not reachable and is not wiped. */
 
 #include <stdbool.h>
