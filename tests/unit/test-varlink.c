@@ -7,6 +7,7 @@
  * go away in the middle of a call, and the idle timeout. */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -685,6 +686,49 @@ static void test_idle_timeout(void) {
         printf("idle timeout: ok\n");
 }
 
+/* Socket activation: the listening socket arrives as fd 3 with $LISTEN_FDS and $LISTEN_PID. */
+static void test_socket_activation(void) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        TestServer t = {};
+        char pid[32];
+
+        /* Whatever uses fd 3 in this process moves aside for the test and comes back after. */
+        int saved = fcntl(3, F_DUPFD_CLOEXEC, 10);
+        snprintf(t.path, sizeof(t.path), "%s/activated", dir);
+        strcpy(sa.sun_path, t.path);
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ASSERT_TRUE(fd >= 0);
+        ASSERT_OK(bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 ? -errno : 0);
+        ASSERT_OK(listen(fd, 16) < 0 ? -errno : 0);
+        if (fd != 3) {
+                ASSERT_TRUE(dup2(fd, 3) == 3);
+                close(fd);
+        }
+        snprintf(pid, sizeof(pid), "%d", (int) getpid());
+        setenv("LISTEN_PID", pid, 1);
+        setenv("LISTEN_FDS", "1", 1);
+
+        ASSERT_OK(varlink_server_new(&t.s));
+        ASSERT_OK(varlink_server_add_interface(t.s, io_imprint_installer_varlink));
+        varlink_server_set_allowed_uid(t.s, getuid());
+        ASSERT_EQ(varlink_server_listen_auto(t.s), 1);
+        ASSERT_TRUE(getenv("LISTEN_FDS") == NULL); /* not passed on to children */
+        ASSERT_EQ(pthread_create(&t.thread, NULL, server_thread, &t), 0);
+
+        int c = raw_connect(&t);
+        SEND(c, "{\"method\":\"org.varlink.service.GetInfo\"}");
+        json_object *j = read_json(c);
+        ASSERT_FALSE(json_object_object_get_ex(j, "error", NULL));
+        json_object_put(j);
+        close(c);
+        server_stop(&t); /* closes fd 3 */
+        if (saved >= 0) {
+                ASSERT_TRUE(dup2(saved, 3) == 3);
+                close(saved);
+        }
+        printf("socket activation: ok\n");
+}
+
 int main(void) {
         TestServer t;
 
@@ -705,6 +749,7 @@ int main(void) {
 
         test_permission();
         test_idle_timeout();
+        test_socket_activation();
 
         ASSERT_OK(rmdir(dir) < 0 ? -errno : 0);
         return 0;
