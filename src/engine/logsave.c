@@ -409,7 +409,8 @@ int log_save_to_partition(const char *log_path, const char *node, const char *ex
         r = save_to_mounted_filesystem(log_fd, node, fstype, &name);
         if (r < 0)
                 return r;
-        if (asprintf(&where, "%s on %s", name, node) < 0)
+        /* TRANSLATORS: first %s is the file name, second the partition (/dev/sdb1). */
+        if (asprintf(&where, _("The log was saved as %s on %s."), name, node) < 0)
                 return -ENOMEM;
         log_info("Saved the log %s as %s.", log_path, where);
         *ret_where = TAKE_PTR(where);

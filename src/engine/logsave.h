@@ -38,14 +38,14 @@ bool log_fstype_can_take_file(const char *fstype);
  * filesystem with no partition table (a "superfloppy" stick). exclude_disk (the install's target:
  * a disk, a partition of it, or an image file; may be NULL) and anything on it is refused, as is
  * every disk in use by the system (see above). The file is named imprint-YYYYMMDD-HHMMSS.log
- * (local time; "-2", "-3", … appended when that name exists). *ret_where: "imprint-….log on
+ * (local time; "-2", "-3", … appended when that name exists). *ret_where: "The log was saved as imprint-….log on
  * /dev/sdb1". */
 int log_save_to_partition(const char *log_path, const char *node, const char *exclude_disk, char **ret_where);
 
 /* Saves the file at log_path to a removable disk (USB stick, SD card) that is not exclude_disk
  * (the install's target, may be NULL): the first partition with a filesystem that can take a
  * file (vfat, exfat, ext2/3/4, btrfs, xfs), mounted privately, the file written as
- * imprint-YYYYMMDD-HHMMSS.log, fsync'ed, unmounted. *ret_where: "imprint-….log on /dev/sdb1".
+ * imprint-YYYYMMDD-HHMMSS.log, fsync'ed, unmounted. *ret_where: the sentence for the screen, "The log was saved as imprint-….log on /dev/sdb1."
  * -ENODEV when there is no removable disk with such a filesystem; when there is one but each of
  * its filesystems was refused or failed, the first of those errors. */
 int log_save_to_removable(const char *log_path, const char *exclude_disk, char **ret_where);

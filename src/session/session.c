@@ -14,6 +14,7 @@
 #include "i18n.h"
 #include "interrupt.h"
 #include "log.h"
+#include "logsave.h"
 #include "run.h"
 #include "quality.h"
 #include "session.h"
@@ -840,7 +841,7 @@ const char *session_failed_step_id(const Session *s) {
 
 int session_save_log(Session *s, const char *log_path, char **ret_where) {
         error_clear();
-        return -EOPNOTSUPP; /* MERGE: log_save_to_removable(log_path, s->plan ? s->plan->target : NULL, ret_where) */
+        return log_save_to_removable(log_path, s->plan ? s->plan->target : NULL, ret_where);
 }
 
 int session_power(bool reboot) {

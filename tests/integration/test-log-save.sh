@@ -76,7 +76,7 @@ expect_refused() {
 # 1. Saved: the same bytes, a regular file named by the time, the filesystem clean.
 expect_exit 0 "$TOOL" save "$log" "${dev}p1" /dev/nonexistent-target
 where=$(cat "$WORK/stdout")
-[[ $where =~ ^(imprint-[0-9]{8}-[0-9]{6}\.log)\ on\ ${dev}p1$ ]] || fail "unexpected place: $where"
+[[ $where =~ ^The\ log\ was\ saved\ as\ (imprint-[0-9]{8}-[0-9]{6}\.log)\ on\ ${dev}p1\.$ ]] || fail "unexpected place: $where"
 name=${BASH_REMATCH[1]}
 no_leftovers "save"
 debugfs -R "dump /$name $WORK/back.log" "${dev}p1" 2>/dev/null
@@ -97,7 +97,7 @@ done
 umount "$WORK/mnt"
 expect_exit 0 "$TOOL" save "$log" "${dev}p1"
 where=$(cat "$WORK/stdout")
-[[ $where =~ ^(imprint-[0-9]{8}-[0-9]{6}-2\.log)\ on\ ${dev}p1$ ]] || fail "did not step past the existing name: $where"
+[[ $where =~ ^The\ log\ was\ saved\ as\ (imprint-[0-9]{8}-[0-9]{6}-2\.log)\ on\ ${dev}p1\.$ ]] || fail "did not step past the existing name: $where"
 name2=${BASH_REMATCH[1]}
 [ "$(cat "$WORK/victim")" = victim ] || fail "the save wrote through a symlink on the stick"
 debugfs -R "dump /$name2 $WORK/back2.log" "${dev}p1" 2>/dev/null
@@ -158,7 +158,7 @@ blockdev --setrw "$dev"
 mkfs.vfat -n LOGS "${dev}p3" >/dev/null
 if "$TOOL" save "$log" "${dev}p3" >"$WORK/stdout" 2>"$WORK/stderr"; then
         where=$(cat "$WORK/stdout")
-        [[ $where =~ ^(imprint-[0-9]{8}-[0-9]{6}\.log)\ on\ ${dev}p3$ ]] || fail "unexpected place: $where"
+        [[ $where =~ ^The\ log\ was\ saved\ as\ (imprint-[0-9]{8}-[0-9]{6}\.log)\ on\ ${dev}p3\.$ ]] || fail "unexpected place: $where"
         mtype -i "${dev}p3" "::/${BASH_REMATCH[1]}" >"$WORK/back3.log"
         cmp "$log" "$WORK/back3.log" || fail "the log saved to FAT differs from the original"
         fsck.fat -n "${dev}p3" >/dev/null || fail "fsck.fat finds the FAT stick damaged"
@@ -179,7 +179,7 @@ attach "$WORK/whole.img" --no-partscan
 whole=$ATTACHED
 expect_exit 0 "$TOOL" save "$log" "$whole" "$dev"
 where=$(cat "$WORK/stdout")
-[[ $where =~ ^(imprint-[0-9]{8}-[0-9]{6}\.log)\ on\ ${whole}$ ]] || fail "unexpected place: $where"
+[[ $where =~ ^The\ log\ was\ saved\ as\ (imprint-[0-9]{8}-[0-9]{6}\.log)\ on\ ${whole}\.$ ]] || fail "unexpected place: $where"
 debugfs -R "dump /${BASH_REMATCH[1]} $WORK/back4.log" "$whole" 2>/dev/null
 cmp "$log" "$WORK/back4.log" || fail "the log saved to the whole-disk filesystem differs from the original"
 ! findmnt --source "$whole" >/dev/null || fail "$whole is still mounted"

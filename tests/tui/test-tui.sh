@@ -365,7 +365,10 @@ through_account 132x43
 tm send-keys -t main target.img Enter l
 for ((i = 0; i < 300; i++)); do
         screen >"$D/log-view.txt"
-        grep -q "^  step 1/" "$D/log-view.txt" && grep -q "L Show the steps" "$D/log-view.txt" && break
+        # Until the log has filled the rows it has (or the install ends): the image is opened once,
+        # before the summary, so the first step's lines alone may not fill them yet.
+        grep -q "^  step 1/" "$D/log-view.txt" && grep -q "L Show the steps" "$D/log-view.txt" &&
+                [ "$(sed -n 5,37p "$D/log-view.txt" | grep -c .)" -ge 20 ] && break
         sleep 0.1
 done
 grep -q "^  step 1/" "$D/log-view.txt" || { cat "$D/log-view.txt" >&2; fail "the live log never showed the first step"; }
