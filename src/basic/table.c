@@ -247,7 +247,7 @@ static size_t utf8_next(const char *s, uint32_t *ret_cp) {
         return MAX(n, (size_t) 1);
 }
 
-/* The display width of the character, and the bytes it takes, of at most max cells from s. */
+/* The bytes of s (whole characters) that fit into max terminal cells; *ret_width: the cells they take. */
 static size_t utf8_cut(const char *s, size_t max, size_t *ret_width) {
         size_t bytes = 0, width = 0;
 
@@ -395,17 +395,6 @@ int table_format(const Table *t, char **ret) {
         if (!s)
                 return -ENOMEM;
         *ret = s;
-        return 0;
-}
-
-int table_print(const Table *t, FILE *f) {
-        _cleanup_(freep) char *s = NULL;
-        int r;
-
-        r = table_format(t, &s);
-        if (r < 0)
-                return r;
-        fputs(s, f);
         return 0;
 }
 

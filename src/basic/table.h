@@ -61,7 +61,6 @@ int table_set_string(Table *t, size_t row, size_t col, const char *s);
 /* Text: *ret_lines[0] is the header line, then one line per row. */
 int table_format_lines(const Table *t, char ***ret_lines, size_t *ret_n);
 int table_format(const Table *t, char **ret);
-int table_print(const Table *t, FILE *f);
 /* The terminal cell where column col starts in the text, or -1 if it is not shown. */
 int table_column_offset(const Table *t, size_t col);
 /* An array with one object per row, keyed by the JSON keys, in column order. */
