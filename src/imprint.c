@@ -166,10 +166,8 @@ static void help(void) {
 
 /* ---- disks ------------------------------------------------------------------------------ */
 
+/* The lines under the disk's row of disk_list_table(). */
 static void print_disk(const Disk *d) {
-        printf("%-14s %10s  %-7s %-28.28s %-20.20s %-5s %s\n", d->path, FORMAT_BYTES(d->size),
-               transport_to_string(d->transport) ?: "-", d->model ?: (d->backing_file ?: "-"), d->serial ?: "-",
-               d->pttype ?: "-", disk_is_usable(d) ? "yes" : "no");
         if (d->by_id && d->by_id[0])
                 printf("    id: %s\n", d->by_id[0]);
         if (d->diskseq)
@@ -197,7 +195,10 @@ static int verb_disks(int argc, char *argv[]) {
         };
         DiscoverOptions o = { .probe_os = true };
         _cleanup_(session_freep) Session *s = NULL;
+        _cleanup_(table_freep) Table *table = NULL;
         DiskList l;
+        char **lines = NULL;
+        size_t n_lines = 0;
         int c, r;
 
         while ((c = getopt_long(argc, argv, ":hv", options, NULL)) >= 0)
@@ -228,18 +229,20 @@ static int verb_disks(int argc, char *argv[]) {
                 return fail(r);
         l = *session_disks(s); /* the session's */
 
-        if (arg_json) {
-                json_object *a = json_object_new_array();
-                for (size_t i = 0; i < l.n_disks; i++)
-                        json_object_array_add(a, disk_to_json(l.disks[i]));
+        r = disk_list_table(&l, &table);
+        if (r >= 0 && arg_json) {
+                json_object *a = table_to_json(table);
                 print_json(a);
                 json_object_put(a);
-        } else {
-                printf("%-14s %10s  %-7s %-28s %-20s %-5s %s\n", "DISK", "SIZE", "BUS", "MODEL", "SERIAL", "TABLE", "USABLE");
-                for (size_t i = 0; i < l.n_disks; i++)
+        } else if (r >= 0 && (r = table_format_lines(table, &lines, &n_lines)) >= 0) {
+                puts(lines[0]);
+                for (size_t i = 0; i < l.n_disks && i + 1 < n_lines; i++) {
+                        puts(lines[i + 1]);
                         print_disk(l.disks[i]);
+                }
+                table_free_lines(lines, n_lines);
         }
-        return EXIT_OK;
+        return r < 0 ? fail(r) : EXIT_OK;
 }
 
 /* ---- plan options shared by plan and apply ---------------------------------------------- */

@@ -44,25 +44,45 @@ static void preview_update(Tui *t, Preview *pv) {
                 pv->error = strdup(session_error_message(r));
 }
 
-static void draw_table(Tui *t, int y, int ymax, const Plan *p) {
-        char line[256], c[5][64];
+Table *ui_plan_table(const Plan *p, bool mark_encrypted) {
+        static const size_t shown[] = { PLAN_COLUMN_PARTNO, PLAN_COLUMN_ROLE,  PLAN_COLUMN_ACTION, PLAN_COLUMN_START,
+                                        PLAN_COLUMN_SIZE,   PLAN_COLUMN_FS,    PLAN_COLUMN_LABEL };
+        _cleanup_(table_freep) Table *t = NULL;
+        char buf[32];
 
-        /* TRANSLATORS: column headings of the partition table; keep the widths (9, 7, 10, 10, 6). */
-        snprintf(line, sizeof(line), "%-3s %s %s %s %s  %s %s", "#", ui_pad(c[0], sizeof(c[0]), _("ROLE"), 9, false),
-                 ui_pad(c[1], sizeof(c[1]), _("ACTION"), 7, false), ui_pad(c[2], sizeof(c[2]), _("START"), 10, true),
-                 ui_pad(c[3], sizeof(c[3]), _("SIZE"), 10, true), ui_pad(c[4], sizeof(c[4]), _("FS"), 6, false), _("LABEL"));
-        ui_text(y++, 2, COLS - 4, A_BOLD, line);
-        for (size_t i = 0; i < p->n_partitions && y < ymax; i++) {
-                const PlanPartition *pp = &p->partitions[i];
-                const char *action = pp->copy_from >= 0 ? _("copy") : pp->action == ACTION_KEEP ? _("keep") : _("create");
+        if (plan_partition_table(p, &t) < 0 || table_set_display(t, shown, ELEMENTSOF(shown)) < 0)
+                return NULL;
+        /* TRANSLATORS: column headings of the partition table. */
+        if (table_set_header(t, PLAN_COLUMN_ROLE, _("ROLE")) < 0 || table_set_header(t, PLAN_COLUMN_ACTION, _("ACTION")) < 0 ||
+            table_set_header(t, PLAN_COLUMN_START, _("START")) < 0 || table_set_header(t, PLAN_COLUMN_SIZE, _("SIZE")) < 0 ||
+            table_set_header(t, PLAN_COLUMN_FS, _("FS")) < 0 || table_set_header(t, PLAN_COLUMN_LABEL, _("LABEL")) < 0)
+                return NULL;
+        for (size_t i = 0; i < table_get_rows(t); i++) {
+                const char *action = table_get_text(t, i, PLAN_COLUMN_ACTION, buf);
+                _cleanup_(freep) char *label = NULL;
 
-                snprintf(line, sizeof(line), "%-3u %-9s %s %10s %10s  %-6s %s", pp->partno, partition_role_to_string(pp->role),
-                         ui_pad(c[0], sizeof(c[0]), action, 7, false),
-                         FORMAT_BYTES(pp->start), FORMAT_BYTES(pp->size),
-                         pp->copy_from >= 0 ? (p->source->partitions[pp->copy_from].fstype ?: "?") : (pp->fstype ?: "-"),
-                         pp->label ?: "-");
-                ui_text(y++, 2, COLS - 4, 0, line);
+                if (table_set_string(t, i, PLAN_COLUMN_ACTION,
+                                     streq(action, "copy") ? _("copy") : streq(action, "keep") ? _("keep") : _("create")) < 0)
+                        return NULL;
+                if (!mark_encrypted || !streq(table_get_text(t, i, PLAN_COLUMN_ENCRYPT, buf), "yes"))
+                        continue;
+                if (asprintf(&label, "%s%s", table_get_text(t, i, PLAN_COLUMN_LABEL, buf), _(" (encrypted)")) < 0)
+                        return NULL;
+                if (table_set_string(t, i, PLAN_COLUMN_LABEL, label) < 0)
+                        return NULL;
         }
+        return TAKE_PTR(t);
+}
+
+static void draw_table(Tui *t, int y, int ymax, const Plan *p) {
+        _cleanup_(table_freep) Table *table = ui_plan_table(p, false);
+        char **lines = NULL, line[256];
+        size_t n = 0;
+
+        if (table && table_format_lines(table, &lines, &n) >= 0)
+                for (size_t i = 0; i < n && y < ymax; i++)
+                        ui_text(y++, 2, COLS - 4, i == 0 ? A_BOLD : 0, lines[i]);
+        table_free_lines(lines, n);
         if (y < ymax && p->n_doomed > 0) {
                 /* TRANSLATORS: %zu is a number of partitions; the summary lists them. */
                 snprintf(line, sizeof(line),

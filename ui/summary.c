@@ -66,7 +66,9 @@ static void body_done(Body *b) {
 }
 
 static void build_body(Tui *t, const Plan *p, Body *b) {
-        char c[5][64];
+        _cleanup_(table_freep) Table *table = NULL;
+        char **lines = NULL;
+        size_t n_lines = 0;
 
         body_add(b, A_BOLD,
                  p->mode == PLAN_ERASE
@@ -97,27 +99,20 @@ static void build_body(Tui *t, const Plan *p, Body *b) {
         body_add(b, 0, _("Settings:    %s, %s, %s, keyboard %s"), p->settings.hostname ?: "-", p->settings.timezone ?: "-",
                  p->settings.locale ?: "-", p->settings.keymap ?: "-");
         body_add(b, 0, "%s", "");
-        body_add(b, A_BOLD, "%-3s %s %s %s %s  %s %s", "#", ui_pad(c[0], sizeof(c[0]), _("ROLE"), 9, false),
-                 ui_pad(c[1], sizeof(c[1]), _("ACTION"), 7, false), ui_pad(c[2], sizeof(c[2]), _("START"), 10, true),
-                 ui_pad(c[3], sizeof(c[3]), _("SIZE"), 10, true), ui_pad(c[4], sizeof(c[4]), _("FS"), 6, false), _("LABEL"));
-        for (size_t i = 0; i < p->n_partitions; i++) {
-                const PlanPartition *pp = &p->partitions[i];
-                const char *label = pp->label ?: "-";
-                size_t n = b->n;
-
-                body_add(b, 0, "%-3u %-9s %s %10s %10s  %-6s %s%s", pp->partno, partition_role_to_string(pp->role),
-                         ui_pad(c[0], sizeof(c[0]), pp->copy_from >= 0 ? _("copy") : pp->action == ACTION_KEEP ? _("keep") : _("create"), 7,
-                                false),
-                         FORMAT_BYTES(pp->start), FORMAT_BYTES(pp->size),
-                         pp->copy_from >= 0 ? (p->source->partitions[pp->copy_from].fstype ?: "?") : (pp->fstype ?: "-"),
-                         label, pp->encrypt ? _(" (encrypted)") : "");
+        table = ui_plan_table(p, true);
+        if (table && table_format_lines(table, &lines, &n_lines) >= 0) {
                 /* A long label (or the encryption mark) wraps under the LABEL column. */
-                if (b->n > n) {
-                        const char *at = strstr(b->lines[n] + 40, label);
-                        if (at)
-                                b->hangs[n] = ui_width_n(b->lines[n], (size_t) (at - b->lines[n]));
+                int label_at = table_column_offset(table, PLAN_COLUMN_LABEL);
+
+                for (size_t i = 0; i < n_lines; i++) {
+                        size_t n = b->n;
+
+                        body_add(b, i == 0 ? A_BOLD : 0, "%s", lines[i]);
+                        if (i > 0 && b->n > n && label_at > 0)
+                                b->hangs[n] = label_at;
                 }
         }
+        table_free_lines(lines, n_lines);
         body_add(b, 0, "%s", "");
         if (p->n_doomed > 0) {
                 body_add(b, ui_attr_error() | A_BOLD, "%s", _("DESTROYED by this install:"));

@@ -174,6 +174,9 @@ void ui_set_language(Tui *t, size_t i);
 /* s padded with spaces to width columns (before it when right-aligned), into buf: printf's %-9s
  * counts bytes, and "RÔLE" or "créer" take fewer columns than bytes. */
 const char *ui_pad(char *buf, size_t size, const char *s, int width, bool right);
+/* The plan's partition table as the layout and summary screens show it: translated headers and
+ * actions; mark_encrypted adds " (encrypted)" to the labels of encrypted partitions. */
+Table *ui_plan_table(const Plan *p, bool mark_encrypted);
 /* Draws text lines (plan_print_table() output and the like) from first, between rows y0 and y1. */
 void ui_lines(Tui *t, int y0, int y1, int x, int width, char **lines, size_t n, size_t first);
 /* Splits text into lines (malloc'ed array of malloc'ed strings). */

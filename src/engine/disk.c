@@ -1865,58 +1865,167 @@ static json_object *strv_to_json(char *const *l) {
         return a;
 }
 
-json_object *disk_to_json(const Disk *d) {
-        json_object *o, *a;
+enum {
+        DISK_COLUMN_PATH,
+        DISK_COLUMN_NAME,
+        DISK_COLUMN_KIND,
+        DISK_COLUMN_DEVNODE,
+        DISK_COLUMN_BY_ID,
+        DISK_COLUMN_DISKSEQ,
+        DISK_COLUMN_VENDOR,
+        DISK_COLUMN_MODEL_KEY,
+        DISK_COLUMN_MODEL,
+        DISK_COLUMN_SERIAL,
+        DISK_COLUMN_BACKING_FILE,
+        DISK_COLUMN_SIZE,
+        DISK_COLUMN_LOGICAL_SECTOR_SIZE,
+        DISK_COLUMN_PHYSICAL_SECTOR_SIZE,
+        DISK_COLUMN_ROTATIONAL,
+        DISK_COLUMN_REMOVABLE,
+        DISK_COLUMN_READ_ONLY,
+        DISK_COLUMN_TRANSPORT,
+        DISK_COLUMN_PARTITION_TABLE,
+        DISK_COLUMN_TABLE,
+        DISK_COLUMN_PARTITIONS,
+        DISK_COLUMN_INSTALLED,
+        DISK_COLUMN_INCOMPLETE_INSTALL,
+        DISK_COLUMN_USABLE,
+        DISK_COLUMN_REFUSALS,
+        DISK_COLUMN_REFUSAL_REASON,
+        _DISK_COLUMN_MAX,
+};
 
-        if (!d)
+static int disk_table_new(Table **ret) {
+        /* In the order of the JSON keys; the text shows DISK SIZE BUS MODEL SERIAL TABLE USABLE,
+         * in the widths it always had. */
+        static const struct {
+                const char *header, *key;
+                TableAlign align;
+                size_t min, max, gap;
+        } columns[_DISK_COLUMN_MAX] = {
+                [DISK_COLUMN_PATH] = { "DISK", "path", TABLE_LEFT, 14, 0, 1 },
+                [DISK_COLUMN_NAME] = { NULL, "name", TABLE_LEFT, 0, 0, 1 },
+                [DISK_COLUMN_KIND] = { NULL, "kind", TABLE_LEFT, 0, 0, 1 },
+                [DISK_COLUMN_DEVNODE] = { NULL, "devnode", TABLE_LEFT, 0, 0, 1 },
+                [DISK_COLUMN_BY_ID] = { NULL, "byId", TABLE_LEFT, 0, 0, 1 },
+                [DISK_COLUMN_DISKSEQ] = { NULL, "diskseq", TABLE_LEFT, 0, 0, 1 },
+                [DISK_COLUMN_VENDOR] = { NULL, "vendor", TABLE_LEFT, 0, 0, 1 },
+                [DISK_COLUMN_MODEL_KEY] = { NULL, "model", TABLE_LEFT, 0, 0, 1 },
+                [DISK_COLUMN_MODEL] = { "MODEL", NULL, TABLE_LEFT, 28, 28, 1 },
+                [DISK_COLUMN_SERIAL] = { "SERIAL", "serial", TABLE_LEFT, 20, 20, 1 },
+                [DISK_COLUMN_BACKING_FILE] = { NULL, "backingFile", TABLE_LEFT, 0, 0, 1 },
+                [DISK_COLUMN_SIZE] = { "SIZE", "size", TABLE_RIGHT, 10, 0, 2 },
+                [DISK_COLUMN_LOGICAL_SECTOR_SIZE] = { NULL, "logicalSectorSize", TABLE_LEFT, 0, 0, 1 },
+                [DISK_COLUMN_PHYSICAL_SECTOR_SIZE] = { NULL, "physicalSectorSize", TABLE_LEFT, 0, 0, 1 },
+                [DISK_COLUMN_ROTATIONAL] = { NULL, "rotational", TABLE_LEFT, 0, 0, 1 },
+                [DISK_COLUMN_REMOVABLE] = { NULL, "removable", TABLE_LEFT, 0, 0, 1 },
+                [DISK_COLUMN_READ_ONLY] = { NULL, "readOnly", TABLE_LEFT, 0, 0, 1 },
+                [DISK_COLUMN_TRANSPORT] = { "BUS", "transport", TABLE_LEFT, 7, 0, 1 },
+                [DISK_COLUMN_PARTITION_TABLE] = { NULL, "partitionTable", TABLE_LEFT, 0, 0, 1 },
+                [DISK_COLUMN_TABLE] = { "TABLE", NULL, TABLE_LEFT, 5, 0, 1 },
+                [DISK_COLUMN_PARTITIONS] = { NULL, "partitions", TABLE_LEFT, 0, 0, 1 },
+                [DISK_COLUMN_INSTALLED] = { NULL, "installed", TABLE_LEFT, 0, 0, 1 },
+                [DISK_COLUMN_INCOMPLETE_INSTALL] = { NULL, "incompleteInstall", TABLE_LEFT, 0, 0, 1 },
+                [DISK_COLUMN_USABLE] = { "USABLE", "usable", TABLE_LEFT, 0, 0, 1 },
+                [DISK_COLUMN_REFUSALS] = { NULL, "refusals", TABLE_LEFT, 0, 0, 1 },
+                [DISK_COLUMN_REFUSAL_REASON] = { NULL, "refusalReason", TABLE_LEFT, 0, 0, 1 },
+        };
+        static const size_t shown[] = { DISK_COLUMN_PATH,   DISK_COLUMN_SIZE,  DISK_COLUMN_TRANSPORT, DISK_COLUMN_MODEL,
+                                        DISK_COLUMN_SERIAL, DISK_COLUMN_TABLE, DISK_COLUMN_USABLE };
+        _cleanup_(table_freep) Table *t = table_new();
+        int r;
+
+        if (!t)
+                return -ENOMEM;
+        for (size_t i = 0; i < _DISK_COLUMN_MAX; i++) {
+                r = table_add_column(t, columns[i].header, columns[i].key, columns[i].align);
+                if (r < 0)
+                        return r;
+                table_set_width(t, i, columns[i].min, columns[i].max);
+                table_set_gap(t, i, columns[i].gap);
+        }
+        r = table_set_display(t, shown, ELEMENTSOF(shown));
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(t);
+        return 0;
+}
+
+static json_object *partition_table_to_json(const Disk *d) {
+        json_object *t;
+
+        if (!d->pttype)
                 return NULL;
-        o = json_object_new_object();
-        if (!o)
-                return NULL;
+        t = json_object_new_object();
+        if (t) {
+                json_object_object_add(t, "type", json_object_new_string(d->pttype));
+                json_object_object_add(t, "uuid", json_uuid_or_null(d->ptuuid));
+        }
+        return t;
+}
 
-        json_object_object_add(o, "path", json_string_or_null(d->path));
-        json_object_object_add(o, "name", json_string_or_null(d->name));
-        json_object_object_add(o, "kind", json_string_or_null(disk_kind_to_string(d->kind)));
-        json_object_object_add(o, "devnode", json_string_or_null(d->devnode));
-        json_object_object_add(o, "byId", strv_to_json(d->by_id));
-        json_object_object_add(o, "diskseq", d->diskseq > 0 ? json_object_new_uint64(d->diskseq) : NULL);
-        json_object_object_add(o, "vendor", json_string_or_null(d->vendor));
-        json_object_object_add(o, "model", json_string_or_null(d->model));
-        json_object_object_add(o, "serial", json_string_or_null(d->serial));
-        json_object_object_add(o, "backingFile", json_string_or_null(d->backing_file));
-        json_object_object_add(o, "size", json_object_new_uint64(d->size));
-        json_object_object_add(o, "logicalSectorSize", json_object_new_int64(d->logical_sector_size));
-        json_object_object_add(o, "physicalSectorSize", json_object_new_int64(d->physical_sector_size));
-        json_object_object_add(o, "rotational", json_object_new_boolean(d->rotational));
-        json_object_object_add(o, "removable", json_object_new_boolean(d->removable));
-        json_object_object_add(o, "readOnly", json_object_new_boolean(d->read_only));
-        json_object_object_add(o, "transport", json_string_or_null(transport_to_string(d->transport)));
+static json_object *partitions_to_json(const Disk *d) {
+        json_object *a = json_object_new_array();
 
-        if (d->pttype) {
-                json_object *t = json_object_new_object();
-                if (t) {
-                        json_object_object_add(t, "type", json_object_new_string(d->pttype));
-                        json_object_object_add(t, "uuid", json_uuid_or_null(d->ptuuid));
-                }
-                json_object_object_add(o, "partitionTable", t);
-        } else
-                json_object_object_add(o, "partitionTable", NULL);
-
-        a = json_object_new_array();
         for (size_t i = 0; a && i < d->n_partitions; i++)
                 json_object_array_add(a, partition_to_json(d, &d->partitions[i]));
-        json_object_object_add(o, "partitions", a);
+        return a;
+}
 
-        json_object_object_add(o, "installed", strv_to_json(d->installed));
-        json_object_object_add(o, "incompleteInstall", json_object_new_boolean(d->incomplete_install));
-        json_object_object_add(o, "usable", json_object_new_boolean(disk_is_usable(d)));
+static json_object *refusals_to_json(const Disk *d) {
+        json_object *a = json_object_new_array();
 
-        a = json_object_new_array();
         for (size_t i = 0; a && i < ELEMENTSOF(refusal_names); i++)
                 if (d->refusals & (1u << i))
                         json_object_array_add(a, json_object_new_string(refusal_names[i]));
-        json_object_object_add(o, "refusals", a);
-        json_object_object_add(o, "refusalReason", json_string_or_null(d->refusal_text));
+        return a;
+}
 
+static int disk_table_add(Table *t, const Disk *d) {
+        int r;
+
+        if ((r = table_add_string(t, d->path)) < 0 || (r = table_add_string(t, d->name)) < 0 ||
+            (r = table_add_string(t, disk_kind_to_string(d->kind))) < 0 || (r = table_add_string(t, d->devnode)) < 0 ||
+            (r = table_add_json(t, strv_to_json(d->by_id))) < 0 ||
+            (r = d->diskseq > 0 ? table_add_unsigned(t, d->diskseq) : table_add_null(t)) < 0 ||
+            (r = table_add_string(t, d->vendor)) < 0 || (r = table_add_string(t, d->model)) < 0 ||
+            (r = table_add_string(t, d->model ?: d->backing_file)) < 0 || (r = table_add_string(t, d->serial)) < 0 ||
+            (r = table_add_string(t, d->backing_file)) < 0 || (r = table_add_size(t, d->size)) < 0 ||
+            (r = table_add_unsigned(t, d->logical_sector_size)) < 0 || (r = table_add_unsigned(t, d->physical_sector_size)) < 0 ||
+            (r = table_add_boolean(t, d->rotational)) < 0 || (r = table_add_boolean(t, d->removable)) < 0 ||
+            (r = table_add_boolean(t, d->read_only)) < 0 || (r = table_add_string(t, transport_to_string(d->transport))) < 0 ||
+            (r = table_add_json(t, partition_table_to_json(d))) < 0 || (r = table_add_string(t, d->pttype)) < 0 ||
+            (r = table_add_json(t, partitions_to_json(d))) < 0 || (r = table_add_json(t, strv_to_json(d->installed))) < 0 ||
+            (r = table_add_boolean(t, d->incomplete_install)) < 0 || (r = table_add_boolean(t, disk_is_usable(d))) < 0 ||
+            (r = table_add_json(t, refusals_to_json(d))) < 0 || (r = table_add_string(t, d->refusal_text)) < 0)
+                return r;
+        return 0;
+}
+
+int disk_list_table(const DiskList *l, Table **ret) {
+        _cleanup_(table_freep) Table *t = NULL;
+        int r;
+
+        r = disk_table_new(&t);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < l->n_disks; i++) {
+                r = disk_table_add(t, l->disks[i]);
+                if (r < 0)
+                        return r;
+        }
+        *ret = TAKE_PTR(t);
+        return 0;
+}
+
+json_object *disk_to_json(const Disk *d) {
+        _cleanup_(table_freep) Table *t = NULL;
+        json_object *a, *o;
+
+        if (!d || disk_table_new(&t) < 0 || disk_table_add(t, d) < 0)
+                return NULL;
+        a = table_to_json(t);
+        o = json_object_get(json_object_array_get_idx(a, 0));
+        json_object_put(a);
         return o;
 }

@@ -12,6 +12,7 @@
 #include <systemd/sd-id128.h>
 
 #include "dps.h"
+#include "table.h"
 
 typedef enum DiskKind {
         DISK_BLOCK,      /* a whole-disk block device */
@@ -141,6 +142,9 @@ int disk_read_partitions(Disk *d);
 int disk_check_not_in_use(const Disk *d);
 
 json_object *disk_to_json(const Disk *d);
+/* The disks, one row each: DISK SIZE BUS MODEL SERIAL TABLE USABLE as `imprint disks` prints
+ * them, and as JSON the objects disk_to_json() returns. */
+int disk_list_table(const DiskList *l, Table **ret);
 
 /* The partition node name for partno on this disk: sda1, nvme0n1p1, loop0p1. */
 int disk_partition_node(const Disk *d, unsigned partno, char **ret);

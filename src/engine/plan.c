@@ -1048,10 +1048,82 @@ static json_object *json_uuid(sd_id128_t id) {
         return json_object_new_string(SD_ID128_TO_UUID_STRING(id));
 }
 
+int plan_partition_table(const Plan *p, Table **ret) {
+        static const struct {
+                const char *header, *key;
+                TableAlign align;
+                size_t min, gap;
+        } columns[_PLAN_COLUMN_MAX] = {
+                /* The widths the table had before it was a Table, which scripts and the golden
+                 * screens of the full-screen installer know. */
+                [PLAN_COLUMN_PARTNO] = { "#", "partno", TABLE_LEFT, 3, 1 },
+                [PLAN_COLUMN_ROLE] = { "ROLE", "role", TABLE_LEFT, 9, 1 },
+                [PLAN_COLUMN_ACTION_KEY] = { NULL, "action", TABLE_LEFT, 0, 1 },
+                [PLAN_COLUMN_ACTION] = { "ACTION", NULL, TABLE_LEFT, 7, 1 },
+                [PLAN_COLUMN_START] = { "START", "start", TABLE_RIGHT, 10, 1 },
+                [PLAN_COLUMN_SIZE] = { "SIZE", "size", TABLE_RIGHT, 10, 2 },
+                [PLAN_COLUMN_TYPE_UUID] = { NULL, "typeUuid", TABLE_LEFT, 0, 1 },
+                [PLAN_COLUMN_TYPE_NAME] = { NULL, "typeName", TABLE_LEFT, 0, 1 },
+                [PLAN_COLUMN_TYPE] = { "TYPE", NULL, TABLE_LEFT, 13, 1 },
+                [PLAN_COLUMN_UUID] = { NULL, "uuid", TABLE_LEFT, 0, 1 },
+                [PLAN_COLUMN_LABEL] = { "LABEL", "label", TABLE_LEFT, 16, 1 },
+                [PLAN_COLUMN_FLAGS_VALUE] = { NULL, "flags", TABLE_LEFT, 0, 1 },
+                [PLAN_COLUMN_FLAG_NAMES] = { NULL, "flagNames", TABLE_LEFT, 0, 1 },
+                [PLAN_COLUMN_FSTYPE] = { NULL, "fstype", TABLE_LEFT, 0, 1 },
+                [PLAN_COLUMN_FS] = { "FS", NULL, TABLE_LEFT, 6, 1 },
+                [PLAN_COLUMN_FLAGS] = { "FLAGS", NULL, TABLE_LEFT, 0, 1 },
+                [PLAN_COLUMN_FS_LABEL] = { NULL, "fsLabel", TABLE_LEFT, 0, 1 },
+                [PLAN_COLUMN_COPY_FROM] = { NULL, "copyFrom", TABLE_LEFT, 0, 1 },
+                [PLAN_COLUMN_ENCRYPT] = { NULL, "encrypt", TABLE_LEFT, 0, 1 },
+                [PLAN_COLUMN_LUKS_UUID] = { NULL, "luksUuid", TABLE_LEFT, 0, 1 },
+        };
+        _cleanup_(table_freep) Table *t = table_new();
+        int r = 0;
+
+        if (!t)
+                return -ENOMEM;
+        for (size_t i = 0; i < _PLAN_COLUMN_MAX; i++) {
+                r = table_add_column(t, columns[i].header, columns[i].key, columns[i].align);
+                if (r < 0)
+                        return r;
+                table_set_width(t, i, columns[i].min, 0);
+                table_set_gap(t, i, columns[i].gap);
+        }
+        for (size_t i = 0; i < p->n_partitions && r >= 0; i++) {
+                const PlanPartition *pp = &p->partitions[i];
+                const char *copied = pp->copy_from >= 0 && p->source ? p->source->partitions[pp->copy_from].fstype ?: "?" : "?";
+                char flags[128];
+
+                format_flags(pp->flags, flags, sizeof(flags));
+                if ((r = table_add_unsigned(t, pp->partno)) < 0 || (r = table_add_string(t, partition_role_to_string(pp->role))) < 0 ||
+                    (r = table_add_string(t, partition_action_to_string(pp->action))) < 0 ||
+                    (r = table_add_string(t, pp->copy_from >= 0 ? "copy" : partition_action_to_string(pp->action))) < 0 ||
+                    (r = table_add_size(t, pp->start)) < 0 || (r = table_add_size(t, pp->size)) < 0 ||
+                    (r = table_add_string(t, SD_ID128_TO_UUID_STRING(pp->type_uuid))) < 0 ||
+                    (r = table_add_string(t, dps_type_name(pp->type_uuid))) < 0 ||
+                    (r = table_add_string(t, dps_type_name(pp->type_uuid) ?: "?")) < 0 ||
+                    (r = table_add_string(t, SD_ID128_TO_UUID_STRING(pp->uuid))) < 0 || (r = table_add_string(t, pp->label)) < 0 ||
+                    /* The plan file has always held the flags as a signed 64-bit number. */
+                    (r = table_add_json(t, json_object_new_int64((int64_t) pp->flags))) < 0 ||
+                    (r = table_add_json(t, gpt_flags_to_json(pp->flags))) < 0 || (r = table_add_string(t, pp->fstype)) < 0 ||
+                    (r = table_add_string(t, pp->copy_from >= 0 ? copied : (pp->fstype ?: "-"))) < 0 ||
+                    (r = table_add_string(t, flags[0] ? flags : "-")) < 0 || (r = table_add_string(t, pp->fslabel)) < 0 ||
+                    (r = pp->copy_from >= 0 ? table_add_unsigned(t, (uint64_t) pp->copy_from) : table_add_null(t)) < 0 ||
+                    (r = table_add_boolean(t, pp->encrypt)) < 0 ||
+                    (r = pp->encrypt ? table_add_string(t, SD_ID128_TO_UUID_STRING(pp->luks_uuid)) : table_add_null(t)) < 0)
+                        return r;
+        }
+        *ret = TAKE_PTR(t);
+        return 0;
+}
+
 json_object *plan_to_json(const Plan *p) {
-        json_object *j = json_object_new_object(), *t = json_object_new_object(), *parts = json_object_new_array(),
+        _cleanup_(table_freep) Table *table = NULL;
+        json_object *j = json_object_new_object(), *t = json_object_new_object(), *parts = NULL,
                     *doomed = json_object_new_array(), *fp = json_object_new_object();
 
+        if (plan_partition_table(p, &table) >= 0)
+                parts = table_to_json(table);
         if (!j || !t || !parts || !doomed || !fp) {
                 json_object_put(j), json_object_put(t), json_object_put(parts), json_object_put(doomed), json_object_put(fp);
                 return NULL;
@@ -1080,28 +1152,6 @@ json_object *plan_to_json(const Plan *p) {
         json_object_object_add(j, "freeStart", json_object_new_int64((int64_t) p->free_start));
         json_object_object_add(j, "freeSize", json_object_new_int64((int64_t) p->free_size));
 
-        for (size_t i = 0; i < p->n_partitions; i++) {
-                const PlanPartition *pp = &p->partitions[i];
-                json_object *e = json_object_new_object();
-
-                json_object_object_add(e, "partno", json_object_new_int((int) pp->partno));
-                json_object_object_add(e, "role", json_object_new_string(partition_role_to_string(pp->role)));
-                json_object_object_add(e, "action", json_object_new_string(partition_action_to_string(pp->action)));
-                json_object_object_add(e, "start", json_object_new_int64((int64_t) pp->start));
-                json_object_object_add(e, "size", json_object_new_int64((int64_t) pp->size));
-                json_object_object_add(e, "typeUuid", json_uuid(pp->type_uuid));
-                json_object_object_add(e, "typeName", json_string_or_null(dps_type_name(pp->type_uuid)));
-                json_object_object_add(e, "uuid", json_uuid(pp->uuid));
-                json_object_object_add(e, "label", json_string_or_null(pp->label));
-                json_object_object_add(e, "flags", json_object_new_int64((int64_t) pp->flags));
-                json_object_object_add(e, "flagNames", gpt_flags_to_json(pp->flags));
-                json_object_object_add(e, "fstype", json_string_or_null(pp->fstype));
-                json_object_object_add(e, "fsLabel", json_string_or_null(pp->fslabel));
-                json_object_object_add(e, "copyFrom", pp->copy_from >= 0 ? json_object_new_int(pp->copy_from) : NULL);
-                json_object_object_add(e, "encrypt", json_object_new_boolean(pp->encrypt));
-                json_object_object_add(e, "luksUuid", pp->encrypt ? json_uuid(pp->luks_uuid) : NULL);
-                json_object_array_add(parts, e);
-        }
         json_object_object_add(j, "partitions", parts);
 
         for (size_t i = 0; i < p->n_doomed; i++) {
@@ -1679,6 +1729,10 @@ static void plan_print_encryption(const Plan *p, FILE *f) {
 }
 
 void plan_print_table(const Plan *p, FILE *f) {
+        _cleanup_(table_freep) Table *table = NULL;
+        char **lines = NULL;
+        size_t n_lines = 0;
+
         fprintf(f, "Target:  %s — %s\n", p->target, p->target_description ?: "");
         if (p->mode == PLAN_ERASE)
                 fprintf(f, "Mode:    erase — a new GPT partition table; everything on the disk is destroyed\n");
@@ -1710,18 +1764,13 @@ void plan_print_table(const Plan *p, FILE *f) {
         fprintf(f, "Disk ID: %s%s%s%s\n\n", SD_ID128_TO_UUID_STRING(p->disk_uuid), p->seed ? "  (UUIDs derived from seed \"" : "",
                 p->seed ?: "", p->seed ? "\")" : "");
 
-        fprintf(f, "%-3s %-9s %-7s %10s %10s  %-13s %-16s %-6s %s\n", "#", "ROLE", "ACTION", "START", "SIZE", "TYPE", "LABEL", "FS",
-                "FLAGS");
+        if (plan_partition_table(p, &table) >= 0 && table_format_lines(table, &lines, &n_lines) >= 0)
+                fprintf(f, "%s\n", lines[0]);
         for (size_t i = 0; i < p->n_partitions; i++) {
                 const PlanPartition *pp = &p->partitions[i];
-                char flags[128];
 
-                format_flags(pp->flags, flags, sizeof(flags));
-                fprintf(f, "%-3u %-9s %-7s %10s %10s  %-13s %-16s %-6s %s\n", pp->partno, partition_role_to_string(pp->role),
-                        pp->copy_from >= 0 ? "copy" : partition_action_to_string(pp->action), FORMAT_BYTES(pp->start),
-                        FORMAT_BYTES(pp->size), dps_type_name(pp->type_uuid) ?: "?", pp->label ?: "-",
-                        pp->copy_from >= 0 ? (p->source->partitions[pp->copy_from].fstype ?: "?") : (pp->fstype ?: "-"),
-                        flags[0] ? flags : "-");
+                if (i + 1 < n_lines)
+                        fprintf(f, "%s\n", lines[i + 1]);
                 if (pp->encrypt)
                         fprintf(f, "    └ LUKS2 %s, opened as \"%s\" at boot\n", SD_ID128_TO_UUID_STRING(pp->luks_uuid),
                                 partition_role_to_string(pp->role));
@@ -1743,4 +1792,5 @@ void plan_print_table(const Plan *p, FILE *f) {
                 }
         } else if (p->mode == PLAN_ERASE && p->fingerprint.pttype)
                 fprintf(f, "\nThe existing %s partition table (no partitions) is replaced.\n", p->fingerprint.pttype);
+        table_free_lines(lines, n_lines);
 }

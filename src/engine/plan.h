@@ -14,6 +14,7 @@
 
 #include "disk.h"
 #include "dps.h"
+#include "table.h"
 
 #define PLAN_FORMAT_VERSION 1
 #define PLAN_ALIGNMENT (UINT64_C(1024) * 1024) /* 1 MiB, as sfdisk, libfdisk and repart use */
@@ -261,6 +262,38 @@ int plan_load(const char *path, Plan **ret);
 
 /* Prints the plan as a table for people (the confirmation shows exactly this). */
 void plan_print_table(const Plan *p, FILE *f);
+
+/* The columns of plan_partition_table(), in the order of the plan file's keys. Columns without a
+ * header are JSON only, columns without a key text only: the text shows what a person checks
+ * ("copy" for a partition filled from the image, the copied filesystem, "?" for an unknown type),
+ * the JSON what the plan file holds. */
+typedef enum PlanColumn {
+        PLAN_COLUMN_PARTNO,      /* "#", "partno" */
+        PLAN_COLUMN_ROLE,        /* "ROLE", "role" */
+        PLAN_COLUMN_ACTION_KEY,  /* "action": create or keep */
+        PLAN_COLUMN_ACTION,      /* "ACTION": create, keep or copy */
+        PLAN_COLUMN_START,       /* "START", "start" */
+        PLAN_COLUMN_SIZE,        /* "SIZE", "size" */
+        PLAN_COLUMN_TYPE_UUID,   /* "typeUuid" */
+        PLAN_COLUMN_TYPE_NAME,   /* "typeName" */
+        PLAN_COLUMN_TYPE,        /* "TYPE" */
+        PLAN_COLUMN_UUID,        /* "uuid" */
+        PLAN_COLUMN_LABEL,       /* "LABEL", "label" */
+        PLAN_COLUMN_FLAGS_VALUE, /* "flags" */
+        PLAN_COLUMN_FLAG_NAMES,  /* "flagNames" */
+        PLAN_COLUMN_FSTYPE,      /* "fstype" */
+        PLAN_COLUMN_FS,          /* "FS" */
+        PLAN_COLUMN_FLAGS,       /* "FLAGS" */
+        PLAN_COLUMN_FS_LABEL,    /* "fsLabel" */
+        PLAN_COLUMN_COPY_FROM,   /* "copyFrom" */
+        PLAN_COLUMN_ENCRYPT,     /* "encrypt" */
+        PLAN_COLUMN_LUKS_UUID,   /* "luksUuid" */
+        _PLAN_COLUMN_MAX,
+} PlanColumn;
+
+/* The plan's partitions, one row each in plan order: the table plan_print_table() prints, the
+ * full-screen installer shows (with its own headers), and the plan file's "partitions" array. */
+int plan_partition_table(const Plan *p, Table **ret);
 
 /* Computes the fingerprint of a disk as discovered now. */
 int plan_fingerprint_from_disk(const Disk *d, PlanFingerprint *ret);
