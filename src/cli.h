@@ -53,8 +53,9 @@ int collect_user_password(const Plan *p, bool unattended, bool allow_weak, Secre
 void on_progress(const ProgressEvent *ev, void *userdata);
 int on_confirm(const Plan *p, void *userdata);
 
-/* The line-by-line dialogue (imprint --plain): for screen readers and serial consoles. */
-int plain_run(const char *source);
+/* The line-by-line dialogue (imprint --plain): for screen readers and serial consoles. language
+ * ("en", "de", "fr", or NULL) is preselected in its first question. */
+int plain_run(const char *source, const char *language);
 
 /* The full-screen installer (ui/): imprint with no arguments on a terminal, or imprint --tui. */
 typedef struct TuiOptions {

@@ -16,6 +16,7 @@
 #include "encrypt.h"
 #include "error.h"
 #include "fileio.h"
+#include "i18n-frontend.h"
 #include "interrupt.h"
 #include "log.h"
 #include "quality.h"
@@ -34,8 +35,55 @@ static char *ask(const char *question, char *buf, size_t size) {
 }
 
 static void describe(const Disk *d, char *buf, size_t size) {
-        snprintf(buf, size, "%s  %s  %s%s%s%s%s", d->path, FORMAT_BYTES(d->size), transport_to_string(d->transport) ?: "?",
-                 d->model ? "  " : "", d->model ?: "", d->serial ? "  serial " : "", d->serial ?: "");
+        char serial[128] = "";
+
+        if (d->serial)
+                /* TRANSLATORS: after a disk's model in the disk list; %s is its serial number. */
+                snprintf(serial, sizeof(serial), _("  serial %s"), d->serial);
+        snprintf(buf, size, "%s  %s  %s%s%s%s", d->path, FORMAT_BYTES(d->size), transport_to_string(d->transport) ?: "?",
+                 d->model ? "  " : "", d->model ?: "", serial);
+}
+
+/* The language of the dialogue, and what it suggests for the installed system: the same list as
+ * the full-screen installer's. Enter keeps the one preselected (--lang, imprint.language=, the
+ * environment); a number, a code ("de") or a name chooses. */
+static int choose_language(const char *preferred) {
+        char answer[64];
+        size_t k = i18n_frontend_init(preferred);
+
+        i18n_set_language(k);
+        for (;;) {
+                char question[256];
+                char *a;
+                int i;
+
+                printf("\n%s\n", _("Language of the installer and of the installed system:"));
+                for (size_t j = 0; j < i18n_n_languages; j++)
+                        printf("  %zu) %s\n", j + 1, i18n_languages[j].name);
+                /* TRANSLATORS: %zu is the number of the language that Enter keeps, %s its name. */
+                snprintf(question, sizeof(question), _("Which language? [number, Enter for %zu (%s)]: "), k + 1,
+                         i18n_languages[k].name);
+                a = ask(question, answer, sizeof(answer));
+                if (!a)
+                        return -ECANCELED;
+                if (!*a)
+                        return 0;
+                i = i18n_language_find(a);
+                for (size_t j = 0; i < 0 && j < i18n_n_languages; j++)
+                        if (strcasecmp(a, i18n_languages[j].name) == 0)
+                                i = (int) j;
+                if (i < 0) {
+                        char *end;
+                        long n = strtol(a, &end, 10);
+                        if (!*end && n >= 1 && (size_t) n <= i18n_n_languages)
+                                i = (int) n - 1;
+                }
+                if (i >= 0) {
+                        i18n_set_language((size_t) i);
+                        return 0;
+                }
+                printf(_("Please type a number from 1 to %zu.\n"), i18n_n_languages);
+        }
 }
 
 static int choose_disk(DiskList *l, Disk **ret) {
@@ -43,7 +91,7 @@ static int choose_disk(DiskList *l, Disk **ret) {
         size_t n_usable = 0;
         Disk *usable[64];
 
-        printf("\nDisks:\n");
+        printf("\n%s\n", _("Disks:"));
         for (size_t i = 0; i < l->n_disks; i++) {
                 Disk *d = l->disks[i];
 
@@ -52,18 +100,20 @@ static int choose_disk(DiskList *l, Disk **ret) {
                         usable[n_usable++] = d;
                         printf("  %zu) %s\n", n_usable, line);
                         for (size_t k = 0; d->installed && d->installed[k]; k++)
-                                printf("       holds: %s\n", d->installed[k]);
+                                /* TRANSLATORS: under a disk in the list; %s is an installed system, e.g. "Debian GNU/Linux 12". */
+                                printf(_("       holds: %s\n"), d->installed[k]);
                         if (d->n_partitions == 0)
-                                printf("       empty\n");
+                                printf("       %s\n", _("empty"));
                 } else
-                        printf("  -) %s\n       cannot be used: %s\n", line, d->refusal_text ?: "");
+                        /* TRANSLATORS: under a disk that cannot be installed to; %s says why. */
+                        printf(_("  -) %s\n       cannot be used: %s\n"), line, d->refusal_text ?: "");
         }
         if (n_usable == 0) {
-                printf("\nNo disk here can be installed to.\n");
+                printf("\n%s\n", _("No disk here can be installed to."));
                 return -ENOENT;
         }
         for (;;) {
-                char *a = ask(n_usable == 1 ? "\nInstall to which disk? [1, q to quit]: " : "\nInstall to which disk? [number, q to quit]: ",
+                char *a = ask(n_usable == 1 ? _("\nInstall to which disk? [1, q to quit]: ") : _("\nInstall to which disk? [number, q to quit]: "),
                               answer, sizeof(answer));
                 char *end;
                 long k;
@@ -75,7 +125,7 @@ static int choose_disk(DiskList *l, Disk **ret) {
                         *ret = usable[k - 1];
                         return 0;
                 }
-                printf("Please type a number from 1 to %zu.\n", n_usable);
+                printf(_("Please type a number from 1 to %zu.\n"), n_usable);
         }
 }
 
@@ -88,28 +138,29 @@ static int choose_encryption(const Disk *d, EncryptRequest *e) {
                 return 0;
         }
         if (tpm2_check(NULL, &st) > 0)
-                printf("\nThis computer has a usable TPM2: the encrypted disk unlocks by itself at boot, as long as the\n"
-                       "firmware and Secure Boot settings stay the same.\n");
+                printf("%s", _("\nThis computer has a usable TPM2: the encrypted disk unlocks by itself at boot, as long as the\n"
+                               "firmware and Secure Boot settings stay the same.\n"));
         else
-                printf("\nThe TPM2 cannot be used: %s\nAn encrypted disk then asks for a passphrase or the recovery key at every boot.\n",
-                       st.problem ?: "no TPM was found.");
+                /* TRANSLATORS: %s says why, e.g. "no TPM was found." */
+                printf(_("\nThe TPM2 cannot be used: %s\nAn encrypted disk then asks for a passphrase or the recovery key at every boot.\n"),
+                       st.problem ?: _("no TPM was found."));
         for (;;) {
-                char *a = ask("Encrypt root and home (recommended)? [Y/n]: ", answer, sizeof(answer));
+                char *a = ask(_("Encrypt root and home (recommended)? [Y/n]: "), answer, sizeof(answer));
                 if (!a)
                         return -ECANCELED;
-                if (!*a || streq(a, "y") || streq(a, "Y")) {
+                if (!*a || i18n_answer_is_yes(a)) {
                         e->encrypt = 1;
                         break;
                 }
-                if (streq(a, "n") || streq(a, "N")) {
+                if (i18n_answer_is_no(a)) {
                         e->encrypt = 0;
                         return 0;
                 }
-                printf("Please type y or n.\n");
+                printf("%s\n", _("Please type y or n."));
         }
         for (;;) {
-                char *a = ask(st.problem ? "Add a passphrase to type at boot (recommended without a TPM)? [Y/n]: "
-                                         : "Also add a passphrase that opens the disk? [y/N]: ",
+                char *a = ask(st.problem ? _("Add a passphrase to type at boot (recommended without a TPM)? [Y/n]: ")
+                                         : _("Also add a passphrase that opens the disk? [y/N]: "),
                               answer, sizeof(answer));
                 if (!a)
                         return -ECANCELED;
@@ -117,11 +168,11 @@ static int choose_encryption(const Disk *d, EncryptRequest *e) {
                         e->passphrase = st.problem != NULL;
                         return 0;
                 }
-                if (streq(a, "y") || streq(a, "Y") || streq(a, "n") || streq(a, "N")) {
-                        e->passphrase = *a == 'y' || *a == 'Y';
+                if (i18n_answer_is_yes(a) || i18n_answer_is_no(a)) {
+                        e->passphrase = i18n_answer_is_yes(a);
                         return 0;
                 }
-                printf("Please type y or n.\n");
+                printf("%s\n", _("Please type y or n."));
         }
 }
 
@@ -130,7 +181,7 @@ static int choose_layout(const Disk *d, PlanOptions *o) {
 
         if (d->n_partitions > 0 && streq_ptr(d->pttype, "gpt")) {
                 for (;;) {
-                        char *a = ask("\nErase the whole disk (e), or keep its partitions and use free space (f)? [e]: ", answer,
+                        char *a = ask(_("\nErase the whole disk (e), or keep its partitions and use free space (f)? [e]: "), answer,
                                       sizeof(answer));
                         if (!a)
                                 return -ECANCELED;
@@ -142,11 +193,12 @@ static int choose_layout(const Disk *d, PlanOptions *o) {
                                 o->mode = PLAN_FREE;
                                 break;
                         }
-                        printf("Please type e or f.\n");
+                        printf("%s\n", _("Please type e or f."));
                 }
         }
         for (;;) {
-                char *a = ask("A separate home partition? Type a size (e.g. 50G), \"rest\", or press Enter for none: ", answer,
+                /* TRANSLATORS: "rest" is typed as it is (not translated). */
+                char *a = ask(_("A separate home partition? Type a size (e.g. 50G), \"rest\", or press Enter for none: "), answer,
                               sizeof(answer));
                 if (!a)
                         return -ECANCELED;
@@ -156,7 +208,7 @@ static int choose_layout(const Disk *d, PlanOptions *o) {
                 }
                 if (size_request_parse(a, &o->home) >= 0)
                         return 0;
-                printf("\"%s\" is not a size.\n", a);
+                printf(_("\"%s\" is not a size.\n"), a);
         }
 }
 
@@ -185,7 +237,12 @@ static int ask_text(const char *question, const char *def, char **ret) {
         char q[256], answer[256];
         char *a;
 
-        snprintf(q, sizeof(q), def ? "%s [%s]: " : "%s: ", question, def);
+        if (def)
+                /* TRANSLATORS: a question (%s) and, in [ ], the answer that Enter takes. */
+                snprintf(q, sizeof(q), _("%s [%s]: "), question, def);
+        else
+                /* TRANSLATORS: a question (%s) that is answered on the same line. */
+                snprintf(q, sizeof(q), _("%s: "), question);
         a = ask(q, answer, sizeof(answer));
         if (!a)
                 return -ECANCELED;
@@ -197,11 +254,19 @@ static int ask_text(const char *question, const char *def, char **ret) {
 static int choose_account(AccountRequest *ar, char **user, char **real, PlanSettings *st) {
         _cleanup_(freep) char *tz = live_setting("/etc/localtime", NULL), *lang = live_setting("/etc/locale.conf", "LANG"),
                               *km = live_setting("/etc/vconsole.conf", "KEYMAP"), *admin = NULL;
+        const Language *chosen = &i18n_languages[i18n_current_language()];
         int r;
 
-        printf("\nYour account on the installed system.\n");
+        /* The language chosen for the dialogue suggests the system's locale and keymap, as in the
+         * full-screen installer; the live system's own settings only when they are that language. */
+        if (i18n_language_find(lang) != (int) i18n_current_language()) {
+                lang = mfree(lang);
+                km = mfree(km);
+        }
+
+        printf("\n%s\n", _("Your account on the installed system."));
         for (;;) {
-                r = ask_text("User name (lower case; Enter for none)", NULL, user);
+                r = ask_text(_("User name (lower case; Enter for none)"), NULL, user);
                 if (r < 0)
                         return r;
                 if (!**user) {
@@ -210,33 +275,34 @@ static int choose_account(AccountRequest *ar, char **user, char **real, PlanSett
                 }
                 if (user_name_is_valid(*user))
                         break;
-                printf("\"%s\" cannot be a user name: lower-case letters, digits, _ and -, starting with a letter.\n", *user);
+                printf(_("\"%s\" cannot be a user name: lower-case letters, digits, _ and -, starting with a letter.\n"), *user);
         }
         if (*user) {
-                r = ask_text("Your full name", NULL, real);
+                r = ask_text(_("Your full name"), NULL, real);
                 if (r < 0)
                         return r;
                 if (!**real)
                         *real = mfree(*real);
-                r = ask_text("May this account administer the system (sudo)? y/n", "y", &admin);
+                /* TRANSLATORS: the suggested answer, in [ ], is the translation of "y" (the letter for yes). */
+                r = ask_text(_("May this account administer the system (sudo)? y/n"), _("y"), &admin);
                 if (r < 0)
                         return r;
                 ar->user_name = *user;
                 ar->real_name = *real;
-                ar->admin = streq(admin, "y") || streq(admin, "Y");
+                ar->admin = i18n_answer_is_yes(admin);
         }
-        printf("\nSettings of the installed system (Enter takes the suggestion, \"-\" keeps what the image has):\n");
+        printf("\n%s\n", _("Settings of the installed system (Enter takes the suggestion, \"-\" keeps what the image has):"));
         for (;;) {
-                r = ask_text("Computer name", "imprint", &st->hostname);
+                r = ask_text(_("Computer name"), "imprint", &st->hostname);
                 if (r < 0)
                         return r;
-                r = ask_text("Time zone", tz ?: "UTC", &st->timezone);
+                r = ask_text(_("Time zone"), tz ?: "UTC", &st->timezone);
                 if (r < 0)
                         return r;
-                r = ask_text("Language (locale)", lang ?: "C.UTF-8", &st->locale);
+                r = ask_text(_("Language (locale)"), lang ?: chosen->locale, &st->locale);
                 if (r < 0)
                         return r;
-                r = ask_text("Keyboard layout (keymap)", km ?: "us", &st->keymap);
+                r = ask_text(_("Keyboard layout (keymap)"), km ?: chosen->keymap, &st->keymap);
                 if (r < 0)
                         return r;
                 if (streq_ptr(st->hostname, "-"))
@@ -259,8 +325,14 @@ static int plain_confirm(const Plan *p, void *userdata) {
 
         printf("\n");
         plan_print_table(p, stdout);
-        snprintf(question, sizeof(question), "\nThis writes to %s%s. Type \"%s\" to install, anything else goes back: ", p->target,
-                 p->mode == PLAN_ERASE ? " and DESTROYS everything on it" : "", p->target_name);
+        if (p->mode == PLAN_ERASE)
+                /* TRANSLATORS: the first %s is the disk (/dev/sda), the second its name (sda), typed to confirm. */
+                snprintf(question, sizeof(question), _("\nThis writes to %s and DESTROYS everything on it. Type \"%s\" to install, anything else goes back: "),
+                         p->target, p->target_name);
+        else
+                /* TRANSLATORS: the first %s is the disk (/dev/sda), the second its name (sda), typed to confirm. */
+                snprintf(question, sizeof(question), _("\nThis writes to %s. Type \"%s\" to install, anything else goes back: "), p->target,
+                         p->target_name);
         a = ask(question, answer, sizeof(answer));
         return a && streq(a, p->target_name);
 }
@@ -273,7 +345,8 @@ static void finish(void) {
         char answer[32];
 
         for (;;) {
-                char *a = ask("\n[r]eboot, [p]ower off, or [s]hell? ", answer, sizeof(answer));
+                /* TRANSLATORS: r, p and s are typed as they are (not translated); keep them in [ ]. */
+                char *a = ask(_("\n[r]eboot, [p]ower off, or [s]hell? "), answer, sizeof(answer));
                 char *argv[] = { (char *) "systemctl", NULL, NULL };
 
                 if (!a)
@@ -283,13 +356,13 @@ static void finish(void) {
                 if (streq(a, "r") || streq(a, "p")) {
                         argv[1] = (char *) (streq(a, "r") ? "reboot" : "poweroff");
                         if (run_command(argv, NULL) < 0)
-                                printf("%s\n", error_message() ?: "Failed.");
+                                printf("%s\n", error_message() ?: _("Failed."));
                         return;
                 }
         }
 }
 
-int plain_run(const char *source_arg) {
+int plain_run(const char *source_arg, const char *language) {
         _cleanup_(install_config_done) InstallConfig defaults = {};
         _cleanup_(image_freep) Image *probe = NULL;
         _cleanup_(freep) char *self = NULL;
@@ -302,9 +375,14 @@ int plain_run(const char *source_arg) {
                 return fail(r);
         source = source_arg ?: defaults.source;
 
-        printf("Welcome to imprint.\n");
+        r = choose_language(language);
+        if (r < 0) {
+                printf("%s\n", _("Nothing was written."));
+                return exit_code_from_errno(r);
+        }
+        printf("\n%s\n", _("Welcome to imprint."));
         if (!source) {
-                printf("No OS image is configured: start imprint --plain --source IMAGE.\n");
+                printf("%s\n", _("No OS image is configured: start imprint --plain --source IMAGE."));
                 return exit_code_from_errno(-EINVAL);
         }
         if (streq(source, "self")) {
@@ -316,8 +394,14 @@ int plain_run(const char *source_arg) {
         r = open_image(source, &probe);
         if (r < 0)
                 return fail(r);
-        printf("This installs %s from %s%s%s.\n", probe->pretty_name ?: "an OS image", source,
-               probe->sha256 ? ", checked against " : "", probe->sha256 ? probe->sha256_origin : "");
+        if (probe->sha256)
+                /* TRANSLATORS: "This installs Debian GNU/Linux 13 from /run/media/os.raw, checked against
+                 * /run/media/os.raw.sha256." */
+                printf(_("This installs %s from %s, checked against %s.\n"), probe->pretty_name ?: _("an OS image"), source,
+                       probe->sha256_origin);
+        else
+                /* TRANSLATORS: "This installs Debian GNU/Linux 13 from /run/media/os.raw." */
+                printf(_("This installs %s from %s.\n"), probe->pretty_name ?: _("an OS image"), source);
         probe = image_free(probe);
 
         for (;;) {
@@ -349,7 +433,7 @@ int plain_run(const char *source_arg) {
                 if (r >= 0)
                         r = build_plan(d->path, source, &o, &er, &ar, &st, &img, &p);
                 if (r >= 0 && p->encryption.passphrase)
-                        r = ask_secret("Passphrase for the disk: ", true, &passphrase);
+                        r = ask_secret(_("Passphrase for the disk: "), true, &passphrase);
                 if (r >= 0 && p->account) {
                         if (p->account->note)
                                 printf("%s\n", p->account->note);
@@ -357,7 +441,7 @@ int plain_run(const char *source_arg) {
                 }
                 disk_list_done(&l);
                 if (r == -ECANCELED || r == -ENOENT) {
-                        printf("Nothing was written.\n");
+                        printf("%s\n", _("Nothing was written."));
                         return exit_code_from_errno(-ECANCELED);
                 }
                 if (r < 0) {
@@ -373,16 +457,18 @@ int plain_run(const char *source_arg) {
                         return interrupt_exit_status(interrupt_pending());
                 }
                 if (r == -ECANCELED) {
-                        printf("Nothing was written.\n");
+                        printf("%s\n", _("Nothing was written."));
                         continue;
                 }
                 code = exit_code_from_errno(r);
                 if (r < 0) {
-                        printf("\nThe install failed: %s\n", error_message() ?: strerror(-r));
+                        /* TRANSLATORS: %s is why, one sentence. */
+                        printf(_("\nThe install failed: %s\n"), error_message() ?: strerror(-r));
                         continue;
                 }
-                printf("\n%s is installed on %s. Remove the installation medium before you start it.\n",
-                       p->source->os_name ?: "The system", p->target);
+                /* TRANSLATORS: "Debian GNU/Linux is installed on /dev/sda. …" */
+                printf(_("\n%s is installed on %s. Remove the installation medium before you start it.\n"),
+                       p->source->os_name ?: _("The system"), p->target);
                 finish();
                 return code;
         }

@@ -351,9 +351,7 @@ int tui_run(const TuiOptions *o) {
                 log_set_sink(log_sink_stderr, NULL);
                 tui_done(&t);
                 fprintf(stderr, "imprint: %s\n", _("This terminal cannot show the full-screen installer; the line-by-line one starts."));
-                /* The line-by-line dialogue is English: the engine's sentences in it too. */
-                textdomain("imprint-untranslated");
-                return plain_run(o->source);
+                return plain_run(o->source, i18n_languages[t.language].code);
         }
         set_escdelay(25);
         cbreak();
