@@ -36,7 +36,7 @@ run_dialogue() {
         shift
         env -u LANGUAGE -u LC_ALL -u LC_MESSAGES LANG=C.UTF-8 IMPRINT_LOCALEDIR="$LOCALEDIR" "${env[@]}" \
                 CREDENTIALS_DIRECTORY="$WORK/creds" /usr/bin/python3 - "$lang" "$IMPRINT" "$src" "$dev" "$transcript" "$@" <<'PY'
-import os, re, subprocess, sys, time
+import os, re, select, subprocess, sys, time
 lang, imprint, src, dev, transcript = sys.argv[1:6]
 args = sys.argv[6:]
 name = os.path.basename(dev)
@@ -77,6 +77,9 @@ tables = {
 answers = [(re.compile(pat), list(a)) for pat, a in tables[lang]]
 out, pending, deadline = b"", b"", time.time() + 120
 while time.time() < deadline:
+    # A question nobody answers (a prompt the tables do not know) ends the run at the deadline.
+    if not select.select([p.stdout], [], [], max(deadline - time.time(), 0))[0]:
+        break
     b = os.read(p.stdout.fileno(), 4096)
     if not b:
         break
@@ -93,7 +96,11 @@ while time.time() < deadline:
             pending = b""
             break
 p.stdin.close()
-code = p.wait(timeout=60)
+try:
+    code = p.wait(timeout=60)
+except subprocess.TimeoutExpired:
+    p.kill()
+    code = p.wait()
 open(transcript, "wb").write(out + b"\nexit status %d\n" % code)
 PY
 }
