@@ -23,6 +23,7 @@
 #include "disk.h"
 #include "error.h"
 #include "executor.h"
+#include "i18n-frontend.h"
 #include "image.h"
 #include "interrupt.h"
 #include "log.h"
@@ -103,7 +104,7 @@ static void help(void) {
                "  imprint install --plan-file FILE [--yes] [--json] [--no-variables]\n"
                "  imprint unattended [--config FILE]\n"
                "  imprint tpm [--json] [--tcti TCTI]\n"
-               "  imprint --plain [--source IMAGE]\n"
+               "  imprint --plain [--source IMAGE] [--lang L]\n"
                "  imprint [--tui [--source IMAGE] [--seed S] [--log FILE] [--lang L] [--mono] [--allow-weak-password] [DISK|FILE…]]\n"
                "  imprint --console\n\n"
                "Commands:\n"
@@ -116,7 +117,7 @@ static void help(void) {
                "           imprint.config, or imprint.config=PATH on the kernel command line),\n"
                "           printing JSON progress; for OEM lines and test rigs\n"
                "  tpm      Check whether this machine's TPM 2.0 can hold a disk key, and say why not\n"
-               "  --plain  A line-by-line installer dialogue (serial consoles, screen readers)\n"
+               "  --plain  A line-by-line installer dialogue (serial consoles, screen readers); --lang=en|de|fr\n"
                "  --tui    The full-screen installer (also: imprint with no arguments on a terminal);\n"
                "           --log=FILE, --lang=en|de|fr, --mono; named DISKs or FILEs are the only targets\n"
                "  --console  --tui on a virtual console or pseudo terminal, --plain on a serial line,\n"
@@ -988,10 +989,11 @@ static int verb_unattended(int argc, char *argv[]) {
 static int verb_plain(int argc, char *argv[]) {
         static const struct option options[] = {
                 { "source", required_argument, NULL, 's' },
+                { "lang", required_argument, NULL, 'L' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
-        const char *source = NULL;
+        const char *source = NULL, *language = NULL;
         int c;
 
         while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0)
@@ -1002,12 +1004,17 @@ static int verb_plain(int argc, char *argv[]) {
                 case 's':
                         source = optarg;
                         break;
+                case 'L':
+                        if (i18n_language_find(optarg) < 0)
+                                return usage_error("--lang=%s: the dialogue speaks en, de and fr.", optarg);
+                        language = optarg;
+                        break;
                 default:
                         return option_error(c, argv);
                 }
         if (optind < argc)
                 return usage_error("unexpected argument \"%s\".", argv[optind]);
-        return plain_run(source);
+        return plain_run(source, language);
 }
 
 /* imprint --tui [--source IMAGE] [--seed S] [--log FILE] [--lang L] [--mono]
@@ -1110,7 +1117,7 @@ static int verb_console(int argc, char *argv[]) {
         log_info("%s: %s (%s)", tty ?: "this terminal", tui ? "the full-screen installer" : "the line-by-line dialogue",
                  origin ?: (kind == TERMINAL_VIRTUAL_CONSOLE ? "a virtual console" : kind == TERMINAL_PSEUDO ? "a pseudo terminal" : "a serial or other line"));
         if (!tui)
-                return plain_run(NULL);
+                return plain_run(NULL, NULL);
         if (kind == TERMINAL_LINE) {
                 r = terminal_fix_size(STDIN_FILENO, 500);
                 if (r < 0)
