@@ -18,6 +18,7 @@
 #include "plain.h"
 #include "session.h"
 #include "tui.h"
+#include "varlink-installer.h"
 #include "quality.h"
 #include "config.h"
 #include "disk.h"
@@ -106,7 +107,8 @@ static void help(void) {
                "  imprint tpm [--json] [--tcti TCTI]\n"
                "  imprint --plain [--source IMAGE] [--lang L]\n"
                "  imprint [--tui [--source IMAGE] [--seed S] [--log FILE] [--lang L] [--mono] [--allow-weak-password] [DISK|FILE…]]\n"
-               "  imprint --console\n\n"
+               "  imprint --console\n"
+               "  imprint --varlink [--listen=PATH]\n\n"
                "Commands:\n"
                "  disks    List the disks, what is on them, and whether they can be a target\n"
                "  plan     Show (and optionally save) the partition layout for a target; writes nothing\n"
@@ -121,7 +123,9 @@ static void help(void) {
                "  --tui    The full-screen installer (also: imprint with no arguments on a terminal);\n"
                "           --log=FILE, --lang=en|de|fr, --mono; named DISKs or FILEs are the only targets\n"
                "  --console  --tui on a virtual console or pseudo terminal, --plain on a serial line,\n"
-               "           unless imprint.frontend[.TTY]=tui|plain on the kernel command line says otherwise\n\n"
+               "           unless imprint.frontend[.TTY]=tui|plain on the kernel command line says otherwise\n"
+               "  --varlink  Serve the Varlink interface io.imprint.Installer (imprint-varlink(7)) on the\n"
+               "           sockets systemd passed (imprint-varlink.socket), or on --listen=PATH\n\n"
                "Layout options:\n"
                "  --erase                 Replace everything on the disk (default)\n"
                "  --free                  Keep existing partitions; use the largest free region\n"
@@ -1126,6 +1130,37 @@ static int verb_console(int argc, char *argv[]) {
         return tui_run(&(TuiOptions) { .shell_after = true });
 }
 
+/* imprint --varlink [--listen=PATH]: the io.imprint.Installer service (varlink-installer.c). */
+static int verb_varlink(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "listen", required_argument, NULL, 'l' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        const char *listen_path = NULL;
+        int c, r;
+
+        optind = 1;
+        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return EXIT_OK;
+                case 'l':
+                        listen_path = optarg;
+                        break;
+                default:
+                        return option_error(c, argv);
+                }
+        if (optind < argc)
+                return usage_error("unexpected argument \"%s\".", argv[optind]);
+        /* What the service logs goes to the journal: steps and results, never a secret. */
+        if (log_get_max_level() < LOG_INFO)
+                log_set_max_level(LOG_INFO);
+        r = varlink_installer_run(listen_path);
+        return r < 0 ? fail(r) : EXIT_OK;
+}
+
 /* ---- main -------------------------------------------------------------------------------- */
 
 int main(int argc, char *argv[]) {
@@ -1165,6 +1200,11 @@ int main(int argc, char *argv[]) {
                         optind = 1;
                         arg_verb = "--tui";
                         return verb_tui(argc - i, argv + i);
+                }
+                if (streq(argv[i], "--varlink")) {
+                        set_verbosity();
+                        arg_verb = "--varlink";
+                        return verb_varlink(argc - i, argv + i);
                 }
                 if (streq(argv[i], "--console")) {
                         set_verbosity();
