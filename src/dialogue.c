@@ -12,6 +12,7 @@
 #include "dialogue.h"
 #include "error.h"
 #include "fileio.h"
+#include "i18n.h"
 #include "session.h"
 #include "recovery.h"
 #include "size.h"
@@ -43,7 +44,8 @@ int recovery_key_dialogue(const Plan *p, const Secret *key, FILE *in, FILE *out)
 
         r = recovery_key_qr_text(key, terminal_is_utf8(), &qr);
         if (r < 0)
-                return error_setf(r, "Cannot draw the recovery key as a QR code: %s", strerror(-r));
+                /* TRANSLATORS: %s is the system's error text. */
+                return error_setf(r, _("Cannot draw the recovery key as a QR code: %s"), strerror(-r));
         r = recovery_key_challenge(ELEMENTSOF(groups), groups, ELEMENTSOF(groups));
         if (r < 0)
                 return r;
@@ -52,17 +54,20 @@ int recovery_key_dialogue(const Plan *p, const Secret *key, FILE *in, FILE *out)
                 char typed[256], question[160];
 
                 if (attempt % 3 == 0) {
-                        fprintf(out, "\nRECOVERY KEY for the encrypted disk %s\n\n"
-                                     "If the TPM ever refuses to unlock the disk (a firmware update, Secure Boot changed, the disk\n"
-                                     "moved to another computer), this key is the only way in. Write it down or scan the code, and\n"
-                                     "keep it apart from the computer. Nothing has been written to the disk yet.\n\n    ",
+                        /* TRANSLATORS: %s is the disk's name (sda). Keep the line breaks near 100 columns. */
+                        fprintf(out, _("\nRECOVERY KEY for the encrypted disk %s\n\n"
+                                       "If the TPM ever refuses to unlock the disk (a firmware update, Secure Boot changed, the disk\n"
+                                       "moved to another computer), this key is the only way in. Write it down or scan the code, and\n"
+                                       "keep it apart from the computer. Nothing has been written to the disk yet.\n"),
                                 p->target_name);
+                        fprintf(out, "\n    ");
                         write_secret_text(out, key->data, key->size);
                         fprintf(out, "\n\n");
                         write_secret_text(out, qr->data, qr->size);
                         fprintf(out, "\n%s\n", recovery_key_explanation());
                 }
-                snprintf(question, sizeof(question), "\nTo show you have it, type groups %u and %u of the key (q cancels): ", groups[0],
+                /* TRANSLATORS: the two numbers are groups of the recovery key, counted from 1; "q" is typed as it is. */
+                snprintf(question, sizeof(question), _("\nTo show you have it, type groups %u and %u of the key (q cancels): "), groups[0],
                          groups[1]);
                 fprintf(out, "%s", question);
                 fflush(out);
@@ -86,7 +91,7 @@ int recovery_key_dialogue(const Plan *p, const Secret *key, FILE *in, FILE *out)
         /* Off the screen (and the terminal's scrollback) before the install goes on. */
         if (isatty(fileno(out)))
                 fprintf(out, "\033[H\033[2J\033[3J");
-        fprintf(out, "Thank you: the recovery key is confirmed.\n");
+        fprintf(out, "%s\n", _("Thank you: the recovery key is confirmed."));
         fflush(out);
         return 1;
 }
@@ -100,7 +105,7 @@ int ask_secret(const char *prompt, bool check_quality, Secret **ret) {
                 if (isatty(STDIN_FILENO)) {
                         r = secret_read_tty(STDIN_FILENO, STDOUT_FILENO, prompt, 512, &a);
                         if (r >= 0)
-                                r = secret_read_tty(STDIN_FILENO, STDOUT_FILENO, "Type it again: ", 512, &b);
+                                r = secret_read_tty(STDIN_FILENO, STDOUT_FILENO, _("Type it again: "), 512, &b);
                 } else {
                         /* A pipe (a test driver, a screen reader's helper): no echo to turn off. */
                         char line[514];
@@ -118,27 +123,29 @@ int ask_secret(const char *prompt, bool check_quality, Secret **ret) {
                         secret_wipe(line, sizeof(line));
                 }
                 if (r < 0)
-                        return r == -ECANCELED ? r : error_setf(r, "Cannot read from the terminal: %s", strerror(-r));
+                        /* TRANSLATORS: %s is the system's error text. */
+                        return r == -ECANCELED ? r : error_setf(r, _("Cannot read from the terminal: %s"), strerror(-r));
                 if (a->size == 0) {
-                        printf("It must not be empty.\n");
+                        printf("%s\n", _("It must not be empty."));
                         continue;
                 }
                 if (a->size != b->size || memcmp(a->data, b->data, a->size) != 0) {
-                        printf("The two did not match. Once more.\n");
+                        printf("%s\n", _("The two did not match. Once more."));
                         continue;
                 }
                 if (check_quality) {
                         r = session_rate_secret(SESSION_SECRET_PASSPHRASE, (const char *) a->data, NULL);
                         if (r < 0) {
-                                printf("Too weak: %s Choose another.\n", session_error_message(r));
+                                /* TRANSLATORS: %s is libpwquality's reason, one sentence. */
+                                printf(_("Too weak: %s Choose another.\n"), session_error_message(r));
                                 continue;
                         }
-                        printf("Strength: %d of 100.\n", r);
+                        printf(_("Strength: %d of 100.\n"), r);
                 }
                 *ret = TAKE_PTR(a);
                 return 0;
         }
-        return error_setf(-ECANCELED, "Too many attempts.");
+        return error_setf(-ECANCELED, _("Too many attempts."));
 }
 
 void progress_print_text(const ProgressEvent *ev) {
@@ -153,23 +160,25 @@ void progress_print_text(const ProgressEvent *ev) {
                         char eta[32] = "";
 
                         if (ev->eta_usec >= 0)
-                                snprintf(eta, sizeof(eta), ", %" PRIi64 ":%02" PRIi64 " left", ev->eta_usec / 60000000,
+                                /* TRANSLATORS: minutes:seconds left of a step. */
+                                snprintf(eta, sizeof(eta), _(", %" PRIi64 ":%02" PRIi64 " left"), ev->eta_usec / 60000000,
                                          ev->eta_usec / 1000000 % 60);
-                        printf("\r\033[K[%u/%u] %s … %s of %s (%u%%), %s/s%s", ev->step, ev->n_steps, ev->description,
+                        /* TRANSLATORS: step/steps, the step, bytes done of all, percent, rate, time left. */
+                        fputs("\r\033[K", stdout);
+                        printf(_("[%u/%u] %s … %s of %s (%u%%), %s/s%s"), ev->step, ev->n_steps, ev->description,
                                FORMAT_BYTES(ev->done), FORMAT_BYTES(ev->total),
                                ev->total ? (unsigned) (ev->done * 100 / ev->total) : 0, FORMAT_BYTES(ev->rate), eta);
                 }
                 break;
         case PROGRESS_END:
+                /* On a terminal the line replaces the step's progress; in a log or a pipe each line
+                 * says which step it is about on its own. */
                 if (tty)
-                        printf("\r\033[K[%u/%u] %s … done (%.1f s)\n", ev->step, ev->n_steps, ev->description,
-                               (double) ev->elapsed_usec / 1e6);
-                else /* a log or a pipe: each line must say which step it is about on its own */
-                        printf("[%u/%u] %s … done (%.1f s)\n", ev->step, ev->n_steps, ev->description,
-                               (double) ev->elapsed_usec / 1e6);
+                        printf("\r\033[K");
+                printf(_("[%u/%u] %s … done (%.1f s)\n"), ev->step, ev->n_steps, ev->description, (double) ev->elapsed_usec / 1e6);
                 break;
         case PROGRESS_FAILED:
-                printf("%s[%u/%u] %s … FAILED\n", tty ? "\r\033[K" : "", ev->step, ev->n_steps, ev->description);
+                printf(_("%s[%u/%u] %s … FAILED\n"), tty ? "\r\033[K" : "", ev->step, ev->n_steps, ev->description);
                 break;
         default:
                 break;

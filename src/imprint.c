@@ -18,11 +18,13 @@
 #include "plain.h"
 #include "session.h"
 #include "tui.h"
+#include "varlink-installer.h"
 #include "quality.h"
 #include "config.h"
 #include "disk.h"
 #include "error.h"
 #include "executor.h"
+#include "i18n-frontend.h"
 #include "image.h"
 #include "interrupt.h"
 #include "log.h"
@@ -103,9 +105,10 @@ static void help(void) {
                "  imprint install --plan-file FILE [--yes] [--json] [--no-variables]\n"
                "  imprint unattended [--config FILE]\n"
                "  imprint tpm [--json] [--tcti TCTI]\n"
-               "  imprint --plain [--source IMAGE]\n"
+               "  imprint --plain [--source IMAGE] [--lang L]\n"
                "  imprint [--tui [--source IMAGE] [--seed S] [--log FILE] [--lang L] [--mono] [--allow-weak-password] [DISK|FILE…]]\n"
-               "  imprint --console\n\n"
+               "  imprint --console\n"
+               "  imprint --varlink [--listen=PATH]\n\n"
                "Commands:\n"
                "  disks    List the disks, what is on them, and whether they can be a target\n"
                "  plan     Show (and optionally save) the partition layout for a target; writes nothing\n"
@@ -116,11 +119,13 @@ static void help(void) {
                "           imprint.config, or imprint.config=PATH on the kernel command line),\n"
                "           printing JSON progress; for OEM lines and test rigs\n"
                "  tpm      Check whether this machine's TPM 2.0 can hold a disk key, and say why not\n"
-               "  --plain  A line-by-line installer dialogue (serial consoles, screen readers)\n"
+               "  --plain  A line-by-line installer dialogue (serial consoles, screen readers); --lang=en|de|fr\n"
                "  --tui    The full-screen installer (also: imprint with no arguments on a terminal);\n"
                "           --log=FILE, --lang=en|de|fr, --mono; named DISKs or FILEs are the only targets\n"
                "  --console  --tui on a virtual console or pseudo terminal, --plain on a serial line,\n"
-               "           unless imprint.frontend[.TTY]=tui|plain on the kernel command line says otherwise\n\n"
+               "           unless imprint.frontend[.TTY]=tui|plain on the kernel command line says otherwise\n"
+               "  --varlink  Serve the Varlink interface io.imprint.Installer (imprint-varlink(7)) on the\n"
+               "           sockets systemd passed (imprint-varlink.socket), or on --listen=PATH\n\n"
                "Layout options:\n"
                "  --erase                 Replace everything on the disk (default)\n"
                "  --free                  Keep existing partitions; use the largest free region\n"
@@ -988,10 +993,11 @@ static int verb_unattended(int argc, char *argv[]) {
 static int verb_plain(int argc, char *argv[]) {
         static const struct option options[] = {
                 { "source", required_argument, NULL, 's' },
+                { "lang", required_argument, NULL, 'L' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
-        const char *source = NULL;
+        const char *source = NULL, *language = NULL;
         int c;
 
         while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0)
@@ -1002,12 +1008,17 @@ static int verb_plain(int argc, char *argv[]) {
                 case 's':
                         source = optarg;
                         break;
+                case 'L':
+                        if (i18n_language_find(optarg) < 0)
+                                return usage_error("--lang=%s: the dialogue speaks en, de and fr.", optarg);
+                        language = optarg;
+                        break;
                 default:
                         return option_error(c, argv);
                 }
         if (optind < argc)
                 return usage_error("unexpected argument \"%s\".", argv[optind]);
-        return plain_run(source);
+        return plain_run(source, language);
 }
 
 /* imprint --tui [--source IMAGE] [--seed S] [--log FILE] [--lang L] [--mono]
@@ -1110,13 +1121,44 @@ static int verb_console(int argc, char *argv[]) {
         log_info("%s: %s (%s)", tty ?: "this terminal", tui ? "the full-screen installer" : "the line-by-line dialogue",
                  origin ?: (kind == TERMINAL_VIRTUAL_CONSOLE ? "a virtual console" : kind == TERMINAL_PSEUDO ? "a pseudo terminal" : "a serial or other line"));
         if (!tui)
-                return plain_run(NULL);
+                return plain_run(NULL, NULL);
         if (kind == TERMINAL_LINE) {
                 r = terminal_fix_size(STDIN_FILENO, 500);
                 if (r < 0)
                         log_warning("Cannot set the size of %s: %s", tty ?: "the terminal", strerror(-r));
         }
         return tui_run(&(TuiOptions) { .shell_after = true });
+}
+
+/* imprint --varlink [--listen=PATH]: the io.imprint.Installer service (varlink-installer.c). */
+static int verb_varlink(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "listen", required_argument, NULL, 'l' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        const char *listen_path = NULL;
+        int c, r;
+
+        optind = 1;
+        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return EXIT_OK;
+                case 'l':
+                        listen_path = optarg;
+                        break;
+                default:
+                        return option_error(c, argv);
+                }
+        if (optind < argc)
+                return usage_error("unexpected argument \"%s\".", argv[optind]);
+        /* What the service logs goes to the journal: steps and results, never a secret. */
+        if (log_get_max_level() < LOG_INFO)
+                log_set_max_level(LOG_INFO);
+        r = varlink_installer_run(listen_path);
+        return r < 0 ? fail(r) : EXIT_OK;
 }
 
 /* ---- main -------------------------------------------------------------------------------- */
@@ -1158,6 +1200,11 @@ int main(int argc, char *argv[]) {
                         optind = 1;
                         arg_verb = "--tui";
                         return verb_tui(argc - i, argv + i);
+                }
+                if (streq(argv[i], "--varlink")) {
+                        set_verbosity();
+                        arg_verb = "--varlink";
+                        return verb_varlink(argc - i, argv + i);
                 }
                 if (streq(argv[i], "--console")) {
                         set_verbosity();

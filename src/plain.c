@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* imprint --plain: the installer as a line-by-line dialogue, for screen readers, serial consoles
  * and terminals too small or too simple for the full-screen front end. It asks the same
- * questions and drives the same plan and executor; every answer can be typed, nothing needs
- * cursor keys. */
+ * questions and drives the same install session (session.h); every answer can be typed, nothing
+ * needs cursor keys. */
 
 #include <errno.h>
 #include <langinfo.h>
@@ -13,6 +13,7 @@
 
 #include "dialogue.h"
 #include "fileio.h"
+#include "i18n-frontend.h"
 #include "plain.h"
 #include "session.h"
 #include "size.h"
@@ -28,8 +29,55 @@ static char *ask(const char *question, char *buf, size_t size) {
 }
 
 static void describe(const Disk *d, char *buf, size_t size) {
-        snprintf(buf, size, "%s  %s  %s%s%s%s%s", d->path, FORMAT_BYTES(d->size), transport_to_string(d->transport) ?: "?",
-                 d->model ? "  " : "", d->model ?: "", d->serial ? "  serial " : "", d->serial ?: "");
+        char serial[128] = "";
+
+        if (d->serial)
+                /* TRANSLATORS: after a disk's model in the disk list; %s is its serial number. */
+                snprintf(serial, sizeof(serial), _("  serial %s"), d->serial);
+        snprintf(buf, size, "%s  %s  %s%s%s%s", d->path, FORMAT_BYTES(d->size), transport_to_string(d->transport) ?: "?",
+                 d->model ? "  " : "", d->model ?: "", serial);
+}
+
+/* The language of the dialogue, and what it suggests for the installed system: the same list as
+ * the full-screen installer's. Enter keeps the one preselected (--lang, imprint.language=, the
+ * environment); a number, a code ("de") or a name chooses. */
+static int choose_language(const char *preferred) {
+        char answer[64];
+        size_t k = i18n_frontend_init(preferred);
+
+        i18n_set_language(k);
+        for (;;) {
+                char question[256];
+                char *a;
+                int i;
+
+                printf("\n%s\n", _("Language of the installer and of the installed system:"));
+                for (size_t j = 0; j < i18n_n_languages; j++)
+                        printf("  %zu) %s\n", j + 1, i18n_languages[j].name);
+                /* TRANSLATORS: %zu is the number of the language that Enter keeps, %s its name. */
+                snprintf(question, sizeof(question), _("Which language? [number, Enter for %zu (%s)]: "), k + 1,
+                         i18n_languages[k].name);
+                a = ask(question, answer, sizeof(answer));
+                if (!a)
+                        return -ECANCELED;
+                if (!*a)
+                        return 0;
+                i = i18n_language_find(a);
+                for (size_t j = 0; i < 0 && j < i18n_n_languages; j++)
+                        if (strcasecmp(a, i18n_languages[j].name) == 0)
+                                i = (int) j;
+                if (i < 0) {
+                        char *end;
+                        long n = strtol(a, &end, 10);
+                        if (!*end && n >= 1 && (size_t) n <= i18n_n_languages)
+                                i = (int) n - 1;
+                }
+                if (i >= 0) {
+                        i18n_set_language((size_t) i);
+                        return 0;
+                }
+                printf(_("Please type a number from 1 to %zu.\n"), i18n_n_languages);
+        }
 }
 
 static int choose_disk(const DiskList *l, const Disk **ret) {
@@ -37,27 +85,29 @@ static int choose_disk(const DiskList *l, const Disk **ret) {
         size_t n_usable = 0;
         const Disk *usable[64];
 
-        printf("\nDisks:\n");
+        printf("\n%s\n", _("Disks:"));
         for (size_t i = 0; i < l->n_disks; i++) {
-                Disk *d = l->disks[i];
+                const Disk *d = l->disks[i];
 
                 describe(d, line, sizeof(line));
                 if (disk_is_usable(d) && n_usable < ELEMENTSOF(usable)) {
                         usable[n_usable++] = d;
                         printf("  %zu) %s\n", n_usable, line);
                         for (size_t k = 0; d->installed && d->installed[k]; k++)
-                                printf("       holds: %s\n", d->installed[k]);
+                                /* TRANSLATORS: under a disk in the list; %s is an installed system, e.g. "Debian GNU/Linux 12". */
+                                printf(_("       holds: %s\n"), d->installed[k]);
                         if (d->n_partitions == 0)
-                                printf("       empty\n");
+                                printf("       %s\n", _("empty"));
                 } else
-                        printf("  -) %s\n       cannot be used: %s\n", line, d->refusal_text ?: "");
+                        /* TRANSLATORS: under a disk that cannot be installed to; %s says why. */
+                        printf(_("  -) %s\n       cannot be used: %s\n"), line, d->refusal_text ?: "");
         }
         if (n_usable == 0) {
-                printf("\nNo disk here can be installed to.\n");
+                printf("\n%s\n", _("No disk here can be installed to."));
                 return -ENOENT;
         }
         for (;;) {
-                char *a = ask(n_usable == 1 ? "\nInstall to which disk? [1, q to quit]: " : "\nInstall to which disk? [number, q to quit]: ",
+                char *a = ask(n_usable == 1 ? _("\nInstall to which disk? [1, q to quit]: ") : _("\nInstall to which disk? [number, q to quit]: "),
                               answer, sizeof(answer));
                 char *end;
                 long k;
@@ -69,7 +119,7 @@ static int choose_disk(const DiskList *l, const Disk **ret) {
                         *ret = usable[k - 1];
                         return 0;
                 }
-                printf("Please type a number from 1 to %zu.\n", n_usable);
+                printf(_("Please type a number from 1 to %zu.\n"), n_usable);
         }
 }
 
@@ -80,30 +130,31 @@ static int choose_encryption(Session *s, const Disk *d, EncryptRequest *e) {
 
         if (!session_can_encrypt(d))
                 return 0; /* the engine's default: not encrypted, and the plan says why */
-        problem = session_tpm(s, NULL, &tpm) > 0 ? NULL : tpm && tpm->problem ? tpm->problem : "no TPM was found.";
+        problem = session_tpm(s, NULL, &tpm) > 0 ? NULL : tpm && tpm->problem ? tpm->problem : _("no TPM was found.");
         if (!problem)
-                printf("\nThis computer has a usable TPM2: the encrypted disk unlocks by itself at boot, as long as the\n"
-                       "firmware and Secure Boot settings stay the same.\n");
+                printf("%s", _("\nThis computer has a usable TPM2: the encrypted disk unlocks by itself at boot, as long as the\n"
+                               "firmware and Secure Boot settings stay the same.\n"));
         else
-                printf("\nThe TPM2 cannot be used: %s\nAn encrypted disk then asks for a passphrase or the recovery key at every boot.\n",
+                /* TRANSLATORS: %s says why, e.g. "no TPM was found." */
+                printf(_("\nThe TPM2 cannot be used: %s\nAn encrypted disk then asks for a passphrase or the recovery key at every boot.\n"),
                        problem);
         for (;;) {
-                char *a = ask("Encrypt root and home (recommended)? [Y/n]: ", answer, sizeof(answer));
+                char *a = ask(_("Encrypt root and home (recommended)? [Y/n]: "), answer, sizeof(answer));
                 if (!a)
                         return -ECANCELED;
-                if (!*a || streq(a, "y") || streq(a, "Y")) {
+                if (!*a || i18n_answer_is_yes(a)) {
                         e->encrypt = 1;
                         break;
                 }
-                if (streq(a, "n") || streq(a, "N")) {
+                if (i18n_answer_is_no(a)) {
                         e->encrypt = 0;
                         return 0;
                 }
-                printf("Please type y or n.\n");
+                printf("%s\n", _("Please type y or n."));
         }
         for (;;) {
-                char *a = ask(problem ? "Add a passphrase to type at boot (recommended without a TPM)? [Y/n]: "
-                                         : "Also add a passphrase that opens the disk? [y/N]: ",
+                char *a = ask(problem ? _("Add a passphrase to type at boot (recommended without a TPM)? [Y/n]: ")
+                                         : _("Also add a passphrase that opens the disk? [y/N]: "),
                               answer, sizeof(answer));
                 if (!a)
                         return -ECANCELED;
@@ -111,11 +162,11 @@ static int choose_encryption(Session *s, const Disk *d, EncryptRequest *e) {
                         e->passphrase = problem != NULL;
                         return 0;
                 }
-                if (streq(a, "y") || streq(a, "Y") || streq(a, "n") || streq(a, "N")) {
-                        e->passphrase = *a == 'y' || *a == 'Y';
+                if (i18n_answer_is_yes(a) || i18n_answer_is_no(a)) {
+                        e->passphrase = i18n_answer_is_yes(a);
                         return 0;
                 }
-                printf("Please type y or n.\n");
+                printf("%s\n", _("Please type y or n."));
         }
 }
 
@@ -124,7 +175,7 @@ static int choose_layout(const Disk *d, PlanOptions *o) {
 
         if (session_can_keep_partitions(d)) {
                 for (;;) {
-                        char *a = ask("\nErase the whole disk (e), or keep its partitions and use free space (f)? [e]: ", answer,
+                        char *a = ask(_("\nErase the whole disk (e), or keep its partitions and use free space (f)? [e]: "), answer,
                                       sizeof(answer));
                         if (!a)
                                 return -ECANCELED;
@@ -136,11 +187,12 @@ static int choose_layout(const Disk *d, PlanOptions *o) {
                                 o->mode = PLAN_FREE;
                                 break;
                         }
-                        printf("Please type e or f.\n");
+                        printf("%s\n", _("Please type e or f."));
                 }
         }
         for (;;) {
-                char *a = ask("A separate home partition? Type a size (e.g. 50G), \"rest\", or press Enter for none: ", answer,
+                /* TRANSLATORS: "rest" is typed as it is (not translated). */
+                char *a = ask(_("A separate home partition? Type a size (e.g. 50G), \"rest\", or press Enter for none: "), answer,
                               sizeof(answer));
                 if (!a)
                         return -ECANCELED;
@@ -150,7 +202,7 @@ static int choose_layout(const Disk *d, PlanOptions *o) {
                 }
                 if (size_request_parse(a, &o->home) >= 0)
                         return 0;
-                printf("\"%s\" is not a size.\n", a);
+                printf(_("\"%s\" is not a size.\n"), a);
         }
 }
 
@@ -158,7 +210,12 @@ static int ask_text(const char *question, const char *def, char **ret) {
         char q[256], answer[256];
         char *a;
 
-        snprintf(q, sizeof(q), def ? "%s [%s]: " : "%s: ", question, def);
+        if (def)
+                /* TRANSLATORS: a question (%s) and, in [ ], the answer that Enter takes. */
+                snprintf(q, sizeof(q), _("%s [%s]: "), question, def);
+        else
+                /* TRANSLATORS: a question (%s) that is answered on the same line. */
+                snprintf(q, sizeof(q), _("%s: "), question);
         a = ask(q, answer, sizeof(answer));
         if (!a)
                 return -ECANCELED;
@@ -170,6 +227,7 @@ static int ask_text(const char *question, const char *def, char **ret) {
 static int choose_account(AccountRequest *ar, char **user, char **real, PlanSettings *st) {
         _cleanup_(plan_settings_done) PlanSettings live = {};
         _cleanup_(freep) char *admin = NULL;
+        const Language *chosen = &i18n_languages[i18n_current_language()];
         const char *tz, *lang, *km;
         int r;
 
@@ -178,9 +236,14 @@ static int choose_account(AccountRequest *ar, char **user, char **real, PlanSett
         lang = live.locale;
         km = live.keymap;
 
-        printf("\nYour account on the installed system.\n");
+        /* The language chosen for the dialogue suggests the system's locale and keymap, as in the
+         * full-screen installer; the live system's own settings only when they are that language. */
+        if (i18n_language_find(lang) != (int) i18n_current_language())
+                lang = km = NULL;
+
+        printf("\n%s\n", _("Your account on the installed system."));
         for (;;) {
-                r = ask_text("User name (lower case; Enter for none)", NULL, user);
+                r = ask_text(_("User name (lower case; Enter for none)"), NULL, user);
                 if (r < 0)
                         return r;
                 if (!**user) {
@@ -189,33 +252,34 @@ static int choose_account(AccountRequest *ar, char **user, char **real, PlanSett
                 }
                 if (session_user_name_is_valid(*user))
                         break;
-                printf("\"%s\" cannot be a user name: lower-case letters, digits, _ and -, starting with a letter.\n", *user);
+                printf(_("\"%s\" cannot be a user name: lower-case letters, digits, _ and -, starting with a letter.\n"), *user);
         }
         if (*user) {
-                r = ask_text("Your full name", NULL, real);
+                r = ask_text(_("Your full name"), NULL, real);
                 if (r < 0)
                         return r;
                 if (!**real)
                         *real = mfree(*real);
-                r = ask_text("May this account administer the system (sudo)? y/n", "y", &admin);
+                /* TRANSLATORS: the suggested answer, in [ ], is the translation of "y" (the letter for yes). */
+                r = ask_text(_("May this account administer the system (sudo)? y/n"), _("y"), &admin);
                 if (r < 0)
                         return r;
                 ar->user_name = *user;
                 ar->real_name = *real;
-                ar->admin = streq(admin, "y") || streq(admin, "Y");
+                ar->admin = i18n_answer_is_yes(admin);
         }
-        printf("\nSettings of the installed system (Enter takes the suggestion, \"-\" keeps what the image has):\n");
+        printf("\n%s\n", _("Settings of the installed system (Enter takes the suggestion, \"-\" keeps what the image has):"));
         for (;;) {
-                r = ask_text("Computer name", "imprint", &st->hostname);
+                r = ask_text(_("Computer name"), "imprint", &st->hostname);
                 if (r < 0)
                         return r;
-                r = ask_text("Time zone", tz ?: "UTC", &st->timezone);
+                r = ask_text(_("Time zone"), tz ?: "UTC", &st->timezone);
                 if (r < 0)
                         return r;
-                r = ask_text("Language (locale)", lang ?: "C.UTF-8", &st->locale);
+                r = ask_text(_("Language (locale)"), lang ?: chosen->locale, &st->locale);
                 if (r < 0)
                         return r;
-                r = ask_text("Keyboard layout (keymap)", km ?: "us", &st->keymap);
+                r = ask_text(_("Keyboard layout (keymap)"), km ?: chosen->keymap, &st->keymap);
                 if (r < 0)
                         return r;
                 if (streq_ptr(st->hostname, "-"))
@@ -239,8 +303,14 @@ static int plain_confirm(const Plan *p) {
 
         printf("\n");
         plan_print_table(p, stdout);
-        snprintf(question, sizeof(question), "\nThis writes to %s%s. Type \"%s\" to install, anything else goes back: ", p->target,
-                 p->mode == PLAN_ERASE ? " and DESTROYS everything on it" : "", p->target_name);
+        if (p->mode == PLAN_ERASE)
+                /* TRANSLATORS: the first %s is the disk (/dev/sda), the second its name (sda), typed to confirm. */
+                snprintf(question, sizeof(question), _("\nThis writes to %s and DESTROYS everything on it. Type \"%s\" to install, anything else goes back: "),
+                         p->target, p->target_name);
+        else
+                /* TRANSLATORS: the first %s is the disk (/dev/sda), the second its name (sda), typed to confirm. */
+                snprintf(question, sizeof(question), _("\nThis writes to %s. Type \"%s\" to install, anything else goes back: "), p->target,
+                         p->target_name);
         a = ask(question, answer, sizeof(answer));
         return a && streq(a, p->target_name);
 }
@@ -264,7 +334,8 @@ static void finish(void) {
         char answer[32];
 
         for (;;) {
-                char *a = ask("\n[r]eboot, [p]ower off, or [s]hell? ", answer, sizeof(answer));
+                /* TRANSLATORS: r, p and s are typed as they are (not translated); keep them in [ ]. */
+                char *a = ask(_("\n[r]eboot, [p]ower off, or [s]hell? "), answer, sizeof(answer));
                 int r;
 
                 if (!a)
@@ -285,8 +356,10 @@ static int ask_user_password(Session *s, const Plan *p) {
         char prompt[128];
         int r;
 
-        printf("Password for %s (the login of the installed system):\n", p->account->user_name);
-        snprintf(prompt, sizeof(prompt), "Password for %s: ", p->account->user_name);
+        /* TRANSLATORS: %s is the user name. */
+        printf(_("Password for %s (the login of the installed system):\n"), p->account->user_name);
+        /* TRANSLATORS: %s is the user name. */
+        snprintf(prompt, sizeof(prompt), _("Password for %s: "), p->account->user_name);
         for (;;) {
                 Secret *v = NULL;
 
@@ -295,18 +368,24 @@ static int ask_user_password(Session *s, const Plan *p) {
                         return r;
                 r = session_set_secret(s, SESSION_SECRET_USER_PASSWORD, v, false);
                 if (r >= 0) {
-                        printf("Strength: %d of 100.\n", r);
+                        printf(_("Strength: %d of 100.\n"), r);
                         return 0;
                 }
-                printf("Too weak: %s Choose another.\n", session_error_message(r));
+                /* TRANSLATORS: %s is libpwquality's reason, one sentence. */
+                printf(_("Too weak: %s Choose another.\n"), session_error_message(r));
         }
 }
 
-int plain_run(const char *source_arg) {
+int plain_run(const char *source_arg, const char *language) {
         _cleanup_(session_freep) Session *s = NULL;
         int r;
 
-        printf("Welcome to imprint.\n");
+        r = choose_language(language);
+        if (r < 0) {
+                printf("%s\n", _("Nothing was written."));
+                return session_exit_code(r);
+        }
+        printf("\n%s\n", _("Welcome to imprint."));
         r = session_new(&s);
         if (r >= 0)
                 r = session_set_source(s, source_arg);
@@ -316,19 +395,22 @@ int plain_run(const char *source_arg) {
                 printf("%s\n", session_error_message(r));
                 return session_exit_code(r);
         }
-        {
-                const Image *img = session_image(s);
-                printf("This installs %s from %s%s%s.\n", session_source_name(s) ?: "an OS image", session_source_path(s),
-                       img->sha256 ? ", checked against " : "", img->sha256 ? img->sha256_origin : "");
-        }
+        if (session_image(s)->sha256)
+                /* TRANSLATORS: "This installs Debian GNU/Linux 13 from /run/media/os.raw, checked against
+                 * /run/media/os.raw.sha256." */
+                printf(_("This installs %s from %s, checked against %s.\n"), session_source_name(s) ?: _("an OS image"),
+                       session_source_path(s), session_image(s)->sha256_origin);
+        else
+                /* TRANSLATORS: "This installs Debian GNU/Linux 13 from /run/media/os.raw." */
+                printf(_("This installs %s from %s.\n"), session_source_name(s) ?: _("an OS image"), session_source_path(s));
 
         for (;;) {
                 _cleanup_(plan_settings_done) PlanSettings st = {};
                 _cleanup_(freep) char *user = NULL, *real = NULL;
                 const Disk *d = NULL;
                 const Plan *p = NULL;
-                SessionRequest req;
                 AccountRequest ar = {};
+                SessionRequest req;
 
                 session_request_init(&req);
                 r = session_discover(s, true);
@@ -350,7 +432,7 @@ int plain_run(const char *source_arg) {
                 if (r >= 0 && session_needs_secret(s, SESSION_SECRET_PASSPHRASE)) {
                         Secret *v = NULL;
 
-                        r = ask_secret("Passphrase for the disk: ", true, &v);
+                        r = ask_secret(_("Passphrase for the disk: "), true, &v);
                         if (r >= 0)
                                 r = session_set_secret(s, SESSION_SECRET_PASSPHRASE, v, false);
                 }
@@ -360,7 +442,7 @@ int plain_run(const char *source_arg) {
                         r = ask_user_password(s, p);
                 }
                 if (r == -ECANCELED || r == -ENOENT) {
-                        printf("Nothing was written.\n");
+                        printf("%s\n", _("Nothing was written."));
                         return session_exit_code(-ECANCELED);
                 }
                 if (r < 0) {
@@ -374,15 +456,17 @@ int plain_run(const char *source_arg) {
                         return 128 + session_interrupted(s);
                 }
                 if (r == -ECANCELED) {
-                        printf("Nothing was written.\n");
+                        printf("%s\n", _("Nothing was written."));
                         continue;
                 }
                 if (r < 0) {
-                        printf("\nThe install failed: %s\n", session_error_message(r));
+                        /* TRANSLATORS: %s is why, one sentence. */
+                        printf(_("\nThe install failed: %s\n"), session_error_message(r));
                         continue;
                 }
-                printf("\n%s is installed on %s. Remove the installation medium before you start it.\n",
-                       p->source->os_name ?: "The system", p->target);
+                /* TRANSLATORS: "Debian GNU/Linux is installed on /dev/sda. …" */
+                printf(_("\n%s is installed on %s. Remove the installation medium before you start it.\n"),
+                       p->source->os_name ?: _("The system"), p->target);
                 finish();
                 return 0;
         }

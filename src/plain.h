@@ -3,5 +3,6 @@
 
 /* The line-by-line dialogue (imprint --plain): for screen readers, serial consoles and terminals
  * too small or too simple for the full-screen installer. A front end of the install session
- * (session.h). source: the OS image, NULL for the medium's default. Returns imprint's exit status. */
-int plain_run(const char *source);
+ * (session.h). source: the OS image, NULL for the medium's default; language: "de", "fr", … to
+ * preselect, NULL for the environment's. Returns imprint's exit status. */
+int plain_run(const char *source, const char *language);

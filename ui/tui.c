@@ -27,17 +27,6 @@
 #include "terminal.h"
 #include "ui.h"
 
-#ifndef LOCALEDIR
-#define LOCALEDIR "/usr/share/locale"
-#endif
-
-const Language ui_languages[] = {
-        { "en", "English", "en_US.UTF-8", "us" },
-        { "de", "Deutsch", "de_DE.UTF-8", "de" },
-        { "fr", "Français", "fr_FR.UTF-8", "fr" },
-};
-const size_t ui_n_languages = ELEMENTSOF(ui_languages);
-
 /* Console keymaps as kbd names them (localectl list-keymaps). */
 const char *const ui_keymaps[] = {
         "us", "uk", "de", "de-latin1-nodeadkeys", "fr", "fr-latin9", "ch", "fr_CH", "be-latin1", "es", "it", "nl", "pt-latin1",
@@ -46,49 +35,18 @@ const char *const ui_keymaps[] = {
 const size_t ui_n_keymaps = ELEMENTSOF(ui_keymaps);
 
 void ui_set_language(Tui *t, size_t i) {
-        char current[128];
-        const char *m;
-
         t->language = i;
-        setenv("LANGUAGE", ui_languages[i].code, 1);
-        m = setlocale(LC_MESSAGES, NULL);
-        snprintf(current, sizeof(current), "%s", m ?: "C.UTF-8");
-        setlocale(LC_MESSAGES, current);
-        /* gettext caches every translation it found until it is told the catalogs changed. Setting
-         * the same locale again does not tell it (German strings stayed on screen after switching
-         * from Deutsch to Français); textdomain() does: it increments _nl_msg_cat_cntr, which is
-         * what the gettext manual ("Being a gettext grok") asks for after changing LANGUAGE. */
-        textdomain("imprint");
+        i18n_set_language(i);
 }
 
 static void i18n_init(Tui *t) {
-        const char *dir = getenv("IMPRINT_LOCALEDIR") ?: LOCALEDIR;
-        const char *m, *lang;
-
-        bindtextdomain("imprint", dir);
-        bind_textdomain_codeset("imprint", "UTF-8");
-        textdomain("imprint");
-        /* gettext ignores LANGUAGE when messages are in the C locale; C.UTF-8 is always there. */
-        m = setlocale(LC_MESSAGES, NULL);
-        if (!m || streq(m, "C") || streq(m, "POSIX"))
-                setlocale(LC_MESSAGES, "C.UTF-8");
+        t->language = i18n_frontend_init(t->opts->language);
         if (!streq_ptr(nl_langinfo(CODESET), "UTF-8") && !getenv("IMPRINT_ASCII"))
                 setlocale(LC_CTYPE, "C.UTF-8");
         t->utf8 = streq_ptr(nl_langinfo(CODESET), "UTF-8");
-
-        lang = t->opts->language;
-        if (!lang) {
-                /* The live system's language, when it is one we have. */
-                const char *l = getenv("LANGUAGE") ?: getenv("LC_ALL") ?: getenv("LC_MESSAGES") ?: getenv("LANG");
-                lang = l ?: "en";
-        }
-        t->language = 0;
-        for (size_t i = 0; i < ui_n_languages; i++)
-                if (strncmp(lang, ui_languages[i].code, 2) == 0)
-                        t->language = i;
         ui_set_language(t, t->language);
         for (size_t i = 0; i < ui_n_keymaps; i++)
-                if (streq(ui_keymaps[i], ui_languages[t->language].keymap))
+                if (streq(ui_keymaps[i], i18n_languages[t->language].keymap))
                         t->keymap = i;
 }
 
@@ -244,7 +202,7 @@ void ui_settings(Tui *t, PlanSettings *s) {
         *s = (PlanSettings) {
                 .hostname = isempty(t->hostname.buf) ? NULL : t->hostname.buf,
                 .timezone = isempty(t->timezone.buf) ? NULL : t->timezone.buf,
-                .locale = (char *) ui_languages[t->language].locale,
+                .locale = (char *) i18n_languages[t->language].locale,
                 .keymap = (char *) ui_keymaps[t->keymap],
         };
 }
@@ -397,9 +355,7 @@ int tui_run(const TuiOptions *o) {
                 log_set_sink(log_sink_stderr, NULL);
                 tui_done(&t);
                 fprintf(stderr, "imprint: %s\n", _("This terminal cannot show the full-screen installer; the line-by-line one starts."));
-                /* The line-by-line dialogue is English: the engine's sentences in it too. */
-                textdomain("imprint-untranslated");
-                return plain_run(o->source);
+                return plain_run(o->source, i18n_languages[t.language].code);
         }
         set_escdelay(25);
         cbreak();

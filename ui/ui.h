@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <wchar.h>
 
+#include "i18n-frontend.h"
 #include "session.h"
 #include "tui.h"
 
@@ -43,13 +44,6 @@ typedef struct UiKey {
 
 #define UI_LOG_LINES 200
 
-typedef struct Language {
-        const char *code;     /* for LANGUAGE= */
-        const char *name;     /* in its own language: never translated */
-        const char *locale;   /* for the installed system */
-        const char *keymap;   /* the keyboard layout it suggests */
-} Language;
-
 typedef struct TextField {
         char buf[256];
         bool masked;
@@ -62,7 +56,7 @@ typedef struct Tui {
         bool utf8;
         const char *help;            /* F1 text of the current screen (translated when drawn) */
 
-        size_t language, keymap;     /* indexes into ui_languages[], ui_keymaps[] */
+        size_t language, keymap;     /* indexes into i18n_languages[], ui_keymaps[] */
 
         const Disk *disk;            /* the chosen one (the session's) */
 
@@ -93,8 +87,6 @@ typedef struct Tui {
         bool exec_shell;             /* "Exit to a shell" was chosen and opts->shell_after is set */
 } Tui;
 
-extern const Language ui_languages[];
-extern const size_t ui_n_languages;
 extern const char *const ui_keymaps[];
 extern const size_t ui_n_keymaps;
 

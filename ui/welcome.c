@@ -38,8 +38,8 @@ UiNext screen_welcome(Tui *t) {
         const char *names[8];
         int focus = 0;
 
-        for (size_t i = 0; i < ui_n_languages && i < ELEMENTSOF(names); i++)
-                names[i] = ui_languages[i].name;
+        for (size_t i = 0; i < i18n_n_languages && i < ELEMENTSOF(names); i++)
+                names[i] = i18n_languages[i].name;
         t->help = N_("Choose the language of the installer and of the installed system, and the keyboard layout you type "
                      "with. On the Linux console the layout takes effect at once.");
 
@@ -74,7 +74,7 @@ UiNext screen_welcome(Tui *t) {
                         y += 1 + rows + 1;
                         ui_text(y, 2, 24, A_BOLD, _("Language"));
                         ui_text(y, 30, 30, A_BOLD, _("Keyboard layout"));
-                        draw_list(t, y + 2, 2, 24, (int) ui_n_languages, names, ui_n_languages, t->language, focus == 0);
+                        draw_list(t, y + 2, 2, 24, (int) i18n_n_languages, names, i18n_n_languages, t->language, focus == 0);
                         draw_list(t, y + 2, 30, 30, LINES - y - 8, ui_keymaps, ui_n_keymaps, t->keymap, focus == 1);
                         ui_wrap(LINES - 4, 2, COLS - 4, 2, ui_attr_dim(),
                                 _("Nothing is written to any disk before you confirm on the summary."));
@@ -94,13 +94,13 @@ UiNext screen_welcome(Tui *t) {
                                 size_t l = t->language;
                                 if (up && l > 0)
                                         l--;
-                                else if (!up && l + 1 < ui_n_languages)
+                                else if (!up && l + 1 < i18n_n_languages)
                                         l++;
                                 if (l != t->language) {
                                         ui_set_language(t, l);
                                         /* A language suggests its layout. */
                                         for (size_t i = 0; i < ui_n_keymaps; i++)
-                                                if (streq(ui_keymaps[i], ui_languages[l].keymap))
+                                                if (streq(ui_keymaps[i], i18n_languages[l].keymap))
                                                         t->keymap = i;
                                         apply_keymap(ui_keymaps[t->keymap]);
                                 }

@@ -214,6 +214,7 @@ if [ "$MODE" = interactive ]; then
         user_password="Serial-lantern $(basename "$WORK") 7"
         A=()
         answer() { local f; f=$WORK/answer.$(( ${#A[@]} / 2 )); printf '%s\n' "$2" >"$f"; A+=(--answer "$1" "$f"); }
+        answer 'Which language\? \[[^]]*\]: ' 1
         answer 'Install to which disk\? \[1, q to quit\]: ' 1
         answer 'or press Enter for none: ' ''
         answer 'Encrypt root and home \(recommended\)\? \[Y/n\]: ' n
