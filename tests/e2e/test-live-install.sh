@@ -54,7 +54,8 @@
 # activated by imprint-varlink.socket: the socket is root's only (nobody is refused); varlinkctl
 # introspect parses the interface and validate-idl accepts it, the same as the published file; an
 # unknown method gets MethodNotFound, an unknown parameter InvalidParameter; ListCandidateDevices
-# gives the target enough_free_space and refuses the live medium with a reason; GetTPMStatus says
+# gives the target enough_free_space and refuses the live medium (the system disk: the live system's
+# root is on it) with a reason; GetTPMStatus says
 # usable (swtpm); Plan plans the request (encrypted, TPM2 auto, a passphrase, the account dave with
 # his password, 1 GiB home, settings); Install with the wrong name gets NotConfirmed and the target
 # stays blank (sfdisk, blkid, first and last MiB); then `varlinkctl call --more … Install`: when the
@@ -582,7 +583,7 @@ UNIT
         plain_log "$WORK/live-serial.log" | sed -n "s/.*$V device: //p" >"$WORK/devices.json"
         jq -e -s 'any(.[]; (.symlinks // []) | index("/dev/disk/by-id/virtio-target")) and
                   all(.[]; if ((.symlinks // []) | index("/dev/disk/by-id/virtio-target")) then .fit == "enough_free_space"
-                          elif ((.symlinks // []) | index("/dev/disk/by-id/virtio-live")) then .fit == "refused" and (.refusals | index("live_medium")) and (.reason | length > 0)
+                          elif ((.symlinks // []) | index("/dev/disk/by-id/virtio-live")) then .fit == "refused" and ((.refusals | index("system_disk")) or (.refusals | index("live_medium"))) and (.reason | length > 0)
                           else true end)' "$WORK/devices.json" >/dev/null \
                 || failed "ListCandidateDevices as printed does not give the target enough_free_space and the live medium refused (see $WORK/devices.json)"
         echo "ok: $(wc -l <"$WORK/devices.json") disks listed; the target fits, the live medium is refused"

@@ -127,7 +127,9 @@ lline=$(grep -aF '"/dev/disk/by-id/virtio-live"' "$W/devices" | head -n 1)
 if [ -z "${RIG_TARGET:-}" ]; then
         [ -n "$lline" ] || fail "ListCandidateDevices does not list the live medium"
         [ "$(jstr fit "$lline")" = refused ] || fail "the live medium's fit is $(jstr fit "$lline"), not refused"
-        printf '%s' "$lline" | grep -q '"refusals":\[[^]]*"live_medium"' || fail "the live medium's refusals lack live_medium"
+        # Refused as the disk the system runs from: imprint's medium boots its root from the stick
+        # (system_disk); a medium that loop-mounts an image from it is a live_medium.
+        printf '%s' "$lline" | grep -Eq '"refusals":\[[^]]*"(system_disk|live_medium)"' || fail "the live medium's refusals name neither system_disk nor live_medium"
         [ -n "$(jstr reason "$lline")" ] || fail "the live medium is refused without a reason"
         ok "the target fits (enough_free_space); the live medium is refused: $(jstr reason "$lline")"
 fi
