@@ -14,7 +14,6 @@
 #include "fileio.h"
 #include "i18n.h"
 #include "session.h"
-#include "recovery.h"
 #include "size.h"
 
 /* Writes straight to the terminal, not through stdio, whose buffers would keep a copy of a key. */
@@ -86,7 +85,7 @@ int recovery_key_dialogue(const Plan *p, const Secret *key, FILE *in, FILE *out)
                         break;
                 if (r != -EKEYREJECTED)
                         return r;
-                fprintf(out, "%s\n", error_message());
+                fprintf(out, "%s\n", session_error_message(r));
         }
         /* Off the screen (and the terminal's scrollback) before the install goes on. */
         if (isatty(fileno(out)))

@@ -220,6 +220,11 @@ const char *session_failed_step_id(const Session *s);
  * where it went. */
 int session_save_log(Session *s, const char *log_path, char **ret_where);
 
+/* On the Linux console ($TERM=linux, as root), makes map (a kbd keymap) the console's keyboard
+ * layout right away (loadkeys), so that what follows types as chosen; elsewhere (a terminal
+ * emulator has its own layout) nothing. Errors are ignored: it is a convenience. */
+void session_set_console_keymap(const char *map);
+
 /* Restarts (reboot) or switches off this computer through systemd (systemctl); -EOPNOTSUPP with a
  * sentence when this system is not run by systemd. */
 int session_power(bool reboot);
