@@ -53,12 +53,15 @@ int recovery_key_dialogue(const Plan *p, const Secret *key, FILE *in, FILE *out)
                 char typed[256], question[160];
 
                 if (attempt % 3 == 0) {
+                        char intro[1024];
+
                         /* TRANSLATORS: %s is the disk's name (sda). Keep the line breaks near 100 columns. */
-                        fprintf(out, _("\nRECOVERY KEY for the encrypted disk %s\n\n"
+                        snprintf(intro, sizeof(intro), _("\nRECOVERY KEY for the encrypted disk %s\n\n"
                                        "If the TPM ever refuses to unlock the disk (a firmware update, Secure Boot changed, the disk\n"
                                        "moved to another computer), this key is the only way in. Write it down or scan the code, and\n"
                                        "keep it apart from the computer. Nothing has been written to the disk yet.\n"),
-                                p->target_name);
+                                 p->target_name);
+                        fputs(intro, out);
                         fprintf(out, "\n    ");
                         write_secret_text(out, key->data, key->size);
                         fprintf(out, "\n\n");
