@@ -243,6 +243,22 @@ plan_with ".node = \"$rootdisk\" | del(.userName, .userPassword)"
 expect "length == 1 and .[0].error == \"io.imprint.Installer.DeviceRefused\" and .[0].parameters.node == \"$rootdisk\"" "Plan on $rootdisk is not refused"
 pass "Plan: weak password, bad size, missing node, unknown and mistyped fields, the disk of / are refused, naming the parameter"
 
+# Paths: the service's working directory is not the caller's, and a missing image is not a
+# missing disk.
+plan_with '.node = "target.img"'
+expect_error io.imprint.Installer.InvalidRequest request.node
+plan_with '.node = ""'
+expect_error io.imprint.Installer.InvalidRequest request.node
+plan_with '.image = "fakeos.img"'
+expect_error io.imprint.Installer.InvalidRequest request.image
+plan_with ".image = \"$WORK/no-such.img\""
+expect_error io.imprint.Installer.InvalidRequest request.image
+grep -qF "$WORK/no-such.img" "$WORK/reply" || fail "the refusal of a missing image does not name it"
+plan_with ".node = \"$WORK/no-such-disk.img\""
+expect "length == 1 and .[0].error == \"io.imprint.Installer.NoSuchDevice\" and .[0].parameters.node == \"$WORK/no-such-disk.img\"" \
+        "a missing target is not NoSuchDevice naming it"
+pass "Plan: relative or empty paths are refused; a missing image is request.image, a missing target NoSuchDevice"
+
 call "$sock" io.imprint.Installer.ConfirmRecoveryKey '{"token": "0123456789abcdef0123456789abcdef", "typed": "123456-654321"}'
 expect_error io.imprint.Installer.NoSuchRecoveryKey
 pass "ConfirmRecoveryKey with a made-up token: NoSuchRecoveryKey"
