@@ -652,6 +652,9 @@ static int method_install(VarlinkCall *call, json_object *p, void *userdata) {
         r = varlink_check_parameters(call, p, fields);
         if (r < 0)
                 return r;
+        escrow = get_string(p, "recoveryKeyEscrow");
+        if (escrow && escrow[0] != '/')
+                return invalid_request(call, "recoveryKeyEscrow", "The directory for the recovery key must be given as an absolute path.");
         pthread_mutex_lock(&lock);
         busy = current != NULL;
         pthread_mutex_unlock(&lock);
@@ -673,7 +676,6 @@ static int method_install(VarlinkCall *call, json_object *p, void *userdata) {
         r = set_secrets(call, s, request, false);
         if (r < 0)
                 return r;
-        escrow = get_string(p, "recoveryKeyEscrow");
         if (plan->encryption.enabled && !escrow && !varlink_call_more(call))
                 return invalid_request(call, "recoveryKeyEscrow",
                                        "The install encrypts the disk: its recovery key is handed over in the stream of replies, so call "

@@ -269,7 +269,10 @@ call "$sock" io.imprint.Installer.Install "{\"request\": $req, \"confirm\": \"vd
 expect 'length == 1 and .[0].error == "io.imprint.Installer.NotConfirmed" and .[0].parameters.expected == "target.img"' \
         "Install with the wrong confirm is not NotConfirmed naming target.img"
 [ "$(checksum "$tgt")" = "$before" ] || fail "Install with the wrong confirm changed the target"
-pass "Install with the wrong confirm: NotConfirmed, the target is byte for byte unchanged"
+call "$sock" io.imprint.Installer.Install "{\"request\": $req, \"confirm\": \"target.img\", \"recoveryKeyEscrow\": \"keys\"}" --more
+expect_error io.imprint.Installer.InvalidRequest recoveryKeyEscrow
+[ "$(checksum "$tgt")" = "$before" ] || fail "Install with a relative recoveryKeyEscrow changed the target"
+pass "Install with the wrong confirm, or a relative recoveryKeyEscrow: refused, the target is byte for byte unchanged"
 
 call "$sock" io.imprint.Installer.Install "{\"request\": $req, \"confirm\": \"target.img\"}" --more
 cp "$WORK/reply" "$WORK/events"
