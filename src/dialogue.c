@@ -14,7 +14,6 @@
 #include "fileio.h"
 #include "i18n.h"
 #include "session.h"
-#include "recovery.h"
 #include "size.h"
 
 /* Writes straight to the terminal, not through stdio, whose buffers would keep a copy of a key. */
@@ -54,12 +53,15 @@ int recovery_key_dialogue(const Plan *p, const Secret *key, FILE *in, FILE *out)
                 char typed[256], question[160];
 
                 if (attempt % 3 == 0) {
+                        char intro[1024];
+
                         /* TRANSLATORS: %s is the disk's name (sda). Keep the line breaks near 100 columns. */
-                        fprintf(out, _("\nRECOVERY KEY for the encrypted disk %s\n\n"
+                        snprintf(intro, sizeof(intro), _("\nRECOVERY KEY for the encrypted disk %s\n\n"
                                        "If the TPM ever refuses to unlock the disk (a firmware update, Secure Boot changed, the disk\n"
                                        "moved to another computer), this key is the only way in. Write it down or scan the code, and\n"
                                        "keep it apart from the computer. Nothing has been written to the disk yet.\n"),
-                                p->target_name);
+                                 p->target_name);
+                        fputs(intro, out);
                         fprintf(out, "\n    ");
                         write_secret_text(out, key->data, key->size);
                         fprintf(out, "\n\n");
@@ -86,7 +88,7 @@ int recovery_key_dialogue(const Plan *p, const Secret *key, FILE *in, FILE *out)
                         break;
                 if (r != -EKEYREJECTED)
                         return r;
-                fprintf(out, "%s\n", error_message());
+                fprintf(out, "%s\n", session_error_message(r));
         }
         /* Off the screen (and the terminal's scrollback) before the install goes on. */
         if (isatty(fileno(out)))

@@ -4,7 +4,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "executor.h"
+#include "session.h"
 #include "plan.h"
 #include "secret.h"
 

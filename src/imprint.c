@@ -13,23 +13,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "account.h"
 #include "dialogue.h"
 #include "plain.h"
 #include "session.h"
 #include "tui.h"
 #include "varlink-installer.h"
-#include "quality.h"
-#include "config.h"
-#include "disk.h"
 #include "error.h"
-#include "executor.h"
 #include "i18n-frontend.h"
-#include "image.h"
 #include "interrupt.h"
 #include "log.h"
-#include "run.h"
-#include "tpm2.h"
 #include "plan.h"
 #include "proc-cmdline.h"
 #include "size.h"

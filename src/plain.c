@@ -351,10 +351,15 @@ static void finish(void) {
         }
 }
 
-/* The password of the account, asked until libpwquality takes it. */
+/* The password of the account: the credential imprint.user-password when there is one, else asked
+ * until libpwquality takes it. */
 static int ask_user_password(Session *s, const Plan *p) {
         char prompt[128];
         int r;
+
+        r = session_secret_from_credential(s, SESSION_SECRET_USER_PASSWORD, false);
+        if (r != -ENOENT)
+                return r;
 
         /* TRANSLATORS: %s is the user name. */
         printf(_("Password for %s (the login of the installed system):\n"), p->account->user_name);

@@ -103,7 +103,14 @@ static int parse_request(VarlinkCall *call, json_object *o, SessionRequest *r) {
         int b, k;
 
         session_request_init(r);
+        /* The service's working directory is not the caller's: a relative path would name
+         * another file than the caller means. */
         r->target = get_string(o, "node");
+        if (r->target[0] != '/')
+                return invalid_request(call, "request.node", "The disk or image file must be given as an absolute path.");
+        s = get_string(o, "image");
+        if (s && !streq(s, "self") && s[0] != '/')
+                return invalid_request(call, "request.image", "The OS image must be given as an absolute path, or as \"self\".");
         r->with_image = true;
         if ((b = get_bool(o, "erase")) >= 0)
                 r->layout.mode = b ? PLAN_ERASE : PLAN_FREE;
@@ -228,6 +235,10 @@ static int plan_request(VarlinkCall *call, json_object *request, Session **ret) 
                 r = session_set_source(s, get_string(request, "image"));
         if (r >= 0)
                 r = session_open_source(s);
+        /* An image that is missing or not named is the request's image, not the target
+         * (NoSuchDevice names the target's node). */
+        if (r == -ENOENT || r == -EINVAL)
+                return invalid_request(call, "request.image", session_error_message(r));
         if (r >= 0)
                 r = session_plan(s, &req, NULL);
         if (r < 0)
@@ -641,6 +652,9 @@ static int method_install(VarlinkCall *call, json_object *p, void *userdata) {
         r = varlink_check_parameters(call, p, fields);
         if (r < 0)
                 return r;
+        escrow = get_string(p, "recoveryKeyEscrow");
+        if (escrow && escrow[0] != '/')
+                return invalid_request(call, "recoveryKeyEscrow", "The directory for the recovery key must be given as an absolute path.");
         pthread_mutex_lock(&lock);
         busy = current != NULL;
         pthread_mutex_unlock(&lock);
@@ -662,7 +676,6 @@ static int method_install(VarlinkCall *call, json_object *p, void *userdata) {
         r = set_secrets(call, s, request, false);
         if (r < 0)
                 return r;
-        escrow = get_string(p, "recoveryKeyEscrow");
         if (plan->encryption.enabled && !escrow && !varlink_call_more(call))
                 return invalid_request(call, "recoveryKeyEscrow",
                                        "The install encrypts the disk: its recovery key is handed over in the stream of replies, so call "

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
 #include "size.h"
 #include "ui.h"
 

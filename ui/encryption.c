@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
-#include "quality.h"
 #include "ui.h"
 
 enum {

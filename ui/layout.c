@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
 #include "size.h"
 #include "ui.h"
 

@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "error.h"
-#include "recovery.h"
 #include "ui.h"
 
 static void draw_qr(Tui *t, const Secret *qr, int y, int x, int max_rows, int skip) {
@@ -141,7 +140,7 @@ int ui_recovery_key(Tui *t, const Plan *p, const Secret *key) {
                                 result = r;
                                 break;
                         }
-                        snprintf(message, sizeof(message), "%s", error_message() ?: "");
+                        snprintf(message, sizeof(message), "%s", session_error_message(r));
                 } else
                         ui_field_key(&typed, k);
         }

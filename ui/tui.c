@@ -22,7 +22,6 @@
 
 #include "plain.h"
 #include "error.h"
-#include "fileio.h"
 #include "log.h"
 #include "terminal.h"
 #include "ui.h"

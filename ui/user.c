@@ -8,9 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "account.h"
-#include "error.h"
-#include "quality.h"
 #include "ui.h"
 
 enum {

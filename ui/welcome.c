@@ -7,19 +7,7 @@
 #include <string.h>
 
 #include "error.h"
-#include "run.h"
 #include "ui.h"
-
-/* On the Linux console the layout applies right away, so that the next screens type as chosen;
- * a terminal emulator has its own. */
-static void apply_keymap(const char *map) {
-        const char *term = getenv("TERM");
-        char *argv[] = { (char *) "loadkeys", (char *) "-q", (char *) map, NULL };
-
-        if (!streq_ptr(term, "linux") || geteuid() != 0 || !find_executable("loadkeys"))
-                return;
-        (void) run_command(argv, &(RunOptions) { .quiet_stderr = true });
-}
 
 static void draw_list(Tui *t, int y, int x, int w, int rows, const char *const *items, size_t n, size_t sel, bool focused) {
         size_t first = sel >= (size_t) rows ? sel - (size_t) rows + 1 : 0;
@@ -102,14 +90,14 @@ UiNext screen_welcome(Tui *t) {
                                         for (size_t i = 0; i < ui_n_keymaps; i++)
                                                 if (streq(ui_keymaps[i], i18n_languages[l].keymap))
                                                         t->keymap = i;
-                                        apply_keymap(ui_keymaps[t->keymap]);
+                                        session_set_console_keymap(ui_keymaps[t->keymap]);
                                 }
                         } else {
                                 if (up && t->keymap > 0)
                                         t->keymap--;
                                 else if (!up && t->keymap + 1 < ui_n_keymaps)
                                         t->keymap++;
-                                apply_keymap(ui_keymaps[t->keymap]);
+                                session_set_console_keymap(ui_keymaps[t->keymap]);
                         }
                 }
         }

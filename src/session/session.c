@@ -854,3 +854,12 @@ int session_power(bool reboot) {
         log_info("systemctl %s", argv[1]);
         return run_command(argv, NULL);
 }
+
+void session_set_console_keymap(const char *map) {
+        const char *term = getenv("TERM");
+        char *argv[] = { (char *) "loadkeys", (char *) "-q", (char *) map, NULL };
+
+        if (!map || !streq_ptr(term, "linux") || geteuid() != 0 || !find_executable("loadkeys"))
+                return;
+        (void) run_command(argv, &(RunOptions) { .quiet_stderr = true });
+}

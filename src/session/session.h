@@ -18,6 +18,30 @@
  * Installing reports through one event handler: progress, the two questions (write? is the
  * recovery key in safe hands?), the recovery key's delivery, and the result.
  *
+ * A front end, in full (error handling left out):
+ *
+ *     static int on_event(const SessionEvent *ev, void *userdata) {
+ *             switch (ev->type) {
+ *             case SESSION_EVENT_PROGRESS:     draw(ev->progress); return 0;
+ *             case SESSION_EVENT_CONFIRM:      return ask_to_type(ev->plan->target_name);
+ *             case SESSION_EVENT_RECOVERY_KEY: return show_and_check(ev->recovery_key);
+ *             default:                         return 0;
+ *             }
+ *     }
+ *
+ *     session_new(&s);
+ *     session_set_source(s, NULL);             // the medium's image; session_open_source(s)
+ *     session_discover(s, true);               // session_disks(s): show them, with why not
+ *     session_request_init(&req);              // fill in what the person chose
+ *     req.target = chosen->path; req.with_image = true; …
+ *     session_plan(s, &req, &plan);            // show the plan; errors say what to change
+ *     session_set_secret(s, SESSION_SECRET_USER_PASSWORD, typed, false);   // what it needs
+ *     r = session_install(s, NULL, on_event, NULL);
+ *     printf("%s\n", r < 0 ? session_error_message(r) : "installed");
+ *     return session_exit_code(r);
+ *
+ * src/plain.c is the shortest real one; src/varlink-installer.c drives it from another thread.
+ *
  * Errors: every function returns 0 (or a documented positive value) or a negative errno, and
  * records one sentence for the person at the screen; session_error_message(r) returns the sentence
  * recorded for that r (never one left over from an earlier failure). Every function here starts
@@ -219,6 +243,11 @@ const char *session_failed_step_id(const Session *s);
  * current plan's target and has a filesystem that can take it. *ret_where: a sentence saying
  * where it went. */
 int session_save_log(Session *s, const char *log_path, char **ret_where);
+
+/* On the Linux console ($TERM=linux, as root), makes map (a kbd keymap) the console's keyboard
+ * layout right away (loadkeys), so that what follows types as chosen; elsewhere (a terminal
+ * emulator has its own layout) nothing. Errors are ignored: it is a convenience. */
+void session_set_console_keymap(const char *map);
 
 /* Restarts (reboot) or switches off this computer through systemd (systemctl); -EOPNOTSUPP with a
  * sentence when this system is not run by systemd. */
