@@ -1,8 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
-# test-live-install.sh [--interactive] [--keep] — the live medium, booted under QEMU + OVMF +
-# swtpm with a blank 8 GiB target disk (serial "target", /dev/disk/by-id/virtio-target).
+# test-live-install.sh [--interactive|--tui|--varlink] [--keep] — the live medium, booted under QEMU +
+# OVMF + swtpm with a blank 8 GiB target disk (serial "target", /dev/disk/by-id/virtio-target).
 #
 # Default (unattended, encrypted, interrupted once): the install configuration reaches the medium as the system
 # credential imprint.config, passed by QEMU as an SMBIOS type 11 string
