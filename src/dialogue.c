@@ -187,3 +187,32 @@ void progress_print_text(const ProgressEvent *ev) {
         }
         fflush(stdout);
 }
+
+int ask_user_password(Session *s, bool allow_weak) {
+        const Plan *p = session_current_plan(s);
+        char prompt[128];
+        int r;
+
+        if (!p || !p->account)
+                return -EINVAL;
+        /* TRANSLATORS: %s is the user name. */
+        printf(_("Password for %s (the login of the installed system):\n"), p->account->user_name);
+        /* TRANSLATORS: %s is the user name. */
+        snprintf(prompt, sizeof(prompt), _("Password for %s: "), p->account->user_name);
+        for (;;) {
+                Secret *v = NULL;
+
+                r = ask_secret(prompt, false, &v);
+                if (r < 0)
+                        return r;
+                r = session_set_secret(s, SESSION_SECRET_USER_PASSWORD, v, allow_weak);
+                if (r >= 0) {
+                        /* 0 is also what a refused password that is let through gets: no score then. */
+                        if (r > 0)
+                                printf(_("Strength: %d of 100.\n"), r);
+                        return 0;
+                }
+                /* TRANSLATORS: %s is libpwquality's reason, one sentence. */
+                printf(_("Too weak: %s Choose another.\n"), session_error_message(r));
+        }
+}

@@ -23,3 +23,7 @@ int ask_secret(const char *prompt, bool check_quality, Secret **ret);
 /* A progress event as a line on stdout: "[3/9] Copying root … 1.2G of 4.0G (30%), 80M/s, 0:37 left",
  * redrawn in place on a terminal, one line per step otherwise (a log or a pipe). */
 void progress_print_text(const ProgressEvent *ev);
+
+/* The password of the session's planned account, asked on the terminal (twice, echo off) until the
+ * session takes it (libpwquality, unless allow_weak). -ECANCELED at end of input. */
+int ask_user_password(Session *s, bool allow_weak);

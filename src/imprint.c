@@ -709,7 +709,6 @@ static int on_event(const SessionEvent *ev, void *userdata) {
 /* The secrets the plan needs: each from its credential (imprint.passphrase, imprint.tpm2-pin,
  * imprint.user-password) when there is one, else asked on the terminal unless unattended. */
 static int collect_secrets(Session *s, bool unattended, bool allow_weak) {
-        const Plan *p = session_current_plan(s);
         int r;
 
         for (SessionSecret w = 0; w < _SESSION_SECRET_MAX; w++) {
@@ -724,24 +723,9 @@ static int collect_secrets(Session *s, bool unattended, bool allow_weak) {
                 if (unattended || !isatty(STDIN_FILENO))
                         continue; /* session_check_secrets() names it */
                 if (w == SESSION_SECRET_USER_PASSWORD) {
-                        char prompt[128];
-
-                        printf("Password for %s (the login of the installed system):\n", p->account->user_name);
-                        snprintf(prompt, sizeof(prompt), "Password for %s: ", p->account->user_name);
-                        for (;;) {
-                                Secret *v = NULL;
-
-                                r = ask_secret(prompt, false, &v);
-                                if (r < 0)
-                                        return r;
-                                r = session_set_secret(s, w, v, allow_weak);
-                                if (r >= 0) {
-                                        if (r > 0)
-                                                printf("Strength: %d of 100.\n", r);
-                                        break;
-                                }
-                                printf("Too weak: %s Choose another.\n", session_error_message(r));
-                        }
+                        r = ask_user_password(s, allow_weak);
+                        if (r < 0)
+                                return r;
                 } else {
                         Secret *v = NULL;
 

@@ -351,36 +351,6 @@ static void finish(void) {
         }
 }
 
-/* The password of the account: the credential imprint.user-password when there is one, else asked
- * until libpwquality takes it. */
-static int ask_user_password(Session *s, const Plan *p) {
-        char prompt[128];
-        int r;
-
-        r = session_secret_from_credential(s, SESSION_SECRET_USER_PASSWORD, false);
-        if (r != -ENOENT)
-                return r;
-
-        /* TRANSLATORS: %s is the user name. */
-        printf(_("Password for %s (the login of the installed system):\n"), p->account->user_name);
-        /* TRANSLATORS: %s is the user name. */
-        snprintf(prompt, sizeof(prompt), _("Password for %s: "), p->account->user_name);
-        for (;;) {
-                Secret *v = NULL;
-
-                r = ask_secret(prompt, false, &v);
-                if (r < 0)
-                        return r;
-                r = session_set_secret(s, SESSION_SECRET_USER_PASSWORD, v, false);
-                if (r >= 0) {
-                        printf(_("Strength: %d of 100.\n"), r);
-                        return 0;
-                }
-                /* TRANSLATORS: %s is libpwquality's reason, one sentence. */
-                printf(_("Too weak: %s Choose another.\n"), session_error_message(r));
-        }
-}
-
 int plain_run(const char *source_arg, const char *language) {
         _cleanup_(session_freep) Session *s = NULL;
         int r;
@@ -444,7 +414,9 @@ int plain_run(const char *source_arg, const char *language) {
                 if (r >= 0 && p->account) {
                         if (p->account->note)
                                 printf("%s\n", p->account->note);
-                        r = ask_user_password(s, p);
+                        r = session_secret_from_credential(s, SESSION_SECRET_USER_PASSWORD, false);
+                        if (r == -ENOENT)
+                                r = ask_user_password(s, false);
                 }
                 if (r == -ECANCELED || r == -ENOENT) {
                         printf("%s\n", _("Nothing was written."));
