@@ -453,29 +453,7 @@ for i, l in enumerate(lines):
 
         # The key the screen showed opens the encrypted partitions, as judged by stock cryptsetup
         # on this host (a loop device over each partition; no device-mapper needed to test a key).
-        n_crypt=0
-        while read -r start size type; do
-                case ${type^^} in
-                4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709 | 933AC7E1-2EB4-4F13-B844-0E14E2AEF915) ;;
-                *) continue ;;
-                esac
-                loop=$(losetup --find --show --read-only --offset $((start * 512)) --sizelimit $((size * 512)) "$WORK/target.img")
-                rc=0
-                cryptsetup isLuks --type luks2 "$loop" || rc=1
-                [ "$rc" = 1 ] || cryptsetup open --test-passphrase --key-file="$WORK/recovery.key" "$loop" || rc=2
-                [ "$rc" != 0 ] || cryptsetup open --test-passphrase --key-file="$WORK/passphrase" "$loop" || rc=3
-                [ "$rc" != 0 ] || ! printf 'not-the-passphrase' | cryptsetup open --test-passphrase --key-file=- "$loop" 2>/dev/null || rc=4
-                losetup -d "$loop"
-                case $rc in
-                0) ;;
-                1) failed "partition type $type at sector $start is not LUKS2" ;;
-                2) failed "the recovery key from the screen does not open the partition at sector $start" ;;
-                3) failed "the passphrase typed in the installer does not open the partition at sector $start" ;;
-                *) failed "a wrong passphrase opens the partition at sector $start" ;;
-                esac
-                n_crypt=$((n_crypt + 1))
-        done < <(sfdisk --json "$WORK/target.img" | jq -r '.partitiontable.partitions[] | "\(.start) \(.size) \(.type)"')
-        [ "$n_crypt" = 2 ] || failed "$n_crypt encrypted partitions on the installed disk, not root and home"
+        luks_keys_open "$WORK/recovery.key" "$WORK/passphrase"
         echo "ok: the recovery key shown on the screen and the passphrase typed open root and home, a wrong one does not (stock cryptsetup)"
 
         echo "== target boot: the TPM asks for the PIN; carol exists and logs in"
