@@ -336,6 +336,25 @@ static const MountEntry *mount_table_find(const MountTable *t, const char *mount
         return NULL;
 }
 
+int disk_mount_point_of(dev_t devt, char **ret) {
+        _cleanup_(mount_table_done) MountTable t = {};
+        int r;
+
+        r = mount_table_read(&t);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < t.n; i++)
+                if (t.entries[i].block == devt) {
+                        char *mp = strdup(t.entries[i].mount_point);
+                        if (!mp)
+                                return -ENOMEM;
+                        *ret = mp;
+                        return 0;
+                }
+        *ret = NULL;
+        return 0;
+}
+
 /* ---- what backs the running system ------------------------------------------------------------ */
 
 typedef struct FileId {

@@ -141,6 +141,11 @@ int disk_read_partitions(Disk *d);
  * write; returns -EBUSY with a message naming the reason. */
 int disk_check_not_in_use(const Disk *d);
 
+/* Where the filesystem on the block device devt is mounted (the first place /proc/self/mountinfo
+ * names; btrfs's anonymous device numbers are resolved through the mount's source), or NULL in
+ * *ret when it is not mounted. */
+int disk_mount_point_of(dev_t devt, char **ret);
+
 json_object *disk_to_json(const Disk *d);
 /* The disks, one row each: DISK SIZE BUS MODEL SERIAL TABLE USABLE as `imprint disks` prints
  * them, and as JSON the objects disk_to_json() returns. */

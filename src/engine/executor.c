@@ -30,6 +30,7 @@
 #include "image.h"
 #include "interrupt.h"
 #include "log.h"
+#include "mountns.h"
 #include "luks.h"
 #include "mkfs.h"
 #include "partition.h"
@@ -76,8 +77,7 @@ struct Exec {
         Step **steps;         /* as many as the plan needs; each allocated on its own, so pointers stay */
         unsigned n_steps, current;
         bool paused_middle;   /* IMPRINT_TEST_PAUSE_AT: the step's "middle" was reached */
-        int saved_mntns;      /* the mount namespace to return to, when the run made a private one */
-        int saved_cwd;        /* and the working directory, which setns() resets to / */
+        PrivateMounts mounts; /* the run's own mount namespace (as root) */
         uint64_t step_start_usec;
 
         /* Encryption: the TPM, the recovery key, and the opened dm-crypt volume of each planned
@@ -535,47 +535,6 @@ static int step_sync(Exec *e, Step *s) {
         return 0;
 }
 
-/* The run's mounts (the installed root, for a moment) live in a mount namespace of its own, whose
- * mounts do not propagate to the rest of the system: when the process ends, however it ends, the
- * kernel unmounts them, and the loop devices under them detach themselves (AUTOCLEAR). A process
- * killed in the middle of the configure step thus leaves nothing mounted for the next run to
- * trip over. */
-static int enter_private_mounts(Exec *e) {
-        int fd, cwd;
-
-        fd = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return error_setf(-errno, _("Cannot open the mount namespace: %m"));
-        cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (cwd < 0 || unshare(CLONE_NEWNS) < 0) {
-                int r = -errno;
-                close(fd);
-                if (cwd >= 0)
-                        close(cwd);
-                return error_setf(r, _("Cannot make a private mount namespace: %s"), strerror(-r));
-        }
-        e->saved_mntns = fd;
-        e->saved_cwd = cwd;
-        /* The kernel ignores source and type for a change of propagation; they are named anyway,
-         * so that checkers that read them (valgrind) find strings there. */
-        if (mount("none", "/", "none", MS_REC | MS_SLAVE, NULL) < 0)
-                return error_setf(-errno, _("Cannot make the mounts of the install private: %m"));
-        return 0;
-}
-
-static void leave_private_mounts(Exec *e) {
-        if (e->saved_mntns < 0)
-                return;
-        if (setns(e->saved_mntns, CLONE_NEWNS) < 0)
-                log_warning("Cannot return to the original mount namespace: %m");
-        /* setns() moved us to its root: the front end's relative paths (the image) must still work. */
-        else if (fchdir(e->saved_cwd) < 0)
-                log_warning("Cannot return to the working directory: %m");
-        close(e->saved_mntns);
-        close(e->saved_cwd);
-        e->saved_mntns = e->saved_cwd = -EBADF;
-}
-
 /* dm-crypt volumes this program opened on the target's partitions ("imprint-ROLE-XXXXXXXX", see
  * encrypt_partition()) and that a killed run left open: close them, so that the same command
  * run again can proceed. Volumes of any other name, or in use, are left alone, and the in-use
@@ -669,7 +628,7 @@ static void exec_done(Exec *e) {
         for (size_t i = 0; i < e->n_steps; i++)
                 free(e->steps[i]);
         free(e->steps);
-        leave_private_mounts(e);
+        private_mounts_leave(&e->mounts);
 }
 
 /* Everything that can be checked before the first write: the tools exist, the target is the
@@ -911,8 +870,7 @@ static int interrupted(Exec *e) {
 }
 
 int executor_run(const Plan *p, Image *img, const ExecOptions *o, const ExecCallbacks *cb) {
-        Exec e = { .plan = p, .img = img, .opts = o, .cb = cb, .fd = -EBADF, .src_fd = -EBADF, .saved_mntns = -EBADF,
-                  .saved_cwd = -EBADF };
+        Exec e = { .plan = p, .img = img, .opts = o, .cb = cb, .fd = -EBADF, .src_fd = -EBADF, .mounts = PRIVATE_MOUNTS_INIT };
         int r;
 
         error_clear();
@@ -947,9 +905,11 @@ int executor_run(const Plan *p, Image *img, const ExecOptions *o, const ExecCall
                         goto finish;
         }
 
-        /* Only the configure step mounts anything; as root every run gets its own mounts. */
+        /* Only the configure step mounts anything; as root every run gets its own mounts, in a
+         * namespace of its own (mountns.h): a process killed in the middle of the configure step
+         * leaves nothing mounted for the next run to trip over. */
         if (geteuid() == 0) {
-                r = enter_private_mounts(&e);
+                r = private_mounts_enter(&e.mounts);
                 if (r < 0)
                         goto finish;
         }

@@ -22,6 +22,7 @@
 #include "i18n.h"
 #include "log.h"
 #include "logsave.h"
+#include "mountns.h"
 
 /* Disk refusals that mean "the system uses this disk": nothing of ours goes there, not even a
  * file. Being mounted is judged per partition (log_save_to_partition); being too small for an
@@ -91,56 +92,6 @@ static bool node_is_read_only(const char *node) {
         return fd >= 0 && ioctl(fd, BLKROGET, &ro) == 0 && ro;
 }
 
-/* mountinfo escapes space, tab, newline and backslash as \ooo. */
-static void unescape_octal(char *s) {
-        char *w = s;
-
-        for (char *r = s; *r;) {
-                if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' && r[3] >= '0' && r[3] <= '7') {
-                        *w++ = (char) ((r[1] - '0') << 6 | (r[2] - '0') << 3 | (r[3] - '0'));
-                        r += 4;
-                } else
-                        *w++ = *r++;
-        }
-        *w = 0;
-}
-
-/* Where the filesystem on devt is mounted (the first place), or NULL. btrfs reports an anonymous
- * device number in mountinfo; its source names the block device. */
-static int devt_mount_point(dev_t devt, char **ret) {
-        _cleanup_(freep) char *buf = NULL;
-        char *save = NULL;
-        int r;
-
-        r = read_full_file("/proc/self/mountinfo", &buf, NULL);
-        if (r < 0)
-                return error_setf(r, _("Cannot read /proc/self/mountinfo to see what is mounted: %s."), strerror(-r));
-
-        for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-                _cleanup_(freep) char *mp = NULL, *source = NULL;
-                unsigned maj, min;
-                struct stat st;
-                char *sep;
-
-                /* "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw" (proc(5)) */
-                if (sscanf(line, "%*s %*s %u:%u %*s %ms", &maj, &min, &mp) != 3)
-                        continue;
-                sep = strstr(line, " - ");
-                if (!sep || sscanf(sep + 3, "%*s %ms", &source) != 1)
-                        continue;
-                unescape_octal(source);
-                if (makedev(maj, min) != devt &&
-                    !(maj == 0 && strncmp(source, "/dev/", 5) == 0 && stat(source, &st) == 0 && S_ISBLK(st.st_mode) &&
-                      st.st_rdev == devt))
-                        continue;
-                unescape_octal(mp);
-                *ret = TAKE_PTR(mp);
-                return 0;
-        }
-        *ret = NULL;
-        return 0;
-}
-
 /* The filesystem type on node as libblkid names it, or NULL when it finds none. */
 static int probe_fstype(const char *node, char **ret) {
         _cleanup_(blkid_free_probep) blkid_probe pr = NULL;
@@ -169,46 +120,6 @@ static int probe_fstype(const char *node, char **ret) {
         }
         *ret = NULL;
         return 0;
-}
-
-/* The mount lives in a mount namespace of this thread's own: nobody else sees it, and if the
- * process dies it goes away with the namespace. The same recipe as the executor's. */
-typedef struct PrivateMounts {
-        int saved_mntns;
-        int saved_cwd;
-} PrivateMounts;
-
-static int private_mounts_enter(PrivateMounts *pm) {
-        int r;
-
-        pm->saved_mntns = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
-        if (pm->saved_mntns < 0)
-                return error_setf(-errno, _("Cannot open the mount namespace: %m"));
-        pm->saved_cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (pm->saved_cwd < 0 || unshare(CLONE_NEWNS) < 0) {
-                r = -errno;
-                if (pm->saved_cwd >= 0)
-                        close(pm->saved_cwd);
-                close(pm->saved_mntns);
-                *pm = (PrivateMounts) { -EBADF, -EBADF };
-                return error_setf(r, _("Cannot make a private mount namespace: %s"), strerror(-r));
-        }
-        /* Source and type are ignored for a change of propagation; named for checkers. */
-        if (mount("none", "/", "none", MS_REC | MS_SLAVE, NULL) < 0)
-                return error_setf(-errno, _("Cannot make the mounts for saving the log private: %m"));
-        return 0;
-}
-
-static void private_mounts_leave(PrivateMounts *pm) {
-        if (pm->saved_mntns < 0)
-                return;
-        if (setns(pm->saved_mntns, CLONE_NEWNS) < 0)
-                log_warning("Cannot return to the original mount namespace: %m");
-        else if (fchdir(pm->saved_cwd) < 0)
-                log_warning("Cannot return to the working directory: %m");
-        close(pm->saved_mntns);
-        close(pm->saved_cwd);
-        *pm = (PrivateMounts) { -EBADF, -EBADF };
 }
 
 /* ext2 and ext3 are served by the ext4 driver when the kernel has no driver of their own. */
@@ -293,7 +204,7 @@ static int write_log_file(int log_fd, int dir_fd, const char *node, char **ret_n
 /* Mounts node on a fresh directory in a private namespace, writes the file, unmounts, removes the
  * directory: on every path out. */
 static int save_to_mounted_filesystem(int log_fd, const char *node, const char *fstype, char **ret_name) {
-        PrivateMounts pm = { -EBADF, -EBADF };
+        PrivateMounts pm = PRIVATE_MOUNTS_INIT;
         char dir[] = "/run/imprint-log.XXXXXX";
         _cleanup_(freep) char *name = NULL;
         bool mounted = false;
@@ -376,7 +287,7 @@ int log_save_to_partition(const char *log_path, const char *node, const char *ex
                 /* TRANSLATORS: %s is the partition (/dev/sdb1). */
                 return error_setf(-EROFS, _("Refusing to save the log to %s: the disk is read-only."), node);
 
-        r = devt_mount_point(st.st_rdev, &mount_point);
+        r = disk_mount_point_of(st.st_rdev, &mount_point);
         if (r < 0)
                 return r;
         if (mount_point)
