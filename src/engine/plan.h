@@ -70,6 +70,8 @@ int size_request_parse(const char *s, SizeRequest *ret);
 /* One partition of the OS image that the plan copies block by block (root, usr, verity, …). */
 typedef struct PlanSourcePartition {
         PartitionRole role;
+        char *install_label;      /* GPT name on the target (sysupdate's pattern for @v), NULL: label */
+        uint64_t slot_size;       /* usr images: size of the A and B slots on the target, 0: size */
         unsigned partno;          /* in the image */
         uint64_t start, size;     /* bytes, in the image */
         sd_id128_t type_uuid;
@@ -82,11 +84,23 @@ typedef struct PlanSourcePartition {
 /* A boot entry the image brings: one UKI, as systemd-boot will list it. */
 typedef struct PlanBootEntry {
         char *file;               /* "fakeos_7.efi" */
+        char *install_as;         /* name on the target's $BOOT, with boot counting ("x_1+3-0.efi"); NULL: file */
+        PartitionRole install_on; /* ROLE_ESP or ROLE_XBOOTLDR as sysupdate's PathRelativeTo= says; _ROLE_INVALID: as today */
         char *title, *version, *uname;
 } PlanBootEntry;
 
 /* The OS image a plan installs, as it was when planned; the executor checks it is unchanged. */
+typedef enum PlanSourceKind {
+        PLAN_SOURCE_ROOT,         /* "root": a root partition copied as it is (classic images) */
+        PLAN_SOURCE_USR,          /* "usr": usr A slot copied, B slots made empty, root created */
+        _PLAN_SOURCE_KIND_MAX,
+        _PLAN_SOURCE_KIND_INVALID = -EINVAL,
+} PlanSourceKind;
+
+DECLARE_STRING_TABLE_LOOKUP(plan_source_kind, PlanSourceKind);
+
 typedef struct PlanSource {
+        PlanSourceKind kind;
         char *path;
         uint64_t size;
         char *fingerprint;        /* partition table of the image, as for targets */
@@ -98,6 +112,9 @@ typedef struct PlanSource {
         size_t n_partitions;
         PlanBootEntry *entries;
         size_t n_entries;
+        char *root_fstype;        /* usr images: Format= of the image's repart.d root, NULL: default */
+        char *home_fstype;        /* usr images: Format= of the image's repart.d home, NULL: default */
+        char *note;               /* what imprint assumes about the image (Image.assumption) */
 } PlanSource;
 
 void plan_source_free(PlanSource *s);
