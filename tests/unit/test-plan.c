@@ -354,6 +354,100 @@ static void test_json_roundtrip(void) {
         json_object_put(j);
 }
 
+#define USR_X86_64 "8484680c-9521-48c6-9c11-b0720656f69e"
+#define USR_VERITY_X86_64 "77ff5f63-e7b6-4633-acf4-1565b864c0e6"
+#define USR_VERITY_SIG_X86_64 "e7bb33fb-06cf-4e81-8273-e543b413e2e2"
+#define ROOT_VERITY_X86_64 "2c7357ed-ebd2-46d9-aec1-23d437ec2bf5"
+
+static void source_add(PlanSource *s, PartitionRole role, unsigned partno, uint64_t start, uint64_t size, const char *type,
+                       const char *uuid, const char *label, uint64_t flags, const char *fstype) {
+        PlanSourcePartition *sp;
+
+        s->partitions = realloc(s->partitions, (s->n_partitions + 1) * sizeof(PlanSourcePartition));
+        sp = &s->partitions[s->n_partitions++];
+        *sp = (PlanSourcePartition) { .role = role, .partno = partno, .start = start, .size = size, .flags = flags };
+        ASSERT_OK(sd_id128_from_string(type, &sp->type_uuid));
+        ASSERT_OK(sd_id128_from_string(uuid, &sp->uuid));
+        sp->label = label ? strdup(label) : NULL;
+        sp->fstype = fstype ? strdup(fstype) : NULL;
+}
+
+static void source_add_entry(PlanSource *s, const char *file, const char *version) {
+        s->entries = realloc(s->entries, (s->n_entries + 1) * sizeof(PlanBootEntry));
+        s->entries[s->n_entries++] = (PlanBootEntry) {
+                .file = strdup(file),
+                .install_on = _ROLE_INVALID,
+                .title = strdup("Fake OS"),
+                .version = strdup(version),
+                .uname = strdup("6.12.0-fake"),
+        };
+}
+
+/* A classic image as image_to_plan_source() describes it: root with dm-verity. */
+static PlanSource *classic_source(void) {
+        PlanSource *s = calloc(1, sizeof(PlanSource));
+
+        s->kind = PLAN_SOURCE_ROOT;
+        s->path = strdup("/var/tmp/fakeos.raw");
+        s->size = 3 * GiB;
+        s->fingerprint = strdup("1:1048576:104857600:c12a7328-f81f-11d2-ba4b-00a0c93ec93b:x");
+        s->os_name = strdup("Fake OS 7");
+        s->image_id = strdup("fakeos");
+        s->image_version = strdup("7");
+        source_add(s, ROLE_ROOT, 2, 101 * MiB, 1536 * MiB, ROOT_X86_64, "11111111-2222-4333-8444-555555555555", "root-x86-64", 0,
+                   "ext4");
+        source_add(s, ROLE_ROOT_VERITY, 3, 1637 * MiB, 64 * MiB, ROOT_VERITY_X86_64, "66666666-7777-4888-8999-aaaaaaaaaaaa",
+                   "root-verity", 0, NULL);
+        source_add_entry(s, "fakeos_7.efi", "7");
+        return s;
+}
+
+/* Classic plans are what they were before usr images existed, byte for byte: the JSON of a
+ * seeded classic install is compared with the file this code wrote before the change. */
+static void test_classic_json_unchanged(void) {
+        _cleanup_(disk_freep) Disk *d = fake_disk(16 * GiB, NULL);
+        _cleanup_(plan_source_freep) PlanSource *src = classic_source();
+        _cleanup_(plan_freep) Plan *p = NULL, *back = NULL;
+        _cleanup_(freep) char *golden = NULL, *path = NULL;
+        const char *dir = getenv("SOURCE_ROOT");
+        json_object *j;
+        const char *now;
+        PlanOptions o;
+        FILE *f;
+        long n;
+
+        plan_options_init(&o);
+        o.seed = "classic-golden";
+        o.home = (SizeRequest) { SIZE_FIXED, 4 * GiB };
+        o.source = src;
+        p = plan_ok(d, &o);
+        j = plan_to_json(p);
+        now = json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED);
+        if (getenv("IMPRINT_WRITE_GOLDEN")) {
+                printf("%s\n", now);
+                json_object_put(j);
+                exit(0);
+        }
+        ASSERT_TRUE(dir);
+        ASSERT_TRUE(asprintf(&path, "%s/tests/unit/data/plan-classic.json", dir) > 0);
+        f = fopen(path, "re");
+        ASSERT_TRUE(f);
+        ASSERT_OK(fseek(f, 0, SEEK_END));
+        n = ftell(f);
+        rewind(f);
+        golden = calloc(1, (size_t) n + 1);
+        ASSERT_EQ(fread(golden, 1, (size_t) n, f), (size_t) n);
+        fclose(f);
+        if (n > 0 && golden[n - 1] == '\n')
+                golden[n - 1] = 0;
+        ASSERT_STREQ(now, golden);
+        ASSERT_OK(plan_from_json(j, &back));
+        json_object_put(j);
+        j = plan_to_json(back);
+        ASSERT_STREQ(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED), golden);
+        json_object_put(j);
+}
+
 static void test_fingerprint(void) {
         _cleanup_(disk_freep) Disk *w = windows_disk(GiB);
         _cleanup_(plan_freep) Plan *p = NULL;
@@ -436,6 +530,7 @@ int main(void) {
         test_free_mode();
         test_free_mode_refusals();
         test_json_roundtrip();
+        test_classic_json_unchanged();
         test_fingerprint();
         printf("test-plan: all checks passed\n");
         return 0;
