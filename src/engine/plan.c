@@ -1495,6 +1495,8 @@ static int plan_validate(const Plan *p) {
                 if (a->action == ACTION_CREATE && (!t || t->role != a->role))
                         return error_setf(-EINVAL, "Plan file: partition %u has type %s, which is not a %s partition type.", a->partno,
                                           SD_ID128_TO_UUID_STRING(a->type_uuid), partition_role_to_string(a->role));
+                if (a->action == ACTION_CREATE && !a->fstype && a->copy_from < 0 && !role_is_usr_slot(a->role))
+                        return error_setf(-EINVAL, "Plan file: partition %u is created, but neither formatted nor copied.", a->partno);
                 if (a->action == ACTION_CREATE && a->fstype && fs_lookup(a->fstype) < 0)
                         return error_setf(-EINVAL, "Plan file: partition %u has an unsupported filesystem \"%s\".", a->partno, a->fstype);
                 if (a->copy_from >= 0) {
