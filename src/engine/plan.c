@@ -115,10 +115,12 @@ void plan_source_free(PlanSource *s) {
         for (size_t i = 0; i < s->n_partitions; i++) {
                 free(s->partitions[i].label);
                 free(s->partitions[i].fstype);
+                free(s->partitions[i].install_label);
         }
         free(s->partitions);
         for (size_t i = 0; i < s->n_entries; i++) {
                 free(s->entries[i].file);
+                free(s->entries[i].install_as);
                 free(s->entries[i].title);
                 free(s->entries[i].version);
                 free(s->entries[i].uname);
@@ -131,6 +133,9 @@ void plan_source_free(PlanSource *s) {
         free(s->os_name);
         free(s->image_id);
         free(s->image_version);
+        free(s->root_fstype);
+        free(s->home_fstype);
+        free(s->note);
         free(s);
 }
 
