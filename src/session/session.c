@@ -213,8 +213,8 @@ int session_open_source(Session *s) {
                 if (img->kind != IMAGE_KIND_USR || !img->usr_verity_sig)
                         r = error_setf(-EINVAL, _("The image %s has no usr-verity-sig partition, so the certificate %s cannot check it."),
                                        s->source_path, s->image_cert_path);
-                else /* until image_check_usr() lands (branch usrread) */
-                        r = error_setf(-EOPNOTSUPP, "This build cannot check a usr image's signature yet.");
+                else
+                        r = image_check_usr(img, s->image_cert);
         }
         if (r < 0)
                 return r;
