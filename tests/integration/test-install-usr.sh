@@ -155,3 +155,23 @@ img_esp="$src@@$(jq -r '.partitiontable.partitions[] | select(.type == "C12A7328
 mtype -i "$esp" "::/EFI/Linux/$name" | cmp - <(mtype -i "$img_esp" "::/EFI/Linux/$file") || fail "the installed UKI differs from the image's"
 mtype -i "$esp" ::/loader/loader.conf | grep -qxF "default ${id}_*" || fail "loader.conf does not default to a glob of every version"
 pass "the UKI is on the ESP as $name, loader.conf defaults to ${id}_*"
+
+# ---- settings on the empty root ----------------------------------------------------------------
+# The root a usr image gets starts empty; imprint writes only what was chosen into its /etc (the
+# image fills the rest from /usr/share/factory/etc at boot without replacing these).
+truncate -s 8G "$WORK/settings.img"
+"$IMPRINT" install --source "$src" --target "$WORK/settings.img" --hostname usrhost --timezone Europe/Berlin --locale C.UTF-8 \
+        --keymap de --yes >"$WORK/settings.log" 2>&1 || { tail -5 "$WORK/settings.log" >&2; fail "install with settings fails"; }
+r_off=$(sfdisk --json "$WORK/settings.img" | jq '.partitiontable.partitions[] | select(.name == "root-x86-64") | .start * 512')
+mkdir "$WORK/root"
+mount -o loop,ro,offset="$r_off" "$WORK/settings.img" "$WORK/root" || fail "cannot mount the installed root"
+MOUNTS+=("$WORK/root")
+[ "$(cat "$WORK/root/etc/hostname")" = usrhost ] || fail "/etc/hostname is not usrhost"
+[ "$(readlink "$WORK/root/etc/localtime")" = ../usr/share/zoneinfo/Europe/Berlin ] || fail "/etc/localtime does not point to Europe/Berlin"
+grep -qx "LANG=C.UTF-8" "$WORK/root/etc/locale.conf" || fail "/etc/locale.conf does not set LANG"
+grep -qx "KEYMAP=de" "$WORK/root/etc/vconsole.conf" || fail "/etc/vconsole.conf does not set KEYMAP"
+[ -z "$(find "$WORK/root" -mindepth 1 -not -path "$WORK/root/etc*" -not -path "$WORK/root/lost+found")" ] \
+        || fail "imprint wrote outside /etc of the empty root"
+[ ! -e "$WORK/root/etc/machine-id" ] || fail "the empty root has a machine ID before its first boot"
+umount "$WORK/root"
+pass "hostname, timezone, locale and keymap are written into the empty root's /etc, and nothing else"
