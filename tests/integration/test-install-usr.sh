@@ -175,3 +175,14 @@ grep -qx "KEYMAP=de" "$WORK/root/etc/vconsole.conf" || fail "/etc/vconsole.conf 
 [ ! -e "$WORK/root/etc/machine-id" ] || fail "the empty root has a machine ID before its first boot"
 umount "$WORK/root"
 pass "hostname, timezone, locale and keymap are written into the empty root's /etc, and nothing else"
+
+# ---- unattended: "imageCertificate" ------------------------------------------------------------
+truncate -s 8G "$WORK/unattended.img"
+printf '{"source": "%s", "target": "%s", "imageCertificate": "%s"}\n' "$src" "$WORK/unattended.img" "$WORK/other.pem" >"$WORK/bad.json"
+"$IMPRINT" unattended --config "$WORK/bad.json" >"$WORK/bad.out" 2>&1 && fail "an unattended install with a certificate that did not sign the image succeeds"
+jq -e -s '.[-1].success == false and (.[-1].message | test("verif"))' <(grep '^{' "$WORK/bad.out") >/dev/null \
+        || { cat "$WORK/bad.out" >&2; fail "the unattended refusal does not say that the signature does not verify"; }
+[ "$(sfdisk --json "$WORK/unattended.img" 2>/dev/null | jq -r '.partitiontable.label // empty')" = "" ] || fail "the refused install wrote a partition table"
+printf '{"source": "%s", "target": "%s", "imageCertificate": "%s"}\n' "$src" "$WORK/unattended.img" "$src.cert.pem" >"$WORK/good.json"
+"$IMPRINT" unattended --config "$WORK/good.json" >"$WORK/good.out" 2>&1 || { tail -3 "$WORK/good.out" >&2; fail "the unattended install with the image's certificate fails"; }
+pass "unattended: imageCertificate is checked before anything is written"
