@@ -899,7 +899,7 @@ static int check_signature(Image *img, const char *usrhash, const char *cert_pem
         if (r == -EINVAL)
                 return error_setf(r, _("The image certificate given is not a PEM X.509 certificate."));
         if (r == -EKEYREJECTED)
-                return error_setf(r,
+                return error_setf(-EBADMSG,
                                   _("The signature in the usr-verity-sig partition %u of the image %s does not verify against the image "
                                     "certificate given: the usr partition is not signed by its key."),
                                   p->partno, img->path);
@@ -931,10 +931,16 @@ static int check_initrd(Image *img, const ImageUki *u, bool need_veritysetup) {
         s = pe_find_section(&pe, ".initrd");
         if (!s) {
                 pe_file_done(&pe);
-                snprintf(text, sizeof(text),
-                         _("imprint assumes that the initrd that boots %s (it has none inside) finds root by "
-                           "systemd-gpt-auto-generator%s."),
-                         u->name, need_veritysetup ? _(" and opens /usr with systemd-veritysetup") : "");
+                if (need_veritysetup)
+                        snprintf(text, sizeof(text),
+                                 _("imprint assumes that the initrd that boots %s (it has none inside) finds root by "
+                                   "systemd-gpt-auto-generator and opens /usr with systemd-veritysetup."),
+                                 u->name);
+                else
+                        snprintf(text, sizeof(text),
+                                 _("imprint assumes that the initrd that boots %s (it has none inside) finds root by "
+                                   "systemd-gpt-auto-generator."),
+                                 u->name);
                 return add_assumption(img, text);
         }
         r = pe_section_view(m.p, m.size, s, &data, &size);
@@ -952,9 +958,11 @@ static int check_initrd(Image *img, const ImageUki *u, bool need_veritysetup) {
                                  _("imprint assumes that the initrd of %s finds root by systemd-gpt-auto-generator: it could not read "
                                    "all of it (%s)."),
                                  u->name, f.unknown_what);
-                        return add_assumption(img, text);
-                }
-                return error_setf(-EBADMSG,
+                        r = add_assumption(img, text);
+                        if (r < 0)
+                                return r;
+                } else
+                        return error_setf(-EBADMSG,
                                   _("The image %s cannot boot: the initrd in its UKI %s has no systemd-gpt-auto-generator and its "
                                     "command line has no root=, so nothing would find the root partition imprint creates."),
                                   img->path, u->name);

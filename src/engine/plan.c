@@ -162,6 +162,7 @@ static int plan_source_copy(const PlanSource *from, PlanSource **ret) {
                 s->partitions[i] = from->partitions[i];
                 s->partitions[i].label = strdup_safe(from->partitions[i].label);
                 s->partitions[i].fstype = strdup_safe(from->partitions[i].fstype);
+                s->partitions[i].install_label = strdup_safe(from->partitions[i].install_label);
         }
         s->entries = calloc(from->n_entries ?: 1, sizeof(PlanBootEntry));
         if (!s->entries)
