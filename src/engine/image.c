@@ -608,8 +608,9 @@ static int check_usr_readable(const Image *img) {
                 if (fs_erofs_readable())
                         return 0;
                 return error_setf(-EOPNOTSUPP,
-                                  _("The usr partition %u of the image %s is erofs, which imprint reads with dump.erofs --cat from "
-                                    "erofs-utils 1.8 or later; this system has an older dump.erofs or none. Install erofs-utils 1.8 or later."),
+                                  _("The usr partition %u of the image %s is erofs, which imprint reads with the --cat option of "
+                                    "dump.erofs (erofs-utils 1.8.6 of Debian 13 has it); this system's dump.erofs has no --cat, or "
+                                    "there is none. Install a newer erofs-utils."),
                                   img->usr->partno, img->path);
         }
         return error_setf(-EOPNOTSUPP,
