@@ -818,7 +818,7 @@ static uint64_t usr_fs_size(const Image *img) {
         return 0;
 }
 
-static int check_verity(Image *img, const char *usrhash) {
+static int check_verity(Image *img, const char *usrhash, char **ret_root_hash) {
         const DiskPartition *v = img->usr_verity;
         _cleanup_(freep) uint8_t *sbuf = NULL, *top = NULL;
         _cleanup_(freep) char *root_hash = NULL;
@@ -865,8 +865,7 @@ static int check_verity(Image *img, const char *usrhash) {
                                   _("The usr-verity partition %u of the image %s does not belong to usrhash=%s of its UKI: its hash tree "
                                     "has the root hash %s."),
                                   v->partno, img->path, usrhash, root_hash);
-        if (!img->usrhash)
-                img->usrhash = TAKE_PTR(root_hash);
+        *ret_root_hash = TAKE_PTR(root_hash);
         return 0;
 }
 
@@ -986,7 +985,7 @@ static int check_initrd(Image *img, const ImageUki *u, bool need_veritysetup) {
 
 int image_check_usr(Image *img, const char *cert_pem) {
         const ImageUki *u;
-        _cleanup_(freep) char *usrhash = NULL;
+        _cleanup_(freep) char *usrhash = NULL, *verity_hash = NULL;
         int r;
 
         if (img->kind != IMAGE_KIND_USR)
@@ -1032,12 +1031,13 @@ int image_check_usr(Image *img, const char *cert_pem) {
                         return -ENOMEM;
         }
         if (img->usr_verity) {
-                r = check_verity(img, usrhash);
+                r = check_verity(img, usrhash, &verity_hash);
                 if (r < 0)
                         return r;
         }
         if (img->usr_verity_sig) {
-                r = check_signature(img, img->usrhash, cert_pem);
+                /* Without usrhash=, the signature must at least sign the verity partition's hash. */
+                r = check_signature(img, usrhash ?: verity_hash, cert_pem);
                 if (r < 0)
                         return r;
         }
