@@ -8,6 +8,7 @@
 # (NAME+3-0.efi) and loader.conf defaulting to a glob of every version; blkid finds root made as
 # ext4 (the image brings none). The image is make-fake-ddi.sh's usr variant (make-fake-usr.sh).
 . "$(dirname "$0")/lib.sh"
+need_root
 need_tool jq
 need_tool mdir
 need_tool objcopy
@@ -186,3 +187,19 @@ jq -e -s '.[-1].success == false and (.[-1].message | test("verif"))' <(grep '^{
 printf '{"source": "%s", "target": "%s", "imageCertificate": "%s"}\n' "$src" "$WORK/unattended.img" "$src.cert.pem" >"$WORK/good.json"
 "$IMPRINT" unattended --config "$WORK/good.json" >"$WORK/good.out" 2>&1 || { tail -3 "$WORK/good.out" >&2; fail "the unattended install with the image's certificate fails"; }
 pass "unattended: imageCertificate is checked before anything is written"
+
+# ---- a block device ------------------------------------------------------------------------------
+# Through partition nodes, as on a real disk: the same layout, the B slot empty, root formatted.
+truncate -s 8G "$WORK/block.img"
+attach "$WORK/block.img"
+"$IMPRINT" plan --source "$src" --target "$ATTACHED" --no-encrypt --seed block --plan-file "$WORK/block.json" >/dev/null
+"$IMPRINT" install --plan-file "$WORK/block.json" --no-variables --yes >"$WORK/block.log" 2>&1 \
+        || { tail -5 "$WORK/block.log" >&2; fail "install to the loop device fails"; }
+compare_with_sfdisk "$WORK/block.json" "$ATTACHED"
+partx -u "$ATTACHED" 2>/dev/null || true
+for n in 5 6 7; do
+        [ -z "$(blkid -p -o value -s TYPE "${ATTACHED}p$n" || true)" ] || fail "blkid finds a filesystem in the B slot ${ATTACHED}p$n"
+done
+[ "$(blkid -p -o value -s TYPE "${ATTACHED}p2")" = squashfs ] || fail "the usr A slot on ${ATTACHED}p2 is not squashfs"
+[ "$(blkid -p -o value -s TYPE "${ATTACHED}p8")" = ext4 ] || fail "root on ${ATTACHED}p8 is not ext4"
+pass "the same install to a loop device: A slot copied, B slot empty, root ext4"
