@@ -136,3 +136,18 @@ for f in Run node definitions erase variables kernelImage copyLocale copyKeymap 
 done
 [ ${#missing[@]} -eq 0 ] || fail "DIFFERENCES FROM io.systemd.SysInstall does not discuss: ${missing[*]}"
 pass "imprint-varlink(7) compares io.systemd.SysInstall field by field"
+
+# 6. imprint-images(7): renders without warnings and has the sections image builders look for.
+ipage=$SOURCE_ROOT/data/imprint-images.7
+[ -f "$ipage" ] || fail "$ipage does not exist"
+groff -man -Tutf8 -ww "$ipage" >"$WORK/ipage.utf8" 2>"$WORK/igroff.err" || { cat "$WORK/igroff.err" >&2; fail "groff cannot render $ipage"; }
+if [ -s "$WORK/igroff.err" ]; then
+        cat "$WORK/igroff.err" >&2
+        fail "groff warns about $ipage"
+fi
+groff -man -Tutf8 -rLL=5000n -rHY=0 -P-cbou "$ipage" >"$WORK/page.txt" 2>/dev/null
+for s in "IMAGE KINDS" "WHAT IMPRINT READS" "LAYOUT RULES" REFUSALS "WHAT AN IMAGE SHOULD CARRY" EXAMPLES STANDARDS; do
+        section "$s" >"$WORK/section.txt"
+        grep -q '[a-z]' "$WORK/section.txt" || fail "imprint-images(7) has no $s section"
+done
+pass "imprint-images(7) renders without groff warnings and has its sections"
