@@ -54,8 +54,11 @@
 # IMPRINT_TEST_VERBOSE=1 (stream the build log to stderr). Needs root. Progress on stderr.
 set -euo pipefail
 
+# Host packages this script runs (installed with apt when missing); the image's own tools
+# (repart, ukify, veritysetup, openssl, sysupdate, dissect) run from trixie inside the chroot.
 host_packages=(
         debootstrap debian-archive-keyring util-linux fdisk mtools coreutils findutils
+        python3         # reads sfdisk's JSON after the sysupdate check
 )
 
 SUITE=trixie
