@@ -32,6 +32,7 @@
 static const VarlinkField request_fields[] = {
         { "node", json_type_string },
         { "image", json_type_string, VARLINK_NULLABLE },
+        { "imageCertificate", json_type_string, VARLINK_NULLABLE },
         { "erase", json_type_boolean, VARLINK_NULLABLE },
         { "espSize", json_type_string, VARLINK_NULLABLE },
         { "xbootldrSize", json_type_string, VARLINK_NULLABLE },
@@ -111,6 +112,9 @@ static int parse_request(VarlinkCall *call, json_object *o, SessionRequest *r) {
         s = get_string(o, "image");
         if (s && !streq(s, "self") && s[0] != '/')
                 return invalid_request(call, "request.image", "The OS image must be given as an absolute path, or as \"self\".");
+        s = get_string(o, "imageCertificate");
+        if (s && s[0] != '/')
+                return invalid_request(call, "request.imageCertificate", "The image certificate must be given as an absolute path.");
         r->with_image = true;
         if ((b = get_bool(o, "erase")) >= 0)
                 r->layout.mode = b ? PLAN_ERASE : PLAN_FREE;
@@ -233,6 +237,11 @@ static int plan_request(VarlinkCall *call, json_object *request, Session **ret) 
         r = session_new(&s);
         if (r >= 0)
                 r = session_set_source(s, get_string(request, "image"));
+        if (r >= 0 && get_string(request, "imageCertificate")) {
+                r = session_set_image_certificate(s, get_string(request, "imageCertificate"));
+                if (r < 0)
+                        return invalid_request(call, "request.imageCertificate", session_error_message(r));
+        }
         if (r >= 0)
                 r = session_open_source(s);
         /* An image that is missing or not named is the request's image, not the target

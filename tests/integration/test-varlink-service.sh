@@ -259,6 +259,24 @@ expect "length == 1 and .[0].error == \"io.imprint.Installer.NoSuchDevice\" and 
         "a missing target is not NoSuchDevice naming it"
 pass "Plan: relative or empty paths are refused; a missing image is request.image, a missing target NoSuchDevice"
 
+# A usr image's certificate is a request field, as --image-certificate is on the command line.
+usrsrc=$WORK/usr.img
+FAKE_DDI_KIND=usr bash "$(dirname "$0")/make-fake-ddi.sh" "$usrsrc" >"$WORK/make-usr.log" 2>&1 || { cat "$WORK/make-usr.log" >&2; fail "no fake usr image"; }
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/other.key" -out "$WORK/other.pem" -days 1 -subj "/CN=other" 2>/dev/null
+truncate -s 4G "$WORK/usr-target.img"
+plan_with "del(.userName, .userPassword) | .node = \"$WORK/usr-target.img\" | .image = \"$usrsrc\" | .imageCertificate = \"$usrsrc.cert.pem\""
+expect 'length == 1 and .[0].parameters.plan.source.kind == "usr" and ([.[0].parameters.plan.partitions[] | select(.label == "_empty")] | length) == 3' \
+        "Plan of a usr image with its certificate: no usr plan with three _empty B slots"
+grep -q "did not check the usr partition's signature" "$WORK/reply" && fail "with imageCertificate, the plan still says the signature was not checked"
+plan_with "del(.userName, .userPassword) | .node = \"$WORK/usr-target.img\" | .image = \"$usrsrc\" | .imageCertificate = \"$WORK/other.pem\""
+expect 'length == 1 and .[0].error == "io.imprint.Installer.BadImage" and (.[0].parameters.message | test("does not verify against the image certificate"))' \
+        "a certificate that did not sign the usr image is not BadImage"
+plan_with "del(.userName, .userPassword) | .node = \"$WORK/usr-target.img\" | .image = \"$usrsrc\" | .imageCertificate = \"other.pem\""
+expect_error io.imprint.Installer.InvalidRequest request.imageCertificate
+plan_with "del(.userName, .userPassword) | .node = \"$WORK/usr-target.img\" | .image = \"$usrsrc\" | .imageCertificate = \"$WORK/other.key\""
+expect_error io.imprint.Installer.InvalidRequest request.imageCertificate
+pass "Plan of a usr image: imageCertificate checks its signature (BadImage for another key); a relative path or a key file is InvalidRequest"
+
 call "$sock" io.imprint.Installer.ConfirmRecoveryKey '{"token": "0123456789abcdef0123456789abcdef", "typed": "123456-654321"}'
 expect_error io.imprint.Installer.NoSuchRecoveryKey
 pass "ConfirmRecoveryKey with a made-up token: NoSuchRecoveryKey"
