@@ -14,6 +14,7 @@
 #include <openssl/pkcs7.h>
 #include <openssl/x509.h>
 
+#include "base64.h"
 #include "log.h"
 #include "macro.h"
 #include "run.h"
@@ -86,30 +87,6 @@ int verity_root_hash(const VeritySuperblock *sb, const uint8_t *top, char **ret_
         return *ret_hex ? 0 : -ENOMEM;
 }
 
-static int base64_decode(const char *s, uint8_t **ret, size_t *ret_size) {
-        size_t len = strlen(s), pad = 0;
-        uint8_t *buf;
-        int n;
-
-        if (len == 0 || len % 4 != 0 || len > INT32_MAX)
-                return -EBADMSG;
-        for (size_t i = 0; i < len; i++)
-                if (!isalnum((unsigned char) s[i]) && !strchr("+/=", s[i]))
-                        return -EBADMSG;
-        pad = (s[len - 1] == '=') + (s[len - 2] == '=');
-        buf = malloc(len / 4 * 3 + 1);
-        if (!buf)
-                return -ENOMEM;
-        n = EVP_DecodeBlock(buf, (const unsigned char *) s, (int) len);
-        if (n < 0 || (size_t) n < pad) {
-                free(buf);
-                return -EBADMSG;
-        }
-        *ret = buf;
-        *ret_size = (size_t) n - pad;
-        return 0;
-}
-
 int verity_sig_parse(const char *text, size_t size, char **ret_root_hash, uint8_t **ret_sig, size_t *ret_sig_size) {
         _cleanup_(freep) char *copy = strndup(text, size);
         json_object *o = NULL, *rh, *sig;
@@ -129,7 +106,9 @@ int verity_sig_parse(const char *text, size_t size, char **ret_root_hash, uint8_
         }
         for (char *c = *ret_root_hash; *c; c++)
                 *c = (char) tolower((unsigned char) *c);
-        r = base64_decode(json_object_get_string(sig), ret_sig, ret_sig_size);
+        void *decoded = NULL;
+        r = base64_decode(json_object_get_string(sig), &decoded, ret_sig_size);
+        *ret_sig = decoded;
         if (r < 0) {
                 free(*ret_root_hash);
                 *ret_root_hash = NULL;
