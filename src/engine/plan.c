@@ -1990,8 +1990,11 @@ void plan_print_table(const Plan *p, FILE *f) {
                                 partition_role_to_string(pp->role));
         }
         fprintf(f, "\nPARTUUIDs:\n");
+        int width = 9; /* "xbootldr" and a space; usr images' "usr-verity-sig" need more */
         for (size_t i = 0; i < p->n_partitions; i++)
-                fprintf(f, "  %-9s %s\n", partition_role_to_string(p->partitions[i].role),
+                width = MAX(width, (int) strlen(partition_role_to_string(p->partitions[i].role)));
+        for (size_t i = 0; i < p->n_partitions; i++)
+                fprintf(f, "  %-*s %s\n", width, partition_role_to_string(p->partitions[i].role),
                         SD_ID128_TO_UUID_STRING(p->partitions[i].uuid));
 
         if (p->n_doomed > 0) {
