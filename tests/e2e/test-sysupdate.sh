@@ -75,7 +75,7 @@ cleanup() {
         local rc=$?
         [ -z "$STAMP_PID" ] || kill "$STAMP_PID" 2>/dev/null || true
         if [ "$KEEP" = 0 ]; then
-                rm -rf "$WORK/tpm" "$WORK/upd"
+                rm -rf "$WORK/tpm"
                 rm -f "$WORK/target.img" "$WORK/live.qcow2" "$WORK/usrimg.qcow2" "$WORK/OVMF_VARS.fd" "$WORK/escrow.img" \
                         "$WORK"/update-v*.img "$WORK/recovery.key"
         fi
@@ -172,30 +172,13 @@ verity_uuid() { uuid_of "${ROOTHASH[$1]:32:32}"; }
 for v in 1 2 3 4; do echo "v$v: usrhash ${ROOTHASH[$v]}"; done
 
 # --- the update disks: one version each ---------------------------------------------------------
-# What a sysupdate source directory holds for version N: its split artefacts (the files whose
-# names the image's sysupdate.d Source MatchPatterns expect, not the whole DDI) and a SHA256SUMS
-# of them. An ext4 file system labelled imprint-upd, which the image mounts on /run/imprint-updates.
+# What a sysupdate source directory holds for version N (tests/image/make-update-disk.sh): its split
+# artefacts, the names the image's sysupdate.d Source MatchPatterns expect, and a SHA256SUMS of
+# them, in an ext4 file system labelled imprint-upd, which the image mounts on
+# /run/imprint-updates. One version per disk: each sysupdate run can only pick the intended one.
 make_update_disk() {
-        local v=$1 out=$2 dir=$WORK/upd/v$1 f bytes
-        rm -rf "$dir"
-        mkdir -p "$dir"
-        while read -r _ f; do
-                f=${f#\*}
-                case $f in
-                imprint-usr_"$v".raw) ;;        # the whole DDI: not a sysupdate artefact
-                imprint-usr_"$v".* | imprint-usr_"$v"_*)
-                        ln "$usr_dir/$f" "$dir/$f" 2>/dev/null || cp "$usr_dir/$f" "$dir/$f"
-                        awk -v f="$f" '{ n = $2; sub(/^\*/, "", n) } n == f' "$usr_dir/SHA256SUMS" >>"$dir/SHA256SUMS"
-                        ;;
-                esac
-        done <"$usr_dir/SHA256SUMS"
-        [ -s "$dir/SHA256SUMS" ] || failed "no artefacts of version $v in $usr_dir/SHA256SUMS"
-        bytes=$(du -sb "$dir" | cut -f1)
-        rm -f "$out"
-        truncate -s $(((bytes * 11 / 10 / 1048576 + 64) * 1048576)) "$out"
-        mkfs.ext4 -q -F -L imprint-upd -d "$dir" "$out" || failed "making the update disk of v$v"
-        echo "update disk of v$v: $(cd "$dir" && ls | paste -sd' ' -) ($((bytes / 1048576)) MiB)"
-        rm -rf "$dir"
+        bash "$top/tests/image/make-update-disk.sh" "$usr_dir" "$1" "$2" >/dev/null || failed "making the update disk of v$1"
+        echo "update disk of v$1: $(debugfs -R 'ls -p /' "$2" 2>/dev/null | awk -F/ '$6 ~ /^(imprint-usr|SHA256SUMS)/ { print $6 }' | paste -sd' ' -) ($(($(stat -c %s "$2") / 1048576)) MiB)"
 }
 
 # --- the installed disk, read on the host (the VM is off) ---------------------------------------
@@ -353,7 +336,9 @@ expect_update() {
                 plain_log "$log" | grep -a 'IMPRINT-CHECK sysupdate:' | tail -n 20
                 failed "systemd-sysupdate update from v$2 to v$3 exited with '$rc' (serial log $log)"
         }
-        a=$(stamp_of "$stamps" 'IMPRINT-CHECK sysupdate:' first)
+        # The guest prints update-source= just before it starts systemd-sysupdate (and relays its
+        # output afterwards).
+        a=$(stamp_of "$stamps" 'IMPRINT-CHECK update-source=' first)
         b=$(stamp_of "$stamps" 'IMPRINT-CHECK update-rc=' last)
         MEASURED+=("update v$2 -> v$3: ${secs}s in the guest (update-seconds), $( [ -n "$a" ] && [ -n "$b" ] && since "$a" "$b" || echo '?')s on the host clock")
         echo "ok: systemd-sysupdate updated v$2 to v$3 in ${secs}s; slots now $(check_val "$log" slots last), UKIs $(check_val "$log" uki last)"
