@@ -151,6 +151,7 @@ static void help(void) {
                "Other options:\n"
                "  --source=IMAGE|self     The OS image to install (plan, install); \"self\": the disk\n"
                "                          this system runs from (a live medium installing itself)\n"
+               "  --image-certificate=FILE  PEM certificate the usr image's verity signature must verify against\n"
                "  --no-variables          Do not add a firmware boot entry (EFI variable)\n"
 
                "  --plan-file=FILE        plan: save the plan there; apply/install: execute exactly that plan\n"
@@ -282,6 +283,7 @@ enum {
         OPT_TIMEZONE,
         OPT_LOCALE,
         OPT_KEYMAP,
+        OPT_IMAGE_CERTIFICATE,
 };
 
 static const struct option plan_options[] = {
@@ -322,6 +324,7 @@ static const struct option plan_options[] = {
         { "timezone", required_argument, NULL, OPT_TIMEZONE },
         { "locale", required_argument, NULL, OPT_LOCALE },
         { "keymap", required_argument, NULL, OPT_KEYMAP },
+        { "image-certificate", required_argument, NULL, OPT_IMAGE_CERTIFICATE },
         { "yes", no_argument, NULL, 'y' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
@@ -331,6 +334,7 @@ static const struct option plan_options[] = {
 typedef struct PlanArgs {
         const char *target;
         const char *source;
+        const char *image_certificate;
         bool no_variables;
         const char *plan_file;
         bool layout_given;
@@ -459,6 +463,9 @@ static int parse_plan_args(int argc, char *argv[], PlanArgs *a) {
                 case OPT_SOURCE:
                         a->source = optarg;
                         break;
+                case OPT_IMAGE_CERTIFICATE:
+                        a->image_certificate = optarg;
+                        break;
                 case OPT_NO_VARIABLES:
                         a->no_variables = true;
                         break;
@@ -548,6 +555,8 @@ static int plan_from_args(const PlanArgs *a, Session **ret) {
         int r;
 
         r = session_new(&s);
+        if (r >= 0 && a->image_certificate)
+                r = session_set_image_certificate(s, a->image_certificate);
         if (r >= 0 && a->source) {
                 r = session_set_source(s, a->source);
                 if (r >= 0)
@@ -781,6 +790,8 @@ static int run_plan(const PlanArgs *a, bool need_image) {
 
         if (a->plan_file) {
                 r = session_new(&s);
+                if (r >= 0 && a->image_certificate)
+                        r = session_set_image_certificate(s, a->image_certificate);
                 if (r >= 0)
                         r = session_load_plan(s, a->plan_file, NULL);
                 if (r >= 0 && need_image && !session_current_plan(s)->source)
@@ -925,6 +936,8 @@ static int verb_unattended(int argc, char *argv[]) {
                 json_object_put(j);
                 r = session_resolve_config_target(s, &c);
         }
+        if (r >= 0 && c.image_certificate)
+                r = session_set_image_certificate(s, c.image_certificate);
         if (r >= 0)
                 r = session_set_source(s, c.source);
         if (r >= 0)

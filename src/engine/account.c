@@ -30,10 +30,17 @@ static int image_has_homed_firstboot(const Image *img) {
         size_t size = 0;
         int r;
 
-        if (!img || !img->root)
+        if (!img)
                 return 0;
-        r = fs_read_file(&(FsLocation) { .disk = img->path, .offset = img->root->start, .fstype = img->root->fstype },
-                         "/usr/lib/systemd/system/systemd-homed-firstboot.service", &buf, &size);
+        if (img->root)
+                r = fs_read_file(&(FsLocation) { .disk = img->path, .offset = img->root->start, .fstype = img->root->fstype },
+                                 "/usr/lib/systemd/system/systemd-homed-firstboot.service", &buf, &size);
+        else if (img->usr)
+                /* A usr image: the filesystem is /usr itself. */
+                r = fs_read_file(&(FsLocation) { .disk = img->path, .offset = img->usr->start, .fstype = img->usr->fstype },
+                                 "/lib/systemd/system/systemd-homed-firstboot.service", &buf, &size);
+        else
+                return 0;
         if (r == -ENOENT)
                 return 0;
         if (r < 0)
@@ -76,7 +83,7 @@ int account_decide(const AccountRequest *req, const Image *img, DiskKind target_
                          _("imprint cannot look into the image's %s root filesystem without mounting it, so it cannot tell whether "
                            "the image's systemd has systemd-homed-firstboot.service: a classic user (/etc/passwd, /etc/shadow) is "
                            "created instead."),
-                         img->root->fstype ?: "?");
+                         (img->root ?: img->usr)->fstype ?: "?");
         else if (r == 0)
                 snprintf(note, sizeof(note), "%s",
                          _("The image's systemd cannot create systemd-homed users at first boot (no systemd-homed-firstboot.service, "
@@ -285,10 +292,15 @@ static int configure_homed(const Plan *p, const char *root, const Secret *passwo
         json_object_object_add(rec, "disposition", json_object_new_string("regular"));
         json_object_object_add(rec, "storage", json_object_new_string(account_storage_to_string(a->storage)));
         if (a->admin) {
-                /* homed ignores groups that do not exist; Debian's admins are in sudo, others' in wheel. */
-                if (group_exists(root, "sudo"))
+                /* homed ignores groups that do not exist; Debian's admins are in sudo, others' in wheel.
+                 * A root that starts empty (usr images) has no /etc/group yet: both, and homed
+                 * keeps the one the system has at first boot. */
+                _cleanup_(freep) char *group_file = NULL;
+                bool none = asprintf(&group_file, "%s/etc/group", root) >= 0 && access(group_file, F_OK) < 0 && errno == ENOENT;
+
+                if (none || group_exists(root, "sudo"))
                         json_object_array_add(groups, json_object_new_string("sudo"));
-                if (group_exists(root, "wheel"))
+                if (none || group_exists(root, "wheel"))
                         json_object_array_add(groups, json_object_new_string("wheel"));
         }
         json_object_object_add(rec, "memberOf", groups);

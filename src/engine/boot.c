@@ -83,6 +83,14 @@ static bool newer_sdboot_present(const FsLocation *esp, const char *path, const 
         return a && b && strverscmp(a + 1, b + 1) > 0;
 }
 
+/* The plan's entry for one of the image's UKIs (NULL: none, e.g. a plan file without entries). */
+static const PlanBootEntry *plan_entry_for(const Plan *p, const char *file) {
+        for (size_t i = 0; p->source && i < p->source->n_entries; i++)
+                if (streq_ptr(p->source->entries[i].file, file))
+                        return &p->source->entries[i];
+        return NULL;
+}
+
 static int write_loader_conf(const FsLocation *esp, const char *default_entry, unsigned timeout) {
         char buf[512];
         int n;
@@ -154,14 +162,23 @@ int boot_install(const Plan *p, const Image *img, const char *esp_node, const ch
         }
         log_info("installed %s from %s as %s and %s", img->sdboot_version, img->sdboot_origin, sd_path, fallback);
 
-        /* The UKIs, as Type #2 entries in $BOOT/EFI/Linux. */
+        /* The UKIs, as Type #2 entries in $BOOT/EFI/Linux. A usr image's UKI gets the name its
+         * sysupdate.d transfer gives new versions, with the boot counter in it ("x_1+3-0.efi";
+         * the forms sd-boot parses: "+LEFT" and "+LEFT-DONE" before ".efi"), on the partition
+         * its PathRelativeTo= names (boot: $BOOT). */
         for (size_t i = 0; i < img->n_ukis; i++) {
+                const PlanBootEntry *be = plan_entry_for(p, img->ukis[i].name);
+                const FsLocation *where = &boot;
                 char path[512];
 
-                snprintf(path, sizeof(path), "/EFI/Linux/%s", img->ukis[i].name);
-                r = fat_copy_fd(&boot, path, img->ukis[i].fd);
+                if (be && be->install_as && be->install_on == ROLE_ESP)
+                        where = &esp;
+                snprintf(path, sizeof(path), "/EFI/Linux/%s", be && be->install_as ? be->install_as : img->ukis[i].name);
+                r = fat_copy_fd(where, path, img->ukis[i].fd);
                 if (r < 0)
                         return error_prefixf(r, _("Cannot copy %s to %s"), path, p->target);
+                if (be && be->install_as)
+                        log_info("installed %s as %s on the %s", img->ukis[i].name, path, where == &esp ? "ESP" : "XBOOTLDR partition");
         }
         r = fat_write_file(&boot, "/loader/entries.srel", "type1\n", 6);
         if (r < 0)
@@ -171,13 +188,20 @@ int boot_install(const Plan *p, const Image *img, const char *esp_node, const ch
          * systemd-sysupdate later adds <IMAGE_ID>_<version>.efi files (entry IDs are file names). */
         {
                 const ImageUki *u = image_default_uki(img);
+                const PlanBootEntry *be = plan_entry_for(p, u->name);
                 size_t idl = img->image_id ? strlen(img->image_id) : 0;
 
                 if (idl > 0 && strncasecmp(u->name, img->image_id, idl) == 0 && u->name[idl] == '_') {
                         if (asprintf(&res.default_entry, "%s_*", img->image_id) < 0)
                                 res.default_entry = NULL;
+                } else if (be && be->install_as && strchr(be->install_as, '+')) {
+                        /* Entry IDs are file names, and sd-boot renames the file as it counts:
+                         * the part before the counter, and anything after. */
+                        if (asprintf(&res.default_entry, "%.*s*", (int) (strrchr(be->install_as, '+') - be->install_as),
+                                     be->install_as) < 0)
+                                res.default_entry = NULL;
                 } else
-                        res.default_entry = strdup(u->name);
+                        res.default_entry = strdup(be && be->install_as ? be->install_as : u->name);
                 if (!res.default_entry)
                         return -ENOMEM;
         }

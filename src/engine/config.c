@@ -45,6 +45,7 @@ void install_config_done(InstallConfig *c) {
         free(c->root_label);
         free(c->tpm2_tcti);
         free(c->escrow_dir);
+        free(c->image_certificate);
         free(c->user_name);
         free(c->real_name);
         plan_settings_done(&c->settings);
@@ -140,6 +141,8 @@ int install_config_merge_json(InstallConfig *c, json_object *j, const char *orig
         json_object_object_foreach(j, key, v) {
                 if (streq(key, "source"))
                         r = set_string(&c->source, v, key, origin);
+                else if (streq(key, "imageCertificate"))
+                        r = set_string(&c->image_certificate, v, key, origin);
                 else if (streq(key, "target"))
                         r = set_string(&c->target, v, key, origin);
                 else if (streq(key, "seed"))

@@ -412,10 +412,33 @@ static int unmount_target_partition(const char *dir, const char *what, int r) {
  * /home only while /home on root is empty ("already populated, ignoring."). So the home
  * partition (or its dm-crypt volume) is mounted on <root>/home while useradd --root runs, which
  * chroots and so creates the directory, owner, mode and /etc/skel copies inside it. */
+/* The root filesystem of the install: the image's (copied), or the one created here (usr images). */
+static const char *root_fstype(const Plan *p, const PlanPartition *root) {
+        if (!root)
+                return NULL;
+        return root->copy_from >= 0 ? p->source->partitions[root->copy_from].fstype : root->fstype;
+}
+
+/* A usr image's root starts empty; at boot the image fills /etc from /usr/share/factory/etc
+ * without replacing what is there. Only the directories that what imprint writes needs. */
+static int make_empty_root_dirs(const char *root) {
+        static const char *const dirs[] = { "/etc", "/etc/systemd", "/etc/systemd/system" };
+
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+                _cleanup_(freep) char *d = NULL;
+
+                if (asprintf(&d, "%s%s", root, dirs[i]) < 0)
+                        return -ENOMEM;
+                if (mkdir(d, 0755) < 0 && errno != EEXIST)
+                        return error_setf(-errno, _("Cannot create %s in the installed system: %m"), dirs[i]);
+        }
+        return 0;
+}
+
 static int step_configure(Exec *e, Step *s) {
         const Plan *p = e->plan;
         const PlanPartition *root = plan_find_role(p, ROLE_ROOT), *home = plan_find_role(p, ROLE_HOME);
-        const char *fstype = p->source->partitions[root->copy_from].fstype;
+        const char *fstype = root_fstype(p, root);
         _cleanup_(freep) char *home_dir = NULL;
         char dir[] = "/run/imprint-target.XXXXXX";
         int r;
@@ -437,6 +460,8 @@ static int step_configure(Exec *e, Step *s) {
                 if (r < 0)
                         home_dir = mfree(home_dir);
         }
+        if (r >= 0 && p->source->kind == PLAN_SOURCE_USR)
+                r = make_empty_root_dirs(dir);
         if (r >= 0) {
                 test_pause(e, "middle");
                 r = account_configure_root(p, dir, e->opts ? e->opts->user_password : NULL);
@@ -499,6 +524,30 @@ static int step_verify(Exec *e, Step *s) {
                 return error_setf(-EIO, _("Partition %u of %s does not read back what was written to it: the disk is faulty or "
                                           "was changed during the install."), pp->partno, e->plan->target);
         log_info("partition %u reads back intact", pp->partno);
+        return 0;
+}
+
+/* An empty slot of a usr image: its first and last MiB zeroed, so that no signature of what the
+ * disk held before (a filesystem, verity or LUKS superblock, a GPT) shows through to blkid or to
+ * systemd-sysupdate, which takes the slot by its name "_empty" and its type alone. */
+static int step_clear_slot(Exec *e, Step *s) {
+        const PlanPartition *pp = s->partition;
+        uint64_t n = MIN(pp->size, (uint64_t) PLAN_ALIGNMENT), done = 0;
+        _cleanup_(freep) void *zeros = calloc(1, (size_t) PLAN_ALIGNMENT);
+
+        if (!zeros)
+                return -ENOMEM;
+        for (int k = 0; k < 2; k++) {
+                uint64_t off = k == 0 ? pp->start : pp->start + pp->size - n;
+                int r = pwrite_full(e->fd, zeros, (size_t) n, off);
+
+                if (r < 0)
+                        return error_setf(r, _("Cannot clear partition %u of %s: %s"), pp->partno, e->plan->target, strerror(-r));
+                done += n;
+                emit(e, PROGRESS_UPDATE, done, NULL);
+        }
+        if (fsync(e->fd) < 0)
+                return error_setf(-errno, _("Cannot flush %s: %m"), e->plan->target);
         return 0;
 }
 
@@ -745,8 +794,12 @@ static int preflight(Exec *e) {
 
                 if (geteuid() != 0)
                         return error_setf(-EPERM, _("Setting up the account and system settings mounts the installed root, which needs root."));
-                if (!root || root->copy_from < 0 || !p->source->partitions[root->copy_from].fstype)
+                if (!root_fstype(p, root))
                         return error_setf(-EINVAL, _("The image's root filesystem type is unknown: it cannot be set up."));
+                if (p->source->kind == PLAN_SOURCE_USR && p->account && p->account->kind == ACCOUNT_CLASSIC)
+                        return error_setf(-EOPNOTSUPP, _("The plan creates the classic user %s in the empty root of a usr image, where "
+                                                         "useradd has no /etc/passwd to add it to. Make a new plan."),
+                                          p->account->user_name);
                 if (p->account && !(e->opts && e->opts->user_password))
                         return error_setf(-EINVAL, _("The plan creates the account %s, but no password was given."), p->account->user_name);
                 for (size_t i = 0; i < ELEMENTSOF(tools); i++) {
@@ -833,6 +886,18 @@ static int plan_steps(Exec *e) {
                 ADD_STEP(id, copy->total, step_verify, _("Reading back partition %u to verify it"), pp->partno);
                 s->partition = pp;
                 s->copied_by = copy;
+        }
+        for (size_t i = 0; p->source && i < p->n_partitions; i++) {
+                const PlanPartition *pp = &p->partitions[i];
+                char id[32];
+
+                if (pp->action != ACTION_CREATE || pp->copy_from >= 0 || pp->fstype || pp->encrypt)
+                        continue;
+                snprintf(id, sizeof(id), "clear-%s", partition_role_to_string(pp->role));
+                /* TRANSLATORS: the partition's number, its role (usr, usr-verity), its GPT name ("_empty"). */
+                ADD_STEP(id, 2 * MIN(pp->size, (uint64_t) PLAN_ALIGNMENT), step_clear_slot, _("Clearing partition %u (%s, \"%s\") for a later version"),
+                         pp->partno, partition_role_to_string(pp->role), pp->label ?: "");
+                s->partition = pp;
         }
         if (p->source && p->account)
                 ADD_STEP("configure", 1, step_configure,

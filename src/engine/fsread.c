@@ -50,6 +50,75 @@ static bool is_fat(const char *fstype) {
         return fstype && streq(fstype, "vfat");
 }
 
+static bool is_squashfs(const char *fstype) {
+        return fstype && streq(fstype, "squashfs");
+}
+
+static bool is_erofs(const char *fstype) {
+        return fstype && streq(fstype, "erofs");
+}
+
+bool fs_erofs_readable(void) {
+        static int cached = -1;
+        _cleanup_(freep) char *out = NULL;
+        int status = 0;
+
+        if (cached >= 0)
+                return cached;
+        /* dump.erofs learnt --cat in erofs-utils 1.8; older ones have only --ls and inode dumps. */
+        char *argv[] = { (char *) "dump.erofs", (char *) "--help", NULL };
+        if (run_command(argv, &(RunOptions) { .ret_stdout = &out, .ret_status = &status, .merge_stderr = true }) < 0)
+                cached = 0;
+        else
+                cached = out && strstr(out, "--cat") && strstr(out, "--offset");
+        return cached;
+}
+
+/* unsquashfs and dump.erofs read an image file at a byte offset; a partition's own node is read
+ * from its start (unsquashfs wants the node itself, not the whole disk with an offset). */
+static int offset_args(const FsLocation *l, char **ret_image, char **ret_offset) {
+        struct stat st;
+        uint64_t off = l->offset;
+        char *image;
+
+        if (l->node && stat(l->node, &st) == 0 && S_ISBLK(st.st_mode)) {
+                image = strdup(l->node);
+                off = 0;
+        } else
+                image = strdup(l->disk);
+        if (!image)
+                return -ENOMEM;
+        if (asprintf(ret_offset, "%" PRIu64, off) < 0) {
+                free(image);
+                return -ENOMEM;
+        }
+        *ret_image = image;
+        return 0;
+}
+
+/* squashfs (unsquashfs -cat, squashfs-tools ≥ 4.5) and erofs (dump.erofs --cat, erofs-utils ≥
+ * 1.8): the file's bytes on stdout. */
+static int offset_tool_cat(const FsLocation *l, const char *path, char **ret, size_t *ret_size) {
+        _cleanup_(freep) char *image = NULL, *off = NULL, *offopt = NULL, *pathopt = NULL;
+        int r;
+
+        r = offset_args(l, &image, &off);
+        if (r < 0)
+                return r;
+        if (is_squashfs(l->fstype)) {
+                char *argv[] = { (char *) "unsquashfs", (char *) "-o", off, (char *) "-cat", image, (char *) path, NULL };
+                r = run_command(argv, &(RunOptions) { .ret_stdout = ret, .ret_stdout_size = ret_size, .quiet_stderr = true });
+        } else {
+                if (!fs_erofs_readable())
+                        return -EOPNOTSUPP;
+                if (asprintf(&offopt, "--offset=%s", off) < 0 || asprintf(&pathopt, "--path=%s", path) < 0)
+                        return -ENOMEM;
+                char *argv[] = { (char *) "dump.erofs", offopt, (char *) "--cat", pathopt, image, NULL };
+                r = run_command(argv, &(RunOptions) { .ret_stdout = ret, .ret_stdout_size = ret_size, .quiet_stderr = true });
+        }
+        return r;
+}
+
 /* How the tool for this filesystem names the partition (ret_image) and a path inside it
  * (ret_spec: "::/path" for mtools; the plain path for debugfs). -EOPNOTSUPP when no tool
  * here reads this filesystem, or the image path cannot be written in the tool's syntax. */
@@ -93,6 +162,17 @@ int fs_read_file(const FsLocation *l, const char *path, void **ret, size_t *ret_
         size_t size = 0;
         int r;
 
+        if (is_squashfs(l->fstype) || is_erofs(l->fstype)) {
+                r = offset_tool_cat(l, path, &out, &size);
+                if (r == -EOPNOTSUPP)
+                        return r;
+                r = tool_result(r, size);
+                if (r < 0)
+                        return r;
+                *ret = TAKE_PTR(out);
+                *ret_size = size;
+                return 0;
+        }
         r = tool_args(l, path, &image, &spec);
         if (r < 0)
                 return r;
@@ -122,6 +202,19 @@ int fs_copy_file_to_fd(const FsLocation *l, const char *path, int fd) {
         struct stat st;
         int r;
 
+        if (is_squashfs(l->fstype) || is_erofs(l->fstype)) {
+                _cleanup_(freep) char *out = NULL;
+                size_t size = 0;
+
+                /* Small files only (systemd-boot, configuration): they pass through memory. */
+                r = offset_tool_cat(l, path, &out, &size);
+                if (r == -EOPNOTSUPP)
+                        return r;
+                r = tool_result(r, size);
+                if (r < 0)
+                        return r;
+                return pwrite_full(fd, out, size, 0);
+        }
         r = tool_args(l, path, &image, &spec);
         if (r < 0)
                 return r;
@@ -141,12 +234,104 @@ int fs_copy_file_to_fd(const FsLocation *l, const char *path, int fd) {
         return tool_result(r, (size_t) st.st_size);
 }
 
+static int strv_push(char ***list, size_t *n, const char *s, size_t len, bool dir) {
+        char **nn = realloc(*list, (*n + 2) * sizeof(char *));
+
+        if (!nn)
+                return -ENOMEM;
+        *list = nn;
+        nn[*n] = malloc(len + 2);
+        if (!nn[*n])
+                return -ENOMEM;
+        memcpy(nn[*n], s, len);
+        if (dir)
+                nn[*n][len++] = '/';
+        nn[*n][len] = 0;
+        nn[++*n] = NULL;
+        return 0;
+}
+
+/* squashfs: "unsquashfs -d '' -lls" prints "drwxr-xr-x root/root 49 2026-12-02 13:27 /lib/x" for
+ * the directory and everything below it. erofs: "dump.erofs --ls --path=DIR" prints a header,
+ * then "NID TYPE NAME" lines (type 1: regular file, 2: directory, as in the erofs on-disk
+ * format). Only regular files and directories are listed. */
+static int offset_tool_list(const FsLocation *l, const char *dir, char ***ret) {
+        _cleanup_(freep) char *image = NULL, *off = NULL, *out = NULL, *offopt = NULL, *pathopt = NULL, *prefix = NULL;
+        char **names = NULL;
+        size_t n = 0;
+        int r;
+
+        r = offset_args(l, &image, &off);
+        if (r < 0)
+                return r;
+        if (asprintf(&prefix, "/%s/", dir + strspn(dir, "/")) < 0)
+                return -ENOMEM;
+        if (is_squashfs(l->fstype)) {
+                char *argv[] = { (char *) "unsquashfs", (char *) "-o", off, (char *) "-d", (char *) "", (char *) "-lls", image, (char *) dir, NULL };
+                r = run_command(argv, &(RunOptions) { .ret_stdout = &out, .quiet_stderr = true });
+        } else {
+                if (!fs_erofs_readable())
+                        return -EOPNOTSUPP;
+                if (asprintf(&offopt, "--offset=%s", off) < 0 || asprintf(&pathopt, "--path=%s", dir) < 0)
+                        return -ENOMEM;
+                char *argv[] = { (char *) "dump.erofs", offopt, (char *) "--ls", pathopt, image, NULL };
+                r = run_command(argv, &(RunOptions) { .ret_stdout = &out, .quiet_stderr = true });
+        }
+        if (r == -ENOMEM || r == -ENOPKG)
+                return r;
+        if (r < 0)
+                return -ENOENT;
+        names = calloc(1, sizeof(char *));
+        if (!names)
+                return -ENOMEM;
+        for (char *line = out; line && *line;) {
+                char *eol = strchrnul(line, '\n'), *p = line;
+                const char *name = NULL;
+                bool is_dir = false, keep = false;
+
+                line = *eol ? eol + 1 : eol;
+                *eol = 0;
+                if (is_squashfs(l->fstype)) {
+                        /* five fields, then the path */
+                        char type = *p;
+                        for (int f = 0; f < 5 && *p; f++) {
+                                p += strcspn(p, " \t");
+                                p += strspn(p, " \t");
+                        }
+                        if (strncmp(p, prefix, strlen(prefix)) != 0)
+                                continue;
+                        name = p + strlen(prefix);
+                        keep = (type == '-' || type == 'd') && *name && !strchr(name, '/');
+                        is_dir = type == 'd';
+                } else {
+                        unsigned long nid, type;
+                        int used = 0;
+                        if (sscanf(p, " %lu %lu %n", &nid, &type, &used) < 2 || used == 0)
+                                continue;
+                        name = p + used;
+                        keep = (type == 1 || type == 2) && *name && !streq(name, ".") && !streq(name, "..");
+                        is_dir = type == 2;
+                }
+                if (!keep)
+                        continue;
+                r = strv_push(&names, &n, name, strlen(name), is_dir);
+                if (r < 0) {
+                        strv_free(names);
+                        return r;
+                }
+        }
+        *ret = names;
+        return 0;
+}
+
 int fs_list_dir(const FsLocation *l, const char *dir, char ***ret) {
         _cleanup_(freep) char *tool_path = NULL, *out = NULL, *spec = NULL;
         char **names = NULL;
         size_t n = 0;
         int r;
 
+        if (is_squashfs(l->fstype) || is_erofs(l->fstype))
+                return offset_tool_list(l, dir, ret);
         if (!is_fat(l->fstype))
                 return -EOPNOTSUPP;
         r = tool_args(l, dir, &tool_path, &spec);

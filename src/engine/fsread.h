@@ -2,9 +2,12 @@
 #pragma once
 
 /* Reading and writing files inside a filesystem that sits in a partition, without mounting it
- * and without privileges: debugfs for ext2/3/4, mtools for FAT. Both name a partition inside an
- * image file by byte offset, so this works on image files as well as on partition nodes. */
+ * and without privileges: debugfs for ext2/3/4, mtools for FAT, unsquashfs for squashfs (reading
+ * only), dump.erofs for erofs (reading only, erofs-utils 1.8 or later). All of them name a
+ * partition inside an image file by byte offset, so this works on image files as well as on
+ * partition nodes. */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,7 +30,8 @@ int fs_read_file(const FsLocation *l, const char *path, void **ret, size_t *ret_
  * exist. For large files: nothing passes through this process's memory. */
 int fs_copy_file_to_fd(const FsLocation *l, const char *path, int fd);
 
-/* Names (not paths) of the entries of a FAT directory; directories end in "/". */
+/* Names (not paths) of the entries of a directory (FAT, squashfs, erofs); directories end in "/".
+ * squashfs and erofs list regular files and directories only. */
 int fs_list_dir(const FsLocation *l, const char *dir, char ***ret);
 
 /* FAT only: creates directories (parents first, existing ones are fine) and writes files. */
@@ -35,6 +39,10 @@ int fat_mkdirs(const FsLocation *l, const char *const *dirs);
 int fat_write_file(const FsLocation *l, const char *path, const void *data, size_t size);
 
 void strv_free(char **l);
+
+/* Whether this system's dump.erofs can print a file (erofs-utils 1.8 or later: --cat, --offset).
+ * Without it, erofs reads are -EOPNOTSUPP. */
+bool fs_erofs_readable(void);
 
 /* FAT only: writes the whole content of fd (e.g. a memory file) to path. */
 int fat_copy_fd(const FsLocation *l, const char *path, int fd);

@@ -17,10 +17,13 @@
 #include "fsread.h"
 #include "i18n.h"
 #include "image.h"
+#include "imagedefs.h"
 #include "log.h"
 #include "plan.h"
 #include "run.h"
 #include "size.h"
+#include "uuid.h"
+#include "verity.h"
 
 Image *image_free(Image *img) {
         if (!img)
@@ -32,6 +35,14 @@ Image *image_free(Image *img) {
                 uki_info_done(&img->ukis[i].info);
         }
         free(img->ukis);
+        for (size_t i = 0; i < img->n_repart; i++)
+                image_repart_def_done(&img->repart[i]);
+        free(img->repart);
+        for (size_t i = 0; i < img->n_transfers; i++)
+                image_transfer_done(&img->transfers[i]);
+        free(img->transfers);
+        free(img->usrhash);
+        free(img->assumption);
         if (img->sdboot_fd >= 0)
                 close(img->sdboot_fd);
         free(img->sdboot_version);
@@ -145,6 +156,10 @@ static bool role_is_os(PartitionRole r) {
                r == ROLE_ROOT_VERITY_SIG || r == ROLE_USR_VERITY_SIG;
 }
 
+static bool role_is_usr(PartitionRole r) {
+        return r == ROLE_USR || r == ROLE_USR_VERITY || r == ROLE_USR_VERITY_SIG;
+}
+
 int image_resolve_self(char **ret_path) {
         static const DiskRefusal order[] = { REFUSE_BOOT_DISK, REFUSE_LIVE_MEDIUM, REFUSE_ROOT_DISK };
         DiskList l = {};
@@ -250,6 +265,24 @@ int image_open(const char *path, Image **ret) {
                                 found[n_found++] = p->dps->arch;
                 }
         }
+        img->kind = IMAGE_KIND_ROOT;
+        if (n_found == 0) {
+                /* No root: a usr image (usr, usr-verity, usr-verity-sig), whose root is made on
+                 * the machine; chosen the same way, by its usr partitions. */
+                for (size_t i = 0; i < img->disk->n_partitions; i++) {
+                        const DiskPartition *p = &img->disk->partitions[i];
+
+                        if (p->dps && p->dps->role == ROLE_USR && !(p->flags & DPS_FLAG_NO_AUTO)) {
+                                bool seen = false;
+                                for (size_t k = 0; k < n_found; k++)
+                                        seen = seen || found[k] == p->dps->arch;
+                                if (!seen && n_found < ELEMENTSOF(found))
+                                        found[n_found++] = p->dps->arch;
+                        }
+                }
+                if (n_found > 0)
+                        img->kind = IMAGE_KIND_USR;
+        }
         for (size_t k = 0; k < n_found; k++)
                 if (found[k] == architecture_native())
                         img->arch = found[k];
@@ -258,6 +291,9 @@ int image_open(const char *path, Image **ret) {
         if (img->arch < 0 && n_found == 0)
                 return error_setf(-EBADMSG, _("The image %s has no root partition (no partition of a Discoverable Partitions root type)."),
                                   path);
+        if (img->arch < 0 && img->kind == IMAGE_KIND_USR)
+                return error_setf(-EBADMSG, _("The image %s has usr partitions for several architectures and no root partition, none of them %s."),
+                                  path, architecture_to_string(architecture_native()));
         if (img->arch < 0)
                 return error_setf(-EBADMSG, _("The image %s has root partitions for several architectures, none of them %s."), path,
                                   architecture_to_string(architecture_native()));
@@ -272,7 +308,8 @@ int image_open(const char *path, Image **ret) {
                         img->esp = p;
                 else if (p->dps->role == ROLE_XBOOTLDR && !img->xbootldr)
                         img->xbootldr = p;
-                else if (role_is_os(p->dps->role) && p->dps->arch == img->arch) {
+                else if (role_is_os(p->dps->role) && p->dps->arch == img->arch &&
+                         (img->kind == IMAGE_KIND_ROOT || role_is_usr(p->dps->role))) {
                         /* One of each: the first, as systemd-gpt-auto-generator picks. */
                         for (size_t k = 0; k < img->n_os_parts; k++)
                                 taken = taken || img->os_parts[k]->dps->role == p->dps->role;
@@ -281,9 +318,15 @@ int image_open(const char *path, Image **ret) {
                         img->os_parts[img->n_os_parts++] = p;
                         if (p->dps->role == ROLE_ROOT)
                                 img->root = p;
+                        else if (p->dps->role == ROLE_USR)
+                                img->usr = p;
+                        else if (p->dps->role == ROLE_USR_VERITY)
+                                img->usr_verity = p;
+                        else if (p->dps->role == ROLE_USR_VERITY_SIG)
+                                img->usr_verity_sig = p;
                 }
         }
-        if (!img->root)
+        if (img->kind == IMAGE_KIND_USR ? !img->usr : !img->root)
                 return error_setf(-EBADMSG, _("The image %s has no usable root partition."), path);
         for (size_t k = 0; k < img->n_os_parts; k++) {
                 r = check_not_mounted_rw(path, img->os_parts[k]);
@@ -291,8 +334,13 @@ int image_open(const char *path, Image **ret) {
                         return r;
         }
 
-        log_info("image %s: %s root in partition %u (%s, %s)", path, architecture_to_string(img->arch), img->root->partno,
-                 img->root->fstype ?: "unknown filesystem", FORMAT_BYTES(img->root->size));
+        if (img->kind == IMAGE_KIND_USR)
+                log_info("image %s: %s usr image, usr in partition %u (%s, %s), no root partition", path,
+                         architecture_to_string(img->arch), img->usr->partno, img->usr->fstype ?: "unknown filesystem",
+                         FORMAT_BYTES(img->usr->size));
+        else
+                log_info("image %s: %s root in partition %u (%s, %s)", path, architecture_to_string(img->arch), img->root->partno,
+                         img->root->fstype ?: "unknown filesystem", FORMAT_BYTES(img->root->size));
         *ret = TAKE_PTR(img);
         return 0;
 }
@@ -410,21 +458,24 @@ static int load_ukis_from(Image *img, const DiskPartition *part) {
 
 static int load_sdboot(Image *img) {
         const char *arch = img->arch == ARCH_X86_64 ? "x64" : img->arch == ARCH_ARM64 ? "aa64" : img->arch == ARCH_X86 ? "ia32" : "riscv64";
+        /* The usr partition's filesystem is /usr itself. */
+        const DiskPartition *os = img->kind == IMAGE_KIND_USR ? img->usr : img->root;
+        const char *usr = img->kind == IMAGE_KIND_USR ? "" : "/usr";
         char esp_path[128], usr_signed[160], usr_plain[160];
         struct {
                 const DiskPartition *part;
                 const char *path;
         } candidates[] = {
                 /* A signed binary is preferred, as bootctl does (formats.md §2.6). */
-                { img->root, usr_signed },
-                { img->root, usr_plain },
+                { os, usr_signed },
+                { os, usr_plain },
                 { img->esp, esp_path },
         };
         int r;
 
         snprintf(esp_path, sizeof(esp_path), "/EFI/systemd/systemd-boot%s.efi", arch);
-        snprintf(usr_signed, sizeof(usr_signed), "/usr/lib/systemd/boot/efi/systemd-boot%s.efi.signed", arch);
-        snprintf(usr_plain, sizeof(usr_plain), "/usr/lib/systemd/boot/efi/systemd-boot%s.efi", arch);
+        snprintf(usr_signed, sizeof(usr_signed), "%s/lib/systemd/boot/efi/systemd-boot%s.efi.signed", usr, arch);
+        snprintf(usr_plain, sizeof(usr_plain), "%s/lib/systemd/boot/efi/systemd-boot%s.efi", usr, arch);
 
         for (size_t i = 0; i < ELEMENTSOF(candidates); i++) {
                 _cleanup_(mapping_done) Mapping m = {};
@@ -456,6 +507,11 @@ static int load_sdboot(Image *img) {
                 img->sdboot_size = size;
                 return 0;
         }
+        if (img->kind == IMAGE_KIND_USR)
+                return error_setf(-EBADMSG,
+                                  _("The image %s carries no systemd-boot: neither lib/systemd/boot/efi/systemd-boot%s.efi in its usr "
+                                    "partition (%s) nor EFI/systemd/systemd-boot%s.efi on its ESP could be read."),
+                                  img->path, arch, img->usr->fstype ?: _("unknown filesystem"), arch);
         return error_setf(-EBADMSG,
                           _("The image %s carries no systemd-boot: neither usr/lib/systemd/boot/efi/systemd-boot%s.efi in its root "
                             "(%s) nor EFI/systemd/systemd-boot%s.efi on its ESP could be read."),
@@ -463,13 +519,15 @@ static int load_sdboot(Image *img) {
 }
 
 static int load_os_release(Image *img) {
-        static const char *const files[] = { "/usr/lib/os-release", "/etc/os-release" };
-        FsLocation l = image_fs(img, img->root);
+        static const char *const root_files[] = { "/usr/lib/os-release", "/etc/os-release", NULL },
+                                 *const usr_files[] = { "/lib/os-release", NULL, NULL };
+        const char *const *files = img->kind == IMAGE_KIND_USR ? usr_files : root_files;
+        FsLocation l = image_fs(img, img->kind == IMAGE_KIND_USR ? img->usr : img->root);
         _cleanup_(freep) void *buf = NULL;
         size_t size = 0;
         int r = -ENOENT;
 
-        for (size_t i = 0; i < ELEMENTSOF(files) && r < 0; i++) {
+        for (size_t i = 0; files[i] && r < 0; i++) {
                 r = fs_read_file(&l, files[i], &buf, &size);
                 if (r == -ENOMEM)
                         return r;
@@ -502,6 +560,8 @@ const ImageUki *image_default_uki(const Image *img) {
         return img->n_ukis > 0 ? &img->ukis[0] : NULL;
 }
 
+static int check_usr_readable(const Image *img);
+
 int image_load_boot(Image *img) {
         int r;
 
@@ -522,10 +582,462 @@ int image_load_boot(Image *img) {
                                   img->path);
         qsort(img->ukis, img->n_ukis, sizeof(ImageUki), compare_uki);
 
+        if (img->kind == IMAGE_KIND_USR) {
+                r = check_usr_readable(img);
+                if (r < 0)
+                        return r;
+        }
         r = load_sdboot(img);
         if (r < 0)
                 return r;
-        return load_os_release(img);
+        r = load_os_release(img);
+        if (r < 0)
+                return r;
+        if (img->kind != IMAGE_KIND_USR)
+                return 0;
+        /* Without a certificate here; the session checks again with the one it is given. */
+        return image_check_usr(img, NULL);
+}
+
+/* ---- usr images ------------------------------------------------------------------------------ */
+
+static int check_usr_readable(const Image *img) {
+        if (streq_ptr(img->usr->fstype, "squashfs"))
+                return 0;
+        if (streq_ptr(img->usr->fstype, "erofs")) {
+                if (fs_erofs_readable())
+                        return 0;
+                return error_setf(-EOPNOTSUPP,
+                                  _("The usr partition %u of the image %s is erofs, which imprint reads with dump.erofs --cat from "
+                                    "erofs-utils 1.8 or later; this system has an older dump.erofs or none. Install erofs-utils 1.8 or later."),
+                                  img->usr->partno, img->path);
+        }
+        return error_setf(-EOPNOTSUPP,
+                          _("The usr partition %u of the image %s has a %s filesystem; imprint reads usr partitions made with "
+                            "squashfs or erofs."),
+                          img->usr->partno, img->path, img->usr->fstype ?: _("unknown"));
+}
+
+static int compare_repart(const void *a, const void *b) {
+        return strcmp(((const ImageRepartDef *) a)->file, ((const ImageRepartDef *) b)->file);
+}
+
+static int compare_transfer(const void *a, const void *b) {
+        return strcmp(((const ImageTransfer *) a)->file, ((const ImageTransfer *) b)->file);
+}
+
+static bool name_has_suffix(const char *name, const char *suffix) {
+        size_t n = strlen(name), k = strlen(suffix);
+        return n > k && streq(name + n - k, suffix) && name[0] != '.';
+}
+
+/* /usr/lib/repart.d/ (*.conf) and /usr/lib/sysupdate.d/ (*.transfer) of a usr image. */
+static int load_usr_defs(Image *img) {
+        FsLocation l = image_fs(img, img->usr);
+        static const struct {
+                const char *dir, *suffix;
+        } dirs[] = { { "/lib/repart.d", ".conf" }, { "/lib/sysupdate.d", ".transfer" } };
+        int r;
+
+        for (size_t d = 0; d < ELEMENTSOF(dirs); d++) {
+                char **names = NULL;
+                bool repart = d == 0;
+
+                if (repart ? img->repart != NULL : img->transfers != NULL)
+                        continue; /* read already */
+                r = fs_list_dir(&l, dirs[d].dir, &names);
+                if (r == -ENOENT)
+                        continue;
+                if (r < 0)
+                        return error_setf(r, _("Cannot list /usr%s in the usr partition of the image %s: %s"), dirs[d].dir, img->path,
+                                          strerror(-r));
+                for (char **n = names; *n; n++) {
+                        _cleanup_(freep) void *buf = NULL;
+                        _cleanup_(freep) char *text = NULL, *path = NULL, *what = NULL;
+                        size_t size = 0;
+
+                        if (!name_has_suffix(*n, dirs[d].suffix))
+                                continue;
+                        if (asprintf(&path, "%s/%s", dirs[d].dir, *n) < 0 || asprintf(&what, "/usr%s", path) < 0) {
+                                strv_free(names);
+                                return -ENOMEM;
+                        }
+                        r = fs_read_file(&l, path, &buf, &size);
+                        if (r == -ENOENT)
+                                buf = NULL, size = 0; /* an empty file: nothing in it */
+                        else if (r < 0) {
+                                strv_free(names);
+                                return error_setf(r, _("Cannot read %s: %s"), what, strerror(-r));
+                        }
+                        text = strndup(buf ?: "", size);
+                        if (!text) {
+                                strv_free(names);
+                                return -ENOMEM;
+                        }
+                        if (repart) {
+                                ImageRepartDef *a = realloc(img->repart, (img->n_repart + 1) * sizeof(ImageRepartDef));
+                                if (!a) {
+                                        strv_free(names);
+                                        return -ENOMEM;
+                                }
+                                img->repart = a;
+                                r = image_repart_def_parse(what, text, img->image_version, &a[img->n_repart]);
+                                if (r >= 0)
+                                        img->n_repart++;
+                        } else {
+                                ImageTransfer *a = realloc(img->transfers, (img->n_transfers + 1) * sizeof(ImageTransfer));
+                                if (!a) {
+                                        strv_free(names);
+                                        return -ENOMEM;
+                                }
+                                img->transfers = a;
+                                r = image_transfer_parse(what, text, &a[img->n_transfers]);
+                                if (r >= 0)
+                                        img->n_transfers++;
+                        }
+                        if (r < 0) {
+                                strv_free(names);
+                                return r;
+                        }
+                }
+                strv_free(names);
+        }
+        /* The file names only (without the directory), as systemd sorts them. */
+        if (img->n_repart > 1)
+                qsort(img->repart, img->n_repart, sizeof(ImageRepartDef), compare_repart);
+        if (img->n_transfers > 1)
+                qsort(img->transfers, img->n_transfers, sizeof(ImageTransfer), compare_transfer);
+        log_info("image %s: %zu repart.d definitions, %zu sysupdate.d transfers", img->path, img->n_repart, img->n_transfers);
+        return 0;
+}
+
+/* usrhash= of a kernel command line, lowercased, or NULL. */
+static int cmdline_usrhash(const char *cmdline, char **ret) {
+        *ret = NULL;
+        for (const char *p = cmdline; p && *p;) {
+                size_t n;
+
+                p += strspn(p, " \t\n");
+                n = strcspn(p, " \t\n");
+                if (n > 8 && strncmp(p, "usrhash=", 8) == 0) {
+                        free(*ret);
+                        *ret = strndup(p + 8, n - 8);
+                        if (!*ret)
+                                return -ENOMEM;
+                        for (char *c = *ret; *c; c++)
+                                *c = (char) tolower((unsigned char) *c);
+                }
+                p += n;
+        }
+        return 0;
+}
+
+static bool cmdline_has_root(const char *cmdline) {
+        for (const char *p = cmdline; p && *p;) {
+                size_t n;
+
+                p += strspn(p, " \t\n");
+                n = strcspn(p, " \t\n");
+                if (n > 5 && strncmp(p, "root=", 5) == 0)
+                        return true;
+                p += n;
+        }
+        return false;
+}
+
+/* The UUID a part of the root hash names: bytes [from, from + 16) of the hash, in UUID text form. */
+static int hash_uuid(const char *hex, bool last, sd_id128_t *ret) {
+        size_t n = strlen(hex);
+        char part[33];
+
+        if (n < 64 || n % 2)
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++)
+                if (!isxdigit((unsigned char) hex[i]))
+                        return -EINVAL;
+        memcpy(part, last ? hex + n - 32 : hex, 32);
+        part[32] = 0;
+        return uuid_parse(part, ret);
+}
+
+static const char *uuid_text(sd_id128_t id, char buf[static 37]) {
+        snprintf(buf, 37, SD_ID128_UUID_FORMAT_STR, SD_ID128_FORMAT_VAL(id));
+        return buf;
+}
+
+static int add_assumption(Image *img, const char *text) {
+        char *s;
+
+        if (asprintf(&s, "%s%s%s", img->assumption ?: "", img->assumption ? " " : "", text) < 0)
+                return -ENOMEM;
+        free(img->assumption);
+        img->assumption = s;
+        return 0;
+}
+
+static int read_partition(const Image *img, const DiskPartition *p, uint64_t offset, size_t size, uint8_t **ret) {
+        _cleanup_(closep) int fd = -EBADF;
+        _cleanup_(freep) uint8_t *buf = NULL;
+        int r;
+
+        if (offset > p->size || size > p->size - offset)
+                return -EBADMSG;
+        fd = open(img->path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        buf = malloc(size ?: 1);
+        if (!buf)
+                return -ENOMEM;
+        r = pread_full(fd, buf, size, p->start + offset);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+/* The bytes the usr filesystem uses: squashfs's bytes_used (superblock offset 40, little endian,
+ * squashfs 4.0 format), erofs's blocks × block size; 0 when not known. */
+static uint64_t usr_fs_size(const Image *img) {
+        _cleanup_(freep) uint8_t *b = NULL;
+
+        if (read_partition(img, img->usr, 0, MIN((uint64_t) 2048, img->usr->size), &b) < 0 || img->usr->size < 2048)
+                return 0;
+        if (memcmp(b, "hsqs", 4) == 0) {
+                uint64_t v = 0;
+                for (int i = 7; i >= 0; i--)
+                        v = (v << 8) | b[40 + i];
+                return v;
+        }
+        if (le32(b + 1024) == UINT32_C(0xE0F5E1E2)) {
+                uint8_t blkszbits = b[1024 + 12];
+                uint32_t blocks = le32(b + 1024 + 36);
+                if (blkszbits >= 9 && blkszbits <= 16)
+                        return (uint64_t) blocks << blkszbits;
+        }
+        return 0;
+}
+
+static int check_verity(Image *img, const char *usrhash) {
+        const DiskPartition *v = img->usr_verity;
+        _cleanup_(freep) uint8_t *sbuf = NULL, *top = NULL;
+        _cleanup_(freep) char *root_hash = NULL;
+        VeritySuperblock sb;
+        uint64_t data, fs;
+        int r;
+
+        if (usrhash) {
+                sd_id128_t want;
+                if (hash_uuid(usrhash, true, &want) >= 0 && !sd_id128_equal(want, v->uuid))
+                        return error_setf(-EBADMSG,
+                                          _("The usr-verity partition %u of the image %s does not belong to its usr partition: its partition "
+                                            "UUID is %s, but usrhash= names %s."),
+                                          v->partno, img->path, v->uuid_string ?: "?", uuid_text(want, (char[37]) {}));
+        }
+        r = read_partition(img, v, 0, VERITY_SUPERBLOCK_SIZE, &sbuf);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0 || verity_superblock_parse(sbuf, VERITY_SUPERBLOCK_SIZE, &sb) < 0)
+                return error_setf(-EBADMSG, _("The usr-verity partition %u of the image %s has no dm-verity superblock."), v->partno,
+                                  img->path);
+        data = sb.data_blocks * sb.data_block_size;
+        fs = usr_fs_size(img);
+        if (sb.data_blocks > UINT64_MAX / sb.data_block_size || data > img->usr->size || data < fs)
+                return error_setf(-EBADMSG,
+                                  _("The usr-verity partition %u of the image %s does not describe its usr partition: it covers %s of "
+                                    "data, but the usr partition %u is %s with a filesystem of %s."),
+                                  v->partno, img->path, FORMAT_BYTES(data), img->usr->partno, FORMAT_BYTES(img->usr->size),
+                                  FORMAT_BYTES(fs));
+        r = read_partition(img, v, sb.hash_block_size, sb.hash_block_size, &top);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return error_setf(-EBADMSG, _("The usr-verity partition %u of the image %s is too small for its hash tree."), v->partno,
+                                  img->path);
+        r = verity_root_hash(&sb, top, &root_hash);
+        if (r == -EOPNOTSUPP)
+                return error_setf(r, _("The usr-verity partition %u of the image %s uses the hash algorithm %s, which imprint cannot check."),
+                                  v->partno, img->path, sb.algorithm);
+        if (r < 0)
+                return r;
+        if (usrhash && !streq(root_hash, usrhash))
+                return error_setf(-EBADMSG,
+                                  _("The usr-verity partition %u of the image %s does not belong to usrhash=%s of its UKI: its hash tree "
+                                    "has the root hash %s."),
+                                  v->partno, img->path, usrhash, root_hash);
+        if (!img->usrhash)
+                img->usrhash = TAKE_PTR(root_hash);
+        return 0;
+}
+
+static int check_signature(Image *img, const char *usrhash, const char *cert_pem) {
+        const DiskPartition *p = img->usr_verity_sig;
+        _cleanup_(freep) uint8_t *buf = NULL, *sig = NULL;
+        _cleanup_(freep) char *root_hash = NULL;
+        size_t sig_size = 0, size = (size_t) MIN(p->size, (uint64_t) 1024 * 1024);
+        int r;
+
+        r = read_partition(img, p, 0, size, &buf);
+        if (r < 0)
+                return error_setf(r, _("Cannot read the usr-verity-sig partition %u of the image %s: %s"), p->partno, img->path,
+                                  strerror(-r));
+        r = verity_sig_parse((const char *) buf, strnlen((const char *) buf, size), &root_hash, &sig, &sig_size);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return error_setf(-EBADMSG,
+                                  _("The usr-verity-sig partition %u of the image %s is not a verity signature: no JSON object with "
+                                    "rootHash and a base64 signature."),
+                                  p->partno, img->path);
+        if (usrhash && !streq(root_hash, usrhash))
+                return error_setf(-EBADMSG,
+                                  _("The usr-verity-sig partition %u of the image %s signs the root hash %s, not usrhash=%s of its UKI."),
+                                  p->partno, img->path, root_hash, usrhash);
+        r = verity_sig_check(root_hash, sig, sig_size, cert_pem);
+        if (r == -EBADMSG)
+                return error_setf(r, _("The signature in the usr-verity-sig partition %u of the image %s is not a PKCS#7 signature."),
+                                  p->partno, img->path);
+        if (r == -EINVAL)
+                return error_setf(r, _("The image certificate given is not a PEM X.509 certificate."));
+        if (r == -EKEYREJECTED)
+                return error_setf(r,
+                                  _("The signature in the usr-verity-sig partition %u of the image %s does not verify against the image "
+                                    "certificate given: the usr partition is not signed by its key."),
+                                  p->partno, img->path);
+        if (r < 0)
+                return r;
+        if (!cert_pem)
+                return add_assumption(img, _("imprint did not check the usr partition's signature against a key, since no image "
+                                             "certificate was given; it checked only that the signature is well-formed and signs usrhash=."));
+        return 0;
+}
+
+static int check_initrd(Image *img, const ImageUki *u, bool need_veritysetup) {
+        _cleanup_(mapping_done) Mapping m = {};
+        PeFile pe = {};
+        const PeSection *s;
+        const uint8_t *data;
+        size_t size;
+        InitrdFacts f;
+        bool has_root = cmdline_has_root(u->info.cmdline);
+        char text[512];
+        int r;
+
+        r = map_fd(u->fd, u->size, &m);
+        if (r < 0)
+                return r;
+        r = pe_parse(m.p, m.size, u->name, &pe);
+        if (r < 0)
+                return r;
+        s = pe_find_section(&pe, ".initrd");
+        if (!s) {
+                pe_file_done(&pe);
+                snprintf(text, sizeof(text),
+                         _("imprint assumes that the initrd that boots %s (it has none inside) finds root by "
+                           "systemd-gpt-auto-generator%s."),
+                         u->name, need_veritysetup ? _(" and opens /usr with systemd-veritysetup") : "");
+                return add_assumption(img, text);
+        }
+        r = pe_section_view(m.p, m.size, s, &data, &size);
+        pe_file_done(&pe);
+        if (r < 0)
+                return r;
+        r = initrd_scan(data, size, &f);
+        if (r < 0)
+                return r;
+        log_info("image UKI %s: initrd of %zu bytes, %zu files listed%s%s, gpt-auto %s, veritysetup %s", u->name, size, f.n_files,
+                 f.complete ? "" : ", then ", f.complete ? "" : f.unknown_what, f.gpt_auto ? "yes" : "no", f.veritysetup ? "yes" : "no");
+        if (!has_root && !f.gpt_auto) {
+                if (!f.complete) {
+                        snprintf(text, sizeof(text),
+                                 _("imprint assumes that the initrd of %s finds root by systemd-gpt-auto-generator: it could not read "
+                                   "all of it (%s)."),
+                                 u->name, f.unknown_what);
+                        return add_assumption(img, text);
+                }
+                return error_setf(-EBADMSG,
+                                  _("The image %s cannot boot: the initrd in its UKI %s has no systemd-gpt-auto-generator and its "
+                                    "command line has no root=, so nothing would find the root partition imprint creates."),
+                                  img->path, u->name);
+        }
+        if (need_veritysetup && !f.veritysetup) {
+                if (!f.complete) {
+                        snprintf(text, sizeof(text),
+                                 _("imprint assumes that the initrd of %s opens /usr with systemd-veritysetup: it could not read all "
+                                   "of it (%s)."),
+                                 u->name, f.unknown_what);
+                        return add_assumption(img, text);
+                }
+                return error_setf(-EBADMSG,
+                                  _("The image %s cannot boot: the initrd in its UKI %s has no systemd-veritysetup, so /usr could not "
+                                    "be opened with usrhash=."),
+                                  img->path, u->name);
+        }
+        return 0;
+}
+
+int image_check_usr(Image *img, const char *cert_pem) {
+        const ImageUki *u;
+        _cleanup_(freep) char *usrhash = NULL;
+        int r;
+
+        if (img->kind != IMAGE_KIND_USR)
+                return 0;
+        img->assumption = mfree(img->assumption);
+        img->usrhash = mfree(img->usrhash);
+
+        r = load_usr_defs(img);
+        if (r < 0)
+                return r;
+
+        u = image_default_uki(img);
+        if (u) {
+                r = cmdline_usrhash(u->info.cmdline, &usrhash);
+                if (r < 0)
+                        return r;
+        }
+        if (usrhash) {
+                sd_id128_t want;
+                bool found = false;
+
+                if (hash_uuid(usrhash, false, &want) < 0)
+                        return error_setf(-EBADMSG, _("The UKI %s of the image %s has usrhash=%s, which is not a hash in hex."), u->name,
+                                          img->path, usrhash);
+                for (size_t i = 0; i < img->disk->n_partitions; i++) {
+                        const DiskPartition *p = &img->disk->partitions[i];
+                        if (p->dps && p->dps->role == ROLE_USR && sd_id128_equal(p->uuid, want)) {
+                                found = true;
+                                /* The one usrhash= names is the one systemd opens. */
+                                for (size_t k = 0; k < img->n_os_parts; k++)
+                                        if (img->os_parts[k] == img->usr)
+                                                img->os_parts[k] = p;
+                                img->usr = p;
+                        }
+                }
+                if (!found)
+                        return error_setf(-EBADMSG,
+                                          _("The image %s cannot boot: its UKI %s asks for usrhash=%s, but no usr partition of the image has "
+                                            "the partition UUID %s that this hash names."),
+                                          img->path, u->name, usrhash, uuid_text(want, (char[37]) {}));
+                img->usrhash = strdup(usrhash);
+                if (!img->usrhash)
+                        return -ENOMEM;
+        }
+        if (img->usr_verity) {
+                r = check_verity(img, usrhash);
+                if (r < 0)
+                        return r;
+        }
+        if (img->usr_verity_sig) {
+                r = check_signature(img, img->usrhash, cert_pem);
+                if (r < 0)
+                        return r;
+        }
+        if (u) {
+                r = check_initrd(img, u, usrhash != NULL);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 /* A line of a SHA256SUMS file: "<64 hex> <space or *><name>"; also a bare "<64 hex>". */
@@ -611,9 +1123,33 @@ int image_find_checksum(Image *img) {
         return 0;
 }
 
+/* The GPT name the copied partition gets: what the image's sysupdate.d partition transfer will
+ * look for (its first MatchPattern with @v = IMAGE_VERSION), else the image's own label. */
+static char *install_label(const Image *img, const DiskPartition *p) {
+        const ImageTransfer *t = image_find_transfer(img, p->dps->role);
+        char *label = NULL;
+
+        if (t && img->image_version && image_pattern_instantiate(t->match_patterns[0], img->image_version, t->tries_left,
+                                                                 t->tries_done, &label) >= 0)
+                return label;
+        if (t)
+                log_info("image %s: %s's first MatchPattern=%s cannot be named before installing; the label stays %s", img->path, t->file,
+                         t->match_patterns[0], p->label ?: "empty");
+        return strdup_safe(p->label);
+}
+
+static uint64_t slot_size(const Image *img, const DiskPartition *p) {
+        uint64_t size = image_defs_slot_size(img->repart, img->n_repart, p->dps->role);
+
+        /* Never smaller than what is copied into it; whole 4 KiB blocks, as repart's grain. */
+        return ROUND_UP(MAX(size, p->size), (uint64_t) 4096);
+}
+
 int image_to_plan_source(const Image *img, PlanSource **ret) {
         _cleanup_(plan_source_freep) PlanSource *s = calloc(1, sizeof(PlanSource));
         PlanFingerprint fp = {};
+        const ImageTransfer *uki_transfer = NULL;
+        bool usr = img->kind == IMAGE_KIND_USR;
         int r;
 
         if (!s)
@@ -624,6 +1160,7 @@ int image_to_plan_source(const Image *img, PlanSource **ret) {
         s->fingerprint = TAKE_PTR(fp.partitions);
         plan_fingerprint_done(&fp);
 
+        s->kind = usr ? PLAN_SOURCE_USR : PLAN_SOURCE_ROOT;
         s->path = realpath(img->path, NULL);
         if (!s->path)
                 return -errno;
@@ -633,6 +1170,16 @@ int image_to_plan_source(const Image *img, PlanSource **ret) {
         s->os_name = strdup_safe(img->pretty_name);
         s->image_id = strdup_safe(img->image_id);
         s->image_version = strdup_safe(img->image_version);
+        if (usr) {
+                const ImageRepartDef *root = image_defs_find(img->repart, img->n_repart, ROLE_ROOT),
+                                     *home = image_defs_find(img->repart, img->n_repart, ROLE_HOME);
+                s->root_fstype = strdup_safe(root ? root->format : NULL);
+                s->home_fstype = strdup_safe(home ? home->format : NULL);
+                s->note = strdup_safe(img->assumption);
+                if ((root && root->format && !s->root_fstype) || (home && home->format && !s->home_fstype) ||
+                    (img->assumption && !s->note))
+                        return -ENOMEM;
+        }
         s->partitions = calloc(img->n_os_parts ?: 1, sizeof(PlanSourcePartition));
         if (!s->partitions)
                 return -ENOMEM;
@@ -649,8 +1196,14 @@ int image_to_plan_source(const Image *img, PlanSource **ret) {
                         .flags = p->flags,
                         .fstype = strdup_safe(p->fstype),
                 };
+                if (usr) {
+                        s->partitions[i].install_label = install_label(img, p);
+                        s->partitions[i].slot_size = slot_size(img, p);
+                }
                 s->n_partitions++;
         }
+        if (usr)
+                uki_transfer = image_find_transfer(img, _ROLE_INVALID);
         s->entries = calloc(img->n_ukis ?: 1, sizeof(PlanBootEntry));
         if (!s->entries)
                 return -ENOMEM;
@@ -658,11 +1211,29 @@ int image_to_plan_source(const Image *img, PlanSource **ret) {
                 const ImageUki *u = &img->ukis[i];
                 s->entries[i] = (PlanBootEntry) {
                         .file = strdup_safe(u->name),
+                        .install_on = _ROLE_INVALID,
                         .title = strdup_safe(u->info.os_pretty_name),
                         .version = strdup_safe(u->info.version),
                         .uname = strdup_safe(u->info.uname),
                 };
                 s->n_entries++;
+                if (uki_transfer) {
+                        const char *version = u->info.version ?: img->image_version, *rel = uki_transfer->path_relative_to;
+                        char *name = NULL;
+                        bool dup = false;
+
+                        if (version && image_pattern_instantiate(uki_transfer->match_patterns[0], version, uki_transfer->tries_left,
+                                                                 uki_transfer->tries_done, &name) >= 0) {
+                                for (size_t k = 0; k < i; k++)
+                                        dup = dup || streq_ptr(s->entries[k].install_as, name);
+                                if (dup)
+                                        name = mfree(name);
+                        } else
+                                log_info("image %s: %s's first MatchPattern=%s cannot name the UKI %s; it keeps its name", img->path,
+                                         uki_transfer->file, uki_transfer->match_patterns[0], u->name);
+                        s->entries[i].install_as = name;
+                        s->entries[i].install_on = streq_ptr(rel, "esp") ? ROLE_ESP : streq_ptr(rel, "xbootldr") ? ROLE_XBOOTLDR : _ROLE_INVALID;
+                }
         }
         *ret = TAKE_PTR(s);
         return 0;

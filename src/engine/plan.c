@@ -30,6 +30,23 @@ static const char *const partition_action_table[_ACTION_MAX] = {
 };
 DEFINE_STRING_TABLE_LOOKUP(partition_action, PartitionAction);
 
+static const char *const plan_source_kind_table[_PLAN_SOURCE_KIND_MAX] = {
+        [PLAN_SOURCE_ROOT] = "root",
+        [PLAN_SOURCE_USR] = "usr",
+};
+DEFINE_STRING_TABLE_LOOKUP(plan_source_kind, PlanSourceKind);
+
+/* The partitions of a usr image's slot, in the order they are laid out (A, then B). */
+static const PartitionRole usr_slot_roles[] = { ROLE_USR, ROLE_USR_VERITY, ROLE_USR_VERITY_SIG };
+
+static bool role_is_usr_slot(PartitionRole role) {
+        return role == ROLE_USR || role == ROLE_USR_VERITY || role == ROLE_USR_VERITY_SIG;
+}
+
+/* The GPT name of an empty slot, which systemd-sysupdate looks for when it picks a partition to
+ * write a new version into (systemd-sysupdate(8), sysupdate.d(5) "Partitions"). */
+#define PLAN_EMPTY_SLOT_LABEL "_empty"
+
 /* Filesystems imprint can create in a partition, and whether they can grow in place, which
  * decides the DPS growfs flag (bit 59; UAPI DPS "Partition Attribute Flags"). */
 static const struct {
@@ -115,10 +132,12 @@ void plan_source_free(PlanSource *s) {
         for (size_t i = 0; i < s->n_partitions; i++) {
                 free(s->partitions[i].label);
                 free(s->partitions[i].fstype);
+                free(s->partitions[i].install_label);
         }
         free(s->partitions);
         for (size_t i = 0; i < s->n_entries; i++) {
                 free(s->entries[i].file);
+                free(s->entries[i].install_as);
                 free(s->entries[i].title);
                 free(s->entries[i].version);
                 free(s->entries[i].uname);
@@ -131,6 +150,9 @@ void plan_source_free(PlanSource *s) {
         free(s->os_name);
         free(s->image_id);
         free(s->image_version);
+        free(s->root_fstype);
+        free(s->home_fstype);
+        free(s->note);
         free(s);
 }
 
@@ -140,6 +162,7 @@ static int plan_source_copy(const PlanSource *from, PlanSource **ret) {
         if (!s)
                 return -ENOMEM;
         *s = (PlanSource) {
+                .kind = from->kind,
                 .path = strdup_safe(from->path),
                 .size = from->size,
                 .fingerprint = strdup_safe(from->fingerprint),
@@ -150,13 +173,20 @@ static int plan_source_copy(const PlanSource *from, PlanSource **ret) {
                 .image_version = strdup_safe(from->image_version),
                 .partitions = calloc(from->n_partitions ?: 1, sizeof(PlanSourcePartition)),
                 .n_partitions = from->n_partitions,
+                .root_fstype = strdup_safe(from->root_fstype),
+                .home_fstype = strdup_safe(from->home_fstype),
+                .note = strdup_safe(from->note),
         };
-        if (!s->path || !s->partitions)
+        if (!s->path || !s->partitions || (from->root_fstype && !s->root_fstype) || (from->home_fstype && !s->home_fstype) ||
+            (from->note && !s->note))
                 return -ENOMEM;
         for (size_t i = 0; i < from->n_partitions; i++) {
                 s->partitions[i] = from->partitions[i];
                 s->partitions[i].label = strdup_safe(from->partitions[i].label);
                 s->partitions[i].fstype = strdup_safe(from->partitions[i].fstype);
+                s->partitions[i].install_label = strdup_safe(from->partitions[i].install_label);
+                if (from->partitions[i].install_label && !s->partitions[i].install_label)
+                        return -ENOMEM;
         }
         s->entries = calloc(from->n_entries ?: 1, sizeof(PlanBootEntry));
         if (!s->entries)
@@ -164,6 +194,8 @@ static int plan_source_copy(const PlanSource *from, PlanSource **ret) {
         for (size_t i = 0; i < from->n_entries; i++) {
                 s->entries[i] = (PlanBootEntry) {
                         .file = strdup_safe(from->entries[i].file),
+                        .install_as = strdup_safe(from->entries[i].install_as),
+                        .install_on = from->entries[i].install_on,
                         .title = strdup_safe(from->entries[i].title),
                         .version = strdup_safe(from->entries[i].version),
                         .uname = strdup_safe(from->entries[i].uname),
@@ -397,6 +429,22 @@ static int plan_add(Plan *p, PartitionRole role, PartitionAction action, uint64_
         return plan_add_copy(p, role, action, start, size, -1);
 }
 
+/* A B slot of a usr image: the type and flags of its A slot, named "_empty", left empty (no
+ * filesystem, nothing copied) for systemd-sysupdate to fill with the next version. */
+static int plan_add_empty_slot(Plan *p, const PlanSourcePartition *a, uint64_t start, uint64_t size) {
+        PlanPartition *pp;
+        int r;
+
+        r = plan_add(p, a->role, ACTION_CREATE, start, size);
+        if (r < 0)
+                return r;
+        pp = &p->partitions[p->n_partitions - 1];
+        pp->type_uuid = a->type_uuid;
+        pp->flags = a->flags & ~DPS_FLAG_NO_AUTO;
+        pp->label = strdup(PLAN_EMPTY_SLOT_LABEL);
+        return pp->label ? 0 : -ENOMEM;
+}
+
 /* A partition an interrupted install of imprint's left (see DISK_INCOMPLETE_LABEL): free mode
  * replaces it like free space, and names it among what is destroyed. */
 static bool left_by_interrupted_install(const DiskPartition *dp) {
@@ -431,8 +479,18 @@ static int plan_finish_partition(Plan *p, const Disk *d, PlanPartition *pp, cons
                         return r;
         }
 
+        if (role_is_usr_slot(pp->role) && pp->copy_from < 0) {
+                /* A B slot: type, flags and label were set with it; a UUID of its own. */
+                snprintf(purpose, sizeof(purpose), "partition:%s-b", partition_role_to_string(pp->role));
+                r = plan_make_uuid(p, purpose, &pp->uuid);
+                if (r < 0)
+                        return error_setf(r, _("Cannot generate a partition UUID: %s"), strerror(-r));
+                goto partno;
+        }
+
         if (pp->copy_from >= 0) {
                 const PlanSourcePartition *sp = &p->source->partitions[pp->copy_from];
+                bool usr_image = p->source->kind == PLAN_SOURCE_USR;
                 bool verity = false;
 
                 for (size_t i = 0; i < p->source->n_partitions; i++)
@@ -450,12 +508,19 @@ static int plan_finish_partition(Plan *p, const Disk *d, PlanPartition *pp, cons
                         if (r < 0)
                                 return r;
                 }
-                pp->label = strdup_safe(pp->role == ROLE_ROOT && o->root_label ? o->root_label : sp->label);
-                if (sp->label && !pp->label)
-                        return -ENOMEM;
+                /* A usr image's A slot is named as its sysupdate.d transfer names new versions. */
+                {
+                        const char *label = pp->role == ROLE_ROOT && o->root_label ? o->root_label
+                                          : usr_image && sp->install_label ? sp->install_label
+                                                                            : sp->label;
+                        pp->label = strdup_safe(label);
+                        if (label && !pp->label)
+                                return -ENOMEM;
+                }
                 /* no-auto stays off: the installed system must find its partitions. */
                 pp->flags = sp->flags & ~DPS_FLAG_NO_AUTO;
-                if ((pp->role == ROLE_ROOT || pp->role == ROLE_USR) && !(pp->flags & DPS_FLAG_READ_ONLY) &&
+                /* A slot that systemd-sysupdate overwrites with raw images never grows in place. */
+                if (!usr_image && (pp->role == ROLE_ROOT || pp->role == ROLE_USR) && !(pp->flags & DPS_FLAG_READ_ONLY) &&
                     fs_is_growable(sp->fstype) && pp->size > sp->size + (pp->encrypt ? PLAN_LUKS_HEADER_SIZE : 0))
                         pp->flags |= DPS_FLAG_GROWFS;
                 goto partno;
@@ -479,7 +544,7 @@ partno:
                 }
         if (pp->partno == 0)
                 return error_setf(-ENOSPC, _("%s has no free GPT partition entry left (all 128 are used)."), p->target);
-        if (pp->copy_from >= 0)
+        if (pp->copy_from >= 0 || role_is_usr_slot(pp->role))
                 return 0;
 
         switch (pp->role) {
@@ -686,10 +751,31 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
         uint64_t root_min = o->root_min ?: PLAN_ROOT_SIZE_MIN_DEFAULT;
         uint64_t esp_size = 0, xbootldr_size = 0, swap_size = 0, copies_size = 0, fixed, rest, cursor;
         int source_root = -1;
+        /* usr images: the image's usr, usr-verity and usr-verity-sig (index in source, -1: none)
+         * and the size of their A and B slots on the target. */
+        int slot_src[ELEMENTSOF(usr_slot_roles)] = { -1, -1, -1 };
+        uint64_t slot_size[ELEMENTSOF(usr_slot_roles)] = {}, slots_size = 0;
+        bool usr_image = o->source && o->source->kind == PLAN_SOURCE_USR;
+        PlanOptions usr_opts;
         char detail[512];
         Region region;
         bool encrypt = o->encryption && o->encryption->enabled;
         int r;
+
+        /* A usr image brings no root: root and home are made here, with the filesystems its own
+         * repart.d asks for (those it recreates on a factory reset). */
+        if (usr_image) {
+                usr_opts = *o;
+                if (o->source->root_fstype && o->root_fs && !streq(o->root_fs, o->source->root_fstype))
+                        return error_setf(-EINVAL, _("The image %s makes its root filesystem %s (its repart.d says so), not %s."),
+                                          o->source->path, o->source->root_fstype, o->root_fs);
+                if (o->source->home_fstype && o->home_fs && !streq(o->home_fs, o->source->home_fstype))
+                        return error_setf(-EINVAL, _("The image %s makes its home filesystem %s (its repart.d says so), not %s."),
+                                          o->source->path, o->source->home_fstype, o->home_fs);
+                usr_opts.root_fs = o->source->root_fstype ?: o->root_fs;
+                usr_opts.home_fs = o->source->home_fstype ?: o->home_fs;
+                o = &usr_opts;
+        }
 
         if (d->refusals & ~(unsigned) REFUSE_TOO_SMALL)
                 return error_setf(d->refusals & REFUSE_READ_ONLY ? -EROFS : -EBUSY, _("Cannot install to %s: %s"), d->path,
@@ -736,16 +822,34 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
         p->mode = o->mode;
         p->arch = o->arch >= 0 ? o->arch : architecture_native();
         if (o->source) {
+                int os_part;
+
                 r = plan_source_copy(o->source, &p->source);
                 if (r < 0)
                         return r;
-                for (size_t i = 0; i < o->source->n_partitions; i++)
+                for (size_t i = 0; i < o->source->n_partitions; i++) {
                         if (o->source->partitions[i].role == ROLE_ROOT)
                                 source_root = (int) i;
-                if (source_root < 0)
+                        for (size_t k = 0; k < ELEMENTSOF(usr_slot_roles); k++)
+                                if (usr_image && o->source->partitions[i].role == usr_slot_roles[k] && slot_src[k] < 0)
+                                        slot_src[k] = (int) i;
+                }
+                if (usr_image && source_root >= 0)
+                        return error_setf(-EINVAL, _("The image %s has a root partition, so it is not a usr image."), o->source->path);
+                if (usr_image && slot_src[0] < 0)
+                        return error_setf(-EINVAL, _("The image %s has no usr partition."), o->source->path);
+                if (!usr_image && source_root < 0)
                         return error_setf(-EINVAL, _("The image %s has no root partition."), o->source->path);
+                if (usr_image && o->account && o->account->kind == ACCOUNT_CLASSIC)
+                        return error_setf(-EOPNOTSUPP,
+                                          /* TRANSLATORS: the first %s is a sentence saying why the account would be classic; then the image. */
+                                          _("%s But the image %s brings no root filesystem (only /usr), and its root starts empty, so a classic "
+                                            "user cannot be created in it. Install without an account, or where a systemd-homed account can "
+                                            "be made (a disk of this computer with a usable TPM2)."),
+                                          o->account->note ?: "", o->source->path);
+                os_part = usr_image ? slot_src[0] : source_root;
                 {
-                        const DpsType *t = dps_type_from_uuid(o->source->partitions[source_root].type_uuid);
+                        const DpsType *t = dps_type_from_uuid(o->source->partitions[os_part].type_uuid);
                         if (o->arch >= 0 && t->arch != o->arch)
                                 return error_setf(-EINVAL, _("The image %s is for %s, not %s."), o->source->path,
                                                   architecture_to_string(t->arch), architecture_to_string(o->arch));
@@ -869,6 +973,24 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
                         if ((int) i != source_root)
                                 copies_size += ROUND_UP(o->source->partitions[i].size, PLAN_ALIGNMENT);
         }
+        if (usr_image) {
+                /* Each usr-ish partition twice: the A slot (the image's, copied) and the B slot
+                 * (empty), both as large as the image's repart.d wants its slots, so that every
+                 * later version fits either. */
+                for (size_t k = 0; k < ELEMENTSOF(usr_slot_roles); k++) {
+                        const PlanSourcePartition *sp;
+
+                        if (slot_src[k] < 0)
+                                continue;
+                        sp = &o->source->partitions[slot_src[k]];
+                        slot_size[k] = ROUND_UP(MAX(sp->slot_size, sp->size), PLAN_ALIGNMENT);
+                        slots_size += 2 * slot_size[k];
+                }
+                copies_size = slots_size;
+                for (size_t i = 0; i < o->source->n_partitions; i++)
+                        if (!role_is_usr_slot(o->source->partitions[i].role))
+                                copies_size += ROUND_UP(o->source->partitions[i].size, PLAN_ALIGNMENT);
+        }
         root_min = ROUND_UP(root_min, PLAN_ALIGNMENT);
         if (root.kind == SIZE_FIXED) {
                 root.bytes = ROUND_UP(root.bytes, PLAN_ALIGNMENT);
@@ -887,8 +1009,11 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
                 detail_add(detail, sizeof(detail), _("XBOOTLDR %s"), FORMAT_BYTES(xbootldr_size));
         if (swap_size)
                 detail_add(detail, sizeof(detail), _("swap %s"), FORMAT_BYTES(swap_size));
-        if (copies_size)
-                detail_add(detail, sizeof(detail), _("/usr and verity partitions of the image %s"), FORMAT_BYTES(copies_size));
+        if (slots_size)
+                /* TRANSLATORS: an item of what a layout needs, %s is a size. */
+                detail_add(detail, sizeof(detail), _("/usr slots A and B of the image %s"), FORMAT_BYTES(slots_size));
+        if (copies_size > slots_size)
+                detail_add(detail, sizeof(detail), _("/usr and verity partitions of the image %s"), FORMAT_BYTES(copies_size - slots_size));
 
         /* With home taking the rest, root gets a default size unless the user gave one: 32 GiB,
          * or half the space on small disks, never less than the image needs. */
@@ -952,13 +1077,31 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
                         return r;
                 cursor += swap_size;
         }
+        /* A usr image: the A slot (usr, usr-verity, usr-verity-sig, copied), then the B slot
+         * (empty), in the order systemd-repart lays out the image's own repart.d. */
+        for (size_t k = 0; usr_image && k < ELEMENTSOF(usr_slot_roles); k++) {
+                if (slot_src[k] < 0)
+                        continue;
+                r = plan_add_copy(p, usr_slot_roles[k], ACTION_CREATE, cursor, slot_size[k], slot_src[k]);
+                if (r < 0)
+                        return r;
+                cursor += slot_size[k];
+        }
+        for (size_t k = 0; usr_image && k < ELEMENTSOF(usr_slot_roles); k++) {
+                if (slot_src[k] < 0)
+                        continue;
+                r = plan_add_empty_slot(p, &p->source->partitions[slot_src[k]], cursor, slot_size[k]);
+                if (r < 0)
+                        return r;
+                cursor += slot_size[k];
+        }
         /* The image's other OS partitions (usr, verity, signatures) keep their sizes and sit
          * before root, so that root (or home after it) can take the rest. */
         for (size_t i = 0; p->source && i < p->source->n_partitions; i++) {
                 const PlanSourcePartition *sp = &p->source->partitions[i];
                 uint64_t sz = ROUND_UP(sp->size, PLAN_ALIGNMENT);
 
-                if ((int) i == source_root)
+                if ((int) i == source_root || (usr_image && role_is_usr_slot(sp->role)))
                         continue;
                 r = plan_add_copy(p, sp->role, ACTION_CREATE, cursor, sz, (int) i);
                 if (r < 0)
@@ -1213,6 +1356,9 @@ json_object *plan_to_json(const Plan *p) {
                 const PlanSource *src = p->source;
                 json_object *so = json_object_new_object(), *sparts = json_object_new_array();
 
+                /* Keys a classic image does not need are left out: its plan file stays as it was. */
+                if (src->kind != PLAN_SOURCE_ROOT)
+                        json_object_object_add(so, "kind", json_object_new_string(plan_source_kind_to_string(src->kind)));
                 json_object_object_add(so, "path", json_object_new_string(src->path));
                 json_object_object_add(so, "size", json_object_new_int64((int64_t) src->size));
                 json_object_object_add(so, "fingerprint", json_string_or_null(src->fingerprint));
@@ -1221,6 +1367,12 @@ json_object *plan_to_json(const Plan *p) {
                 json_object_object_add(so, "osName", json_string_or_null(src->os_name));
                 json_object_object_add(so, "imageId", json_string_or_null(src->image_id));
                 json_object_object_add(so, "imageVersion", json_string_or_null(src->image_version));
+                if (src->root_fstype)
+                        json_object_object_add(so, "rootFstype", json_object_new_string(src->root_fstype));
+                if (src->home_fstype)
+                        json_object_object_add(so, "homeFstype", json_object_new_string(src->home_fstype));
+                if (src->note)
+                        json_object_object_add(so, "note", json_object_new_string(src->note));
                 for (size_t i = 0; i < src->n_partitions; i++) {
                         const PlanSourcePartition *sp = &src->partitions[i];
                         json_object *e = json_object_new_object();
@@ -1234,6 +1386,10 @@ json_object *plan_to_json(const Plan *p) {
                         json_object_object_add(e, "label", json_string_or_null(sp->label));
                         json_object_object_add(e, "flags", json_object_new_int64((int64_t) sp->flags));
                         json_object_object_add(e, "fstype", json_string_or_null(sp->fstype));
+                        if (sp->install_label)
+                                json_object_object_add(e, "installLabel", json_object_new_string(sp->install_label));
+                        if (sp->slot_size)
+                                json_object_object_add(e, "slotSize", json_object_new_int64((int64_t) sp->slot_size));
                         json_object_array_add(sparts, e);
                 }
                 json_object_object_add(so, "partitions", sparts);
@@ -1245,6 +1401,12 @@ json_object *plan_to_json(const Plan *p) {
                                 json_object_object_add(e, "title", json_string_or_null(src->entries[i].title));
                                 json_object_object_add(e, "version", json_string_or_null(src->entries[i].version));
                                 json_object_object_add(e, "uname", json_string_or_null(src->entries[i].uname));
+                                if (src->entries[i].install_as)
+                                        json_object_object_add(e, "installAs", json_object_new_string(src->entries[i].install_as));
+                                if (src->entries[i].install_as &&
+                                    (src->entries[i].install_on == ROLE_ESP || src->entries[i].install_on == ROLE_XBOOTLDR))
+                                        json_object_object_add(e, "installOn",
+                                                               json_object_new_string(partition_role_to_string(src->entries[i].install_on)));
                                 json_object_array_add(ents, e);
                         }
                         json_object_object_add(so, "bootEntries", ents);
@@ -1333,6 +1495,8 @@ static int plan_validate(const Plan *p) {
                 if (a->action == ACTION_CREATE && (!t || t->role != a->role))
                         return error_setf(-EINVAL, "Plan file: partition %u has type %s, which is not a %s partition type.", a->partno,
                                           SD_ID128_TO_UUID_STRING(a->type_uuid), partition_role_to_string(a->role));
+                if (a->action == ACTION_CREATE && !a->fstype && a->copy_from < 0 && !role_is_usr_slot(a->role))
+                        return error_setf(-EINVAL, "Plan file: partition %u is created, but neither formatted nor copied.", a->partno);
                 if (a->action == ACTION_CREATE && a->fstype && fs_lookup(a->fstype) < 0)
                         return error_setf(-EINVAL, "Plan file: partition %u has an unsupported filesystem \"%s\".", a->partno, a->fstype);
                 if (a->copy_from >= 0) {
@@ -1388,6 +1552,20 @@ static int plan_source_from_json(json_object *j, PlanSource **ret) {
         s = calloc(1, sizeof(PlanSource));
         if (!s)
                 return -ENOMEM;
+        {
+                _cleanup_(freep) char *kind = NULL;
+
+                /* Plans of classic images have no "kind". */
+                r = get_string(so, "kind", true, &kind);
+                if (r < 0)
+                        return r;
+                s->kind = kind ? plan_source_kind_from_string(kind) : PLAN_SOURCE_ROOT;
+                if (s->kind < 0)
+                        return error_setf(-EINVAL, "Plan file: unknown source kind \"%s\".", kind);
+        }
+        if ((r = get_string(so, "rootFstype", true, &s->root_fstype)) < 0 || (r = get_string(so, "homeFstype", true, &s->home_fstype)) < 0 ||
+            (r = get_string(so, "note", true, &s->note)) < 0)
+                return r;
         if ((r = get_string(so, "path", false, &s->path)) < 0 || (r = get_u64(so, "size", false, &s->size)) < 0 ||
             (r = get_string(so, "fingerprint", true, &s->fingerprint)) < 0 || (r = get_string(so, "sha256", true, &s->sha256)) < 0 ||
             (r = get_string(so, "sha256Origin", true, &s->sha256_origin)) < 0 ||
@@ -1411,8 +1589,14 @@ static int plan_source_from_json(json_object *j, PlanSource **ret) {
                     (r = get_u64(v, "start", false, &sp->start)) < 0 || (r = get_u64(v, "size", false, &sp->size)) < 0 ||
                     (r = get_uuid(v, "typeUuid", &sp->type_uuid)) < 0 || (r = get_uuid(v, "uuid", &sp->uuid)) < 0 ||
                     (r = get_string(v, "label", true, &sp->label)) < 0 || (r = get_u64(v, "flags", false, &sp->flags)) < 0 ||
-                    (r = get_string(v, "fstype", true, &sp->fstype)) < 0)
+                    (r = get_string(v, "fstype", true, &sp->fstype)) < 0 ||
+                    (r = get_string(v, "installLabel", true, &sp->install_label)) < 0 ||
+                    (r = get_u64(v, "slotSize", true, &sp->slot_size)) < 0)
                         return r;
+                if (sp->install_label && (r = validate_partition_label(sp->install_label)) < 0)
+                        return error_prefixf(r, "Plan file: source partition %zu", i);
+                if (sp->slot_size && sp->slot_size < sp->size)
+                        return error_setf(-EINVAL, "Plan file: source partition %zu has a slot smaller than itself.", i);
                 sp->partno = (unsigned) MIN(partno, 1000);
                 sp->role = partition_role_from_string(role);
                 if (sp->role < 0)
@@ -1433,9 +1617,22 @@ static int plan_source_from_json(json_object *j, PlanSource **ret) {
 
                         if (!json_object_is_type(v, json_type_object))
                                 return error_setf(-EINVAL, "Plan file: boot entry %zu is not an object.", i);
+                        _cleanup_(freep) char *on = NULL;
+
+                        be->install_on = _ROLE_INVALID;
                         if ((r = get_string(v, "file", false, &be->file)) < 0 || (r = get_string(v, "title", true, &be->title)) < 0 ||
-                            (r = get_string(v, "version", true, &be->version)) < 0 || (r = get_string(v, "uname", true, &be->uname)) < 0)
+                            (r = get_string(v, "version", true, &be->version)) < 0 || (r = get_string(v, "uname", true, &be->uname)) < 0 ||
+                            (r = get_string(v, "installAs", true, &be->install_as)) < 0 || (r = get_string(v, "installOn", true, &on)) < 0)
                                 return r;
+                        /* File names on a FAT filesystem, written by the executor: no paths. */
+                        if (strchr(be->file, '/') || (be->install_as && (strchr(be->install_as, '/') || isempty(be->install_as) ||
+                                                                         streq(be->install_as, ".") || streq(be->install_as, ".."))))
+                                return error_setf(-EINVAL, "Plan file: boot entry %zu has a file name with a path in it.", i);
+                        if (on) {
+                                be->install_on = partition_role_from_string(on);
+                                if (be->install_on != ROLE_ESP && be->install_on != ROLE_XBOOTLDR)
+                                        return error_setf(-EINVAL, "Plan file: boot entry %zu goes on \"%s\", which is not esp or xbootldr.", i, on);
+                        }
                 }
         }
         *ret = TAKE_PTR(s);
@@ -1745,9 +1942,26 @@ void plan_print_table(const Plan *p, FILE *f) {
                         p->source->sha256 ? p->source->sha256_origin : "");
         for (size_t i = 0; p->source && i < p->source->n_entries; i++) {
                 const PlanBootEntry *be = &p->source->entries[i];
-                fprintf(f, "%s %s — %s%s%s%s%s\n", i == 0 ? "Boot:   " : "        ", be->file, be->title ?: "?",
+                fprintf(f, "%s %s — %s%s%s%s%s", i == 0 ? "Boot:   " : "        ", be->file, be->title ?: "?",
                         be->version ? " " : "", be->version ?: "", be->uname ? ", kernel " : "", be->uname ?: "");
+                if (be->install_as)
+                        fprintf(f, "; installed as %s on the %s (boot counting)", be->install_as,
+                                be->install_on == ROLE_XBOOTLDR || (be->install_on != ROLE_ESP && plan_find_role(p, ROLE_XBOOTLDR))
+                                        ? "XBOOTLDR partition" : "ESP");
+                fputc('\n', f);
         }
+        if (p->source && p->source->kind == PLAN_SOURCE_USR) {
+                const PlanPartition *a = NULL;
+
+                for (size_t i = 0; i < p->n_partitions && !a; i++)
+                        if (p->partitions[i].role == ROLE_USR && p->partitions[i].copy_from >= 0)
+                                a = &p->partitions[i];
+                fprintf(f, "Slots:   /usr A \"%s\" is copied from the image; B \"%s\" is left empty for systemd-sysupdate's next "
+                        "version; root%s starts empty and is filled from the image at first boot\n",
+                        a && a->label ? a->label : "?", PLAN_EMPTY_SLOT_LABEL, plan_find_role(p, ROLE_HOME) ? " and home" : "");
+        }
+        if (p->source && p->source->note)
+                fprintf(f, "Note:    %s\n", p->source->note);
         plan_print_encryption(p, f);
         if (p->account)
                 fprintf(f, "Account: %s%s%s%s — %s%s%s%s%s\n", p->account->user_name, p->account->real_name ? " (" : "",

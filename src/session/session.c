@@ -23,6 +23,8 @@
 struct Session {
         char *source_path;           /* resolved */
         Image *image;
+        char *image_cert;            /* PEM text of --image-certificate, NULL: none */
+        char *image_cert_path;
 
         char **targets;              /* offer only these (NULL: all) */
         size_t n_targets;
@@ -73,6 +75,8 @@ Session *session_free(Session *s) {
                 return NULL;
         free(s->source_path);
         image_free(s->image);
+        free(s->image_cert);
+        free(s->image_cert_path);
         strv_free_n(s->targets, s->n_targets);
         disk_list_done(&s->disks);
         disk_list_done(&s->extra);
@@ -163,6 +167,32 @@ int session_set_source(Session *s, const char *source) {
         return 0;
 }
 
+int session_set_image_certificate(Session *s, const char *path) {
+        _cleanup_(freep) char *text = NULL, *p = NULL;
+        size_t size = 0;
+        int r;
+
+        error_clear();
+        if (path) {
+                r = read_full_file(path, &text, &size);
+                if (r < 0)
+                        return error_setf(r == -ENOENT ? -ENOENT : -EINVAL, _("Cannot read the image certificate %s: %s"), path,
+                                          strerror(-r));
+                if (!strstr(text, "-----BEGIN CERTIFICATE-----"))
+                        return error_setf(-EINVAL, _("%s is not a PEM certificate (no \"-----BEGIN CERTIFICATE-----\" line)."), path);
+                p = strdup(path);
+                if (!p)
+                        return -ENOMEM;
+        }
+        free(s->image_cert);
+        free(s->image_cert_path);
+        s->image_cert = TAKE_PTR(text);
+        s->image_cert_path = TAKE_PTR(p);
+        /* An image opened without it is checked again. */
+        s->image = image_free(s->image);
+        return 0;
+}
+
 int session_open_source(Session *s) {
         _cleanup_(image_freep) Image *img = NULL;
         int r;
@@ -177,6 +207,15 @@ int session_open_source(Session *s) {
                 r = image_find_checksum(img);
         if (r >= 0)
                 r = image_load_boot(img);
+        if (r >= 0 && s->image_cert) {
+                /* The certificate is for a usr image's signature partition; given for anything
+                 * else, it would be a check that silently did not happen. */
+                if (img->kind != IMAGE_KIND_USR || !img->usr_verity_sig)
+                        r = error_setf(-EINVAL, _("The image %s has no usr-verity-sig partition, so the certificate %s cannot check it."),
+                                       s->source_path, s->image_cert_path);
+                else
+                        r = image_check_usr(img, s->image_cert);
+        }
         if (r < 0)
                 return r;
         s->image = TAKE_PTR(img);

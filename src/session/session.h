@@ -77,6 +77,10 @@ int session_set_source(Session *s, const char *source);
 /* Opens the source set (once): its checksum, UKIs and systemd-boot are read and kept for every plan
  * and the install. */
 int session_open_source(Session *s);
+/* The certificate (PEM file) a usr image's usr-verity-sig signature must verify against
+ * (image_check_usr()); NULL: none. Read now; checked when the source is opened, which it is again
+ * if it already was. -EINVAL (with a sentence) when the file cannot be read. */
+int session_set_image_certificate(Session *s, const char *path);
 /* NULL until session_open_source() succeeded. */
 const Image *session_image(const Session *s);
 /* The resolved path of the image, or NULL. */

@@ -354,6 +354,270 @@ static void test_json_roundtrip(void) {
         json_object_put(j);
 }
 
+#define USR_X86_64 "8484680c-9521-48c6-9c11-b0720656f69e"
+#define USR_VERITY_X86_64 "77ff5f63-e7b6-4633-acf4-1565b864c0e6"
+#define USR_VERITY_SIG_X86_64 "e7bb33fb-06cf-4e81-8273-e543b413e2e2"
+#define ROOT_VERITY_X86_64 "2c7357ed-ebd2-46d9-aec1-23d437ec2bf5"
+
+static void source_add(PlanSource *s, PartitionRole role, unsigned partno, uint64_t start, uint64_t size, const char *type,
+                       const char *uuid, const char *label, uint64_t flags, const char *fstype) {
+        PlanSourcePartition *sp;
+
+        s->partitions = realloc(s->partitions, (s->n_partitions + 1) * sizeof(PlanSourcePartition));
+        sp = &s->partitions[s->n_partitions++];
+        *sp = (PlanSourcePartition) { .role = role, .partno = partno, .start = start, .size = size, .flags = flags };
+        ASSERT_OK(sd_id128_from_string(type, &sp->type_uuid));
+        ASSERT_OK(sd_id128_from_string(uuid, &sp->uuid));
+        sp->label = label ? strdup(label) : NULL;
+        sp->fstype = fstype ? strdup(fstype) : NULL;
+}
+
+static void source_add_entry(PlanSource *s, const char *file, const char *version) {
+        s->entries = realloc(s->entries, (s->n_entries + 1) * sizeof(PlanBootEntry));
+        s->entries[s->n_entries++] = (PlanBootEntry) {
+                .file = strdup(file),
+                .install_on = _ROLE_INVALID,
+                .title = strdup("Fake OS"),
+                .version = strdup(version),
+                .uname = strdup("6.12.0-fake"),
+        };
+}
+
+/* A classic image as image_to_plan_source() describes it: root with dm-verity. */
+static PlanSource *classic_source(void) {
+        PlanSource *s = calloc(1, sizeof(PlanSource));
+
+        s->kind = PLAN_SOURCE_ROOT;
+        s->path = strdup("/var/tmp/fakeos.raw");
+        s->size = 3 * GiB;
+        s->fingerprint = strdup("1:1048576:104857600:c12a7328-f81f-11d2-ba4b-00a0c93ec93b:x");
+        s->os_name = strdup("Fake OS 7");
+        s->image_id = strdup("fakeos");
+        s->image_version = strdup("7");
+        source_add(s, ROLE_ROOT, 2, 101 * MiB, 1536 * MiB, ROOT_X86_64, "11111111-2222-4333-8444-555555555555", "root-x86-64", 0,
+                   "ext4");
+        source_add(s, ROLE_ROOT_VERITY, 3, 1637 * MiB, 64 * MiB, ROOT_VERITY_X86_64, "66666666-7777-4888-8999-aaaaaaaaaaaa",
+                   "root-verity", 0, NULL);
+        source_add_entry(s, "fakeos_7.efi", "7");
+        return s;
+}
+
+/* Classic plans are what they were before usr images existed, byte for byte: the JSON of a
+ * seeded classic install is compared with the file this code wrote before the change. */
+static void test_classic_json_unchanged(void) {
+        _cleanup_(disk_freep) Disk *d = fake_disk(16 * GiB, NULL);
+        _cleanup_(plan_source_freep) PlanSource *src = classic_source();
+        _cleanup_(plan_freep) Plan *p = NULL, *back = NULL;
+        _cleanup_(freep) char *golden = NULL, *path = NULL;
+        const char *dir = getenv("SOURCE_ROOT");
+        json_object *j;
+        const char *now;
+        PlanOptions o;
+        FILE *f;
+        long n;
+
+        plan_options_init(&o);
+        o.seed = "classic-golden";
+        o.home = (SizeRequest) { SIZE_FIXED, 4 * GiB };
+        o.source = src;
+        p = plan_ok(d, &o);
+        j = plan_to_json(p);
+        now = json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED);
+        if (getenv("IMPRINT_WRITE_GOLDEN")) {
+                printf("%s\n", now);
+                json_object_put(j);
+                exit(0);
+        }
+        ASSERT_TRUE(dir);
+        ASSERT_TRUE(asprintf(&path, "%s/tests/unit/data/plan-classic.json", dir) > 0);
+        f = fopen(path, "re");
+        ASSERT_TRUE(f);
+        ASSERT_OK(fseek(f, 0, SEEK_END));
+        n = ftell(f);
+        rewind(f);
+        golden = calloc(1, (size_t) n + 1);
+        ASSERT_EQ(fread(golden, 1, (size_t) n, f), (size_t) n);
+        fclose(f);
+        if (n > 0 && golden[n - 1] == '\n')
+                golden[n - 1] = 0;
+        ASSERT_STREQ(now, golden);
+        ASSERT_OK(plan_from_json(j, &back));
+        json_object_put(j);
+        j = plan_to_json(back);
+        ASSERT_STREQ(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED), golden);
+        json_object_put(j);
+}
+
+/* A usr image as image_to_plan_source() describes it: usr (squashfs), usr-verity and
+ * usr-verity-sig, slot sizes from its repart.d, names from its sysupdate.d. */
+static PlanSource *usr_source(void) {
+        PlanSource *s = calloc(1, sizeof(PlanSource));
+
+        s->kind = PLAN_SOURCE_USR;
+        s->path = strdup("/var/tmp/imprint-usr_1.raw");
+        s->size = 2 * GiB;
+        s->fingerprint = strdup("x");
+        s->os_name = strdup("Imprint usr 1");
+        s->image_id = strdup("imprint-usr");
+        s->image_version = strdup("1");
+        s->root_fstype = strdup("ext4");
+        s->note = strdup("imprint assumes that the initrd finds root by systemd-gpt-auto-generator.");
+        source_add(s, ROLE_USR, 2, 101 * MiB, 300 * MiB + 4096, USR_X86_64, "11111111-2222-4333-8444-555555555555", "imprint-usr_1",
+                   DPS_FLAG_READ_ONLY, "squashfs");
+        s->partitions[0].slot_size = 512 * MiB;
+        s->partitions[0].install_label = strdup("imprint-usr_1");
+        source_add(s, ROLE_USR_VERITY, 3, 402 * MiB, 20 * MiB, USR_VERITY_X86_64, "66666666-7777-4888-8999-aaaaaaaaaaaa",
+                   "imprint-usr_1", DPS_FLAG_READ_ONLY, NULL);
+        s->partitions[1].slot_size = 32 * MiB;
+        s->partitions[1].install_label = strdup("imprint-usr_1");
+        source_add(s, ROLE_USR_VERITY_SIG, 4, 422 * MiB, 16 * 1024, USR_VERITY_SIG_X86_64, "bbbbbbbb-cccc-4ddd-8eee-ffffffffffff",
+                   "imprint-usr_1", DPS_FLAG_READ_ONLY, NULL);
+        s->partitions[2].install_label = strdup("imprint-usr_1");
+        source_add_entry(s, "imprint-usr_1.efi", "1");
+        s->entries[0].install_as = strdup("imprint-usr_1+3-0.efi");
+        s->entries[0].install_on = ROLE_ESP;
+        return s;
+}
+
+static void test_usr_plan(void) {
+        static const PartitionRole order[] = { ROLE_ESP, ROLE_USR, ROLE_USR_VERITY, ROLE_USR_VERITY_SIG, ROLE_USR, ROLE_USR_VERITY,
+                                               ROLE_USR_VERITY_SIG, ROLE_ROOT, ROLE_HOME };
+        static const uint64_t slot[] = { 512 * MiB, 32 * MiB, MiB };
+        _cleanup_(disk_freep) Disk *d = fake_disk(16 * GiB, NULL), *small = fake_disk(2 * GiB, NULL);
+        _cleanup_(plan_source_freep) PlanSource *src = usr_source();
+        _cleanup_(plan_freep) Plan *p = NULL, *back = NULL, *q = NULL;
+        _cleanup_(freep) char *s1 = NULL, *table = NULL;
+        PlanAccount classic = { .user_name = (char *) "alice", .kind = ACCOUNT_CLASSIC, .note = (char *) "A classic user, as asked." };
+        size_t table_size = 0;
+        json_object *j, *j2;
+        sd_id128_t want;
+        FILE *f;
+        PlanOptions o;
+
+        plan_options_init(&o);
+        o.seed = "usr-line";
+        o.source = src;
+        o.home = (SizeRequest) { SIZE_FIXED, 2 * GiB };
+        p = plan_ok(d, &o);
+        check_aligned(p);
+
+        ASSERT_EQ(p->n_partitions, ELEMENTSOF(order));
+        for (size_t i = 0; i < ELEMENTSOF(order); i++)
+                ASSERT_EQ(p->partitions[i].role, order[i]);
+        ASSERT_EQ(p->arch, ARCH_X86_64);
+        for (size_t k = 0; k < 3; k++) {
+                const PlanPartition *a = &p->partitions[1 + k], *b = &p->partitions[4 + k];
+                const PlanSourcePartition *sp = &src->partitions[k];
+
+                /* A: copied, the image's type, UUID (halves of the usrhash) and flags, sysupdate's name. */
+                ASSERT_EQ(a->copy_from, (int) k);
+                ASSERT_EQ(a->size, slot[k]);
+                ASSERT_TRUE(sd_id128_equal(a->uuid, sp->uuid));
+                ASSERT_TRUE(sd_id128_equal(a->type_uuid, sp->type_uuid));
+                ASSERT_STREQ(a->label, "imprint-usr_1");
+                ASSERT_EQ(a->flags, DPS_FLAG_READ_ONLY);
+                ASSERT_TRUE(a->fstype == NULL);
+                /* B: same type and size, empty, "_empty", a UUID of its own (seeded). */
+                ASSERT_EQ(b->copy_from, -1);
+                ASSERT_EQ(b->action, ACTION_CREATE);
+                ASSERT_EQ(b->size, slot[k]);
+                ASSERT_TRUE(sd_id128_equal(b->type_uuid, sp->type_uuid));
+                ASSERT_FALSE(sd_id128_equal(b->uuid, sp->uuid));
+                ASSERT_STREQ(b->label, "_empty");
+                ASSERT_TRUE(b->fstype == NULL);
+                /* after all A slots */
+                ASSERT_TRUE(b->start >= p->partitions[3].start + p->partitions[3].size);
+        }
+        ASSERT_OK(uuid_from_seed("usr-line", "partition:usr-b", &want));
+        ASSERT_TRUE(sd_id128_equal(p->partitions[4].uuid, want));
+        /* Root is created (the image brings none), with the image's Format=, after the slots. */
+        ASSERT_EQ(plan_find_role(p, ROLE_ROOT)->copy_from, -1);
+        ASSERT_STREQ(plan_find_role(p, ROLE_ROOT)->fstype, "ext4");
+        ASSERT_STREQ(plan_find_role(p, ROLE_ROOT)->label, "root-x86-64");
+        ASSERT_TRUE(plan_find_role(p, ROLE_ROOT)->flags & DPS_FLAG_GROWFS);
+        ASSERT_STREQ(plan_find_role(p, ROLE_HOME)->fstype, "ext4");
+        ASSERT_EQ(plan_find_role(p, ROLE_HOME)->size, 2 * GiB);
+        for (size_t i = 0; i < p->n_partitions; i++)
+                for (size_t k = 0; k < i; k++)
+                        ASSERT_FALSE(sd_id128_equal(p->partitions[i].uuid, p->partitions[k].uuid));
+
+        /* The plan file holds the usr-only keys and loads back identical. */
+        j = plan_to_json(p);
+        s1 = strdup(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+        ASSERT_CONTAINS(s1, "\"kind\":\"usr\"");
+        ASSERT_CONTAINS(s1, "\"installAs\":\"imprint-usr_1+3-0.efi\"");
+        ASSERT_CONTAINS(s1, "\"installOn\":\"esp\"");
+        ASSERT_CONTAINS(s1, "\"slotSize\":536870912");
+        ASSERT_CONTAINS(s1, "\"installLabel\":\"imprint-usr_1\"");
+        ASSERT_CONTAINS(s1, "\"rootFstype\":\"ext4\"");
+        ASSERT_CONTAINS(s1, "\"label\":\"_empty\"");
+        ASSERT_OK(plan_from_json(j, &back));
+        j2 = plan_to_json(back);
+        ASSERT_STREQ(s1, json_object_to_json_string_ext(j2, JSON_C_TO_STRING_PLAIN));
+        json_object_put(j2);
+        ASSERT_EQ(back->source->kind, PLAN_SOURCE_USR);
+        ASSERT_EQ(back->source->entries[0].install_on, ROLE_ESP);
+        ASSERT_EQ(back->source->partitions[0].slot_size, 512 * MiB);
+        plan_free(back), back = NULL;
+        /* A file name with a path in it is not a boot entry name. */
+        {
+                json_object *so, *ents;
+                ASSERT_TRUE(json_object_object_get_ex(j, "source", &so));
+                ASSERT_TRUE(json_object_object_get_ex(so, "bootEntries", &ents));
+                json_object_object_add(json_object_array_get_idx(ents, 0), "installAs", json_object_new_string("../../x.efi"));
+                ASSERT_EQ(plan_from_json(j, &back), -EINVAL);
+                ASSERT_CONTAINS(error_message(), "path");
+        }
+        json_object_put(j);
+
+        /* The table shows the B slots and says what A and B are, and what imprint assumed. */
+        f = open_memstream(&table, &table_size);
+        plan_print_table(p, f);
+        fclose(f);
+        ASSERT_CONTAINS(table, "_empty");
+        ASSERT_CONTAINS(table, "Slots:   /usr A \"imprint-usr_1\" is copied from the image; B \"_empty\"");
+        ASSERT_CONTAINS(table, "installed as imprint-usr_1+3-0.efi on the ESP");
+        ASSERT_CONTAINS(table, "Note:    imprint assumes that the initrd");
+
+        /* Too small: the sentence names the slots and the numbers. */
+        o.home = (SizeRequest) { SIZE_NONE, 0 };
+        ASSERT_EQ(plan_build(small, &o, &q), -ENOSPC);
+        ASSERT_CONTAINS(error_message(), "/usr slots A and B of the image 1.1 GiB");
+        ASSERT_CONTAINS(error_message(), "2 GiB");
+
+        /* A classic account cannot be made in a root that starts empty. */
+        o.account = &classic;
+        ASSERT_EQ(plan_build(d, &o, &q), -EOPNOTSUPP);
+        ASSERT_CONTAINS(error_message(), "A classic user, as asked. But the image /var/tmp/imprint-usr_1.raw brings no root filesystem");
+        o.account = NULL;
+
+        /* The image's repart.d decides root's filesystem; a contradicting option is refused. */
+        o.root_fs = "xfs";
+        ASSERT_EQ(plan_build(d, &o, &q), -EINVAL);
+        ASSERT_CONTAINS(error_message(), "makes its root filesystem ext4");
+        o.root_fs = "ext4";
+        q = plan_ok(d, &o);
+        plan_free(q), q = NULL;
+        /* Without a Format= in the image, the option (or ext4) decides; without slot sizes, A's size. */
+        o.root_fs = "btrfs";
+        free(src->root_fstype), src->root_fstype = NULL;
+        src->partitions[0].slot_size = 0;
+        q = plan_ok(d, &o);
+        ASSERT_STREQ(plan_find_role(q, ROLE_ROOT)->fstype, "btrfs");
+        ASSERT_EQ(q->partitions[1].size, 301 * MiB);
+        ASSERT_EQ(q->partitions[4].size, 301 * MiB);
+        plan_free(q), q = NULL;
+
+        /* An image with only usr (no verity): just usr A and B. */
+        src->n_partitions = 1;
+        o.root_fs = NULL;
+        q = plan_ok(d, &o);
+        ASSERT_EQ(q->n_partitions, 4);
+        ASSERT_EQ(q->partitions[2].role, ROLE_USR);
+        ASSERT_STREQ(q->partitions[2].label, "_empty");
+        src->n_partitions = 3;
+}
+
 static void test_fingerprint(void) {
         _cleanup_(disk_freep) Disk *w = windows_disk(GiB);
         _cleanup_(plan_freep) Plan *p = NULL;
@@ -436,6 +700,8 @@ int main(void) {
         test_free_mode();
         test_free_mode_refusals();
         test_json_roundtrip();
+        test_classic_json_unchanged();
+        test_usr_plan();
         test_fingerprint();
         printf("test-plan: all checks passed\n");
         return 0;
