@@ -235,7 +235,11 @@ truncate -s 8G "$WORK/target.img"
 truncate -s 64M "$WORK/escrow.img"
 mkfs.ext4 -q -F -L escrow "$WORK/escrow.img"
 user_password="Sysupdate-lantern $(basename "$WORK") 42"
+# The image's signing certificate reaches the medium as a credential too: imprint must verify the
+# usr-verity-sig signature against it (imageCertificate) before it writes anything.
+[ -s "$usr_dir/test-cert.pem" ] || failed "no test-cert.pem in $usr_dir"
 config=$(jq -cn '{source: "/dev/disk/by-id/virtio-usrimg", target: "/dev/disk/by-id/virtio-target", seed: "e2e-sysupdate",
+        imageCertificate: "/run/credentials/imprint-unattended.service/imprint.image-certificate",
         encrypt: true, tpm2: "required", recoveryKeyEscrow: "/run/imprint-escrow",
         user: {name: "alice", realName: "Alice Example", admin: true, storage: "directory"},
         hostname: "imprint-usr", afterInstall: "poweroff", onFailure: "poweroff"}')
@@ -247,12 +251,17 @@ run_stamped "$WORK/live-serial.log" "$WORK/live-serial.stamps" \
         --disk "$WORK/live.qcow2:live" --boot-first live --disk "$WORK/escrow.img:escrow" --disk "$WORK/usrimg.qcow2:usrimg" \
         --qemu-arg -smbios --qemu-arg "$(cred imprint.config "$config")" \
         --qemu-arg -smbios --qemu-arg "$(cred imprint.user-password "$user_password")" \
+        --qemu-arg -smbios --qemu-arg "$(cred imprint.image-certificate "$(cat "$usr_dir/test-cert.pem")")" \
         --qemu-arg -smbios --qemu-arg "$(cred fstab.extra "$fstab_extra")" \
         --no-check --log "$WORK/live-serial.log" --timeout 1200 \
         --stop-after 'imprint-unattended\.service failed:' \
         --stop-after 'You are in emergency mode' \
         --expect '"event": ?"recoveryKey".*"deliveredTo": ?"/run/imprint-escrow/recovery-key-' \
         --expect '"event": ?"end".*"id": ?"encrypt-root"' \
+        --expect '"event": ?"end".*"id": ?"verify-usr"' \
+        --expect '"event": ?"end".*"id": ?"verify-usr-verity"' \
+        --expect '"event": ?"end".*"id": ?"verify-usr-verity-sig"' \
+        --expect '"event": ?"end".*"id": ?"clear-usr"' \
         --expect '"event": ?"result".*"success": ?true' \
         || failed "the unattended install of imprint-usr_1 (serial log $WORK/live-serial.log)"
 phase_done "live boot + install" "$t"
