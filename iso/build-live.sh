@@ -66,6 +66,8 @@ live_packages=(
         dracut zstd
         systemd systemd-sysv udev dbus kmod libpam-systemd
         util-linux fdisk dosfstools mtools e2fsprogs
+        # usr images: usr read without mounting (squashfs, erofs), the UKI's initrd listed
+        squashfs-tools erofs-utils xz-utils
         systemd-boot-efi systemd-boot-tools systemd-ukify
         systemd-cryptsetup cryptsetup-bin
         tpm2-tools libtss2-esys-3.0.2-0t64 libtss2-rc0t64 libtss2-mu-4.0.1-0t64 libtss2-tctildr0t64

@@ -65,7 +65,8 @@ bool fs_erofs_readable(void) {
 
         if (cached >= 0)
                 return cached;
-        /* dump.erofs learnt --cat in erofs-utils 1.8; older ones have only --ls and inode dumps. */
+        /* dump.erofs learnt --cat during erofs-utils 1.8 (1.8.2 has none, 1.8.6 of Debian 13 has it): ask it.
+         * Older ones have only --ls and inode dumps. */
         char *argv[] = { (char *) "dump.erofs", (char *) "--help", NULL };
         if (run_command(argv, &(RunOptions) { .ret_stdout = &out, .ret_status = &status, .merge_stderr = true }) < 0)
                 cached = 0;
@@ -97,7 +98,7 @@ static int offset_args(const FsLocation *l, char **ret_image, char **ret_offset)
 }
 
 /* squashfs (unsquashfs -cat, squashfs-tools ≥ 4.5) and erofs (dump.erofs --cat, erofs-utils ≥
- * 1.8): the file's bytes on stdout. */
+ * 1.8.x with --cat): the file's bytes on stdout. */
 static int offset_tool_cat(const FsLocation *l, const char *path, char **ret, size_t *ret_size) {
         _cleanup_(freep) char *image = NULL, *off = NULL, *offopt = NULL, *pathopt = NULL;
         int r;

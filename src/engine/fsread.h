@@ -3,7 +3,7 @@
 
 /* Reading and writing files inside a filesystem that sits in a partition, without mounting it
  * and without privileges: debugfs for ext2/3/4, mtools for FAT, unsquashfs for squashfs (reading
- * only), dump.erofs for erofs (reading only, erofs-utils 1.8 or later). All of them name a
+ * only), dump.erofs for erofs (reading only, a dump.erofs with --cat). All of them name a
  * partition inside an image file by byte offset, so this works on image files as well as on
  * partition nodes. */
 
@@ -40,7 +40,8 @@ int fat_write_file(const FsLocation *l, const char *path, const void *data, size
 
 void strv_free(char **l);
 
-/* Whether this system's dump.erofs can print a file (erofs-utils 1.8 or later: --cat, --offset).
+/* Whether this system's dump.erofs can print a file (--cat and --offset: later
+ * erofs-utils 1.8 releases; 1.8.2 has no --cat, 1.8.6 of Debian 13 has).
  * Without it, erofs reads are -EOPNOTSUPP. */
 bool fs_erofs_readable(void);
 

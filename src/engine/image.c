@@ -608,8 +608,9 @@ static int check_usr_readable(const Image *img) {
                 if (fs_erofs_readable())
                         return 0;
                 return error_setf(-EOPNOTSUPP,
-                                  _("The usr partition %u of the image %s is erofs, which imprint reads with dump.erofs --cat from "
-                                    "erofs-utils 1.8 or later; this system has an older dump.erofs or none. Install erofs-utils 1.8 or later."),
+                                  _("The usr partition %u of the image %s is erofs, which imprint reads with the --cat option of "
+                                    "dump.erofs (erofs-utils 1.8.6 of Debian 13 has it); this system's dump.erofs has no --cat, or "
+                                    "there is none. Install a newer erofs-utils."),
                                   img->usr->partno, img->path);
         }
         return error_setf(-EOPNOTSUPP,
@@ -817,7 +818,7 @@ static uint64_t usr_fs_size(const Image *img) {
         return 0;
 }
 
-static int check_verity(Image *img, const char *usrhash) {
+static int check_verity(Image *img, const char *usrhash, char **ret_root_hash) {
         const DiskPartition *v = img->usr_verity;
         _cleanup_(freep) uint8_t *sbuf = NULL, *top = NULL;
         _cleanup_(freep) char *root_hash = NULL;
@@ -864,8 +865,7 @@ static int check_verity(Image *img, const char *usrhash) {
                                   _("The usr-verity partition %u of the image %s does not belong to usrhash=%s of its UKI: its hash tree "
                                     "has the root hash %s."),
                                   v->partno, img->path, usrhash, root_hash);
-        if (!img->usrhash)
-                img->usrhash = TAKE_PTR(root_hash);
+        *ret_root_hash = TAKE_PTR(root_hash);
         return 0;
 }
 
@@ -899,7 +899,7 @@ static int check_signature(Image *img, const char *usrhash, const char *cert_pem
         if (r == -EINVAL)
                 return error_setf(r, _("The image certificate given is not a PEM X.509 certificate."));
         if (r == -EKEYREJECTED)
-                return error_setf(r,
+                return error_setf(-EBADMSG,
                                   _("The signature in the usr-verity-sig partition %u of the image %s does not verify against the image "
                                     "certificate given: the usr partition is not signed by its key."),
                                   p->partno, img->path);
@@ -931,10 +931,16 @@ static int check_initrd(Image *img, const ImageUki *u, bool need_veritysetup) {
         s = pe_find_section(&pe, ".initrd");
         if (!s) {
                 pe_file_done(&pe);
-                snprintf(text, sizeof(text),
-                         _("imprint assumes that the initrd that boots %s (it has none inside) finds root by "
-                           "systemd-gpt-auto-generator%s."),
-                         u->name, need_veritysetup ? _(" and opens /usr with systemd-veritysetup") : "");
+                if (need_veritysetup)
+                        snprintf(text, sizeof(text),
+                                 _("imprint assumes that the initrd that boots %s (it has none inside) finds root by "
+                                   "systemd-gpt-auto-generator and opens /usr with systemd-veritysetup."),
+                                 u->name);
+                else
+                        snprintf(text, sizeof(text),
+                                 _("imprint assumes that the initrd that boots %s (it has none inside) finds root by "
+                                   "systemd-gpt-auto-generator."),
+                                 u->name);
                 return add_assumption(img, text);
         }
         r = pe_section_view(m.p, m.size, s, &data, &size);
@@ -952,9 +958,11 @@ static int check_initrd(Image *img, const ImageUki *u, bool need_veritysetup) {
                                  _("imprint assumes that the initrd of %s finds root by systemd-gpt-auto-generator: it could not read "
                                    "all of it (%s)."),
                                  u->name, f.unknown_what);
-                        return add_assumption(img, text);
-                }
-                return error_setf(-EBADMSG,
+                        r = add_assumption(img, text);
+                        if (r < 0)
+                                return r;
+                } else
+                        return error_setf(-EBADMSG,
                                   _("The image %s cannot boot: the initrd in its UKI %s has no systemd-gpt-auto-generator and its "
                                     "command line has no root=, so nothing would find the root partition imprint creates."),
                                   img->path, u->name);
@@ -977,7 +985,7 @@ static int check_initrd(Image *img, const ImageUki *u, bool need_veritysetup) {
 
 int image_check_usr(Image *img, const char *cert_pem) {
         const ImageUki *u;
-        _cleanup_(freep) char *usrhash = NULL;
+        _cleanup_(freep) char *usrhash = NULL, *verity_hash = NULL;
         int r;
 
         if (img->kind != IMAGE_KIND_USR)
@@ -1023,12 +1031,13 @@ int image_check_usr(Image *img, const char *cert_pem) {
                         return -ENOMEM;
         }
         if (img->usr_verity) {
-                r = check_verity(img, usrhash);
+                r = check_verity(img, usrhash, &verity_hash);
                 if (r < 0)
                         return r;
         }
         if (img->usr_verity_sig) {
-                r = check_signature(img, img->usrhash, cert_pem);
+                /* Without usrhash=, the signature must at least sign the verity partition's hash. */
+                r = check_signature(img, usrhash ?: verity_hash, cert_pem);
                 if (r < 0)
                         return r;
         }

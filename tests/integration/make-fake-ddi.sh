@@ -6,6 +6,7 @@
 # systemd-boot from this host's systemd-boot-efi package, and some data (random and zero blocks,
 # so sparse copying and verification have something to do). Writes OUT.img.sha256 too.
 # tests/image/build-ddi.sh builds the real, bootable image; this one takes two seconds.
+# FAKE_DDI_KIND=usr makes a usr image instead (make-fake-usr.sh says what is in it).
 set -eu -o pipefail
 export PATH="$PATH:/usr/sbin:/sbin" MTOOLS_SKIP_CHECK=1
 
@@ -37,8 +38,16 @@ k[0x400:0x400 + len(ver)] = ver
 struct.pack_into("<H", k, 0x20E, 0x400 - 0x200)
 open(sys.argv[1], "wb").write(k)
 PY
-echo -n "console=ttyS0 rw" >"$tmp/cmdline"
 echo -n "6.1.0-fake-amd64" >"$tmp/uname"
+
+# FAKE_DDI_KIND=usr: a usr image as image-based desktops ship them (no root partition).
+if [ "${FAKE_DDI_KIND:-root}" = usr ]; then
+        # shellcheck source=make-fake-usr.sh
+        . "$(dirname "${BASH_SOURCE[0]}")/make-fake-usr.sh"
+        exit 0
+fi
+
+echo -n "console=ttyS0 rw" >"$tmp/cmdline"
 
 objcopy \
         --add-section .osrel="$tmp/os-release" --change-section-vma .osrel=0x20000 \

@@ -6,8 +6,9 @@
 # (blkid finds no signature, first and last MiB are zeros); cmp finds the A slot bit-identical to
 # the image's partitions; mtools finds the UKI under sysupdate's name with the boot counter
 # (NAME+3-0.efi) and loader.conf defaulting to a glob of every version; blkid finds root made as
-# ext4 (the image brings none). The image is tests/integration/make-fake-usr-ddi.sh.
+# ext4 (the image brings none). The image is make-fake-ddi.sh's usr variant (make-fake-usr.sh).
 . "$(dirname "$0")/lib.sh"
+need_root
 need_tool jq
 need_tool mdir
 need_tool objcopy
@@ -18,8 +19,8 @@ need_tool mksquashfs
 need_tool unsquashfs
 
 src=$WORK/usr.img
-bash "$(dirname "$0")/make-fake-usr-ddi.sh" "$src" >"$WORK/make.log" 2>&1 \
-        || { cat "$WORK/make.log" >&2; fail "make-fake-usr-ddi.sh cannot make the usr image"; }
+FAKE_DDI_KIND=usr bash "$(dirname "$0")/make-fake-ddi.sh" "$src" >"$WORK/make.log" 2>&1 \
+        || { cat "$WORK/make.log" >&2; fail "make-fake-ddi.sh cannot make the usr image"; }
 tgt=$WORK/target.img
 truncate -s 8G "$tgt"
 
@@ -43,13 +44,13 @@ grep -q "_empty" "$WORK/table" || fail "the plan table does not show the B slots
 grep -q "^Slots: " "$WORK/table" || fail "the plan table does not say what the A and B slots are"
 pass "the plan copies the A slot, leaves a B slot named _empty of the same types and sizes, and makes root"
 
-# The A slot's names are what the image's sysupdate.d names version 3 (fakeusr_@v), which is also
+# The A slot's names are what the image's sysupdate.d names version 7 (fakeusr_@v), which is also
 # how the image names its own partitions.
 sfdisk --json "$src" >"$WORK/src.json"
-[ "$(jq -r '[.partitions[1:4][] | .label] | join(",")' "$WORK/plan.json")" = fakeusr_3,fakeusr_3,fakeusr_3 ] \
-        || fail "the A slot is not named as the image's sysupdate.d names version 3"
-[ "$(jq -r '[.partitiontable.partitions[1:4][] | .name] | join(",")' "$WORK/src.json")" = fakeusr_3,fakeusr_3,fakeusr_3 ] \
-        || fail "the fake image's partitions are not named fakeusr_3"
+[ "$(jq -r '[.partitions[1:4][] | .label] | join(",")' "$WORK/plan.json")" = fakeusr_7,fakeusr_7,fakeusr_7 ] \
+        || fail "the A slot is not named as the image's sysupdate.d names version 7"
+[ "$(jq -r '[.partitiontable.partitions[1:4][] | .name] | join(",")' "$WORK/src.json")" = fakeusr_7,fakeusr_7,fakeusr_7 ] \
+        || fail "the fake image's partitions are not named fakeusr_7"
 grep -q "did not check the usr partition's signature against a key" "$WORK/table" \
         || fail "without a certificate, the plan does not say that the signature was not checked against a key"
 
@@ -186,3 +187,19 @@ jq -e -s '.[-1].success == false and (.[-1].message | test("verif"))' <(grep '^{
 printf '{"source": "%s", "target": "%s", "imageCertificate": "%s"}\n' "$src" "$WORK/unattended.img" "$src.cert.pem" >"$WORK/good.json"
 "$IMPRINT" unattended --config "$WORK/good.json" >"$WORK/good.out" 2>&1 || { tail -3 "$WORK/good.out" >&2; fail "the unattended install with the image's certificate fails"; }
 pass "unattended: imageCertificate is checked before anything is written"
+
+# ---- a block device ------------------------------------------------------------------------------
+# Through partition nodes, as on a real disk: the same layout, the B slot empty, root formatted.
+truncate -s 8G "$WORK/block.img"
+attach "$WORK/block.img"
+"$IMPRINT" plan --source "$src" --target "$ATTACHED" --no-encrypt --seed block --plan-file "$WORK/block.json" >/dev/null
+"$IMPRINT" install --plan-file "$WORK/block.json" --no-variables --yes >"$WORK/block.log" 2>&1 \
+        || { tail -5 "$WORK/block.log" >&2; fail "install to the loop device fails"; }
+compare_with_sfdisk "$WORK/block.json" "$ATTACHED"
+partx -u "$ATTACHED" 2>/dev/null || true
+for n in 5 6 7; do
+        [ -z "$(blkid -p -o value -s TYPE "${ATTACHED}p$n" || true)" ] || fail "blkid finds a filesystem in the B slot ${ATTACHED}p$n"
+done
+[ "$(blkid -p -o value -s TYPE "${ATTACHED}p2")" = squashfs ] || fail "the usr A slot on ${ATTACHED}p2 is not squashfs"
+[ "$(blkid -p -o value -s TYPE "${ATTACHED}p8")" = ext4 ] || fail "root on ${ATTACHED}p8 is not ext4"
+pass "the same install to a loop device: A slot copied, B slot empty, root ext4"

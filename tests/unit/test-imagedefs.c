@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 
 #include "error.h"
+#include "fileio.h"
 #include "image.h"
 #include "imagedefs.h"
 #include "size.h"
@@ -319,7 +320,58 @@ static void test_initrd(void) {
         ASSERT_FALSE(f.gpt_auto);
 }
 
-int main(void) {
+static const char *role_name(PartitionRole r) {
+        return r < 0 ? "boot" : partition_role_to_string(r);
+}
+
+/* "check IMAGE [CERT]": what the engine makes of an image, for tests/integration/test-image-usr.sh:
+ * "refused: SENTENCE" and exit 1, or one "key value" line per fact. */
+static int check_image(const char *path, const char *cert_path) {
+        _cleanup_(image_freep) Image *img = NULL;
+        _cleanup_(plan_source_freep) PlanSource *src = NULL;
+        _cleanup_(freep) char *cert = NULL;
+        int r;
+
+        if (cert_path && read_full_file(cert_path, &cert, NULL) < 0) {
+                fprintf(stderr, "cannot read %s\n", cert_path);
+                return 2;
+        }
+        r = image_open(path, &img);
+        if (r >= 0)
+                r = image_load_boot(img);
+        if (r >= 0 && cert)
+                r = image_check_usr(img, cert);
+        if (r >= 0)
+                r = image_to_plan_source(img, &src);
+        if (r < 0) {
+                printf("refused: %s\n", error_message_for(r));
+                return 1;
+        }
+        printf("kind %s\n", img->kind == IMAGE_KIND_USR ? "usr" : "root");
+        printf("source-kind %s\n", src->kind == PLAN_SOURCE_USR ? "usr" : "root");
+        printf("usrhash %s\n", img->usrhash ?: "-");
+        printf("image %s %s\n", img->image_id ?: "-", img->image_version ?: "-");
+        printf("sdboot %s\n", img->sdboot_version ?: "-");
+        printf("repart %zu transfers %zu\n", img->n_repart, img->n_transfers);
+        printf("root-fstype %s home-fstype %s\n", src->root_fstype ?: "-", src->home_fstype ?: "-");
+        for (size_t i = 0; i < src->n_partitions; i++)
+                printf("partition %s %u size %" PRIu64 " slot %" PRIu64 " label %s install-label %s\n",
+                       partition_role_to_string(src->partitions[i].role), src->partitions[i].partno, src->partitions[i].size,
+                       src->partitions[i].slot_size, src->partitions[i].label ?: "-", src->partitions[i].install_label ?: "-");
+        for (size_t i = 0; i < src->n_entries; i++)
+                printf("entry %s install-as %s on %s\n", src->entries[i].file, src->entries[i].install_as ?: "-",
+                       role_name(src->entries[i].install_on));
+        printf("note %s\n", src->note ?: "-");
+        return 0;
+}
+
+int main(int argc, char *argv[]) {
+        if (argc >= 3 && streq(argv[1], "check"))
+                return check_image(argv[2], argc > 3 ? argv[3] : NULL);
+        if (argc > 1) {
+                fprintf(stderr, "usage: %s [check IMAGE [CERTIFICATE]]\n", argv[0]);
+                return 2;
+        }
         test_patterns();
         test_types();
         test_repart();

@@ -608,6 +608,42 @@ static void test_usr_plan(void) {
         ASSERT_EQ(q->partitions[4].size, 301 * MiB);
         plan_free(q), q = NULL;
 
+        /* Free mode beside Windows with a small ESP: the ESP is kept, an XBOOTLDR partition is made,
+         * the slots and root follow it in the free region; the UKI still goes where its transfer
+         * says (the ESP here), and the table says so. */
+        {
+                _cleanup_(disk_freep) Disk *w = windows_disk(100 * MiB);
+                _cleanup_(freep) char *t2 = NULL;
+                static const PartitionRole free_order[] = { ROLE_ESP, ROLE_XBOOTLDR, ROLE_USR, ROLE_USR_VERITY, ROLE_USR_VERITY_SIG,
+                                                            ROLE_USR, ROLE_USR_VERITY, ROLE_USR_VERITY_SIG, ROLE_ROOT };
+                size_t t2_size = 0;
+
+                o.mode = PLAN_FREE;
+                q = plan_ok(w, &o);
+                check_aligned(q);
+                ASSERT_EQ(q->n_partitions, ELEMENTSOF(free_order));
+                for (size_t i = 0; i < ELEMENTSOF(free_order); i++)
+                        ASSERT_EQ(q->partitions[i].role, free_order[i]);
+                ASSERT_EQ(q->partitions[0].action, ACTION_KEEP);
+                ASSERT_EQ(q->partitions[2].partno, 5); /* after Windows' 1-3 and XBOOTLDR's 4 */
+                ASSERT_STREQ(q->partitions[5].label, "_empty");
+                f = open_memstream(&t2, &t2_size);
+                plan_print_table(q, f);
+                fclose(f);
+                ASSERT_CONTAINS(t2, "installed as imprint-usr_1+3-0.efi on the ESP");
+                src->entries[0].install_on = _ROLE_INVALID; /* PathRelativeTo=boot: $BOOT, the XBOOTLDR partition */
+                plan_free(q), q = NULL;
+                q = plan_ok(w, &o);
+                free(t2), t2 = NULL;
+                f = open_memstream(&t2, &t2_size);
+                plan_print_table(q, f);
+                fclose(f);
+                ASSERT_CONTAINS(t2, "installed as imprint-usr_1+3-0.efi on the XBOOTLDR partition");
+                src->entries[0].install_on = ROLE_ESP;
+                plan_free(q), q = NULL;
+                o.mode = PLAN_ERASE;
+        }
+
         /* An image with only usr (no verity): just usr A and B. */
         src->n_partitions = 1;
         o.root_fs = NULL;
