@@ -292,6 +292,7 @@ echo "ok: root (partition $root_partno) is LUKS; \$BOOT/EFI/Linux: $uki"
 # boot_installed NAME ACTION [boot-image.sh options…]: the installed disk with the install's TPM
 # state and firmware variables, imprint.action as a system credential; the log is
 # $WORK/serial-NAME.log (and .stamps). The update disk, when wanted, is passed as --disk FILE:upd.
+# ACTION may list several, comma-separated (doubled for QEMU, whose options escape a comma so).
 BOOTS=0
 boot_installed() {
         local name=$1 action=$2
@@ -300,7 +301,7 @@ boot_installed() {
         run_stamped "$WORK/serial-$name.log" "$WORK/serial-$name.stamps" \
                 bash "$here/boot-image.sh" "$WORK/target.img" --tpm-state "$WORK/tpm" --vars "$WORK/OVMF_VARS.fd" \
                 --no-check --log "$WORK/serial-$name.log" --timeout 900 \
-                --qemu-arg -smbios --qemu-arg "type=11,value=io.systemd.credential:imprint.action=$action" \
+                --qemu-arg -smbios --qemu-arg "type=11,value=io.systemd.credential:imprint.action=${action//,/,,}" \
                 --stop-after '^Please enter passphrase' \
                 --stop-after 'You are in emergency mode' \
                 --expect 'IMPRINT-CHECK-DONE' \
