@@ -178,7 +178,8 @@ int boot_install(const Plan *p, const Image *img, const char *esp_node, const ch
                 if (r < 0)
                         return error_prefixf(r, _("Cannot copy %s to %s"), path, p->target);
                 if (be && be->install_as)
-                        log_info("installed %s as %s on the %s", img->ukis[i].name, path, where == &esp ? "ESP" : "XBOOTLDR partition");
+                        log_info("installed %s as %s on the %s", img->ukis[i].name, path,
+                                 where == &esp || !xb_p ? "ESP" : "XBOOTLDR partition");
         }
         r = fat_write_file(&boot, "/loader/entries.srel", "type1\n", 6);
         if (r < 0)
