@@ -39,6 +39,17 @@ typedef struct InstallConfig {
         PlanSettings settings;    /* hostname, timezone, locale, keymap */
         unsigned wait_for_target_sec;  /* how long to wait for the target node to appear (udev) */
         AfterAction after_install, on_failure;
+
+        /* "reset": {…} — the configuration asks for a factory reset instead of an install (reset.h).
+         * Keys: "target" (disk path, or "auto": the one disk that carries an imprint install
+         * record), "keepHome", "secureErase", "tpmClear" (booleans), "recoveryKeyEscrow" (as for an
+         * install; required unless a person confirms the key), "user" (as for an install; absent:
+         * the account is left to the first boot), "afterReset" (none/poweroff/reboot, default
+         * reboot). The top-level "source" is only needed for classic images. */
+        bool reset;
+        char *reset_target;
+        bool reset_keep_home, reset_secure_erase, reset_tpm_clear;
+        AfterAction after_reset;
 } InstallConfig;
 
 void install_config_init(InstallConfig *c);

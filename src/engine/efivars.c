@@ -863,3 +863,24 @@ int efi_remove_boot_entry(const EfiVars *v, uint16_t id) {
         log_info("Removed EFI boot entry Boot%04X.", id);
         return 0;
 }
+
+/* CONTRACT STUBS: implemented in branch "recovery". */
+int efi_get_variable(const EfiVars *v, const char *name, void **ret, size_t *ret_size) {
+        return -EOPNOTSUPP;
+}
+
+int efi_set_variable(const EfiVars *v, const char *name, const void *data, size_t size) {
+        return -EOPNOTSUPP;
+}
+
+int efi_delete_variable(const EfiVars *v, const char *name) {
+        return -EOPNOTSUPP;
+}
+
+int efi_get_variable_string(const EfiVars *v, const char *name, char **ret) {
+        return -EOPNOTSUPP;
+}
+
+int efi_set_variable_string(const EfiVars *v, const char *name, const char *value) {
+        return -EOPNOTSUPP;
+}

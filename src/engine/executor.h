@@ -57,6 +57,7 @@ typedef struct ExecOptions {
         const Secret *passphrase; /* for a plan with a passphrase keyslot */
         const Secret *tpm2_pin;   /* for a plan whose TPM2 policy has a PIN */
         const Secret *user_password; /* for a plan that creates an account */
+        const Secret *old_recovery_key; /* reset with home kept: unlocks home when its TPM2 token cannot */
 } ExecOptions;
 
 /* Checks the target (still the disk that was planned, not in use) and, for a plan with an image,
@@ -66,3 +67,18 @@ typedef struct ExecOptions {
  * leaves a disk that does not boot half an install. img must be the plan's image, opened with
  * image_open() and image_load_boot(), or NULL for a plan without one. */
 int executor_run(const Plan *p, Image *img, const ExecOptions *o, const ExecCallbacks *cb);
+
+/* A plan of mode PLAN_RESET runs through executor_run() too, with the same callbacks (confirm:
+ * type the disk's name; recovery_key: hand over the NEW key). Its steps, in order:
+ *   reset-begin      the audit record on the ESP (status "running"), the recovery entry made the
+ *                    boot default until the end (recovery_redirect_boot()), and root/home named
+ *                    DISK_INCOMPLETE_LABEL: from here an interrupted reset is never booted as an
+ *                    intact system, and the recovery entry resumes it;
+ *   erase-ROLE       erase_partition() for every partition with erase set;
+ *   reenroll-home    keep home: new recovery key + TPM2, every old keyslot and token removed;
+ *   encrypt-ROLE, format-ROLE, copy-ROLE/verify-ROLE (classic images), configure, close-encrypted
+ *                    as for an install;
+ *   sync, reset-end  audit record "complete" with each step's time, boot default restored,
+ *                    firmware reset request cleared, TPM clear requested when asked;
+ *   finish           the partitions' names back.
+ * The partition table, the ESP's other files, usr slots and vendor partitions are not written. */

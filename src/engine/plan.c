@@ -21,14 +21,33 @@
 static const char *const plan_mode_table[_PLAN_MODE_MAX] = {
         [PLAN_ERASE] = "erase",
         [PLAN_FREE] = "free",
+        [PLAN_RESET] = "reset",
 };
 DEFINE_STRING_TABLE_LOOKUP(plan_mode, PlanMode);
 
 static const char *const partition_action_table[_ACTION_MAX] = {
         [ACTION_CREATE] = "create",
         [ACTION_KEEP] = "keep",
+        [ACTION_REENROLL] = "reenroll",
 };
 DEFINE_STRING_TABLE_LOOKUP(partition_action, PartitionAction);
+
+static const char *const reset_entry_point_table[_RESET_ENTRY_POINT_MAX] = {
+        [RESET_FROM_BOOT_MENU] = "boot-menu",
+        [RESET_FROM_LIVE_MEDIUM] = "live-medium",
+        [RESET_UNATTENDED] = "unattended",
+};
+DEFINE_STRING_TABLE_LOOKUP(reset_entry_point, ResetEntryPoint);
+
+void plan_reset_free(PlanReset *r) {
+        if (!r)
+                return;
+        free(r->installed_at);
+        free(r->installed_by);
+        free(r->image_version);
+        free(r->account_note);
+        free(r);
+}
 
 static const char *const plan_source_kind_table[_PLAN_SOURCE_KIND_MAX] = {
         [PLAN_SOURCE_ROOT] = "root",
@@ -305,6 +324,8 @@ Plan *plan_free(Plan *p) {
         free(p->doomed);
         plan_fingerprint_done(&p->fingerprint);
         plan_source_free(p->source);
+        plan_reset_free(p->reset);
+        free(p->recovery_uki);
         free(p->target);
         free(p->target_name);
         free(p->target_description);

@@ -38,6 +38,8 @@
 typedef enum PlanMode {
         PLAN_ERASE,     /* a new partition table; everything on the disk is destroyed */
         PLAN_FREE,      /* keep existing partitions; use the largest free region; reuse the ESP */
+        PLAN_RESET,     /* factory reset of a disk imprint installed: the partition table stays; root
+                         * (and home) are erased and recreated in place, the rest is kept (reset.h) */
         _PLAN_MODE_MAX,
         _PLAN_MODE_INVALID = -EINVAL,
 } PlanMode;
@@ -45,6 +47,8 @@ typedef enum PlanMode {
 typedef enum PartitionAction {
         ACTION_CREATE,  /* a new partition, wiped, then formatted or filled */
         ACTION_KEEP,    /* an existing partition imprint uses as it is (the ESP in free mode) */
+        ACTION_REENROLL,/* reset, keep home: the existing LUKS2 volume and its data stay; its keyslots and
+                         * tokens are replaced by the reset's new recovery key and TPM2 enrollment */
         _ACTION_MAX,
         _ACTION_INVALID = -EINVAL,
 } PartitionAction;
@@ -134,6 +138,7 @@ typedef struct PlanPartition {
         int copy_from;           /* index into source->partitions to copy, or -1 */
         bool encrypt;            /* a LUKS2 volume; the filesystem or copy goes inside it */
         sd_id128_t luks_uuid;    /* its LUKS2 UUID (seeded like the rest) */
+        bool erase;              /* reset: erased (erase.h) before it is recreated; action is ACTION_CREATE */
 } PlanPartition;
 
 /* How root and home are encrypted (formats.md §1.4, §3). Decided before planning by
@@ -195,6 +200,33 @@ void plan_settings_done(PlanSettings *s);
 int plan_settings_copy(const PlanSettings *from, PlanSettings *to);
 int plan_encryption_copy(const PlanEncryption *from, PlanEncryption *to);
 
+/* Where a factory reset was started (reset.h). */
+typedef enum ResetEntryPoint {
+        RESET_FROM_BOOT_MENU,    /* "boot-menu": the recovery entry imprint installed on $BOOT */
+        RESET_FROM_LIVE_MEDIUM,  /* "live-medium": "Reset an installed system" on the live medium */
+        RESET_UNATTENDED,        /* "unattended": a configuration with a "reset" object */
+        _RESET_ENTRY_POINT_MAX,
+        _RESET_ENTRY_POINT_INVALID = -EINVAL,
+} ResetEntryPoint;
+
+DECLARE_STRING_TABLE_LOOKUP(reset_entry_point, ResetEntryPoint);
+
+/* What a reset plan adds to a plan (mode PLAN_RESET). The partitions say per partition what
+ * happens: erase + ACTION_CREATE (root, home), ACTION_REENROLL (home kept), ACTION_KEEP (ESP,
+ * XBOOTLDR, usr slots, vendor partitions, everything else). */
+typedef struct PlanReset {
+        ResetEntryPoint entry_point;
+        bool keep_home;          /* home's volume and data stay; it is re-enrolled */
+        bool secure_erase;       /* BLKSECDISCARD where the device offers it (optional, named as such) */
+        bool tpm_clear;          /* ask the firmware to clear the TPM at the next boot (PPI) */
+        char *installed_at;      /* from the install record: RFC 3339 UTC */
+        char *installed_by;      /* imprint version that installed the disk */
+        char *image_version;     /* of the installed system (newest usr slot, or the record's) */
+        char *account_note;      /* what happens to the account: recreated now, or left to first boot (how) */
+} PlanReset;
+
+void plan_reset_free(PlanReset *r);
+
 /* A partition that exists on the target and will be destroyed by the plan. */
 typedef struct PlanDoomed {
         unsigned partno;
@@ -238,6 +270,9 @@ typedef struct Plan {
         PlanEncryption encryption;
         PlanAccount *account;    /* NULL: no account is created */
         PlanSettings settings;
+        PlanReset *reset;        /* mode PLAN_RESET only, else NULL */
+        char *recovery_uki;      /* install: the recovery entry's UKI put on $BOOT (recovery-entry.h); NULL: none */
+        uint64_t recovery_uki_size; /* its size, counted in the ESP/XBOOTLDR space check */
 } Plan;
 
 typedef struct PlanOptions {
@@ -257,6 +292,7 @@ typedef struct PlanOptions {
         const PlanEncryption *encryption; /* NULL or !enabled: nothing is encrypted */
         const PlanAccount *account;       /* NULL: none (decided by account_decide(), account.h) */
         const PlanSettings *settings;     /* NULL: none */
+        const char *recovery_uki;         /* the recovery entry's UKI to install (recovery_entry_find()), NULL: none */
 } PlanOptions;
 
 void plan_options_init(PlanOptions *o);

@@ -500,6 +500,19 @@ int session_check_settings(const PlanSettings *s) {
         return settings_validate(s);
 }
 
+/* CONTRACT STUBS: implemented in branch "frontends". */
+void session_reset_request_init(SessionResetRequest *r) {
+        *r = (SessionResetRequest) { .entry_point = RESET_FROM_LIVE_MEDIUM };
+}
+
+int session_reset_target(Session *s, const Disk *d, const ResetTarget **ret) {
+        return error_setf(-EOPNOTSUPP, "session_reset_target: not implemented yet");
+}
+
+int session_plan_reset(Session *s, const SessionResetRequest *r, const Plan **ret) {
+        return error_setf(-EOPNOTSUPP, "session_plan_reset: not implemented yet");
+}
+
 void session_request_init(SessionRequest *r) {
         *r = (SessionRequest) {};
         plan_options_init(&r->layout);
@@ -630,6 +643,7 @@ const char *session_secret_credential(SessionSecret which) {
                 [SESSION_SECRET_PASSPHRASE] = "imprint.passphrase",
                 [SESSION_SECRET_TPM2_PIN] = "imprint.tpm2-pin",
                 [SESSION_SECRET_USER_PASSWORD] = "imprint.user-password",
+                [SESSION_SECRET_OLD_RECOVERY_KEY] = "imprint.old-recovery-key",
         };
         return which >= 0 && which < _SESSION_SECRET_MAX ? table[which] : NULL;
 }
@@ -639,6 +653,7 @@ const char *session_secret_name(SessionSecret which) {
                 [SESSION_SECRET_PASSPHRASE] = N_("passphrase"),
                 [SESSION_SECRET_TPM2_PIN] = N_("TPM2 PIN"),
                 [SESSION_SECRET_USER_PASSWORD] = N_("password"),
+                [SESSION_SECRET_OLD_RECOVERY_KEY] = N_("current recovery key"),
         };
         return which >= 0 && which < _SESSION_SECRET_MAX ? _(table[which]) : NULL;
 }

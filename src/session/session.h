@@ -58,6 +58,7 @@
 #include "image.h"
 #include "macro.h"
 #include "plan.h"
+#include "reset.h"
 #include "recovery.h"  /* the recovery key hand-over: recovery_key_challenge(), _check_groups(), _qr_text() */
 #include "secret.h"
 #include "tpm2.h"
@@ -170,6 +171,8 @@ typedef enum SessionSecret {
         SESSION_SECRET_PASSPHRASE,     /* the plan's passphrase keyslot */
         SESSION_SECRET_TPM2_PIN,       /* the plan's TPM2 PIN */
         SESSION_SECRET_USER_PASSWORD,  /* the plan's account */
+        SESSION_SECRET_OLD_RECOVERY_KEY, /* reset, home kept: the disk's current recovery key, when the
+                                        * TPM cannot unlock home ("imprint.old-recovery-key") */
         _SESSION_SECRET_MAX,
 } SessionSecret;
 
@@ -240,6 +243,29 @@ bool session_wrote(const Session *s);
 const char *session_failed_step(const Session *s);
 /* The id ("copy-root", …) of that step, or NULL. */
 const char *session_failed_step_id(const Session *s);
+
+/* ---- factory reset ------------------------------------------------------------------------ */
+
+/* A reset is planned here and then run with session_install(), which reports through the same
+ * events: CONFIRM (the reset plan: what is erased and what is kept, per partition; have the disk's
+ * name typed), RECOVERY_KEY (the NEW recovery key) or RECOVERY_KEY_DELIVERED (escrow), PROGRESS,
+ * RESULT. */
+
+typedef struct SessionResetRequest {
+        const char *target;           /* NULL: the recovery entry's own disk (reset_boot_disk()) */
+        ResetEntryPoint entry_point;
+        bool keep_home, secure_erase, tpm_clear;
+        AccountRequest account;       /* user_name NULL: left to the first boot */
+        PlanSettings settings;
+} SessionResetRequest;
+
+void session_reset_request_init(SessionResetRequest *r);
+
+/* What d is to a reset (reset_probe()); cached per disk until the next session_discover(). */
+int session_reset_target(Session *s, const Disk *d, const ResetTarget **ret);
+/* Plans the reset of r->target. Classic images need the session's source (the medium's image).
+ * Nothing is written. The plan replaces the session's current one. */
+int session_plan_reset(Session *s, const SessionResetRequest *r, const Plan **ret);
 
 /* ---- after an install --------------------------------------------------------------------- */
 
