@@ -217,18 +217,28 @@ strip_log() {
 }
 
 # --- accelerator ------------------------------------------------------------------------------
+# KVM counts only if the firmware runs under it: on machines with /dev/kvm but broken nested
+# virtualisation QEMU starts fine and stays up, but OVMF's first instructions end in "KVM internal
+# error … emulation failure" and the guest is frozen (measured: QEMU keeps running, no serial
+# output, the boot times out). So the probe runs OVMF itself and reads QEMU's stderr.
 probe_kvm() {
         [ -r /dev/kvm ] && [ -w /dev/kvm ] || return 1
-        local pid
-        qemu-system-x86_64 -accel kvm -machine q35 -cpu host -m 64 -nodefaults -display none \
-                -no-reboot -serial none -monitor none >/dev/null 2>&1 &
+        local pid dir rc=0
+        dir=$(mktemp -d)
+        cp "$OVMF_VARS_TEMPLATE" "$dir/vars.fd"
+        qemu-system-x86_64 -accel kvm -machine q35 -cpu host -m 128 -nodefaults -display none \
+                -no-reboot -serial none -monitor none \
+                -drive "if=pflash,format=raw,unit=0,file=$OVMF_CODE,readonly=on" \
+                -drive "if=pflash,format=raw,unit=1,file=$dir/vars.fd" >"$dir/log" 2>&1 &
         pid=$!
-        for _ in $(seq 20); do
+        for _ in $(seq 30); do
                 sleep 0.1
-                kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 1; }
+                kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; rc=1; break; }
         done
-        stop_pid "$pid"
-        return 0
+        [ "$rc" = 0 ] && stop_pid "$pid"
+        grep -q 'KVM internal error\|emulation failure' "$dir/log" && rc=1
+        rm -rf "$dir"
+        return "$rc"
 }
 case $ACCEL in
 auto) if probe_kvm 2>/dev/null; then ACCEL=kvm; else ACCEL=tcg; fi ;;   # quiet: bash reports the abort
