@@ -139,9 +139,10 @@ static int eraser_open(const EraseTarget *t, bool writable, Eraser *e) {
         }
         if (fstat(e->fd, &st) < 0)
                 return error_setf(-errno, _("Cannot read %s: %m"), t->file);
-        if (S_ISBLK(st.st_mode) != t->is_block || (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode)))
-                return error_setf(-EINVAL, _("Cannot erase %s: %s is not the %s it was planned as."),
-                                  e->name, t->file, t->is_block ? _("block device") : _("image file"));
+        if (t->is_block && !S_ISBLK(st.st_mode))
+                return error_setf(-ENOTBLK, _("Cannot erase %s: %s is not a block device any more."), e->name, t->file);
+        if (!t->is_block && !S_ISREG(st.st_mode))
+                return error_setf(-EINVAL, _("Cannot erase %s: %s is not an image file."), e->name, t->file);
         if (S_ISBLK(st.st_mode)) {
                 if (ioctl(e->fd, BLKGETSIZE64, &e->file_size) < 0)
                         return error_setf(-errno, _("Cannot read the size of %s: %m"), t->file);
@@ -238,6 +239,7 @@ static bool luks2_hdr_size_valid(uint64_t s) {
 static int header_read(Eraser *e, Header *ret) {
         _cleanup_(freep) uint8_t *bin = NULL;
         Header h = {};
+        bool primary_damaged = false;
         uint16_t version;
         int r;
 
@@ -278,17 +280,22 @@ static int header_read(Eraser *e, Header *ret) {
         } else if (memcmp(bin, luks_magic, sizeof(luks_magic)) == 0 && version == 2) {
                 uint64_t hdr_size;
 
-                h.kind = HEADER_LUKS2;
                 memcpy(&hdr_size, bin + 8, 8);
                 hdr_size = be64toh(hdr_size);
                 memcpy(h.uuid, bin + 168, 40);
-                if (!luks2_hdr_size_valid(hdr_size) || luks2_parse_json(e, 0, hdr_size, &h) < 0) {
-                        /* The secondary copy may still be whole. */
+                if (luks2_hdr_size_valid(hdr_size) && luks2_parse_json(e, 0, hdr_size, &h) >= 0)
+                        h.kind = HEADER_LUKS2;
+                else {
+                        /* The primary copy is damaged: the secondary may still be whole. */
                         h.keyslots = 0;
-                        h.damaged = !luks2_hdr_size_valid(hdr_size) || luks2_parse_json(e, hdr_size, hdr_size, &h) < 0;
+                        primary_damaged = true;
                 }
-        } else {
-                /* No primary header: look for a secondary one at each offset a header size allows. */
+        }
+
+        if (h.kind == HEADER_NONE) {
+                /* No (readable) primary header: look for a secondary one at each offset a header
+                 * size allows. libcryptsetup loads a volume from it alone, so it is as dangerous
+                 * as a whole header — an interrupted erase may leave one. */
                 for (uint64_t s = LUKS2_HDR_SIZE_MIN; s <= LUKS2_HDR_SIZE_MAX && s < e->t->size; s *= 2) {
                         uint64_t hdr_size;
 
@@ -303,10 +310,14 @@ static int header_read(Eraser *e, Header *ret) {
                         h.kind = HEADER_LUKS2;
                         memcpy(h.uuid, bin + 168, 40);
                         h.damaged = luks2_parse_json(e, s, s, &h) < 0;
-                        log_info("%s has no primary LUKS2 header, but a secondary one at %" PRIu64 " bytes: erasing it as LUKS2.",
-                                 e->name, s);
+                        log_info("%s has %s primary LUKS2 header, but a secondary one at %" PRIu64 " bytes: erasing it as LUKS2.",
+                                 e->name, primary_damaged ? "a damaged" : "no", s);
                         break;
                 }
+        }
+        if (h.kind == HEADER_NONE && primary_damaged) {
+                h.kind = HEADER_LUKS2;
+                h.damaged = true;
         }
 
         if (h.kind != HEADER_NONE && (h.damaged || h.data_offset == 0))
@@ -549,7 +560,7 @@ static int luks1_destroy_keyslots(const char *device) {
  * written over the whole metadata area afterwards are what guarantees the erase (they also cover
  * a header libcryptsetup refuses to load); this step makes the library's own wipe of each
  * keyslot part of it, on every device it can open. */
-static void destroy_keyslots(Eraser *e, const Header *h) {
+static void destroy_keyslots(Eraser *e, Header *h) {
         _cleanup_(closep) int loop_fd = -EBADF;
         _cleanup_(freep) char *loop_node = NULL;
         const char *device;
@@ -580,8 +591,11 @@ static void destroy_keyslots(Eraser *e, const Header *h) {
                 _cleanup_(luks_freep) LuksVolume *v = NULL;
 
                 r = luks_open_header(device, &v);
-                if (r >= 0)
+                if (r >= 0) {
+                        /* Where libcryptsetup says the payload starts, if it says further. */
+                        h->data_offset = MIN(MAX(h->data_offset, luks_data_offset(v)), e->t->size);
                         r = luks_erase(v);
+                }
                 if (r < 0)
                         log_info("%s: libcryptsetup did not erase the LUKS2 keyslots (%s); the overwrite of the metadata does.",
                                  e->name, error_message_for(r) ?: strerror(-r));
@@ -787,7 +801,12 @@ int erase_result_describe(const EraseResult *r, char **ret) {
                                      r->luks_version ?: 2, r->keyslots_destroyed);
                 break;
         case ERASE_DISCARD:
-                k = asprintf(&s, "%s", _("discard (not encrypted: the whole partition discarded, its first and last MiB zeroed)"));
+                /* A device may return old data after a discard: its ends were zeroed. An image
+                 * file's punched range reads as zeroes: nothing was written. */
+                if (r->bytes_written > 0)
+                        k = asprintf(&s, "%s", _("discard (not encrypted: the whole partition discarded, its first and last MiB zeroed)"));
+                else
+                        k = asprintf(&s, "%s", _("discard (not encrypted: the whole partition discarded)"));
                 break;
         case ERASE_SECURE_DISCARD:
                 k = asprintf(&s, "%s", _("secure erase (not encrypted: the whole partition discarded with the device's secure discard)"));

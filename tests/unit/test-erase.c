@@ -151,9 +151,13 @@ static void test_describe(void) {
         ASSERT_CONTAINS(s, "securely discarded");
         free(s);
 
+        r = (EraseResult) { .method = ERASE_DISCARD, .data_discarded = true, .bytes_written = 2 * MiB };
+        ASSERT_OK(erase_result_describe(&r, &s));
+        ASSERT_STREQ(s, "discard (not encrypted: the whole partition discarded, its first and last MiB zeroed)");
+        free(s);
         r = (EraseResult) { .method = ERASE_DISCARD, .data_discarded = true };
         ASSERT_OK(erase_result_describe(&r, &s));
-        ASSERT_CONTAINS(s, "discard (not encrypted");
+        ASSERT_STREQ(s, "discard (not encrypted: the whole partition discarded)");
         free(s);
 
         r = (EraseResult) { .method = ERASE_SECURE_DISCARD, .data_discarded = true, .secure = true };
@@ -186,7 +190,8 @@ static void test_refusals(void) {
                   -EINVAL);
         /* Planned as a block device, but it is a file. */
         ASSERT_EQ(erase_partition(&(EraseTarget) { .file = f, .fd = -EBADF, .size = 8 * MiB, .is_block = true }, NULL, NULL, &res),
-                  -EINVAL);
+                  -ENOTBLK);
+        ASSERT_CONTAINS(error_message(), "is not a block device");
         ASSERT_EQ(erase_probe(&(EraseTarget) { .file = "/nonexistent/disk.img", .fd = -EBADF, .size = MiB }, &m, NULL), -ENOENT);
         ASSERT_CONTAINS(error_message(), "/nonexistent/disk.img");
         /* Nothing was written by any of them. */
@@ -326,6 +331,33 @@ static void test_luks2_whole_file(void) {
         free(vol);
 }
 
+/* An interrupted erase (or damage) can leave the primary header gone and the secondary whole, which
+ * libcryptsetup still loads: the erase finds it there and destroys it too. */
+static void test_luks2_secondary_only(void) {
+        char *vol = make_file(24 * MiB);
+        LuksVolume *v;
+        Secret *key;
+        EraseResult res = {};
+
+        v = format_with_keys(vol, &key);
+        luks_free(v);
+        fill(vol, 0, 4096, 0); /* the primary binary header */
+        ASSERT_OK(luks_open_header(vol, &v));
+        ASSERT_OK(luks_unlock(v, key));
+        luks_free(v);
+
+        ASSERT_OK(erase_partition(&(EraseTarget) { .file = vol, .fd = -EBADF, .size = 24 * MiB }, NULL, NULL, &res));
+        ASSERT_EQ(res.method, ERASE_CRYPTO);
+        ASSERT_EQ(res.luks_version, 2);
+        ASSERT_EQ(res.keyslots_destroyed, 2);
+        ASSERT_EQ(res.header_bytes, 16 * MiB);
+        ASSERT_TRUE(luks_open_header(vol, &v) < 0);
+        erase_result_done(&res);
+        secret_free(key);
+        unlink(vol);
+        free(vol);
+}
+
 /* Unencrypted data at an offset: discarded (punched) where $TMPDIR can, else overwritten. */
 static void test_unencrypted(void) {
         const uint64_t off = 4 * MiB, size = 20 * MiB;
@@ -438,6 +470,7 @@ int main(int argc, char *argv[]) {
         test_refusals();
         test_luks2_at_offset();
         test_luks2_whole_file();
+        test_luks2_secondary_only();
         test_unencrypted();
         return 0;
 }
