@@ -1128,9 +1128,52 @@ static int verb_tpm(int argc, char *argv[]) {
 
 /* ---- unattended ------------------------------------------------------------------------- */
 
+/* The reset half of imprint unattended: a configuration with a "reset" object (config.h). The
+ * configuration is the confirmation; the new recovery key goes to its escrow directory. */
+static int unattended_reset(Session *s, InstallConfig *c, ResetEntryPoint entry_point) {
+        SessionResetRequest req;
+        const Plan *p = NULL;
+        int r = 0;
+
+        session_reset_request_init(&req);
+        req.target = c->reset_target;
+        req.entry_point = entry_point;
+        req.keep_home = c->reset_keep_home;
+        req.secure_erase = c->reset_secure_erase;
+        req.tpm_clear = c->reset_tpm_clear;
+        req.account = c->account;
+        req.settings = c->settings;
+        if (c->image_certificate)
+                r = session_set_image_certificate(s, c->image_certificate);
+        if (r >= 0 && c->source)
+                r = session_set_source(s, c->source);
+        if (r >= 0)
+                r = session_plan_reset(s, &req, &p);
+        if (r >= 0 && p->encryption.enabled && !c->escrow_dir)
+                r = error_setf(-EINVAL,
+                               "%s: the reset encrypts %s with a new recovery key, but no \"recoveryKeyEscrow\" directory says where "
+                               "it goes; an unattended reset never makes a key nobody has. Nothing was written.",
+                               c->origin, p->target);
+        if (r >= 0 && p->reset->keep_home && p->encryption.enabled) {
+                /* Home kept: the TPM unlocks it, or the current recovery key from its credential. */
+                r = session_secret_from_credential(s, SESSION_SECRET_OLD_RECOVERY_KEY, false);
+                if (r == -ENOENT)
+                        r = 0;
+        }
+        if (r >= 0)
+                r = collect_secrets(s, true, c->allow_weak_password);
+        if (r < 0) {
+                int code = fail(r);
+                print_result_json(code, session_error_message(r));
+                return code;
+        }
+        return execute_plan(s, &(SessionInstallOptions) { .no_variables = c->no_variables, .escrow_dir = c->escrow_dir });
+}
+
 static int verb_unattended(int argc, char *argv[]) {
         static const struct option options[] = {
                 { "config", required_argument, NULL, 'c' },
+                { "entry-point", required_argument, NULL, 'e' },
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 {},
@@ -1138,6 +1181,8 @@ static int verb_unattended(int argc, char *argv[]) {
         _cleanup_(install_config_done) InstallConfig c = {};
         _cleanup_(session_freep) Session *s = NULL;
         const char *config = NULL;
+        ResetEntryPoint entry_point = RESET_UNATTENDED;
+        bool entry_point_given = false;
         const Plan *p = NULL;
         int opt, r, code;
 
@@ -1148,6 +1193,12 @@ static int verb_unattended(int argc, char *argv[]) {
                         return EXIT_OK;
                 case 'c':
                         config = optarg;
+                        break;
+                case 'e':
+                        entry_point = reset_entry_point_from_string(optarg);
+                        if (entry_point < 0)
+                                return usage_error("--entry-point: \"%s\" is not one of boot-menu, live-medium, unattended.", optarg);
+                        entry_point_given = true;
                         break;
                 case 'v':
                         arg_verbose++;
@@ -1167,16 +1218,35 @@ static int verb_unattended(int argc, char *argv[]) {
         r = session_new(&s);
         if (r >= 0)
                 r = session_find_config(s, config, &c);
+        if (r >= 0 && entry_point_given && !c.reset)
+                r = error_setf(-EINVAL, "%s: --entry-point is for a reset, and the configuration has no \"reset\" object.", c.origin);
         if (r >= 0) {
                 json_object *j = json_object_new_object();
                 json_object_object_add(j, "event", json_object_new_string("config"));
                 json_object_object_add(j, "origin", json_object_new_string(c.origin));
-                json_object_object_add(j, "source", json_object_new_string(c.source));
-                json_object_object_add(j, "target", c.target ? json_object_new_string(c.target) : NULL);
+                json_object_object_add(j, "source", c.source ? json_object_new_string(c.source) : NULL);
+                if (c.reset) {
+                        json_object_object_add(j, "reset", json_object_new_boolean(true));
+                        json_object_object_add(j, "entryPoint", json_object_new_string(reset_entry_point_to_string(entry_point)));
+                        json_object_object_add(j, "target", c.reset_target ? json_object_new_string(c.reset_target) : NULL);
+                } else
+                        json_object_object_add(j, "target", c.target ? json_object_new_string(c.target) : NULL);
                 puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
                 fflush(stdout);
                 json_object_put(j);
                 r = session_resolve_config_target(s, &c);
+        }
+        if (r >= 0 && c.reset) {
+                AfterAction after;
+
+                code = unattended_reset(s, &c, entry_point);
+                after = code == EXIT_OK ? c.after_reset : c.on_failure;
+                if (after != AFTER_NONE) {
+                        r = session_power(after == AFTER_REBOOT);
+                        if (r < 0)
+                                log_warning("%s", session_error_message(r));
+                }
+                return code;
         }
         if (r >= 0 && c.image_certificate)
                 r = session_set_image_certificate(s, c.image_certificate);
