@@ -15,6 +15,8 @@
 #include "fileio.h"
 #include "i18n.h"
 #include "session.h"
+#include "proc-cmdline.h"
+#include "recovery-entry.h"
 #include "size.h"
 
 #ifndef USEC_PER_SEC
@@ -397,4 +399,46 @@ int ask_old_recovery_key(Session *s) {
                 printf("%s\n", session_error_message(r));
         }
         return 0;
+}
+
+ResetEntryPoint reset_entry_point_here(void) {
+        _cleanup_(freep) char *v = NULL;
+
+        if (proc_cmdline_get_key("imprint.recovery", &v) > 0 && !streq_ptr(v, "0"))
+                return RESET_FROM_BOOT_MENU;
+        return RESET_FROM_LIVE_MEDIUM;
+}
+
+int reset_request_here(char **ret) {
+        int r;
+
+        *ret = NULL;
+        if (!efi_booted())
+                return 0;
+        r = recovery_request_pending(&(EfiVars) {}, ret);
+        if (r <= 0) {
+                *ret = mfree(*ret);
+                error_clear();
+                return 0;
+        }
+        return 1;
+}
+
+void reset_target_describe(const ResetTarget *t, char *buf, size_t size) {
+        size_t len;
+
+        if (t->refusal) {
+                /* TRANSLATORS: %s says why, one sentence. */
+                snprintf(buf, size, _("cannot be reset: %s"), t->refusal);
+                return;
+        }
+        /* TRANSLATORS: "Debian GNU/Linux 13, version 13.2, installed by imprint; encrypted, with home". */
+        snprintf(buf, size, _("%s, version %s, installed by imprint%s%s"), t->os_name ?: _("an OS image"), t->image_version ?: "?",
+                 t->encrypted ? _("; encrypted") : "", t->has_home ? _("; with a home partition") : "");
+        len = strlen(buf);
+        if (t->interrupted)
+                snprintf(buf + len, size - len, "\n%s", _("A reset of this disk was interrupted: it does not start as it is; reset it again."));
+        else if (t->last_reset)
+                /* TRANSLATORS: %s is the audit record's summary of the last reset. */
+                snprintf(buf + len, size - len, _("\nlast reset: %s"), t->last_reset);
 }

@@ -46,3 +46,12 @@ json_object *reset_plan_to_json(const Plan *p);
  * on a terminal), to unlock home when the TPM cannot. Enter skips it (0); 1 when it was set;
  * -ECANCELED at end of input. */
 int ask_old_recovery_key(Session *s);
+/* Where a reset started here starts from: the recovery entry (imprint.recovery=1 on the kernel
+ * command line) or the live medium. */
+ResetEntryPoint reset_entry_point_here(void);
+/* A firmware reset request (systemd's FactoryResetRequest) that this reset honours, described for
+ * people in *ret; 0 and NULL when there is none (or no EFI). */
+int reset_request_here(char **ret);
+/* One line for a disk in a list of reset targets: its OS and version, or why it cannot be reset,
+ * and its last reset. */
+void reset_target_describe(const ResetTarget *t, char *buf, size_t size);

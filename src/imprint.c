@@ -101,7 +101,7 @@ static void help(void) {
                "  imprint unattended [--config FILE] [--entry-point=boot-menu|live-medium]\n"
                "  imprint tpm [--json] [--tcti TCTI]\n"
                "  imprint --plain [--reset] [--source IMAGE] [--lang L]\n"
-               "  imprint [--tui [--source IMAGE] [--seed S] [--log FILE] [--lang L] [--mono] [--allow-weak-password] [DISK|FILE…]]\n"
+               "  imprint [--tui [--reset] [--source IMAGE] [--seed S] [--log FILE] [--lang L] [--mono] [--allow-weak-password] [DISK|FILE…]]\n"
                "  imprint --console [--reset]\n"
                "  imprint --varlink [--listen=PATH]\n\n"
                "Commands:\n"
@@ -1293,12 +1293,14 @@ static int verb_unattended(int argc, char *argv[]) {
 
 static int verb_plain(int argc, char *argv[]) {
         static const struct option options[] = {
+                { "reset", no_argument, NULL, 'r' },
                 { "source", required_argument, NULL, 's' },
                 { "lang", required_argument, NULL, 'L' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
         const char *source = NULL, *language = NULL;
+        bool reset = false;
         int c;
 
         while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0)
@@ -1306,6 +1308,9 @@ static int verb_plain(int argc, char *argv[]) {
                 case 'h':
                         help();
                         return EXIT_OK;
+                case 'r':
+                        reset = true;
+                        break;
                 case 's':
                         source = optarg;
                         break;
@@ -1319,7 +1324,7 @@ static int verb_plain(int argc, char *argv[]) {
                 }
         if (optind < argc)
                 return usage_error("unexpected argument \"%s\".", argv[optind]);
-        return plain_run(source, language);
+        return plain_run(source, language, reset);
 }
 
 /* imprint --tui [--source IMAGE] [--seed S] [--log FILE] [--lang L] [--mono]
@@ -1327,6 +1332,7 @@ static int verb_plain(int argc, char *argv[]) {
  * image files are the only targets offered (tests, demos). */
 static int verb_tui(int argc, char *argv[]) {
         static const struct option options[] = {
+                { "reset", no_argument, NULL, 'r' },
                 { "source", required_argument, NULL, 's' },
                 { "seed", required_argument, NULL, 'S' },
                 { "log", required_argument, NULL, 'l' },
@@ -1362,6 +1368,9 @@ static int verb_tui(int argc, char *argv[]) {
                 case 'm':
                         o.mono = true;
                         break;
+                case 'r':
+                        o.reset = true;
+                        break;
                 case 'w':
                         o.allow_weak_password = true;
                         break;
@@ -1386,11 +1395,14 @@ static int verb_console(int argc, char *argv[]) {
         _cleanup_(freep) char *key = NULL, *value = NULL;
         const char *tty, *origin = NULL;
         TerminalKind kind;
-        bool tui;
+        bool tui, reset = false;
         int r;
 
-        if (argc > 1)
-                return usage_error("--console takes no arguments.");
+        /* --reset: the recovery entry's units, straight to "Reset an installed system". */
+        if (argc > 1 && streq(argv[1], "--reset"))
+                reset = true;
+        if (argc > 1 + reset)
+                return usage_error("--console takes no arguments but --reset.");
         if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))
                 return usage_error("--console needs a terminal on standard input and output.");
 
@@ -1422,13 +1434,13 @@ static int verb_console(int argc, char *argv[]) {
         log_info("%s: %s (%s)", tty ?: "this terminal", tui ? "the full-screen installer" : "the line-by-line dialogue",
                  origin ?: (kind == TERMINAL_VIRTUAL_CONSOLE ? "a virtual console" : kind == TERMINAL_PSEUDO ? "a pseudo terminal" : "a serial or other line"));
         if (!tui)
-                return plain_run(NULL, NULL);
+                return plain_run(NULL, NULL, reset);
         if (kind == TERMINAL_LINE) {
                 r = terminal_fix_size(STDIN_FILENO, 500);
                 if (r < 0)
                         log_warning("Cannot set the size of %s: %s", tty ?: "the terminal", strerror(-r));
         }
-        return tui_run(&(TuiOptions) { .shell_after = true });
+        return tui_run(&(TuiOptions) { .shell_after = true, .reset = reset });
 }
 
 /* imprint --varlink [--listen=PATH]: the io.imprint.Installer service (varlink-installer.c). */
