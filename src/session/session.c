@@ -652,8 +652,8 @@ int session_plan_reset(Session *s, const SessionResetRequest *r, const Plan **re
         if (k < 0)
                 return k;
         if (k == 0)
-                /* TRANSLATORS: %s is the disk, then the engine's sentence saying why. */
-                return error_setf(-EPERM, _("%s cannot be reset: %s Nothing was written."), d->path, t->refusal);
+                /* TRANSLATORS: %s is the disk, then the engine's sentence saying why (it names the disk too). */
+                return error_setf(-EPERM, _("Cannot reset %s: %s Nothing was written."), d->path, t->refusal);
         if (r->keep_home && !t->has_home)
                 return error_setf(-EINVAL, _("%s has no home partition to keep."), d->path);
         if (r->account.user_name && !user_name_is_valid(r->account.user_name))

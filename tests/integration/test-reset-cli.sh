@@ -13,6 +13,7 @@
 need_tool jq
 need_tool objcopy
 need_tool mkfs.vfat
+need_tool mcopy
 
 src=$WORK/fakeos.img
 bash "$(dirname "$0")/make-fake-ddi.sh" "$src" 200
@@ -53,17 +54,33 @@ sum=$(checksum "$WORK/foreign.img")
 for args in "--yes" "--dry-run" "--yes --json"; do
         # shellcheck disable=SC2086 # the options are words
         expect_exit 3 "$IMPRINT" reset $args "$WORK/foreign.img"
-        expect_stderr "cannot be reset"
+        expect_stderr "Cannot reset"
         [ "$(checksum "$WORK/foreign.img")" = "$sum" ] || fail "reset $args of a disk imprint did not install wrote to it"
 done
-jq -e -s '.[-1] | .event == "result" and .success == false and .exitCode == 3 and (.message | test("cannot be reset"))' \
+jq -e -s '.[-1] | .event == "result" and .success == false and .exitCode == 3 and (.message | test("Cannot reset"))' \
         "$WORK/stdout" >/dev/null || { cat "$WORK/stdout" >&2; fail "--json: no failed result line for a refused reset"; }
 pass "a disk imprint did not install is refused with exit 3, nothing written"
 
 # ---- a disk imprint installed ----------------------------------------------------------------------
+# install_with_record IMAGE [PLAN OPTIONS…]: an install as imprint makes it, with its install record
+# on the ESP. Written by the install's boot step; where this build's executor does not write it
+# yet, the test writes what record_install_write() would (the plan as installed) with mtools.
+install_with_record() {
+        local img=$1 esp
+        shift
+        truncate -s 4G "$img"
+        "$IMPRINT" plan --source "$src" --target "$img" --seed reset-cli "$@" --plan-file "$img.plan" >/dev/null
+        "$IMPRINT" install --plan-file "$img.plan" --yes >/dev/null
+        esp=$(sfdisk --json "$img" | jq '.partitiontable.partitions[0].start * 512')
+        if ! mtype -i "$img@@$esp" ::/imprint/install.json >/dev/null 2>&1; then
+                jq '{formatVersion: 1, imprintVersion: "test", installedAt: "2026-12-03T10:15:00Z", plan: .}' "$img.plan" >"$img.record"
+                mmd -i "$img@@$esp" ::/imprint 2>/dev/null || true
+                mcopy -i "$img@@$esp" "$img.record" ::/imprint/install.json
+        fi
+}
+
 tgt=$WORK/installed.img
-truncate -s 4G "$tgt"
-"$IMPRINT" install --source "$src" --target "$tgt" --home-size 1G --seed reset-cli --yes >/dev/null
+install_with_record "$tgt" --home-size 1G
 sum=$(checksum "$tgt")
 
 # --dry-run: the plan, per partition, and nothing written.
@@ -135,8 +152,7 @@ grep -qE 'root .*ERASED by ' "$WORK/pty.txt" || { cat "$WORK/pty.txt" >&2; fail 
 pass "a wrong name typed, or no terminal to type it on, erases nothing"
 
 # --keep-home on a disk without home is bad input.
-truncate -s 4G "$WORK/nohome.img"
-"$IMPRINT" install --source "$src" --target "$WORK/nohome.img" --seed reset-cli --yes >/dev/null
+install_with_record "$WORK/nohome.img"
 expect_exit 2 "$IMPRINT" reset --dry-run --keep-home --source "$src" "$WORK/nohome.img"
 expect_stderr "no home partition"
 pass "--keep-home without a home partition is refused"

@@ -109,6 +109,6 @@ echo '{ "reset": { "target": "'"$WORK/foreign.img"'", "afterReset": "none" } }' 
 expect_exit 3 "$IMPRINT" unattended --config "$WORK/reset.json" --entry-point=boot-menu
 jq -e -s '.[0].event == "config" and .[0].reset == true and .[0].entryPoint == "boot-menu" and .[-1].success == false and .[-1].exitCode == 3' \
         "$WORK/stdout" >/dev/null || { cat "$WORK/stdout" >&2; fail "no config event and failed result for a refused reset"; }
-expect_stderr "cannot be reset"
+expect_stderr "Cannot reset"
 [ "$(checksum "$WORK/foreign.img")" = "$sum" ] || fail "a refused reset wrote to the disk"
 pass "an unattended reset of a disk imprint did not install is refused, nothing written"
