@@ -24,6 +24,7 @@
 #include "log.h"
 #include "plan.h"
 #include "proc-cmdline.h"
+#include "record.h"
 #include "size.h"
 #include "terminal.h"
 #include "validate.h"
@@ -170,6 +171,48 @@ static void help(void) {
 
 /* ---- disks ------------------------------------------------------------------------------ */
 
+/* The newest reset audit record on the ESP of d, a disk imprint installed (record.h), or NULL. */
+static json_object *last_reset_json(const Disk *d) {
+        json_object *j = NULL;
+        _cleanup_(freep) char *name = NULL;
+
+        for (size_t i = 0; i < d->n_partitions; i++) {
+                const DiskPartition *p = &d->partitions[i];
+                FsLocation esp = {
+                        .disk = d->devnode ?: d->path,
+                        .node = p->node,
+                        .offset = p->start,
+                        .fstype = "vfat",
+                };
+
+                if (!p->dps || p->dps->role != ROLE_ESP)
+                        continue;
+                if (record_reset_last(&esp, &j, &name) >= 0)
+                        return j;
+        }
+        error_clear();
+        return NULL;
+}
+
+/* What a reset would make of d (imprint's installs only): its last reset, or that one was cut off. */
+static void print_disk_reset(Session *s, const Disk *d) {
+        const ResetTarget *t = NULL;
+
+        if (session_reset_target(s, d, &t) < 0 || !t || !t->record) {
+                error_clear();
+                return;
+        }
+        if (t->refusal)
+                printf("    installed by imprint, but cannot be reset: %s\n", t->refusal);
+        else
+                printf("    installed by imprint %s on %s: imprint reset %s resets it\n", t->record->imprint_version ?: "?",
+                       t->record->installed_at ?: "?", d->path);
+        if (t->interrupted)
+                printf("    last reset: interrupted: it does not start as it is; run imprint reset again\n");
+        if (t->last_reset)
+                printf("    last reset: %s\n", t->last_reset);
+}
+
 /* The lines under the disk's row of disk_list_table(). */
 static void print_disk(const Disk *d) {
         if (d->by_id && d->by_id[0])
@@ -236,6 +279,20 @@ static int verb_disks(int argc, char *argv[]) {
         r = disk_list_table(&l, &table);
         if (r >= 0 && arg_json) {
                 json_object *a = table_to_json(table);
+                /* A disk imprint installed: its last reset's audit record (reading the ESP is
+                 * probing, so not with --no-probe). */
+                for (size_t i = 0; o.probe_os && i < l.n_disks && i < json_object_array_length(a); i++) {
+                        const ResetTarget *t = NULL;
+                        json_object *j;
+
+                        if (session_reset_target(s, l.disks[i], &t) < 0 || !t->record) {
+                                error_clear();
+                                continue;
+                        }
+                        j = last_reset_json(l.disks[i]);
+                        if (j)
+                                json_object_object_add(json_object_array_get_idx(a, i), "lastReset", j);
+                }
                 print_json(a);
                 json_object_put(a);
         } else if (r >= 0 && (r = table_format_lines(table, &lines, &n_lines)) >= 0) {
@@ -243,6 +300,8 @@ static int verb_disks(int argc, char *argv[]) {
                 for (size_t i = 0; i < l.n_disks && i + 1 < n_lines; i++) {
                         puts(lines[i + 1]);
                         print_disk(l.disks[i]);
+                        if (o.probe_os)
+                                print_disk_reset(s, l.disks[i]);
                 }
                 table_free_lines(lines, n_lines);
         }

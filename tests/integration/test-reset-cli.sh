@@ -156,3 +156,10 @@ install_with_record "$WORK/nohome.img"
 expect_exit 2 "$IMPRINT" reset --dry-run --keep-home --source "$src" "$WORK/nohome.img"
 expect_stderr "no home partition"
 pass "--keep-home without a home partition is refused"
+
+# imprint disks says which disks imprint installed (and so can be reset), and never for others.
+expect_exit 0 "$IMPRINT" disks "$tgt" "$WORK/foreign.img"
+grep -qF "installed by imprint test on 2026-12-03T10:15:00Z: imprint reset $tgt resets it" "$WORK/stdout" \
+        || grep -qF "imprint reset $tgt resets it" "$WORK/stdout" || { cat "$WORK/stdout" >&2; fail "imprint disks does not say the disk can be reset"; }
+! grep -qF "imprint reset $WORK/foreign.img" "$WORK/stdout" || fail "imprint disks offers to reset a disk imprint did not install"
+pass "imprint disks names the disks imprint installed"
