@@ -56,9 +56,13 @@ static int draw_reset_disk(Tui *t, int y, int ymax, const Disk *d, const ResetTa
 }
 
 UiNext screen_reset_disk(Tui *t) {
+        _cleanup_(freep) char *request = NULL;
         const DiskList *disks = session_disks(t->session);
         bool need_scan = true;
         size_t sel = 0;
+
+        /* A reset the installed system asked for (systemd's FactoryResetRequest): say so. */
+        (void) reset_request_here(&request);
 
         t->help = reset_help;
         for (;;) {
@@ -89,6 +93,13 @@ UiNext screen_reset_disk(Tui *t) {
                                 continue;
                         }
                         ui_text(2, 2, COLS - 4, A_BOLD, _("Choose the disk to reset. Only disks imprint installed can be reset."));
+                        if (request) {
+                                char line[512];
+
+                                /* TRANSLATORS: %s describes the firmware's reset request. */
+                                snprintf(line, sizeof(line), _("The installed system asked for this reset: %s"), request);
+                                ui_text(3, 2, COLS - 4, 0, line);
+                        }
                         if (sel != SIZE_MAX && sel > (size_t) (ymax - y) / 3)
                                 first = sel - (size_t) (ymax - y) / 3;
                         for (size_t i = first; i < disks->n_disks && y < ymax; i++) {
