@@ -970,6 +970,8 @@ static int verb_reset(int argc, char *argv[]) {
         int c, r = 0;
 
         session_reset_request_init(&req);
+        /* Started by the recovery entry (imprint.recovery=1), else from the live medium. */
+        req.entry_point = reset_entry_point_here();
         while ((c = getopt_long(argc, argv, ":hyv", options, NULL)) >= 0) {
                 switch (c) {
                 case OPT_KEEP_HOME:
