@@ -207,10 +207,10 @@ static void print_disk_reset(Session *s, const Disk *d) {
         else
                 printf("    installed by imprint %s on %s: imprint reset %s resets it\n", t->record->imprint_version ?: "?",
                        t->record->installed_at ?: "?", d->path);
-        if (t->interrupted)
-                printf("    last reset: interrupted: it does not start as it is; run imprint reset again\n");
         if (t->last_reset)
                 printf("    last reset: %s\n", t->last_reset);
+        else if (t->interrupted)
+                printf("    last reset: interrupted: it does not start as it is; run imprint reset again\n");
 }
 
 /* The lines under the disk's row of disk_list_table(). */
