@@ -65,7 +65,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
 
 /* ---- small helpers ---------------------------------------------------------------------------- */
 
-static char **strv_free(char **l) {
+static char **disk_strv_free(char **l) {
         for (char **p = l; p && *p; p++)
                 free(*p);
         free(l);
@@ -719,6 +719,19 @@ static int read_loader_device_part_uuid(char **ret) {
         return 0;
 }
 
+int disk_loader_device_part_uuid(char **ret) {
+        _cleanup_(freep) char *s = NULL;
+        int r;
+
+        r = read_loader_device_part_uuid(&s);
+        if (r < 0)
+                return r;
+        for (char *c = s; *c; c++)
+                *c = (char) tolower((unsigned char) *c);
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
 static int check_boot_disk(const Disk *d, unsigned *bits, char **text) {
         _cleanup_(freep) char *uuid = NULL;
         int r;
@@ -881,7 +894,7 @@ static int check_swap(const Disk *d, const Targets *t, unsigned *bits, char **te
 
 /* The checks whose answer changes while we run: anything may be mounted or activated after
  * discovery, so the executor asks again right before writing. */
-static int disk_compute_in_use(const Disk *d, unsigned *ret_bits, char **ret_text) {
+static int disk_compute_in_use_full(const Disk *d, bool boot_disk_allowed, unsigned *ret_bits, char **ret_text) {
         _cleanup_(mount_table_done) MountTable mt = {};
         _cleanup_(targets_done) Targets t = {};
         _cleanup_(freep) char *text = NULL;
@@ -898,9 +911,11 @@ static int disk_compute_in_use(const Disk *d, unsigned *ret_bits, char **ret_tex
         r = check_system_backing(&t, &mt, &bits, &text);
         if (r < 0)
                 return r;
-        r = check_boot_disk(d, &bits, &text);
-        if (r < 0)
-                return r;
+        if (!boot_disk_allowed) {
+                r = check_boot_disk(d, &bits, &text);
+                if (r < 0)
+                        return r;
+        }
         r = check_mounted(&t, &mt, &bits, &text);
         if (r < 0)
                 return r;
@@ -914,6 +929,10 @@ static int disk_compute_in_use(const Disk *d, unsigned *ret_bits, char **ret_tex
         *ret_bits = bits;
         *ret_text = TAKE_PTR(text);
         return 0;
+}
+
+static int disk_compute_in_use(const Disk *d, unsigned *ret_bits, char **ret_text) {
+        return disk_compute_in_use_full(d, false, ret_bits, ret_text);
 }
 
 static int disk_compute_refusals(Disk *d) {
@@ -958,6 +977,21 @@ static int disk_compute_refusals(Disk *d) {
 
 bool disk_is_usable(const Disk *d) {
         return d && d->refusals == 0;
+}
+
+int disk_check_not_in_use_for_reset(const Disk *d) {
+        _cleanup_(freep) char *text = NULL;
+        unsigned bits = 0;
+        int r;
+
+        if (!d)
+                return -EINVAL;
+        r = disk_compute_in_use_full(d, true, &bits, &text);
+        if (r < 0)
+                return r;
+        if (bits != 0)
+                return error_setf(-EBUSY, _("Refusing to write to %s: %s"), d->path, text ?: _("it is in use."));
+        return 0;
 }
 
 int disk_check_not_in_use(const Disk *d) {
@@ -1275,7 +1309,7 @@ static void disk_clear_partitions(Disk *d) {
         free(d->pttype);
         free(d->ptuuid);
         d->pttype = d->ptuuid = NULL;
-        d->installed = strv_free(d->installed);
+        d->installed = disk_strv_free(d->installed);
 }
 
 static int dup_or_null(const char *s, char **ret) {
@@ -1789,7 +1823,7 @@ Disk *disk_free(Disk *d) {
         free(d->path);
         free(d->name);
         free(d->devnode);
-        strv_free(d->by_id);
+        disk_strv_free(d->by_id);
         free(d->vendor);
         free(d->model);
         free(d->serial);

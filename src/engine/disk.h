@@ -146,6 +146,14 @@ int disk_check_not_in_use(const Disk *d);
  * *ret when it is not mounted. */
 int disk_mount_point_of(dev_t devt, char **ret);
 
+/* The PARTUUID of the ESP the firmware booted from (LoaderDevicePartUUID, as systemd-boot sets
+ * it), lowercase. -ENOENT when not booted that way. */
+int disk_loader_device_part_uuid(char **ret);
+
+/* As disk_check_not_in_use(), for a factory reset: the disk the firmware booted from may be reset
+ * (the recovery entry resets its own disk); every other reason stands. */
+int disk_check_not_in_use_for_reset(const Disk *d);
+
 json_object *disk_to_json(const Disk *d);
 /* The disks, one row each: DISK SIZE BUS MODEL SERIAL TABLE USABLE as `imprint disks` prints
  * them, and as JSON the objects disk_to_json() returns. */
