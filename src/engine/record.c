@@ -60,29 +60,39 @@ static int write_json(const FsLocation *esp, const char *path, json_object *j) {
         return 0;
 }
 
-int record_install_write(const Plan *p, const FsLocation *esp) {
+static int install_record_write_full(const Plan *p, const char *version, const char *installed_at, const FsLocation *esp) {
         _cleanup_(json_object_putp) json_object *j = json_object_new_object();
         json_object *plan;
-        char now[32];
         int r;
 
         if (!j)
                 return -ENOMEM;
-        r = utc_now(now, sizeof(now), false);
-        if (r < 0)
-                return r;
         plan = plan_to_json(p);
         if (!plan)
                 return -ENOMEM;
         json_object_object_add(j, "formatVersion", json_object_new_int(RECORD_FORMAT_VERSION));
-        json_object_object_add(j, "imprintVersion", json_object_new_string(IMPRINT_VERSION));
-        json_object_object_add(j, "installedAt", json_object_new_string(now));
+        json_object_object_add(j, "imprintVersion", json_object_new_string(version));
+        json_object_object_add(j, "installedAt", json_object_new_string(installed_at));
         json_object_object_add(j, "plan", plan);
         r = write_json(esp, RECORD_INSTALL_PATH, j);
         if (r < 0)
                 return r;
         log_info("wrote the install record %s on the ESP of %s", RECORD_INSTALL_PATH, esp->disk);
         return 0;
+}
+
+int record_install_write(const Plan *p, const FsLocation *esp) {
+        char now[32];
+        int r;
+
+        r = utc_now(now, sizeof(now), false);
+        if (r < 0)
+                return r;
+        return install_record_write_full(p, IMPRINT_VERSION, now, esp);
+}
+
+int record_install_update(const InstallRecord *r, const FsLocation *esp) {
+        return install_record_write_full(r->plan, r->imprint_version ?: IMPRINT_VERSION, r->installed_at ?: "?", esp);
 }
 
 static int read_json(const FsLocation *esp, const char *path, json_object **ret) {
