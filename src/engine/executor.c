@@ -447,6 +447,12 @@ static int make_empty_root_dirs(const char *root) {
         return 0;
 }
 
+/* Whether the plan makes an installed system: an install of an image, or a reset (whose usr
+ * image is on the disk already, so its plan names no image). */
+static bool plan_installs_os(const Plan *p) {
+        return p->source || p->mode == PLAN_RESET;
+}
+
 static bool plan_configures_root(const Plan *p) {
         return p->account || p->settings.hostname || p->settings.timezone || p->settings.locale || p->settings.keymap;
 }
@@ -495,7 +501,7 @@ static int step_configure(Exec *e, Step *s) {
                 if (r < 0)
                         home_dir = mfree(home_dir);
         }
-        if (r >= 0 && p->source->kind == PLAN_SOURCE_USR)
+        if (r >= 0 && root->copy_from < 0)
                 r = make_empty_root_dirs(dir);
         if (r >= 0) {
                 test_pause(e, "middle");
@@ -709,10 +715,21 @@ static int audit_new(Exec *e) {
         json_object_object_add(a, "finishedAt", NULL);
         json_object_object_add(a, "entryPoint", json_object_new_string(reset_entry_point_to_string(rs->entry_point)));
         json_object_object_add(a, "imprintVersion", json_object_new_string(IMPRINT_VERSION));
-        json_object_object_add(img, "name", json_str(p->source ? p->source->os_name : NULL));
-        json_object_object_add(img, "id", json_str(p->source ? p->source->image_id : NULL));
-        json_object_object_add(img, "version", json_str(rs->image_version ?: (p->source ? p->source->image_version : NULL)));
-        json_object_object_add(img, "kind", json_str(p->source ? plan_source_kind_to_string(p->source->kind) : NULL));
+        {
+                _cleanup_(install_record_freep) InstallRecord *rec = NULL;
+                _cleanup_(freep) char *node = NULL;
+                const PlanSource *src = p->source;
+                FsLocation esp;
+
+                /* A usr image's reset names no image: the install record says what is installed. */
+                if (!src && exec_esp(e, &esp, &node) >= 0 && record_install_read(&esp, &rec) >= 0)
+                        src = rec->plan->source;
+                error_clear();
+                json_object_object_add(img, "name", json_str(src ? src->os_name : NULL));
+                json_object_object_add(img, "id", json_str(src ? src->image_id : NULL));
+                json_object_object_add(img, "version", json_str(rs->image_version ?: (src ? src->image_version : NULL)));
+                json_object_object_add(img, "kind", json_str(src ? plan_source_kind_to_string(src->kind) : NULL));
+        }
         json_object_object_add(a, "image", img);
         json_object_object_add(disk, "path", json_object_new_string(p->target));
         json_object_object_add(disk, "model", json_str(e->disk ? e->disk->model : NULL));
@@ -874,7 +891,13 @@ static int add_step_time(Exec *e, const Step *s, uint64_t usec) {
         if (!o)
                 return -ENOMEM;
         json_object_object_add(o, "id", json_object_new_string(s->id));
-        json_object_object_add(o, "seconds", json_object_new_double((double) usec / 1e6));
+        {
+                char text[32];
+
+                /* Milliseconds are what a person reads; json-c would print 17 digits. */
+                snprintf(text, sizeof(text), "%.3f", (double) usec / 1e6);
+                json_object_object_add(o, "seconds", json_object_new_double_s((double) usec / 1e6, text));
+        }
         return json_object_array_add(steps, o) < 0 ? -ENOMEM : 0;
 }
 
@@ -1211,7 +1234,7 @@ static int preflight(Exec *e) {
                         return r;
         }
 
-        if (p->source && (p->account || p->settings.hostname || p->settings.timezone || p->settings.locale || p->settings.keymap)) {
+        if (plan_installs_os(p) && plan_configures_root(p)) {
                 const PlanPartition *root = plan_find_role(p, ROLE_ROOT);
                 static const char *const tools[] = { "systemd-firstboot", "useradd", "chpasswd", "systemd-creds" };
 
@@ -1219,7 +1242,7 @@ static int preflight(Exec *e) {
                         return error_setf(-EPERM, _("Setting up the account and system settings mounts the installed root, which needs root."));
                 if (!root_fstype(p, root))
                         return error_setf(-EINVAL, _("The image's root filesystem type is unknown: it cannot be set up."));
-                if (p->source->kind == PLAN_SOURCE_USR && p->account && p->account->kind == ACCOUNT_CLASSIC)
+                if (root && root->copy_from < 0 && p->account && p->account->kind == ACCOUNT_CLASSIC)
                         return error_setf(-EOPNOTSUPP, _("The plan creates the classic user %s in the empty root of a usr image, where "
                                                          "useradd has no /etc/passwd to add it to. Make a new plan."),
                                           p->account->user_name);
@@ -1352,14 +1375,14 @@ static int plan_steps(Exec *e) {
                          pp->partno, partition_role_to_string(pp->role), pp->label ?: "");
                 s->partition = pp;
         }
-        if (p->source && p->account)
+        if (plan_installs_os(p) && p->account)
                 ADD_STEP("configure", 1, step_configure,
                          /* TRANSLATORS: %s is the user name. */
                          _("Setting up the account %s, hostname, timezone, locale and keymap in the installed system"),
                          p->account->user_name);
-        else if (p->source && (p->settings.hostname || p->settings.timezone || p->settings.locale || p->settings.keymap))
+        else if (plan_installs_os(p) && (p->settings.hostname || p->settings.timezone || p->settings.locale || p->settings.keymap))
                 ADD_STEP("configure", 1, step_configure, "%s", _("Setting up hostname, timezone, locale and keymap in the installed system"));
-        else if (p->source) {
+        else if (plan_installs_os(p)) {
                 _cleanup_(freep) char *why = NULL;
 
                 /* Every install and reset of an image gets the factory-reset hook where its root can take it. */
