@@ -457,6 +457,13 @@ static bool plan_configures_root(const Plan *p) {
         return p->account || p->settings.hostname || p->settings.timezone || p->settings.locale || p->settings.keymap;
 }
 
+static bool plan_has_source_role(const Plan *p, PartitionRole role) {
+        for (size_t i = 0; p->source && i < p->source->n_partitions; i++)
+                if (p->source->partitions[i].role == role)
+                        return true;
+        return false;
+}
+
 /* Whether the configure step can write the factory-reset hook into the installed root: it must be
  * mounted (root only) and writable (not a squashfs or erofs root, not marked read-only). */
 static bool plan_can_write_hook(const Plan *p, char **ret_why) {
@@ -469,6 +476,8 @@ static bool plan_can_write_hook(const Plan *p, char **ret_why) {
         else if (streq(fs, "squashfs") || streq(fs, "erofs") ||
                  (root->copy_from >= 0 && (p->source->partitions[root->copy_from].flags & DPS_FLAG_READ_ONLY)))
                 *ret_why = strdup("the image's root is read-only");
+        else if (root->copy_from >= 0 && plan_has_source_role(p, ROLE_ROOT_VERITY))
+                *ret_why = strdup("the image's root is protected by dm-verity, so nothing may be written into it");
         else if (geteuid() != 0)
                 *ret_why = strdup("mounting the installed root needs root");
         else
