@@ -22,6 +22,7 @@
 #include "i18n.h"
 #include "log.h"
 #include "osprobe.h"
+#include "record.h"
 #include "size.h"
 #include "string-table.h"
 
@@ -1310,6 +1311,11 @@ static void disk_clear_partitions(Disk *d) {
         free(d->ptuuid);
         d->pttype = d->ptuuid = NULL;
         d->installed = disk_strv_free(d->installed);
+        d->imprint_installed = d->reset_interrupted = false;
+        d->last_reset = mfree(d->last_reset);
+        if (d->last_reset_record)
+                json_object_put(d->last_reset_record);
+        d->last_reset_record = NULL;
 }
 
 static int dup_or_null(const char *s, char **ret) {
@@ -1568,11 +1574,56 @@ static int partition_installed_line(const Disk *d, const DiskPartition *p, char 
         return k < 0 ? -ENOMEM : 0;
 }
 
+/* The records imprint keeps on the ESP of a disk it installed: whether there is an install record,
+ * and the newest reset's audit record. */
+static int disk_probe_records(Disk *d) {
+        char saved[2048] = "";
+        int saved_code = error_code();
+
+        /* Reading the records is looking, not failing: whatever error a caller holds stays. */
+        if (error_message())
+                snprintf(saved, sizeof(saved), "%s", error_message());
+        for (size_t i = 0; i < d->n_partitions; i++) {
+                const DiskPartition *p = &d->partitions[i];
+                _cleanup_(install_record_freep) InstallRecord *rec = NULL;
+                json_object *audit = NULL, *st = NULL;
+                FsLocation esp;
+                int r;
+
+                if (!p->dps || p->dps->role != ROLE_ESP || !streq_ptr(p->fstype, "vfat"))
+                        continue;
+                esp = (FsLocation) { .disk = d->path, .node = d->kind == DISK_BLOCK ? p->node : NULL, .offset = p->start, .fstype = "vfat" };
+                r = record_install_read(&esp, &rec);
+                if (r == -ENOMEM)
+                        return r;
+                d->imprint_installed = r >= 0;
+                r = record_reset_last(&esp, &audit, NULL);
+                if (r == -ENOMEM)
+                        return r;
+                if (r >= 0) {
+                        d->reset_interrupted = json_object_object_get_ex(audit, "status", &st) &&
+                                               streq_ptr(json_object_get_string(st), "running");
+                        (void) record_reset_summary(audit, &d->last_reset);
+                        d->last_reset_record = audit;
+                }
+                break;
+        }
+        error_clear();
+        if (saved[0])
+                (void) error_setf(saved_code, "%s", saved);
+        return 0;
+}
+
 static int disk_probe_installed(Disk *d) {
         int r;
 
+        r = disk_probe_records(d);
+        if (r < 0)
+                return r;
         if (d->incomplete_install) {
-                char *line = strdup(_("incomplete install: imprint was interrupted before it finished; install again"));
+                char *line = strdup(d->reset_interrupted
+                                    ? _("interrupted reset: root is erased and the system does not start; run the reset again")
+                                    : _("incomplete install: imprint was interrupted before it finished; install again"));
 
                 if (!line)
                         return -ENOMEM;
@@ -1945,6 +1996,7 @@ enum {
         DISK_COLUMN_USABLE,
         DISK_COLUMN_REFUSALS,
         DISK_COLUMN_REFUSAL_REASON,
+        DISK_COLUMN_LAST_RESET,
         _DISK_COLUMN_MAX,
 };
 
@@ -1982,6 +2034,7 @@ static int disk_table_new(Table **ret) {
                 [DISK_COLUMN_USABLE] = { "USABLE", "usable", TABLE_LEFT, 0, 0, 1 },
                 [DISK_COLUMN_REFUSALS] = { NULL, "refusals", TABLE_LEFT, 0, 0, 1 },
                 [DISK_COLUMN_REFUSAL_REASON] = { NULL, "refusalReason", TABLE_LEFT, 0, 0, 1 },
+                [DISK_COLUMN_LAST_RESET] = { NULL, "lastReset", TABLE_LEFT, 0, 0, 1 },
         };
         static const size_t shown[] = { DISK_COLUMN_PATH,   DISK_COLUMN_SIZE,  DISK_COLUMN_TRANSPORT, DISK_COLUMN_MODEL,
                                         DISK_COLUMN_SERIAL, DISK_COLUMN_TABLE, DISK_COLUMN_USABLE };
@@ -2050,7 +2103,8 @@ static int disk_table_add(Table *t, const Disk *d) {
             (r = table_add_json(t, partition_table_to_json(d))) < 0 || (r = table_add_string(t, d->pttype)) < 0 ||
             (r = table_add_json(t, partitions_to_json(d))) < 0 || (r = table_add_json(t, strv_to_json(d->installed))) < 0 ||
             (r = table_add_boolean(t, d->incomplete_install)) < 0 || (r = table_add_boolean(t, disk_is_usable(d))) < 0 ||
-            (r = table_add_json(t, refusals_to_json(d))) < 0 || (r = table_add_string(t, d->refusal_text)) < 0)
+            (r = table_add_json(t, refusals_to_json(d))) < 0 || (r = table_add_string(t, d->refusal_text)) < 0 ||
+            (r = d->last_reset_record ? table_add_json(t, json_object_get(d->last_reset_record)) : table_add_null(t)) < 0)
                 return r;
         return 0;
 }

@@ -103,6 +103,12 @@ typedef struct Disk {
         char **installed;         /* human lines: "Windows Boot Manager (ESP, partition 1)", … */
         bool incomplete_install;  /* a partition carries DISK_INCOMPLETE_LABEL: an install was interrupted */
 
+        /* Factory reset (record.h), read with probe_os from the ESP: */
+        bool imprint_installed;   /* the ESP holds imprint's install record */
+        bool reset_interrupted;   /* the newest audit record says "running": a reset was cut off */
+        char *last_reset;         /* record_reset_summary() of the newest audit record, or NULL */
+        json_object *last_reset_record; /* that audit record, or NULL ("lastReset" in the JSON) */
+
         unsigned refusals;        /* DiskRefusal bits */
         char *refusal_text;       /* one sentence per reason, naming the evidence */
 } Disk;

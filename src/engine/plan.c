@@ -2076,9 +2076,9 @@ void plan_print_table(const Plan *p, FILE *f) {
         }
         if (p->recovery_uki)
                 fprintf(f, "Recovery entry: imprint-recovery.efi (%s), from %s\n", FORMAT_BYTES(p->recovery_uki_size), p->recovery_uki);
-        if (p->source && p->mode == PLAN_RESET && p->source->kind == PLAN_SOURCE_USR)
-                fprintf(f, "Image:   %s — the usr slots on the disk are kept; root%s starts empty and is filled from /usr at first boot\n",
-                        p->source->os_name ?: "unknown OS", plan_find_role(p, ROLE_HOME) && !(p->reset && p->reset->keep_home) ? " and home" : "");
+        if (!p->source && p->mode == PLAN_RESET)
+                fprintf(f, "Image:   the usr slots on the disk are kept; root%s starts empty and is filled from /usr at first boot\n",
+                        plan_find_role(p, ROLE_HOME) && !(p->reset && p->reset->keep_home) ? " and home" : "");
         else if (p->source)
                 fprintf(f, "Image:   %s — %s%s%s\n", p->source->path, p->source->os_name ?: "unknown OS",
                         p->source->sha256 ? ", checksum from " : ", no checksum to verify against",

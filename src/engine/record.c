@@ -60,29 +60,39 @@ static int write_json(const FsLocation *esp, const char *path, json_object *j) {
         return 0;
 }
 
-int record_install_write(const Plan *p, const FsLocation *esp) {
+static int install_record_write_full(const Plan *p, const char *version, const char *installed_at, const FsLocation *esp) {
         _cleanup_(json_object_putp) json_object *j = json_object_new_object();
         json_object *plan;
-        char now[32];
         int r;
 
         if (!j)
                 return -ENOMEM;
-        r = utc_now(now, sizeof(now), false);
-        if (r < 0)
-                return r;
         plan = plan_to_json(p);
         if (!plan)
                 return -ENOMEM;
         json_object_object_add(j, "formatVersion", json_object_new_int(RECORD_FORMAT_VERSION));
-        json_object_object_add(j, "imprintVersion", json_object_new_string(IMPRINT_VERSION));
-        json_object_object_add(j, "installedAt", json_object_new_string(now));
+        json_object_object_add(j, "imprintVersion", json_object_new_string(version));
+        json_object_object_add(j, "installedAt", json_object_new_string(installed_at));
         json_object_object_add(j, "plan", plan);
         r = write_json(esp, RECORD_INSTALL_PATH, j);
         if (r < 0)
                 return r;
         log_info("wrote the install record %s on the ESP of %s", RECORD_INSTALL_PATH, esp->disk);
         return 0;
+}
+
+int record_install_write(const Plan *p, const FsLocation *esp) {
+        char now[32];
+        int r;
+
+        r = utc_now(now, sizeof(now), false);
+        if (r < 0)
+                return r;
+        return install_record_write_full(p, IMPRINT_VERSION, now, esp);
+}
+
+int record_install_update(const InstallRecord *r, const FsLocation *esp) {
+        return install_record_write_full(r->plan, r->imprint_version ?: IMPRINT_VERSION, r->installed_at ?: "?", esp);
 }
 
 static int read_json(const FsLocation *esp, const char *path, json_object **ret) {
@@ -101,8 +111,13 @@ static int read_json(const FsLocation *esp, const char *path, json_object **ret)
         if (asprintf(&what, "the record %s on the ESP of %s", path, esp->disk) < 0)
                 return -ENOMEM;
         r = json_parse_strict(buf ?: "", size, what, ret);
-        if (r < 0)
-                return error_setf(-EBADMSG, "%s", error_message() ?: _("The record is not valid JSON."));
+        if (r < 0) {
+                char why[2048];
+
+                /* Copied first: error_setf() writes where error_message() points. */
+                snprintf(why, sizeof(why), "%s", error_message() ?: _("The record is not valid JSON."));
+                return error_setf(-EBADMSG, "%s", why);
+        }
         return 0;
 }
 
@@ -134,9 +149,12 @@ int record_install_read(const FsLocation *esp, InstallRecord **ret) {
         if (!json_object_object_get_ex(j, "plan", &plan) || !json_object_is_type(plan, json_type_object))
                 return error_setf(-EBADMSG, _("%s on the ESP of %s holds no plan."), RECORD_INSTALL_PATH, esp->disk);
         r = plan_from_json(plan, &rec->plan);
-        if (r < 0)
-                return error_setf(-EBADMSG, _("The plan in %s on the ESP of %s cannot be read: %s"), RECORD_INSTALL_PATH, esp->disk,
-                                  error_message() ?: strerror(-r));
+        if (r < 0) {
+                char why[1024];
+
+                snprintf(why, sizeof(why), "%s", error_message() ?: strerror(-r));
+                return error_setf(-EBADMSG, _("The plan in %s on the ESP of %s cannot be read: %s"), RECORD_INSTALL_PATH, esp->disk, why);
+        }
         *ret = TAKE_PTR(rec);
         return 0;
 }

@@ -451,11 +451,8 @@ int reset_plan(const Disk *d, const ResetRequest *req, const Image *img, Plan **
                 if (source_root < 0)
                         return error_setf(-EINVAL, _("The image %s has no root partition."), p->source->path);
         } else {
-                r = plan_source_copy(rec->source, &p->source);
-                if (r < 0)
-                        return r;
-                /* What was installed, for the table and the audit record; nothing is copied
-                 * from it: the usr slots stay as they are. */
+                /* No image: the usr slots on the disk stay as they are, and the new root is
+                 * made empty, as the image's repart.d says. */
                 r = usr_slot_repart(d, &root_fs, &home_fs);
                 if (r < 0)
                         return r;
