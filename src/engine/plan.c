@@ -14,6 +14,7 @@
 #include "json-strict.h"
 #include "log.h"
 #include "plan.h"
+#include "recovery-entry.h"
 #include "tpm2.h"
 #include "size.h"
 #include "uuid.h"
@@ -1422,8 +1423,15 @@ json_object *plan_to_json(const Plan *p) {
                 json_object *e = json_object_new_object();
 
                 json_object_object_add(e, "path", json_object_new_string(p->recovery_uki));
+                /* The name it gets on $BOOT: the entry ID of systemctl reboot --boot-loader-entry=. */
+                json_object_object_add(e, "entry", json_object_new_string(RECOVERY_ENTRY_FILE));
                 json_object_object_add(e, "size", json_object_new_int64((int64_t) p->recovery_uki_size));
                 json_object_object_add(j, "recoveryUki", e);
+        } else if (p->source && p->mode != PLAN_RESET) {
+                _cleanup_(freep) char *why = NULL;
+
+                if (asprintf(&why, "no recovery entry: there is no recovery UKI at %s", recovery_entry_search_path()) >= 0)
+                        json_object_object_add(j, "recoveryEntryNote", json_object_new_string(why));
         }
 
         if (p->source) {
@@ -2076,6 +2084,8 @@ void plan_print_table(const Plan *p, FILE *f) {
         }
         if (p->recovery_uki)
                 fprintf(f, "Recovery entry: imprint-recovery.efi (%s), from %s\n", FORMAT_BYTES(p->recovery_uki_size), p->recovery_uki);
+        else if (p->source && p->mode != PLAN_RESET)
+                fprintf(f, "Recovery entry: none, there is no recovery UKI at %s\n", recovery_entry_search_path());
         if (!p->source && p->mode == PLAN_RESET)
                 fprintf(f, "Image:   the usr slots on the disk are kept; root%s starts empty and is filled from /usr at first boot\n",
                         plan_find_role(p, ROLE_HOME) && !(p->reset && p->reset->keep_home) ? " and home" : "");
