@@ -713,6 +713,57 @@ static int audit_save(Exec *e) {
         return record_reset_write(&esp, e->audit_name, e->audit);
 }
 
+/* A reset that was cut off (power lost, killed) left its audit record at "running"; this one
+ * redoes it. The older record is closed as "interrupted" and names this one, and this one names
+ * it: together they say what happened (the first run may already have crypto-erased a volume
+ * that this run then finds without a header). */
+static int audit_close_interrupted(Exec *e, const char *name, json_object *old) {
+        _cleanup_(freep) char *node = NULL;
+        json_object *status;
+        FsLocation esp;
+        int r;
+
+        if (!old || !json_object_object_get_ex(old, "status", &status) || !streq_ptr(json_object_get_string(status), "running"))
+                return 0;
+        r = exec_esp(e, &esp, &node);
+        if (r < 0)
+                return r;
+        json_object_object_add(old, "status", json_object_new_string("interrupted"));
+        json_object_object_add(old, "resumedBy", json_object_new_string(e->audit_name));
+        r = record_reset_write(&esp, name, old);
+        if (r < 0)
+                return r;
+        json_object_object_add(e->audit, "resumes", json_object_new_string(name));
+        log_info("reset: %s/%s was cut off while running; closed as interrupted, this reset redoes it", RECORD_DIR, name);
+        return 0;
+}
+
+/* The name of this reset's audit record: its start time to the second, never the name of the
+ * newest record already there (a reset redone within the second of the one it redoes). */
+static int audit_pick_name(Exec *e, char **ret_last_name, json_object **ret_last) {
+        _cleanup_(freep) char *node = NULL;
+        FsLocation esp;
+        int r;
+
+        *ret_last_name = NULL;
+        *ret_last = NULL;
+        r = exec_esp(e, &esp, &node);
+        if (r < 0)
+                return r;
+        r = record_reset_last(&esp, ret_last, ret_last_name);
+        if (r < 0 && r != -ENOENT)
+                log_warning("Cannot read the last reset's audit record: %s", error_message() ?: strerror(-r));
+        for (int attempt = 0;; attempt++) {
+                e->audit_name = mfree(e->audit_name);
+                r = record_reset_name(&e->audit_name);
+                if (r < 0)
+                        return r;
+                if (!*ret_last_name || strcmp(e->audit_name, *ret_last_name) > 0 || attempt >= 3)
+                        return 0;
+                (void) usleep(500 * 1000);
+        }
+}
+
 /* What the audit record says at the start: everything but the outcome. No secrets. */
 static int audit_new(Exec *e) {
         const Plan *p = e->plan;
@@ -792,14 +843,21 @@ static int audit_new(Exec *e) {
 static int step_reset_begin(Exec *e, Step *s) {
         const Plan *p = e->plan;
         _cleanup_(freep) PlanPartition *marked = NULL;
+        _cleanup_(freep) char *last_name = NULL;
+        json_object *last = NULL;
         Plan q = *p;
         EfiVars v;
         int r;
 
-        r = record_reset_name(&e->audit_name);
-        if (r < 0)
+        r = audit_pick_name(e, &last_name, &last);
+        if (r >= 0)
+                r = audit_new(e);
+        if (r < 0) {
+                json_object_put(last);
                 return r;
-        r = audit_new(e);
+        }
+        r = audit_close_interrupted(e, last_name, last);
+        json_object_put(last);
         if (r < 0)
                 return r;
         r = audit_save(e);

@@ -285,6 +285,9 @@ int record_reset_summary(json_object *audit, char **ret) {
         if (streq(status, "running"))
                 /* TRANSLATORS: the time, where it was started from; then what was erased. */
                 k = asprintf(ret, _("reset on %s %s was interrupted: resume it from the recovery entry or with imprint reset"), when, from);
+        else if (streq(status, "interrupted"))
+                /* TRANSLATORS: the time and where it was started from; a later reset redid it. */
+                k = asprintf(ret, _("reset on %s %s was interrupted and redone by a later reset"), when, from);
         else if (streq(status, "failed"))
                 k = asprintf(ret, _("reset on %s %s failed: %s"), when, from, error ?: _("unknown error"));
         else

@@ -160,7 +160,13 @@ grep -qi "interrupted" "$WORK/disks" || { cat "$WORK/disks" >&2; fail "imprint d
 [ "$(sfdisk -d "$tgt")" = "$table_before" ] || fail "after the resumed reset the partition names are not back"
 ! has_marker "$tgt" "$root" root-marker || fail "the root marker survived the interrupted and resumed reset"
 audit_of "$tgt" | jq -e '.status == "complete"' >/dev/null || fail "the resumed reset's audit record is not complete"
-pass "interrupted with kill -9 after erasing root: imprint disks says so, the disk is marked, a new reset completes"
+# The cut-off record is closed, and the pair names each other.
+off=$(part_start "$tgt" 1)
+mapfile -t records < <(mdir -b -i "$tgt@@$off" ::/imprint | grep -o 'reset-[0-9TZ]*\.json' | sort | tail -n 2)
+mtype -i "$tgt@@$off" "::/imprint/${records[0]}" | jq -e --arg new "${records[1]}" '.status == "interrupted" and .resumedBy == $new' >/dev/null \
+        || fail "the cut-off reset's audit record is not closed as interrupted, naming the reset that redid it"
+audit_of "$tgt" | jq -e --arg old "${records[0]}" '.resumes == $old' >/dev/null || fail "the resumed reset's audit record does not name the one it redid"
+pass "interrupted with kill -9 after erasing root: imprint disks says so, the disk is marked, a new reset completes and closes the old record"
 
 # ==== classic image ===========================================================================
 cls=$WORK/classic.img
