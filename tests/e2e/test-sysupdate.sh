@@ -16,7 +16,7 @@
 #     recovery key, delivered to the escrow disk) with the account alice. The host then reads the
 #     target's GPT and ESP: usr, usr-verity and usr-verity-sig of v1 in the A slots (labels
 #     imprint-usr_1, UUIDs from the root hash), the B slots labelled _empty, root LUKS2, and the
-#     UKI named for boot counting (imprint-usr_1+3-0.efi).
+#     UKI named for boot counting (imprint-usr_1+1-0.efi: the image's transfer gives one try).
 #  2. The installed disk boots alone, always with the TPM state and firmware variables of the
 #     install; the test image's imprint-lifecycle.service prints IMPRINT-CHECK lines (the guest
 #     protocol of CONTRACT: version, /usr's dm-verity root hash, the usr partition, root's
@@ -277,7 +277,7 @@ grep -Eq '^([cbdefghijklnrtuv]{8}-){7}[cbdefghijklnrtuv]{8}$' "$WORK/recovery.ke
 echo "ok: installed; recovery key escrowed as $keyfile"
 
 # The layout, read on the host: A holds v1, B is empty; root is LUKS2; the UKI is named for boot
-# counting as the image's sysupdate.d UKI transfer expects (TriesLeft=3, TriesDone=0).
+# counting as the image's sysupdate.d UKI transfer expects (TriesLeft=1, TriesDone=0).
 expect_slots 1 _empty
 read -r root_partno _ _ <<<"$(gpt "$GUID_ROOT" | head -n 1)"
 [ -n "$root_partno" ] || failed "no root partition on the installed disk"
@@ -285,7 +285,7 @@ root_start=$(sfdisk --json "$WORK/target.img" | jq -r --arg n "$root_partno" '.p
 [ "$(dd if="$WORK/target.img" bs=512 skip="$root_start" count=1 status=none | head -c 6 | od -An -tx1 | tr -d ' \n')" = 4c554b53babe ] \
         || failed "the root partition (partition $root_partno) is not LUKS"
 uki=$(ukis)
-[ "$uki" = "imprint-usr_1+3-0.efi" ] || failed "\$BOOT/EFI/Linux holds '$uki', not imprint-usr_1+3-0.efi"
+[ "$uki" = "imprint-usr_1+1-0.efi" ] || failed "\$BOOT/EFI/Linux holds '$uki', not imprint-usr_1+1-0.efi"
 echo "ok: root (partition $root_partno) is LUKS; \$BOOT/EFI/Linux: $uki"
 
 # --- boots of the installed disk ------------------------------------------------------------------
@@ -378,7 +378,7 @@ expect_update "$WORK/serial-v1-first.log" 1 2
 phase_done "boot v1 (first boot, markers, update to v2)" "$t"
 expect_slots 1 2
 # The v1 file lost its counter: systemd-bless-boot renamed it after the good boot.
-expect_ukis_on_disk '^imprint-usr_1\.efi,imprint-usr_2\+3-0\.efi$'
+expect_ukis_on_disk '^imprint-usr_1\.efi,imprint-usr_2\+1-0\.efi$'
 echo "ok: the v1 entry was blessed (sd-boot counted the try, systemd-bless-boot dropped the counter)"
 
 # Boot 3: v2 from B, v1 still in A (slots= in the guest names both); sysupdate to v3 (into A).
@@ -395,7 +395,7 @@ echo "ok: v2 runs from the B slot while v1 is still on disk (slots $val), its en
 expect_update "$WORK/serial-v2.log" 2 3
 phase_done "boot v2 + update to v3" "$t"
 expect_slots 3 2
-expect_ukis_on_disk '^imprint-usr_2\.efi,imprint-usr_3\+3-0\.efi$'
+expect_ukis_on_disk '^imprint-usr_2\.efi,imprint-usr_3\+1-0\.efi$'
 
 # Boot 4: v3 from A (reused); sysupdate to the broken v4 (into B).
 echo "== boot 4: v3 from the A slot, update to v4"
@@ -411,7 +411,7 @@ echo "ok: v3 reuses the A slot (slots $val), its entry blessed"
 expect_update "$WORK/serial-v3.log" 3 4
 phase_done "boot v3 + update to v4" "$t"
 expect_slots 3 4
-expect_ukis_on_disk '^imprint-usr_3\.efi,imprint-usr_4\+3-0\.efi$'
+expect_ukis_on_disk '^imprint-usr_3\.efi,imprint-usr_4\+1-0\.efi$'
 rm -f "$WORK"/update-v*.img
 
 # The broken v4: every try boots it, imprint-broken.service fails before boot-complete.target,

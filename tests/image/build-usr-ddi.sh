@@ -407,7 +407,7 @@ for p in b:
         assert p["uuid"] == want[p["type"]], "%s has UUID %s, not %s" % (p["type"], p["uuid"], want[p["type"]])
 assert not [p for p in parts if p.get("name") == "_empty"], "an _empty slot is left"
 EOF2
-[ -f "$sc/boot/EFI/Linux/${IMAGE_ID}_2+3-0.efi" ] || die "systemd-sysupdate did not install ${IMAGE_ID}_2+3-0.efi: $(ls "$sc/boot/EFI/Linux")"
+[ -f "$sc/boot/EFI/Linux/${IMAGE_ID}_2+1-0.efi" ] || die "systemd-sysupdate did not install ${IMAGE_ID}_2+1-0.efi: $(ls "$sc/boot/EFI/Linux")"
 SYSUPDATE_INFO="sysupdate-check list=$(awk '$2 ~ /^[0-9]+$/ { printf "%s:%s,", $2, $NF }' "$WORK/sysupdate-list.txt")check-new=$new update=ok uki=$(ls "$sc/boot/EFI/Linux" | paste -sd,)"
 log "$SYSUPDATE_INFO"
 rm -rf "$sc"
