@@ -68,8 +68,11 @@ CMDLINE="console=tty1 console=ttyS0 systemd.firstboot=off rw"
 # The recovery entry's command line: the initrd runs imprint-recovery.target and never switches
 # root; imprint.recovery=1 tells imprint where it runs. loglevel=4: kernel warnings and worse
 # only, so that kernel chatter does not break into the dialogue on the consoles.
+# rd.systemd.gpt_auto=0: the initrd must not find, unlock and mount the installed root it is
+# about to erase (seen in the rig: gpt-auto started systemd-cryptsetup@root there; an opened
+# volume would make the disk busy, and the reset refuse it).
 RECOVERY_NAME=imprint-recovery
-RECOVERY_CMDLINE="console=tty1 console=ttyS0 imprint.recovery=1 rd.systemd.unit=imprint-recovery.target loglevel=4"
+RECOVERY_CMDLINE="console=tty1 console=ttyS0 imprint.recovery=1 rd.systemd.unit=imprint-recovery.target rd.systemd.gpt_auto=0 loglevel=4"
 
 # What the medium runs: systemd, the kernel's initrd tools, and imprint's runtime tools and
 # libraries (installed by name, so "apt-get purge --autoremove" of the build dependencies keeps
