@@ -223,7 +223,7 @@ run_stamped "$WORK/serial-1-install.log" "$WORK/serial-1-install.stamps" \
         --no-check --log "$WORK/serial-1-install.log" --timeout 1200 \
         --stop-after 'imprint-unattended\.service failed:' \
         --stop-after 'You are in emergency mode' \
-        --expect '"event": ?"recoveryKey".*"deliveredTo": ?"/run/imprint-escrow/recovery-key-' \
+        --expect '"event": ?"recoveryKey".*"deliveredTo": ?"/run/(imprint-)?escrow/recovery-key-' \
         --expect '"event": ?"end".*"id": ?"encrypt-root"' \
         --expect '"event": ?"end".*"id": ?"encrypt-home"' \
         --expect '"event": ?"result".*"success": ?true' \
@@ -237,7 +237,7 @@ b=$(stamp_of "$WORK/serial-1-install.stamps" '"event": ?"result"' last)
 # disk (debugfs: no mount) into OUT, without a newline.
 escrowed_key() {
         local f
-        f=$(plain_log "$1" | grep -aoE '"deliveredTo": ?"/run/imprint-escrow/recovery-key-[^"/]*\.txt"' | tail -n 1 | sed -E 's|.*/||; s|"$||')
+        f=$(plain_log "$1" | grep -aoE '"deliveredTo": ?"/run/(imprint-)?escrow/recovery-key-[^"/]*\.txt"' | tail -n 1 | sed -E 's|.*/||; s|"$||')
         [ -n "$f" ] || failed "no escrowed key file named in $1"
         umask 077
         debugfs -R "cat /$f" "$WORK/escrow.img" 2>/dev/null | tail -n 1 | tr -d '\n' >"$2"
@@ -364,17 +364,19 @@ phase_done "host: copies before the reset" "$t"
 echo "ok: before: root $ROOT_UUID_0 (partition $ROOT_NO), home $HOME_UUID_0 (partition $HOME_NO), both opened by the install's key (copies of the first 16 MiB); $(wc -l <"$WORK/snap/before/partitions.sha") other partitions hashed, $(wc -l <"$WORK/snap/before/esp.manifest") ESP files"
 
 # --- boots 3 and 4: the recovery entry --------------------------------------------------------------
-# The recovery entry runs in its initrd: the escrow disk is mounted there by a mount unit given as
-# a credential (systemd-debug-generator: systemd.extra-unit.*), which the reset's escrow directory
-# requires (RequiresMountsFor= in the drop-in imprint's recovery service gets, also a credential).
-reset_config=$(jq -cn --argjson user "$USER_JSON" '{reset: {target: "auto", recoveryKeyEscrow: "/run/imprint-escrow",
+# The recovery entry runs in its initrd (imprint-recovery.target, no switch to the installed root):
+# the escrow disk is mounted there by a mount unit given as a credential, and the drop-in that makes
+# imprint's recovery service wait for it is one too (systemd-debug-generator: systemd.extra-unit.*,
+# systemd.unit-dropin.*, v256+; fstab.extra is for the system after the initrd).
+reset_config=$(jq -cn --argjson user "$USER_JSON" '{reset: {target: "auto", recoveryKeyEscrow: "/run/escrow",
         user: $user, afterReset: "poweroff"}, onFailure: "poweroff"}')
-escrow_mount=$(printf '[Unit]\nDescription=rig: the escrow disk\nDefaultDependencies=no\nAfter=systemd-udev-settle.service\n[Mount]\nWhat=/dev/disk/by-id/virtio-escrow\nWhere=/run/imprint-escrow\nType=ext4\nOptions=x-systemd.device-timeout=10min\n')
+escrow_mount=$(printf '[Unit]\nDescription=rig: the escrow disk\n[Mount]\nWhat=/dev/disk/by-id/virtio-escrow\nWhere=/run/escrow\nType=ext4\n')
+escrow_dropin=$(printf '[Unit]\nRequiresMountsFor=/run/escrow\n')
 RECOVERY_ARGS=(--disk "$WORK/escrow.img:escrow"
         --qemu-arg -smbios --qemu-arg "$(cred imprint.config "$reset_config")"
         --qemu-arg -smbios --qemu-arg "$(cred imprint.user-password "$user_password")"
-        --qemu-arg -smbios --qemu-arg "$(cred fstab.extra "$fstab_extra")"
-        --qemu-arg -smbios --qemu-arg "$(cred 'systemd.extra-unit.run-imprint\x2descrow.mount' "$escrow_mount")")
+        --qemu-arg -smbios --qemu-arg "$(cred systemd.extra-unit.run-escrow.mount "$escrow_mount")"
+        --qemu-arg -smbios --qemu-arg "$(cred systemd.unit-dropin.imprint-recovery-unattended.service "$escrow_dropin")")
 boot_recovery() {
         local name=$1
         shift
@@ -413,15 +415,22 @@ val=$(bash "$here/ovmf-var.sh" "$VARS" LoaderEntryOneShot) && failed "LoaderEntr
 val=$(bash "$here/ovmf-var.sh" "$VARS" LoaderEntryDefault) || val=
 [ "$val" = imprint-recovery.efi ] || failed "during the reset LoaderEntryDefault is '$val', not imprint-recovery.efi: a power cut would boot the half-reset system"
 n=$(audit_last cut) || failed "no /imprint/reset-*.json on the ESP after the reset began"
+cut_record=$n
 [ "$(jq -r .status "$WORK/audit-cut.json")" = running ] || failed "the audit record $n of the cut reset says '$(jq -r .status "$WORK/audit-cut.json")', not running"
 names=$(du_parts "$IMG" | awk -v r="$ROOT_NO" -v h="$HOME_NO" '$1 == r || $1 == h { print $6 }' | paste -sd' ')
 [ "$names" = "imprint-incomplete imprint-incomplete" ] || failed "during the reset root and home are named '$names' in the GPT, not imprint-incomplete"
-echo "ok: interrupted state: LoaderEntryDefault=imprint-recovery.efi, audit record $n running, root and home named imprint-incomplete"
+state=
+for p in "$ROOT_NO:$ROOT_START:$ROOT_SIZE:root" "$HOME_NO:$HOME_START:$HOME_SIZE:home"; do
+        IFS=: read -r _ s z r <<<"$p"
+        rc=0; du_luks_opens "$IMG" "$WORK/install.key" "$s" "$z" || rc=$?
+        case $rc in 0) state+=" $r: old header intact;" ;; 1) state+=" $r: a new header;" ;; *) state+=" $r: no LUKS header;" ;; esac
+done
+echo "ok: interrupted state: LoaderEntryDefault=imprint-recovery.efi, audit record $n running, root and home named imprint-incomplete;$state"
 
 echo "== boot 4: nothing but LoaderEntryDefault selects the recovery entry; the reset completes"
 t=$EPOCHREALTIME
 boot_recovery 4-reset \
-        --expect '"event": ?"recoveryKey".*"deliveredTo": ?"/run/imprint-escrow/recovery-key-' \
+        --expect '"event": ?"recoveryKey".*"deliveredTo": ?"/run/(imprint-)?escrow/recovery-key-' \
         --expect '"event": ?"end".*"id": ?"reset-end"' \
         --expect '"event": ?"result".*"success": ?true' \
         || failed "boot 4, the recovery entry again, the reset to its end (serial log $WORK/serial-4-reset.log)"
@@ -493,35 +502,54 @@ val=$(bash "$here/ovmf-var.sh" "$VARS" LoaderEntryDefault) || val=
 [ "$val" = "$default_before" ] || failed "LoaderEntryDefault is '$val' after the reset, not what it was before ('$default_before')"
 echo "ok: LoaderEntryDefault restored ('$val')"
 
-# expect_audit NAME ENTRY KEEPHOME OLDROOT NEWROOT OLDHOME NEWHOME KEYS…: the newest audit record.
+# expect_audit NAME ENTRY KEEPHOME CUT OLDROOT NEWROOT OLDHOME NEWHOME KEYS…: the newest audit record
+# says complete, the entry point (a regex), keepHome; root (and home unless kept) erased into the
+# new LUKS UUIDs, and crypto-erased from the old ones — by this record, or, for a reset that was
+# cut and then started again, by the record of the cut one (CUT, a file, or "-"), which names the
+# old volumes that the restarted reset no longer found; a kept home re-enrolled, its volume the
+# same. Neither recovery key (KEYS: files) is in either record.
 expect_audit() {
-        local name=$1 entry=$2 keep=$3 n j k
+        local name=$1 entry=$2 keep=$3 cut=$4 n j k
         n=$(audit_last "$name") || failed "no audit record on the ESP after the reset"
         j=$WORK/audit-$name.json
+        [ "$cut" != - ] || cut=$WORK/audit-none.json
+        [ -f "$cut" ] || echo '{"partitions": []}' >"$cut"
         jq -e --arg e "$entry" --argjson keep "$keep" '.formatVersion == 1 and .status == "complete" and (.entryPoint | test($e))
                 and .keepHome == $keep and .finishedAt != null and .error == null and (.steps | length > 0)' "$j" >/dev/null \
                 || failed "audit record $n: $(jq -c '{status, entryPoint, keepHome, finishedAt, error}' "$j") (want complete, $entry, keepHome $keep)"
-        part() { jq -c --arg r "$1" '[.partitions[] | select(.role == $r)] | first' "$j"; }
-        jq -e --arg o "$4" --arg n "$5" '[.partitions[] | select(.role == "root")] | first
-                | .action == "erased" and .method == "crypto-erase" and .keyslotsDestroyed >= 1 and (.oldLuksUuid | ascii_downcase) == $o and (.newLuksUuid | ascii_downcase) == $n' "$j" >/dev/null \
-                || failed "audit record $n, root: $(part root) (want erased by crypto-erase, $4 → $5)"
+        part() { jq -c --arg r "$1" '[.partitions[] | select(.role == $r)] | first' "$2"; }
+        # erased ROLE OLD NEW: the rule above, as jq over the record and the cut one.
+        erased() {
+                jq -e -n --slurpfile f "$j" --slurpfile c "$cut" --arg r "$1" --arg o "$2" --arg n "$3" '
+                        def p($x): [$x[0].partitions[] | select(.role == $r)] | first;
+                        def lc: if . == null then null else ascii_downcase end;
+                        def crypto($x): $x != null and $x.method == "crypto-erase" and $x.keyslotsDestroyed >= 1 and ($x.oldLuksUuid | lc) == $o;
+                        p($f) as $F | p($c) as $C
+                        | $F.action == "erased" and ($F.newLuksUuid | lc) == $n and (crypto($F) or crypto($C))' >/dev/null \
+                        || failed "audit record $n, $1: $(part "$1" "$j")$([ -s "$cut" ] && echo "; the cut reset's record: $(part "$1" "$cut")") (want erased into $3, crypto-erased from $2)"
+        }
+        erased root "$5" "$6"
         if [ "$keep" = true ]; then
-                jq -e --arg o "$6" '[.partitions[] | select(.role == "home")] | first | .action == "reenrolled" and (.oldLuksUuid // .newLuksUuid | ascii_downcase) == $o' "$j" >/dev/null \
-                        || failed "audit record $n, home: $(part home) (want reenrolled, volume $6 kept)"
+                jq -e --arg o "$7" '[.partitions[] | select(.role == "home")] | first | .action == "reenrolled"
+                        and ((.newLuksUuid // .oldLuksUuid) | ascii_downcase) == $o' "$j" >/dev/null \
+                        || failed "audit record $n, home: $(part home "$j") (want reenrolled, volume $7 kept)"
         else
-                jq -e --arg o "$6" --arg n "$7" '[.partitions[] | select(.role == "home")] | first
-                        | .action == "erased" and .method == "crypto-erase" and .keyslotsDestroyed >= 1 and (.oldLuksUuid | ascii_downcase) == $o and (.newLuksUuid | ascii_downcase) == $n' "$j" >/dev/null \
-                        || failed "audit record $n, home: $(part home) (want erased by crypto-erase, $6 → $7)"
+                erased home "$7" "$8"
         fi
-        shift 7
+        shift 8
         for k in "$@"; do
-                ! grep -qF -- "$(cat "$k")" "$j" || failed "audit record $n holds a recovery key"
-                ! grep -qF -- "$(tr -d '-' <"$k")" "$j" || failed "audit record $n holds a recovery key (without dashes)"
+                for f in "$j" "$cut"; do
+                        ! grep -qF -- "$(cat "$k")" "$f" || failed "audit record $f holds a recovery key"
+                        ! grep -qF -- "$(tr -d '-' <"$k")" "$f" || failed "audit record $f holds a recovery key (without dashes)"
+                done
         done
         MEASURED+=("reset steps ($name, $n): $(jq -r '[.steps[] | "\(.id) \(.seconds)s"] | join(", ")' "$j")")
-        echo "ok: audit record $n: $(jq -r '"\(.status), \(.entryPoint), keepHome \(.keepHome), " + ([.partitions[] | "\(.role) \(.action)\(if .method then " (" + .method + ", data discarded: " + (.dataDiscarded | tostring) + ")" else "" end)"] | join("; ")) + ", account: \(.account)"' "$j")"
+        echo "ok: audit record $n: $(jq -r '"\(.status), \(.entryPoint), keepHome \(.keepHome), " + ([.partitions[] | "\(.role) \(.action)\(if .method then " (" + .method + ", data discarded: " + (.dataDiscarded | tostring) + ")" else "" end)"] | join("; ")) + "; account: \(.account)"' "$j")"
+        echo "   records on the ESP: $(du_esp_ls "$IMG" "$esp_start" /imprint | paste -sd' ')"
 }
-expect_audit reset1 '^boot-menu$' false "$ROOT_UUID_0" "$ROOT_UUID_1" "$HOME_UUID_0" "$HOME_UUID_1" "$WORK/install.key" "$WORK/reset1.key"
+# the record of the cut reset as it is now on the ESP (the restarted one may have replaced it)
+du_esp_cat "$IMG" "$esp_start" "/imprint/$cut_record" >"$WORK/audit-cut-now.json" 2>/dev/null || cp "$WORK/audit-cut.json" "$WORK/audit-cut-now.json"
+expect_audit reset1 '^boot-menu$' false "$WORK/audit-cut-now.json" "$ROOT_UUID_0" "$ROOT_UUID_1" "$HOME_UUID_0" "$HOME_UUID_1" "$WORK/install.key" "$WORK/reset1.key"
 # install.json: rewritten at the end of the reset, it names the volumes as they are now.
 du_esp_cat "$IMG" "$esp_start" /imprint/install.json >"$WORK/install-2.json" || failed "no /imprint/install.json after the reset"
 val=$(jq -r '[.plan.partitions[] | select(.luksUuid != null) | .luksUuid | ascii_downcase] | sort | join(" ")' "$WORK/install-2.json")
@@ -556,7 +584,7 @@ run_stamped "$WORK/serial-6-keephome.log" "$WORK/serial-6-keephome.stamps" \
         --no-check --log "$WORK/serial-6-keephome.log" --timeout 1200 \
         --stop-after 'imprint-unattended\.service failed:' \
         --stop-after 'You are in emergency mode' \
-        --expect '"event": ?"recoveryKey".*"deliveredTo": ?"/run/imprint-escrow/recovery-key-' \
+        --expect '"event": ?"recoveryKey".*"deliveredTo": ?"/run/(imprint-)?escrow/recovery-key-' \
         --expect '"event": ?"end".*"id": ?"reenroll-home"' \
         --expect '"event": ?"result".*"success": ?true' \
         || failed "boot 6, the reset from the live medium keeping home (serial log $WORK/serial-6-keephome.log)"
@@ -582,7 +610,7 @@ cmp -s "$WORK/snap/before2/data-$HOME_NO.sha" "$WORK/snap/reset2/data-$HOME_NO.s
         || failed "home's data area (after its first 16 MiB) changed in the reset that keeps home"
 du_luks_opens "$WORK/snap/before2/hdr-$HOME_NO.img" "$WORK/reset1.key" || failed "the previous key did not open the copy of home taken before"
 echo "ok: root re-created ($ROOT_UUID_1 → $ROOT_UUID_2, the previous key refused, no block of its old header left); home's volume kept ($HOME_UUID_2, its data area byte-identical): the previous recovery key opened it before and no longer does, the new one does"
-expect_audit reset2 '^(live-medium|unattended)$' true "$ROOT_UUID_1" "$ROOT_UUID_2" "$HOME_UUID_1" "$HOME_UUID_2" "$WORK/reset1.key" "$WORK/reset2.key"
+expect_audit reset2 '^(live-medium|unattended)$' true - "$ROOT_UUID_1" "$ROOT_UUID_2" "$HOME_UUID_1" "$HOME_UUID_2" "$WORK/reset1.key" "$WORK/reset2.key"
 phase_done "host: checks after the second reset" "$t"
 
 echo "== boot 7: installed disk after the reset keeping home: home marker kept, root marker gone, TPM unlock"
