@@ -27,3 +27,31 @@ void progress_print_text(const ProgressEvent *ev);
 /* The password of the session's planned account, asked on the terminal (twice, echo off) until the
  * session takes it (libpwquality, unless allow_weak). -ECANCELED at end of input. */
 int ask_user_password(Session *s, bool allow_weak);
+
+/* ---- factory reset: what a reset plan does, for every front end --------------------------- */
+
+/* What the reset plan p does to its partition i, for people: "kept as it is", "ERASED by
+ * crypto-erase (…), then a new empty ext4 file system, encrypted with new keys", "kept with its
+ * data, re-enrolled: …". The erase method is what erase_probe() expects from the device now (the
+ * result says what was actually done). */
+int reset_partition_fate(const Plan *p, size_t i, char *buf, size_t size);
+/* The whole reset plan: the disk, what was installed, one line per partition (reset_partition_fate()),
+ * the account, the new keys; each line prefixed with indent. */
+void reset_plan_print(const Plan *p, FILE *out);
+/* The same for machines: {"target", "entryPoint", "keepHome", "secureErase", "tpmClear",
+ * "partitions": [{"partno", "role", "label", "size", "action": "erase"|"keep"|"reenroll",
+ * "method", "recreate": "empty"|"image"|null, "encrypted"}], "account", "plan": plan_to_json()}. */
+json_object *reset_plan_to_json(const Plan *p);
+/* For a reset that keeps an encrypted home: the disk's current recovery key, typed once (echo off
+ * on a terminal), to unlock home when the TPM cannot. Enter skips it (0); 1 when it was set;
+ * -ECANCELED at end of input. */
+int ask_old_recovery_key(Session *s);
+/* Where a reset started here starts from: the recovery entry (imprint.recovery=1 on the kernel
+ * command line) or the live medium. */
+ResetEntryPoint reset_entry_point_here(void);
+/* A firmware reset request (systemd's FactoryResetRequest) that this reset honours, described for
+ * people in *ret; 0 and NULL when there is none (or no EFI). */
+int reset_request_here(char **ret);
+/* One line for a disk in a list of reset targets: its OS and version, or why it cannot be reset,
+ * and its last reset. */
+void reset_target_describe(const ResetTarget *t, char *buf, size_t size);

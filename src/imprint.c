@@ -24,6 +24,7 @@
 #include "log.h"
 #include "plan.h"
 #include "proc-cmdline.h"
+#include "record.h"
 #include "size.h"
 #include "terminal.h"
 #include "validate.h"
@@ -95,11 +96,14 @@ static void help(void) {
                "  imprint apply --target DISK|FILE [LAYOUT OPTIONS] [--yes] [--json]\n"
                "  imprint install --source IMAGE --target DISK|FILE [LAYOUT OPTIONS] [--yes] [--json] [--no-variables]\n"
                "  imprint install --plan-file FILE [--yes] [--json] [--no-variables]\n"
-               "  imprint unattended [--config FILE]\n"
+               "  imprint reset [DISK|FILE] [--keep-home] [--secure-erase] [--tpm-clear] [--source IMAGE]\n"
+               "                [--user NAME …] [--recovery-key-escrow DIR] [--entry-point=boot-menu|live-medium]\n"
+               "                [--yes] [--json] [--dry-run]\n"
+               "  imprint unattended [--config FILE] [--entry-point=boot-menu|live-medium]\n"
                "  imprint tpm [--json] [--tcti TCTI]\n"
-               "  imprint --plain [--source IMAGE] [--lang L]\n"
-               "  imprint [--tui [--source IMAGE] [--seed S] [--log FILE] [--lang L] [--mono] [--allow-weak-password] [DISK|FILE…]]\n"
-               "  imprint --console\n"
+               "  imprint --plain [--reset] [--source IMAGE] [--lang L]\n"
+               "  imprint [--tui [--reset] [--source IMAGE] [--seed S] [--log FILE] [--lang L] [--mono] [--allow-weak-password] [DISK|FILE…]]\n"
+               "  imprint --console [--reset]\n"
                "  imprint --varlink [--listen=PATH]\n\n"
                "Commands:\n"
                "  disks    List the disks, what is on them, and whether they can be a target\n"
@@ -107,7 +111,10 @@ static void help(void) {
                "  apply    Write the partition table and filesystems of a plan to its target\n"
                "  install  Install an OS image (a Discoverable Disk Image with UKIs): partition, copy,\n"
                "           verify, and make the target boot with systemd-boot\n"
-               "  unattended  Install as a JSON configuration says (--config, the credential\n"
+               "  reset    Factory reset of a disk imprint installed: root (and home) crypto-erased and\n"
+               "           made new with new keys; the ESP, the usr slots and vendor partitions kept;\n"
+               "           --keep-home keeps home's files; --dry-run shows what is erased and kept\n"
+               "  unattended  Install (or reset) as a JSON configuration says (--config, the credential\n"
                "           imprint.config, or imprint.config=PATH on the kernel command line),\n"
                "           printing JSON progress; for OEM lines and test rigs\n"
                "  tpm      Check whether this machine's TPM 2.0 can hold a disk key, and say why not\n"
@@ -163,6 +170,48 @@ static void help(void) {
 }
 
 /* ---- disks ------------------------------------------------------------------------------ */
+
+/* The newest reset audit record on the ESP of d, a disk imprint installed (record.h), or NULL. */
+static json_object *last_reset_json(const Disk *d) {
+        json_object *j = NULL;
+        _cleanup_(freep) char *name = NULL;
+
+        for (size_t i = 0; i < d->n_partitions; i++) {
+                const DiskPartition *p = &d->partitions[i];
+                FsLocation esp = {
+                        .disk = d->devnode ?: d->path,
+                        .node = p->node,
+                        .offset = p->start,
+                        .fstype = "vfat",
+                };
+
+                if (!p->dps || p->dps->role != ROLE_ESP)
+                        continue;
+                if (record_reset_last(&esp, &j, &name) >= 0)
+                        return j;
+        }
+        error_clear();
+        return NULL;
+}
+
+/* What a reset would make of d (imprint's installs only): its last reset, or that one was cut off. */
+static void print_disk_reset(Session *s, const Disk *d) {
+        const ResetTarget *t = NULL;
+
+        if (session_reset_target(s, d, &t) < 0 || !t || !t->record) {
+                error_clear();
+                return;
+        }
+        if (t->refusal)
+                printf("    installed by imprint, but cannot be reset: %s\n", t->refusal);
+        else
+                printf("    installed by imprint %s on %s: imprint reset %s resets it\n", t->record->imprint_version ?: "?",
+                       t->record->installed_at ?: "?", d->path);
+        if (t->interrupted)
+                printf("    last reset: interrupted: it does not start as it is; run imprint reset again\n");
+        if (t->last_reset)
+                printf("    last reset: %s\n", t->last_reset);
+}
 
 /* The lines under the disk's row of disk_list_table(). */
 static void print_disk(const Disk *d) {
@@ -230,6 +279,20 @@ static int verb_disks(int argc, char *argv[]) {
         r = disk_list_table(&l, &table);
         if (r >= 0 && arg_json) {
                 json_object *a = table_to_json(table);
+                /* A disk imprint installed: its last reset's audit record (reading the ESP is
+                 * probing, so not with --no-probe). */
+                for (size_t i = 0; o.probe_os && i < l.n_disks && i < json_object_array_length(a); i++) {
+                        const ResetTarget *t = NULL;
+                        json_object *j;
+
+                        if (session_reset_target(s, l.disks[i], &t) < 0 || !t->record) {
+                                error_clear();
+                                continue;
+                        }
+                        j = last_reset_json(l.disks[i]);
+                        if (j)
+                                json_object_object_add(json_object_array_get_idx(a, i), "lastReset", j);
+                }
                 print_json(a);
                 json_object_put(a);
         } else if (r >= 0 && (r = table_format_lines(table, &lines, &n_lines)) >= 0) {
@@ -237,6 +300,8 @@ static int verb_disks(int argc, char *argv[]) {
                 for (size_t i = 0; i < l.n_disks && i + 1 < n_lines; i++) {
                         puts(lines[i + 1]);
                         print_disk(l.disks[i]);
+                        if (o.probe_os)
+                                print_disk_reset(s, l.disks[i]);
                 }
                 table_free_lines(lines, n_lines);
         }
@@ -284,6 +349,11 @@ enum {
         OPT_LOCALE,
         OPT_KEYMAP,
         OPT_IMAGE_CERTIFICATE,
+        OPT_KEEP_HOME,
+        OPT_SECURE_ERASE,
+        OPT_TPM_CLEAR,
+        OPT_ENTRY_POINT,
+        OPT_DRY_RUN,
 };
 
 static const struct option plan_options[] = {
@@ -666,9 +736,16 @@ static int confirm_on_terminal(const Plan *p) {
                 return error_setf(-ECANCELED, "Refusing to write to %s without confirmation: standard input is not a terminal. Pass --yes.",
                                   p->target);
 
-        plan_print_table(p, stdout);
-        printf("\nThis writes to %s%s. Type \"%s\" to continue, anything else cancels: ", p->target,
-               p->mode == PLAN_ERASE ? " and DESTROYS everything on it" : "", p->target_name);
+        if (p->mode == PLAN_RESET) {
+                reset_plan_print(p, stdout);
+                printf("\nThis ERASES %s on %s for good. Type \"%s\" to continue, anything else cancels: ",
+                       p->reset && p->reset->keep_home ? "the system (root)" : "the system and every user's files (root and home)",
+                       p->target, p->target_name);
+        } else {
+                plan_print_table(p, stdout);
+                printf("\nThis writes to %s%s. Type \"%s\" to continue, anything else cancels: ", p->target,
+                       p->mode == PLAN_ERASE ? " and DESTROYS everything on it" : "", p->target_name);
+        }
         fflush(stdout);
         if (!fgets(answer, sizeof(answer), stdin))
                 return 0;
@@ -687,9 +764,21 @@ static int recovery_key_on_terminal(const Plan *p, const Secret *key) {
 
 /* The install's events on the command line: progress (text or JSON), the confirmation, the
  * recovery key (shown on the terminal, or where it was delivered). */
+/* What the erase steps of a reset said they did ("erase-root: crypto-erase (…)"), for the result. */
+static char erase_report[2048];
+
+static void note_erase_step(const ProgressEvent *ev) {
+        size_t len = strlen(erase_report);
+
+        if (ev->type != PROGRESS_END || strncmp(ev->id, "erase-", 6) != 0 || !ev->message)
+                return;
+        snprintf(erase_report + len, sizeof(erase_report) - len, "  %s: %s\n", ev->id + 6, ev->message);
+}
+
 static int on_event(const SessionEvent *ev, void *userdata) {
         switch (ev->type) {
         case SESSION_EVENT_PROGRESS:
+                note_erase_step(ev->progress);
                 if (arg_json)
                         progress_json(ev->progress);
                 else
@@ -764,6 +853,24 @@ static int execute_plan(Session *s, const SessionInstallOptions *o) {
                         print_result_json(code, session_error_message(r));
                 return code;
         }
+        if (p->mode == PLAN_RESET) {
+                const ResetTarget *t = NULL;
+                const Disk *d = NULL;
+
+                /* The audit record on the ESP says what was done, and by which method. */
+                if (session_disk(s, p->target, &d) >= 0)
+                        (void) session_reset_target(s, d, &t);
+                if (arg_json)
+                        print_result_json(EXIT_OK, t && t->last_reset ? t->last_reset : NULL);
+                else {
+                        printf("The reset of %s is complete.\n", p->target);
+                        if (erase_report[0])
+                                printf("Erased:\n%s", erase_report);
+                        if (t && t->last_reset)
+                                printf("Audit record: %s\n", t->last_reset);
+                }
+                return EXIT_OK;
+        }
         if (arg_json)
                 print_result_json(EXIT_OK, NULL);
         else if (p->source)
@@ -821,6 +928,200 @@ static int verb_install(int argc, char *argv[]) {
         if (r != 0 || a.help)
                 return r;
         return run_plan(&a, true);
+}
+
+/* ---- reset ------------------------------------------------------------------------------- */
+
+/* imprint reset [DISK] …: the factory reset of a disk imprint installed (reset.h). */
+static int verb_reset(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "keep-home", no_argument, NULL, OPT_KEEP_HOME },
+                { "secure-erase", no_argument, NULL, OPT_SECURE_ERASE },
+                { "tpm-clear", no_argument, NULL, OPT_TPM_CLEAR },
+                { "source", required_argument, NULL, OPT_SOURCE },
+                { "image-certificate", required_argument, NULL, OPT_IMAGE_CERTIFICATE },
+                { "entry-point", required_argument, NULL, OPT_ENTRY_POINT },
+                { "dry-run", no_argument, NULL, OPT_DRY_RUN },
+                { "recovery-key-escrow", required_argument, NULL, OPT_RECOVERY_KEY_ESCROW },
+                { "no-variables", no_argument, NULL, OPT_NO_VARIABLES },
+                { "tcti", required_argument, NULL, OPT_TCTI },
+                { "user", required_argument, NULL, OPT_USER },
+                { "real-name", required_argument, NULL, OPT_REAL_NAME },
+                { "user-storage", required_argument, NULL, OPT_USER_STORAGE },
+                { "admin", no_argument, NULL, OPT_ADMIN },
+                { "auto-login", no_argument, NULL, OPT_AUTO_LOGIN },
+                { "classic-user", no_argument, NULL, OPT_CLASSIC_USER },
+                { "allow-weak-password", no_argument, NULL, OPT_ALLOW_WEAK_PASSWORD },
+                { "hostname", required_argument, NULL, OPT_HOSTNAME },
+                { "timezone", required_argument, NULL, OPT_TIMEZONE },
+                { "locale", required_argument, NULL, OPT_LOCALE },
+                { "keymap", required_argument, NULL, OPT_KEYMAP },
+                { "json", no_argument, NULL, OPT_JSON },
+                { "yes", no_argument, NULL, 'y' },
+                { "verbose", no_argument, NULL, 'v' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        _cleanup_(session_freep) Session *s = NULL;
+        SessionResetRequest req;
+        const char *source = NULL, *certificate = NULL, *escrow_dir = NULL;
+        bool dry_run = false, no_variables = false, allow_weak = false;
+        const Plan *p = NULL;
+        int c, r = 0;
+
+        session_reset_request_init(&req);
+        while ((c = getopt_long(argc, argv, ":hyv", options, NULL)) >= 0) {
+                switch (c) {
+                case OPT_KEEP_HOME:
+                        req.keep_home = true;
+                        break;
+                case OPT_SECURE_ERASE:
+                        req.secure_erase = true;
+                        break;
+                case OPT_TPM_CLEAR:
+                        req.tpm_clear = true;
+                        break;
+                case OPT_SOURCE:
+                        source = optarg;
+                        break;
+                case OPT_IMAGE_CERTIFICATE:
+                        certificate = optarg;
+                        break;
+                case OPT_ENTRY_POINT:
+                        req.entry_point = reset_entry_point_from_string(optarg);
+                        /* "unattended" is what a configuration says (imprint unattended), not an option. */
+                        if (req.entry_point < 0 || req.entry_point == RESET_UNATTENDED)
+                                return usage_error("--entry-point: \"%s\" is not one of boot-menu, live-medium.", optarg);
+                        break;
+                case OPT_DRY_RUN:
+                        dry_run = true;
+                        break;
+                case OPT_RECOVERY_KEY_ESCROW:
+                        escrow_dir = optarg;
+                        break;
+                case OPT_NO_VARIABLES:
+                        no_variables = true;
+                        break;
+                case OPT_TCTI:
+                        r = check_option("tcti", validate_tpm2_tcti, optarg);
+                        req.account.tpm2_tcti = optarg;
+                        break;
+                case OPT_USER:
+                        r = check_option("user", validate_user_name, optarg);
+                        req.account.user_name = optarg;
+                        break;
+                case OPT_REAL_NAME:
+                        r = check_option("real-name", validate_real_name, optarg);
+                        req.account.real_name = optarg;
+                        break;
+                case OPT_USER_STORAGE:
+                        req.account.storage = account_storage_from_string(optarg);
+                        if (req.account.storage < 0)
+                                return usage_error("--user-storage: \"%s\" is not one of luks, directory, subvolume.", optarg);
+                        break;
+                case OPT_ADMIN:
+                        req.account.admin = true;
+                        break;
+                case OPT_AUTO_LOGIN:
+                        req.account.auto_login = true;
+                        break;
+                case OPT_CLASSIC_USER:
+                        req.account.classic = true;
+                        break;
+                case OPT_ALLOW_WEAK_PASSWORD:
+                        allow_weak = true;
+                        break;
+                case OPT_HOSTNAME:
+                        r = check_option("hostname", validate_hostname, optarg);
+                        req.settings.hostname = optarg;
+                        break;
+                case OPT_TIMEZONE:
+                        r = check_option("timezone", validate_timezone, optarg);
+                        req.settings.timezone = optarg;
+                        break;
+                case OPT_LOCALE:
+                        r = check_option("locale", validate_locale, optarg);
+                        req.settings.locale = optarg;
+                        break;
+                case OPT_KEYMAP:
+                        r = check_option("keymap", validate_keymap, optarg);
+                        req.settings.keymap = optarg;
+                        break;
+                case OPT_JSON:
+                        arg_json = true;
+                        break;
+                case 'y':
+                        arg_yes = true;
+                        break;
+                case 'v':
+                        arg_verbose++;
+                        set_verbosity();
+                        break;
+                case 'h':
+                        help();
+                        return EXIT_OK;
+                default:
+                        return option_error(c, argv);
+                }
+                if (r != 0)
+                        return r;
+        }
+        if (argc - optind > 1)
+                return usage_error("unexpected argument \"%s\": a reset takes one disk.", argv[optind + 1]);
+        if (optind < argc)
+                req.target = argv[optind];
+        if (!req.account.user_name && (req.account.real_name || req.account.admin || req.account.auto_login ||
+                                       req.account.classic || allow_weak))
+                return usage_error("--real-name, --admin, --auto-login, --classic-user and --allow-weak-password need --user.");
+        if (dry_run && arg_yes)
+                return usage_error("--dry-run writes nothing, so there is nothing to confirm with --yes.");
+
+        r = session_new(&s);
+        if (r >= 0 && certificate)
+                r = session_set_image_certificate(s, certificate);
+        if (r >= 0 && source)
+                r = session_set_source(s, source);
+        else if (r >= 0 && session_set_source(s, NULL) < 0)
+                /* No image configured on this medium: fine for usr images, and session_plan_reset()
+                 * says what is missing for a classic one. */
+                error_clear();
+        if (r >= 0)
+                r = session_plan_reset(s, &req, &p);
+        if (r < 0) {
+                int code = fail(r);
+                if (arg_json)
+                        print_result_json(code, session_error_message(r));
+                return code;
+        }
+
+        if (dry_run) {
+                if (arg_json) {
+                        json_object *j = reset_plan_to_json(p);
+                        print_json(j);
+                        json_object_put(j);
+                } else {
+                        reset_plan_print(p, stdout);
+                        printf("\nNothing was written (--dry-run).\n");
+                }
+                return EXIT_OK;
+        }
+
+        /* Home kept: the TPM unlocks it if it can; else the current recovery key, from the
+         * credential imprint.old-recovery-key or typed (never an option: it would be in argv). */
+        if (p->reset->keep_home && p->encryption.enabled) {
+                r = session_secret_from_credential(s, SESSION_SECRET_OLD_RECOVERY_KEY, false);
+                if (r == -ENOENT) {
+                        r = 0;
+                        if (!arg_json && isatty(STDIN_FILENO))
+                                r = ask_old_recovery_key(s);
+                }
+                if (r < 0)
+                        return fail(r);
+        }
+        r = collect_secrets(s, escrow_dir != NULL, allow_weak);
+        if (r < 0)
+                return fail(r);
+        return execute_plan(s, &(SessionInstallOptions) { .no_variables = no_variables, .escrow_dir = escrow_dir });
 }
 
 /* ---- tpm ---------------------------------------------------------------------------------- */
@@ -886,9 +1187,52 @@ static int verb_tpm(int argc, char *argv[]) {
 
 /* ---- unattended ------------------------------------------------------------------------- */
 
+/* The reset half of imprint unattended: a configuration with a "reset" object (config.h). The
+ * configuration is the confirmation; the new recovery key goes to its escrow directory. */
+static int unattended_reset(Session *s, InstallConfig *c, ResetEntryPoint entry_point) {
+        SessionResetRequest req;
+        const Plan *p = NULL;
+        int r = 0;
+
+        session_reset_request_init(&req);
+        req.target = c->reset_target;
+        req.entry_point = entry_point;
+        req.keep_home = c->reset_keep_home;
+        req.secure_erase = c->reset_secure_erase;
+        req.tpm_clear = c->reset_tpm_clear;
+        req.account = c->account;
+        req.settings = c->settings;
+        if (c->image_certificate)
+                r = session_set_image_certificate(s, c->image_certificate);
+        if (r >= 0 && c->source)
+                r = session_set_source(s, c->source);
+        if (r >= 0)
+                r = session_plan_reset(s, &req, &p);
+        if (r >= 0 && p->encryption.enabled && !c->escrow_dir)
+                r = error_setf(-EINVAL,
+                               "%s: the reset encrypts %s with a new recovery key, but no \"recoveryKeyEscrow\" directory says where "
+                               "it goes; an unattended reset never makes a key nobody has. Nothing was written.",
+                               c->origin, p->target);
+        if (r >= 0 && p->reset->keep_home && p->encryption.enabled) {
+                /* Home kept: the TPM unlocks it, or the current recovery key from its credential. */
+                r = session_secret_from_credential(s, SESSION_SECRET_OLD_RECOVERY_KEY, false);
+                if (r == -ENOENT)
+                        r = 0;
+        }
+        if (r >= 0)
+                r = collect_secrets(s, true, c->allow_weak_password);
+        if (r < 0) {
+                int code = fail(r);
+                print_result_json(code, session_error_message(r));
+                return code;
+        }
+        return execute_plan(s, &(SessionInstallOptions) { .no_variables = c->no_variables, .escrow_dir = c->escrow_dir });
+}
+
 static int verb_unattended(int argc, char *argv[]) {
         static const struct option options[] = {
                 { "config", required_argument, NULL, 'c' },
+                { "entry-point", required_argument, NULL, 'e' },
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 {},
@@ -896,6 +1240,8 @@ static int verb_unattended(int argc, char *argv[]) {
         _cleanup_(install_config_done) InstallConfig c = {};
         _cleanup_(session_freep) Session *s = NULL;
         const char *config = NULL;
+        ResetEntryPoint entry_point = RESET_UNATTENDED;
+        bool entry_point_given = false;
         const Plan *p = NULL;
         int opt, r, code;
 
@@ -906,6 +1252,12 @@ static int verb_unattended(int argc, char *argv[]) {
                         return EXIT_OK;
                 case 'c':
                         config = optarg;
+                        break;
+                case 'e':
+                        entry_point = reset_entry_point_from_string(optarg);
+                        if (entry_point < 0)
+                                return usage_error("--entry-point: \"%s\" is not one of boot-menu, live-medium, unattended.", optarg);
+                        entry_point_given = true;
                         break;
                 case 'v':
                         arg_verbose++;
@@ -925,16 +1277,35 @@ static int verb_unattended(int argc, char *argv[]) {
         r = session_new(&s);
         if (r >= 0)
                 r = session_find_config(s, config, &c);
+        if (r >= 0 && entry_point_given && !c.reset)
+                r = error_setf(-EINVAL, "%s: --entry-point is for a reset, and the configuration has no \"reset\" object.", c.origin);
         if (r >= 0) {
                 json_object *j = json_object_new_object();
                 json_object_object_add(j, "event", json_object_new_string("config"));
                 json_object_object_add(j, "origin", json_object_new_string(c.origin));
-                json_object_object_add(j, "source", json_object_new_string(c.source));
-                json_object_object_add(j, "target", c.target ? json_object_new_string(c.target) : NULL);
+                json_object_object_add(j, "source", c.source ? json_object_new_string(c.source) : NULL);
+                if (c.reset) {
+                        json_object_object_add(j, "reset", json_object_new_boolean(true));
+                        json_object_object_add(j, "entryPoint", json_object_new_string(reset_entry_point_to_string(entry_point)));
+                        json_object_object_add(j, "target", c.reset_target ? json_object_new_string(c.reset_target) : NULL);
+                } else
+                        json_object_object_add(j, "target", c.target ? json_object_new_string(c.target) : NULL);
                 puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
                 fflush(stdout);
                 json_object_put(j);
                 r = session_resolve_config_target(s, &c);
+        }
+        if (r >= 0 && c.reset) {
+                AfterAction after;
+
+                code = unattended_reset(s, &c, entry_point);
+                after = code == EXIT_OK ? c.after_reset : c.on_failure;
+                if (after != AFTER_NONE) {
+                        r = session_power(after == AFTER_REBOOT);
+                        if (r < 0)
+                                log_warning("%s", session_error_message(r));
+                }
+                return code;
         }
         if (r >= 0 && c.image_certificate)
                 r = session_set_image_certificate(s, c.image_certificate);
@@ -981,12 +1352,14 @@ static int verb_unattended(int argc, char *argv[]) {
 
 static int verb_plain(int argc, char *argv[]) {
         static const struct option options[] = {
+                { "reset", no_argument, NULL, 'r' },
                 { "source", required_argument, NULL, 's' },
                 { "lang", required_argument, NULL, 'L' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
         const char *source = NULL, *language = NULL;
+        bool reset = false;
         int c;
 
         while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0)
@@ -994,6 +1367,9 @@ static int verb_plain(int argc, char *argv[]) {
                 case 'h':
                         help();
                         return EXIT_OK;
+                case 'r':
+                        reset = true;
+                        break;
                 case 's':
                         source = optarg;
                         break;
@@ -1007,7 +1383,7 @@ static int verb_plain(int argc, char *argv[]) {
                 }
         if (optind < argc)
                 return usage_error("unexpected argument \"%s\".", argv[optind]);
-        return plain_run(source, language);
+        return plain_run(source, language, reset);
 }
 
 /* imprint --tui [--source IMAGE] [--seed S] [--log FILE] [--lang L] [--mono]
@@ -1015,6 +1391,7 @@ static int verb_plain(int argc, char *argv[]) {
  * image files are the only targets offered (tests, demos). */
 static int verb_tui(int argc, char *argv[]) {
         static const struct option options[] = {
+                { "reset", no_argument, NULL, 'r' },
                 { "source", required_argument, NULL, 's' },
                 { "seed", required_argument, NULL, 'S' },
                 { "log", required_argument, NULL, 'l' },
@@ -1050,6 +1427,9 @@ static int verb_tui(int argc, char *argv[]) {
                 case 'm':
                         o.mono = true;
                         break;
+                case 'r':
+                        o.reset = true;
+                        break;
                 case 'w':
                         o.allow_weak_password = true;
                         break;
@@ -1074,11 +1454,14 @@ static int verb_console(int argc, char *argv[]) {
         _cleanup_(freep) char *key = NULL, *value = NULL;
         const char *tty, *origin = NULL;
         TerminalKind kind;
-        bool tui;
+        bool tui, reset = false;
         int r;
 
-        if (argc > 1)
-                return usage_error("--console takes no arguments.");
+        /* --reset: the recovery entry's units, straight to "Reset an installed system". */
+        if (argc > 1 && streq(argv[1], "--reset"))
+                reset = true;
+        if (argc > 1 + reset)
+                return usage_error("--console takes no arguments but --reset.");
         if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))
                 return usage_error("--console needs a terminal on standard input and output.");
 
@@ -1110,13 +1493,13 @@ static int verb_console(int argc, char *argv[]) {
         log_info("%s: %s (%s)", tty ?: "this terminal", tui ? "the full-screen installer" : "the line-by-line dialogue",
                  origin ?: (kind == TERMINAL_VIRTUAL_CONSOLE ? "a virtual console" : kind == TERMINAL_PSEUDO ? "a pseudo terminal" : "a serial or other line"));
         if (!tui)
-                return plain_run(NULL, NULL);
+                return plain_run(NULL, NULL, reset);
         if (kind == TERMINAL_LINE) {
                 r = terminal_fix_size(STDIN_FILENO, 500);
                 if (r < 0)
                         log_warning("Cannot set the size of %s: %s", tty ?: "the terminal", strerror(-r));
         }
-        return tui_run(&(TuiOptions) { .shell_after = true });
+        return tui_run(&(TuiOptions) { .shell_after = true, .reset = reset });
 }
 
 /* imprint --varlink [--listen=PATH]: the io.imprint.Installer service (varlink-installer.c). */
@@ -1161,6 +1544,7 @@ int main(int argc, char *argv[]) {
                 { "plan", verb_plan },
                 { "apply", verb_apply },
                 { "install", verb_install },
+                { "reset", verb_reset },
                 { "unattended", verb_unattended },
                 { "tpm", verb_tpm },
         };

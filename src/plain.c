@@ -302,6 +302,18 @@ static int plain_confirm(const Plan *p) {
         char *a;
 
         printf("\n");
+        if (p->mode == PLAN_RESET) {
+                reset_plan_print(p, stdout);
+                snprintf(question, sizeof(question),
+                         p->reset && p->reset->keep_home
+                                 /* TRANSLATORS: the first %s is the disk (/dev/sda), the second its name (sda), typed to confirm. */
+                                 ? _("\nThis ERASES the system on %s for good; home is kept. Type \"%s\" to reset, anything else goes back: ")
+                                 /* TRANSLATORS: the first %s is the disk (/dev/sda), the second its name (sda), typed to confirm. */
+                                 : _("\nThis ERASES the system and every user's files on %s for good. Type \"%s\" to reset, anything else goes back: "),
+                         p->target, p->target_name);
+                a = ask(question, answer, sizeof(answer));
+                return a && streq(a, p->target_name);
+        }
         plan_print_table(p, stdout);
         if (p->mode == PLAN_ERASE)
                 /* TRANSLATORS: the first %s is the disk (/dev/sda), the second its name (sda), typed to confirm. */
@@ -315,10 +327,18 @@ static int plain_confirm(const Plan *p) {
         return a && streq(a, p->target_name);
 }
 
+/* What a reset's erase steps said they did, for the result. */
+static char erase_report[2048];
+
 /* The install's events, line by line: progress, the confirmation, the recovery key. */
 static int on_event(const SessionEvent *ev, void *userdata) {
         switch (ev->type) {
         case SESSION_EVENT_PROGRESS:
+                if (ev->progress->type == PROGRESS_END && strncmp(ev->progress->id, "erase-", 6) == 0 && ev->progress->message) {
+                        size_t len = strlen(erase_report);
+                        snprintf(erase_report + len, sizeof(erase_report) - len, "  %s: %s\n", ev->progress->id + 6,
+                                 ev->progress->message);
+                }
                 progress_print_text(ev->progress);
                 return 0;
         case SESSION_EVENT_CONFIRM:
@@ -351,7 +371,226 @@ static void finish(void) {
         }
 }
 
-int plain_run(const char *source_arg, const char *language) {
+/* ---- factory reset --------------------------------------------------------------------------- */
+
+/* The disks a reset could be for: the ones imprint installed numbered, the others with the reason. */
+static int choose_reset_disk(Session *s, const Disk **ret, const ResetTarget **ret_target) {
+        const DiskList *l = session_disks(s);
+        const Disk *usable[64];
+        const ResetTarget *targets[64];
+        size_t n_usable = 0;
+        char line[256], about[1024], answer[64];
+
+        printf("\n%s\n", _("Disks:"));
+        for (size_t i = 0; i < l->n_disks; i++) {
+                const Disk *d = l->disks[i];
+                const ResetTarget *t = NULL;
+                int r;
+
+                describe(d, line, sizeof(line));
+                r = session_reset_target(s, d, &t);
+                if (r < 0) {
+                        /* TRANSLATORS: under a disk that cannot be reset; %s says why. */
+                        printf(_("  -) %s\n       cannot be reset: %s\n"), line, session_error_message(r));
+                        continue;
+                }
+                reset_target_describe(t, about, sizeof(about));
+                if (r > 0 && n_usable < ELEMENTSOF(usable)) {
+                        usable[n_usable] = d;
+                        targets[n_usable++] = t;
+                        printf("  %zu) %s\n", n_usable, line);
+                } else
+                        printf("  -) %s\n", line);
+                for (char *p = about, *e; p && *p; p = e ? e + 1 : NULL) {
+                        e = strchr(p, '\n');
+                        printf("       %.*s\n", e ? (int) (e - p) : (int) strlen(p), p);
+                }
+        }
+        if (n_usable == 0) {
+                printf("\n%s\n", _("No disk here was installed by imprint, so none can be reset."));
+                return -ENOENT;
+        }
+        for (;;) {
+                char *a = ask(n_usable == 1 ? _("\nReset which disk? [1, q to quit]: ") : _("\nReset which disk? [number, q to quit]: "),
+                              answer, sizeof(answer));
+                char *end;
+                long k;
+
+                if (!a || streq(a, "q"))
+                        return -ECANCELED;
+                k = strtol(a, &end, 10);
+                if (*a && !*end && k >= 1 && (size_t) k <= n_usable) {
+                        *ret = usable[k - 1];
+                        *ret_target = targets[k - 1];
+                        return 0;
+                }
+                printf(_("Please type a number from 1 to %zu.\n"), n_usable);
+        }
+}
+
+static int ask_yes_no(const char *question, bool def, bool *ret) {
+        char answer[64];
+
+        for (;;) {
+                char *a = ask(question, answer, sizeof(answer));
+                if (!a)
+                        return -ECANCELED;
+                if (!*a) {
+                        *ret = def;
+                        return 0;
+                }
+                if (i18n_answer_is_yes(a) || i18n_answer_is_no(a)) {
+                        *ret = i18n_answer_is_yes(a);
+                        return 0;
+                }
+                printf("%s\n", _("Please type y or n."));
+        }
+}
+
+/* The account after a reset: made now, or left to the system's first start. */
+static int choose_reset_account(AccountRequest *ar, char **user, char **real) {
+        _cleanup_(freep) char *admin = NULL;
+        int r;
+
+        for (;;) {
+                r = ask_text(_("User name for a new account (lower case; Enter: the system asks at its first start)"), NULL, user);
+                if (r < 0)
+                        return r;
+                if (!**user) {
+                        *user = mfree(*user);
+                        return 0;
+                }
+                if (session_user_name_is_valid(*user))
+                        break;
+                printf(_("\"%s\" cannot be a user name: lower-case letters, digits, _ and -, starting with a letter.\n"), *user);
+        }
+        r = ask_text(_("Your full name"), NULL, real);
+        if (r < 0)
+                return r;
+        if (!**real)
+                *real = mfree(*real);
+        r = ask_text(_("May this account administer the system (sudo)? y/n"), _("y"), &admin);
+        if (r < 0)
+                return r;
+        ar->user_name = *user;
+        ar->real_name = *real;
+        ar->admin = i18n_answer_is_yes(admin);
+        return 0;
+}
+
+static void print_reset_result(Session *s, const Plan *p) {
+        const ResetTarget *t = NULL;
+        const Disk *d = NULL;
+
+        /* TRANSLATORS: %s is the disk. */
+        printf(_("\nThe reset of %s is complete.\n"), p->target);
+        if (erase_report[0])
+                printf("%s\n%s", _("Erased:"), erase_report);
+        /* The audit record on the ESP says what was done, and by which method. */
+        if (session_disk(s, p->target, &d) >= 0 && session_reset_target(s, d, &t) >= 0 && t->last_reset)
+                /* TRANSLATORS: %s is the audit record's one-line summary. */
+                printf(_("Audit record: %s\n"), t->last_reset);
+}
+
+/* "Reset an installed system": which disk, keep home?, the account, then the session's reset
+ * with the same events as an install (the plan and the typed name, the new recovery key). */
+static int reset_dialogue(Session *s) {
+        _cleanup_(freep) char *request = NULL;
+        ResetEntryPoint entry_point = reset_entry_point_here();
+        int r;
+
+        printf("\n%s\n", _("A reset erases the system, and unless you keep it, every user's files; the ESP, the system image "
+                           "slots and vendor partitions are kept. It makes new keys and a new recovery key."));
+        if (reset_request_here(&request) > 0)
+                /* TRANSLATORS: %s describes the firmware's reset request. */
+                printf(_("The installed system asked for this reset: %s\n"), request);
+
+        for (;;) {
+                _cleanup_(freep) char *user = NULL, *real = NULL;
+                const ResetTarget *t = NULL;
+                const Disk *d = NULL;
+                const Plan *p = NULL;
+                SessionResetRequest req;
+
+                session_reset_request_init(&req);
+                req.entry_point = entry_point;
+                erase_report[0] = 0;
+                r = session_discover(s, true);
+                if (r >= 0)
+                        r = choose_reset_disk(s, &d, &t);
+                if (r >= 0 && t->has_home)
+                        r = ask_yes_no(_("Keep home (the users' files) and erase only the system? [y/N]: "), false, &req.keep_home);
+                if (r >= 0)
+                        r = choose_reset_account(&req.account, &user, &real);
+                if (r >= 0) {
+                        req.target = d->path;
+                        r = session_plan_reset(s, &req, &p);
+                }
+                if (r >= 0 && p->reset->keep_home && p->encryption.enabled) {
+                        r = session_secret_from_credential(s, SESSION_SECRET_OLD_RECOVERY_KEY, false);
+                        if (r == -ENOENT)
+                                r = ask_old_recovery_key(s);
+                }
+                if (r >= 0 && p->account) {
+                        if (p->account->note)
+                                printf("%s\n", p->account->note);
+                        r = session_secret_from_credential(s, SESSION_SECRET_USER_PASSWORD, false);
+                        if (r == -ENOENT)
+                                r = ask_user_password(s, false);
+                }
+                if (r == -ECANCELED || r == -ENOENT) {
+                        printf("%s\n", _("Nothing was written."));
+                        return session_exit_code(-ECANCELED);
+                }
+                if (r < 0) {
+                        printf("\n%s\n", session_error_message(r));
+                        continue;
+                }
+
+                r = session_install(s, NULL, on_event, NULL);
+                if (r == -EINTR && session_interrupted(s)) {
+                        printf("\n%s\n", session_error_message(r));
+                        return 128 + session_interrupted(s);
+                }
+                if (r == -ECANCELED) {
+                        printf("%s\n", _("Nothing was written."));
+                        continue;
+                }
+                if (r < 0) {
+                        /* TRANSLATORS: %s is why, one sentence. */
+                        printf(_("\nThe reset failed: %s\n"), session_error_message(r));
+                        continue;
+                }
+                print_reset_result(s, p);
+                finish();
+                return 0;
+        }
+}
+
+/* The live medium's first question: install, or reset a system imprint installed. */
+static int choose_task(bool *ret_reset) {
+        char answer[64];
+
+        printf("\n%s\n", _("What do you want to do?"));
+        printf("  1) %s\n", _("Install an operating system"));
+        printf("  2) %s\n", _("Reset an installed system: erase it and make it new"));
+        for (;;) {
+                char *a = ask(_("Which? [1, 2; Enter for 1]: "), answer, sizeof(answer));
+                if (!a)
+                        return -ECANCELED;
+                if (!*a || streq(a, "1")) {
+                        *ret_reset = false;
+                        return 0;
+                }
+                if (streq(a, "2")) {
+                        *ret_reset = true;
+                        return 0;
+                }
+                printf(_("Please type a number from 1 to %zu.\n"), (size_t) 2);
+        }
+}
+
+int plain_run(const char *source_arg, const char *language, bool reset) {
         _cleanup_(session_freep) Session *s = NULL;
         int r;
 
@@ -361,7 +600,24 @@ int plain_run(const char *source_arg, const char *language) {
                 return session_exit_code(r);
         }
         printf("\n%s\n", _("Welcome to imprint."));
+        if (!reset) {
+                r = choose_task(&reset);
+                if (r < 0) {
+                        printf("%s\n", _("Nothing was written."));
+                        return session_exit_code(r);
+                }
+        }
         r = session_new(&s);
+        if (r >= 0 && reset) {
+                /* The medium's image is needed only to reset a classic image; the plan says so then. */
+                int k = session_set_source(s, source_arg);
+
+                if (k < 0 && source_arg) {
+                        printf("%s\n", session_error_message(k));
+                        return session_exit_code(k);
+                }
+                return reset_dialogue(s);
+        }
         if (r >= 0)
                 r = session_set_source(s, source_arg);
         if (r >= 0)

@@ -16,6 +16,7 @@ typedef struct TuiOptions {
         const char *language;          /* "en", "de", "fr": preselected */
         bool allow_weak_password;
         bool mono;                     /* no colours */
+        bool reset;                    /* straight to "Reset an installed system" (the recovery entry) */
         bool shell_after;              /* "Exit to a shell" starts root's login shell in imprint's place
                                         * (imprint --console: the terminal has no shell behind it) */
 } TuiOptions;

@@ -27,7 +27,7 @@ static const char *const after_action_table[_AFTER_ACTION_MAX] = {
 DEFINE_STRING_TABLE_LOOKUP(after_action, AfterAction);
 
 void install_config_init(InstallConfig *c) {
-        *c = (InstallConfig) { .wait_for_target_sec = 30 };
+        *c = (InstallConfig) { .wait_for_target_sec = 30, .after_reset = AFTER_REBOOT };
         plan_options_init(&c->plan);
         encrypt_request_init(&c->enc);
         /* A line that installs thousands of machines must not ship some without TPM unlocking
@@ -48,6 +48,7 @@ void install_config_done(InstallConfig *c) {
         free(c->image_certificate);
         free(c->user_name);
         free(c->real_name);
+        free(c->reset_target);
         plan_settings_done(&c->settings);
         *c = (InstallConfig) {};
 }
@@ -132,6 +133,36 @@ static int set_user(InstallConfig *c, json_object *u, const char *origin) {
         return 0;
 }
 
+/* "reset": {…}: a factory reset instead of an install (config.h). */
+static int set_reset(InstallConfig *c, json_object *o, const char *origin) {
+        int r = 0;
+
+        if (!json_object_is_type(o, json_type_object))
+                return error_setf(-EINVAL, "%s: \"reset\" must be an object such as {\"target\": \"auto\"}.", origin);
+        json_object_object_foreach(o, key, v) {
+                if (streq(key, "target"))
+                        r = set_string(&c->reset_target, v, "reset.target", origin);
+                else if (streq(key, "keepHome"))
+                        r = set_bool(&c->reset_keep_home, v, "reset.keepHome", origin);
+                else if (streq(key, "secureErase"))
+                        r = set_bool(&c->reset_secure_erase, v, "reset.secureErase", origin);
+                else if (streq(key, "tpmClear"))
+                        r = set_bool(&c->reset_tpm_clear, v, "reset.tpmClear", origin);
+                else if (streq(key, "recoveryKeyEscrow"))
+                        r = set_string(&c->escrow_dir, v, "reset.recoveryKeyEscrow", origin);
+                else if (streq(key, "user"))
+                        r = set_user(c, v, origin);
+                else if (streq(key, "afterReset"))
+                        r = set_after(&c->after_reset, v, "reset.afterReset", origin);
+                else
+                        return error_setf(-EINVAL, "%s: unknown key \"reset.%s\".", origin, key);
+                if (r < 0)
+                        return r;
+        }
+        c->reset = true;
+        return 0;
+}
+
 int install_config_merge_json(InstallConfig *c, json_object *j, const char *origin) {
         int r = 0;
 
@@ -201,6 +232,8 @@ int install_config_merge_json(InstallConfig *c, json_object *j, const char *orig
                         r = set_string(&c->escrow_dir, v, key, origin);
                 else if (streq(key, "user"))
                         r = set_user(c, v, origin);
+                else if (streq(key, "reset"))
+                        r = set_reset(c, v, origin);
                 else if (streq(key, "allowWeakPassword"))
                         r = set_bool(&c->allow_weak_password, v, key, origin);
                 else if (streq(key, "hostname"))

@@ -22,6 +22,7 @@
 #include "i18n.h"
 #include "log.h"
 #include "osprobe.h"
+#include "record.h"
 #include "size.h"
 #include "string-table.h"
 
@@ -65,7 +66,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
 
 /* ---- small helpers ---------------------------------------------------------------------------- */
 
-static char **strv_free(char **l) {
+static char **disk_strv_free(char **l) {
         for (char **p = l; p && *p; p++)
                 free(*p);
         free(l);
@@ -719,6 +720,19 @@ static int read_loader_device_part_uuid(char **ret) {
         return 0;
 }
 
+int disk_loader_device_part_uuid(char **ret) {
+        _cleanup_(freep) char *s = NULL;
+        int r;
+
+        r = read_loader_device_part_uuid(&s);
+        if (r < 0)
+                return r;
+        for (char *c = s; *c; c++)
+                *c = (char) tolower((unsigned char) *c);
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
 static int check_boot_disk(const Disk *d, unsigned *bits, char **text) {
         _cleanup_(freep) char *uuid = NULL;
         int r;
@@ -881,7 +895,7 @@ static int check_swap(const Disk *d, const Targets *t, unsigned *bits, char **te
 
 /* The checks whose answer changes while we run: anything may be mounted or activated after
  * discovery, so the executor asks again right before writing. */
-static int disk_compute_in_use(const Disk *d, unsigned *ret_bits, char **ret_text) {
+static int disk_compute_in_use_full(const Disk *d, bool boot_disk_allowed, unsigned *ret_bits, char **ret_text) {
         _cleanup_(mount_table_done) MountTable mt = {};
         _cleanup_(targets_done) Targets t = {};
         _cleanup_(freep) char *text = NULL;
@@ -898,9 +912,11 @@ static int disk_compute_in_use(const Disk *d, unsigned *ret_bits, char **ret_tex
         r = check_system_backing(&t, &mt, &bits, &text);
         if (r < 0)
                 return r;
-        r = check_boot_disk(d, &bits, &text);
-        if (r < 0)
-                return r;
+        if (!boot_disk_allowed) {
+                r = check_boot_disk(d, &bits, &text);
+                if (r < 0)
+                        return r;
+        }
         r = check_mounted(&t, &mt, &bits, &text);
         if (r < 0)
                 return r;
@@ -914,6 +930,10 @@ static int disk_compute_in_use(const Disk *d, unsigned *ret_bits, char **ret_tex
         *ret_bits = bits;
         *ret_text = TAKE_PTR(text);
         return 0;
+}
+
+static int disk_compute_in_use(const Disk *d, unsigned *ret_bits, char **ret_text) {
+        return disk_compute_in_use_full(d, false, ret_bits, ret_text);
 }
 
 static int disk_compute_refusals(Disk *d) {
@@ -958,6 +978,21 @@ static int disk_compute_refusals(Disk *d) {
 
 bool disk_is_usable(const Disk *d) {
         return d && d->refusals == 0;
+}
+
+int disk_check_not_in_use_for_reset(const Disk *d) {
+        _cleanup_(freep) char *text = NULL;
+        unsigned bits = 0;
+        int r;
+
+        if (!d)
+                return -EINVAL;
+        r = disk_compute_in_use_full(d, true, &bits, &text);
+        if (r < 0)
+                return r;
+        if (bits != 0)
+                return error_setf(-EBUSY, _("Refusing to write to %s: %s"), d->path, text ?: _("it is in use."));
+        return 0;
 }
 
 int disk_check_not_in_use(const Disk *d) {
@@ -1275,7 +1310,12 @@ static void disk_clear_partitions(Disk *d) {
         free(d->pttype);
         free(d->ptuuid);
         d->pttype = d->ptuuid = NULL;
-        d->installed = strv_free(d->installed);
+        d->installed = disk_strv_free(d->installed);
+        d->imprint_installed = d->reset_interrupted = false;
+        d->last_reset = mfree(d->last_reset);
+        if (d->last_reset_record)
+                json_object_put(d->last_reset_record);
+        d->last_reset_record = NULL;
 }
 
 static int dup_or_null(const char *s, char **ret) {
@@ -1534,11 +1574,48 @@ static int partition_installed_line(const Disk *d, const DiskPartition *p, char 
         return k < 0 ? -ENOMEM : 0;
 }
 
+/* The records imprint keeps on the ESP of a disk it installed: whether there is an install record,
+ * and the newest reset's audit record. */
+static int disk_probe_records(Disk *d) {
+        for (size_t i = 0; i < d->n_partitions; i++) {
+                const DiskPartition *p = &d->partitions[i];
+                _cleanup_(install_record_freep) InstallRecord *rec = NULL;
+                json_object *audit = NULL, *st = NULL;
+                FsLocation esp;
+                int r;
+
+                if (!p->dps || p->dps->role != ROLE_ESP || !streq_ptr(p->fstype, "vfat"))
+                        continue;
+                esp = (FsLocation) { .disk = d->path, .node = d->kind == DISK_BLOCK ? p->node : NULL, .offset = p->start, .fstype = "vfat" };
+                r = record_install_read(&esp, &rec);
+                if (r == -ENOMEM)
+                        return r;
+                d->imprint_installed = r >= 0;
+                r = record_reset_last(&esp, &audit, NULL);
+                if (r == -ENOMEM)
+                        return r;
+                if (r >= 0) {
+                        d->reset_interrupted = json_object_object_get_ex(audit, "status", &st) &&
+                                               streq_ptr(json_object_get_string(st), "running");
+                        (void) record_reset_summary(audit, &d->last_reset);
+                        d->last_reset_record = audit;
+                }
+                error_clear();
+                break;
+        }
+        return 0;
+}
+
 static int disk_probe_installed(Disk *d) {
         int r;
 
+        r = disk_probe_records(d);
+        if (r < 0)
+                return r;
         if (d->incomplete_install) {
-                char *line = strdup(_("incomplete install: imprint was interrupted before it finished; install again"));
+                char *line = strdup(d->reset_interrupted
+                                    ? _("interrupted reset: root is erased and the system does not start; run the reset again")
+                                    : _("incomplete install: imprint was interrupted before it finished; install again"));
 
                 if (!line)
                         return -ENOMEM;
@@ -1789,7 +1866,7 @@ Disk *disk_free(Disk *d) {
         free(d->path);
         free(d->name);
         free(d->devnode);
-        strv_free(d->by_id);
+        disk_strv_free(d->by_id);
         free(d->vendor);
         free(d->model);
         free(d->serial);
@@ -1911,6 +1988,7 @@ enum {
         DISK_COLUMN_USABLE,
         DISK_COLUMN_REFUSALS,
         DISK_COLUMN_REFUSAL_REASON,
+        DISK_COLUMN_LAST_RESET,
         _DISK_COLUMN_MAX,
 };
 
@@ -1948,6 +2026,7 @@ static int disk_table_new(Table **ret) {
                 [DISK_COLUMN_USABLE] = { "USABLE", "usable", TABLE_LEFT, 0, 0, 1 },
                 [DISK_COLUMN_REFUSALS] = { NULL, "refusals", TABLE_LEFT, 0, 0, 1 },
                 [DISK_COLUMN_REFUSAL_REASON] = { NULL, "refusalReason", TABLE_LEFT, 0, 0, 1 },
+                [DISK_COLUMN_LAST_RESET] = { NULL, "lastReset", TABLE_LEFT, 0, 0, 1 },
         };
         static const size_t shown[] = { DISK_COLUMN_PATH,   DISK_COLUMN_SIZE,  DISK_COLUMN_TRANSPORT, DISK_COLUMN_MODEL,
                                         DISK_COLUMN_SERIAL, DISK_COLUMN_TABLE, DISK_COLUMN_USABLE };
@@ -2016,7 +2095,8 @@ static int disk_table_add(Table *t, const Disk *d) {
             (r = table_add_json(t, partition_table_to_json(d))) < 0 || (r = table_add_string(t, d->pttype)) < 0 ||
             (r = table_add_json(t, partitions_to_json(d))) < 0 || (r = table_add_json(t, strv_to_json(d->installed))) < 0 ||
             (r = table_add_boolean(t, d->incomplete_install)) < 0 || (r = table_add_boolean(t, disk_is_usable(d))) < 0 ||
-            (r = table_add_json(t, refusals_to_json(d))) < 0 || (r = table_add_string(t, d->refusal_text)) < 0)
+            (r = table_add_json(t, refusals_to_json(d))) < 0 || (r = table_add_string(t, d->refusal_text)) < 0 ||
+            (r = d->last_reset_record ? table_add_json(t, json_object_get(d->last_reset_record)) : table_add_null(t)) < 0)
                 return r;
         return 0;
 }

@@ -103,6 +103,12 @@ typedef struct Disk {
         char **installed;         /* human lines: "Windows Boot Manager (ESP, partition 1)", … */
         bool incomplete_install;  /* a partition carries DISK_INCOMPLETE_LABEL: an install was interrupted */
 
+        /* Factory reset (record.h), read with probe_os from the ESP: */
+        bool imprint_installed;   /* the ESP holds imprint's install record */
+        bool reset_interrupted;   /* the newest audit record says "running": a reset was cut off */
+        char *last_reset;         /* record_reset_summary() of the newest audit record, or NULL */
+        json_object *last_reset_record; /* that audit record, or NULL ("lastReset" in the JSON) */
+
         unsigned refusals;        /* DiskRefusal bits */
         char *refusal_text;       /* one sentence per reason, naming the evidence */
 } Disk;
@@ -145,6 +151,14 @@ int disk_check_not_in_use(const Disk *d);
  * names; btrfs's anonymous device numbers are resolved through the mount's source), or NULL in
  * *ret when it is not mounted. */
 int disk_mount_point_of(dev_t devt, char **ret);
+
+/* The PARTUUID of the ESP the firmware booted from (LoaderDevicePartUUID, as systemd-boot sets
+ * it), lowercase. -ENOENT when not booted that way. */
+int disk_loader_device_part_uuid(char **ret);
+
+/* As disk_check_not_in_use(), for a factory reset: the disk the firmware booted from may be reset
+ * (the recovery entry resets its own disk); every other reason stands. */
+int disk_check_not_in_use_for_reset(const Disk *d);
 
 json_object *disk_to_json(const Disk *d);
 /* The disks, one row each: DISK SIZE BUS MODEL SERIAL TABLE USABLE as `imprint disks` prints

@@ -227,6 +227,89 @@ int encrypt_format_volume(const Plan *p, const PlanPartition *pp, const char *no
         return 0;
 }
 
+int encrypt_reenroll_unlock(const char *node, Tpm2Context *tpm, const Secret *old_recovery_key, LuksVolume **ret) {
+        _cleanup_(luks_freep) LuksVolume *v = NULL;
+        _cleanup_(json_putp) json_object *token = NULL;
+        char why[512] = "";
+        int r;
+
+        r = luks_open_header(node, &v);
+        if (r < 0)
+                return r;
+
+        /* The TPM first: the reset needs nothing from a person where the machine unlocks itself. */
+        if (tpm && luks_token_find(v, "systemd-tpm2", &token) >= 0) {
+                _cleanup_(tpm2_sealed_done) Tpm2Sealed sealed = {};
+                _cleanup_(secret_freep) Secret *secret = NULL, *pass = NULL;
+
+                r = tpm2_token_parse(token, &sealed);
+                if (r >= 0)
+                        r = tpm2_unseal(tpm, &sealed, &secret);
+                if (r >= 0)
+                        r = tpm2_secret_to_passphrase(secret, &pass);
+                if (r >= 0)
+                        r = luks_unlock(v, pass);
+                if (r >= 0) {
+                        log_info("Unlocked %s with its TPM2 token for the re-enrollment.", node);
+                        *ret = TAKE_PTR(v);
+                        return 0;
+                }
+                snprintf(why, sizeof(why), "%s", error_message() ?: strerror(-r));
+                log_info("The TPM2 does not unlock %s: %s", node, why);
+        } else
+                snprintf(why, sizeof(why), "%s", tpm ? _("it has no TPM2 token") : _("the TPM2 is not used"));
+
+        if (!old_recovery_key)
+                return error_setf(-EPERM,
+                                  _("The home volume on %s cannot be kept: the TPM2 does not unlock it (%s), and its current recovery key "
+                                    "was not given. Nothing was written."),
+                                  node, why);
+        r = luks_unlock(v, old_recovery_key);
+        if (r < 0)
+                return error_setf(-EPERM, _("The home volume on %s cannot be kept: the recovery key given does not open it. Nothing was written."),
+                                  node);
+        log_info("Unlocked %s with its recovery key for the re-enrollment.", node);
+        *ret = TAKE_PTR(v);
+        return 0;
+}
+
+int encrypt_reenroll(const Plan *p, const PlanPartition *pp, LuksVolume *v, const EncryptKeys *k, unsigned *ret_removed) {
+        const PlanEncryption *e = &p->encryption;
+        uint64_t old = luks_keyslots_in_use(v);
+        int slot, r;
+
+        if (!k->recovery_key)
+                return error_setf(-EINVAL, _("No recovery key: an encrypted volume is never made without one."));
+        if (e->tpm2 && !k->tpm)
+                return error_setf(-EINVAL, _("The plan enrolls the TPM2, but it was not opened."));
+        if (e->passphrase && !k->passphrase)
+                return error_setf(-EINVAL, _("The plan adds a passphrase, but none was given."));
+
+        /* The new keys first, so that the volume can always be opened by a key someone holds. */
+        slot = luks_add_key_high_entropy(v, k->recovery_key);
+        if (slot < 0)
+                return slot;
+        r = luks_add_recovery_token(v, slot);
+        if (r < 0)
+                return r;
+        if (e->tpm2) {
+                r = enroll_tpm2(p, v, k);
+                if (r < 0)
+                        return r;
+        }
+        if (e->passphrase) {
+                slot = luks_add_key_passphrase(v, k->passphrase);
+                if (slot < 0)
+                        return slot;
+        }
+        r = luks_remove_keyslots(v, old, ret_removed);
+        if (r < 0)
+                return r;
+        log_info("Re-enrolled %s (%s): new recovery key%s%s, every old keyslot and token removed.", luks_device(v),
+                 partition_role_to_string(pp->role), e->tpm2 ? ", TPM2" : "", e->passphrase ? ", passphrase" : "");
+        return 0;
+}
+
 int encrypt_partition(const Plan *p, const PlanPartition *pp, const char *node, const EncryptKeys *k, char **ret_dm_name,
                       char **ret_dm_path) {
         _cleanup_(luks_freep) LuksVolume *v = NULL;

@@ -77,6 +77,17 @@ int encrypt_partition(const Plan *p, const PlanPartition *pp, const char *node, 
                       char **ret_dm_path);
 
 
+/* Factory reset, home kept (ACTION_REENROLL): loads the LUKS2 header of the kept volume at node and
+ * unlocks it, with its systemd-tpm2 token through tpm where the TPM gives the key back, else with
+ * old_recovery_key. Nothing is written. Fails with a sentence (-EPERM) when neither opens it. */
+int encrypt_reenroll_unlock(const char *node, Tpm2Context *tpm, const Secret *old_recovery_key, LuksVolume **ret);
+
+/* Then: a new recovery keyslot with a systemd-recovery token, a new TPM2 keyslot with a
+ * systemd-tpm2 token (the plan's policy) and a passphrase keyslot as the plan says; afterwards
+ * every keyslot and token that was there before is destroyed. The volume key and the data stay.
+ * ret_removed: how many old keyslots were destroyed. */
+int encrypt_reenroll(const Plan *p, const PlanPartition *pp, LuksVolume *v, const EncryptKeys *k, unsigned *ret_removed);
+
 /* Checks that everything encryption needs at run time is here, before anything is written:
  * device-mapper, and the TPM when the plan enrolls it (opened into *ret_tpm). */
 int encryption_preflight(const Plan *p, Tpm2Context **ret_tpm);

@@ -55,6 +55,7 @@ typedef struct EraseResult {
         bool secure;              /* BLKSECDISCARD succeeded */
         uint64_t bytes_written;   /* everything written (overwrite: the whole partition) */
         uint64_t usec;
+        unsigned luks_version;    /* 2, or 1 for a LUKS1 header (crypto-erased the same way); 0 without */
 } EraseResult;
 
 void erase_result_done(EraseResult *r);

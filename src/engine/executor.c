@@ -23,6 +23,7 @@
 #include "boot.h"
 #include "disklock.h"
 #include "encrypt.h"
+#include "erase.h"
 #include "error.h"
 #include "executor.h"
 #include "fileio.h"
@@ -34,6 +35,8 @@
 #include "luks.h"
 #include "mkfs.h"
 #include "partition.h"
+#include "record.h"
+#include "recovery-entry.h"
 #include "recovery.h"
 #include "run.h"
 #include "size.h"
@@ -85,6 +88,15 @@ struct Exec {
         Tpm2Context *tpm;
         Secret *recovery_key;
         char *dm_name[16], *dm_path[16];
+
+        /* A reset (PLAN_RESET): its audit record on the ESP (record.h), the boot default it
+         * replaced, and the home volume it re-enrolls, unlocked before anything is written. */
+        char *audit_name;
+        json_object *audit;
+        char *previous_default;
+        bool redirected;
+        LuksVolume *reenroll[16];
+        bool reset_begun;     /* reset-begin ran: the disk is no longer the system it was */
 };
 
 static size_t partition_index(const Exec *e, const PlanPartition *pp) {
@@ -435,6 +447,44 @@ static int make_empty_root_dirs(const char *root) {
         return 0;
 }
 
+/* Whether the plan makes an installed system: an install of an image, or a reset (whose usr
+ * image is on the disk already, so its plan names no image). */
+static bool plan_installs_os(const Plan *p) {
+        return p->source || p->mode == PLAN_RESET;
+}
+
+static bool plan_configures_root(const Plan *p) {
+        return p->account || p->settings.hostname || p->settings.timezone || p->settings.locale || p->settings.keymap;
+}
+
+static bool plan_has_source_role(const Plan *p, PartitionRole role) {
+        for (size_t i = 0; p->source && i < p->source->n_partitions; i++)
+                if (p->source->partitions[i].role == role)
+                        return true;
+        return false;
+}
+
+/* Whether the configure step can write the factory-reset hook into the installed root: it must be
+ * mounted (root only) and writable (not a squashfs or erofs root, not marked read-only). */
+static bool plan_can_write_hook(const Plan *p, char **ret_why) {
+        const PlanPartition *root = plan_find_role(p, ROLE_ROOT);
+        const char *fs = root_fstype(p, root);
+
+        *ret_why = NULL;
+        if (!root || !fs)
+                *ret_why = strdup("the root filesystem type is unknown");
+        else if (streq(fs, "squashfs") || streq(fs, "erofs") ||
+                 (root->copy_from >= 0 && (p->source->partitions[root->copy_from].flags & DPS_FLAG_READ_ONLY)))
+                *ret_why = strdup("the image's root is read-only");
+        else if (root->copy_from >= 0 && plan_has_source_role(p, ROLE_ROOT_VERITY))
+                *ret_why = strdup("the image's root is protected by dm-verity, so nothing may be written into it");
+        else if (geteuid() != 0)
+                *ret_why = strdup("mounting the installed root needs root");
+        else
+                return true;
+        return false;
+}
+
 static int step_configure(Exec *e, Step *s) {
         const Plan *p = e->plan;
         const PlanPartition *root = plan_find_role(p, ROLE_ROOT), *home = plan_find_role(p, ROLE_HOME);
@@ -450,7 +500,7 @@ static int step_configure(Exec *e, Step *s) {
                 (void) rmdir(dir);
                 return r;
         }
-        if (p->account && p->account->kind == ACCOUNT_CLASSIC && home && home->fstype) {
+        if (p->account && p->account->kind == ACCOUNT_CLASSIC && home && home->fstype && home->action == ACTION_CREATE) {
                 if (asprintf(&home_dir, "%s/home", dir) < 0)
                         r = -ENOMEM;
                 else if (mkdir(home_dir, 0755) < 0 && errno != EEXIST)
@@ -460,11 +510,20 @@ static int step_configure(Exec *e, Step *s) {
                 if (r < 0)
                         home_dir = mfree(home_dir);
         }
-        if (r >= 0 && p->source->kind == PLAN_SOURCE_USR)
+        if (r >= 0 && root->copy_from < 0)
                 r = make_empty_root_dirs(dir);
         if (r >= 0) {
                 test_pause(e, "middle");
-                r = account_configure_root(p, dir, e->opts ? e->opts->user_password : NULL);
+                if (plan_configures_root(p))
+                        r = account_configure_root(p, dir, e->opts ? e->opts->user_password : NULL);
+        }
+        if (r >= 0) {
+                /* factory-reset.target in the installed system boots the recovery entry. */
+                r = recovery_entry_write_request_hook(dir);
+                if (r == -EOPNOTSUPP) {
+                        log_info("The factory-reset hook is not written: this imprint cannot write it.");
+                        r = 0;
+                }
         }
         if (home_dir)
                 r = unmount_target_partition(home_dir, "home", r);
@@ -575,7 +634,348 @@ static int step_boot(Exec *e, Step *s) {
         /* On a real disk a missing firmware entry deserves attention; for image files it is expected. */
         if (res.note)
                 log_internal(e->plan->target_kind == DISK_BLOCK ? LOG_WARNING : LOG_INFO, 0, "%s", res.note);
+        /* What a factory reset finds the install by (record.h); it holds no secret. */
+        return record_install_write(e->plan, &(FsLocation) { .disk = e->plan->target, .node = esp_node, .offset = esp->start,
+                                                              .fstype = "vfat" });
+}
+
+/* ---- factory reset (PLAN_RESET) ------------------------------------------------------------- */
+
+static bool reset_touches_variables(const Exec *e) {
+        return e->plan->target_kind == DISK_BLOCK && !(e->opts && e->opts->no_variables);
+}
+
+static const EfiVars *exec_efivars(const Exec *e, EfiVars *storage) {
+        *storage = (EfiVars) { .root = e->opts ? e->opts->efivars_root : NULL };
+        return storage;
+}
+
+/* The ESP of the target, for the records (record.h). node_storage keeps the node's name. */
+static int exec_esp(Exec *e, FsLocation *ret, char **node_storage) {
+        const PlanPartition *esp = plan_find_role(e->plan, ROLE_ESP);
+        int r;
+
+        if (!esp)
+                return error_setf(-EINVAL, _("The plan has no ESP."));
+        *node_storage = NULL;
+        if (e->plan->target_kind == DISK_BLOCK) {
+                r = disk_partition_node(e->disk, esp->partno, node_storage);
+                if (r < 0)
+                        return r;
+        }
+        *ret = (FsLocation) { .disk = e->plan->target, .node = *node_storage, .offset = esp->start, .fstype = "vfat" };
         return 0;
+}
+
+static void utc_now(char buf[static 32]) {
+        struct tm tm;
+        time_t t = time(NULL);
+
+        if (!gmtime_r(&t, &tm) || strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+                snprintf(buf, 32, "?");
+}
+
+static json_object *json_str(const char *s) {
+        return s ? json_object_new_string(s) : NULL;
+}
+
+/* The audit record's entry of a partition, by its number. */
+static json_object *audit_partition(Exec *e, unsigned partno) {
+        json_object *parts = NULL;
+
+        if (!e->audit || !json_object_object_get_ex(e->audit, "partitions", &parts))
+                return NULL;
+        for (size_t i = 0; i < json_object_array_length(parts); i++) {
+                json_object *o = json_object_array_get_idx(parts, i), *n = NULL;
+
+                if (json_object_object_get_ex(o, "partno", &n) && json_object_get_int(n) == (int) partno)
+                        return o;
+        }
+        return NULL;
+}
+
+static int audit_save(Exec *e) {
+        _cleanup_(freep) char *node = NULL;
+        FsLocation esp;
+        int r;
+
+        r = exec_esp(e, &esp, &node);
+        if (r < 0)
+                return r;
+        return record_reset_write(&esp, e->audit_name, e->audit);
+}
+
+/* What the audit record says at the start: everything but the outcome. No secrets. */
+static int audit_new(Exec *e) {
+        const Plan *p = e->plan;
+        const PlanReset *rs = p->reset;
+        json_object *a = json_object_new_object(), *img = json_object_new_object(), *disk = json_object_new_object(),
+                    *parts = json_object_new_array();
+        char now[32];
+
+        if (!a || !img || !disk || !parts) {
+                json_object_put(a), json_object_put(img), json_object_put(disk), json_object_put(parts);
+                return -ENOMEM;
+        }
+        utc_now(now);
+        json_object_object_add(a, "formatVersion", json_object_new_int(RECORD_FORMAT_VERSION));
+        json_object_object_add(a, "status", json_object_new_string("running"));
+        json_object_object_add(a, "startedAt", json_object_new_string(now));
+        json_object_object_add(a, "finishedAt", NULL);
+        json_object_object_add(a, "entryPoint", json_object_new_string(reset_entry_point_to_string(rs->entry_point)));
+        json_object_object_add(a, "imprintVersion", json_object_new_string(IMPRINT_VERSION));
+        {
+                _cleanup_(install_record_freep) InstallRecord *rec = NULL;
+                _cleanup_(freep) char *node = NULL;
+                const PlanSource *src = p->source;
+                FsLocation esp;
+
+                /* A usr image's reset names no image: the install record says what is installed. */
+                if (!src && exec_esp(e, &esp, &node) >= 0 && record_install_read(&esp, &rec) >= 0)
+                        src = rec->plan->source;
+                error_clear();
+                json_object_object_add(img, "name", json_str(src ? src->os_name : NULL));
+                json_object_object_add(img, "id", json_str(src ? src->image_id : NULL));
+                json_object_object_add(img, "version", json_str(rs->image_version ?: (src ? src->image_version : NULL)));
+                json_object_object_add(img, "kind", json_str(src ? plan_source_kind_to_string(src->kind) : NULL));
+        }
+        json_object_object_add(a, "image", img);
+        json_object_object_add(disk, "path", json_object_new_string(p->target));
+        json_object_object_add(disk, "model", json_str(e->disk ? e->disk->model : NULL));
+        json_object_object_add(disk, "serial", json_str(e->disk ? e->disk->serial : NULL));
+        json_object_object_add(disk, "size", json_object_new_int64((int64_t) p->fingerprint.size));
+        json_object_object_add(a, "disk", disk);
+        json_object_object_add(a, "keepHome", json_object_new_boolean(rs->keep_home));
+        json_object_object_add(a, "secureErase", json_object_new_boolean(rs->secure_erase));
+        json_object_object_add(a, "tpmClear", json_object_new_string(rs->tpm_clear ? "requested" : "not-asked"));
+        for (size_t i = 0; i < p->n_partitions; i++) {
+                const PlanPartition *pp = &p->partitions[i];
+                const DiskPartition *dp = NULL;
+                json_object *o = json_object_new_object();
+
+                if (!o)
+                        return -ENOMEM;
+                for (size_t k = 0; e->disk && k < e->disk->n_partitions; k++)
+                        if (e->disk->partitions[k].partno == pp->partno)
+                                dp = &e->disk->partitions[k];
+                json_object_object_add(o, "partno", json_object_new_int((int) pp->partno));
+                json_object_object_add(o, "role", json_object_new_string(partition_role_to_string(pp->role)));
+                json_object_object_add(o, "action", json_object_new_string(pp->erase ? "erased" : pp->action == ACTION_REENROLL ? "reenrolled" : "kept"));
+                json_object_object_add(o, "method", NULL);
+                json_object_object_add(o, "dataDiscarded", json_object_new_boolean(false));
+                json_object_object_add(o, "keyslotsDestroyed", json_object_new_int(0));
+                json_object_object_add(o, "oldLuksUuid",
+                                       dp && streq_ptr(dp->fstype, "crypto_LUKS") && dp->fsuuid ? json_object_new_string(dp->fsuuid) : NULL);
+                json_object_object_add(o, "newLuksUuid",
+                                       pp->encrypt && pp->action != ACTION_KEEP ? json_object_new_string(SD_ID128_TO_UUID_STRING(pp->luks_uuid)) : NULL);
+                json_object_array_add(parts, o);
+        }
+        json_object_object_add(a, "partitions", parts);
+        json_object_object_add(a, "account", json_str(rs->account_note));
+        json_object_object_add(a, "steps", json_object_new_array());
+        json_object_object_add(a, "error", NULL);
+        e->audit = a;
+        return 0;
+}
+
+/* From here on the disk is no longer the system it was: the audit record says a reset is
+ * running, the firmware boots the recovery entry until the end, and the partitions that are
+ * recreated carry DISK_INCOMPLETE_LABEL, so that nothing takes them for an intact system. */
+static int step_reset_begin(Exec *e, Step *s) {
+        const Plan *p = e->plan;
+        _cleanup_(freep) PlanPartition *marked = NULL;
+        Plan q = *p;
+        EfiVars v;
+        int r;
+
+        r = record_reset_name(&e->audit_name);
+        if (r < 0)
+                return r;
+        r = audit_new(e);
+        if (r < 0)
+                return r;
+        r = audit_save(e);
+        if (r < 0)
+                return r;
+        e->reset_begun = true;
+        log_info("reset: audit record %s/%s written (status running)", RECORD_DIR, e->audit_name);
+
+        if (reset_touches_variables(e)) {
+                r = recovery_redirect_boot(exec_efivars(e, &v), &e->previous_default);
+                if (r < 0)
+                        log_warning("The recovery entry could not be made the boot default while the reset runs: %s",
+                                    error_message() ?: strerror(-r));
+                else
+                        e->redirected = true;
+        } else
+                log_info("reset: EFI variables left alone (%s)", p->target_kind == DISK_BLOCK ? "--no-variables" : "an image file");
+
+        marked = reallocarray(NULL, MAX(p->n_partitions, (size_t) 1), sizeof(PlanPartition));
+        if (!marked)
+                return -ENOMEM;
+        for (size_t i = 0; i < p->n_partitions; i++) {
+                marked[i] = p->partitions[i];
+                if (marked[i].action == ACTION_CREATE)
+                        marked[i].label = (char *) DISK_INCOMPLETE_LABEL;
+        }
+        q.partitions = marked;
+        return partition_write_labels(&q, e->fd);
+}
+
+static int step_erase(Exec *e, Step *s) {
+        const PlanPartition *pp = s->partition;
+        _cleanup_(erase_result_done) EraseResult res = {};
+        _cleanup_(freep) char *node = NULL, *what = NULL;
+        json_object *o;
+        int r;
+
+        if (e->plan->target_kind == DISK_BLOCK) {
+                r = disk_partition_node(e->disk, pp->partno, &node);
+                if (r < 0)
+                        return r;
+        }
+        r = erase_partition(&(EraseTarget) {
+                                    .node = node,
+                                    .file = e->plan->target,
+                                    .fd = e->fd,
+                                    .offset = pp->start,
+                                    .size = pp->size,
+                                    .is_block = e->plan->target_kind == DISK_BLOCK,
+                                    .secure = e->plan->reset && e->plan->reset->secure_erase,
+                            },
+                            on_copy_progress, e, &res);
+        if (r < 0)
+                return error_prefixf(r, _("Cannot erase partition %u (%s) of %s"), pp->partno, partition_role_to_string(pp->role),
+                                     e->plan->target);
+        o = audit_partition(e, pp->partno);
+        if (o) {
+                json_object_object_add(o, "method", json_object_new_string(erase_method_to_string(res.method)));
+                json_object_object_add(o, "dataDiscarded", json_object_new_boolean(res.data_discarded));
+                json_object_object_add(o, "keyslotsDestroyed", json_object_new_int((int) res.keyslots_destroyed));
+                if (res.luks_uuid)
+                        json_object_object_add(o, "oldLuksUuid", json_object_new_string(res.luks_uuid));
+                if (res.secure)
+                        json_object_object_add(o, "secure", json_object_new_boolean(true));
+        }
+        if (erase_result_describe(&res, &what) >= 0)
+                log_info("partition %u (%s): %s", pp->partno, partition_role_to_string(pp->role), what);
+        /* The record says what was done as soon as it is done. */
+        r = audit_save(e);
+        if (r < 0)
+                log_warning("Cannot update the audit record: %s", error_message() ?: strerror(-r));
+        return 0;
+}
+
+static int step_reenroll(Exec *e, Step *s) {
+        const PlanPartition *pp = s->partition;
+        LuksVolume *v = e->reenroll[partition_index(e, pp)];
+        unsigned removed = 0;
+        json_object *o;
+        int r;
+
+        if (!v)
+                return error_setf(-EINVAL, _("The home volume on partition %u was not unlocked."), pp->partno);
+        r = encrypt_reenroll(e->plan, pp, v,
+                             &(EncryptKeys) {
+                                     .recovery_key = e->recovery_key,
+                                     .passphrase = e->opts ? e->opts->passphrase : NULL,
+                                     .tpm2_pin = e->opts ? e->opts->tpm2_pin : NULL,
+                                     .tpm = e->tpm,
+                             },
+                             &removed);
+        if (r < 0)
+                return error_prefixf(r, _("Cannot re-enroll the %s partition (%u)"), partition_role_to_string(pp->role), pp->partno);
+        o = audit_partition(e, pp->partno);
+        if (o)
+                json_object_object_add(o, "keyslotsDestroyed", json_object_new_int((int) removed));
+        return 0;
+}
+
+static int add_step_time(Exec *e, const Step *s, uint64_t usec) {
+        json_object *steps = NULL, *o;
+
+        if (!e->audit || !json_object_object_get_ex(e->audit, "steps", &steps))
+                return 0;
+        o = json_object_new_object();
+        if (!o)
+                return -ENOMEM;
+        json_object_object_add(o, "id", json_object_new_string(s->id));
+        {
+                char text[32];
+
+                /* Milliseconds are what a person reads; json-c would print 17 digits. */
+                snprintf(text, sizeof(text), "%.3f", (double) usec / 1e6);
+                json_object_object_add(o, "seconds", json_object_new_double_s((double) usec / 1e6, text));
+        }
+        return json_object_array_add(steps, o) < 0 ? -ENOMEM : 0;
+}
+
+/* install.json describes the disk as it is: the new LUKS UUIDs of root and home. */
+static int rewrite_install_record(Exec *e) {
+        _cleanup_(install_record_freep) InstallRecord *rec = NULL;
+        _cleanup_(freep) char *node = NULL;
+        FsLocation esp;
+        int r;
+
+        r = exec_esp(e, &esp, &node);
+        if (r < 0)
+                return r;
+        r = record_install_read(&esp, &rec);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < rec->plan->n_partitions; i++) {
+                PlanPartition *was = &rec->plan->partitions[i];
+
+                for (size_t k = 0; k < e->plan->n_partitions; k++) {
+                        const PlanPartition *now = &e->plan->partitions[k];
+
+                        if (now->partno != was->partno || !now->erase)
+                                continue;
+                        if (now->encrypt)
+                                was->luks_uuid = now->luks_uuid;
+                        if (now->fstype) {
+                                char *fs = strdup(now->fstype);
+                                if (!fs)
+                                        return -ENOMEM;
+                                free(was->fstype);
+                                was->fstype = fs;
+                        }
+                }
+        }
+        return record_install_update(rec, &esp);
+}
+
+static int step_reset_end(Exec *e, Step *s) {
+        const PlanReset *rs = e->plan->reset;
+        char now[32];
+        EfiVars v;
+        int r;
+
+        r = rewrite_install_record(e);
+        if (r < 0)
+                return r;
+        if (e->redirected) {
+                r = recovery_redirect_restore(exec_efivars(e, &v), e->previous_default);
+                if (r < 0)
+                        log_warning("Cannot restore the boot default: %s", error_message() ?: strerror(-r));
+                else
+                        e->redirected = false;
+        }
+        if (reset_touches_variables(e)) {
+                r = recovery_request_clear(exec_efivars(e, &v));
+                if (r < 0)
+                        log_warning("Cannot clear the firmware's reset request: %s", error_message() ?: strerror(-r));
+        }
+        if (rs->tpm_clear) {
+                r = recovery_request_tpm_clear();
+                json_object_object_add(e->audit, "tpmClear", json_object_new_string(r < 0 ? "unavailable" : "requested"));
+                if (r < 0)
+                        log_warning("The TPM cannot be cleared: %s", error_message() ?: strerror(-r));
+        }
+        utc_now(now);
+        json_object_object_add(e->audit, "status", json_object_new_string("complete"));
+        json_object_object_add(e->audit, "finishedAt", json_object_new_string(now));
+        return audit_save(e);
 }
 
 static int step_sync(Exec *e, Step *s) {
@@ -659,6 +1059,19 @@ static bool disk_holds_interrupted_run(const Plan *p, const Disk *d) {
         return true;
 }
 
+/* Whether the run copies partitions of the image: every install of one; a reset only when it
+ * deploys a classic root again (a usr image's slots stay as they are). */
+static bool plan_copies_image(const Plan *p) {
+        if (!p->source)
+                return false;
+        if (p->mode != PLAN_RESET)
+                return true;
+        for (size_t i = 0; i < p->n_partitions; i++)
+                if (p->partitions[i].copy_from >= 0)
+                        return true;
+        return false;
+}
+
 static void exec_done(Exec *e) {
         /* After a failure the volumes may still be open: close them, or the disk stays busy. */
         if (close_volumes(e) < 0)
@@ -667,6 +1080,11 @@ static void exec_done(Exec *e) {
                 free(e->dm_name[i]);
                 free(e->dm_path[i]);
         }
+        for (size_t i = 0; i < ELEMENTSOF(e->reenroll); i++)
+                luks_free(e->reenroll[i]);
+        json_object_put(e->audit);
+        free(e->audit_name);
+        free(e->previous_default);
         tpm2_context_free(e->tpm);
         secret_free(e->recovery_key);
         if (e->fd >= 0)
@@ -700,7 +1118,17 @@ static int preflight(Exec *e) {
                                           prog, pp->fstype, pp->partno);
         }
 
-        if (p->source) {
+        if (p->mode == PLAN_RESET) {
+                static const char *const tools[] = { "mcopy", "mmd", "mdir" };
+
+                if (!p->reset)
+                        return error_setf(-EINVAL, _("The reset plan has no reset settings."));
+                for (size_t i = 0; i < ELEMENTSOF(tools); i++)
+                        if (!find_executable(tools[i]))
+                                return error_setf(-ENOPKG, _("%s (mtools) is needed to write the reset's audit record, but it is not installed."),
+                                                  tools[i]);
+        }
+        if (plan_copies_image(p)) {
                 _cleanup_(plan_source_freep) PlanSource *now = NULL;
                 static const char *const tools[] = { "mcopy", "mmd", "mdir" };
 
@@ -728,7 +1156,15 @@ static int preflight(Exec *e) {
                 /* TRANSLATORS: the target, then what it is now and what it was: "block" (device) or "file". */
                 return error_setf(-ESTALE, _("%s is a %s now, but the plan was made for a %s."), p->target,
                                   disk_kind_to_string(e->disk->kind), disk_kind_to_string(p->target_kind));
-        if (disk_holds_interrupted_run(p, e->disk))
+        if (p->mode == PLAN_RESET) {
+                /* The labels are not in the fingerprint: a disk this plan's reset was interrupted
+                 * on (root and home named DISK_INCOMPLETE_LABEL) is unchanged too. */
+                r = plan_check_disk_unchanged(p, e->disk);
+                if (r < 0)
+                        return r;
+                if (e->disk->incomplete_install)
+                        log_info("%s holds an interrupted reset; resetting again", p->target);
+        } else if (disk_holds_interrupted_run(p, e->disk))
                 log_info("%s holds an interrupted install of this plan; installing again", p->target);
         else {
                 r = plan_check_disk_unchanged(p, e->disk);
@@ -743,7 +1179,8 @@ static int preflight(Exec *e) {
                 if (r < 0)
                         return r;
         }
-        r = disk_check_not_in_use(e->disk);
+        /* The recovery entry resets the disk it was started from; nothing else is relaxed. */
+        r = p->mode == PLAN_RESET ? disk_check_not_in_use_for_reset(e->disk) : disk_check_not_in_use(e->disk);
         if (r < 0)
                 return r;
         if (e->disk->refusals & REFUSE_READ_ONLY)
@@ -788,7 +1225,25 @@ static int preflight(Exec *e) {
                         return error_setf(r, _("Cannot generate a recovery key: %s"), strerror(-r));
         }
 
-        if (p->source && (p->account || p->settings.hostname || p->settings.timezone || p->settings.locale || p->settings.keymap)) {
+        /* A kept home is unlocked now, before anything is written: a reset that could not
+         * re-enroll it must not have erased root first. */
+        for (size_t i = 0; p->mode == PLAN_RESET && i < p->n_partitions; i++) {
+                const PlanPartition *pp = &p->partitions[i];
+                _cleanup_(freep) char *node = NULL;
+
+                if (pp->action != ACTION_REENROLL)
+                        continue;
+                if (i >= ELEMENTSOF(e->reenroll))
+                        return error_setf(-E2BIG, _("The plan has too many partitions."));
+                r = disk_partition_node(e->disk, pp->partno, &node);
+                if (r < 0)
+                        return r;
+                r = encrypt_reenroll_unlock(node, e->tpm, e->opts ? e->opts->old_recovery_key : NULL, &e->reenroll[i]);
+                if (r < 0)
+                        return r;
+        }
+
+        if (plan_installs_os(p) && plan_configures_root(p)) {
                 const PlanPartition *root = plan_find_role(p, ROLE_ROOT);
                 static const char *const tools[] = { "systemd-firstboot", "useradd", "chpasswd", "systemd-creds" };
 
@@ -796,7 +1251,7 @@ static int preflight(Exec *e) {
                         return error_setf(-EPERM, _("Setting up the account and system settings mounts the installed root, which needs root."));
                 if (!root_fstype(p, root))
                         return error_setf(-EINVAL, _("The image's root filesystem type is unknown: it cannot be set up."));
-                if (p->source->kind == PLAN_SOURCE_USR && p->account && p->account->kind == ACCOUNT_CLASSIC)
+                if (root && root->copy_from < 0 && p->account && p->account->kind == ACCOUNT_CLASSIC)
                         return error_setf(-EOPNOTSUPP, _("The plan creates the classic user %s in the empty root of a usr image, where "
                                                          "useradd has no /etc/passwd to add it to. Make a new plan."),
                                           p->account->user_name);
@@ -840,14 +1295,44 @@ static int plan_steps(Exec *e) {
                 else
                         ADD_STEP("verify-image", p->source->size, step_verify_image, "%s", _("Verifying the image against its checksum"));
         }
-        ADD_STEP("partition", 1, step_partition, _("Writing the partition table to %s"), p->target);
-        if (p->target_kind == DISK_BLOCK)
-                ADD_STEP("partition-nodes", 1, step_kernel, "%s", _("Waiting for the kernel to show the new partitions"));
+        if (p->mode == PLAN_RESET) {
+                /* TRANSLATORS: the first step of a factory reset; %s is the disk. */
+                ADD_STEP("reset-begin", 1, step_reset_begin, _("Starting the reset of %s: audit record, boot entry, partitions marked"),
+                         p->target);
+                for (size_t i = 0; i < p->n_partitions; i++) {
+                        const PlanPartition *pp = &p->partitions[i];
+                        char id[32];
+
+                        if (!pp->erase)
+                                continue;
+                        snprintf(id, sizeof(id), "erase-%s", partition_role_to_string(pp->role));
+                        /* TRANSLATORS: the partition's number, its role (root, home), its size. */
+                        ADD_STEP(id, pp->size, step_erase, _("Erasing partition %u (%s, %s)"), pp->partno,
+                                 partition_role_to_string(pp->role), FORMAT_BYTES(pp->size));
+                        s->partition = pp;
+                }
+                for (size_t i = 0; i < p->n_partitions; i++) {
+                        const PlanPartition *pp = &p->partitions[i];
+                        char id[32];
+
+                        if (pp->action != ACTION_REENROLL)
+                                continue;
+                        snprintf(id, sizeof(id), "reenroll-%s", partition_role_to_string(pp->role));
+                        /* TRANSLATORS: the partition's number and role (home). */
+                        ADD_STEP(id, 1, step_reenroll, _("Re-enrolling partition %u (%s): new recovery key%s, old keys removed"), pp->partno,
+                                 partition_role_to_string(pp->role), p->encryption.tpm2 ? ", TPM2" : "");
+                        s->partition = pp;
+                }
+        } else {
+                ADD_STEP("partition", 1, step_partition, _("Writing the partition table to %s"), p->target);
+                if (p->target_kind == DISK_BLOCK)
+                        ADD_STEP("partition-nodes", 1, step_kernel, "%s", _("Waiting for the kernel to show the new partitions"));
+        }
         for (size_t i = 0; i < p->n_partitions; i++) {
                 const PlanPartition *pp = &p->partitions[i];
                 char id[32];
 
-                if (!pp->encrypt)
+                if (!pp->encrypt || pp->action != ACTION_CREATE)
                         continue;
                 snprintf(id, sizeof(id), "encrypt-%s", partition_role_to_string(pp->role));
                 /* TRANSLATORS: the partition's number and role (root, home); ", TPM2" and ", passphrase" may follow. */
@@ -899,22 +1384,34 @@ static int plan_steps(Exec *e) {
                          pp->partno, partition_role_to_string(pp->role), pp->label ?: "");
                 s->partition = pp;
         }
-        if (p->source && p->account)
+        if (plan_installs_os(p) && p->account)
                 ADD_STEP("configure", 1, step_configure,
                          /* TRANSLATORS: %s is the user name. */
                          _("Setting up the account %s, hostname, timezone, locale and keymap in the installed system"),
                          p->account->user_name);
-        else if (p->source && (p->settings.hostname || p->settings.timezone || p->settings.locale || p->settings.keymap))
+        else if (plan_installs_os(p) && (p->settings.hostname || p->settings.timezone || p->settings.locale || p->settings.keymap))
                 ADD_STEP("configure", 1, step_configure, "%s", _("Setting up hostname, timezone, locale and keymap in the installed system"));
+        else if (plan_installs_os(p)) {
+                _cleanup_(freep) char *why = NULL;
+
+                /* Every install and reset of an image gets the factory-reset hook where its root can take it. */
+                if (plan_can_write_hook(p, &why))
+                        ADD_STEP("configure", 1, step_configure, "%s", _("Setting up the factory-reset hook in the installed system"));
+                else
+                        log_info("The factory-reset hook is not written into the installed root: %s.", why ?: "?");
+        }
         if (p->encryption.enabled)
                 ADD_STEP("close-encrypted", 1, step_close, "%s", _("Closing the encrypted volumes"));
-        if (p->source) {
+        if (p->source && p->mode != PLAN_RESET) {
                 size_t n = e->img ? e->img->n_ukis : 0;
                 ADD_STEP("boot", 1, step_boot,
                          ngettext("Installing systemd-boot and %zu unified kernel image", "Installing systemd-boot and %zu unified kernel images", n),
                          n);
         }
         ADD_STEP("sync", 1, step_sync, _("Flushing %s"), p->target);
+        if (p->mode == PLAN_RESET)
+                /* TRANSLATORS: a step of a factory reset. */
+                ADD_STEP("reset-end", 1, step_reset_end, "%s", _("Completing the audit record and restoring the boot default"));
         /* TRANSLATORS: the last step of an install; %s is the target. */
         ADD_STEP("finish", 1, step_finish, _("Marking the install on %s as complete"), p->target);
 #undef ADD_STEP
@@ -925,6 +1422,10 @@ static int plan_steps(Exec *e) {
 static int interrupted(Exec *e) {
         const Plan *p = e->plan;
 
+        if (p->mode == PLAN_RESET && e->reset_begun)
+                return error_setf(-EINTR, _("Interrupted: the reset of %s is not finished and the disk does not boot as it was; run the reset "
+                                            "again (or start the recovery entry) to finish it."),
+                                  p->target);
         if (!e->partitioned)
                 return error_setf(-EINTR, _("Interrupted before anything was written: %s is unchanged."), p->target);
         if (p->source)
@@ -1016,7 +1517,22 @@ int executor_run(const Plan *p, Image *img, const ExecOptions *o, const ExecCall
                 if (r < 0) {
                         if (!error_message())
                                 error_setf(r, _("%s failed: %s"), s->description, strerror(-r));
-                        if (e.partitioned && p->source) {
+                        if (p->mode == PLAN_RESET && e.reset_begun) {
+                                char cause[2048], now[32];
+
+                                /* The audit record says it failed, and why; the disk stays marked. */
+                                snprintf(cause, sizeof(cause), "%s", error_message());
+                                utc_now(now);
+                                (void) add_step_time(&e, s, now_usec() - e.step_start_usec);
+                                json_object_object_add(e.audit, "status", json_object_new_string("failed"));
+                                json_object_object_add(e.audit, "finishedAt", json_object_new_string(now));
+                                json_object_object_add(e.audit, "error", json_object_new_string(cause));
+                                if (audit_save(&e) < 0)
+                                        log_warning("Cannot write the audit record of the failed reset.");
+                                error_setf(r, _("%s The reset of %s did not finish: root is erased and the disk does not boot; fix the cause "
+                                                "and run the reset again."),
+                                           cause, p->target);
+                        } else if (e.partitioned && p->source) {
                                 char cause[2048];
                                 size_t n;
 
@@ -1032,6 +1548,7 @@ int executor_run(const Plan *p, Image *img, const ExecOptions *o, const ExecCall
                         goto finish;
                 }
                 test_pause(&e, "middle");
+                (void) add_step_time(&e, s, now_usec() - e.step_start_usec);
                 emit(&e, PROGRESS_END, s->total, NULL);
                 if (streq(s->id, "partition"))
                         e.partitioned = true;

@@ -497,6 +497,115 @@ int luks_erase(LuksVolume *v) {
         return 0;
 }
 
+uint64_t luks_keyslots_in_use(LuksVolume *v) {
+        int max_slots = MIN(crypt_keyslot_max(CRYPT_LUKS2), 64);
+        uint64_t mask = 0;
+
+        for (int slot = 0; slot < max_slots; slot++)
+                if (keyslot_in_use(v, slot))
+                        mask |= UINT64_C(1) << slot;
+        return mask;
+}
+
+/* The keyslots a token names, as a mask. */
+static uint64_t token_slots(json_object *token) {
+        json_object *slots = NULL;
+        uint64_t mask = 0;
+
+        if (!json_object_object_get_ex(token, "keyslots", &slots) || !json_object_is_type(slots, json_type_array))
+                return 0;
+        for (size_t i = 0; i < json_object_array_length(slots); i++) {
+                const char *s = json_object_get_string(json_object_array_get_idx(slots, i));
+                char *end = NULL;
+                long n;
+
+                if (isempty(s))
+                        continue;
+                errno = 0;
+                n = strtol(s, &end, 10);
+                if (errno == 0 && !*end && n >= 0 && n < 64)
+                        mask |= UINT64_C(1) << n;
+        }
+        return mask;
+}
+
+static int token_get(LuksVolume *v, int id, json_object **ret) {
+        const char *text = NULL;
+        json_object *j;
+        int r;
+
+        r = crypt_token_json_get(v->cd, id, &text);
+        if (r < 0 || !text)
+                return -ENOENT;
+        j = json_tokener_parse(text);
+        if (!j || !json_object_is_type(j, json_type_object)) {
+                json_object_put(j);
+                return -EBADMSG;
+        }
+        *ret = j;
+        return 0;
+}
+
+int luks_token_find(LuksVolume *v, const char *type, json_object **ret) {
+        int max_tokens = crypt_token_max(CRYPT_LUKS2);
+
+        for (int id = 0; id < MAX(max_tokens, 0); id++) {
+                crypt_token_info st = crypt_token_status(v->cd, id, NULL);
+                json_object *j = NULL, *t = NULL;
+
+                if (st == CRYPT_TOKEN_INACTIVE || st == CRYPT_TOKEN_INVALID)
+                        continue;
+                if (token_get(v, id, &j) < 0)
+                        continue;
+                if (json_object_object_get_ex(j, "type", &t) && streq_ptr(json_object_get_string(t), type)) {
+                        *ret = j;
+                        return id;
+                }
+                json_object_put(j);
+        }
+        return -ENOENT;
+}
+
+int luks_remove_keyslots(LuksVolume *v, uint64_t mask, unsigned *ret_destroyed) {
+        int max_slots = MIN(crypt_keyslot_max(CRYPT_LUKS2), 64), max_tokens = crypt_token_max(CRYPT_LUKS2);
+        unsigned destroyed = 0;
+        int r;
+
+        /* The tokens first: a token naming a keyslot that is gone would send systemd-cryptsetup
+         * to an empty slot. */
+        for (int id = 0; id < MAX(max_tokens, 0); id++) {
+                crypt_token_info st = crypt_token_status(v->cd, id, NULL);
+                json_object *j = NULL;
+                bool drop;
+
+                if (st == CRYPT_TOKEN_INACTIVE || st == CRYPT_TOKEN_INVALID)
+                        continue;
+                if (token_get(v, id, &j) < 0)
+                        continue;
+                drop = (token_slots(j) & mask) != 0;
+                json_object_put(j);
+                if (!drop)
+                        continue;
+                luks_error_reset();
+                r = crypt_token_json_set(v->cd, id, NULL);
+                if (r < 0)
+                        return luks_fail(r, _("Cannot remove token %d of %s"), id, v->device);
+        }
+        for (int slot = 0; slot < max_slots; slot++) {
+                if (!(mask & (UINT64_C(1) << slot)) || !keyslot_in_use(v, slot))
+                        continue;
+                luks_error_reset();
+                r = crypt_keyslot_destroy(v->cd, slot);
+                if (r < 0)
+                        return luks_fail(r, _("Cannot destroy keyslot %d of %s"), slot, v->device);
+                destroyed++;
+        }
+        log_info("Destroyed %u old keyslot(s) of %s.", destroyed, v->device);
+        if (ret_destroyed)
+                *ret_destroyed = destroyed;
+        return 0;
+}
+
 int luks_activate(LuksVolume *v, const char *name, char **ret_path) {
         _cleanup_(freep) char *path = NULL;
         int r;

@@ -74,6 +74,13 @@ int luks_add_recovery_token(LuksVolume *v, int keyslot);
  * the header, so the volume key that luks_format() generated is gone from memory too. */
 int luks_erase(LuksVolume *v);
 
+/* Factory reset, home kept: the keyslots in use (bit N: keyslot N); the first token of a type
+ * ("systemd-tpm2"), returned as JSON with its id (-ENOENT: none); and destroying the keyslots of
+ * mask together with every token that names one of them. */
+uint64_t luks_keyslots_in_use(LuksVolume *v);
+int luks_token_find(LuksVolume *v, const char *type, json_object **ret);
+int luks_remove_keyslots(LuksVolume *v, uint64_t mask, unsigned *ret_destroyed);
+
 /* Where the encrypted payload starts, in bytes from the start of the device (16 MiB with the
  * default LUKS2 metadata): the room left for a filesystem is the device size minus this. */
 uint64_t luks_data_offset(LuksVolume *v);

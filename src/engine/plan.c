@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "error.h"
 #include "fileio.h"
@@ -175,7 +176,7 @@ void plan_source_free(PlanSource *s) {
         free(s);
 }
 
-static int plan_source_copy(const PlanSource *from, PlanSource **ret) {
+int plan_source_copy(const PlanSource *from, PlanSource **ret) {
         _cleanup_(plan_source_freep) PlanSource *s = calloc(1, sizeof(PlanSource));
 
         if (!s)
@@ -798,6 +799,8 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
                 o = &usr_opts;
         }
 
+        if (o->mode == PLAN_RESET)
+                return error_setf(-EINVAL, "Internal error: reset plans are made by reset_plan().");
         if (d->refusals & ~(unsigned) REFUSE_TOO_SMALL)
                 return error_setf(d->refusals & REFUSE_READ_ONLY ? -EROFS : -EBUSY, _("Cannot install to %s: %s"), d->path,
                                   d->refusal_text ?: _("it cannot be used"));
@@ -842,6 +845,18 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
         }
         p->mode = o->mode;
         p->arch = o->arch >= 0 ? o->arch : architecture_native();
+        if (o->recovery_uki) {
+                struct stat st;
+
+                if (stat(o->recovery_uki, &st) < 0)
+                        return error_setf(-errno, _("Cannot look at the recovery entry's UKI %s: %m"), o->recovery_uki);
+                if (!S_ISREG(st.st_mode))
+                        return error_setf(-EINVAL, _("The recovery entry's UKI %s is not a regular file."), o->recovery_uki);
+                p->recovery_uki = strdup(o->recovery_uki);
+                if (!p->recovery_uki)
+                        return -ENOMEM;
+                p->recovery_uki_size = (uint64_t) st.st_size;
+        }
         if (o->source) {
                 int os_part;
 
@@ -956,7 +971,9 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
                 if (esp_size < PLAN_ESP_SIZE_MIN)
                         return error_setf(-EINVAL, _("An ESP of %s is too small: FAT32 needs at least %s."), FORMAT_BYTES(esp_size),
                                           FORMAT_BYTES(PLAN_ESP_SIZE_MIN));
-        } else if (!existing_xbootldr && existing_esp->size < PLAN_ESP_UKI_MIN) {
+        } else if (!existing_xbootldr && existing_esp->size < PLAN_ESP_UKI_MIN + p->recovery_uki_size) {
+                /* The recovery entry counts like another UKI: a kept ESP too small for it and
+                 * the image's UKIs gets an XBOOTLDR partition beside it. */
                 create_xbootldr = true;
                 if (o->xbootldr.kind != SIZE_FIXED)
                         return error_setf(-EINVAL, _("The XBOOTLDR partition needs a fixed size."));
@@ -964,6 +981,16 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
                 if (xbootldr_size < PLAN_ESP_SIZE_MIN)
                         return error_setf(-EINVAL, _("An XBOOTLDR partition of %s is too small: FAT32 needs at least %s."),
                                           FORMAT_BYTES(xbootldr_size), FORMAT_BYTES(PLAN_ESP_SIZE_MIN));
+        }
+        if (p->recovery_uki_size > 0) {
+                uint64_t boot_size = create_xbootldr ? xbootldr_size
+                                   : existing_xbootldr ? existing_xbootldr->size
+                                   : create_esp ? esp_size : existing_esp->size;
+
+                /* The UKIs, the recovery entry and room for one more version of each. */
+                if (p->recovery_uki_size + PLAN_ESP_UKI_MIN / 4 > boot_size)
+                        return error_setf(-ENOSPC, _("The recovery entry's UKI (%s) does not fit on $BOOT (%s) beside the image's UKIs."),
+                                          FORMAT_BYTES(p->recovery_uki_size), FORMAT_BYTES(boot_size));
         }
         if (o->swap.kind == SIZE_REST)
                 return error_setf(-EINVAL, _("Swap needs a fixed size."));
@@ -1316,6 +1343,10 @@ json_object *plan_to_json(const Plan *p) {
         json_object_object_add(j, "freeStart", json_object_new_int64((int64_t) p->free_start));
         json_object_object_add(j, "freeSize", json_object_new_int64((int64_t) p->free_size));
 
+        /* Reset plans say per partition whether it is erased first; other plans' files stay as
+         * they were. */
+        for (size_t i = 0; p->mode == PLAN_RESET && i < p->n_partitions && i < json_object_array_length(parts); i++)
+                json_object_object_add(json_object_array_get_idx(parts, i), "erase", json_object_new_boolean(p->partitions[i].erase));
         json_object_object_add(j, "partitions", parts);
 
         for (size_t i = 0; i < p->n_doomed; i++) {
@@ -1371,6 +1402,28 @@ json_object *plan_to_json(const Plan *p) {
                 json_object_object_add(e, "locale", json_string_or_null(p->settings.locale));
                 json_object_object_add(e, "keymap", json_string_or_null(p->settings.keymap));
                 json_object_object_add(j, "settings", e);
+        }
+
+        if (p->reset) {
+                const PlanReset *rs = p->reset;
+                json_object *e = json_object_new_object();
+
+                json_object_object_add(e, "entryPoint", json_object_new_string(reset_entry_point_to_string(rs->entry_point)));
+                json_object_object_add(e, "keepHome", json_object_new_boolean(rs->keep_home));
+                json_object_object_add(e, "secureErase", json_object_new_boolean(rs->secure_erase));
+                json_object_object_add(e, "tpmClear", json_object_new_boolean(rs->tpm_clear));
+                json_object_object_add(e, "installedAt", json_string_or_null(rs->installed_at));
+                json_object_object_add(e, "installedBy", json_string_or_null(rs->installed_by));
+                json_object_object_add(e, "imageVersion", json_string_or_null(rs->image_version));
+                json_object_object_add(e, "accountNote", json_string_or_null(rs->account_note));
+                json_object_object_add(j, "reset", e);
+        }
+        if (p->recovery_uki) {
+                json_object *e = json_object_new_object();
+
+                json_object_object_add(e, "path", json_object_new_string(p->recovery_uki));
+                json_object_object_add(e, "size", json_object_new_int64((int64_t) p->recovery_uki_size));
+                json_object_object_add(j, "recoveryUki", e);
         }
 
         if (p->source) {
@@ -1532,8 +1585,14 @@ static int plan_validate(const Plan *p) {
                         if (sp->start + sp->size > p->source->size)
                                 return error_setf(-EINVAL, "Plan file: image partition %u lies beyond the end of the image.", sp->partno);
                 }
+                if (a->action == ACTION_REENROLL && (p->mode != PLAN_RESET || a->role != ROLE_HOME || !a->encrypt))
+                        return error_setf(-EINVAL, "Plan file: partition %u is re-enrolled, which only a reset does to an encrypted home.", a->partno);
+                if (a->erase && (p->mode != PLAN_RESET || a->action != ACTION_CREATE))
+                        return error_setf(-EINVAL, "Plan file: partition %u is erased, which only a reset does to a partition it recreates.", a->partno);
+                if (p->mode == PLAN_RESET && a->action == ACTION_CREATE && !a->erase)
+                        return error_setf(-EINVAL, "Plan file: a reset recreates partition %u without erasing it first.", a->partno);
                 if (a->encrypt && (!p->encryption.enabled || (a->role != ROLE_ROOT && a->role != ROLE_HOME) ||
-                                   a->action != ACTION_CREATE || p->target_kind != DISK_BLOCK))
+                                   (a->action != ACTION_CREATE && a->action != ACTION_REENROLL) || p->target_kind != DISK_BLOCK))
                         return error_setf(-EINVAL, "Plan file: partition %u is marked encrypted, which this plan cannot do.", a->partno);
                 if (a->encrypt && sd_id128_is_null(a->luks_uuid))
                         return error_setf(-EINVAL, "Plan file: encrypted partition %u has no LUKS UUID.", a->partno);
@@ -1750,6 +1809,42 @@ static int plan_account_from_json(json_object *j, PlanAccount **ret, PlanSetting
         return 0;
 }
 
+static int plan_reset_from_json(json_object *j, Plan *p) {
+        _cleanup_(freep) char *entry = NULL;
+        json_object *e = NULL;
+        int r;
+
+        if (json_object_object_get_ex(j, "recoveryUki", &e) && e) {
+                if (!json_object_is_type(e, json_type_object))
+                        return error_setf(-EINVAL, "Plan file: field \"recoveryUki\" must be an object.");
+                if ((r = get_string(e, "path", false, &p->recovery_uki)) < 0 || (r = get_u64(e, "size", false, &p->recovery_uki_size)) < 0)
+                        return r;
+        }
+        if (!json_object_object_get_ex(j, "reset", &e) || !e) {
+                if (p->mode == PLAN_RESET)
+                        return error_setf(-EINVAL, "Plan file: a reset plan needs its \"reset\" object.");
+                return 0;
+        }
+        if (p->mode != PLAN_RESET)
+                return error_setf(-EINVAL, "Plan file: field \"reset\" belongs to reset plans only.");
+        if (!json_object_is_type(e, json_type_object))
+                return error_setf(-EINVAL, "Plan file: field \"reset\" must be an object.");
+        p->reset = calloc(1, sizeof(PlanReset));
+        if (!p->reset)
+                return -ENOMEM;
+        if ((r = get_string(e, "entryPoint", false, &entry)) < 0 || (r = get_bool(e, "keepHome", &p->reset->keep_home)) < 0 ||
+            (r = get_bool(e, "secureErase", &p->reset->secure_erase)) < 0 || (r = get_bool(e, "tpmClear", &p->reset->tpm_clear)) < 0 ||
+            (r = get_string(e, "installedAt", true, &p->reset->installed_at)) < 0 ||
+            (r = get_string(e, "installedBy", true, &p->reset->installed_by)) < 0 ||
+            (r = get_string(e, "imageVersion", true, &p->reset->image_version)) < 0 ||
+            (r = get_string(e, "accountNote", true, &p->reset->account_note)) < 0)
+                return r;
+        p->reset->entry_point = reset_entry_point_from_string(entry);
+        if (p->reset->entry_point < 0)
+                return error_setf(-EINVAL, "Plan file: unknown reset entry point \"%s\".", entry);
+        return 0;
+}
+
 int plan_from_json(json_object *j, Plan **ret) {
         _cleanup_(plan_freep) Plan *p = NULL;
         json_object *t, *fp, *parts, *doomed, *v;
@@ -1849,6 +1944,14 @@ int plan_from_json(json_object *j, Plan **ret) {
                         if (pp->encrypt && (r = get_uuid(v, "luksUuid", &pp->luks_uuid)) < 0)
                                 return r;
                 }
+                {
+                        json_object *er = NULL;
+                        if (json_object_object_get_ex(v, "erase", &er) && er) {
+                                if (!json_object_is_type(er, json_type_boolean))
+                                        return error_setf(-EINVAL, "Plan file: field \"erase\" must be true or false.");
+                                pp->erase = json_object_get_boolean(er);
+                        }
+                }
                 pp->partno = (unsigned) MIN(partno, 1000);
                 pp->role = partition_role_from_string(role);
                 if (pp->role < 0)
@@ -1887,6 +1990,9 @@ int plan_from_json(json_object *j, Plan **ret) {
         if (r < 0)
                 return r;
         r = plan_account_from_json(j, &p->account, &p->settings);
+        if (r < 0)
+                return r;
+        r = plan_reset_from_json(j, p);
         if (r < 0)
                 return r;
         r = plan_validate(p);
@@ -1954,14 +2060,30 @@ void plan_print_table(const Plan *p, FILE *f) {
         fprintf(f, "Target:  %s — %s\n", p->target, p->target_description ?: "");
         if (p->mode == PLAN_ERASE)
                 fprintf(f, "Mode:    erase — a new GPT partition table; everything on the disk is destroyed\n");
+        else if (p->mode == PLAN_RESET)
+                fprintf(f, "Mode:    factory reset — root%s erased and recreated with new keys; the partition table and everything else kept\n",
+                        plan_find_role(p, ROLE_HOME) && !(p->reset && p->reset->keep_home) ? " and home" : "");
         else
                 fprintf(f, "Mode:    free space — existing partitions are kept; new ones go into %s at %s\n",
                         FORMAT_BYTES(p->free_size), FORMAT_BYTES(p->free_start));
-        if (p->source)
+        if (p->reset) {
+                fprintf(f, "Reset:   installed %s by imprint %s%s%s; started from %s%s%s\n", p->reset->installed_at ?: "(unknown)",
+                        p->reset->installed_by ?: "?", p->reset->image_version ? ", version " : "", p->reset->image_version ?: "",
+                        reset_entry_point_to_string(p->reset->entry_point), p->reset->secure_erase ? "; secure erase where the device offers it" : "",
+                        p->reset->tpm_clear ? "; the TPM is cleared at the next boot (firmware)" : "");
+                if (p->reset->account_note)
+                        fprintf(f, "Account: %s\n", p->reset->account_note);
+        }
+        if (p->recovery_uki)
+                fprintf(f, "Recovery entry: imprint-recovery.efi (%s), from %s\n", FORMAT_BYTES(p->recovery_uki_size), p->recovery_uki);
+        if (!p->source && p->mode == PLAN_RESET)
+                fprintf(f, "Image:   the usr slots on the disk are kept; root%s starts empty and is filled from /usr at first boot\n",
+                        plan_find_role(p, ROLE_HOME) && !(p->reset && p->reset->keep_home) ? " and home" : "");
+        else if (p->source)
                 fprintf(f, "Image:   %s — %s%s%s\n", p->source->path, p->source->os_name ?: "unknown OS",
                         p->source->sha256 ? ", checksum from " : ", no checksum to verify against",
                         p->source->sha256 ? p->source->sha256_origin : "");
-        for (size_t i = 0; p->source && i < p->source->n_entries; i++) {
+        for (size_t i = 0; p->source && p->mode != PLAN_RESET && i < p->source->n_entries; i++) {
                 const PlanBootEntry *be = &p->source->entries[i];
                 fprintf(f, "%s %s — %s%s%s%s%s", i == 0 ? "Boot:   " : "        ", be->file, be->title ?: "?",
                         be->version ? " " : "", be->version ?: "", be->uname ? ", kernel " : "", be->uname ?: "");
@@ -1971,7 +2093,7 @@ void plan_print_table(const Plan *p, FILE *f) {
                                         ? "XBOOTLDR partition" : "ESP");
                 fputc('\n', f);
         }
-        if (p->source && p->source->kind == PLAN_SOURCE_USR) {
+        if (p->source && p->source->kind == PLAN_SOURCE_USR && p->mode != PLAN_RESET) {
                 const PlanPartition *a = NULL;
 
                 for (size_t i = 0; i < p->n_partitions && !a; i++)
@@ -2006,7 +2128,18 @@ void plan_print_table(const Plan *p, FILE *f) {
 
                 if (i + 1 < n_lines)
                         fprintf(f, "%s\n", lines[i + 1]);
-                if (pp->encrypt)
+                if (p->mode == PLAN_RESET) {
+                        if (pp->erase)
+                                fprintf(f, "    └ erased (%s), then recreated%s%s%s\n",
+                                        pp->encrypt ? "crypto-erase: every keyslot and the LUKS2 headers destroyed" : "discarded, or overwritten where it cannot be",
+                                        pp->encrypt ? " as a new LUKS2 volume " : "", pp->encrypt ? SD_ID128_TO_UUID_STRING(pp->luks_uuid) : "",
+                                        pp->copy_from >= 0 ? ", the image's root copied into it" : pp->fstype ? ", empty" : "");
+                        else if (pp->action == ACTION_REENROLL)
+                                fprintf(f, "    └ kept with its data; LUKS2 %s re-enrolled: new recovery key and TPM2, every old keyslot removed\n",
+                                        SD_ID128_TO_UUID_STRING(pp->luks_uuid));
+                        else
+                                fprintf(f, "    └ kept as it is\n");
+                } else if (pp->encrypt)
                         fprintf(f, "    └ LUKS2 %s, opened as \"%s\" at boot\n", SD_ID128_TO_UUID_STRING(pp->luks_uuid),
                                 partition_role_to_string(pp->role));
         }

@@ -123,6 +123,7 @@ typedef struct PlanSource {
 
 void plan_source_free(PlanSource *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(PlanSource *, plan_source_free);
+int plan_source_copy(const PlanSource *from, PlanSource **ret);
 
 typedef struct PlanPartition {
         PartitionRole role;

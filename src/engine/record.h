@@ -41,6 +41,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(InstallRecord *, install_record_free);
 
 /* Writes /imprint/install.json for plan p onto the ESP at esp (creates /imprint). */
 int record_install_write(const Plan *p, const FsLocation *esp);
+/* Rewrites /imprint/install.json from r as it is (its installedAt and imprintVersion too): the end
+ * of a reset, with the new LUKS UUIDs in r->plan. */
+int record_install_update(const InstallRecord *r, const FsLocation *esp);
 /* Reads it back. -ENOENT (no sentence) when there is none; -EBADMSG with a sentence when it is not
  * a record this imprint understands. */
 int record_install_read(const FsLocation *esp, InstallRecord **ret);

@@ -31,6 +31,13 @@ struct Session {
         DiskList disks;              /* the last discovery */
         DiskList extra;              /* disks asked for by path that the list does not hold */
 
+        /* reset_probe() of the disks asked about, until the next discovery or write */
+        struct {
+                const Disk *disk;
+                ResetTarget *target;
+        } *reset_targets;
+        size_t n_reset_targets;
+
         bool tpm_checked;
         int tpm_usable;
         char *tpm_tcti;
@@ -64,6 +71,13 @@ static void secrets_clear(Session *s) {
                 s->secrets[i] = secret_free(s->secrets[i]);
 }
 
+static void reset_targets_clear(Session *s) {
+        for (size_t i = 0; i < s->n_reset_targets; i++)
+                reset_target_free(s->reset_targets[i].target);
+        s->reset_targets = mfree(s->reset_targets);
+        s->n_reset_targets = 0;
+}
+
 static void strv_free_n(char **l, size_t n) {
         for (size_t i = 0; i < n; i++)
                 free(l[i]);
@@ -80,6 +94,7 @@ Session *session_free(Session *s) {
         strv_free_n(s->targets, s->n_targets);
         disk_list_done(&s->disks);
         disk_list_done(&s->extra);
+        reset_targets_clear(s);
         tpm2_status_done(&s->tpm);
         free(s->tpm_tcti);
         plan_free(s->plan);
@@ -301,6 +316,7 @@ int session_discover(Session *s, bool probe_os) {
                 return r;
         }
         /* The plan may point at a disk of the old list only through its own copies. */
+        reset_targets_clear(s);
         disk_list_done(&s->disks);
         disk_list_done(&s->extra);
         s->disks = l;
@@ -479,14 +495,77 @@ int session_find_config(Session *s, const char *explicit_path, InstallConfig *c)
         if (r == 0)
                 return error_setf(-EINVAL, "No install configuration: pass --config FILE, the credential imprint.config, "
                                            "or imprint.config=PATH on the kernel command line.");
-        if (!c->source)
+        /* A reset needs an image only for classic images (session_plan_reset() says so then). */
+        if (!c->source && !c->reset)
                 return error_setf(-EINVAL, "%s: no \"source\" image is named.", c->origin);
+        return 0;
+}
+
+/* The one disk that carries an imprint install record (as for an install's "auto", several or
+ * none are an error naming them: a reset never guesses). */
+static int find_reset_disk(Session *s, const char *what, const Disk **ret) {
+        const DiskList *l;
+        const Disk *found = NULL;
+        char names[1024] = "";
+        size_t n = 0;
+        int r;
+
+        if (session_disks(s)->n_disks == 0) {
+                r = session_discover(s, false);
+                if (r < 0)
+                        return r;
+        }
+        l = session_disks(s);
+        for (size_t i = 0; i < l->n_disks; i++) {
+                const ResetTarget *t;
+                size_t len = strlen(names);
+
+                if (session_reset_target(s, l->disks[i], &t) <= 0)
+                        continue;
+                snprintf(names + len, sizeof(names) - len, "%s%s", n ? ", " : "", l->disks[i]->path);
+                found = l->disks[i];
+                n++;
+        }
+        error_clear();
+        if (n == 0)
+                /* TRANSLATORS: %s is what was looked for: "Reset target \"auto\"" or "No disk was named". */
+                return error_setf(-ENOENT, _("%s: no disk here carries an imprint install record (see imprint disks)."), what);
+        if (n > 1)
+                return error_setf(-EBUSY, _("%s: %zu disks were installed by imprint (%s); name one."), what, n, names);
+        *ret = found;
+        return 0;
+}
+
+static int resolve_reset_auto(Session *s, InstallConfig *c) {
+        const Disk *d;
+        int r;
+
+        r = find_reset_disk(s, "Reset target \"auto\"", &d);
+        if (r < 0)
+                return r;
+        free(c->reset_target);
+        c->reset_target = strdup(d->devnode ?: d->path);
+        if (!c->reset_target)
+                return -ENOMEM;
+        log_info("reset target \"auto\" is %s", c->reset_target);
         return 0;
 }
 
 int session_resolve_config_target(Session *s, InstallConfig *c) {
         error_clear();
-        return install_config_resolve_target(c);
+        if (!c->reset)
+                return install_config_resolve_target(c);
+        /* No target: the disk the recovery entry was started from (session_plan_reset()). */
+        if (!c->reset_target)
+                return 0;
+        if (streq(c->reset_target, "auto"))
+                return resolve_reset_auto(s, c);
+        for (unsigned i = 0; access(c->reset_target, F_OK) < 0 && i < c->wait_for_target_sec * 10; i++)
+                usleep(100 * 1000);
+        if (access(c->reset_target, F_OK) < 0)
+                return error_setf(-ENOENT, "The reset target %s did not appear within %u seconds.", c->reset_target,
+                                  c->wait_for_target_sec);
+        return 0;
 }
 
 /* ---- the plan ------------------------------------------------------------------------------ */
@@ -500,17 +579,114 @@ int session_check_settings(const PlanSettings *s) {
         return settings_validate(s);
 }
 
-/* CONTRACT STUBS: implemented in branch "frontends". */
+/* ---- factory reset -------------------------------------------------------------------------- */
+
+static void set_plan(Session *s, Plan *p);
+
 void session_reset_request_init(SessionResetRequest *r) {
         *r = (SessionResetRequest) { .entry_point = RESET_FROM_LIVE_MEDIUM };
 }
 
 int session_reset_target(Session *s, const Disk *d, const ResetTarget **ret) {
-        return error_setf(-EOPNOTSUPP, "session_reset_target: not implemented yet");
+        _cleanup_(reset_target_freep) ResetTarget *t = NULL;
+        void *n;
+        int r;
+
+        error_clear();
+        for (size_t i = 0; i < s->n_reset_targets; i++)
+                if (s->reset_targets[i].disk == d) {
+                        if (ret)
+                                *ret = s->reset_targets[i].target;
+                        return !s->reset_targets[i].target->refusal;
+                }
+        r = reset_probe(d, &t);
+        if (r < 0)
+                return r;
+        /* reset_probe() says 0 with a refusal; keep the two in step whatever it returned. */
+        if (r == 0 && !t->refusal && !(t->refusal = strdup(_("It cannot be reset."))))
+                return -ENOMEM;
+        n = realloc(s->reset_targets, (s->n_reset_targets + 1) * sizeof(*s->reset_targets));
+        if (!n)
+                return -ENOMEM;
+        s->reset_targets = n;
+        s->reset_targets[s->n_reset_targets].disk = d;
+        s->reset_targets[s->n_reset_targets].target = t;
+        s->n_reset_targets++;
+        if (ret)
+                *ret = t;
+        TAKE_PTR(t);
+        return !s->reset_targets[s->n_reset_targets - 1].target->refusal;
 }
 
 int session_plan_reset(Session *s, const SessionResetRequest *r, const Plan **ret) {
-        return error_setf(-EOPNOTSUPP, "session_plan_reset: not implemented yet");
+        _cleanup_(plan_freep) Plan *p = NULL;
+        const ResetTarget *t;
+        const Disk *d;
+        ResetRequest req;
+        int k;
+
+        error_clear();
+        if (r->target) {
+                k = session_disk(s, r->target, &d);
+                if (k < 0)
+                        return k;
+        } else {
+                /* The recovery entry resets the disk it was started from; elsewhere (the live
+                 * medium, a disk the firmware did not boot from) the one disk imprint installed. */
+                if (session_disks(s)->n_disks == 0) {
+                        k = session_discover(s, false);
+                        if (k < 0)
+                                return k;
+                }
+                k = reset_boot_disk(session_disks(s), &d);
+                if (k >= 0 && session_reset_target(s, d, NULL) <= 0)
+                        k = -ENXIO;
+                if (k < 0) {
+                        k = find_reset_disk(s, _("No disk was named"), &d);
+                        if (k < 0)
+                                return k;
+                }
+        }
+
+        k = session_reset_target(s, d, &t);
+        if (k < 0)
+                return k;
+        if (k == 0)
+                /* TRANSLATORS: %s is the disk, then the engine's sentence saying why (it names the disk too). */
+                return error_setf(-EPERM, _("Cannot reset %s: %s Nothing was written."), d->path, t->refusal);
+        if (r->keep_home && !t->has_home)
+                return error_setf(-EINVAL, _("%s has no home partition to keep."), d->path);
+        if (r->account.user_name && !user_name_is_valid(r->account.user_name))
+                return error_setf(-EINVAL, _("\"%s\" cannot be a user name: lower-case letters, digits, _ and -, starting with a letter."),
+                                  r->account.user_name);
+        k = settings_validate(&r->settings);
+        if (k < 0)
+                return k;
+        /* Classic images deploy root again from the medium's image: open it when one is named. */
+        if (t->kind == PLAN_SOURCE_ROOT && s->source_path && !s->image) {
+                k = session_open_source(s);
+                if (k < 0)
+                        return k;
+        }
+
+        reset_request_init(&req);
+        req.target = d->path;
+        req.entry_point = r->entry_point;
+        req.keep_home = r->keep_home;
+        req.secure_erase = r->secure_erase;
+        req.tpm_clear = r->tpm_clear;
+        req.tpm2_tcti = r->account.tpm2_tcti;
+        req.account = r->account.user_name ? &r->account : NULL;
+        req.settings = &r->settings;
+        k = reset_plan(d, &req, t->kind == PLAN_SOURCE_ROOT ? s->image : NULL, &p);
+        if (k < 0)
+                return k;
+        if (p->mode != PLAN_RESET || !p->reset)
+                return error_setf(-EINVAL, "The reset plan for %s is not a reset plan.", d->path);
+        set_plan(s, TAKE_PTR(p));
+        if (ret)
+                *ret = s->plan;
+        return 0;
 }
 
 void session_request_init(SessionRequest *r) {
@@ -633,6 +809,10 @@ bool session_needs_secret(const Session *s, SessionSecret which) {
                 return p->encryption.enabled && p->encryption.tpm2_pin;
         case SESSION_SECRET_USER_PASSWORD:
                 return p->account != NULL;
+        case SESSION_SECRET_OLD_RECOVERY_KEY:
+                /* Optional: the TPM may unlock home. Front ends offer it for a reset that keeps an
+                 * encrypted home (plan->reset->keep_home); nothing requires it. */
+                return false;
         default:
                 return false;
         }
@@ -665,6 +845,8 @@ static int check_secret(Session *s, SessionSecret which, const Secret *value, bo
 
         if (which == SESSION_SECRET_TPM2_PIN)
                 return 0;
+        if (which == SESSION_SECRET_OLD_RECOVERY_KEY)
+                return 0; /* an existing key: its form is checked (and made canonical) by the caller */
         if (which == SESSION_SECRET_USER_PASSWORD) {
                 if (!s->plan || !s->plan->account)
                         return error_setf(-EINVAL, _("The plan creates no account."));
@@ -689,6 +871,16 @@ int session_set_secret(Session *s, SessionSecret which, Secret *value, bool allo
         if (which < 0 || which >= _SESSION_SECRET_MAX || !value) {
                 secret_free(value);
                 return -EINVAL;
+        }
+        if (which == SESSION_SECRET_OLD_RECOVERY_KEY) {
+                Secret *canonical = NULL;
+
+                /* What was typed or stored, as the executor's unlock wants it: dashes, lower case. */
+                r = recovery_key_normalize((const char *) value->data, &canonical);
+                secret_free(value);
+                if (r < 0)
+                        return error_prefixf(-EINVAL, "%s", _("The current recovery key is not a recovery key"));
+                value = canonical;
         }
         r = check_secret(s, which, value, allow_weak);
         if (r < 0) {
@@ -849,6 +1041,7 @@ int session_install(Session *s, const SessionInstallOptions *o, SessionEventHand
                                  .passphrase = s->secrets[SESSION_SECRET_PASSPHRASE],
                                  .tpm2_pin = s->secrets[SESSION_SECRET_TPM2_PIN],
                                  .user_password = s->secrets[SESSION_SECRET_USER_PASSWORD],
+                                 .old_recovery_key = s->secrets[SESSION_SECRET_OLD_RECOVERY_KEY],
                          },
                          &(ExecCallbacks) {
                                  .progress = on_progress,
@@ -867,8 +1060,11 @@ int session_install(Session *s, const SessionInstallOptions *o, SessionEventHand
                 .error = r,
                 .message = r < 0 ? session_error_message(r) : NULL,
         });
-        if (s->wrote)
+        if (s->wrote) {
+                /* What a reset probed of the disk is old now too. */
+                reset_targets_clear(s);
                 refresh_disk(s, s->plan->target);
+        }
         s->handler = NULL;
         s->userdata = NULL;
         s->escrow_dir = NULL;

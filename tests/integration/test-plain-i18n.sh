@@ -47,6 +47,7 @@ disk = lambda text: re.search(r"^\s*(\d+)\) " + re.escape(dev) + " ", text, re.M
 tables = {
     "de": [
         (r"3\) Français\n[^\n]*\]: $", ["2"]),
+        (r"2\) Ein installiertes System zurücksetzen[^\n]*\n[^\n]*\]: $", [""]),
         (r"Auf welchem Laufwerk installieren\? \[[^]]*\]: $", [disk]),
         (r"freien Platz nutzen \(f\)\? \[e\]: $", ["e"]),
         (r"oder drücken Sie die Eingabetaste für keine: $", [""]),
@@ -61,6 +62,7 @@ tables = {
     ],
     "fr": [
         (r"3\) Français\n[^\n]*\] : $", [""]),
+        (r"2\) Réinitialiser un système installé[^\n]*\n[^\n]*\] : $", ["1"]),
         (r"Installer sur quel disque \? \[[^]]*\] : $", [disk]),
         (r"utiliser l'espace libre \(f\) \? \[e\] : $", ["e"]),
         (r"ou appuyez sur Entrée pour aucune : $", [""]),

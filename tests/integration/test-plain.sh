@@ -29,6 +29,8 @@ out, pending, deadline = b"", b"", time.time() + 120
 answers = [
     # The first question, in whatever language the environment preselects: English is 1.
     (rb"3\) Fran\xc3\xa7ais\n[^\n]*\]: $", lambda text: "1"),
+    # Install, not "Reset an installed system" (test-reset-cli.sh and test-reset.sh cover that).
+    (rb"2\) Reset an installed system[^\n]*\n[^\n]*\]: $", lambda text: "1"),
     (rb"Install to which disk\? \[[^]]*\]: $", lambda text: re.search(r"^\s*(\d+)\) " + re.escape(dev) + " ", text, re.M).group(1)),
     (rb"use free space \(f\)\? \[e\]: $", lambda text: "e"),
     (rb"or press Enter for none: $", lambda text: ""),

@@ -67,3 +67,48 @@ echo '{ "source": "'"$src"'", "target": "auto" }' >"$WORK/auto.json"   # a file:
 expect_exit 2 "$IMPRINT" unattended --config "$WORK/auto.json"
 expect_stderr 'Target "auto"'
 pass "target \"auto\" refuses to guess"
+
+# ---- factory reset (issue 15): a configuration with a "reset" object -------------------------
+# Its keys are checked like the install's, before anything is written: unknown keys, wrong types,
+# an --entry-point for a configuration that resets nothing. No "source" is needed (usr images
+# recreate root from the disk's own repart.d).
+bad 2 '{ "reset": { "target": "'"$WORK/bad.img"'", "colour": "blue" } }'
+expect_stderr 'unknown key "reset.colour"'
+bad 2 '{ "reset": { "target": "'"$WORK/bad.img"'", "keepHome": "yes" } }'
+expect_stderr '"reset.keepHome" must be true or false'
+bad 2 '{ "reset": { "target": "'"$WORK/bad.img"'", "secureErase": 1 } }'
+expect_stderr '"reset.secureErase" must be true or false'
+bad 2 '{ "reset": { "target": "'"$WORK/bad.img"'", "tpmClear": null } }'
+expect_stderr '"reset.tpmClear" must be true or false'
+bad 2 '{ "reset": { "target": "'"$WORK/bad.img"'", "afterReset": "explode" } }'
+expect_stderr '"reset.afterReset" must be'
+bad 2 '{ "reset": { "target": "'"$WORK/bad.img"'", "user": { "name": "Not A Name" } } }'
+expect_stderr '"user.name"'
+bad 2 '{ "reset": [ "'"$WORK/bad.img"'" ] }'
+expect_stderr '"reset" must be an object'
+bad 2 '{ "reset": { "target": "" } }'
+expect_stderr '"reset.target" must be a non-empty string'
+bad 2 '{ "reset": { "target": "'"$WORK/nonexistent.img"'" }, "waitForTargetSeconds": 1 }'
+expect_stderr "did not appear within 1 seconds"
+echo '{ "source": "'"$src"'", "target": "'"$WORK/bad.img"'" }' >"$WORK/install.json"
+expect_exit 2 "$IMPRINT" unattended --config "$WORK/install.json" --entry-point=boot-menu
+expect_stderr 'has no "reset" object'
+expect_exit 2 "$IMPRINT" unattended --config "$WORK/install.json" --entry-point=somewhere
+expect_stderr 'not one of boot-menu, live-medium, unattended'
+pass "bad reset configurations are refused before writing"
+
+# A disk imprint did not install is never reset: refused (exit 3) with the reason, after the
+# configuration was read (its event says it is a reset), and not one byte of it changes.
+truncate -s 4G "$WORK/foreign.img"
+sfdisk -q "$WORK/foreign.img" <<<'label: gpt
+size=100M, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B
+type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709'
+mkfs.vfat -F 16 --offset=2048 "$WORK/foreign.img" $((100 * 1024)) >/dev/null 2>&1
+sum=$(checksum "$WORK/foreign.img")
+echo '{ "reset": { "target": "'"$WORK/foreign.img"'", "afterReset": "none" } }' >"$WORK/reset.json"
+expect_exit 3 "$IMPRINT" unattended --config "$WORK/reset.json" --entry-point=boot-menu
+jq -e -s '.[0].event == "config" and .[0].reset == true and .[0].entryPoint == "boot-menu" and .[-1].success == false and .[-1].exitCode == 3' \
+        "$WORK/stdout" >/dev/null || { cat "$WORK/stdout" >&2; fail "no config event and failed result for a refused reset"; }
+expect_stderr "Cannot reset"
+[ "$(checksum "$WORK/foreign.img")" = "$sum" ] || fail "a refused reset wrote to the disk"
+pass "an unattended reset of a disk imprint did not install is refused, nothing written"
