@@ -164,6 +164,30 @@ json_events() {
         plain_log "$1" | grep -aoE '\{ ?"event": ?"[a-zA-Z]+".*\}' | while IFS= read -r l; do jq -c . <<<"$l" 2>/dev/null || true; done
 }
 
+# PID 1 of a guest that found no time to start: under TCG on a loaded 2-core host, the generators
+# have taken longer than PID 1 gives them (90 s): "Failed to fork off sandboxing environment for
+# executing generators: Protocol error", "Failed to start up manager", "Freezing execution"
+# (tests/image/build-usr-ddi.sh). Nothing of the guest ran then: the rig boots once more, where
+# that is the same boot again (not after a one-shot entry was consumed).
+FROZE='Freezing execution|Failed to start up manager'
+pid1_froze() { plain_log "$1" | grep -aqE "$FROZE"; }
+# again NAME LOG COMMAND…: runs COMMAND; when it failed because PID 1 froze at start-up, keeps
+# the log as LOG.froze and runs COMMAND once more.
+again() {
+        local name=$1 log=$2 rc=0
+        shift 2
+        "$@" || rc=$?
+        if [ "$rc" != 0 ] && pid1_froze "$log"; then
+                mv "$log" "$log.froze"
+                echo "note: $name: PID 1 froze at start-up (a loaded host: $(plain_log "$log.froze" | grep -aoE 'Failed to fork off[^.]*' | head -n 1)); booting again"
+                MEASURED+=("$name: PID 1 froze at start-up once (log $log.froze); booted again")
+                BOOTS=$((BOOTS + 1))
+                rc=0
+                "$@" || rc=$?
+        fi
+        return "$rc"
+}
+
 # --- images -------------------------------------------------------------------------------------
 echo "== images"
 t=$EPOCHREALTIME
@@ -213,7 +237,7 @@ BOOTS=0
 echo "== boot 1: live medium, unattended install of imprint-usr_1 (encrypted root + home, TPM2, alice); imprint.config: $config"
 t=$EPOCHREALTIME
 BOOTS=$((BOOTS + 1))
-run_stamped "$WORK/serial-1-install.log" "$WORK/serial-1-install.stamps" \
+again "boot 1" "$WORK/serial-1-install.log" run_stamped "$WORK/serial-1-install.log" "$WORK/serial-1-install.stamps" \
         bash "$here/boot-image.sh" "$IMG" --tpm-state "$WORK/tpm" --vars "$VARS" \
         --disk "$WORK/live.qcow2:live" --boot-first live --disk "$WORK/escrow.img:escrow" --disk "$WORK/usrimg.qcow2:usrimg" \
         --qemu-arg -smbios --qemu-arg "$(cred imprint.config "$config")" \
@@ -223,6 +247,7 @@ run_stamped "$WORK/serial-1-install.log" "$WORK/serial-1-install.stamps" \
         --no-check --log "$WORK/serial-1-install.log" --timeout 1200 \
         --stop-after 'imprint-unattended\.service failed:' \
         --stop-after 'You are in emergency mode' \
+        --stop-after "$FROZE" \
         --expect '"event": ?"recoveryKey".*"deliveredTo": ?"/run/(imprint-)?escrow/recovery-key-' \
         --expect '"event": ?"end".*"id": ?"encrypt-root"' \
         --expect '"event": ?"end".*"id": ?"encrypt-home"' \
@@ -270,9 +295,10 @@ boot_installed() {
         local name=$1 action=$2
         shift 2
         BOOTS=$((BOOTS + 1))
-        run_stamped "$WORK/serial-$name.log" "$WORK/serial-$name.stamps" \
+        again "boot $name" "$WORK/serial-$name.log" run_stamped "$WORK/serial-$name.log" "$WORK/serial-$name.stamps" \
                 bash "$here/boot-image.sh" "$IMG" --tpm-state "$WORK/tpm" --vars "$VARS" \
                 --no-check --log "$WORK/serial-$name.log" --timeout 900 \
+                --stop-after "$FROZE" \
                 --qemu-arg -smbios --qemu-arg "type=11,value=io.systemd.credential:imprint.action=${action//,/,,}" \
                 --stop-after '^Please enter passphrase' \
                 --stop-after 'Please enter (the )?recovery key' \
@@ -386,6 +412,7 @@ boot_recovery() {
                 --no-check --log "$WORK/serial-$name.log" --timeout 1200 "${RECOVERY_ARGS[@]}" \
                 --stop-after 'You are in emergency mode' \
                 --stop-after 'imprint-[a-z-]*\.service failed:' \
+                --stop-after "$FROZE" \
                 --expect 'Kernel command line:.* imprint\.recovery=1' \
                 "$@"
 }
@@ -576,7 +603,7 @@ keep_config=$(jq -cn '{reset: {target: "/dev/disk/by-id/virtio-target", keepHome
 echo "== boot 6: live medium, unattended reset keeping home; imprint.config: $keep_config"
 t=$EPOCHREALTIME
 BOOTS=$((BOOTS + 1))
-run_stamped "$WORK/serial-6-keephome.log" "$WORK/serial-6-keephome.stamps" \
+again "boot 6" "$WORK/serial-6-keephome.log" run_stamped "$WORK/serial-6-keephome.log" "$WORK/serial-6-keephome.stamps" \
         bash "$here/boot-image.sh" "$IMG" --tpm-state "$WORK/tpm" --vars "$VARS" \
         --disk "$WORK/live.qcow2:live" --boot-first live --disk "$WORK/escrow.img:escrow" \
         --qemu-arg -smbios --qemu-arg "$(cred imprint.config "$keep_config")" \
@@ -584,6 +611,7 @@ run_stamped "$WORK/serial-6-keephome.log" "$WORK/serial-6-keephome.stamps" \
         --no-check --log "$WORK/serial-6-keephome.log" --timeout 1200 \
         --stop-after 'imprint-unattended\.service failed:' \
         --stop-after 'You are in emergency mode' \
+        --stop-after "$FROZE" \
         --expect '"event": ?"recoveryKey".*"deliveredTo": ?"/run/(imprint-)?escrow/recovery-key-' \
         --expect '"event": ?"end".*"id": ?"reenroll-home"' \
         --expect '"event": ?"result".*"success": ?true' \
