@@ -12,6 +12,11 @@
 #                                  /loader/loader.conf, /EFI/Linux/imprint-live.efi (the UKI)
 #   partition 2  root  4f68bce3-…  ext4, read-write, GPT name "imprint-live"
 #
+# The root also carries imprint's recovery entry, /usr/lib/imprint/imprint-recovery.efi: a UKI
+# (the same kernel, and a dracut systemd initrd that holds imprint, its tools and the
+# imprint-recovery units, built with iso/recovery/) that an install copies to the installed
+# disk's $BOOT/EFI/Linux, so that a factory reset can start from the machine's boot menu.
+#
 # The root holds imprint, built inside the chroot from this checkout (the files git lists,
 # as they are in the work tree; the build dependencies are purged again), imprint's runtime
 # tools, imprint's units (data/units/), the files of iso/rootfs/, and the OS image it installs:
@@ -33,7 +38,9 @@
 # overlay of it (or pass OUTDIR, which gets a sparse copy).
 #
 # Files in live-KEY/: imprint-live.raw, SHA256SUMS, imprint-live.efi (the UKI, also on the
-# ESP), packages.txt (the medium's packages), build-info.txt (key, carried image, sizes, timings).
+# ESP), imprint-recovery.efi (the recovery entry, also in the root), imprint-recovery-initrd.txt
+# (lsinitrd of its initrd), packages.txt (the medium's packages), build-info.txt (key, carried
+# image, sizes, timings).
 #
 # Environment: IMPRINT_TEST_CACHE, IMPRINT_TEST_CACHE_KEEP, IMPRINT_TEST_MIRROR,
 # IMPRINT_TEST_VERBOSE=1 (as for build-ddi.sh).
@@ -58,6 +65,11 @@ NAME=imprint-live
 # The last console= is /dev/console: systemd's status lines and the unattended install's
 # progress go to the serial port; the kernel writes to both; imprint@.service runs on both.
 CMDLINE="console=tty1 console=ttyS0 systemd.firstboot=off rw"
+# The recovery entry's command line: the initrd runs imprint-recovery.target and never switches
+# root; imprint.recovery=1 tells imprint where it runs. loglevel=4: kernel warnings and worse
+# only, so that kernel chatter does not break into the dialogue on the consoles.
+RECOVERY_NAME=imprint-recovery
+RECOVERY_CMDLINE="console=tty1 console=ttyS0 imprint.recovery=1 rd.systemd.unit=imprint-recovery.target loglevel=4"
 
 # What the medium runs: systemd, the kernel's initrd tools, and imprint's runtime tools and
 # libraries (installed by name, so "apt-get purge --autoremove" of the build dependencies keeps
@@ -77,6 +89,8 @@ live_packages=(
         libncursesw6 libssl3t64
         # libpwquality checks words against the cracklib dictionary; without it every password fails.
         cracklib-runtime
+        # Resets (here and in the recovery entry's initrd) recreate what an image's repart.d names.
+        btrfs-progs xfsprogs
 )
 kernel_packages=(linux-image-amd64)
 # Build dependencies of imprint: installed for the build in the chroot, purged after it.
@@ -91,6 +105,7 @@ uki_only_packages=(systemd-ukify)
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SRC=$(cd "$HERE/.." && pwd)                     # this checkout
 OVERLAY=$HERE/rootfs
+RECOVERY_DIR=$HERE/recovery                     # the recovery initrd: dracut.conf + module
 UNITS=$SRC/data/units
 LIB=$SRC/tests/image/lib-debian.sh
 CACHE=${IMPRINT_TEST_CACHE:-/var/cache/imprint-test}
@@ -149,6 +164,7 @@ cache_key_input() {
         echo "build ${build_packages[*]}"
         echo "uki-only ${uki_only_packages[*]}"
         echo "cmdline $CMDLINE"
+        echo "recovery-cmdline $RECOVERY_CMDLINE"
         echo "ddi $DDI_DIR"
         echo "ddi-name $DDI_NAME"
         echo "ddi-sums $(sha256sum <"$DDI_DIR/SHA256SUMS" | cut -d' ' -f1)"
@@ -156,6 +172,8 @@ cache_key_input() {
         deb_cache_key_tree "$OVERLAY"
         echo "units:"
         deb_cache_key_tree "$UNITS"
+        echo "recovery:"
+        deb_cache_key_tree "$RECOVERY_DIR"
         echo "sources:"
         (cd "$SRC" && printf '%s\0' "${SOURCES[@]}" | xargs -0 stat -c 'mode %n %a' \
                 && printf '%s\0' "${SOURCES[@]}" | xargs -0 sha256sum)
@@ -249,6 +267,46 @@ sed -i 's/^PRETTY_NAME="\(.*\)"$/PRETTY_NAME="\1, imprint live medium"/' "$ROOT/
 
 deb_make_uki "$NAME" "$CMDLINE"
 
+# --- the recovery entry -------------------------------------------------------------------------
+# A second initrd from the same root, with iso/recovery/dracut.conf alone (an empty --confdir keeps
+# 50-imprint-live.conf out) and the 95imprint-recovery module, which is in the root only for this
+# build. Its .osrel gives sd-boot's menu title; the UKI goes into the live root, where
+# recovery_entry_find() looks for it (RECOVERY_UKI_PATH).
+phase recovery
+rec=/var/tmp/$RECOVERY_NAME
+install -d -m 755 "$ROOT$rec/conf.d" "$ROOT/usr/lib/dracut/modules.d/95imprint-recovery"
+install -m 755 "$RECOVERY_DIR/95imprint-recovery/module-setup.sh" "$ROOT/usr/lib/dracut/modules.d/95imprint-recovery/"
+install -m 644 "$RECOVERY_DIR/dracut.conf" "$ROOT$rec/dracut.conf"
+imprint_version_id=${IMPRINT_VERSION##* }
+cat >"$ROOT$rec/os-release" <<EOF
+NAME="imprint recovery"
+PRETTY_NAME="Factory reset (imprint recovery)"
+ID=imprint-recovery
+IMAGE_ID=$RECOVERY_NAME
+IMAGE_VERSION=$imprint_version_id
+EOF
+logged in_root dracut --force --conf "$rec/dracut.conf" --confdir "$rec/conf.d" --kver "$KVER" "$rec/initrd.img"
+logged in_root ukify build \
+        --linux="/boot/vmlinuz-$KVER" \
+        --initrd="$rec/initrd.img" \
+        --os-release=@"$rec/os-release" \
+        --uname="$KVER" \
+        --cmdline="$RECOVERY_CMDLINE" \
+        --output="$rec/$RECOVERY_NAME.efi"
+[ -s "$ROOT$rec/$RECOVERY_NAME.efi" ] || die "ukify made no recovery UKI"
+install -D -m 644 "$ROOT$rec/$RECOVERY_NAME.efi" "$ROOT/usr/lib/imprint/$RECOVERY_NAME.efi"
+cp "$ROOT$rec/$RECOVERY_NAME.efi" "$OUT/$RECOVERY_NAME.efi"
+RECOVERY_INITRD_SIZE=$(stat -c %s "$ROOT$rec/initrd.img")
+RECOVERY_KERNEL_SIZE=$(stat -c %s "$ROOT/boot/vmlinuz-$KVER")
+RECOVERY_UKI_SIZE=$(stat -c %s "$OUT/$RECOVERY_NAME.efi")
+# What went in: the referee is the initrd itself.
+in_root lsinitrd "$rec/initrd.img" >"$OUT/$RECOVERY_NAME-initrd.txt" 2>&1 || true
+for f in usr/bin/imprint usr/lib/systemd/system/imprint-recovery.target; do
+        grep -q " $f\$" "$OUT/$RECOVERY_NAME-initrd.txt" || die "the recovery initrd lacks /$f (see $RECOVERY_NAME-initrd.txt)"
+done
+rm -rf "$ROOT$rec" "$ROOT/usr/lib/dracut/modules.d/95imprint-recovery"
+log "recovery UKI: $((RECOVERY_UKI_SIZE / 1024)) KiB = kernel $((RECOVERY_KERNEL_SIZE / 1024)) KiB + initrd $((RECOVERY_INITRD_SIZE / 1024)) KiB (+ stub and sections); /usr/lib/imprint/$RECOVERY_NAME.efi"
+
 phase trim
 deb_apt purge --autoremove "${uki_only_packages[@]}"
 in_root dpkg-query -W -f='${Package} ${Version}\n' >"$OUT/packages.txt"
@@ -283,10 +341,15 @@ phase end
         echo "cmdline $CMDLINE"
         printf '%s\n' "${ASM_INFO[@]}"
         echo "uki-size $(stat -c %s "$OUT/$NAME.efi")"
+        echo "recovery-cmdline $RECOVERY_CMDLINE"
+        echo "recovery-uki-size $RECOVERY_UKI_SIZE"
+        echo "recovery-kernel-size $RECOVERY_KERNEL_SIZE"
+        echo "recovery-initrd-size $RECOVERY_INITRD_SIZE"
         echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ) in $(elapsed "$T0")s"
         printf 'phase %s\n' "${TIMINGS[@]}"
 } >"$OUT/build-info.txt"
 deb_finish live
 log "medium: $RESULT/$IMAGE ($((ASM_SIZE / MIB)) MiB, $(du -m "$RESULT/$IMAGE" | cut -f1) MiB allocated, UKI $(($(stat -c %s "$RESULT/$NAME.efi") / MIB)) MiB)"
+log "recovery UKI: $RESULT/$RECOVERY_NAME.efi ($((RECOVERY_UKI_SIZE / 1024)) KiB, initrd $((RECOVERY_INITRD_SIZE / 1024)) KiB)"
 log "built in $(elapsed "$T0")s"
 deliver

@@ -17,6 +17,8 @@
 #include "i18n.h"
 #include "log.h"
 #include "pe.h"
+#include "recovery-entry.h"
+#include "run.h"
 #include "size.h"
 
 /* 32 bytes: RANDOM_EFI_SEED_SIZE of systemd v253+ (formats.md §6.3); v252 accepts any size ≥ 32. */
@@ -89,6 +91,38 @@ static const PlanBootEntry *plan_entry_for(const Plan *p, const char *file) {
                 if (streq_ptr(p->source->entries[i].file, file))
                         return &p->source->entries[i];
         return NULL;
+}
+
+/* Deletes /EFI/Linux/imprint-recovery.efi from a FAT filesystem when it is there. */
+static int remove_stale_recovery_entry(const FsLocation *l) {
+        _cleanup_(freep) char *tool_path = NULL, *spec = NULL;
+        char **names = NULL;
+        bool found = false;
+        int r;
+
+        r = fs_list_dir(l, "/EFI/Linux", &names);
+        if (r < 0) {
+                error_clear();
+                return 0;
+        }
+        for (char **n = names; n && *n; n++)
+                if (strcasecmp(*n, RECOVERY_ENTRY_FILE) == 0)
+                        found = true;
+        strv_free(names);
+        if (!found)
+                return 0;
+
+        r = fs_tool_path(l, "@@", &tool_path);
+        if (r < 0)
+                return r;
+        if (asprintf(&spec, "::/EFI/Linux/%s", RECOVERY_ENTRY_FILE) < 0)
+                return -ENOMEM;
+        char *argv[] = { (char *) "mdel", (char *) "-i", tool_path ?: (char *) l->disk, spec, NULL };
+        r = run_command(argv, NULL);
+        if (r < 0)
+                return error_prefixf(r, _("Cannot remove the old recovery entry from the ESP"));
+        log_info("removed the recovery entry an earlier install left on the ESP; it is on the XBOOTLDR partition now");
+        return 0;
 }
 
 static int write_loader_conf(const FsLocation *esp, const char *default_entry, unsigned timeout) {
@@ -181,6 +215,20 @@ int boot_install(const Plan *p, const Image *img, const char *esp_node, const ch
                         log_info("installed %s as %s on the %s", img->ukis[i].name, path,
                                  where == &esp || !xb_p ? "ESP" : "XBOOTLDR partition");
         }
+        /* The recovery entry (recovery-entry.h): a reinstall from a newer medium replaces it. With
+         * XBOOTLDR it lives there, like the UKIs; a copy an earlier install left on the ESP would
+         * be a second menu entry of the same name, and goes. */
+        if (p->recovery_uki) {
+                r = recovery_entry_install(&boot, p->recovery_uki);
+                if (r < 0)
+                        return error_prefixf(r, _("Cannot install the recovery entry on %s"), p->target);
+                if (xb_p && esp_p->action == ACTION_KEEP) {
+                        r = remove_stale_recovery_entry(&esp);
+                        if (r < 0)
+                                return r;
+                }
+        }
+
         r = fat_write_file(&boot, "/loader/entries.srel", "type1\n", 6);
         if (r < 0)
                 return r;

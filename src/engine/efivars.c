@@ -864,23 +864,140 @@ int efi_remove_boot_entry(const EfiVars *v, uint16_t id) {
         return 0;
 }
 
-/* CONTRACT STUBS: implemented in branch "recovery". */
+static const char *strna(const char *s) {
+        return s ?: "n/a";
+}
+
+/* A variable's efivarfs name: "<Name>-<vendor-guid>", one path component. */
+static int check_variable_name(const char *name) {
+        const char *dash;
+        sd_id128_t guid;
+
+        if (!name || !*name || strchr(name, '/') || strlen(name) > 1024)
+                return error_setf(-EINVAL, "Invalid EFI variable name \"%s\".", strna(name));
+        /* The vendor GUID is the last 36 characters, after a '-'. */
+        dash = strlen(name) > 37 ? name + strlen(name) - 37 : NULL;
+        if (!dash || *dash != '-' || dash == name || sd_id128_from_string(dash + 1, &guid) < 0)
+                return error_setf(-EINVAL, "EFI variable name \"%s\" does not end in -<vendor GUID>.", name);
+        return 0;
+}
+
 int efi_get_variable(const EfiVars *v, const char *name, void **ret, size_t *ret_size) {
-        return -EOPNOTSUPP;
+        _cleanup_(closep) int dir_fd = -EBADF;
+        _cleanup_(freep) uint8_t *data = NULL;
+        uint32_t attr;
+        size_t size;
+        int r;
+
+        if (!ret || !ret_size)
+                return error_setf(-EINVAL, "efi_get_variable() needs output arguments.");
+        r = check_variable_name(name);
+        if (r < 0)
+                return r;
+
+        dir_fd = open_root(v);
+        if (dir_fd < 0)
+                return dir_fd;
+
+        r = variable_read(dir_fd, name, &attr, &data, &size);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(data);
+        *ret_size = size;
+        return 0;
 }
 
 int efi_set_variable(const EfiVars *v, const char *name, const void *data, size_t size) {
-        return -EOPNOTSUPP;
+        _cleanup_(closep) int dir_fd = -EBADF;
+        int r;
+
+        if (!data && size > 0)
+                return error_setf(-EINVAL, "efi_set_variable() got no data.");
+        /* efivarfs takes a write of the attributes word alone as "delete": an empty variable can
+         * not exist. */
+        if (size == 0)
+                return error_setf(-EINVAL, "EFI variable %s can not be empty.", strna(name));
+        r = check_variable_name(name);
+        if (r < 0)
+                return r;
+
+        dir_fd = open_root(v);
+        if (dir_fd < 0)
+                return dir_fd;
+
+        return variable_write(dir_fd, name, data, size);
 }
 
 int efi_delete_variable(const EfiVars *v, const char *name) {
-        return -EOPNOTSUPP;
+        _cleanup_(closep) int dir_fd = -EBADF;
+        int r;
+
+        r = check_variable_name(name);
+        if (r < 0)
+                return r;
+
+        dir_fd = open_root(v);
+        if (dir_fd < 0)
+                return dir_fd;
+
+        if (faccessat(dir_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+                if (errno == ENOENT)
+                        return 0;
+                return error_setf(-errno, _("Cannot access EFI variable %s: %m"), name);
+        }
+
+        return variable_delete(dir_fd, name);
 }
 
 int efi_get_variable_string(const EfiVars *v, const char *name, char **ret) {
-        return -EOPNOTSUPP;
+        _cleanup_(freep) uint8_t *data = NULL;
+        _cleanup_(freep) char *s = NULL;
+        size_t size;
+        int r;
+
+        if (!ret)
+                return error_setf(-EINVAL, "efi_get_variable_string() needs an output argument.");
+
+        r = efi_get_variable(v, name, (void **) &data, &size);
+        if (r < 0)
+                return r;
+        if (size % 2 != 0)
+                return error_setf(-EBADMSG, _("EFI variable %s is not a UTF-16 string (odd size %zu)."), name, size);
+
+        /* Up to the first NUL; sd-boot and systemd write one, but a missing one is tolerated. */
+        r = utf16le_append_utf8(&s, data, size / 2, false);
+        if (r < 0)
+                return error_setf(r, _("Out of memory reading EFI variable %s."), name);
+        if (!s) {
+                s = strdup("");
+                if (!s)
+                        return error_setf(-ENOMEM, _("Out of memory reading EFI variable %s."), name);
+        }
+
+        *ret = TAKE_PTR(s);
+        return 0;
 }
 
 int efi_set_variable_string(const EfiVars *v, const char *name, const char *value) {
-        return -EOPNOTSUPP;
+        _cleanup_(freep) uint8_t *data = NULL;
+        ssize_t units;
+        size_t size;
+
+        if (!value)
+                return error_setf(-EINVAL, "efi_set_variable_string() got no value.");
+        units = utf16_units(value);
+        if (units < 0)
+                return error_setf(-EINVAL, _("The value for EFI variable %s is not valid UTF-8."), strna(name));
+
+        /* NUL-terminated, as systemd's efi_set_variable_string() writes the Boot Loader
+         * Interface's strings. */
+        size = ((size_t) units + 1) * 2;
+        data = malloc(size);
+        if (!data)
+                return error_setf(-ENOMEM, _("Out of memory writing EFI variable %s."), strna(name));
+        if (utf16le_encode(value, false, data) != size)
+                return error_setf(-EIO, "Internal error: UTF-16 size mismatch for EFI variable %s.", strna(name));
+
+        return efi_set_variable(v, name, data, size);
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-/* EFI load options and Boot####/BootOrder handling, run against temporary directories standing in
- * for efivarfs: no root, no firmware. The expected load option bytes are derived by hand from the
+/* EFI load options, Boot####/BootOrder handling, generic variables, and the recovery entry's
+ * variables (reset requests, the boot redirect) and factory-reset hook, run against temporary
+ * directories standing in for efivarfs: no root, no firmware. The expected load option bytes are derived by hand from the
  * UEFI specification (EFI_LOAD_OPTION, "Hard Drive" and "File Path" media device path nodes, End
  * Entire Device Path node), not from the code under test. */
 
@@ -22,6 +23,7 @@
 #include "error.h"
 #include "fileio.h"
 #include "log.h"
+#include "recovery-entry.h"
 #include "tests.h"
 
 #define GUID_SUFFIX "-8be4df61-93ca-11d2-aa0d-00e098032b8c"
@@ -607,6 +609,338 @@ static void test_errors(void) {
         ASSERT_EQ(count_files(root), 1);
 }
 
+/* Generic variables and the recovery entry's variables (recovery-entry.h). Names carry their own
+ * vendor GUID; the expected bytes are UTF-16LE written out by hand. */
+#define LOADER_GUID "-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
+#define SYSTEMD_GUID "-8cf2644b-4b0b-428f-9387-6d876050dc67"
+
+static void put_raw(const char *root, const char *name, const void *data, size_t size) {
+        char p[2 * PATH_MAX];
+        uint8_t *buf;
+        FILE *f;
+
+        snprintf(p, sizeof(p), "%s/%s", root, name);
+        buf = malloc(4 + size);
+        ASSERT_TRUE(buf);
+        memcpy(buf, (const uint8_t[]) { 0x07, 0x00, 0x00, 0x00 }, 4);
+        if (size > 0)
+                memcpy(buf + 4, data, size);
+        f = fopen(p, "we");
+        ASSERT_TRUE(f);
+        ASSERT_EQ(fwrite(buf, 1, 4 + size, f), 4 + size);
+        ASSERT_EQ(fclose(f), 0);
+        free(buf);
+}
+
+/* An ASCII string as sd-boot and systemd's efi_set_variable_string() store it: UTF-16LE + NUL. */
+static void put_string(const char *root, const char *name, const char *ascii) {
+        size_t n = strlen(ascii);
+        uint8_t *buf = calloc(n + 1, 2);
+
+        ASSERT_TRUE(buf);
+        for (size_t i = 0; i < n; i++)
+                buf[2 * i] = (uint8_t) ascii[i];
+        put_raw(root, name, buf, (n + 1) * 2);
+        free(buf);
+}
+
+static uint8_t *get_raw(const char *root, const char *name, size_t *ret_size) {
+        char p[2 * PATH_MAX], *buf;
+
+        snprintf(p, sizeof(p), "%s/%s", root, name);
+        ASSERT_OK(read_full_file(p, &buf, ret_size));
+        return (uint8_t *) buf;
+}
+
+static bool exists_raw(const char *root, const char *name) {
+        char p[2 * PATH_MAX];
+
+        snprintf(p, sizeof(p), "%s/%s", root, name);
+        return access(p, F_OK) >= 0;
+}
+
+/* Sets FS_IMMUTABLE_FL as efivarfs does on most variables; false where the filesystem or the
+ * privileges do not allow it. */
+static bool make_immutable(const char *root, const char *name) {
+        char p[2 * PATH_MAX];
+        int fd, flags;
+        bool ok = false;
+
+        snprintf(p, sizeof(p), "%s/%s", root, name);
+        fd = open(p, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+        ASSERT_TRUE(fd >= 0);
+        if (ioctl(fd, FS_IOC_GETFLAGS, &flags) >= 0) {
+                flags |= FS_IMMUTABLE_FL;
+                ok = ioctl(fd, FS_IOC_SETFLAGS, &flags) >= 0;
+        }
+        close(fd);
+        return ok;
+}
+
+static void test_generic_variables(void) {
+        char root[PATH_MAX];
+        EfiVars v;
+        uint8_t *raw;
+        void *data;
+        char *s;
+        size_t size;
+
+        make_root("generic", root);
+        v = (EfiVars) { .root = root };
+
+        /* Missing: -ENOENT for get, nothing to do for delete. */
+        ASSERT_EQ(efi_get_variable(&v, "Foo" SYSTEMD_GUID, &data, &size), -ENOENT);
+        ASSERT_EQ(efi_get_variable_string(&v, "Foo" SYSTEMD_GUID, &s), -ENOENT);
+        error_clear();
+        ASSERT_OK(efi_delete_variable(&v, "Foo" SYSTEMD_GUID));
+
+        /* Set: attributes 07 00 00 00 (non-volatile, boot service, runtime), then the data. */
+        ASSERT_OK(efi_set_variable(&v, "Foo" SYSTEMD_GUID, "\x01\x02\x03", 3));
+        raw = get_raw(root, "Foo" SYSTEMD_GUID, &size);
+        ASSERT_EQ(size, 7);
+        ASSERT_TRUE(memcmp(raw, "\x07\x00\x00\x00\x01\x02\x03", 7) == 0);
+        free(raw);
+        ASSERT_OK(efi_get_variable(&v, "Foo" SYSTEMD_GUID, &data, &size));
+        ASSERT_EQ(size, 3);
+        ASSERT_TRUE(memcmp(data, "\x01\x02\x03", 3) == 0);
+        free(data);
+
+        /* A shorter value leaves no tail of the old one (ordinary files are not efivarfs). */
+        ASSERT_OK(efi_set_variable(&v, "Foo" SYSTEMD_GUID, "\x09", 1));
+        raw = get_raw(root, "Foo" SYSTEMD_GUID, &size);
+        ASSERT_EQ(size, 5);
+        ASSERT_EQ(raw[4], 0x09);
+        free(raw);
+
+        /* Strings: "ab\u00e9" is 61 00 62 00 e9 00 00 00; one outside the BMP is a surrogate pair. */
+        ASSERT_OK(efi_set_variable_string(&v, "Str" LOADER_GUID, "ab\xc3\xa9"));
+        raw = get_raw(root, "Str" LOADER_GUID, &size);
+        ASSERT_EQ(size, 12);
+        ASSERT_TRUE(memcmp(raw, "\x07\x00\x00\x00" "a\0b\0\xe9\0\0\0", 12) == 0);
+        free(raw);
+        ASSERT_OK(efi_get_variable_string(&v, "Str" LOADER_GUID, &s));
+        ASSERT_STREQ(s, "ab\xc3\xa9");
+        free(s);
+        ASSERT_OK(efi_set_variable_string(&v, "Str" LOADER_GUID, "\xf0\x9f\x90\xa7"));
+        raw = get_raw(root, "Str" LOADER_GUID, &size);
+        ASSERT_EQ(size, 10);
+        ASSERT_TRUE(memcmp(raw + 4, "\x3d\xd8\x27\xdc\0\0", 6) == 0);
+        free(raw);
+        ASSERT_OK(efi_get_variable_string(&v, "Str" LOADER_GUID, &s));
+        ASSERT_STREQ(s, "\xf0\x9f\x90\xa7");
+        free(s);
+
+        /* Written without the NUL: still read. An odd size is not UTF-16. The empty string is
+         * just the NUL. */
+        put_raw(root, "NoNul" LOADER_GUID, "x\0y\0", 4);
+        ASSERT_OK(efi_get_variable_string(&v, "NoNul" LOADER_GUID, &s));
+        ASSERT_STREQ(s, "xy");
+        free(s);
+        put_raw(root, "Odd" LOADER_GUID, "x\0y", 3);
+        ASSERT_EQ(efi_get_variable_string(&v, "Odd" LOADER_GUID, &s), -EBADMSG);
+        ASSERT_CONTAINS(error_message(), "odd size");
+        error_clear();
+        ASSERT_OK(efi_set_variable_string(&v, "Empty" LOADER_GUID, ""));
+        raw = get_raw(root, "Empty" LOADER_GUID, &size);
+        ASSERT_EQ(size, 6);
+        free(raw);
+        ASSERT_OK(efi_get_variable_string(&v, "Empty" LOADER_GUID, &s));
+        ASSERT_STREQ(s, "");
+        free(s);
+
+        /* Delete, also an immutable variable (efivarfs marks most of them so). */
+        if (!make_immutable(root, "Foo" SYSTEMD_GUID))
+                printf("test-efivars: no immutable flag here, deleting a plain file\n");
+        ASSERT_OK(efi_delete_variable(&v, "Foo" SYSTEMD_GUID));
+        ASSERT_FALSE(exists_raw(root, "Foo" SYSTEMD_GUID));
+
+        /* Bad names and values fail before anything is written. */
+        ASSERT_EQ(efi_set_variable(&v, "Foo", "x", 1), -EINVAL);
+        ASSERT_EQ(efi_set_variable(&v, "../Foo" SYSTEMD_GUID, "x", 1), -EINVAL);
+        ASSERT_EQ(efi_set_variable(&v, "Foo-not-a-guid-at-all-0123456789abcdef", "x", 1), -EINVAL);
+        ASSERT_EQ(efi_set_variable(&v, "Foo" SYSTEMD_GUID, "", 0), -EINVAL);
+        ASSERT_EQ(efi_set_variable_string(&v, "Foo" SYSTEMD_GUID, "bad \xff"), -EINVAL);
+        ASSERT_EQ(efi_delete_variable(&v, "a/b" SYSTEMD_GUID), -EINVAL);
+        error_clear();
+        ASSERT_FALSE(exists_raw(root, "Foo" SYSTEMD_GUID));
+        ASSERT_EQ(count_files(root), 4);
+}
+
+static void test_recovery_request(void) {
+        char root[PATH_MAX];
+        EfiVars v;
+        char *d;
+
+        make_root("request", root);
+        v = (EfiVars) { .root = root };
+
+        /* None. */
+        ASSERT_EQ(recovery_request_pending(&v, &d), 0);
+        ASSERT_TRUE(!d);
+        ASSERT_OK(recovery_request_clear(&v));
+
+        /* systemd ≥ 258: what "systemd-factory-reset request" writes (factory-reset-tool.c). */
+        put_string(root, "FactoryResetRequest" SYSTEMD_GUID,
+                   "{\"osReleaseId\":\"debian\",\"osReleaseVersionId\":\"13\",\"osReleaseImageId\":\"fakeos\","
+                   "\"osReleaseImageVersion\":\"7\",\"bootId\":\"0f3c5e6a9d6b4c1e8b2a7c9d0e1f2a3b\"}");
+        ASSERT_EQ(recovery_request_pending(&v, &d), 1);
+        ASSERT_STREQ(d, "FactoryResetRequest from debian 13 (fakeos 7), boot 0f3c5e6a");
+        free(d);
+        ASSERT_EQ(recovery_request_pending(&v, NULL), 1);
+
+        /* Unparsable JSON is still a request. */
+        put_string(root, "FactoryResetRequest" SYSTEMD_GUID, "not json");
+        ASSERT_EQ(recovery_request_pending(&v, &d), 1);
+        ASSERT_STREQ(d, "FactoryResetRequest");
+        free(d);
+
+        /* Clearing removes both. */
+        put_string(root, "FactoryReset" SYSTEMD_GUID, "yes");
+        ASSERT_OK(recovery_request_clear(&v));
+        ASSERT_FALSE(exists_raw(root, "FactoryResetRequest" SYSTEMD_GUID));
+        ASSERT_FALSE(exists_raw(root, "FactoryReset" SYSTEMD_GUID));
+        ASSERT_EQ(recovery_request_pending(&v, &d), 0);
+
+        /* The older boolean of systemd-repart (v252–v257). */
+        put_string(root, "FactoryReset" SYSTEMD_GUID, "1");
+        ASSERT_EQ(recovery_request_pending(&v, &d), 1);
+        ASSERT_STREQ(d, "FactoryReset EFI variable");
+        free(d);
+        put_string(root, "FactoryReset" SYSTEMD_GUID, "false");
+        ASSERT_EQ(recovery_request_pending(&v, &d), 0);
+        put_string(root, "FactoryReset" SYSTEMD_GUID, "maybe");
+        ASSERT_EQ(recovery_request_pending(&v, &d), 0);
+        /* Not UTF-16 at all: no request. */
+        put_raw(root, "FactoryReset" SYSTEMD_GUID, "1", 1);
+        ASSERT_EQ(recovery_request_pending(&v, &d), 0);
+        ASSERT_OK(recovery_request_clear(&v));
+        ASSERT_EQ(count_files(root), 0);
+
+        /* Other variables are not touched by clearing. */
+        put_string(root, "LoaderEntryDefault" LOADER_GUID, "fakeos_7.efi");
+        ASSERT_OK(recovery_request_clear(&v));
+        ASSERT_EQ(count_files(root), 1);
+}
+
+static void check_loader_default(const char *root, const char *want) {
+        EfiVars v = { .root = root };
+        uint8_t *raw;
+        size_t size, n = strlen(want);
+        char *s;
+
+        ASSERT_OK(efi_get_variable_string(&v, "LoaderEntryDefault" LOADER_GUID, &s));
+        ASSERT_STREQ(s, want);
+        free(s);
+        raw = get_raw(root, "LoaderEntryDefault" LOADER_GUID, &size);
+        ASSERT_EQ(size, 4 + 2 * (n + 1));
+        ASSERT_TRUE(memcmp(raw, (const uint8_t[]) { 0x07, 0x00, 0x00, 0x00 }, 4) == 0);
+        for (size_t i = 0; i < n; i++) {
+                ASSERT_EQ(raw[4 + 2 * i], (uint8_t) want[i]);
+                ASSERT_EQ(raw[5 + 2 * i], 0);
+        }
+        ASSERT_EQ(raw[4 + 2 * n], 0);
+        ASSERT_EQ(raw[5 + 2 * n], 0);
+        free(raw);
+}
+
+static void test_recovery_redirect(void) {
+        char root[PATH_MAX];
+        EfiVars v;
+        char *prev, *again;
+
+        /* No default set (imprint's installs use loader.conf): redirect, then remove again. */
+        make_root("redirect", root);
+        v = (EfiVars) { .root = root };
+        ASSERT_OK(recovery_redirect_boot(&v, &prev));
+        ASSERT_TRUE(!prev);
+        check_loader_default(root, "imprint-recovery.efi");
+        ASSERT_OK(recovery_redirect_restore(&v, prev));
+        ASSERT_FALSE(exists_raw(root, "LoaderEntryDefault" LOADER_GUID));
+
+        /* bootctl set-default fakeos_7.efi before: it comes back. */
+        put_string(root, "LoaderEntryDefault" LOADER_GUID, "fakeos_7.efi");
+        ASSERT_OK(recovery_redirect_boot(&v, &prev));
+        ASSERT_STREQ(prev, "fakeos_7.efi");
+        check_loader_default(root, "imprint-recovery.efi");
+
+        /* A reset cut off and resumed: the second redirect sees its own value and reports none. */
+        ASSERT_OK(recovery_redirect_boot(&v, &again));
+        ASSERT_TRUE(!again);
+        check_loader_default(root, "imprint-recovery.efi");
+
+        ASSERT_OK(recovery_redirect_restore(&v, prev));
+        check_loader_default(root, "fakeos_7.efi");
+        free(prev);
+
+        /* Restoring "none" leaves someone else's default alone. */
+        put_string(root, "LoaderEntryDefault" LOADER_GUID, "other.conf");
+        ASSERT_OK(recovery_redirect_restore(&v, NULL));
+        check_loader_default(root, "other.conf");
+
+        /* No efivarfs: a sentence, not a crash. */
+        v = (EfiVars) { .root = "/nonexistent/efivars" };
+        ASSERT_EQ(recovery_redirect_boot(&v, &prev), -ENOENT);
+        ASSERT_CONTAINS(error_message(), "efivarfs");
+        error_clear();
+}
+
+static void check_link(const char *root, const char *path, const char *want) {
+        char p[2 * PATH_MAX], link[PATH_MAX];
+        ssize_t n;
+
+        snprintf(p, sizeof(p), "%s%s", root, path);
+        n = readlink(p, link, sizeof(link) - 1);
+        ASSERT_TRUE(n > 0);
+        link[n] = 0;
+        ASSERT_STREQ(link, want);
+}
+
+static void test_recovery_hook(void) {
+        char root[PATH_MAX], p[2 * PATH_MAX];
+        char *text;
+        size_t size;
+
+        /* A usr image's root: empty. A second run (a reinstall) replaces the files. */
+        make_root("hook-root", root);
+        for (int round = 0; round < 2; round++) {
+                ASSERT_OK(recovery_entry_write_request_hook(root));
+
+                snprintf(p, sizeof(p), "%s/etc/systemd/system/imprint-factory-reset.service", root);
+                ASSERT_OK(read_full_file(p, &text, &size));
+                ASSERT_CONTAINS(text, "\nExecStart=bootctl set-oneshot imprint-recovery.efi\n");
+                ASSERT_CONTAINS(text, "\nWantedBy=factory-reset.target\n");
+                ASSERT_CONTAINS(text, "\nBefore=factory-reset.target shutdown.target\n");
+                free(text);
+                snprintf(p, sizeof(p), "%s/etc/systemd/system/imprint-factory-reset-reboot.service", root);
+                ASSERT_OK(read_full_file(p, &text, &size));
+                ASSERT_CONTAINS(text, "\nConditionPathExists=!/usr/lib/systemd/system/systemd-factory-reset-reboot.service\n");
+                ASSERT_CONTAINS(text, "\nExecStart=systemctl --no-block reboot --boot-loader-entry=imprint-recovery.efi\n");
+                ASSERT_CONTAINS(text, "\nAfter=imprint-factory-reset.service factory-reset.target\n");
+                free(text);
+
+                check_link(root, "/etc/systemd/system/factory-reset.target.wants/imprint-factory-reset.service",
+                           "../imprint-factory-reset.service");
+                check_link(root, "/etc/systemd/system/factory-reset.target.wants/imprint-factory-reset-reboot.service",
+                           "../imprint-factory-reset-reboot.service");
+        }
+
+        /* No root: a sentence. */
+        ASSERT_TRUE(recovery_entry_write_request_hook("/nonexistent/root") < 0);
+        ASSERT_CONTAINS(error_message(), "/etc");
+        error_clear();
+}
+
+static void test_tpm_clear(void) {
+        /* Only where there is no PPI: a machine with one would really be asked to clear its TPM. */
+        if (access("/sys/class/tpm/tpm0/ppi/request", F_OK) >= 0) {
+                printf("test-efivars: this machine has a TPM PPI; not asking it to clear the TPM\n");
+                return;
+        }
+        ASSERT_EQ(recovery_request_tpm_clear(), -EOPNOTSUPP);
+        ASSERT_CONTAINS(error_message(), "/sys/class/tpm/tpm0/ppi/request");
+        error_clear();
+}
+
 int main(void) {
         log_set_max_level(LOG_WARNING);
 
@@ -622,6 +956,11 @@ int main(void) {
         test_add_reuses_identical();
         test_add_fills_gap();
         test_errors();
+        test_generic_variables();
+        test_recovery_request();
+        test_recovery_redirect();
+        test_recovery_hook();
+        test_tpm_clear();
 
         /* Only checks that the call works; the answer depends on the machine. */
         (void) efi_booted();
