@@ -21,7 +21,7 @@
 #     (ovmf-var.sh) and keeps, from the disk image: the GPT, the first 16 MiB (LUKS2 header and
 #     keyslot area) of root and home, the sha256 of every other partition and every file of the
 #     ESP.
-#  3. Boot 3: sd-boot honours the one-shot entry (the kernel command line says imprint.recovery=1);
+#  3. Boot 3: sd-boot honours the one-shot entry (the serial console shows imprint-recovery.target);
 #     the recovery entry finds the reset configuration (credential imprint.config: {"reset":
 #     {"target":"auto", "recoveryKeyEscrow":…, "user": alice, "afterReset":"poweroff"}}) and resets
 #     unattended. QEMU is killed (as a power cut) as soon as the JSON progress says the erase of
@@ -155,7 +155,7 @@ stamp_of() {
 check_val() {
         local sel=1
         [ "${3:-first}" = last ] && sel='$'
-        plain_log "$1" | grep -a -o 'IMPRINT-CHECK .*' | grep -avE '^IMPRINT-CHECK (sysupdate|reboot):' \
+        plain_log "$1" | grep -a -o 'IMPRINT-CHECK .*' | grep -avE '^IMPRINT-CHECK (sysupdate|reboot|cryptsetup-[a-z]+):' \
                 | grep -a -o -E "(^IMPRINT-CHECK | )$2=[^ ]*" | sed -n "${sel}p" | sed -E "s/^.*$2=//"
 }
 
@@ -337,8 +337,11 @@ expect_installed "$log" none none
 [[ ,$(check_val "$log" loader-entries), == *,imprint-recovery.efi,* ]] \
         || failed "sd-boot offered no imprint-recovery.efi entry (LoaderEntries: $(check_val "$log" loader-entries))"
 [ "$(check_val "$log" marked-root) $(check_val "$log" marked-home)" = "r1 r1" ] || failed "the guest wrote no markers (serial log $log)"
+[ "$(check_val "$log" reboot-request)" = imprint-recovery.efi ] && [ -z "$(check_val "$log" oneshot-before)" ] \
+        || failed "the guest did not ask for the one-shot reboot, or a one-shot entry was set before (serial log $log)"
 val=$(check_val "$log" reboot-rc)
-[ "$val" = 0 ] || failed "systemctl reboot --boot-loader-entry=imprint-recovery.efi exited with '$val': $(plain_log "$log" | grep -a 'IMPRINT-CHECK reboot:' | tail -n 3 | tr '\n' ' ')"
+[ -z "$val" ] || [ "$val" = 0 ] || failed "systemctl reboot --boot-loader-entry=imprint-recovery.efi exited with '$val': $(plain_log "$log" | grep -a 'IMPRINT-CHECK reboot:' | tail -n 3 | tr '\n' ' ')"
+plain_log "$log" | grep -aqE 'reboot: (Restarting system|machine restart)' || failed "the installed system did not reboot after systemctl reboot --boot-loader-entry=… (serial log $log)"
 phase_done "boot 2: installed, markers, one-shot reboot" "$t"
 # The firmware's view, with the VM off: logind wrote the one-shot entry.
 val=$(bash "$here/ovmf-var.sh" "$VARS" LoaderEntryOneShot) || val=
@@ -413,7 +416,7 @@ boot_recovery() {
                 --stop-after 'You are in emergency mode' \
                 --stop-after 'imprint-[a-z-]*\.service failed:' \
                 --stop-after "$FROZE" \
-                --expect 'Kernel command line:.* imprint\.recovery=1' \
+                --expect 'imprint-recovery(\.target|-unattended)' \
                 "$@"
 }
 # audit_last → the newest /imprint/reset-*.json into $WORK/audit-NAME.json; prints its name.
@@ -437,7 +440,7 @@ log=$WORK/serial-3-reset-cut.log
 phase_done "boot 3: recovery entry (one-shot), reset cut" "$t"
 cut_at=$(json_events "$log" | jq -r 'select(.event == "begin") | .id' | tail -n 1)
 done_steps=$(json_events "$log" | jq -r 'select(.event == "end") | .id' | paste -sd' ')
-echo "ok: sd-boot started the recovery entry once (imprint.recovery=1 on the kernel command line); power cut at the begin of $cut_at after: $done_steps"
+echo "ok: sd-boot started the recovery entry once (its initrd reached imprint-recovery.target); power cut at the begin of $cut_at after: $done_steps"
 val=$(bash "$here/ovmf-var.sh" "$VARS" LoaderEntryOneShot) && failed "LoaderEntryOneShot is still set ('$val'): sd-boot did not consume it"
 val=$(bash "$here/ovmf-var.sh" "$VARS" LoaderEntryDefault) || val=
 [ "$val" = imprint-recovery.efi ] || failed "during the reset LoaderEntryDefault is '$val', not imprint-recovery.efi: a power cut would boot the half-reset system"
