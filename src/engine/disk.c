@@ -1577,6 +1577,12 @@ static int partition_installed_line(const Disk *d, const DiskPartition *p, char 
 /* The records imprint keeps on the ESP of a disk it installed: whether there is an install record,
  * and the newest reset's audit record. */
 static int disk_probe_records(Disk *d) {
+        char saved[2048] = "";
+        int saved_code = error_code();
+
+        /* Reading the records is looking, not failing: whatever error a caller holds stays. */
+        if (error_message())
+                snprintf(saved, sizeof(saved), "%s", error_message());
         for (size_t i = 0; i < d->n_partitions; i++) {
                 const DiskPartition *p = &d->partitions[i];
                 _cleanup_(install_record_freep) InstallRecord *rec = NULL;
@@ -1600,9 +1606,11 @@ static int disk_probe_records(Disk *d) {
                         (void) record_reset_summary(audit, &d->last_reset);
                         d->last_reset_record = audit;
                 }
-                error_clear();
                 break;
         }
+        error_clear();
+        if (saved[0])
+                (void) error_setf(saved_code, "%s", saved);
         return 0;
 }
 

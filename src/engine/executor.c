@@ -498,6 +498,14 @@ static int step_configure(Exec *e, Step *s) {
         r = mount_target_partition(e, root, fstype, dir);
         if (r < 0) {
                 (void) rmdir(dir);
+                /* The factory-reset hook alone is not worth a failed install: the recovery entry
+                 * works without it, only factory-reset.target does not reach it. */
+                if (!plan_configures_root(p) && r != -ENOMEM) {
+                        log_warning("The factory-reset hook is not written into the installed root: %s",
+                                    error_message() ?: strerror(-r));
+                        error_clear();
+                        return 0;
+                }
                 return r;
         }
         if (p->account && p->account->kind == ACCOUNT_CLASSIC && home && home->fstype && home->action == ACTION_CREATE) {

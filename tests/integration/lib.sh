@@ -152,3 +152,18 @@ compare_with_dissect() {
                 fail "systemd-dissect $dev does not match the plan"
         } >&2
 }
+
+# ---- factory reset (issue 15, branch reset) --------------------------------------------------
+# same_root_files IMAGE OFFSET TARGET [OFFSET]: the ext4 root an install copied from IMAGE (at
+# OFFSET) into TARGET (a partition node, or a file with its OFFSET) holds the image's files, but
+# for the factory-reset hook the install writes into it (recovery-entry.h). The copy itself is
+# read back byte for byte by the install's verify step, before the hook is written.
+same_root_files() {
+        local a b
+        a=$(mktemp -d "$WORK/root-image.XXXXXX")
+        b=$(mktemp -d "$WORK/root-target.XXXXXX")
+        debugfs -R "rdump / $a" "$1?offset=$2" >/dev/null 2>&1 || return 1
+        debugfs -R "rdump / $b" "$3${4:+?offset=$4}" >/dev/null 2>&1 || return 1
+        [ -n "$(ls "$a")" ] || return 1
+        diff -r --no-dereference -x imprint-factory-reset.service -x factory-reset.target.wants "$a" "$b" >&2
+}

@@ -953,6 +953,66 @@ static void test_escrow(const Plan *root_plan, const Secret *key) {
         printf("escrow: ok\n");
 }
 
+/* Factory reset, home kept: the TPM unlocks the old header (or the old recovery key does), a new
+ * recovery key and TPM2 enrollment are added and every old keyslot and token is destroyed; the
+ * volume key (its digest in the header) stays, so the data does. Stock cryptsetup referees. */
+static const sd_id128_t home2_luks_uuid = SD_ID128_MAKE(3b, 0c, 5e, 1a, 77, 42, 4d, 8e, 9a, 61, 0f, 2c, 4b, 1d, 6e, 04);
+
+static char *volume_key_digest(const char *path) {
+        json_object *dump = cli_dump_json(path), *d = jget(dump, "digests", "0", "digest", NULL);
+        char *s;
+
+        ASSERT_TRUE(d);
+        s = strdup(json_object_get_string(d));
+        json_object_put(dump);
+        return s;
+}
+
+static void test_reenroll(const Secret *old_key) {
+        _cleanup_(plan_freep) Plan *p = NULL;
+        _cleanup_(freep) char *path = make_file("home-kept.img", VOLUME_SIZE), *digest = NULL, *after = NULL;
+        _cleanup_(luks_freep) LuksVolume *v = NULL;
+        _cleanup_(secret_freep) Secret *new_key = NULL, *wrong = NULL;
+        const PlanSpec spec = { .tpm2 = true, .role = ROLE_HOME, .luks_uuid = home2_luks_uuid };
+        Tpm2Context *c = NULL;
+        VolumeLayout l;
+        unsigned removed = 0;
+
+        p = make_plan(path, &spec);
+        ASSERT_OK(tpm2_context_new(tpm.tcti, &c));
+        ASSERT_OK(encrypt_format_volume(p, &p->partitions[0], path, &(EncryptKeys) { .recovery_key = old_key, .tpm = c }, &v));
+        v = luks_free(v);
+        digest = volume_key_digest(path);
+
+        /* Without the TPM and without the old key nothing opens it; a wrong key neither. */
+        ASSERT_OK(recovery_key_generate(&wrong));
+        ASSERT_EQ(encrypt_reenroll_unlock(path, NULL, NULL, &v), -EPERM);
+        ASSERT_EQ(encrypt_reenroll_unlock(path, NULL, wrong, &v), -EPERM);
+        /* The old recovery key does, without the TPM. */
+        ASSERT_OK(encrypt_reenroll_unlock(path, NULL, old_key, &v));
+        v = luks_free(v);
+
+        /* The TPM does, with nothing from a person. */
+        ASSERT_OK(encrypt_reenroll_unlock(path, c, NULL, &v));
+        ASSERT_OK(recovery_key_generate(&new_key));
+        ASSERT_OK(encrypt_reenroll(p, &p->partitions[0], v, &(EncryptKeys) { .recovery_key = new_key, .tpm = c }, &removed));
+        ASSERT_EQ(removed, 2);
+        v = luks_free(v);
+        tpm2_context_free(c);
+
+        /* One recovery and one TPM2 keyslot with their tokens, as after a fresh install. */
+        l = check_header(path, &spec);
+        ASSERT_TRUE(cli_test_passphrase(path, old_key, -1) < 0);
+        ASSERT_OK(cli_test_passphrase(path, new_key, l.recovery_slot));
+        after = volume_key_digest(path);
+        ASSERT_STREQ(after, digest);
+        ASSERT_OK(swtpm_plugin_unlocks(&tpm, path, NULL, NULL));
+        json_object_put(l.dump);
+        assert_not_logged(new_key);
+        assert_not_logged(old_key);
+        printf("%s: re-enrolled: the old recovery key no longer opens it, the new one and the TPM do, same volume key\n", path);
+}
+
 int main(void) {
         _cleanup_(secret_freep) Secret *key = NULL;
         _cleanup_(plan_freep) Plan *root_plan = NULL;
@@ -989,6 +1049,7 @@ int main(void) {
         test_root_passphrase(key);
         test_home_4k(key);
         test_escrow(root_plan, key);
+        test_reenroll(key);
 
         assert_not_logged(key);
         free(logged);
