@@ -630,7 +630,7 @@ static int check_not_in_use(Eraser *e) {
 
 int erase_partition(const EraseTarget *t, EraseProgress progress, void *userdata, EraseResult *ret) {
         _cleanup_(eraser_close) Eraser e = { .fd = -EBADF, .own_fd = -EBADF };
-        EraseResult res = {};
+        _cleanup_(erase_result_done) EraseResult res = {};
         uint64_t start = now_usec(), data_off = 0;
         Header h;
         int r;
@@ -679,7 +679,6 @@ int erase_partition(const EraseTarget *t, EraseProgress progress, void *userdata
 
         if (data_off < t->size) {
                 uint64_t len = t->size - data_off;
-
                 int refused = EOPNOTSUPP;
 
                 if (t->secure && t->is_block) {
@@ -718,7 +717,6 @@ int erase_partition(const EraseTarget *t, EraseProgress progress, void *userdata
                                 }
                         } else {
                                 res.method = ERASE_OVERWRITE;
-                                e.done = 0;
                                 r = zero_range(&e, 0, t->size, true);
                                 if (r < 0)
                                         return r;
@@ -739,6 +737,7 @@ int erase_partition(const EraseTarget *t, EraseProgress progress, void *userdata
                  res.luks ? ", keyslots destroyed" : "", res.secure ? ", secure discard" : "",
                  FORMAT_BYTES(res.bytes_written), res.data_discarded ? "data discarded" : "data not discarded");
         *ret = res;
+        res = (EraseResult) {}; /* now the caller's */
         return 0;
 }
 

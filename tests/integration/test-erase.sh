@@ -50,6 +50,9 @@ EOF
 
 attach "$img"
 dev=$ATTACHED
+# A read-only flag set on this loop device by an earlier user (blockdev --setro) outlives its
+# detaching: the disk is ours now.
+[ "$(blockdev --getro "$dev")" = 0 ] || blockdev --setrw "$dev"
 udevadm settle 2>/dev/null || true
 for p in 1 2 3 4 5 6; do [ -b "${dev}p$p" ] || fail "${dev}p$p did not appear"; done
 
