@@ -122,7 +122,8 @@ static void help(void) {
                "  --tui    The full-screen installer (also: imprint with no arguments on a terminal);\n"
                "           --log=FILE, --lang=en|de|fr, --mono; named DISKs or FILEs are the only targets\n"
                "  --console  --tui on a virtual console or pseudo terminal, --plain on a serial line,\n"
-               "           unless imprint.frontend[.TTY]=tui|plain on the kernel command line says otherwise\n"
+               "           unless imprint.frontend[.TTY]=tui|plain on the kernel command line says otherwise\n"               "  --reset  With --plain, --tui or --console: straight to \"Reset an installed system\"\n"
+               "           (what the recovery entry runs) instead of offering install or reset first\n"
                "  --varlink  Serve the Varlink interface io.imprint.Installer (imprint-varlink(7)) on the\n"
                "           sockets systemd passed (imprint-varlink.socket), or on --listen=PATH\n\n"
                "Layout options:\n"
@@ -207,10 +208,10 @@ static void print_disk_reset(Session *s, const Disk *d) {
         else
                 printf("    installed by imprint %s on %s: imprint reset %s resets it\n", t->record->imprint_version ?: "?",
                        t->record->installed_at ?: "?", d->path);
-        if (t->interrupted)
-                printf("    last reset: interrupted: it does not start as it is; run imprint reset again\n");
         if (t->last_reset)
                 printf("    last reset: %s\n", t->last_reset);
+        else if (t->interrupted)
+                printf("    last reset: interrupted: it does not start as it is; run imprint reset again\n");
 }
 
 /* The lines under the disk's row of disk_list_table(). */
@@ -970,6 +971,8 @@ static int verb_reset(int argc, char *argv[]) {
         int c, r = 0;
 
         session_reset_request_init(&req);
+        /* Started by the recovery entry (imprint.recovery=1), else from the live medium. */
+        req.entry_point = reset_entry_point_here();
         while ((c = getopt_long(argc, argv, ":hyv", options, NULL)) >= 0) {
                 switch (c) {
                 case OPT_KEEP_HOME:

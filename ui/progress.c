@@ -64,12 +64,17 @@ static void draw(Tui *t) {
         char line[512];
         int y0 = 4, y1, y;
 
-        if (!ui_frame(t, _("Installing"), 0, pg.show_log ? _("F1 Help  L Show the steps") : _("F1 Help  L Show the log"))) {
+        bool reset = pg.plan && pg.plan->mode == PLAN_RESET;
+
+        if (!ui_frame(t, reset ? _("Resetting") : _("Installing"), 0, pg.show_log ? _("F1 Help  L Show the steps") : _("F1 Help  L Show the log"))) {
                 refresh();
                 return;
         }
         curs_set(0);
-        if (pg.plan && pg.plan->source)
+        if (reset)
+                /* TRANSLATORS: %s is the disk being reset. */
+                snprintf(line, sizeof(line), _("Resetting %s"), pg.plan->target);
+        else if (pg.plan && pg.plan->source)
                 /* TRANSLATORS: first %s is the OS name, second the target's path. */
                 snprintf(line, sizeof(line), _("Installing %s on %s"), pg.plan->source->os_name ?: _("the system"), pg.plan->target);
         else

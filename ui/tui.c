@@ -281,6 +281,7 @@ static void tui_done(Tui *t) {
         ui_field_wipe(&t->passphrase2);
         ui_field_wipe(&t->pin1);
         ui_field_wipe(&t->pin2);
+        ui_field_wipe(&t->old_key);
         for (size_t i = 0; i < UI_LOG_LINES; i++)
                 free(t->log_lines[i]);
         free(t->log_path);
@@ -289,8 +290,12 @@ static void tui_done(Tui *t) {
 }
 
 int tui_run(const TuiOptions *o) {
-        static UiNext (*const screens[])(Tui *t) = {
+        static UiNext (*const install_screens[])(Tui *t) = {
                 screen_welcome, screen_disk, screen_layout, screen_encryption, screen_user, screen_install,
+        };
+        /* "Reset an installed system" (welcome screen, or TuiOptions.reset: the recovery entry). */
+        static UiNext (*const reset_screens[])(Tui *t) = {
+                screen_welcome, screen_reset_disk, screen_reset_options, screen_reset_run,
         };
         Tui t = {
                 .opts = o,
@@ -298,6 +303,7 @@ int tui_run(const TuiOptions *o) {
                 .encrypt = true,
                 .admin = true,
                 .storage = ACCOUNT_STORAGE_LUKS,
+                .reset = o->reset,
         };
         SCREEN *scr;
         size_t state = 0;
@@ -309,7 +315,7 @@ int tui_run(const TuiOptions *o) {
         i18n_init(&t);
         t.mono = o->mono || getenv("NO_COLOR");
         t.password1.masked = t.password2.masked = t.passphrase1.masked = t.passphrase2.masked = t.pin1.masked =
-                t.pin2.masked = true;
+                t.pin2.masked = t.old_key.masked = true;
         snprintf(t.root_size.buf, sizeof(t.root_size.buf), "auto");
         snprintf(t.home_size.buf, sizeof(t.home_size.buf), "none");
         snprintf(t.swap_size.buf, sizeof(t.swap_size.buf), "none");
@@ -323,8 +329,13 @@ int tui_run(const TuiOptions *o) {
         r = session_new(&t.session);
         if (r >= 0)
                 r = session_set_targets(t.session, o->targets, o->n_targets);
-        if (r >= 0)
+        if (r >= 0) {
                 r = session_set_source(t.session, o->source);
+                /* The recovery entry resets: it needs the medium's image only for classic images, and
+                 * the reset's plan says so then. */
+                if (r < 0 && o->reset && !o->source)
+                        r = 0;
+        }
         if (r < 0) {
                 fprintf(stderr, "imprint: %s\n", session_error_message(r));
                 tui_done(&t);
@@ -338,7 +349,7 @@ int tui_run(const TuiOptions *o) {
         }
         log_set_sink(log_sink, &t);
         log_set_max_level(LOG_INFO);
-        ui_log_line(&t, "imprint " IMPRINT_VERSION " full-screen installer, image %s", session_source_path(t.session));
+        ui_log_line(&t, "imprint " IMPRINT_VERSION " full-screen installer, image %s", session_source_path(t.session) ?: "-");
 
         /* Whatever a library prints would scribble over the screen: it goes to the log instead. */
         fflush(stderr);
@@ -365,12 +376,14 @@ int tui_run(const TuiOptions *o) {
         ui_init_colors(&t);
 
         for (;;) {
+                UiNext (*const *screens)(Tui *t) = t.reset ? reset_screens : install_screens;
+                size_t n_screens = t.reset ? ELEMENTSOF(reset_screens) : ELEMENTSOF(install_screens);
                 UiNext n = screens[state](&t);
 
                 curs_set(0);
                 if (n == UI_QUIT) {
                         code = t.exit_code;
-                        if (state < ELEMENTSOF(screens) - 1 && !t.interrupted)
+                        if (state < n_screens - 1 && !t.interrupted)
                                 code = session_exit_code(-ECANCELED);
                         break;
                 }
@@ -385,7 +398,7 @@ int tui_run(const TuiOptions *o) {
                                 state--;
                         continue;
                 }
-                if (state + 1 < ELEMENTSOF(screens))
+                if (state + 1 < n_screens)
                         state++;
                 else
                         break;

@@ -76,6 +76,13 @@ typedef struct Tui {
         bool admin;
         AccountStorage storage;
 
+        /* factory reset: "Reset an installed system" on the welcome screen, or TuiOptions.reset */
+        bool reset;
+        const ResetTarget *reset_target; /* the session's, for disk */
+        bool keep_home;
+        TextField old_key;           /* the disk's current recovery key, when the TPM cannot unlock home */
+        char erase_report[2048];     /* what the erase steps said they did */
+
         /* the install */
         FILE *log;
         char *log_path;
@@ -149,6 +156,13 @@ int ui_recovery_key(Tui *t, const Plan *p, const Secret *key);
 void ui_progress(Tui *t, const ProgressEvent *ev);
 void ui_progress_reset(Tui *t);
 void ui_progress_set_plan(const Plan *p);
+
+/* reset.c: the factory reset's screens (disk, what to keep, then the run: the erase/keep table
+ * confirmed by the disk's name, the new recovery key, progress, the result with the method). */
+UiNext screen_reset_disk(Tui *t);
+UiNext screen_reset_options(Tui *t);
+UiNext screen_reset_run(Tui *t);
+int ui_reset_confirm(Tui *t, const Plan *p);
 
 /* failure.c: what failed, the disk's state, the log; returns UI_NEXT to retry, UI_BACK, UI_QUIT. */
 UiNext screen_failure(Tui *t, const Plan *p, const char *message);

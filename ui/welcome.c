@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Screen 1: welcome, what is installed from where, the language of the installer (and of the
- * installed system) and the keyboard layout. */
+/* Screen 1: welcome, what is installed from where, install or "Reset an installed system", the
+ * language of the installer (and of the installed system) and the keyboard layout. The recovery
+ * entry (TuiOptions.reset) comes here for the language and keyboard only: it resets. */
 
 #include <curses.h>
 #include <stdlib.h>
@@ -24,48 +25,64 @@ static void draw_list(Tui *t, int y, int x, int w, int rows, const char *const *
 
 UiNext screen_welcome(Tui *t) {
         const char *names[8];
-        int focus = 0;
+        bool reset_only = t->opts->reset;
+        int focus = 0; /* 0 language, 1 keyboard layout, 2 install or reset */
 
         for (size_t i = 0; i < i18n_n_languages && i < ELEMENTSOF(names); i++)
                 names[i] = i18n_languages[i].name;
-        t->help = N_("Choose the language of the installer and of the installed system, and the keyboard layout you type "
-                     "with. On the Linux console the layout takes effect at once.");
+        t->help = reset_only ? N_("Choose the language and the keyboard layout you type with. A reset erases the system (root) and, "
+                                  "unless you keep it, home with every user's files: encrypted partitions by destroying their keys "
+                                  "(crypto-erase), others by discarding or overwriting them. It keeps the ESP, the system image "
+                                  "slots and vendor partitions, and makes new keys and a new recovery key.")
+                             : N_("Choose the language of the installer and of the installed system, and the keyboard layout you type "
+                                  "with. On the Linux console the layout takes effect at once. \"Reset an installed system\" erases "
+                                  "a system imprint installed and makes it new: root (and home, unless kept) are erased, the ESP, "
+                                  "the system image slots and vendor partitions are kept.");
 
         for (;;) {
                 char text[1024];
                 int y, rows;
                 UiKey k;
 
-                if (ui_frame(t, _("Welcome to imprint"), 1,
+                if (ui_frame(t, reset_only ? _("Reset an installed system") : _("Welcome to imprint"), reset_only || t->reset ? 0 : 1,
                              _("F1 Help  Tab Next list  Up/Down Choose  Enter Continue  Esc Quit"))) {
-                        y = 2 + ui_wrap(2, 2, COLS - 4, 2, A_BOLD,
-                                        _("Welcome. This program installs an operating system onto this computer."));
-                        if (!session_image(t->session)) {
-                                ui_text(y + 1, 2, COLS - 4, 0, _("Reading the image…"));
-                                refresh();
-                                {
-                                        int r = session_open_source(t->session);
-                                        if (r < 0) {
-                                                char msg[1024];
-                                                /* TRANSLATORS: %s is the engine's sentence (translated itself) saying why. */
-                                                snprintf(msg, sizeof(msg), _("The OS image cannot be used: %s"), session_error_message(r));
-                                                ui_message(t, _("Error"), msg, _("Enter: quit"));
-                                                return UI_QUIT;
+                        if (reset_only) {
+                                y = 2 + ui_wrap(2, 2, COLS - 4, 2, A_BOLD,
+                                                _("This program resets a system imprint installed on this computer: it erases it and makes it new."));
+                        } else {
+                                y = 2 + ui_wrap(2, 2, COLS - 4, 2, A_BOLD,
+                                                _("Welcome. This program installs an operating system onto this computer."));
+                                if (!session_image(t->session)) {
+                                        ui_text(y + 1, 2, COLS - 4, 0, _("Reading the image…"));
+                                        refresh();
+                                        {
+                                                int r = session_open_source(t->session);
+                                                if (r < 0) {
+                                                        char msg[1024];
+                                                        /* TRANSLATORS: %s is the engine's sentence (translated itself) saying why. */
+                                                        snprintf(msg, sizeof(msg), _("The OS image cannot be used: %s"), session_error_message(r));
+                                                        ui_message(t, _("Error"), msg, _("Enter: quit"));
+                                                        return UI_QUIT;
+                                                }
                                         }
+                                        continue;
                                 }
-                                continue;
+                                /* TRANSLATORS: first %s is the OS name ("Debian GNU/Linux 13"), second the image file. */
+                                snprintf(text, sizeof(text), _("It installs %s from %s."), session_source_name(t->session) ?: _("an OS image"),
+                                         session_source_path(t->session));
+                                rows = ui_wrap(y + 1, 2, COLS - 4, 3, 0, text);
+                                y += 1 + rows + 1;
+                                ui_radio(t, y, 2, 26, _("Install"), !t->reset, focus == 2 && !t->reset, false);
+                                ui_radio(t, y, 30, COLS - 32, _("Reset an installed system"), t->reset, focus == 2 && t->reset, false);
                         }
-                        /* TRANSLATORS: first %s is the OS name ("Debian GNU/Linux 13"), second the image file. */
-                        snprintf(text, sizeof(text), _("It installs %s from %s."), session_source_name(t->session) ?: _("an OS image"),
-                                 session_source_path(t->session));
-                        rows = ui_wrap(y + 1, 2, COLS - 4, 3, 0, text);
-                        y += 1 + rows + 1;
+                        y += 2;
                         ui_text(y, 2, 24, A_BOLD, _("Language"));
                         ui_text(y, 30, 30, A_BOLD, _("Keyboard layout"));
                         draw_list(t, y + 2, 2, 24, (int) i18n_n_languages, names, i18n_n_languages, t->language, focus == 0);
                         draw_list(t, y + 2, 30, 30, LINES - y - 8, ui_keymaps, ui_n_keymaps, t->keymap, focus == 1);
                         ui_wrap(LINES - 4, 2, COLS - 4, 2, ui_attr_dim(),
-                                _("Nothing is written to any disk before you confirm on the summary."));
+                                t->reset || reset_only ? _("Nothing is erased before you confirm by typing the disk's name.")
+                                                       : _("Nothing is written to any disk before you confirm on the summary."));
                 }
                 curs_set(0);
                 refresh();
@@ -74,8 +91,12 @@ UiNext screen_welcome(Tui *t) {
                         return UI_BACK;
                 if (ui_key_is(k, UI_KEY_ENTER))
                         return UI_NEXT;
-                if (ui_key_is(k, UI_KEY_TAB) || ui_key_is(k, KEY_BTAB) || ui_key_is(k, KEY_RIGHT) || ui_key_is(k, KEY_LEFT))
-                        focus = !focus;
+                if (ui_key_is(k, UI_KEY_TAB) || ui_key_is(k, KEY_RIGHT))
+                        focus = (focus + 1) % (reset_only ? 2 : 3);
+                else if (ui_key_is(k, KEY_BTAB) || ui_key_is(k, KEY_LEFT))
+                        focus = (focus + (reset_only ? 1 : 2)) % (reset_only ? 2 : 3);
+                else if ((ui_key_is(k, KEY_UP) || ui_key_is(k, KEY_DOWN)) && focus == 2)
+                        t->reset = ui_key_is(k, KEY_DOWN);
                 else if (ui_key_is(k, KEY_UP) || ui_key_is(k, KEY_DOWN)) {
                         bool up = ui_key_is(k, KEY_UP);
                         if (focus == 0) {

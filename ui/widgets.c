@@ -348,8 +348,12 @@ static void show_help(Tui *t) {
 
         /* TRANSLATORS: shown under every screen's own help. */
         snprintf(text, sizeof(text), "%s\n\n%s", t->help ? _(t->help) : "",
-                 _("Keys: Tab and the arrow keys move between fields, Space toggles, Enter goes on, Esc goes back, "
-                   "F1 shows this help. Nothing is written to any disk before you confirm on the summary."));
+                 t->reset
+                         /* TRANSLATORS: shown under every reset screen's own help. */
+                         ? _("Keys: Tab and the arrow keys move between fields, Space toggles, Enter goes on, Esc goes back, "
+                             "F1 shows this help. Nothing is erased before you confirm by typing the disk's name.")
+                         : _("Keys: Tab and the arrow keys move between fields, Space toggles, Enter goes on, Esc goes back, "
+                             "F1 shows this help. Nothing is written to any disk before you confirm on the summary."));
         ui_message(t, _("Help"), text, keys);
 }
 

@@ -1011,6 +1011,7 @@ static int on_recovery_key(const Plan *p, const Secret *key, void *userdata) {
 
 int session_install(Session *s, const SessionInstallOptions *o, SessionEventHandler handler, void *userdata) {
         _cleanup_(image_freep) Image *reopened = NULL;
+        bool needs_image;
         int r, interrupt;
 
         error_clear();
@@ -1020,8 +1021,10 @@ int session_install(Session *s, const SessionInstallOptions *o, SessionEventHand
         if (r < 0)
                 return r;
         /* The plan was made from the session's image (session_plan(), session_load_plan()); the
-         * executor checks that it is still the same bytes. */
-        if (s->plan->source && !s->image)
+         * executor checks that it is still the same bytes. A reset of a usr image copies nothing
+         * from an image: its source only describes what was installed (reset.h). */
+        needs_image = s->plan->source && !(s->plan->mode == PLAN_RESET && s->plan->source->kind == PLAN_SOURCE_USR);
+        if (needs_image && !s->image)
                 return error_setf(-EINVAL, _("The plan's image %s is not open."), s->plan->source->path);
 
         s->wrote = false;
@@ -1035,7 +1038,7 @@ int session_install(Session *s, const SessionInstallOptions *o, SessionEventHand
         /* Ctrl-C, SIGTERM, SIGHUP: stop at a safe point and say where, instead of dying with the
          * disk half written. */
         interrupt = interrupt_install();
-        r = executor_run(s->plan, s->plan->source ? s->image : NULL,
+        r = executor_run(s->plan, needs_image ? s->image : NULL,
                          &(ExecOptions) {
                                  .no_variables = o && o->no_variables,
                                  .passphrase = s->secrets[SESSION_SECRET_PASSPHRASE],

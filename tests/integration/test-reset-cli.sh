@@ -163,3 +163,26 @@ grep -qF "installed by imprint test on 2026-12-03T10:15:00Z: imprint reset $tgt 
         || grep -qF "imprint reset $tgt resets it" "$WORK/stdout" || { cat "$WORK/stdout" >&2; fail "imprint disks does not say the disk can be reset"; }
 ! grep -qF "imprint reset $WORK/foreign.img" "$WORK/stdout" || fail "imprint disks offers to reset a disk imprint did not install"
 pass "imprint disks names the disks imprint installed"
+
+# The last reset, from the newest audit record on the ESP (as a reset writes it: record.h), in
+# imprint disks' text and JSON; an interrupted one (status "running") is said to be one.
+esp=$(sfdisk --json "$tgt" | jq '.partitiontable.partitions[0].start * 512')
+cat >"$WORK/audit.json" <<'JSON'
+{"formatVersion":1,"status":"complete","startedAt":"2026-12-03T10:15:00Z","finishedAt":"2026-12-03T10:15:04Z",
+ "entryPoint":"boot-menu","imprintVersion":"test","image":{"name":"Imprint Fake OS 7","id":"fakeos","version":"7","kind":"root"},
+ "disk":{"path":"installed.img","model":null,"serial":null,"size":4294967296},"keepHome":false,"secureErase":false,"tpmClear":"not-asked",
+ "partitions":[{"partno":2,"role":"root","action":"erased","method":"discard","dataDiscarded":true,"keyslotsDestroyed":0,"oldLuksUuid":null,"newLuksUuid":null}],
+ "account":"left to the first boot","steps":[{"id":"erase-root","seconds":0.42}],"error":null}
+JSON
+mcopy -o -i "$tgt@@$esp" "$WORK/audit.json" ::/imprint/reset-20261203T101500Z.json
+expect_exit 0 "$IMPRINT" disks "$tgt"
+grep -qF "last reset: reset on 2026-12-03 10:15 UTC from the boot menu: erased root (discard) (complete)" "$WORK/stdout" \
+        || { cat "$WORK/stdout" >&2; fail "imprint disks does not show the last reset"; }
+expect_exit 0 "$IMPRINT" disks --json "$tgt"
+jq -e '.[0].lastReset | .status == "complete" and .entryPoint == "boot-menu" and .partitions[0].method == "discard"' "$WORK/stdout" >/dev/null \
+        || { cat "$WORK/stdout" >&2; fail "imprint disks --json has no lastReset"; }
+jq '.status = "running" | .finishedAt = null' "$WORK/audit.json" >"$WORK/running.json"
+mcopy -o -i "$tgt@@$esp" "$WORK/running.json" ::/imprint/reset-20261203T111500Z.json
+expect_exit 0 "$IMPRINT" disks "$tgt"
+grep -q "last reset: .*interrupted" "$WORK/stdout" || { cat "$WORK/stdout" >&2; fail "imprint disks does not say the last reset was interrupted"; }
+pass "imprint disks shows the last reset from the audit record (text and --json), and an interrupted one"

@@ -19,7 +19,10 @@
 #      and Esc to the first screen, where quitting must not claim nothing was written and exits
 #      with the failure's code;
 #   5. English at 132x43, with the live log toggled on during progress and checked (by content,
-#      not against a golden screen: it shows times) to fill the big terminal.
+#      not against a golden screen: it shows times) to fill the big terminal;
+#   6. "Reset an installed system" on a disk imprint installed: the welcome screen's choice, the
+#      disk list, what to keep, the erase/keep table confirmed by the disk's name (a wrong name and
+#      quitting erase nothing), and imprint --tui --reset (the recovery entry's way in).
 # After each install the image file is checked as tests/integration/test-install-image.sh and
 # test-account.sh check it: stock sfdisk, the root bit-identical to the image's, systemd-boot and
 # the UKI on the ESP, the account in /etc/passwd, the language and keymap of the installed system.
@@ -397,6 +400,85 @@ keys Enter
 wait_exit 0
 check_image en_US.UTF-8 us
 pass "an install at 132x43"
+
+# ---- 6. "Reset an installed system", 80x24 -----------------------------------------------------
+# A disk imprint installed (with its install record on the ESP: written by the install; where this
+# build's executor does not yet, the test writes what record_install_write() would), reset from
+# the welcome screen's choice: the disk list, what to keep, the erase/keep table that is confirmed
+# by the disk's name. A wrong name erases nothing (the whole file's checksum); Esc goes back, and
+# quitting writes nothing. Then imprint --tui --reset, the recovery entry's way in.
+R=$D/reset.img
+rm -f "$R"
+truncate -s 4G "$R"
+"$IMPRINT" plan --source "$D/fakeos.img" --target "$R" --seed tui --home-size 1G --plan-file "$D/reset.plan" >/dev/null
+"$IMPRINT" install --plan-file "$D/reset.plan" --yes >/dev/null
+esp_off=$(sfdisk --json "$R" | jq '.partitiontable.partitions[0].start * 512')
+if ! mtype -i "$R@@$esp_off" ::/imprint/install.json >/dev/null 2>&1; then
+        jq '{formatVersion: 1, imprintVersion: "test", installedAt: "2026-12-03T10:15:00Z", plan: .}' "$D/reset.plan" >"$D/reset.record"
+        mmd -i "$R@@$esp_off" ::/imprint 2>/dev/null || true
+        mcopy -i "$R@@$esp_off" "$D/reset.record" ::/imprint/install.json
+fi
+sum=$(checksum "$R")
+
+# start_reset COLSxLINES [imprint options…]: imprint --tui on reset.img as it is (start() would make
+# a new empty target).
+start_reset() {
+        local size=$1
+        shift
+        rm -f "$D/exit" "$D/imprint.log"
+        tm kill-server 2>/dev/null || true
+        RUN=$((RUN + 1))
+        SOCK=imprint-tui-$$-$RUN
+        tm -f /dev/null new-session -d -s main -x "${size%x*}" -y "${size#*x}" \
+                "cd $D && env -u LANGUAGE -u LC_ALL LANG=C.UTF-8 TERM=screen IMPRINT_LOCALEDIR=$LOCALEDIR $IMPRINT --tui --source fakeos.img --seed tui --log $D/imprint.log $* reset.img; echo \$? >$D/exit; sleep 3600"
+        tm set-option -g status off >/dev/null
+        tm resize-window -t main -x "${size%x*}" -y "${size#*x}" 2>/dev/null || true
+}
+
+start_reset 80x24
+wait_for "Welcome to imprint"
+keys Tab Tab Down
+wait_for "Nothing is erased before you confirm"
+snap reset/01-welcome
+keys Enter
+wait_for "Choose the disk to reset"
+snap reset/02-disk
+keys F1
+snap reset/02-help
+keys Enter
+keys Enter
+wait_for "Reset: what to keep"
+snap reset/03-options
+keys Space
+snap reset/03-options-keep-home
+keys Space Enter
+wait_for 'Type "reset.img" to reset:'
+snap reset/04-confirm
+keys nope Enter
+snap reset/04-confirm-wrong
+[ "$(checksum "$R")" = "$sum" ] || fail "a wrong name typed on the reset screen changed the disk"
+keys Escape
+wait_for "Reset: what to keep"
+keys Escape Escape
+wait_for "Welcome to imprint"
+keys Escape
+wait_for "Quit the installer?"
+keys Enter
+wait_exit 6
+[ "$(checksum "$R")" = "$sum" ] || fail "the reset screens wrote to the disk without a confirmation"
+pass "reset from the welcome screen: disk, what to keep, the erase/keep table; a wrong name and quitting erase nothing"
+
+start_reset 80x24 --reset
+wait_for "Reset an installed system"
+snap reset/01-welcome-recovery
+keys Enter
+wait_for "Choose the disk to reset"
+keys Escape Escape
+wait_for "Quit the installer?"
+keys Enter
+wait_exit 6
+[ "$(checksum "$R")" = "$sum" ] || fail "imprint --tui --reset wrote to the disk without a confirmation"
+pass "imprint --tui --reset goes straight to the reset"
 
 [ "$failures" = 0 ] || fail "$failures screens differ from the golden ones"
 pass "all screens match the golden screens"
