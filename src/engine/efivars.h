@@ -90,13 +90,16 @@ int efi_remove_boot_entry(const EfiVars *v, uint16_t id);
  * variable does not exist, -EBADMSG when its size is not a multiple of two. */
 int efi_get_boot_order(const EfiVars *v, uint16_t **ret, size_t *ret_n);
 
-/* Any variable, named "<Name>-<vendor-guid>" as efivarfs names it. Get: the data without the
- * attributes word, -ENOENT when it does not exist. Set: non-volatile, boot service and runtime
- * access (what sd-boot's Loader* variables and systemd's FactoryReset* use). Delete: 0 when it
- * did not exist either. */
+/* Any variable, named "<Name>-<vendor-guid>" as efivarfs names it (anything else, or a '/', is
+ * -EINVAL). Get: the data without the attributes word, -ENOENT when it does not exist. Set:
+ * non-volatile, boot service and runtime access (what sd-boot's Loader* variables and systemd's
+ * FactoryReset* use); empty data is -EINVAL (an empty write deletes on efivarfs); an unchanged
+ * value is not rewritten. Delete: 0 when it did not exist either. */
 int efi_get_variable(const EfiVars *v, const char *name, void **ret, size_t *ret_size);
 int efi_set_variable(const EfiVars *v, const char *name, const void *data, size_t size);
 int efi_delete_variable(const EfiVars *v, const char *name);
-/* The Boot Loader Interface's strings are UTF-16LE with a terminating NUL: these convert. */
+/* The Boot Loader Interface's strings are UTF-16LE with a terminating NUL: these convert. Get
+ * reads up to the first NUL (a missing one is tolerated; an odd size is -EBADMSG); set writes the
+ * NUL, as systemd's efi_set_variable_string() does. */
 int efi_get_variable_string(const EfiVars *v, const char *name, char **ret);
 int efi_set_variable_string(const EfiVars *v, const char *name, const char *value);

@@ -11,15 +11,17 @@ check() {
 }
 
 depends() {
-        echo systemd dm
+        echo systemd
         return 0
 }
 
-# Modules loaded at run time, not through a driver's dependencies: the TPM (tpm_tis, tpm_crb);
+# dm_crypt (dm_mod comes with it as a dependency). Modules loaded at run time, not through a
+# driver's dependencies: the TPM (tpm_tis, tpm_crb);
 # the ciphers of a LUKS2 volume (aes-xts-plain64; the kernel asks for them by algorithm name) and
 # the AF_ALG sockets libcryptsetup uses for the keyslot area. Built-in ones are skipped.
 installkernel() {
         local m
+        hostonly='' instmods dm_crypt
         for m in tpm_tis tpm_crb xts aesni_intel aes_generic cbc ecb sha256_generic sha512_generic \
                 af_alg algif_skcipher algif_hash; do
                 hostonly='' instmods "$m" || dwarn "imprint-recovery: kernel module $m not found"
@@ -42,6 +44,11 @@ install() {
                 systemd-creds systemd-firstboot
         inst_multiple -o mkfs.btrfs btrfs mkfs.xfs xfs_repair xfs_growfs \
                 unsquashfs dump.erofs useradd chpasswd usermod groupadd
+
+        # device-mapper without dracut's "dm" module (iso/recovery/dracut.conf says why): udev
+        # must tell libdevmapper that a volume's node is there, or opening it waits for a timeout.
+        inst_multiple dmsetup
+        inst_rules 10-dm.rules 13-dm-disk.rules 55-dm.rules 60-persistent-storage-dm.rules 95-dm-notify.rules
 
         # dlopen()ed: tpm2-tss's TCTI loader opens the device TCTI by name; libcryptsetup's token
         # plugins (systemd-tpm2 unlocks a kept home by its TPM2 token when re-enrolling it).
