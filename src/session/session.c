@@ -17,6 +17,7 @@
 #include "logsave.h"
 #include "run.h"
 #include "quality.h"
+#include "recovery-entry.h"
 #include "session.h"
 #include "validate.h"
 
@@ -706,6 +707,7 @@ int session_plan(Session *s, const SessionRequest *req, const Plan **ret) {
         _cleanup_(plan_source_freep) PlanSource *src = NULL;
         _cleanup_(plan_encryption_done) PlanEncryption e = {};
         _cleanup_(plan_account_freep) PlanAccount *acct = NULL;
+        _cleanup_(freep) char *recovery_uki = NULL;
         PlanOptions o = req->layout;
         const Disk *d;
         Plan *p;
@@ -713,12 +715,20 @@ int session_plan(Session *s, const SessionRequest *req, const Plan **ret) {
 
         error_clear();
         if (req->with_image) {
+                uint64_t recovery_uki_size;
+
                 if (!s->image)
                         return error_setf(-EINVAL, _("No OS image is open to install."));
                 r = image_to_plan_source(s->image, &src);
                 if (r < 0)
                         return r;
                 o.source = src;
+                /* The recovery entry this medium carries (none: the install has none). */
+                r = recovery_entry_find(&recovery_uki, &recovery_uki_size);
+                if (r < 0)
+                        return r;
+                if (!o.recovery_uki)
+                        o.recovery_uki = recovery_uki;
         } else
                 o.source = NULL;
         o.encryption = NULL;
