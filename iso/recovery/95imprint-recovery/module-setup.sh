@@ -54,6 +54,8 @@ install() {
         # plugins (systemd-tpm2 unlocks a kept home by its TPM2 token when re-enrolling it).
         inst_libdir_file "libtss2-tcti-device.so*"
         inst_libdir_file -o "cryptsetup/libcryptsetup-token-systemd-tpm2.so"
+        # mtools converts FAT names through iconv (codepage 850): glibc's gconv modules.
+        inst_libdir_file "gconv/gconv-modules" "gconv/gconv-modules.cache" "gconv/gconv-modules.d/*.conf" "gconv/IBM850.so"
 
         # ncurses: the terminals systemd gives the consoles ("linux", "vt220") and common
         # overrides (systemd.tty.term.ttyS0=).
