@@ -148,7 +148,7 @@ run_stamped() {
 stamp_of() {
         local sel=1
         [ "$3" = last ] && sel='$'
-        sed -E "s#\x1b\[[0-?]*[ -/]*[@-~]##g" "$1" | tr -d '\r\000' | grep -aE -- "^[0-9.]+ .*($2)" | sed -n "${sel}p" | cut -d' ' -f1
+        sed -E "s#\x1b\[[0-?]*[ -/]*[@-~]##g" "$1" | tr -d '\r\000' | grep -aE -- "^[0-9.]+ .*($2)" | sed -n "${sel}p" | cut -d' ' -f1 || true
 }
 
 # The guest protocol's values (lifecycle): "IMPRINT-CHECK KEY=VALUE …". check_val LOG KEY [first|last]
@@ -156,12 +156,12 @@ check_val() {
         local sel=1
         [ "${3:-first}" = last ] && sel='$'
         plain_log "$1" | grep -a -o 'IMPRINT-CHECK .*' | grep -avE '^IMPRINT-CHECK (sysupdate|reboot|cryptsetup-[a-z]+):' \
-                | grep -a -o -E "(^IMPRINT-CHECK | )$2=[^ ]*" | sed -n "${sel}p" | sed -E "s/^.*$2=//"
+                | grep -a -o -E "(^IMPRINT-CHECK | )$2=[^ ]*" | sed -n "${sel}p" | sed -E "s/^.*$2=//" || true
 }
 
 # imprint's JSON progress events in a serial log: json_events LOG → one compact object per line.
 json_events() {
-        plain_log "$1" | grep -aoE '\{ ?"event": ?"[a-zA-Z]+".*\}' | while IFS= read -r l; do jq -c . <<<"$l" 2>/dev/null || true; done
+        plain_log "$1" | grep -aoE '\{ ?"event": ?"[a-zA-Z]+".*\}' | while IFS= read -r l; do jq -c . <<<"$l" 2>/dev/null || true; done || true
 }
 
 # PID 1 of a guest that found no time to start: under TCG on a loaded 2-core host, the generators
@@ -449,7 +449,7 @@ boot_recovery() {
 # audit_last → the newest /imprint/reset-*.json into $WORK/audit-NAME.json; prints its name.
 audit_last() {
         local n
-        n=$(du_esp_ls "$IMG" "$esp_start" /imprint | grep -E '^reset-[0-9TZ]+\.json$' | LC_ALL=C sort | tail -n 1)
+        n=$(du_esp_ls "$IMG" "$esp_start" /imprint | grep -E '^reset-[0-9TZ]+\.json$' | LC_ALL=C sort | tail -n 1 || true)
         [ -n "$n" ] || return 1
         du_esp_cat "$IMG" "$esp_start" "/imprint/$n" >"$WORK/audit-$1.json" || return 1
         echo "$n"
