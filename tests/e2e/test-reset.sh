@@ -262,7 +262,7 @@ b=$(stamp_of "$WORK/serial-1-install.stamps" '"event": ?"result"' last)
 # disk (debugfs: no mount) into OUT, without a newline.
 escrowed_key() {
         local f
-        f=$(plain_log "$1" | grep -aoE '"deliveredTo": ?"/run/(imprint-)?escrow/recovery-key-[^"/]*\.txt"' | tail -n 1 | sed -E 's|.*/||; s|"$||')
+        f=$(plain_log "$1" | grep -aoE '"deliveredTo": ?"/run/(imprint-)?escrow/recovery-key-[^"/]*\.txt"' | tail -n 1 | sed -E 's|.*/||; s|"$||' || true)
         [ -n "$f" ] || failed "no escrowed key file named in $1"
         umask 077
         debugfs -R "cat /$f" "$WORK/escrow.img" 2>/dev/null | tail -n 1 | tr -d '\n' >"$2"
