@@ -390,7 +390,8 @@ snapshot() {
                         du_range_copy "$IMG" "$start" "$HDR_BYTES" "$d/hdr-$partno.img"
                         echo "$partno $start $size $type" >>"$d/crypt.list"
                         # the data area after the header: kept home must keep it byte for byte
-                        du_range_sha "$IMG" $((start + HDR_BYTES / 512)) $((size - HDR_BYTES / 512)) >"$d/data-$partno.sha"
+                        [ "$type" != "$GUID_HOME" ] \
+                                || du_range_sha "$IMG" $((start + HDR_BYTES / 512)) $((size - HDR_BYTES / 512)) >"$d/data-$partno.sha"
                         ;;
                 "$GUID_ESP")
                         du_esp_pull "$IMG" "$start" "$d/esp" || failed "cannot read the ESP's files (mcopy)"
@@ -480,7 +481,7 @@ state=
 for p in "$ROOT_NO:$ROOT_START:$ROOT_SIZE:root" "$HOME_NO:$HOME_START:$HOME_SIZE:home"; do
         IFS=: read -r _ s z r <<<"$p"
         rc=0; du_luks_opens "$IMG" "$WORK/install.key" "$s" "$z" || rc=$?
-        case $rc in 0) state+=" $r: old header intact;" ;; 1) state+=" $r: a new header;" ;; *) state+=" $r: no LUKS header;" ;; esac
+        case $rc in 0) state+=" $r: old header intact;" ;; 1) state+=" $r: a LUKS header the old key does not open;" ;; *) state+=" $r: no LUKS header;" ;; esac
 done
 echo "ok: interrupted state: LoaderEntryDefault=imprint-recovery.efi, audit record $n running, root and home named imprint-incomplete;$state"
 
