@@ -111,8 +111,13 @@ static int read_json(const FsLocation *esp, const char *path, json_object **ret)
         if (asprintf(&what, "the record %s on the ESP of %s", path, esp->disk) < 0)
                 return -ENOMEM;
         r = json_parse_strict(buf ?: "", size, what, ret);
-        if (r < 0)
-                return error_setf(-EBADMSG, "%s", error_message() ?: _("The record is not valid JSON."));
+        if (r < 0) {
+                char why[2048];
+
+                /* Copied first: error_setf() writes where error_message() points. */
+                snprintf(why, sizeof(why), "%s", error_message() ?: _("The record is not valid JSON."));
+                return error_setf(-EBADMSG, "%s", why);
+        }
         return 0;
 }
 
@@ -144,9 +149,12 @@ int record_install_read(const FsLocation *esp, InstallRecord **ret) {
         if (!json_object_object_get_ex(j, "plan", &plan) || !json_object_is_type(plan, json_type_object))
                 return error_setf(-EBADMSG, _("%s on the ESP of %s holds no plan."), RECORD_INSTALL_PATH, esp->disk);
         r = plan_from_json(plan, &rec->plan);
-        if (r < 0)
-                return error_setf(-EBADMSG, _("The plan in %s on the ESP of %s cannot be read: %s"), RECORD_INSTALL_PATH, esp->disk,
-                                  error_message() ?: strerror(-r));
+        if (r < 0) {
+                char why[1024];
+
+                snprintf(why, sizeof(why), "%s", error_message() ?: strerror(-r));
+                return error_setf(-EBADMSG, _("The plan in %s on the ESP of %s cannot be read: %s"), RECORD_INSTALL_PATH, esp->disk, why);
+        }
         *ret = TAKE_PTR(rec);
         return 0;
 }
