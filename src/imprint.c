@@ -427,6 +427,57 @@ static int check_option(const char *name, int (*validate)(const char *), const c
         return 0;
 }
 
+/* The options of the account and the settings, which install, plan and reset share. Returns 1
+ * when c was one of them (*r: 0, or the usage error's exit code), 0 when it was not. */
+static int parse_account_option(int c, char *arg, AccountRequest *acc, PlanSettings *set, bool *allow_weak, int *r) {
+        *r = 0;
+        switch (c) {
+        case OPT_USER:
+                *r = check_option("user", validate_user_name, arg);
+                acc->user_name = arg;
+                return 1;
+        case OPT_REAL_NAME:
+                *r = check_option("real-name", validate_real_name, arg);
+                acc->real_name = arg;
+                return 1;
+        case OPT_USER_STORAGE:
+                acc->storage = account_storage_from_string(arg);
+                if (acc->storage < 0)
+                        *r = usage_error("--user-storage: \"%s\" is not one of luks, directory, subvolume.", arg);
+                return 1;
+        case OPT_ADMIN:
+                acc->admin = true;
+                return 1;
+        case OPT_AUTO_LOGIN:
+                acc->auto_login = true;
+                return 1;
+        case OPT_CLASSIC_USER:
+                acc->classic = true;
+                return 1;
+        case OPT_ALLOW_WEAK_PASSWORD:
+                *allow_weak = true;
+                return 1;
+        case OPT_HOSTNAME:
+                *r = check_option("hostname", validate_hostname, arg);
+                set->hostname = arg;
+                return 1;
+        case OPT_TIMEZONE:
+                *r = check_option("timezone", validate_timezone, arg);
+                set->timezone = arg;
+                return 1;
+        case OPT_LOCALE:
+                *r = check_option("locale", validate_locale, arg);
+                set->locale = arg;
+                return 1;
+        case OPT_KEYMAP:
+                *r = check_option("keymap", validate_keymap, arg);
+                set->keymap = arg;
+                return 1;
+        default:
+                return 0;
+        }
+}
+
 static int parse_size_option(const char *name, const char *value, SizeRequest *ret) {
         if (size_request_parse(value, ret) < 0)
                 return usage_error("--%s: invalid size \"%s\" (use e.g. 512M, 20G, \"rest\" or \"none\").", name, value);
@@ -473,47 +524,6 @@ static int parse_plan_args(int argc, char *argv[], PlanArgs *a) {
                         break;
                 case OPT_RECOVERY_KEY_ESCROW:
                         a->escrow_dir = optarg;
-                        break;
-                case OPT_USER:
-                        r = check_option("user", validate_user_name, optarg);
-                        a->account.user_name = optarg;
-                        break;
-                case OPT_REAL_NAME:
-                        r = check_option("real-name", validate_real_name, optarg);
-                        a->account.real_name = optarg;
-                        break;
-                case OPT_USER_STORAGE:
-                        a->account.storage = account_storage_from_string(optarg);
-                        if (a->account.storage < 0)
-                                return usage_error("--user-storage: \"%s\" is not one of luks, directory, subvolume.", optarg);
-                        break;
-                case OPT_ADMIN:
-                        a->account.admin = true;
-                        break;
-                case OPT_AUTO_LOGIN:
-                        a->account.auto_login = true;
-                        break;
-                case OPT_CLASSIC_USER:
-                        a->account.classic = true;
-                        break;
-                case OPT_ALLOW_WEAK_PASSWORD:
-                        a->allow_weak_password = true;
-                        break;
-                case OPT_HOSTNAME:
-                        r = check_option("hostname", validate_hostname, optarg);
-                        a->settings.hostname = optarg;
-                        break;
-                case OPT_TIMEZONE:
-                        r = check_option("timezone", validate_timezone, optarg);
-                        a->settings.timezone = optarg;
-                        break;
-                case OPT_LOCALE:
-                        r = check_option("locale", validate_locale, optarg);
-                        a->settings.locale = optarg;
-                        break;
-                case OPT_KEYMAP:
-                        r = check_option("keymap", validate_keymap, optarg);
-                        a->settings.keymap = optarg;
                         break;
                 case OPT_JSON:
                         arg_json = true;
@@ -586,7 +596,8 @@ static int parse_plan_args(int argc, char *argv[], PlanArgs *a) {
                         a->opts.seed = optarg;
                         break;
                 default:
-                        return option_error(c, argv);
+                        if (!parse_account_option(c, optarg, &a->account, &a->settings, &a->allow_weak_password, &r))
+                                return option_error(c, argv);
                 }
                 if (r != 0)
                         return r;
@@ -1009,47 +1020,6 @@ static int verb_reset(int argc, char *argv[]) {
                         r = check_option("tcti", validate_tpm2_tcti, optarg);
                         req.account.tpm2_tcti = optarg;
                         break;
-                case OPT_USER:
-                        r = check_option("user", validate_user_name, optarg);
-                        req.account.user_name = optarg;
-                        break;
-                case OPT_REAL_NAME:
-                        r = check_option("real-name", validate_real_name, optarg);
-                        req.account.real_name = optarg;
-                        break;
-                case OPT_USER_STORAGE:
-                        req.account.storage = account_storage_from_string(optarg);
-                        if (req.account.storage < 0)
-                                return usage_error("--user-storage: \"%s\" is not one of luks, directory, subvolume.", optarg);
-                        break;
-                case OPT_ADMIN:
-                        req.account.admin = true;
-                        break;
-                case OPT_AUTO_LOGIN:
-                        req.account.auto_login = true;
-                        break;
-                case OPT_CLASSIC_USER:
-                        req.account.classic = true;
-                        break;
-                case OPT_ALLOW_WEAK_PASSWORD:
-                        allow_weak = true;
-                        break;
-                case OPT_HOSTNAME:
-                        r = check_option("hostname", validate_hostname, optarg);
-                        req.settings.hostname = optarg;
-                        break;
-                case OPT_TIMEZONE:
-                        r = check_option("timezone", validate_timezone, optarg);
-                        req.settings.timezone = optarg;
-                        break;
-                case OPT_LOCALE:
-                        r = check_option("locale", validate_locale, optarg);
-                        req.settings.locale = optarg;
-                        break;
-                case OPT_KEYMAP:
-                        r = check_option("keymap", validate_keymap, optarg);
-                        req.settings.keymap = optarg;
-                        break;
                 case OPT_JSON:
                         arg_json = true;
                         break;
@@ -1064,7 +1034,8 @@ static int verb_reset(int argc, char *argv[]) {
                         help();
                         return EXIT_OK;
                 default:
-                        return option_error(c, argv);
+                        if (!parse_account_option(c, optarg, &req.account, &req.settings, &allow_weak, &r))
+                                return option_error(c, argv);
                 }
                 if (r != 0)
                         return r;
