@@ -350,6 +350,49 @@ static int on_event(const SessionEvent *ev, void *userdata) {
         }
 }
 
+/* After the plan (r: how planning and the questions before it went): the account's password,
+ * then the run itself, reporting through on_event. Returns 1 when it succeeded, 0 to ask again
+ * (nothing was written, or it failed and the reason was shown), -1 to end with *ret_exit. */
+static int run_current_plan(Session *s, const Plan *p, int r, bool reset, int *ret_exit) {
+        if (r >= 0 && p->account) {
+                if (p->account->note)
+                        printf("%s\n", p->account->note);
+                r = session_secret_from_credential(s, SESSION_SECRET_USER_PASSWORD, false);
+                if (r == -ENOENT)
+                        r = ask_user_password(s, false);
+        }
+        if (r == -ECANCELED || r == -ENOENT) {
+                printf("%s\n", _("Nothing was written."));
+                *ret_exit = session_exit_code(-ECANCELED);
+                return -1;
+        }
+        if (r < 0) {
+                printf("\n%s\n", session_error_message(r));
+                return 0;
+        }
+
+        r = session_install(s, NULL, on_event, NULL);
+        if (r == -EINTR && session_interrupted(s)) {
+                printf("\n%s\n", session_error_message(r));
+                *ret_exit = 128 + session_interrupted(s);
+                return -1;
+        }
+        if (r == -ECANCELED) {
+                printf("%s\n", _("Nothing was written."));
+                return 0;
+        }
+        if (r < 0) {
+                if (reset)
+                        /* TRANSLATORS: %s is why, one sentence. */
+                        printf(_("\nThe reset failed: %s\n"), session_error_message(r));
+                else
+                        /* TRANSLATORS: %s is why, one sentence. */
+                        printf(_("\nThe install failed: %s\n"), session_error_message(r));
+                return 0;
+        }
+        return 1;
+}
+
 static void finish(void) {
         char answer[32];
 
@@ -531,35 +574,13 @@ static int reset_dialogue(Session *s) {
                         if (r == -ENOENT)
                                 r = ask_old_recovery_key(s);
                 }
-                if (r >= 0 && p->account) {
-                        if (p->account->note)
-                                printf("%s\n", p->account->note);
-                        r = session_secret_from_credential(s, SESSION_SECRET_USER_PASSWORD, false);
-                        if (r == -ENOENT)
-                                r = ask_user_password(s, false);
-                }
-                if (r == -ECANCELED || r == -ENOENT) {
-                        printf("%s\n", _("Nothing was written."));
-                        return session_exit_code(-ECANCELED);
-                }
-                if (r < 0) {
-                        printf("\n%s\n", session_error_message(r));
-                        continue;
-                }
+                {
+                        int exit_code = 0, k = run_current_plan(s, p, r, true, &exit_code);
 
-                r = session_install(s, NULL, on_event, NULL);
-                if (r == -EINTR && session_interrupted(s)) {
-                        printf("\n%s\n", session_error_message(r));
-                        return 128 + session_interrupted(s);
-                }
-                if (r == -ECANCELED) {
-                        printf("%s\n", _("Nothing was written."));
-                        continue;
-                }
-                if (r < 0) {
-                        /* TRANSLATORS: %s is why, one sentence. */
-                        printf(_("\nThe reset failed: %s\n"), session_error_message(r));
-                        continue;
+                        if (k < 0)
+                                return exit_code;
+                        if (k == 0)
+                                continue;
                 }
                 print_reset_result(s, p);
                 finish();
@@ -667,35 +688,13 @@ int plain_run(const char *source_arg, const char *language, bool reset) {
                         if (r >= 0)
                                 r = session_set_secret(s, SESSION_SECRET_PASSPHRASE, v, false);
                 }
-                if (r >= 0 && p->account) {
-                        if (p->account->note)
-                                printf("%s\n", p->account->note);
-                        r = session_secret_from_credential(s, SESSION_SECRET_USER_PASSWORD, false);
-                        if (r == -ENOENT)
-                                r = ask_user_password(s, false);
-                }
-                if (r == -ECANCELED || r == -ENOENT) {
-                        printf("%s\n", _("Nothing was written."));
-                        return session_exit_code(-ECANCELED);
-                }
-                if (r < 0) {
-                        printf("\n%s\n", session_error_message(r));
-                        continue;
-                }
+                {
+                        int exit_code = 0, k = run_current_plan(s, p, r, false, &exit_code);
 
-                r = session_install(s, NULL, on_event, NULL);
-                if (r == -EINTR && session_interrupted(s)) {
-                        printf("\n%s\n", session_error_message(r));
-                        return 128 + session_interrupted(s);
-                }
-                if (r == -ECANCELED) {
-                        printf("%s\n", _("Nothing was written."));
-                        continue;
-                }
-                if (r < 0) {
-                        /* TRANSLATORS: %s is why, one sentence. */
-                        printf(_("\nThe install failed: %s\n"), session_error_message(r));
-                        continue;
+                        if (k < 0)
+                                return exit_code;
+                        if (k == 0)
+                                continue;
                 }
                 /* TRANSLATORS: "Debian GNU/Linux is installed on /dev/sda. …" */
                 printf(_("\n%s is installed on %s. Remove the installation medium before you start it.\n"),
