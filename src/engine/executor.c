@@ -93,6 +93,7 @@ struct Exec {
          * replaced, and the home volume it re-enrolls, unlocked before anything is written. */
         char *audit_name;
         json_object *audit;
+        json_object *resumed_audit; /* the cut-off reset's record this one redoes, or NULL */
         char *previous_default;
         bool redirected;
         LuksVolume *reenroll[16];
@@ -201,12 +202,11 @@ static Step *add_step(Exec *e, const char *id, uint64_t total, int (*run)(Exec *
  * interrupted (Ctrl-C, a crash, power lost, kill -9) is listed by `imprint disks` as an incomplete
  * install, and not as the system whose files it may already hold; step_finish() gives the
  * partitions their planned names as the very last write. */
-static int step_partition(Exec *e, Step *s) {
-        const Plan *p = e->plan;
-        _cleanup_(freep) PlanPartition *marked = NULL;
-        Plan q = *p;
+/* A shallow copy of the plan in *ret whose partitions to be created (or, for a reset, recreated)
+ * are named DISK_INCOMPLETE_LABEL; *ret_marked is its partition array, for the caller to free. */
+static int plan_marked_incomplete(const Plan *p, Plan *ret, PlanPartition **ret_marked) {
+        PlanPartition *marked = reallocarray(NULL, MAX(p->n_partitions, (size_t) 1), sizeof(PlanPartition));
 
-        marked = reallocarray(NULL, MAX(p->n_partitions, (size_t) 1), sizeof(PlanPartition));
         if (!marked)
                 return -ENOMEM;
         for (size_t i = 0; i < p->n_partitions; i++) {
@@ -214,7 +214,20 @@ static int step_partition(Exec *e, Step *s) {
                 if (marked[i].action == ACTION_CREATE)
                         marked[i].label = (char *) DISK_INCOMPLETE_LABEL;
         }
-        q.partitions = marked;
+        *ret = *p;
+        ret->partitions = marked;
+        *ret_marked = marked;
+        return 0;
+}
+
+static int step_partition(Exec *e, Step *s) {
+        _cleanup_(freep) PlanPartition *marked = NULL;
+        Plan q;
+        int r;
+
+        r = plan_marked_incomplete(e->plan, &q, &marked);
+        if (r < 0)
+                return r;
         return partition_write_table(&q, e->fd);
 }
 
@@ -687,11 +700,11 @@ static json_object *json_str(const char *s) {
         return s ? json_object_new_string(s) : NULL;
 }
 
-/* The audit record's entry of a partition, by its number. */
-static json_object *audit_partition(Exec *e, unsigned partno) {
+/* An audit record's entry of a partition, by its number. */
+static json_object *audit_record_partition(json_object *audit, unsigned partno) {
         json_object *parts = NULL;
 
-        if (!e->audit || !json_object_object_get_ex(e->audit, "partitions", &parts))
+        if (!audit || !json_object_object_get_ex(audit, "partitions", &parts))
                 return NULL;
         for (size_t i = 0; i < json_object_array_length(parts); i++) {
                 json_object *o = json_object_array_get_idx(parts, i), *n = NULL;
@@ -700,6 +713,10 @@ static json_object *audit_partition(Exec *e, unsigned partno) {
                         return o;
         }
         return NULL;
+}
+
+static json_object *audit_partition(Exec *e, unsigned partno) {
+        return audit_record_partition(e->audit, partno);
 }
 
 static int audit_save(Exec *e) {
@@ -734,6 +751,7 @@ static int audit_close_interrupted(Exec *e, const char *name, json_object *old) 
         if (r < 0)
                 return r;
         json_object_object_add(e->audit, "resumes", json_object_new_string(name));
+        e->resumed_audit = json_object_get(old);
         log_info("reset: %s/%s was cut off while running; closed as interrupted, this reset redoes it", RECORD_DIR, name);
         return 0;
 }
@@ -845,7 +863,7 @@ static int step_reset_begin(Exec *e, Step *s) {
         _cleanup_(freep) PlanPartition *marked = NULL;
         _cleanup_(freep) char *last_name = NULL;
         json_object *last = NULL;
-        Plan q = *p;
+        Plan q;
         EfiVars v;
         int r;
 
@@ -876,15 +894,9 @@ static int step_reset_begin(Exec *e, Step *s) {
         } else
                 log_info("reset: EFI variables left alone (%s)", p->target_kind == DISK_BLOCK ? "--no-variables" : "an image file");
 
-        marked = reallocarray(NULL, MAX(p->n_partitions, (size_t) 1), sizeof(PlanPartition));
-        if (!marked)
-                return -ENOMEM;
-        for (size_t i = 0; i < p->n_partitions; i++) {
-                marked[i] = p->partitions[i];
-                if (marked[i].action == ACTION_CREATE)
-                        marked[i].label = (char *) DISK_INCOMPLETE_LABEL;
-        }
-        q.partitions = marked;
+        r = plan_marked_incomplete(p, &q, &marked);
+        if (r < 0)
+                return r;
         return partition_write_labels(&q, e->fd);
 }
 
@@ -899,6 +911,22 @@ static int step_erase(Exec *e, Step *s) {
                 r = disk_partition_node(e->disk, pp->partno, &node);
                 if (r < 0)
                         return r;
+        }
+        /* What is about to be destroyed goes into the record first: power lost in the middle
+         * leaves a record that says which volume's keyslots were being destroyed. */
+        o = audit_partition(e, pp->partno);
+        if (o && node) {
+                _cleanup_(luks_freep) LuksVolume *v = NULL;
+
+                if (luks_open_header(node, &v) >= 0) {
+                        json_object_object_add(o, "method", json_object_new_string(erase_method_to_string(ERASE_CRYPTO)));
+                        json_object_object_add(o, "state", json_object_new_string("begun"));
+                        json_object_object_add(o, "keyslotsFound",
+                                               json_object_new_int(__builtin_popcountll(luks_keyslots_in_use(v))));
+                        if (audit_save(e) < 0)
+                                log_warning("Cannot update the audit record: %s", error_message() ?: "?");
+                }
+                error_clear();
         }
         r = erase_partition(&(EraseTarget) {
                                     .node = node,
@@ -915,11 +943,31 @@ static int step_erase(Exec *e, Step *s) {
                                      e->plan->target);
         o = audit_partition(e, pp->partno);
         if (o) {
+                json_object *cut = audit_record_partition(e->resumed_audit, pp->partno), *x = NULL;
+
+                json_object_object_del(o, "state");
+                json_object_object_del(o, "keyslotsFound");
                 json_object_object_add(o, "method", json_object_new_string(erase_method_to_string(res.method)));
                 json_object_object_add(o, "dataDiscarded", json_object_new_boolean(res.data_discarded));
                 json_object_object_add(o, "keyslotsDestroyed", json_object_new_int((int) res.keyslots_destroyed));
                 if (res.luks_uuid)
                         json_object_object_add(o, "oldLuksUuid", json_object_new_string(res.luks_uuid));
+                else if (cut && json_object_object_get_ex(cut, "method", &x) &&
+                         streq_ptr(json_object_get_string(x), erase_method_to_string(ERASE_CRYPTO))) {
+                        /* The cut-off reset had begun the crypto-erase of this volume and no header
+                         * of it is left: erase_partition() destroys the keyslots before it
+                         * overwrites a header, so they went first. Say so, from that record. */
+                        json_object *uuid = NULL, *n = NULL;
+
+                        json_object_object_add(o, "method", json_object_new_string(erase_method_to_string(ERASE_CRYPTO)));
+                        if (json_object_object_get_ex(cut, "oldLuksUuid", &uuid))
+                                json_object_object_add(o, "oldLuksUuid", json_object_get(uuid));
+                        if (json_object_object_get_ex(cut, "keyslotsDestroyed", &n) ||
+                            json_object_object_get_ex(cut, "keyslotsFound", &n))
+                                json_object_object_add(o, "keyslotsDestroyed", json_object_get(n));
+                        if (json_object_object_get_ex(e->audit, "resumes", &x))
+                                json_object_object_add(o, "headerDestroyedBy", json_object_get(x));
+                }
                 if (res.secure)
                         json_object_object_add(o, "secure", json_object_new_boolean(true));
         }
@@ -1149,6 +1197,7 @@ static void exec_done(Exec *e) {
         for (size_t i = 0; i < ELEMENTSOF(e->reenroll); i++)
                 luks_free(e->reenroll[i]);
         json_object_put(e->audit);
+        json_object_put(e->resumed_audit);
         free(e->audit_name);
         free(e->previous_default);
         tpm2_context_free(e->tpm);
