@@ -93,7 +93,7 @@ cleanup() {
         if [ "$KEEP" = 0 ]; then
                 rm -rf "$WORK/tpm" "$WORK/snap"
                 rm -f "$WORK/target.img" "$WORK/live.qcow2" "$WORK/usrimg.qcow2" "$WORK/OVMF_VARS.fd" "$WORK/escrow.img" \
-                        "$WORK"/*.key "$WORK/password"
+                        "$WORK"/*.key "$WORK/password" "$WORK/live.raw" "$WORK/usr1.raw"
         fi
         echo "work directory: $WORK ($([ "$KEEP" = 1 ] && echo "disks kept" || echo "logs only"))"
         exit "$rc"
@@ -218,8 +218,13 @@ IMG=$WORK/target.img
 VARS=$WORK/OVMF_VARS.fd
 
 # --- boot 1: install from the live medium --------------------------------------------------------
-qemu-img create -q -f qcow2 -F raw -b "$live" "$WORK/live.qcow2"
-qemu-img create -q -f qcow2 -F raw -b "$usr_dir/imprint-usr_1.raw" "$WORK/usrimg.qcow2"
+# The cache keeps only its newest entries, and other builds may run meanwhile: the overlays' backing
+# files are this run's own links to the cached media (a copy where a link cannot be made).
+keep_file() { ln -f "$1" "$2" 2>/dev/null || cp --sparse=always "$1" "$2"; }
+keep_file "$live" "$WORK/live.raw"
+keep_file "$usr_dir/imprint-usr_1.raw" "$WORK/usr1.raw"
+qemu-img create -q -f qcow2 -F raw -b "$WORK/live.raw" "$WORK/live.qcow2"
+qemu-img create -q -f qcow2 -F raw -b "$WORK/usr1.raw" "$WORK/usrimg.qcow2"
 truncate -s 8G "$IMG"
 truncate -s 64M "$WORK/escrow.img"
 mkfs.ext4 -q -F -L escrow "$WORK/escrow.img"
