@@ -93,7 +93,7 @@ cleanup() {
         if [ "$KEEP" = 0 ]; then
                 rm -rf "$WORK/tpm" "$WORK/snap"
                 rm -f "$WORK/target.img" "$WORK/live.qcow2" "$WORK/usrimg.qcow2" "$WORK/OVMF_VARS.fd" "$WORK/escrow.img" \
-                        "$WORK"/*.key "$WORK/password"
+                        "$WORK"/*.key "$WORK/password" "$WORK/live.raw" "$WORK/usr1.raw"
         fi
         echo "work directory: $WORK ($([ "$KEEP" = 1 ] && echo "disks kept" || echo "logs only"))"
         exit "$rc"
@@ -218,8 +218,13 @@ IMG=$WORK/target.img
 VARS=$WORK/OVMF_VARS.fd
 
 # --- boot 1: install from the live medium --------------------------------------------------------
-qemu-img create -q -f qcow2 -F raw -b "$live" "$WORK/live.qcow2"
-qemu-img create -q -f qcow2 -F raw -b "$usr_dir/imprint-usr_1.raw" "$WORK/usrimg.qcow2"
+# The cache keeps only its newest entries, and other builds may run meanwhile: the overlays' backing
+# files are this run's own links to the cached media (a copy where a link cannot be made).
+keep_file() { ln -f "$1" "$2" 2>/dev/null || cp --sparse=always "$1" "$2"; }
+keep_file "$live" "$WORK/live.raw"
+keep_file "$usr_dir/imprint-usr_1.raw" "$WORK/usr1.raw"
+qemu-img create -q -f qcow2 -F raw -b "$WORK/live.raw" "$WORK/live.qcow2"
+qemu-img create -q -f qcow2 -F raw -b "$WORK/usr1.raw" "$WORK/usrimg.qcow2"
 truncate -s 8G "$IMG"
 truncate -s 64M "$WORK/escrow.img"
 mkfs.ext4 -q -F -L escrow "$WORK/escrow.img"
@@ -564,10 +569,13 @@ echo "ok: LoaderEntryDefault restored ('$val')"
 
 # expect_audit NAME ENTRY KEEPHOME CUT OLDROOT NEWROOT OLDHOME NEWHOME KEYS…: the newest audit record
 # says complete, the entry point (a regex), keepHome; root (and home unless kept) erased into the
-# new LUKS UUIDs, and crypto-erased from the old ones — by this record, or, for a reset that was
-# cut and then started again, by the record of the cut one (CUT, a file, or "-"), which names the
-# old volumes that the restarted reset no longer found; a kept home re-enrolled, its volume the
-# same. Neither recovery key (KEYS: files) is in either record.
+# new LUKS UUIDs, and crypto-erased from the old ones (destroying at least one keyslot) — by this
+# record, or, for a reset that was cut and then started again, by it or the record of the cut one
+# (CUT, a file, or "-"): the restarted reset finds no header where the cut one finished its erase
+# (it then says "discard"), or a header whose keyslots the cut one destroyed before the power went
+# (it then says crypto-erase of 0 keyslots); the host's checks of the headers are the referee of
+# what is left. A kept home re-enrolled, its volume the same. Neither recovery key (KEYS: files)
+# is in either record.
 expect_audit() {
         local name=$1 entry=$2 keep=$3 cut=$4 n j k
         n=$(audit_last "$name") || failed "no audit record on the ESP after the reset"
@@ -583,9 +591,10 @@ expect_audit() {
                 jq -e -n --slurpfile f "$j" --slurpfile c "$cut" --arg r "$1" --arg o "$2" --arg n "$3" '
                         def p($x): [$x[0].partitions[] | select(.role == $r)] | first;
                         def lc: if . == null then null else ascii_downcase end;
-                        def crypto($x): $x != null and $x.method == "crypto-erase" and $x.keyslotsDestroyed >= 1 and ($x.oldLuksUuid | lc) == $o;
+                        def crypto($x): $x != null and $x.method == "crypto-erase" and ($x.oldLuksUuid | lc) == $o;
                         p($f) as $F | p($c) as $C
-                        | $F.action == "erased" and ($F.newLuksUuid | lc) == $n and (crypto($F) or crypto($C))' >/dev/null \
+                        | $F.action == "erased" and ($F.newLuksUuid | lc) == $n and (crypto($F) or crypto($C))
+                          and ($C != null or $F.keyslotsDestroyed >= 1)' >/dev/null \
                         || failed "audit record $n, $1: $(part "$1" "$j")$([ -s "$cut" ] && echo "; the cut reset's record: $(part "$1" "$cut")") (want erased into $3, crypto-erased from $2)"
         }
         erased root "$5" "$6"
