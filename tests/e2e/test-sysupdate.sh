@@ -198,7 +198,16 @@ ukis() {
         local type=$GUID_ESP start
         [ -z "$(gpt "$GUID_XBOOTLDR")" ] || type=$GUID_XBOOTLDR
         start=$(sfdisk --json "$WORK/target.img" | jq -r --arg t "$type" '.partitiontable.partitions[] | select((.type | ascii_upcase) == $t) | .start')
-        MTOOLS_SKIP_CHECK=1 mdir -b -i "$WORK/target.img@@$((start * 512))" ::/EFI/Linux 2>/dev/null | sed 's|.*/||' | LC_ALL=C sort | paste -sd, -
+        MTOOLS_SKIP_CHECK=1 mdir -b -i "$WORK/target.img@@$((start * 512))" ::/EFI/Linux 2>/dev/null | sed 's|.*/||' \
+                | { grep -v '^imprint-recovery\.efi$' || true; } | LC_ALL=C sort | paste -sd, -
+}
+# The recovery entry (imprint's own, tests/e2e/test-reset.sh tests it) sits beside the OS's UKIs
+# in $BOOT/EFI/Linux; ukis() lists the OS's alone, which is what sysupdate manages.
+recovery_entry_present() {
+        local type=$GUID_ESP start
+        [ -z "$(gpt "$GUID_XBOOTLDR")" ] || type=$GUID_XBOOTLDR
+        start=$(sfdisk --json "$WORK/target.img" | jq -r --arg t "$type" '.partitiontable.partitions[] | select((.type | ascii_upcase) == $t) | .start')
+        MTOOLS_SKIP_CHECK=1 mdir -b -i "$WORK/target.img@@$((start * 512))" ::/EFI/Linux 2>/dev/null | grep '/imprint-recovery\.efi$' >/dev/null
 }
 # slot ROLE-GUID A|B: "PARTNO NAME UUID" of the A (first) or B (second) partition of that type.
 slot() { gpt "$1" | sed -n "$([ "$2" = A ] && echo 1 || echo 2)p"; }
@@ -286,6 +295,7 @@ root_start=$(sfdisk --json "$WORK/target.img" | jq -r --arg n "$root_partno" '.p
         || failed "the root partition (partition $root_partno) is not LUKS"
 uki=$(ukis)
 [ "$uki" = "imprint-usr_1+1-0.efi" ] || failed "\$BOOT/EFI/Linux holds '$uki', not imprint-usr_1+1-0.efi"
+recovery_entry_present || failed "\$BOOT/EFI/Linux has no imprint-recovery.efi beside the OS's UKI"
 echo "ok: root (partition $root_partno) is LUKS; \$BOOT/EFI/Linux: $uki"
 
 # --- boots of the installed disk ------------------------------------------------------------------
