@@ -216,6 +216,7 @@ if [ "$MODE" = interactive ]; then
         A=()
         answer() { local f; f=$WORK/answer.$(( ${#A[@]} / 2 )); printf '%s\n' "$2" >"$f"; A+=(--answer "$1" "$f"); }
         answer 'Which language\? \[[^]]*\]: ' 1
+        answer 'Which\? \[1, 2; Enter for 1\]: ' 1
         answer 'Install to which disk\? \[1, q to quit\]: ' 1
         answer 'or press Enter for none: ' ''
         answer 'Encrypt root and home \(recommended\)\? \[Y/n\]: ' n
