@@ -263,7 +263,9 @@ if [ "$MODE" = interactive ]; then
         debugfs -R "stat /etc/localtime" "$rootfs" 2>/dev/null | grep -q "Europe/Paris" \
                 || failed "/etc/localtime does not point at Europe/Paris"
         rcat /etc/locale.conf | grep -qx 'LANG=fr_FR.UTF-8' || failed "/etc/locale.conf is not LANG=fr_FR.UTF-8: $(rcat /etc/locale.conf)"
-        rcat /etc/vconsole.conf | grep -qx 'KEYMAP=fr' || failed "/etc/vconsole.conf is not KEYMAP=fr: $(rcat /etc/vconsole.conf)"
+        # Debian's /etc/vconsole.conf is a link to default/keyboard (debugfs does not follow links).
+        { rcat /etc/vconsole.conf; rcat /etc/default/keyboard; } | grep -Eq '^(KEYMAP|XKBLAYOUT)="?fr"?$' \
+                || failed "neither /etc/vconsole.conf nor /etc/default/keyboard says the keymap fr: $(rcat /etc/default/keyboard | tr '\n' ' ')"
         echo "ok: bob's homed record (Bob Example, administrator, hashed password) and sealed password, hostname, time zone, locale and keymap as typed"
         phase_done "installed root read on the host" "$t"
         for f in "$WORK/target.img" "$WORK/live.qcow2" "$WORK/live-serial.log"; do
