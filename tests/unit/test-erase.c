@@ -85,10 +85,21 @@ static uint8_t *read_range(const char *path, uint64_t off, uint64_t len) {
         uint8_t *buf = malloc(len);
         int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-        ASSERT_TRUE(fd >= 0 && buf);
+        ASSERT_TRUE(buf);
+        ASSERT_TRUE(fd >= 0);
         ASSERT_OK(pread_full(fd, buf, len, off));
         close(fd);
         return buf;
+}
+
+/* Whether either LUKS2 header magic (primary "LUKS\xba\xbe", secondary "SKUL\xba\xbe") is left
+ * anywhere in buf. A loop rather than memmem(): gcc 12's -Wnonnull under UBSan sees a NULL
+ * haystack on the instrumented path. */
+static bool has_luks_magic(const uint8_t *buf, uint64_t len) {
+        for (uint64_t i = 0; i + 6 <= len; i++)
+                if ((memcmp(buf + i, "LUKS\xba\xbe", 6) == 0) || (memcmp(buf + i, "SKUL\xba\xbe", 6) == 0))
+                        return true;
+        return false;
 }
 
 /* Copies src (a whole file) into dst at off. */
@@ -267,8 +278,7 @@ static void test_luks2_at_offset(void) {
                 if (memcmp(before + s, after + s, 512) != 0)
                         changed++;
         ASSERT_EQ(changed, data_off / 512);
-        ASSERT_TRUE(memmem(after, data_off, "LUKS\xba\xbe", 6) == NULL);
-        ASSERT_TRUE(memmem(after, data_off, "SKUL\xba\xbe", 6) == NULL);
+        ASSERT_FALSE(has_luks_magic(after, data_off));
         /* The data reads as zeroes only if the filesystem of $TMPDIR punched it out. */
         if (res.data_discarded)
                 ASSERT_TRUE(all_bytes(img, off + data_off, size - data_off, 0));
