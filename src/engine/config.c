@@ -27,7 +27,7 @@ static const char *const after_action_table[_AFTER_ACTION_MAX] = {
 DEFINE_STRING_TABLE_LOOKUP(after_action, AfterAction);
 
 void install_config_init(InstallConfig *c) {
-        *c = (InstallConfig) { .wait_for_target_sec = 30, .after_reset = AFTER_REBOOT };
+        *c = (InstallConfig) { .wait_for_target_sec = 30, .after_reset = AFTER_REBOOT, .countdown_sec = -1 };
         plan_options_init(&c->plan);
         encrypt_request_init(&c->enc);
         /* A line that installs thousands of machines must not ship some without TPM unlocking
@@ -49,6 +49,10 @@ void install_config_done(InstallConfig *c) {
         free(c->user_name);
         free(c->real_name);
         free(c->reset_target);
+        config_machine_done(c);
+        config_report_done(c);
+        config_escrow_done(c);
+        config_credentials_done(c);
         plan_settings_done(&c->settings);
         *c = (InstallConfig) {};
 }
@@ -149,7 +153,7 @@ static int set_reset(InstallConfig *c, json_object *o, const char *origin) {
                 else if (streq(key, "tpmClear"))
                         r = set_bool(&c->reset_tpm_clear, v, "reset.tpmClear", origin);
                 else if (streq(key, "recoveryKeyEscrow"))
-                        r = set_string(&c->escrow_dir, v, "reset.recoveryKeyEscrow", origin);
+                        r = config_set_escrow(c, v, "reset.recoveryKeyEscrow", origin);
                 else if (streq(key, "user"))
                         r = set_user(c, v, origin);
                 else if (streq(key, "afterReset"))
@@ -175,7 +179,11 @@ int install_config_merge_json(InstallConfig *c, json_object *j, const char *orig
                 else if (streq(key, "imageCertificate"))
                         r = set_string(&c->image_certificate, v, key, origin);
                 else if (streq(key, "target"))
-                        r = set_string(&c->target, v, key, origin);
+                        r = config_set_target(c, v, key, origin);
+                else if (streq(key, "machines"))
+                        r = config_set_machines(c, v, origin);
+                else if (streq(key, "countdownSeconds"))
+                        r = config_set_countdown(c, v, origin);
                 else if (streq(key, "seed"))
                         r = set_checked_string(&c->seed, v, key, origin, validate_seed);
                 else if (streq(key, "rootFs"))
@@ -229,7 +237,13 @@ int install_config_merge_json(InstallConfig *c, json_object *j, const char *orig
                 else if (streq(key, "tpm2Tcti"))
                         r = set_checked_string(&c->tpm2_tcti, v, key, origin, validate_tpm2_tcti);
                 else if (streq(key, "recoveryKeyEscrow"))
-                        r = set_string(&c->escrow_dir, v, key, origin);
+                        r = config_set_escrow(c, v, key, origin);
+                else if (streq(key, "report"))
+                        r = config_set_report(c, v, origin);
+                else if (streq(key, "credentials"))
+                        r = config_set_credentials(c, v, origin);
+                else if (streq(key, "oem"))
+                        r = set_bool(&c->oem, v, key, origin);
                 else if (streq(key, "user"))
                         r = set_user(c, v, origin);
                 else if (streq(key, "reset"))

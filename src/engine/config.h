@@ -7,6 +7,7 @@
  * such as the image the medium carries. Unknown keys are errors, not silently ignored. */
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "account.h"
 #include "encrypt.h"
@@ -50,6 +51,32 @@ typedef struct InstallConfig {
         char *reset_target;
         bool reset_keep_home, reset_secure_erase, reset_tpm_clear;
         AfterAction after_reset;
+
+        /* ---- The OEM line. Each block below is parsed by the file it names. ---- */
+
+        /* machine.c: "machines": [{"vendor", "product", "sku", "board"}] (globs; a machine must
+         * match every field one entry gives); "target" as an object of matching rules;
+         * "countdownSeconds". */
+        struct MachineRule *machines;
+        size_t n_machines;
+        struct TargetRule *target_rule;   /* NULL: "target" was a path or "auto" */
+        int countdown_sec;                /* -1: not given */
+
+        /* report.c: "report": {…}, where the per-machine report goes. */
+        struct ReportConfig *report;      /* NULL: no report asked for */
+
+        /* escrow.c: "recoveryKeyEscrow": "DIR" or {…}: to whom the recovery key is encrypted. */
+        char *escrow_certificate;         /* PEM X.509 certificate or public key */
+        bool escrow_plaintext;            /* explicitly allowed: the key is written as it is */
+
+        /* config-record.c: "credentials": […], the credentials the configuration relies on for
+         * its secrets (written by --record). */
+        char **credentials;
+        size_t n_credentials;
+
+        /* handoff.c: "oem": true — install and encrypt for a customer who sets up the account
+         * and a new recovery key at the first boot. */
+        bool oem;
 } InstallConfig;
 
 void install_config_init(InstallConfig *c);
@@ -66,6 +93,20 @@ int install_config_find(InstallConfig *c, const char *explicit_path);
 
 /* Only the defaults file, for interactive front ends (which image this medium carries). */
 int install_config_load_defaults(InstallConfig *c);
+
+/* The OEM-line blocks above, each in its own file. They parse one key's value (v), set the
+ * configuration's fields, and return -EINVAL with a sentence (origin: where it came from) when it
+ * is wrong. _done() frees what they set. */
+int config_set_machines(InstallConfig *c, json_object *v, const char *origin);          /* machine.c */
+int config_set_countdown(InstallConfig *c, json_object *v, const char *origin);         /* machine.c */
+int config_set_target(InstallConfig *c, json_object *v, const char *key, const char *origin); /* machine.c */
+void config_machine_done(InstallConfig *c);
+int config_set_report(InstallConfig *c, json_object *v, const char *origin);            /* report.c */
+void config_report_done(InstallConfig *c);
+int config_set_escrow(InstallConfig *c, json_object *v, const char *key, const char *origin); /* escrow.c */
+void config_escrow_done(InstallConfig *c);
+int config_set_credentials(InstallConfig *c, json_object *v, const char *origin);       /* config-record.c */
+void config_credentials_done(InstallConfig *c);
 
 /* Resolves target "auto": the one disk that can be a target. Zero or several are an error that
  * names them: an unattended install never guesses between disks. */
