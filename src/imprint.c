@@ -24,7 +24,9 @@
 #include "log.h"
 #include "plan.h"
 #include "proc-cmdline.h"
+#include "machine.h"
 #include "record.h"
+#include "report.h"
 #include "size.h"
 #include "terminal.h"
 #include "validate.h"
@@ -690,8 +692,14 @@ static int verb_plan(int argc, char *argv[]) {
 /* ---- apply ------------------------------------------------------------------------------- */
 
 /* The last line of machine-readable output: {"event":"result","success":…,"exitCode":…}. */
+/* The message of the last result printed, for the per-machine report. */
+static char *arg_result_message = NULL;
+
 static void print_result_json(int code, const char *message) {
         json_object *j = json_object_new_object();
+
+        free(arg_result_message);
+        arg_result_message = message ? strdup(message) : NULL;
 
         json_object_object_add(j, "event", json_object_new_string("result"));
         json_object_object_add(j, "success", json_object_new_boolean(code == EXIT_OK));
@@ -787,9 +795,14 @@ static void note_erase_step(const ProgressEvent *ev) {
         snprintf(erase_report + len, sizeof(erase_report) - len, "  %s: %s\n", ev->id + 6, ev->message);
 }
 
+/* imprint unattended with "report": the per-machine report being gathered (report.h). */
+static Report *arg_report = NULL;
+
 static int on_event(const SessionEvent *ev, void *userdata) {
         switch (ev->type) {
         case SESSION_EVENT_PROGRESS:
+                if (arg_report)
+                        report_progress(arg_report, ev->progress);
                 note_erase_step(ev->progress);
                 if (arg_json)
                         progress_json(ev->progress);
@@ -801,6 +814,8 @@ static int on_event(const SessionEvent *ev, void *userdata) {
         case SESSION_EVENT_RECOVERY_KEY:
                 return recovery_key_on_terminal(ev->plan, ev->recovery_key);
         case SESSION_EVENT_RECOVERY_KEY_DELIVERED:
+                if (arg_report)
+                        report_escrow(arg_report, ev->path, ev->message);
                 if (arg_json) {
                         json_object *j = json_object_new_object();
                         json_object_object_add(j, "event", json_object_new_string("recoveryKey"));
@@ -1195,12 +1210,28 @@ static int unattended_reset(Session *s, InstallConfig *c, ResetEntryPoint entry_
         }
         if (r >= 0)
                 r = collect_secrets(s, true, c->allow_weak_password);
+        if (r >= 0)
+                r = machine_countdown(c, p->target);
         if (r < 0) {
                 int code = fail(r);
                 print_result_json(code, session_error_message(r));
                 return code;
         }
-        return execute_plan(s, &(SessionInstallOptions) { .no_variables = c->no_variables, .escrow_dir = c->escrow_dir });
+        return execute_plan(s, &(SessionInstallOptions) { .no_variables = c->no_variables, .escrow_dir = c->escrow_dir,
+                                                          .escrow_certificate = c->escrow_certificate });
+}
+
+/* Writes the per-machine report (when the configuration asked for one) with the install's result:
+ * the plan when there was one, the exit status, and the sentence of a failure. */
+static void unattended_report_finish(Session *s, int code) {
+        int r;
+
+        if (!arg_report)
+                return;
+        r = report_finish(arg_report, session_current_plan(s), code, arg_result_message);
+        if (r < 0)
+                log_warning("The report could not be delivered everywhere: %s", session_error_message(r));
+        arg_report = report_free(arg_report);
 }
 
 static int verb_unattended(int argc, char *argv[]) {
@@ -1253,6 +1284,9 @@ static int verb_unattended(int argc, char *argv[]) {
                 r = session_find_config(s, config, &c);
         if (r >= 0 && entry_point_given && !c.reset)
                 r = error_setf(-EINVAL, "%s: --entry-point is for a reset, and the configuration has no \"reset\" object.", c.origin);
+        /* The report is gathered from here on; it is written at the end, refusals included. */
+        if (r >= 0)
+                r = report_new(&c, &arg_report);
         if (r >= 0) {
                 json_object *j = json_object_new_object();
                 json_object_object_add(j, "event", json_object_new_string("config"));
@@ -1267,12 +1301,29 @@ static int verb_unattended(int argc, char *argv[]) {
                 puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
                 fflush(stdout);
                 json_object_put(j);
+        }
+        /* Which machine: a line must not image a model it was not set up for. */
+        if (r >= 0) {
+                DmiInfo dmi = {};
+
+                r = dmi_read(&dmi);
+                if (r >= 0)
+                        r = machine_check_allowed(&c, &dmi);
+                if (r < 0 && arg_report)
+                        report_refusal(arg_report, "machine", session_error_message(r));
+                dmi_done(&dmi);
+        }
+        /* Which disk. */
+        if (r >= 0) {
                 r = session_resolve_config_target(s, &c);
+                if (r < 0 && arg_report)
+                        report_refusal(arg_report, "target", session_error_message(r));
         }
         if (r >= 0 && c.reset) {
                 AfterAction after;
 
                 code = unattended_reset(s, &c, entry_point);
+                unattended_report_finish(s, code);
                 after = code == EXIT_OK ? c.after_reset : c.on_failure;
                 if (after != AFTER_NONE) {
                         r = session_power(after == AFTER_REBOOT);
@@ -1306,11 +1357,16 @@ static int verb_unattended(int argc, char *argv[]) {
                                c.origin, p->target);
         if (r >= 0)
                 r = collect_secrets(s, true, c.allow_weak_password);
+        /* The last moment to stop a line before anything is written. */
+        if (r >= 0)
+                r = machine_countdown(&c, p->target);
         if (r < 0) {
                 code = fail(r);
                 print_result_json(code, session_error_message(r));
         } else
-                code = execute_plan(s, &(SessionInstallOptions) { .no_variables = c.no_variables, .escrow_dir = c.escrow_dir });
+                code = execute_plan(s, &(SessionInstallOptions) { .no_variables = c.no_variables, .escrow_dir = c.escrow_dir,
+                                                                  .escrow_certificate = c.escrow_certificate });
+        unattended_report_finish(s, code);
 
         {
                 AfterAction after = code == EXIT_OK ? c.after_install : c.on_failure;

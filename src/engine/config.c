@@ -276,6 +276,7 @@ int install_config_merge_json(InstallConfig *c, json_object *j, const char *orig
         c->plan.root_fs = c->root_fs;
         c->plan.home_fs = c->home_fs;
         c->plan.root_label = c->root_label;
+        c->plan.oem = c->oem;
         c->enc.tpm2_tcti = c->tpm2_tcti;
         c->account.user_name = c->user_name;
         c->account.real_name = c->real_name;

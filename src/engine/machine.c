@@ -30,3 +30,11 @@ int config_set_countdown(InstallConfig *c, json_object *v, const char *origin) {
 
 void config_machine_done(InstallConfig *c) {
 }
+
+int machine_check_allowed(const InstallConfig *c, const DmiInfo *d) {
+        return 0;
+}
+
+int machine_countdown(const InstallConfig *c, const char *target) {
+        return 0;
+}

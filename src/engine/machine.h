@@ -20,3 +20,13 @@ typedef struct TargetRule {
         char **transports;           /* "nvme", "sata", "usb", "virtio", …; NULL: any */
         int rotational;              /* -1 any, 0 solid state, 1 rotational */
 } TargetRule;
+
+/* Refuses (-EPERM with a sentence naming the machine and the allowlist) a machine that no entry of
+ * c->machines matches; 0 when c has no allowlist or the machine matches. The warning is also shown
+ * on the console. */
+int machine_check_allowed(const InstallConfig *c, const DmiInfo *d);
+
+/* Counts down c->countdown_sec seconds on the console, naming what is about to be written
+ * (target), before anything is written. Returns 0 to go on, -ECANCELED (with a sentence) when a
+ * key was pressed. 0 seconds, or no console: returns at once. */
+int machine_countdown(const InstallConfig *c, const char *target);

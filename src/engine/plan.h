@@ -294,6 +294,8 @@ typedef struct PlanOptions {
         const PlanAccount *account;       /* NULL: none (decided by account_decide(), account.h) */
         const PlanSettings *settings;     /* NULL: none */
         const char *recovery_uki;         /* the recovery entry's UKI to install (recovery_entry_find()), NULL: none */
+        bool oem;                         /* handoff.c: the customer's first boot makes the account
+                                           * and a new recovery key */
 } PlanOptions;
 
 void plan_options_init(PlanOptions *o);

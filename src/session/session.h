@@ -208,7 +208,9 @@ typedef enum SessionEventType {
         SESSION_EVENT_RECOVERY_KEY,    /* question: show ev->recovery_key to a person and have part
                                         * of it typed back (recovery_key_challenge(),
                                         * recovery_key_check_groups()); answered > 0 when done */
-        SESSION_EVENT_RECOVERY_KEY_DELIVERED, /* the key was written to ev->path (escrow) */
+        SESSION_EVENT_RECOVERY_KEY_DELIVERED, /* the key was written to ev->path (escrow); ev->message:
+                                        * "cms" (encrypted to a certificate or public key) or
+                                        * "plaintext" */
         SESSION_EVENT_RESULT,          /* the end: ev->error (0 or negative errno), ev->message */
         _SESSION_EVENT_MAX,
 } SessionEventType;
@@ -230,6 +232,8 @@ typedef int (*SessionEventHandler)(const SessionEvent *ev, void *userdata);
 typedef struct SessionInstallOptions {
         bool no_variables;           /* no firmware boot entry */
         const char *escrow_dir;      /* deliver the recovery key there instead of asking the handler */
+        const char *escrow_certificate; /* escrow.c: encrypt it to this certificate or public key
+                                      * (PEM); NULL: written as it is */
 } SessionInstallOptions;
 
 /* Runs the current plan (pre-flight checks, the questions, then the writes) with the secrets set,
