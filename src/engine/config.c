@@ -382,7 +382,7 @@ int install_config_resolve_target(InstallConfig *c) {
                 size_t len = strlen(names);
 
                 /* Loop devices never count, but in tests (machine.h, IMPRINT_TARGET_ALLOW_LOOP). */
-                if (!disk_is_usable(d) || (d->transport == TRANSPORT_LOOP && !target_allow_loop()))
+                if (!disk_is_usable(d) || (d->transport == TRANSPORT_LOOP && !target_allow_loop(d)))
                         continue;
                 snprintf(names + len, sizeof(names) - len, "%s%s", n ? ", " : "", d->path);
                 found = d;

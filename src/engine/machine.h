@@ -41,7 +41,7 @@ int target_rule_check_disk(const TargetRule *rule, const Disk *d, char *const *b
 
 /* The one disk of l that meets rule and can be a target: its device node in *ret. Several: -EBUSY
  * naming each (path, model, size, transport). None: -ENOENT naming each disk and why it failed.
- * Loop devices never count, but with IMPRINT_TARGET_ALLOW_LOOP=1 in the environment (tests).
+ * Loop devices never count, but in tests (target_allow_loop()).
  * origin names the configuration in the sentences. */
 int target_rule_resolve(const TargetRule *rule, const DiskList *l, const char *origin, char **ret);
 
@@ -53,9 +53,10 @@ int machine_resolve_target(InstallConfig *c);
 /* The rule in words, for the log: "transport nvme, 100 GiB to 2.0 TiB, solid state". */
 char *target_rule_describe(const TargetRule *rule);
 
-/* Whether loop devices may be targets ("auto" and rules): only when IMPRINT_TARGET_ALLOW_LOOP=1,
- * which the tests set. */
-bool target_allow_loop(void);
+/* Whether the loop device d may be a target ("auto" and rules): never on a line, only in tests,
+ * with IMPRINT_TARGET_ALLOW_LOOP=1 (any loop device) or IMPRINT_TARGET_ALLOW_LOOP=/dev/loop3:/dev/loop4
+ * (only these: tests running side by side never pick each other's). False for other disks. */
+bool target_allow_loop(const Disk *d);
 
 /* The countdown's length: c->countdown_sec, or when the configuration gives none, 10 seconds when
  * someone may be watching (stdin and stderr are terminals) and 0 otherwise (a service on a line). */

@@ -244,6 +244,16 @@ static void test_target_rules_resolve(void) {
         ASSERT_OK(target_rule_resolve(t, &l, "line.json", &found));
         ASSERT_STREQ(found, "/dev/loop0");
         free(found);
+        found = NULL;
+        /* A test names its own loop devices: another test's are never picked. */
+        setenv("IMPRINT_TARGET_ALLOW_LOOP", "/dev/loop9:/dev/loop0", 1);
+        ASSERT_OK(target_rule_resolve(t, &l, "line.json", &found));
+        ASSERT_STREQ(found, "/dev/loop0");
+        free(found);
+        found = NULL;
+        setenv("IMPRINT_TARGET_ALLOW_LOOP", "/dev/loop00 /dev/loop", 1);
+        ASSERT_EQ(target_rule_resolve(t, &l, "line.json", &found), -ENOENT);
+        ASSERT_FALSE(target_allow_loop(disks[0]));
         unsetenv("IMPRINT_TARGET_ALLOW_LOOP");
         install_config_done(&c);
 
