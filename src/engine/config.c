@@ -12,6 +12,7 @@
 #include "fileio.h"
 #include "json-strict.h"
 #include "log.h"
+#include "machine.h"
 #include "proc-cmdline.h"
 #include "size.h"
 #include "validate.h"
@@ -360,6 +361,8 @@ int install_config_resolve_target(InstallConfig *c) {
         size_t n = 0;
         int r;
 
+        if (c->target_rule)
+                return machine_resolve_target(c);
         if (!c->target)
                 return error_setf(-EINVAL, "%s: no \"target\" disk is named.", c->origin ?: "The configuration");
         if (!streq(c->target, "auto")) {
@@ -378,7 +381,8 @@ int install_config_resolve_target(InstallConfig *c) {
                 Disk *d = l.disks[i];
                 size_t len = strlen(names);
 
-                if (!disk_is_usable(d) || d->transport == TRANSPORT_LOOP)
+                /* Loop devices never count, but in tests (machine.h, IMPRINT_TARGET_ALLOW_LOOP). */
+                if (!disk_is_usable(d) || (d->transport == TRANSPORT_LOOP && !target_allow_loop(d)))
                         continue;
                 snprintf(names + len, sizeof(names) - len, "%s%s", n ? ", " : "", d->path);
                 found = d;
