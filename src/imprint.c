@@ -1318,6 +1318,15 @@ static int verb_unattended(int argc, char *argv[]) {
                 r = session_resolve_config_target(s, &c);
                 if (r < 0 && arg_report)
                         report_refusal(arg_report, "target", session_error_message(r));
+                /* The disk the rules (or "auto") chose, before anything is planned. */
+                if (r >= 0 && !c.reset && c.target) {
+                        json_object *j = json_object_new_object();
+                        json_object_object_add(j, "event", json_object_new_string("target"));
+                        json_object_object_add(j, "target", json_object_new_string(c.target));
+                        puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+                        fflush(stdout);
+                        json_object_put(j);
+                }
         }
         if (r >= 0 && c.reset) {
                 AfterAction after;
