@@ -743,7 +743,6 @@ int report_finish(Report *r, const Plan *plan, int exit_code, const char *messag
 #define NOTE_FAILURE(k)                                                                                    \
         do {                                                                                               \
                 const char *_m = error_message_for(k) ?: strerror(-(k));                                   \
-                log_warning("%s", _m);                                                                     \
                 failures = failures ? strjoin_free(strjoin_free(failures, " "), _m) : strdup(_m);          \
                 if (ret == 0)                                                                              \
                         ret = (k);                                                                         \

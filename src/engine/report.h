@@ -38,8 +38,9 @@ void report_progress(Report *r, const ProgressEvent *ev);
 void report_escrow(Report *r, const char *path, const char *method);
 void report_refusal(Report *r, const char *what, const char *message);
 /* Writes the document (plan may be NULL when the install failed before it had one; exit_code and
- * message are the result) to every destination. Failures to deliver are logged and returned;
- * they do not change the install's result. */
+ * message are the result) to every destination, each tried whatever happened to the others.
+ * Failures to deliver are returned with one sentence naming each destination that failed (the
+ * caller logs it); they do not change the install's result. */
 int report_finish(Report *r, const Plan *plan, int exit_code, const char *message);
 
 /* The document report_finish() writes (no secrets: the plan, the disk as it is now — identity and
