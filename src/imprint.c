@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "dialogue.h"
 #include "plain.h"
 #include "session.h"
@@ -701,6 +703,12 @@ static void print_result_json(int code, const char *message) {
         free(arg_result_message);
         arg_result_message = message ? strdup(message) : NULL;
 
+        /* systemctl status shows how it ended, until the unit stops. */
+        if (code == EXIT_OK)
+                (void) sd_notify(0, "STATUS=Finished successfully.");
+        else
+                (void) sd_notifyf(0, "STATUS=Failed (exit status %d): %s", code, message ?: "see the log");
+
         json_object_object_add(j, "event", json_object_new_string("result"));
         json_object_object_add(j, "success", json_object_new_boolean(code == EXIT_OK));
         json_object_object_add(j, "exitCode", json_object_new_int(code));
@@ -746,6 +754,48 @@ static void progress_json(const ProgressEvent *ev) {
         json_object_put(j);
 }
 
+
+/* A progress event as the service's status line for systemctl status (sd_notify STATUS=; nothing
+ * happens without $NOTIFY_SOCKET): "[5/9] copy-root: 1.2 GiB of 3.0 GiB, 85.0 MiB/s, 20 s left".
+ * At most one update a second, as progress_json(); every step's start, end and failure. */
+static void progress_status(const ProgressEvent *ev) {
+        static uint64_t last_update_usec = 0;
+        char rate[32] = "", eta[32] = "";
+
+        switch (ev->type) {
+        case PROGRESS_BEGIN:
+                (void) sd_notifyf(0, "STATUS=[%u/%u] %s: %s", ev->step, ev->n_steps, ev->id, ev->description ?: "");
+                return;
+        case PROGRESS_END:
+                (void) sd_notifyf(0, "STATUS=[%u/%u] %s: done", ev->step, ev->n_steps, ev->id);
+                return;
+        case PROGRESS_FAILED:
+                (void) sd_notifyf(0, "STATUS=[%u/%u] %s failed: %s", ev->step, ev->n_steps, ev->id, ev->message ?: "");
+                return;
+        case PROGRESS_UPDATE:
+                break;
+        default:
+                return;
+        }
+        if (ev->total <= 1)
+                return;
+        if (ev->done < ev->total) {
+                struct timespec ts;
+                uint64_t now;
+
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                now = (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+                if (now - last_update_usec < 1000000)
+                        return;
+                last_update_usec = now;
+        }
+        if (ev->rate > 0)
+                snprintf(rate, sizeof(rate), ", %s/s", FORMAT_BYTES(ev->rate));
+        if (ev->eta_usec >= 0)
+                snprintf(eta, sizeof(eta), ", %" PRIi64 " s left", (ev->eta_usec + 999999) / 1000000);
+        (void) sd_notifyf(0, "STATUS=[%u/%u] %s: %s of %s%s%s", ev->step, ev->n_steps, ev->id, FORMAT_BYTES(ev->done),
+                          FORMAT_BYTES(ev->total), rate, eta);
+}
 
 static int confirm_on_terminal(const Plan *p) {
         char answer[256];
@@ -804,6 +854,7 @@ static int on_event(const SessionEvent *ev, void *userdata) {
                 if (arg_report)
                         report_progress(arg_report, ev->progress);
                 note_erase_step(ev->progress);
+                progress_status(ev->progress);
                 if (arg_json)
                         progress_json(ev->progress);
                 else
@@ -1228,10 +1279,17 @@ static void unattended_report_finish(Session *s, int code) {
 
         if (!arg_report)
                 return;
+        (void) sd_notify(0, "STATUS=Writing the report.");
         r = report_finish(arg_report, session_current_plan(s), code, arg_result_message);
         if (r < 0)
                 log_warning("The report could not be delivered everywhere: %s", session_error_message(r));
         arg_report = report_free(arg_report);
+        /* The result stays the service's status, with where the report went or did not. */
+        if (code == EXIT_OK)
+                (void) sd_notifyf(0, "STATUS=Finished successfully%s", r < 0 ? "; the report could not be delivered everywhere." : ".");
+        else
+                (void) sd_notifyf(0, "STATUS=Failed (exit status %d): %s%s", code, arg_result_message ?: "see the log",
+                                  r < 0 ? " The report could not be delivered everywhere." : "");
 }
 
 static int verb_unattended(int argc, char *argv[]) {
