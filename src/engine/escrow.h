@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* Escrow of the recovery key to an OEM's public key (config.h: "recoveryKeyEscrow").
+/* Escrow of the recovery key to an OEM's public key (config.h: "recoveryKeyEscrow", parsed by
+ * config_set_escrow() in escrow.c).
  *
  * The key is encrypted with CMS (RFC 5652 EnvelopedData, AES-256-CBC content encryption), so the
  * OEM decrypts it with stock openssl and nothing from imprint:
@@ -15,7 +16,6 @@
 
 #include <stdbool.h>
 
-#include "config.h"
 #include "secret.h"
 
 /* Checks that path is a readable PEM certificate or public key that CMS can encrypt to (by
