@@ -15,7 +15,11 @@
 #include "config.h"
 #include "error.h"
 #include "escrow.h"
+#include "fileio.h"
 #include "log.h"
+
+/* A PEM certificate of a 16384-bit RSA key with a long chain of extensions is well below this. */
+#define CERTIFICATE_MAX (256 * 1024)
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(X509 *, X509_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_PKEY *, EVP_PKEY_free);
@@ -74,40 +78,47 @@ static int recipient_load(const char *path, const char *what, X509 **ret, bool *
         _cleanup_(BIO_freep) BIO *b = NULL;
         _cleanup_(X509_freep) X509 *x = NULL;
         _cleanup_(EVP_PKEY_freep) EVP_PKEY *bare = NULL;
+        _cleanup_(freep) char *data = NULL;
         EVP_PKEY *key;
-        bool keyid = false;
+        size_t size = 0;
+        bool keyid = false, private;
         int r;
 
-        b = BIO_new_file(path, "r");
-        if (!b) {
-                r = errno > 0 ? -errno : -EIO;
-                ERR_clear_error();
-                return error_setf(r, "%s: cannot read %s: %s.", what, path, strerror(-r));
+        /* A regular file of a sane size: neither a FIFO nor /dev/zero may hang the check. */
+        r = read_regular_file(path, "the certificate", CERTIFICATE_MAX, &data, &size);
+        if (r < 0) {
+                char why[1024];
+
+                snprintf(why, sizeof(why), "%s", error_message() ?: strerror(-r));
+                return error_setf(r, "%s: %s", what, why);
         }
+        b = BIO_new_mem_buf(data, (int) size);
+        if (!b)
+                return -ENOMEM;
         x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+        ERR_clear_error();
         if (!x) {
-                ERR_clear_error();
-                if (BIO_reset(b) < 0)
-                        return error_setf(-EIO, "%s: cannot read %s again.", what, path);
+                BIO_free(b);
+                b = BIO_new_mem_buf(data, (int) size);
+                if (!b)
+                        return -ENOMEM;
                 bare = PEM_read_bio_PUBKEY(b, NULL, NULL, NULL);
                 ERR_clear_error();
-                if (!bare && BIO_reset(b) >= 0) {
-                        char line[256];
-
-                        /* The OEM's private key must never travel with the installer. */
-                        while (BIO_gets(b, line, sizeof(line)) > 0)
-                                if (strncmp(line, "-----BEGIN ", 11) == 0 && strstr(line, "PRIVATE KEY-----"))
-                                        return error_setf(-EINVAL,
-                                                          "%s: %s is a private key; give the certificate or public key that belongs to "
-                                                          "it, and keep the private key away from the machines being installed.",
-                                                          what, path);
-                }
-                if (!bare)
-                        return error_setf(-EINVAL,
-                                          "%s: %s is neither a PEM certificate (\"-----BEGIN CERTIFICATE-----\") nor a PEM public key "
-                                          "(\"-----BEGIN PUBLIC KEY-----\").",
-                                          what, path);
         }
+        /* The OEM's private key must never travel with the installer; it is wiped from memory
+         * here too. */
+        private = !x && !bare && strstr(data, "PRIVATE KEY-----");
+        secret_wipe(data, size);
+        if (private)
+                return error_setf(-EINVAL,
+                                  "%s: %s is a private key; give the certificate or public key that belongs to it, and keep the "
+                                  "private key away from the machines being installed.",
+                                  what, path);
+        if (!x && !bare)
+                return error_setf(-EINVAL,
+                                  "%s: %s is neither a PEM certificate (\"-----BEGIN CERTIFICATE-----\") nor a PEM public key "
+                                  "(\"-----BEGIN PUBLIC KEY-----\").",
+                                  what, path);
         key = x ? X509_get0_pubkey(x) : bare;
         if (!key)
                 return error_setf(-EINVAL, "%s: the certificate %s holds a public key libcrypto cannot read.", what, path);

@@ -73,7 +73,7 @@ expect_stderr "unknown key \"recoveryKeyEscrow.cert\"."
 pass "an escrow without a certificate and without \"plaintext\": true is refused, and so are contradictions"
 
 unattended 2 "{ $base, \"recoveryKeyEscrow\": {\"directory\": \"$escrow\", \"certificate\": \"$WORK/no-such.pem\"} }"
-expect_stderr "\"recoveryKeyEscrow.certificate\": cannot read $WORK/no-such.pem: No such file or directory."
+expect_stderr "\"recoveryKeyEscrow.certificate\": Cannot read the certificate $WORK/no-such.pem: it does not exist."
 unattended 2 "{ $base, \"recoveryKeyEscrow\": {\"directory\": \"$escrow\", \"certificate\": \"$WORK/garbage.pem\"} }"
 expect_stderr "$WORK/garbage.pem is neither a PEM certificate"
 unattended 2 "{ $base, \"recoveryKeyEscrow\": {\"directory\": \"$escrow\", \"certificate\": \"$WORK/oem.key\"} }"
@@ -108,7 +108,7 @@ expect_stderr "--no-encrypt contradicts"
 expect_exit 2 "$IMPRINT" reset "$dev" --recovery-key-escrow-certificate="$WORK/oem.pem" --yes
 expect_stderr "imprint reset: --recovery-key-escrow-certificate needs --recovery-key-escrow=DIR"
 expect_exit 2 "$IMPRINT" reset "$dev" --recovery-key-escrow="$escrow" --recovery-key-escrow-certificate="$WORK/no-such.pem" --yes
-expect_stderr "cannot read $WORK/no-such.pem"
+expect_stderr "Cannot read the certificate $WORK/no-such.pem: it does not exist."
 assert_nothing_written "the command line's refusals"
 "$IMPRINT" install --help | grep -q -- "--recovery-key-escrow-certificate=PEM" || fail "--help does not list --recovery-key-escrow-certificate"
 pass "--recovery-key-escrow-certificate: needs --recovery-key-escrow, checked before anything is planned (exit 2)"

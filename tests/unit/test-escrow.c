@@ -163,7 +163,8 @@ static void test_check_certificate(void) {
         ASSERT_EQ(escrow_check_certificate(garbage, "test"), -EINVAL);
         check_refused("garbage.pem", "neither a PEM certificate");
         check_refused("rsa.key", "is a private key");
-        check_refused("no-such.pem", "No such file");
+        check_refused("no-such.pem", "it does not exist");
+        check_refused("../../../dev/zero", "not a regular file");
         check_refused("ed.pem", "RSA or EC");
         ASSERT_OK(escrow_check_certificate(good, "test"));
 }
