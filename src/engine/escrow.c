@@ -44,8 +44,9 @@ static const char *crypto_error(char *buf, size_t size) {
 
 /* A bare public key as a certificate CMS can address: the key and its subject key identifier
  * (SHA-1 of the key's BIT STRING, RFC 5280 4.2.1.2), which names the recipient in the message.
- * The certificate is never written anywhere; it is signed by a throwaway key only because
- * libcrypto reads a certificate's extensions from its encoding. */
+ * The certificate is never written anywhere. It is filled in and signed by a throwaway key so that
+ * it is a complete certificate: libcrypto found no key identifier in one with only the key and
+ * the extension ("certificate has no keyid"). */
 static int recipient_from_public_key(EVP_PKEY *key, X509 **ret) {
         _cleanup_(X509_freep) X509 *x = X509_new();
         _cleanup_(X509_EXTENSION_freep) X509_EXTENSION *ext = NULL;
