@@ -21,6 +21,7 @@
 #include "tui.h"
 #include "varlink-installer.h"
 #include "error.h"
+#include "escrow.h"
 #include "i18n-frontend.h"
 #include "interrupt.h"
 #include "log.h"
@@ -101,7 +102,8 @@ static void help(void) {
                "  imprint install --source IMAGE --target DISK|FILE [LAYOUT OPTIONS] [--yes] [--json] [--no-variables]\n"
                "  imprint install --plan-file FILE [--yes] [--json] [--no-variables]\n"
                "  imprint reset [DISK|FILE] [--keep-home] [--secure-erase] [--tpm-clear] [--source IMAGE]\n"
-               "                [--user NAME …] [--recovery-key-escrow DIR] [--entry-point=boot-menu|live-medium]\n"
+               "                [--user NAME …] [--recovery-key-escrow DIR [--recovery-key-escrow-certificate PEM]]\n"
+               "                [--entry-point=boot-menu|live-medium]\n"
                "                [--yes] [--json] [--dry-run]\n"
                "  imprint unattended [--config FILE] [--entry-point=boot-menu|live-medium]\n"
                "  imprint tpm [--json] [--tcti TCTI]\n"
@@ -151,7 +153,9 @@ static void help(void) {
                "  --tpm2-pin              The TPM2 asks for a PIN at boot (asked for now)\n"
                "  --passphrase            Add a passphrase that opens the disk (asked for now)\n"
                "  --tcti=TCTI             The TPM to use (default: the kernel's /dev/tpmrm0)\n"
-               "  --recovery-key-escrow=DIR  Write the recovery key to DIR instead of showing it\n\n"
+               "  --recovery-key-escrow=DIR  Write the recovery key to DIR instead of showing it\n"
+               "  --recovery-key-escrow-certificate=PEM  Encrypt it there to this certificate or public key\n"
+               "                          (CMS; openssl cms -decrypt recovers it)\n\n"
                "Account and first-boot settings (install):\n"
                "  --user=NAME             Create this account (password: credential imprint.user-password,\n"
                "                          or asked on the terminal); systemd-homed where possible\n"
@@ -342,6 +346,7 @@ enum {
         OPT_PASSPHRASE,
         OPT_TCTI,
         OPT_RECOVERY_KEY_ESCROW,
+        OPT_RECOVERY_KEY_ESCROW_CERTIFICATE,
         OPT_USER,
         OPT_REAL_NAME,
         OPT_USER_STORAGE,
@@ -388,6 +393,7 @@ static const struct option plan_options[] = {
         { "passphrase", no_argument, NULL, OPT_PASSPHRASE },
         { "tcti", required_argument, NULL, OPT_TCTI },
         { "recovery-key-escrow", required_argument, NULL, OPT_RECOVERY_KEY_ESCROW },
+        { "recovery-key-escrow-certificate", required_argument, NULL, OPT_RECOVERY_KEY_ESCROW_CERTIFICATE },
         { "user", required_argument, NULL, OPT_USER },
         { "real-name", required_argument, NULL, OPT_REAL_NAME },
         { "user-storage", required_argument, NULL, OPT_USER_STORAGE },
@@ -416,6 +422,7 @@ typedef struct PlanArgs {
         PlanOptions opts;
         EncryptRequest enc;
         const char *escrow_dir;
+        const char *escrow_certificate;
         AccountRequest account;
         bool allow_weak_password;
         PlanSettings settings;   /* strings point into argv */
@@ -428,6 +435,24 @@ static int check_option(const char *name, int (*validate)(const char *), const c
 
         if (r < 0)
                 return usage_error("--%s: %s", name, session_error_message(r));
+        return 0;
+}
+
+/* --recovery-key-escrow-certificate: refused now, before anything is planned, when the key cannot
+ * be encrypted to it (escrow.h). */
+static int check_escrow_certificate(const char *value) {
+        int r = escrow_check_certificate(value, "--recovery-key-escrow-certificate");
+
+        if (r < 0)
+                return usage_error("%s", session_error_message(r));
+        return 0;
+}
+
+/* --recovery-key-escrow-certificate says how the key is written to --recovery-key-escrow's directory. */
+static int check_escrow_options(const char *dir, const char *certificate) {
+        if (certificate && !dir)
+                return usage_error("--recovery-key-escrow-certificate needs --recovery-key-escrow=DIR, the directory the "
+                                   "encrypted recovery key is written to.");
         return 0;
 }
 
@@ -529,6 +554,10 @@ static int parse_plan_args(int argc, char *argv[], PlanArgs *a) {
                 case OPT_RECOVERY_KEY_ESCROW:
                         a->escrow_dir = optarg;
                         break;
+                case OPT_RECOVERY_KEY_ESCROW_CERTIFICATE:
+                        r = check_escrow_certificate(optarg);
+                        a->escrow_certificate = optarg;
+                        break;
                 case OPT_JSON:
                         arg_json = true;
                         break;
@@ -613,8 +642,11 @@ static int parse_plan_args(int argc, char *argv[], PlanArgs *a) {
         if (optind < argc)
                 return usage_error("unexpected argument \"%s\".", argv[optind]);
         if (a->enc.encrypt == 0 && (a->enc.passphrase || a->enc.tpm2_pin || a->enc.tpm2_pcrs || a->enc.tpm2_signed_pcr11 ||
-                                    a->escrow_dir))
+                                    a->escrow_dir || a->escrow_certificate))
                 return usage_error("--no-encrypt contradicts the encryption options given with it.");
+        r = check_escrow_options(a->escrow_dir, a->escrow_certificate);
+        if (r != 0)
+                return r;
         if (a->enc.tpm2 == TPM2_USE_OFF && (a->enc.tpm2_pin || a->enc.tpm2_pcrs || a->enc.tpm2_signed_pcr11))
                 return usage_error("--tpm2=off contradicts --tpm2-pin, --tpm2-pcrs and --tpm2-signed-pcr11.");
         if (!a->account.user_name && (a->account.real_name || a->account.admin || a->account.auto_login || a->account.classic ||
@@ -871,10 +903,13 @@ static int on_event(const SessionEvent *ev, void *userdata) {
                         json_object *j = json_object_new_object();
                         json_object_object_add(j, "event", json_object_new_string("recoveryKey"));
                         json_object_object_add(j, "deliveredTo", json_object_new_string(ev->path));
+                        json_object_object_add(j, "format", json_object_new_string(ev->message ?: "plaintext")); /* escrow helper */
                         puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
                         fflush(stdout);
                         json_object_put(j);
-                } else
+                } else if (streq_ptr(ev->message, "cms"))
+                        printf("The recovery key was written to %s, encrypted to the escrow certificate.\n", ev->path);
+                else
                         printf("The recovery key was written to %s. Keep it safe, apart from this computer.\n", ev->path);
                 return 0;
         default:
@@ -987,7 +1022,8 @@ static int run_plan(const PlanArgs *a, bool need_image) {
                 r = collect_secrets(s, a->escrow_dir != NULL, a->allow_weak_password);
         if (r < 0)
                 return fail(r);
-        return execute_plan(s, &(SessionInstallOptions) { .no_variables = a->no_variables, .escrow_dir = a->escrow_dir });
+        return execute_plan(s, &(SessionInstallOptions) { .no_variables = a->no_variables, .escrow_dir = a->escrow_dir,
+                                                          .escrow_certificate = a->escrow_certificate });
 }
 
 static int verb_apply(int argc, char *argv[]) {
@@ -1021,6 +1057,7 @@ static int verb_reset(int argc, char *argv[]) {
                 { "entry-point", required_argument, NULL, OPT_ENTRY_POINT },
                 { "dry-run", no_argument, NULL, OPT_DRY_RUN },
                 { "recovery-key-escrow", required_argument, NULL, OPT_RECOVERY_KEY_ESCROW },
+                { "recovery-key-escrow-certificate", required_argument, NULL, OPT_RECOVERY_KEY_ESCROW_CERTIFICATE },
                 { "no-variables", no_argument, NULL, OPT_NO_VARIABLES },
                 { "tcti", required_argument, NULL, OPT_TCTI },
                 { "user", required_argument, NULL, OPT_USER },
@@ -1042,7 +1079,7 @@ static int verb_reset(int argc, char *argv[]) {
         };
         _cleanup_(session_freep) Session *s = NULL;
         SessionResetRequest req;
-        const char *source = NULL, *certificate = NULL, *escrow_dir = NULL;
+        const char *source = NULL, *certificate = NULL, *escrow_dir = NULL, *escrow_certificate = NULL;
         bool dry_run = false, no_variables = false, allow_weak = false;
         const Plan *p = NULL;
         int c, r = 0;
@@ -1078,6 +1115,10 @@ static int verb_reset(int argc, char *argv[]) {
                         break;
                 case OPT_RECOVERY_KEY_ESCROW:
                         escrow_dir = optarg;
+                        break;
+                case OPT_RECOVERY_KEY_ESCROW_CERTIFICATE:
+                        r = check_escrow_certificate(optarg);
+                        escrow_certificate = optarg;
                         break;
                 case OPT_NO_VARIABLES:
                         no_variables = true;
@@ -1115,6 +1156,9 @@ static int verb_reset(int argc, char *argv[]) {
                 return usage_error("--real-name, --admin, --auto-login, --classic-user and --allow-weak-password need --user.");
         if (dry_run && arg_yes)
                 return usage_error("--dry-run writes nothing, so there is nothing to confirm with --yes.");
+        r = check_escrow_options(escrow_dir, escrow_certificate);
+        if (r != 0)
+                return r;
 
         r = session_new(&s);
         if (r >= 0 && certificate)
@@ -1161,7 +1205,8 @@ static int verb_reset(int argc, char *argv[]) {
         r = collect_secrets(s, escrow_dir != NULL, allow_weak);
         if (r < 0)
                 return fail(r);
-        return execute_plan(s, &(SessionInstallOptions) { .no_variables = no_variables, .escrow_dir = escrow_dir });
+        return execute_plan(s, &(SessionInstallOptions) { .no_variables = no_variables, .escrow_dir = escrow_dir,
+                                                          .escrow_certificate = escrow_certificate });
 }
 
 /* ---- tpm ---------------------------------------------------------------------------------- */
@@ -1250,8 +1295,9 @@ static int unattended_reset(Session *s, InstallConfig *c, ResetEntryPoint entry_
                 r = session_plan_reset(s, &req, &p);
         if (r >= 0 && p->encryption.enabled && !c->escrow_dir)
                 r = error_setf(-EINVAL,
-                               "%s: the reset encrypts %s with a new recovery key, but no \"recoveryKeyEscrow\" directory says where "
-                               "it goes; an unattended reset never makes a key nobody has. Nothing was written.",
+                               "%s: the reset encrypts %s with a new recovery key, but no \"recoveryKeyEscrow\" says where it goes "
+                               "(such as {\"directory\": \"/mnt/escrow\", \"certificate\": \"/etc/imprint/oem.pem\"}); an unattended "
+                               "reset never makes a key nobody has. Nothing was written.",
                                c->origin, p->target);
         if (r >= 0 && p->reset->keep_home && p->encryption.enabled) {
                 /* Home kept: the TPM unlocks it, or the current recovery key from its credential. */
@@ -1419,8 +1465,9 @@ static int verb_unattended(int argc, char *argv[]) {
         }
         if (r >= 0 && p->encryption.enabled && !c.escrow_dir)
                 r = error_setf(-EINVAL,
-                               "%s: the install encrypts %s, but no \"recoveryKeyEscrow\" directory says where its recovery key goes; "
-                               "an unattended install never makes a key nobody has. Nothing was written.",
+                               "%s: the install encrypts %s, but no \"recoveryKeyEscrow\" says where its recovery key goes (such as "
+                               "{\"directory\": \"/mnt/escrow\", \"certificate\": \"/etc/imprint/oem.pem\"}); an unattended install "
+                               "never makes a key nobody has. Nothing was written.",
                                c.origin, p->target);
         if (r >= 0)
                 r = collect_secrets(s, true, c.allow_weak_password);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "escrow.h"
 #include "io-imprint-installer-varlink.h"
 #include "log.h"
 #include "session.h"
@@ -474,6 +475,7 @@ typedef struct Install {
         VarlinkCall *call;
         SessionInstallOptions options;
         char *escrow_dir;
+        char *escrow_certificate;
         uint64_t last_update_usec;
 
         /* The recovery key waiting for ConfirmRecoveryKey (under lock). */
@@ -595,6 +597,7 @@ static int on_event(const SessionEvent *ev, void *userdata) {
                         json_object *j = json_object_new_object();
                         json_object_object_add(j, "event", json_object_new_string("recoveryKeyDelivered"));
                         json_object_object_add(j, "recoveryKeyPath", json_object_new_string(ev->path));
+                        json_object_object_add(j, "recoveryKeyFormat", json_object_new_string(ev->message ?: "plaintext"));
                         (void) varlink_call_notify(in->call, j);
                 }
                 return 0;
@@ -609,6 +612,7 @@ static void install_free(Install *in) {
         session_free(in->session);
         varlink_call_unref(in->call);
         free(in->escrow_dir);
+        free(in->escrow_certificate);
         free(in);
 }
 
@@ -646,11 +650,12 @@ static int method_install(VarlinkCall *call, json_object *p, void *userdata) {
                 { "confirm", json_type_string },
                 { "variables", json_type_boolean, VARLINK_NULLABLE },
                 { "recoveryKeyEscrow", json_type_string, VARLINK_NULLABLE },
+                { "recoveryKeyEscrowCertificate", json_type_string, VARLINK_NULLABLE },
                 {}
         };
         _cleanup_(session_freep) Session *s = NULL;
         json_object *request;
-        const char *confirm, *escrow;
+        const char *confirm, *escrow, *escrow_certificate;
         const Plan *plan;
         Install *in;
         pthread_t t;
@@ -664,6 +669,19 @@ static int method_install(VarlinkCall *call, json_object *p, void *userdata) {
         escrow = get_string(p, "recoveryKeyEscrow");
         if (escrow && escrow[0] != '/')
                 return invalid_request(call, "recoveryKeyEscrow", "The directory for the recovery key must be given as an absolute path.");
+        escrow_certificate = get_string(p, "recoveryKeyEscrowCertificate");
+        if (escrow_certificate) {
+                if (!escrow)
+                        return invalid_request(call, "recoveryKeyEscrowCertificate",
+                                               "recoveryKeyEscrowCertificate needs recoveryKeyEscrow, the directory the encrypted recovery "
+                                               "key is written to.");
+                if (escrow_certificate[0] != '/')
+                        return invalid_request(call, "recoveryKeyEscrowCertificate",
+                                               "The certificate for the recovery key must be given as an absolute path.");
+                r = escrow_check_certificate(escrow_certificate, "recoveryKeyEscrowCertificate");
+                if (r < 0)
+                        return invalid_request(call, "recoveryKeyEscrowCertificate", session_error_message(r));
+        }
         pthread_mutex_lock(&lock);
         busy = current != NULL;
         pthread_mutex_unlock(&lock);
@@ -694,11 +712,15 @@ static int method_install(VarlinkCall *call, json_object *p, void *userdata) {
         if (!in)
                 return -ENOMEM;
         in->escrow_dir = escrow ? strdup(escrow) : NULL;
-        if (escrow && !in->escrow_dir) {
+        in->escrow_certificate = escrow_certificate ? strdup(escrow_certificate) : NULL;
+        if ((escrow && !in->escrow_dir) || (escrow_certificate && !in->escrow_certificate)) {
+                free(in->escrow_dir);
+                free(in->escrow_certificate);
                 free(in);
                 return -ENOMEM;
         }
-        in->options = (SessionInstallOptions) { .no_variables = get_bool(p, "variables") == 0, .escrow_dir = in->escrow_dir };
+        in->options = (SessionInstallOptions) { .no_variables = get_bool(p, "variables") == 0, .escrow_dir = in->escrow_dir,
+                                                .escrow_certificate = in->escrow_certificate };
         in->session = TAKE_PTR(s);
         in->call = varlink_call_ref(call);
 

@@ -65,7 +65,7 @@ typedef struct InstallConfig {
         /* report.c: "report": {…}, where the per-machine report goes. */
         struct ReportConfig *report;      /* NULL: no report asked for */
 
-        /* escrow.c: "recoveryKeyEscrow": "DIR" or {…}: to whom the recovery key is encrypted. */
+        /* escrow.c: "recoveryKeyEscrow": {"directory", "certificate" or "plaintext": true}. */
         char *escrow_certificate;         /* PEM X.509 certificate or public key */
         bool escrow_plaintext;            /* explicitly allowed: the key is written as it is */
 

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "encrypt.h"
+#include "escrow.h"
 #include "error.h"
 #include "fileio.h"
 #include "i18n.h"
@@ -344,6 +345,10 @@ static char *dmi(const char *field) {
         return v;
 }
 
+/* An escrow file is a few lines of text, and a CMS message of a few kilobytes at most (a 16384-bit
+ * RSA key's encrypted key is 2 KiB). */
+#define ESCROW_FILE_MAX 16384
+
 /* The identity lines of an escrow file ("# Machine: …" and "# Disk: …"): the text up to the line
  * that names the volumes. */
 static size_t escrow_identity_length(const char *text, size_t size) {
@@ -366,12 +371,12 @@ static int escrow_keep_previous(int dfd, const char *name, const char *new_text)
                 return -errno;
         if (fstat(fd, &st) < 0)
                 return -errno;
-        if (!S_ISREG(st.st_mode) || st.st_size > 4096)
+        if (!S_ISREG(st.st_mode) || st.st_size > ESCROW_FILE_MAX)
                 return -EEXIST;
-        old = secret_new(4097);
+        old = secret_new(ESCROW_FILE_MAX + 1);
         if (!old)
                 return negative_errno();
-        k = read(fd, old->data, 4096);
+        k = read(fd, old->data, ESCROW_FILE_MAX);
         if (k < 0)
                 return -errno;
         n_old = escrow_identity_length((const char *) old->data, (size_t) k);
@@ -383,7 +388,7 @@ static int escrow_keep_previous(int dfd, const char *name, const char *new_text)
                 char prev[NAME_MAX + 1];
                 const char *dot = strrchr(name, '.');
 
-                snprintf(prev, sizeof(prev), "%.*s.previous-%u.txt", (int) (dot - name), name, i);
+                snprintf(prev, sizeof(prev), "%.*s.previous-%u%s", (int) (dot - name), name, i, dot);
                 if (renameat2(dfd, name, dfd, prev, RENAME_NOREPLACE) >= 0) {
                         log_info("The recovery key of an earlier install on this machine and disk is kept as %s.", prev);
                         return fsync(dfd) < 0 ? -errno : 0;
@@ -394,18 +399,19 @@ static int escrow_keep_previous(int dfd, const char *name, const char *new_text)
         return -EEXIST;
 }
 
-int encryption_escrow_recovery_key(const Plan *p, const Secret *key, const char *dir, char **ret_path) {
+int encryption_escrow_recovery_key(const Plan *p, const Secret *key, const char *dir, const char *certificate, char **ret_path) {
         _cleanup_(freep) char *vendor = dmi("sys_vendor"), *product = dmi("product_name"), *serial = dmi("product_serial"),
-                              *uuid = dmi("product_uuid"), *name = NULL, *path = NULL;
+                              *uuid = dmi("product_uuid"), *name = NULL, *path = NULL, *cms = NULL;
         _cleanup_(closep) int dfd = -EBADF, fd = -EBADF;
         _cleanup_(secret_freep) Secret *text = NULL;
         struct statfs sfs;
         const PlanPartition *root = plan_find_role(p, ROLE_ROOT), *home = plan_find_role(p, ROLE_HOME);
-        size_t n = 0, cap = 4096;
+        size_t n = 0, cap = ESCROW_FILE_MAX;
+        int r;
 
         if (!root || !root->encrypt)
                 return error_setf(-EINVAL, _("The plan encrypts no root partition: there is no recovery key to deliver."));
-        if (asprintf(&name, "recovery-key-%s.txt", SD_ID128_TO_UUID_STRING(root->luks_uuid)) < 0)
+        if (asprintf(&name, "recovery-key-%s.%s", SD_ID128_TO_UUID_STRING(root->luks_uuid), certificate ? "p7m" : "txt") < 0)
                 return -ENOMEM;
         if (asprintf(&path, "%s/%s", dir, name) < 0)
                 return -ENOMEM;
@@ -429,19 +435,49 @@ int encryption_escrow_recovery_key(const Plan *p, const Secret *key, const char 
                                     "power-off. Is the escrow medium mounted? Nothing was written to %s."),
                                   dir, p->target);
 
+        /* To the OEM's key: a CMS message whose content is the key and a newline, so that
+         * "openssl cms -decrypt … | cryptsetup open" works as it is (escrow.h). Encrypted before
+         * anything is written: a key that cannot be encrypted leaves no file behind. */
+        if (certificate) {
+                _cleanup_(secret_freep) Secret *line = secret_new(key->size + 1);
+
+                if (!line)
+                        return negative_errno();
+                memcpy(line->data, key->data, key->size);
+                line->data[key->size] = '\n';
+                r = escrow_encrypt(certificate, line, &cms);
+                if (r < 0) {
+                        char why[1024];
+
+                        snprintf(why, sizeof(why), "%s", error_message() ?: strerror(-r));
+                        return error_setf(r, "%s Nothing was written to %s.", why, p->target);
+                }
+        }
+
         /* Built in locked memory and written with one write(): no stdio buffer keeps a copy. */
         text = secret_new(cap);
         if (!text)
                 return negative_errno();
 #define APPEND(...) (n += (size_t) snprintf((char *) text->data + n, n < cap ? cap - n : 0, __VA_ARGS__))
-        APPEND("# imprint recovery key. Keep this file secret; it opens the encrypted disk of this machine.\n");
+        if (cms)
+                /* Lines before the PEM block are explanatory text (RFC 7468 section 5.2), which
+                 * openssl skips. They are not secret: the machine, the disk, the command. */
+                APPEND("# imprint recovery key, encrypted to the OEM's key (CMS). Decrypt it with:\n"
+                       "#   openssl cms -decrypt -in %s -inform PEM -inkey OEM-PRIVATE-KEY.pem\n",
+                       name);
+        else
+                APPEND("# imprint recovery key. Keep this file secret; it opens the encrypted disk of this machine.\n");
         APPEND("# Machine: %s %s, serial %s, UUID %s\n", vendor ?: "unknown vendor", product ?: "unknown model", serial ?: "unknown",
                uuid ?: "unknown");
         APPEND("# Disk: %s — %s\n", p->target, p->target_description ?: "");
         APPEND("# Volumes: root (LUKS2 %s)", SD_ID128_TO_UUID_STRING(root->luks_uuid));
         if (home && home->encrypt)
                 APPEND(", home (LUKS2 %s)", SD_ID128_TO_UUID_STRING(home->luks_uuid));
-        APPEND("\n# Type this key when the machine asks for the passphrase of \"root\" or \"home\":\n%s\n", (const char *) key->data);
+        if (cms)
+                APPEND("\n# The decrypted text is the key to type when the machine asks for the passphrase of \"root\" or \"home\".\n%s",
+                       cms);
+        else
+                APPEND("\n# Type this key when the machine asks for the passphrase of \"root\" or \"home\":\n%s\n", (const char *) key->data);
 #undef APPEND
         if (n >= cap)
                 return error_setf(-E2BIG, _("The recovery key file would be too long."));
@@ -455,7 +491,7 @@ int encryption_escrow_recovery_key(const Plan *p, const Secret *key, const char 
                  * until this run formats the volume, which may never happen if it stops first:
                  * so the earlier file is kept under another name, never overwritten. A file that
                  * names another machine or disk means the seed was used twice: refused. */
-                int r = escrow_keep_previous(dfd, name, (const char *) text->data);
+                r = escrow_keep_previous(dfd, name, (const char *) text->data);
                 if (r < 0)
                         return r == -EEXIST ? error_setf(r, _("Cannot deliver the recovery key: %s exists already and names another "
                                                               "machine or disk (the same seed was used twice?)."),
@@ -467,11 +503,11 @@ int encryption_escrow_recovery_key(const Plan *p, const Secret *key, const char 
                 return error_setf(-errno, _("Cannot deliver the recovery key to %s: %m."), path);
         ssize_t w = write(fd, text->data, text->size);
         if (w != (ssize_t) text->size || fsync(fd) < 0 || fsync(dfd) < 0) {
-                int r = w >= 0 && w != (ssize_t) text->size ? -ENOSPC : -errno;
+                r = w >= 0 && w != (ssize_t) text->size ? -ENOSPC : -errno;
                 (void) unlinkat(dfd, name, 0);
                 return error_setf(r, _("Cannot write the recovery key to %s: %s. Nothing was written to %s."), path, strerror(-r), p->target);
         }
-        log_info("Recovery key delivered to %s.", path);
+        log_info("Recovery key delivered to %s%s.", path, cms ? ", encrypted to the OEM's key" : "");
         if (ret_path)
                 *ret_path = TAKE_PTR(path);
         return 0;

@@ -93,11 +93,14 @@ int encrypt_reenroll(const Plan *p, const PlanPartition *pp, LuksVolume *v, cons
 int encryption_preflight(const Plan *p, Tpm2Context **ret_tpm);
 
 /* Unattended delivery of the recovery key (an OEM's escrow: a mounted network share or USB
- * stick): writes <dir>/recovery-key-<LUKS UUID of root>.txt, mode 0600, never overwriting, with
- * comment lines naming the machine (DMI), the disk and the volumes, then the key on a line of its
- * own; flushed to the medium before returning. This file is the only place a key is written to,
- * and only because the configuration asks for it. Returns the path in ret_path (may be NULL). */
-int encryption_escrow_recovery_key(const Plan *p, const Secret *key, const char *dir, char **ret_path);
+ * stick). Without certificate: writes <dir>/recovery-key-<LUKS UUID of root>.txt, mode 0600,
+ * never overwriting, with comment lines naming the machine (DMI), the disk and the volumes, then
+ * the key on a line of its own. With certificate (a PEM certificate or public key, escrow.h):
+ * <dir>/recovery-key-<LUKS UUID of root>.p7m, the same comment lines and then the key (and a
+ * newline) encrypted to it as a PEM CMS message. Flushed to the medium before returning. This
+ * file is the only place a key is written to, and only because the configuration asks for it.
+ * Returns the path in ret_path (may be NULL). */
+int encryption_escrow_recovery_key(const Plan *p, const Secret *key, const char *dir, const char *certificate, char **ret_path);
 
 /* "7", "7+11", "0,7": PCR indexes 0–23 joined by '+' or ','. -EINVAL otherwise. */
 int pcr_mask_parse(const char *s, uint32_t *ret);

@@ -54,6 +54,7 @@ struct Session {
         SessionEventHandler handler;
         void *userdata;
         const char *escrow_dir;
+        const char *escrow_certificate;
 };
 
 int session_new(Session **ret) {
@@ -1007,10 +1008,11 @@ static int on_recovery_key(const Plan *p, const Secret *key, void *userdata) {
         if (s->escrow_dir) {
                 _cleanup_(freep) char *path = NULL;
 
-                r = encryption_escrow_recovery_key(p, key, s->escrow_dir, &path);
+                r = encryption_escrow_recovery_key(p, key, s->escrow_dir, s->escrow_certificate, &path);
                 if (r < 0)
                         return r;
-                (void) emit(s, &(SessionEvent) { .type = SESSION_EVENT_RECOVERY_KEY_DELIVERED, .plan = p, .path = path });
+                (void) emit(s, &(SessionEvent) { .type = SESSION_EVENT_RECOVERY_KEY_DELIVERED, .plan = p, .path = path,
+                                                 .message = s->escrow_certificate ? "cms" : "plaintext" });
                 return 1;
         }
         if (!s->handler)
@@ -1044,6 +1046,7 @@ int session_install(Session *s, const SessionInstallOptions *o, SessionEventHand
         s->handler = handler;
         s->userdata = userdata;
         s->escrow_dir = o ? o->escrow_dir : NULL;
+        s->escrow_certificate = o && o->escrow_dir ? o->escrow_certificate : NULL;
 
         /* Ctrl-C, SIGTERM, SIGHUP: stop at a safe point and say where, instead of dying with the
          * disk half written. */
@@ -1081,6 +1084,7 @@ int session_install(Session *s, const SessionInstallOptions *o, SessionEventHand
         s->handler = NULL;
         s->userdata = NULL;
         s->escrow_dir = NULL;
+        s->escrow_certificate = NULL;
         return r;
 }
 

@@ -639,7 +639,7 @@ user_password="Lantern-harbour $(basename "$WORK") 42"
 # Seeded, as an OEM line's reproducible install is: the LUKS UUIDs are the same in both runs, so the
 # run after the interruption below finds the first run's escrow file (same name) and must keep it
 # under another name and deliver its own, not refuse (the same machine and disk).
-config=$(printf '{"source":"%s","target":"/dev/disk/by-id/virtio-target","seed":"e2e-live","homeSize":"1G","passphrase":true,"recoveryKeyEscrow":"/run/imprint-escrow","user":{"name":"alice","realName":"Alice Example","admin":true},"hostname":"imprint-e2e","timezone":"Europe/Berlin","locale":"de_DE.UTF-8","keymap":"de","afterInstall":"poweroff","onFailure":"poweroff"}' "$source_image")
+config=$(printf '{"source":"%s","target":"/dev/disk/by-id/virtio-target","seed":"e2e-live","homeSize":"1G","passphrase":true,"recoveryKeyEscrow":{"directory":"/run/imprint-escrow","plaintext":true},"user":{"name":"alice","realName":"Alice Example","admin":true},"hostname":"imprint-e2e","timezone":"Europe/Berlin","locale":"de_DE.UTF-8","keymap":"de","afterInstall":"poweroff","onFailure":"poweroff"}' "$source_image")
 # A generous device timeout: on a loaded machine under TCG, udev's coldplug has taken longer than
 # systemd's default 90 s (the live system then went to emergency mode).
 fstab_extra='/dev/disk/by-id/virtio-escrow /run/imprint-escrow ext4 defaults,x-systemd.device-timeout=10min 0 0'

@@ -23,7 +23,7 @@
 #     ESP.
 #  3. Boot 3: sd-boot honours the one-shot entry (the serial console shows imprint-recovery.target);
 #     the recovery entry finds the reset configuration (credential imprint.config: {"reset":
-#     {"target":"auto", "recoveryKeyEscrow":…, "user": alice, "afterReset":"poweroff"}}) and resets
+#     {"target":"auto", "recoveryKeyEscrow":{…}, "user": alice, "afterReset":"poweroff"}}) and resets
 #     unattended. QEMU is killed (as a power cut) as soon as the JSON progress says the erase of
 #     home (or the format of root) began. The host sees the interrupted state: the audit record
 #     on the ESP says "running", LoaderEntryDefault names the recovery entry, root and home are
@@ -235,7 +235,7 @@ umask 022
 USER_JSON='{"name": "alice", "realName": "Alice Example", "admin": true, "storage": "directory"}'
 config=$(jq -cn --argjson user "$USER_JSON" '{source: "/dev/disk/by-id/virtio-usrimg", target: "/dev/disk/by-id/virtio-target", seed: "e2e-reset",
         imageCertificate: "/run/credentials/imprint-unattended.service/imprint.image-certificate",
-        encrypt: true, tpm2: "required", recoveryKeyEscrow: "/run/imprint-escrow", homeSize: "1G",
+        encrypt: true, tpm2: "required", recoveryKeyEscrow: {directory: "/run/imprint-escrow", plaintext: true}, homeSize: "1G",
         user: $user, hostname: "imprint-reset", afterInstall: "poweroff", onFailure: "poweroff"}')
 fstab_extra='/dev/disk/by-id/virtio-escrow /run/imprint-escrow ext4 defaults,x-systemd.device-timeout=10min 0 0'
 BOOTS=0
@@ -430,7 +430,7 @@ echo "ok: before: root $ROOT_UUID_0 (partition $ROOT_NO), home $HOME_UUID_0 (par
 # the escrow disk is mounted there by a mount unit given as a credential, and the drop-in that makes
 # imprint's recovery service wait for it is one too (systemd-debug-generator: systemd.extra-unit.*,
 # systemd.unit-dropin.*, v256+; fstab.extra is for the system after the initrd).
-reset_config=$(jq -cn --argjson user "$USER_JSON" '{reset: {target: "auto", recoveryKeyEscrow: "/run/escrow",
+reset_config=$(jq -cn --argjson user "$USER_JSON" '{reset: {target: "auto", recoveryKeyEscrow: {directory: "/run/escrow", plaintext: true},
         user: $user, afterReset: "poweroff"}, onFailure: "poweroff"}')
 escrow_mount=$(printf '[Unit]\nDescription=rig: the escrow disk\n[Mount]\nWhat=/dev/disk/by-id/virtio-escrow\nWhere=/run/escrow\nType=ext4\n')
 escrow_dropin=$(printf '[Unit]\nRequiresMountsFor=/run/escrow\n')
@@ -640,7 +640,7 @@ phase_done "boot 5: installed after the reset" "$t"
 t=$EPOCHREALTIME
 snapshot before2
 phase_done "host: copies before the second reset" "$t"
-keep_config=$(jq -cn '{reset: {target: "/dev/disk/by-id/virtio-target", keepHome: true, recoveryKeyEscrow: "/run/imprint-escrow",
+keep_config=$(jq -cn '{reset: {target: "/dev/disk/by-id/virtio-target", keepHome: true, recoveryKeyEscrow: {directory: "/run/imprint-escrow", plaintext: true},
         afterReset: "poweroff"}, onFailure: "poweroff"}')
 echo "== boot 6: live medium, unattended reset keeping home; imprint.config: $keep_config"
 t=$EPOCHREALTIME

@@ -249,7 +249,7 @@ user_password="Sysupdate-lantern $(basename "$WORK") 42"
 [ -s "$usr_dir/test-cert.pem" ] || failed "no test-cert.pem in $usr_dir"
 config=$(jq -cn '{source: "/dev/disk/by-id/virtio-usrimg", target: "/dev/disk/by-id/virtio-target", seed: "e2e-sysupdate",
         imageCertificate: "/run/credentials/imprint-unattended.service/imprint.image-certificate",
-        encrypt: true, tpm2: "required", recoveryKeyEscrow: "/run/imprint-escrow",
+        encrypt: true, tpm2: "required", recoveryKeyEscrow: {directory: "/run/imprint-escrow", plaintext: true},
         user: {name: "alice", realName: "Alice Example", admin: true, storage: "directory"},
         hostname: "imprint-usr", afterInstall: "poweroff", onFailure: "poweroff"}')
 fstab_extra='/dev/disk/by-id/virtio-escrow /run/imprint-escrow ext4 defaults,x-systemd.device-timeout=10min 0 0'

@@ -263,9 +263,9 @@ pass "unattended: an encrypted install without recoveryKeyEscrow is refused"
 
 # The TPM is required by default in unattended installs.
 if [ -e /dev/tpmrm0 ]; then no_tpm=', "tpm2Tcti": "device:/dev/imprint-no-such-tpm"'; else no_tpm=''; fi
-unattended 1 "{ $base, \"recoveryKeyEscrow\": \"$WORK\"$no_tpm }"
+unattended 1 "{ $base, \"recoveryKeyEscrow\": {\"directory\": \"$WORK\", \"plaintext\": true}$no_tpm }"
 expect_stderr "A TPM2 is required, but it cannot be used"
-unattended 1 "{ $base, \"tpm2\": \"required\", \"recoveryKeyEscrow\": \"$WORK\", \"tpm2Tcti\": \"$DEAD_TCTI\" }"
+unattended 1 "{ $base, \"tpm2\": \"required\", \"recoveryKeyEscrow\": {\"directory\": \"$WORK\", \"plaintext\": true}, \"tpm2Tcti\": \"$DEAD_TCTI\" }"
 expect_stderr "A TPM2 is required, but it cannot be used: No TPM 2.0 answered at $DEAD_TCTI"
 pass "unattended: a required TPM (the default) that is missing is refused, naming it"
 
@@ -282,8 +282,8 @@ unattended 2 "{ $base, \"encrypt\": \"yes\" }"
 expect_stderr '"encrypt" must be true or false.'
 unattended 2 "{ $base, \"tpm2Pin\": 1 }"
 expect_stderr '"tpm2Pin" must be true or false.'
-unattended 2 "{ $base, \"recoveryKeyEscrow\": \"\" }"
-expect_stderr '"recoveryKeyEscrow" must be a non-empty string.'
+unattended 2 "{ $base, \"recoveryKeyEscrow\": {\"directory\": \"\", \"plaintext\": true} }"
+expect_stderr '"recoveryKeyEscrow.directory" must be an absolute path.'
 unattended 2 "{ $base, \"tpm2Tcti\": 5 }"
 expect_stderr '"tpm2Tcti" must be a non-empty string.'
 unattended 2 "{ $base, \"tpm2SignedPcr11\": \"no\" }"
@@ -293,11 +293,11 @@ pass "unattended: unknown encryption values are refused"
 # A passphrase comes from the credential imprint.passphrase, never from a terminal; a weak one is refused.
 escrow=$WORK/escrow
 mkdir "$escrow"
-unattended 2 "{ $base, \"tpm2\": \"off\", \"passphrase\": true, \"recoveryKeyEscrow\": \"$escrow\" }"
+unattended 2 "{ $base, \"tpm2\": \"off\", \"passphrase\": true, \"recoveryKeyEscrow\": {\"directory\": \"$escrow\", \"plaintext\": true} }"
 expect_stderr "imprint.passphrase"
 mkdir "$WORK/creds"
 printf 'swordfish\n' >"$WORK/creds/imprint.passphrase"
-CREDENTIALS_DIRECTORY=$WORK/creds unattended 2 "{ $base, \"tpm2\": \"off\", \"passphrase\": true, \"recoveryKeyEscrow\": \"$escrow\" }"
+CREDENTIALS_DIRECTORY=$WORK/creds unattended 2 "{ $base, \"tpm2\": \"off\", \"passphrase\": true, \"recoveryKeyEscrow\": {\"directory\": \"$escrow\", \"plaintext\": true} }"
 expect_stderr "too weak"
 ! grep -q "swordfish" "$WORK/stderr" "$WORK/stdout" || fail "the weak passphrase was printed"
 pass "unattended: a passphrase needs the credential imprint.passphrase, and a strong one"
@@ -306,11 +306,11 @@ if ! $has_dm; then
         # Everything in order: it stops at device-mapper, before the recovery key is delivered.
         printf 'Vq7#mT2!xLp9@wRz-Kestrel\n' >"$WORK/creds/imprint.passphrase"
         CREDENTIALS_DIRECTORY=$WORK/creds unattended 1 \
-                "{ $base, \"tpm2Tcti\": \"$TCTI\", \"passphrase\": true, \"recoveryKeyEscrow\": \"$escrow\" }"
+                "{ $base, \"tpm2Tcti\": \"$TCTI\", \"passphrase\": true, \"recoveryKeyEscrow\": {\"directory\": \"$escrow\", \"plaintext\": true} }"
         expect_stderr "This system has no device-mapper"
         ! grep -q 'Kestrel' "$WORK/stderr" "$WORK/stdout" || fail "the passphrase was printed"
         [ -z "$(ls -A "$escrow")" ] || fail "a recovery key was delivered for an install that never started"
-        unattended 1 "{ $base, \"tpm2\": \"off\", \"recoveryKeyEscrow\": \"$escrow\" }"
+        unattended 1 "{ $base, \"tpm2\": \"off\", \"recoveryKeyEscrow\": {\"directory\": \"$escrow\", \"plaintext\": true} }"
         expect_stderr "This system has no device-mapper"
         [ -z "$(ls -A "$escrow")" ] || fail "a recovery key was delivered for an install that never started"
         pass "unattended: a complete configuration stops at the missing device-mapper; no key is delivered"

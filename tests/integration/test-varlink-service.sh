@@ -291,6 +291,17 @@ call "$sock" io.imprint.Installer.Install "{\"request\": $req, \"confirm\": \"ta
 expect_error io.imprint.Installer.InvalidRequest recoveryKeyEscrow
 [ "$(checksum "$tgt")" = "$before" ] || fail "Install with a relative recoveryKeyEscrow changed the target"
 pass "Install with the wrong confirm, or a relative recoveryKeyEscrow: refused, the target is byte for byte unchanged"
+# recoveryKeyEscrowCertificate (the OEM's key, imprint(1) "Escrow to the OEM's key"): only with
+# recoveryKeyEscrow, an absolute path, a certificate or public key; checked before anything is written.
+call "$sock" io.imprint.Installer.Install "{\"request\": $req, \"confirm\": \"target.img\", \"recoveryKeyEscrowCertificate\": \"$WORK/other.pem\"}" --more
+expect_error io.imprint.Installer.InvalidRequest recoveryKeyEscrowCertificate
+call "$sock" io.imprint.Installer.Install "{\"request\": $req, \"confirm\": \"target.img\", \"recoveryKeyEscrow\": \"$WORK\", \"recoveryKeyEscrowCertificate\": \"other.pem\"}" --more
+expect_error io.imprint.Installer.InvalidRequest recoveryKeyEscrowCertificate
+call "$sock" io.imprint.Installer.Install "{\"request\": $req, \"confirm\": \"target.img\", \"recoveryKeyEscrow\": \"$WORK\", \"recoveryKeyEscrowCertificate\": \"$WORK/other.key\"}" --more
+expect 'length == 1 and .[0].error == "io.imprint.Installer.InvalidRequest" and .[0].parameters.parameter == "recoveryKeyEscrowCertificate"
+        and (.[0].parameters.message | test("is a private key"))' "a private key as recoveryKeyEscrowCertificate is not InvalidRequest saying so"
+[ "$(checksum "$tgt")" = "$before" ] || fail "Install with a bad recoveryKeyEscrowCertificate changed the target"
+pass "Install with recoveryKeyEscrowCertificate alone, relative, or a private key: InvalidRequest, the target is unchanged"
 
 call "$sock" io.imprint.Installer.Install "{\"request\": $req, \"confirm\": \"target.img\"}" --more
 cp "$WORK/reply" "$WORK/events"

@@ -859,7 +859,7 @@ static void test_escrow(const Plan *root_plan, const Secret *key) {
         struct stat st;
 
         ASSERT_TRUE(mkdir(dir, 0700) == 0);
-        ASSERT_OK(encryption_escrow_recovery_key(root_plan, key, dir, &path));
+        ASSERT_OK(encryption_escrow_recovery_key(root_plan, key, dir, NULL, &path));
         ASSERT_TRUE(asprintf(&want, "%s/recovery-key-%s.txt", dir, sd_id128_to_uuid_string(root_luks_uuid, uuid)) > 0);
         ASSERT_STREQ(path, want);
         ASSERT_TRUE(lstat(path, &st) == 0);
@@ -900,7 +900,7 @@ static void test_escrow(const Plan *root_plan, const Secret *key) {
                 size_t size3;
 
                 ASSERT_OK(recovery_key_generate(&key2));
-                ASSERT_OK(encryption_escrow_recovery_key(root_plan, key2, dir, &again));
+                ASSERT_OK(encryption_escrow_recovery_key(root_plan, key2, dir, NULL, &again));
                 ASSERT_STREQ(again, want);
                 now = read_file(again, NULL);
                 ASSERT_CONTAINS(now, (const char *) key2->data);
@@ -921,7 +921,7 @@ static void test_escrow(const Plan *root_plan, const Secret *key) {
                 _cleanup_(freep) char *before = read_file(path, &size);
 
                 error_clear();
-                ASSERT_EQ(encryption_escrow_recovery_key(other, key, dir, &again), -EEXIST);
+                ASSERT_EQ(encryption_escrow_recovery_key(other, key, dir, NULL, &again), -EEXIST);
                 ASSERT_TRUE(again == NULL);
                 ASSERT_CONTAINS(error_message(), "another machine or disk");
                 printf("escrow, seed used twice: %s\n", error_message());
@@ -933,7 +933,7 @@ static void test_escrow(const Plan *root_plan, const Secret *key) {
         /* Root and home: one file, naming both volumes. */
         ASSERT_TRUE(mkdir(dir2, 0700) == 0);
         both = make_plan(root_plan->target, &(PlanSpec) { .role = ROLE_ROOT, .luks_uuid = root_luks_uuid, .with_home = true });
-        ASSERT_OK(encryption_escrow_recovery_key(both, key, dir2, NULL));
+        ASSERT_OK(encryption_escrow_recovery_key(both, key, dir2, NULL, NULL));
         free(second);
         second = work_path("escrow2/recovery-key-%s.txt", uuid);
         free(first);
@@ -943,11 +943,11 @@ static void test_escrow(const Plan *root_plan, const Secret *key) {
 
         /* A directory that is not there; a plan without an encrypted root. */
         error_clear();
-        ASSERT_EQ(encryption_escrow_recovery_key(root_plan, key, missing, NULL), -ENOENT);
+        ASSERT_EQ(encryption_escrow_recovery_key(root_plan, key, missing, NULL, NULL), -ENOENT);
         ASSERT_CONTAINS(error_message(), "Nothing was written");
         plain = make_plan(root_plan->target, &(PlanSpec) { .role = ROLE_ROOT, .luks_uuid = root_luks_uuid });
         plain->partitions[0].encrypt = false;
-        ASSERT_EQ(encryption_escrow_recovery_key(plain, key, dir2, NULL), -EINVAL);
+        ASSERT_EQ(encryption_escrow_recovery_key(plain, key, dir2, NULL, NULL), -EINVAL);
 
         assert_not_logged(key);
         printf("escrow: ok\n");
