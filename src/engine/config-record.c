@@ -14,6 +14,7 @@
 #include "config-record.h"
 #include "error.h"
 #include "fileio.h"
+#include "i18n.h"
 #include "size.h"
 #include "tpm2.h"
 
@@ -170,12 +171,26 @@ static int absolute_source(const char *source, const Plan *p, char **ret) {
         return *ret ? 0 : -ENOMEM;
 }
 
+/* The credentials a replay of p needs for its secrets, in the order they are asked for. */
+static size_t record_credentials(const Plan *p, const char *ret[static 3]) {
+        const PlanEncryption *e = &p->encryption;
+        size_t n = 0;
+
+        if (p->account)
+                ret[n++] = "imprint.user-password";
+        if (e->enabled && e->passphrase)
+                ret[n++] = "imprint.passphrase";
+        if (e->enabled && e->tpm2 && e->tpm2_pin)
+                ret[n++] = "imprint.tpm2-pin";
+        return n;
+}
+
 int config_record_build(const Plan *p, const Disk *target, const PlanOptions *layout, const char *source, json_object **ret) {
         _cleanup_(freep) char *src = NULL, *target_abs = NULL;
         const PlanEncryption *e = &p->encryption;
         PlanOptions def;
         json_object *j, *creds;
-        const char *t;
+        const char *t, *names[3];
         int r;
 
         if (p->mode != PLAN_ERASE && p->mode != PLAN_FREE)
@@ -248,15 +263,37 @@ int config_record_build(const Plan *p, const Disk *target, const PlanOptions *la
         json_object_object_add(j, "noVariables", json_object_new_boolean(false));
 
         creds = json_object_new_array();
-        if (p->account)
-                json_object_array_add(creds, json_object_new_string("imprint.user-password"));
-        if (e->enabled && e->passphrase)
-                json_object_array_add(creds, json_object_new_string("imprint.passphrase"));
-        if (e->enabled && e->tpm2 && e->tpm2_pin)
-                json_object_array_add(creds, json_object_new_string("imprint.tpm2-pin"));
+        for (size_t i = 0, n = record_credentials(p, names); i < n; i++)
+                json_object_array_add(creds, json_object_new_string(names[i]));
         json_object_object_add(j, "credentials", creds);
 
         *ret = j;
+        return 0;
+}
+
+int config_record_check_path(const char *path) {
+        _cleanup_(freep) char *dir = NULL;
+        struct stat st;
+        char *slash;
+
+        if (isempty(path))
+                return error_setf(-EINVAL, "--record needs a file name.");
+        if (stat(path, &st) >= 0 && !S_ISREG(st.st_mode))
+                return error_setf(-EINVAL, "Cannot record to %s: it is %s, not a file.", path, file_type_name(st.st_mode));
+        dir = strdup(path);
+        if (!dir)
+                return -ENOMEM;
+        slash = strrchr(dir, '/');
+        if (!slash)
+                strcpy(dir, ".");
+        else if (slash == dir)
+                slash[1] = 0;
+        else
+                *slash = 0;
+        if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+                return error_setf(-ENOENT, "Cannot record to %s: the directory %s does not exist.", path, dir);
+        if (access(dir, W_OK) < 0)
+                return error_setf(-EACCES, "Cannot record to %s: the directory %s is not writable.", path, dir);
         return 0;
 }
 
@@ -297,4 +334,28 @@ int config_record_write(const Plan *p, const Disk *target, const PlanOptions *la
                 return error_setf(r, "Cannot write the recorded configuration %s: %s.", path, strerror(-r));
         }
         return 0;
+}
+
+char *config_record_note(const Plan *p, const char *path) {
+        _cleanup_(freep) char *first = NULL, *escrow = NULL, *creds = NULL;
+        const PlanEncryption *e = &p->encryption;
+        const char *names[3];
+        size_t n = record_credentials(p, names);
+        char list[128] = "";
+        char *ret;
+
+        for (size_t i = 0; i < n; i++)
+                snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i > 0 ? ", " : "", names[i]);
+        /* TRANSLATORS: %s is the file given with --record. */
+        if (asprintf(&first, _("The configuration that repeats this install is in %s."), path) < 0)
+                return NULL;
+        if (e->enabled && !(escrow = strdup(_(" Before imprint unattended replays it, add \"recoveryKeyEscrow\": where the "
+                                               "recovery key of each machine goes."))))
+                return NULL;
+        /* TRANSLATORS: %s lists credential names, e.g. "imprint.user-password, imprint.passphrase". */
+        if (list[0] && asprintf(&creds, _(" The replay needs the credentials it lists: %s."), list) < 0)
+                return NULL;
+        if (asprintf(&ret, "%s%s%s", first, escrow ?: "", creds ?: "") < 0)
+                return NULL;
+        return ret;
 }

@@ -34,6 +34,15 @@ int config_record_build(const Plan *p, const Disk *target, const PlanOptions *la
  * in the same directory, flushed, renamed over path). -errno with a sentence naming path. */
 int config_record_write(const Plan *p, const Disk *target, const PlanOptions *layout, const char *source, const char *path);
 
+/* Whether path can take a record (its directory exists and is writable, it is not a directory or
+ * a device): checked when --record is given, so that a long install does not end unrecorded for a
+ * typo. -errno with a sentence. */
+int config_record_check_path(const char *path);
+
+/* The sentence a front end shows after writing the record to path: where it is, and what a replay
+ * of p needs that the record cannot hold (the escrow, the credentials). Translated; NULL: -ENOMEM. */
+char *config_record_note(const Plan *p, const char *path);
+
 /* The name a record gives target: its preferred /dev/disk/by-id link, else its path. */
 const char *config_record_target_name(const Disk *target);
 
