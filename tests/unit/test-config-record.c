@@ -212,6 +212,32 @@ static void test_write(void) {
         ASSERT_CONTAINS(error_message(), bad);
 }
 
+/* What the front ends show after writing: where, and what a replay needs that the file cannot hold. */
+static void test_note_and_path(void) {
+        _cleanup_(plan_freep) Plan *p = encrypted_plan();
+        _cleanup_(freep) char *note = NULL, *plain = NULL, *missing = NULL;
+
+        note = config_record_note(p, "/root/line.json");
+        ASSERT_STREQ(note, "The configuration that repeats this install is in /root/line.json. Before imprint unattended replays it, "
+                           "add \"recoveryKeyEscrow\": where the recovery key of each machine goes. The replay needs the credentials "
+                           "it lists: imprint.user-password, imprint.passphrase, imprint.tpm2-pin.");
+        p->encryption = (PlanEncryption) {};
+        plan_account_free(p->account);
+        p->account = NULL;
+        plain = config_record_note(p, "r.json");
+        ASSERT_STREQ(plain, "The configuration that repeats this install is in r.json.");
+
+        /* --record is checked before the dialogue. */
+        ASSERT_OK(config_record_check_path("r.json"));
+        ASSERT_EQ(config_record_check_path(tmpdir), -EINVAL);
+        ASSERT_CONTAINS(error_message(), "it is a directory, not a file");
+        ASSERT_TRUE(asprintf(&missing, "%s/none/r.json", tmpdir) > 0);
+        ASSERT_EQ(config_record_check_path(missing), -ENOENT);
+        ASSERT_CONTAINS(error_message(), "/none does not exist");
+        ASSERT_EQ(config_record_check_path("/dev/null"), -EINVAL);
+        ASSERT_EQ(config_record_check_path(""), -EINVAL);
+}
+
 static int merge_text(InstallConfig *c, const char *text) {
         json_object *j = json_tokener_parse(text);
         int r;
@@ -264,6 +290,7 @@ int main(void) {
         test_image_file();
         test_write();
         test_credentials_key();
+        test_note_and_path();
         printf("ok\n");
         return 0;
 }
