@@ -17,6 +17,7 @@
 
 #include "dialogue.h"
 #include "plain.h"
+#include "config-record.h"
 #include "session.h"
 #include "tui.h"
 #include "varlink-installer.h"
@@ -107,8 +108,8 @@ static void help(void) {
                "                [--yes] [--json] [--dry-run]\n"
                "  imprint unattended [--config FILE] [--entry-point=boot-menu|live-medium]\n"
                "  imprint tpm [--json] [--tcti TCTI]\n"
-               "  imprint --plain [--reset] [--source IMAGE] [--lang L]\n"
-               "  imprint [--tui [--reset] [--source IMAGE] [--seed S] [--log FILE] [--lang L] [--mono] [--allow-weak-password] [DISK|FILE…]]\n"
+               "  imprint --plain [--reset] [--source IMAGE] [--lang L] [--record FILE]\n"
+               "  imprint [--tui [--reset] [--source IMAGE] [--seed S] [--log FILE] [--lang L] [--mono] [--allow-weak-password] [--record FILE] [DISK|FILE…]]\n"
                "  imprint --console [--reset]\n"
                "  imprint --varlink [--listen=PATH]\n\n"
                "Commands:\n"
@@ -130,6 +131,8 @@ static void help(void) {
                "  --console  --tui on a virtual console or pseudo terminal, --plain on a serial line,\n"
                "           unless imprint.frontend[.TTY]=tui|plain on the kernel command line says otherwise\n"               "  --reset  With --plain, --tui or --console: straight to \"Reset an installed system\"\n"
                "           (what the recovery entry runs) instead of offering install or reset first\n"
+               "  --record FILE  With --plain or --tui: after the install, write the configuration for\n"
+               "           imprint unattended that repeats it (no secrets: it names the credentials)\n"
                "  --varlink  Serve the Varlink interface io.imprint.Installer (imprint-varlink(7)) on the\n"
                "           sockets systemd passed (imprint-varlink.socket), or on --listen=PATH\n\n"
                "Layout options:\n"
@@ -1494,17 +1497,33 @@ static int verb_unattended(int argc, char *argv[]) {
         return code;
 }
 
+/* --record FILE (imprint --plain, --tui): checked before the dialogue, so that a long install does
+ * not end unrecorded for a typo; a reset is not recorded. */
+static int check_record_option(const char *record, bool reset) {
+        int r;
+
+        if (!record)
+                return 0;
+        if (reset)
+                return usage_error("--record records an install; a reset is not recorded.");
+        r = config_record_check_path(record);
+        if (r < 0)
+                return usage_error("--record: %s", session_error_message(r));
+        return 0;
+}
+
 static int verb_plain(int argc, char *argv[]) {
         static const struct option options[] = {
                 { "reset", no_argument, NULL, 'r' },
                 { "source", required_argument, NULL, 's' },
                 { "lang", required_argument, NULL, 'L' },
+                { "record", required_argument, NULL, 'R' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
-        const char *source = NULL, *language = NULL;
+        const char *source = NULL, *language = NULL, *record = NULL;
         bool reset = false;
-        int c;
+        int c, r;
 
         while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0)
                 switch (c) {
@@ -1522,12 +1541,18 @@ static int verb_plain(int argc, char *argv[]) {
                                 return usage_error("--lang=%s: the dialogue speaks en, de and fr.", optarg);
                         language = optarg;
                         break;
+                case 'R':
+                        record = optarg;
+                        break;
                 default:
                         return option_error(c, argv);
                 }
         if (optind < argc)
                 return usage_error("unexpected argument \"%s\".", argv[optind]);
-        return plain_run(source, language, reset);
+        r = check_record_option(record, reset);
+        if (r != 0)
+                return r;
+        return plain_run_record(source, language, reset, record);
 }
 
 /* imprint --tui [--source IMAGE] [--seed S] [--log FILE] [--lang L] [--mono]
@@ -1542,6 +1567,7 @@ static int verb_tui(int argc, char *argv[]) {
                 { "lang", required_argument, NULL, 'L' },
                 { "mono", no_argument, NULL, 'm' },
                 { "allow-weak-password", no_argument, NULL, 'w' },
+                { "record", required_argument, NULL, 'R' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
@@ -1577,6 +1603,9 @@ static int verb_tui(int argc, char *argv[]) {
                 case 'w':
                         o.allow_weak_password = true;
                         break;
+                case 'R':
+                        o.record_path = optarg;
+                        break;
                 default:
                         return option_error(c, argv);
                 }
@@ -1584,6 +1613,9 @@ static int verb_tui(int argc, char *argv[]) {
                 o.targets = argv + optind;
                 o.n_targets = (size_t) (argc - optind);
         }
+        r = check_record_option(o.record_path, o.reset);
+        if (r != 0)
+                return r;
         if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))
                 return usage_error("the full-screen installer needs a terminal; use imprint --plain for a line-by-line dialogue.");
         return tui_run(&o);

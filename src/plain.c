@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config-record.h"
 #include "dialogue.h"
 #include "fileio.h"
 #include "i18n-frontend.h"
@@ -611,7 +612,27 @@ static int choose_task(bool *ret_reset) {
         }
 }
 
+/* --record FILE: the configuration that repeats the install just done, and what a replay needs. */
+static void record_install(const Plan *p, const Disk *d, const PlanOptions *layout, const char *source_arg, const char *path) {
+        _cleanup_(freep) char *note = NULL;
+        int r;
+
+        r = config_record_write(p, d, layout, source_arg, path);
+        if (r < 0) {
+                /* TRANSLATORS: %s is why, one sentence. */
+                printf(_("\nThe install is complete, but it was not recorded: %s\n"), session_error_message(r));
+                return;
+        }
+        note = config_record_note(p, path);
+        if (note)
+                printf("\n%s\n", note);
+}
+
 int plain_run(const char *source_arg, const char *language, bool reset) {
+        return plain_run_record(source_arg, language, reset, NULL);
+}
+
+int plain_run_record(const char *source_arg, const char *language, bool reset, const char *record_path) {
         _cleanup_(session_freep) Session *s = NULL;
         int r;
 
@@ -637,6 +658,9 @@ int plain_run(const char *source_arg, const char *language, bool reset) {
                         printf("%s\n", session_error_message(k));
                         return session_exit_code(k);
                 }
+                if (record_path)
+                        /* TRANSLATORS: %s is the file given with --record. */
+                        printf(_("A reset is not recorded: %s will not be written.\n"), record_path);
                 return reset_dialogue(s);
         }
         if (r >= 0)
@@ -699,6 +723,8 @@ int plain_run(const char *source_arg, const char *language, bool reset) {
                 /* TRANSLATORS: "Debian GNU/Linux is installed on /dev/sda. …" */
                 printf(_("\n%s is installed on %s. Remove the installation medium before you start it.\n"),
                        p->source->os_name ?: _("The system"), p->target);
+                if (record_path)
+                        record_install(p, d, &req.layout, source_arg, record_path);
                 finish();
                 return 0;
         }

@@ -10,3 +10,7 @@
  * recovery entry, imprint --plain --reset) instead of asking install or reset first. Returns
  * imprint's exit status. */
 int plain_run(const char *source, const char *language, bool reset);
+/* The same, and after a successful install the configuration for `imprint unattended` that
+ * repeats it is written to record_path (--record FILE, config-record.h; NULL: nothing recorded),
+ * with a sentence saying where and what a replay needs. */
+int plain_run_record(const char *source, const char *language, bool reset, const char *record_path);

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Screen 9: done. Reboot, power off, or leave to a shell. */
+/* Screen 9: done. Reboot, power off, or leave to a shell; with --record, record the install first. */
 
 #include <curses.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "config-record.h"
 #include "ui.h"
 
 static int power(Tui *t, bool reboot) {
@@ -13,9 +14,38 @@ static int power(Tui *t, bool reboot) {
         return session_power(reboot);
 }
 
+/* --record FILE: the configuration that repeats this install (config-record.h), written when the
+ * person asks for it here; the message says what a replay needs that it cannot hold. */
+static bool record(Tui *t, const Plan *p) {
+        _cleanup_(freep) char *note = NULL;
+        PlanOptions layout;
+        char msg[2048];
+        int r;
+
+        r = ui_layout_options(t, &layout);
+        if (r >= 0)
+                r = config_record_write(p, t->disk, &layout, t->opts->source, t->opts->record_path);
+        if (r < 0) {
+                ui_log_line(t, "recording the install to %s failed: %s", t->opts->record_path, session_error_message(r));
+                /* TRANSLATORS: %s is why, one sentence. */
+                snprintf(msg, sizeof(msg), _("The install is complete, but it was not recorded: %s"), session_error_message(r));
+                ui_message(t, _("Error"), msg, _("Enter: close"));
+                return false;
+        }
+        ui_log_line(t, "recorded the install to %s", t->opts->record_path);
+        note = config_record_note(p, t->opts->record_path);
+        ui_message(t, _("Recorded"), note ?: t->opts->record_path, _("Enter: close"));
+        return true;
+}
+
 UiNext screen_done(Tui *t, const Plan *p) {
-        const char *items[] = { N_("Restart the computer"), N_("Switch off the computer"), N_("Exit to a shell") };
-        size_t sel = t->disk->kind == DISK_BLOCK ? 0 : 2;
+        const char *items[] = { N_("Restart the computer"), N_("Switch off the computer"), N_("Exit to a shell"),
+                                N_("Record this install for imprint unattended") };
+        size_t sel_default = t->disk->kind == DISK_BLOCK ? 0 : 2;
+        /* Offered only with --record, and first chosen: it writes nothing to any disk. */
+        bool offer = t->opts->record_path;
+        size_t n_items = ELEMENTSOF(items) - (offer ? 0 : 1);
+        size_t sel = offer ? 3 : sel_default;
 
         t->help = N_("The installed system starts at the next boot from the disk. Remove the installation medium first, or "
                      "the computer may start it again.");
@@ -46,8 +76,14 @@ UiNext screen_done(Tui *t, const Plan *p) {
                                 y += ui_wrap(y + 1, 2, COLS - 4, 2, 0, line) + 1;
                         }
                         y += 2;
-                        for (size_t i = 0; i < ELEMENTSOF(items); i++)
-                                ui_radio(t, y + (int) i, 4, 40, _(items[i]), i == sel, i == sel, false);
+                        for (size_t i = 0; i < n_items; i++)
+                                ui_radio(t, y + (int) i, 4, i == 3 ? 60 : 40, _(items[i]), i == sel, i == sel, false);
+                        if (t->opts->record_path && !offer) {
+                                /* TRANSLATORS: %s is the file given with --record. */
+                                snprintf(line, sizeof(line), _("The configuration that repeats this install is in %s."),
+                                         t->opts->record_path);
+                                ui_wrap(LINES - 5, 2, COLS - 4, 2, 0, line);
+                        }
                         /* TRANSLATORS: %s is the log file's path. */
                         snprintf(line, sizeof(line), _("The log of this install: %s"), t->log_path ?: "-");
                         ui_wrap(LINES - 3, 2, COLS - 4, 2, ui_attr_dim(), line);
@@ -56,10 +92,18 @@ UiNext screen_done(Tui *t, const Plan *p) {
                 k = ui_key(t);
                 if (ui_key_is(k, KEY_UP) && sel > 0)
                         sel--;
-                else if (ui_key_is(k, KEY_DOWN) && sel + 1 < ELEMENTSOF(items))
+                else if (ui_key_is(k, KEY_DOWN) && sel + 1 < n_items)
                         sel++;
                 else if (ui_key_is(k, UI_KEY_ENTER)) {
                         int r;
+                        if (sel == 3) {
+                                if (record(t, p)) {
+                                        offer = false;
+                                        n_items--;
+                                        sel = sel_default;
+                                }
+                                continue;
+                        }
                         if (sel == 2) {
                                 t->exec_shell = t->opts->shell_after;
                                 return UI_QUIT;

@@ -365,7 +365,7 @@ int tui_run(const TuiOptions *o) {
                 log_set_sink(log_sink_stderr, NULL);
                 tui_done(&t);
                 fprintf(stderr, "imprint: %s\n", _("This terminal cannot show the full-screen installer; the line-by-line one starts."));
-                return plain_run(o->source, i18n_languages[t.language].code, o->reset);
+                return plain_run_record(o->source, i18n_languages[t.language].code, o->reset, o->record_path);
         }
         set_escdelay(25);
         cbreak();

@@ -17,6 +17,8 @@ typedef struct TuiOptions {
         bool allow_weak_password;
         bool mono;                     /* no colours */
         bool reset;                    /* straight to "Reset an installed system" (the recovery entry) */
+        const char *record_path;       /* --record FILE: after an install, the configuration that repeats it
+                                        * (config-record.h), offered on the last screen */
         bool shell_after;              /* "Exit to a shell" starts root's login shell in imprint's place
                                         * (imprint --console: the terminal has no shell behind it) */
 } TuiOptions;

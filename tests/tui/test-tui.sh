@@ -3,7 +3,7 @@
 # The full-screen installer, driven like a person at the keyboard: imprint --tui runs in a detached
 # tmux pane of a fixed size (the recipe of tmux's own regress/ tests), the test sends the keys of
 # a full install onto an image file, and `tmux capture-pane -p` screens at stable points (never
-# mid-progress) are compared with the golden screens in tests/tui/golden/. Five runs:
+# mid-progress) are compared with the golden screens in tests/tui/golden/. Seven runs:
 #   1. English at 80x24: every screen, F1 help, resizes (too small, 100x30, back to 80x24) while on
 #      the layout screen, a wrong confirmation (nothing written), a failure (the image is changed
 #      behind the installer's back after the summary: the checksum step fails, nothing is written,
@@ -23,6 +23,8 @@
 #   6. "Reset an installed system" on a disk imprint installed: the welcome screen's choice, the
 #      disk list, what to keep, the erase/keep table confirmed by the disk's name (a wrong name and
 #      quitting erase nothing), and imprint --tui --reset (the recovery entry's way in).
+#   7. --record FILE: the done screen offers to record the install (chosen first), the message says
+#      where and what a replay needs, and the file holds the choices and no password.
 # After each install the image file is checked as tests/integration/test-install-image.sh and
 # test-account.sh check it: stock sfdisk, the root bit-identical to the image's, systemd-boot and
 # the UKI on the ESP, the account in /etc/passwd, the language and keymap of the installed system.
@@ -479,6 +481,31 @@ keys Enter
 wait_exit 6
 [ "$(checksum "$R")" = "$sum" ] || fail "imprint --tui --reset wrote to the disk without a confirmation"
 pass "imprint --tui --reset goes straight to the reset"
+
+# ---- 7. --record FILE: the last screen offers the configuration that repeats the install ---------
+start 80x24 --record "$D/recorded.json"
+wait_for "Welcome to imprint"
+through_account -
+keys target.img Enter
+wait_for "is installed on" 120
+snap 80x24/09-done-record
+[ ! -e "$D/recorded.json" ] || fail "the record was written before it was chosen"
+keys Enter
+wait_for "Recorded"
+snap 80x24/09-recorded
+keys Enter
+wait_for "The configuration that repeats this install is in"
+snap 80x24/09-done-recorded
+[ "$(stat -c %a "$D/recorded.json")" = 600 ] || fail "the record is not mode 0600"
+! grep -qF "$password" "$D/recorded.json" || fail "the typed password is in the record"
+jq -e --arg d "$D" '.source == "\($d)/fakeos.img" and .target == "\($d)/target.img" and .seed == "tui"
+        and .encrypt == false and .tpm2 == "off" and .user.name == "alice" and .user.realName == "Alice Example"
+        and .timezone == "Europe/Berlin" and .locale == "en_US.UTF-8" and .credentials == ["imprint.user-password"]' \
+        "$D/recorded.json" >/dev/null || { cat "$D/recorded.json" >&2; fail "the record does not hold the install's choices"; }
+keys Enter
+wait_exit 0
+check_image en_US.UTF-8 us
+pass "with --record, the last screen records the install: 0600, the choices, no password"
 
 [ "$failures" = 0 ] || fail "$failures screens differ from the golden ones"
 pass "all screens match the golden screens"
