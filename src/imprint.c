@@ -1391,6 +1391,10 @@ static int verb_unattended(int argc, char *argv[]) {
                 r = session_find_config(s, config, &c);
         if (r >= 0 && entry_point_given && !c.reset)
                 r = error_setf(-EINVAL, "%s: --entry-point is for a reset, and the configuration has no \"reset\" object.", c.origin);
+        /* A recorded configuration lists the credentials that carry its secrets: all of them must be
+         * here before anything else is looked at. */
+        if (r >= 0)
+                r = install_config_check_credentials(&c);
         /* The report is gathered from here on; it is written at the end, refusals included. */
         if (r >= 0)
                 r = report_new(&c, &arg_report);
