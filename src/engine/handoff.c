@@ -77,7 +77,7 @@ static const char handoff_script[] =
         "        echo \"This computer's disk is encrypted. The TPM unlocks it at every boot; when it cannot (a\"\n"
         "        echo \"firmware update, another disk, a repair), this recovery key opens it instead:\"\n"
         "        echo\n"
-        "        echo \"IMPRINT-HANDOFF-KEY: $key\"\n"
+        "        echo \"    Recovery key: $key\"\n"
         "        echo\n"
         "        echo \"Write it down now and keep it apart from the computer. Nobody else has it: the key the\"\n"
         "        echo \"factory used no longer opens this disk.\"\n"
