@@ -260,8 +260,8 @@ again "boot 3" "$log3" run_stamped "$log3" "$WORK/serial-3-second.stamps" \
         --no-check --log "$log3" --timeout 900 \
         --qemu-arg -smbios --qemu-arg "$CMDLINE_EXTRA imprint-test.poweroff=0 systemd.wants=imprint-rig-handoff.service" \
         --qemu-arg -smbios --qemu-arg "$(cred systemd.extra-unit.imprint-rig-handoff.service "$marker_unit")" \
-        --answer "^$HOST_NAME login: *\$" "$WORK/a-user" \
-        --answer '^Password: *$' "$WORK/password" \
+        --answer "^$HOST_NAME login:" "$WORK/a-user" \
+        --answer '^Password:' "$WORK/password" \
         --answer "$USER_NAME@$HOST_NAME" "$WORK/a-command" \
         --stop-after "$FROZE" \
         --stop-after '^Please enter' \
