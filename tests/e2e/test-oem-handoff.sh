@@ -11,7 +11,11 @@
 #  1. Boot 1, the live medium: imprint-unattended installs imprint-usr_1 with "oem": true on a
 #     blank 8 GiB target, root and a 1 GiB home encrypted (TPM2 PCR 7 + the line's recovery key,
 #     escrowed on the "escrow" disk, which the host reads). No account, no settings.
-#  2. Boot 2, the installed disk, the customer's first boot: the serial console answers stock
+#  2. Boot 2a, the installed disk, the customer's first boot, cut off: the answers below, then QEMU
+#     is killed (a power cut) when the new key is shown and the confirmation asked. Boot 2: the
+#     same first boot again; the hand-off repeats (a different key; homed-firstboot asks nothing,
+#     bob exists), now completed:
+#     the serial console answers stock
 #     systemd-firstboot (time zone, host name; locale and keymap when the image has more than one),
 #     stock systemd-homed-firstboot (user name, password twice), then imprint-handoff.service shows
 #     a new recovery key: the rig reads it from the serial log, types a wrong confirmation first (the
@@ -19,7 +23,7 @@
 #     command line has systemd.firstboot=off; systemd-stub appends systemd.firstboot=on from the
 #     SMBIOS string io.systemd.stub.kernel-cmdline-extra (the last one wins), on this boot and the
 #     next, so that "asks nothing" on boot 3 is systemd's decision, not the command line's.
-#     Host, VM off: the line's key opens neither root nor home (cryptsetup --test-passphrase on
+#     Host, VM off: the line's key and the key shown before the cut open neither root nor home (cryptsetup --test-passphrase on
 #     read-only loop devices of the partitions), the new key opens both; each LUKS2 header has
 #     exactly two keyslots, one systemd-tpm2 token (kept) and no other but systemd-recovery.
 #  3. Boot 3: nothing is asked (no firstboot, homed-firstboot or hand-off prompt on the serial
@@ -178,13 +182,58 @@ watch_key() {
         done
         [ -n "$key" ] || return 0
         printf 'aaaaaaaa-bbbbbbbb\n' >"$WORK/confirm.fifo"
+        # The second answer only once the first was read and refused: written while boot-image.sh
+        # still held the FIFO open for the first, it would be lost with the rest of that read.
+        for ((i = 0; i < 3600; i++)); do
+                plain_log "$log" 2>/dev/null | grep -aq 'That does not match the key shown above' && break
+                sleep 0.5
+        done
         printf '%s-%s\n' "${key%%-*}" "${key##*-}" >"$WORK/confirm.fifo"
 }
 # The installed boots wait longer for devices and services than systemd's 90 s: on a loaded 2-core
 # host, TCG took 60 s from switch-root to starting udevd, and the device units for ttyS0 and home's
 # partition timed out (emergency mode) before udev ran at all.
 CMDLINE_EXTRA='type=11,value=io.systemd.stub.kernel-cmdline-extra=systemd.firstboot=on systemd.default_timeout_start_sec=600 systemd.default_device_timeout_sec=600'
-echo "== boot 2: the customer's first boot (systemd-firstboot, systemd-homed-firstboot, the new recovery key)"
+# Boot 2a: the customer's first boot, cut off (QEMU killed: a power cut) when the new key is on
+# the screen and the confirmation is asked: the hand-off has not completed.
+FIRSTBOOT_ANSWERS=(
+        --answer '[Pp]ress any key' "$WORK/a-empty"
+        --answer '[Pp]lease enter.*time ?zone' "$WORK/a-timezone"
+        --answer '[Pp]lease enter.*host ?name' "$WORK/a-hostname"
+        --answer '[Pp]lease enter.*locale' "$WORK/a-locale"
+        --answer '[Pp]lease enter.*keymap' "$WORK/a-keymap"
+        --answer '[Pp]lease enter.*root password' "$WORK/a-empty"
+        --answer '[Pp]lease enter user name' "$WORK/a-user"
+        --answer '[Pp]lease enter (the )?new password for user' "$WORK/password"
+        --answer 'auxiliary group|shell to use' "$WORK/a-empty")
+echo "== boot 2a: the customer's first boot, power cut while the new recovery key is shown"
+t=$EPOCHREALTIME
+BOOTS=$((BOOTS + 1))
+log2a=$WORK/serial-2a-cut.log
+again "boot 2a" "$log2a" run_stamped "$log2a" "$WORK/serial-2a-cut.stamps" \
+        bash "$here/boot-image.sh" "$IMG" --tpm-state "$WORK/tpm" --vars "$VARS" \
+        --no-check --log "$log2a" --timeout 1200 \
+        --qemu-arg -smbios --qemu-arg "$CMDLINE_EXTRA" \
+        "${FIRSTBOOT_ANSWERS[@]}" \
+        --stop-after "$FROZE" \
+        --stop-after '^Please enter passphrase' \
+        --stop-after 'Please enter (the )?recovery key' \
+        --stop-after 'You are in emergency mode' \
+        --stop-after 'imprint: systemd-cryptenroll could not' \
+        --stop-after '^Type the first and the last group of the recovery key' \
+        --expect '^Type the first and the last group of the recovery key' \
+        || failed "the customer's first boot, to the confirmation (serial log $log2a)"
+phase_done "boot 2a: first boot, cut at the confirmation" "$t"
+p2a=$(plain_log "$log2a")
+grep -aqE '[Pp]lease enter.*time ?zone' <<<"$p2a" || failed "systemd-firstboot did not ask for the time zone (serial log $log2a)"
+grep -aqE '[Pp]lease enter.*host ?name' <<<"$p2a" || failed "systemd-firstboot did not ask for the host name (serial log $log2a)"
+grep -aqE '[Pp]lease enter user name' <<<"$p2a" || failed "systemd-homed-firstboot did not ask for a user name (serial log $log2a)"
+! grep -aq 'the hand-off is complete' <<<"$p2a" || failed "the hand-off completed although it was cut off"
+grep -aoE "Recovery key: $KEY_RE" <<<"$p2a" | tail -n 1 | grep -oE "$KEY_RE" | tr -d '\n' >"$WORK/cut.key"
+grep -Eqx "$KEY_RE" "$WORK/cut.key" || failed "no recovery key on the console before the cut (serial log $log2a)"
+echo "ok: firstboot asked the time zone and host name, homed-firstboot the user; a new key was shown; power cut at the confirmation"
+
+echo "== boot 2: the customer's first boot again (the hand-off repeats), completed"
 t=$EPOCHREALTIME
 BOOTS=$((BOOTS + 1))
 log2=$WORK/serial-2-handoff.log
@@ -221,18 +270,19 @@ a=$(stamp_of "$WORK/serial-2-handoff.stamps" 'Recovery key: ' first)
 b=$(stamp_of "$WORK/serial-2-handoff.stamps" 'the hand-off is complete' last)
 [ -n "$a" ] && [ -n "$b" ] && MEASURED+=("new key shown → hand-off complete (host clock) $(since "$a" "$b")s")
 p2=$(plain_log "$log2")
-grep -aqE '[Pp]lease enter.*time ?zone' <<<"$p2" || failed "systemd-firstboot did not ask for the time zone (serial log $log2)"
-grep -aqE '[Pp]lease enter.*host ?name' <<<"$p2" || failed "systemd-firstboot did not ask for the host name (serial log $log2)"
-grep -aqE '[Pp]lease enter user name' <<<"$p2" || failed "systemd-homed-firstboot did not ask for a user name (serial log $log2)"
+! grep -aqE '[Pp]lease enter user name' <<<"$p2" || failed "systemd-homed-firstboot asked for a user again, although $USER_NAME exists (serial log $log2)"
+grep -aqE '[Pp]lease enter.*time ?zone' <<<"$p2" && MEASURED+=("boot 2: systemd-firstboot asked again after the cut (the machine-id was not committed)") \
+        || MEASURED+=("boot 2: systemd-firstboot did not ask again after the cut")
 grep -aq 'That does not match the key shown above' <<<"$p2" || failed "the wrong confirmation was not refused (serial log $log2)"
 [ "$(grep -acE '^Type the first and the last group' <<<"$p2")" -ge 2 ] || failed "the confirmation was not asked again after a wrong answer"
 [ "$(grep -aoE "Recovery key: $KEY_RE" <<<"$p2" | sort -u | wc -l)" = 1 ] || failed "not exactly one new recovery key was shown"
 grep -aoE "Recovery key: $KEY_RE" <<<"$p2" | grep -oE "$KEY_RE" | tr -d '\n' >"$WORK/new.key"
 ! cmp -s "$WORK/new.key" "$WORK/line.key" || failed "the key shown is the line's"
+! cmp -s "$WORK/new.key" "$WORK/cut.key" || failed "the repeated hand-off showed the same key as the cut one"
 val=$(check_val "$log2" account)
 [ "$val" = "$USER_NAME" ] || failed "the account after the first boot is '$val', not $USER_NAME (serial log $log2)"
 [ "$(check_val "$log2" root-crypt) $(check_val "$log2" root-unlock)" = "yes tpm2" ] || failed "root was not unlocked by the TPM2 on the first boot"
-echo "ok: firstboot asked the time zone and host name, homed-firstboot made $USER_NAME (uid $(check_val "$log2" uid)); a new key was shown, a wrong confirmation refused, the right one taken"
+echo "ok: the hand-off repeated: $USER_NAME (uid $(check_val "$log2" uid)) kept, a different key shown, a wrong confirmation refused, the right one taken"
 
 # --- the host: the line's key is gone, the new one opens, the TPM2 token stays ----------------
 t=$EPOCHREALTIME
@@ -241,6 +291,9 @@ for part in "root $ROOT_START $ROOT_SIZE" "home $HOME_START $HOME_SIZE"; do
         rc=0
         du_luks_opens "$IMG" "$WORK/line.key" "$start" "$size" || rc=$?
         [ "$rc" = 1 ] || failed "$what: the line's recovery key still opens it (or no LUKS: $rc)"
+        rc=0
+        du_luks_opens "$IMG" "$WORK/cut.key" "$start" "$size" || rc=$?
+        [ "$rc" = 1 ] || failed "$what: the key shown before the power cut still opens it (or no LUKS: $rc)"
         du_luks_opens "$IMG" "$WORK/new.key" "$start" "$size" || failed "$what: the new recovery key does not open it"
         loop=$(du_loop "$IMG" "$start" "$size")
         j=$(cryptsetup luksDump --dump-json-metadata "$loop" 2>/dev/null) || true
@@ -250,7 +303,7 @@ for part in "root $ROOT_START $ROOT_SIZE" "home $HOME_START $HOME_SIZE"; do
                 || failed "$what's LUKS2 header: keyslots $(jq -c '.keyslots | keys' <<<"$j"), tokens $(jq -c '[.tokens[] | .type]' <<<"$j"): not the new key's and the TPM2's"
 done
 phase_done "host: keyslots of root and home" "$t"
-echo "ok: root and home: the line's key refused, the new key opens (cryptsetup --test-passphrase); two keyslots each, the systemd-tpm2 token kept"
+echo "ok: root and home: the line's key and the cut boot's key refused, the new key opens (cryptsetup --test-passphrase); two keyslots each, the systemd-tpm2 token kept"
 
 # --- boot 3: a second boot asks nothing; the customer logs in --------------------------------------
 marker_unit=$(printf '[Unit]\nDescription=rig: the hand-off marker\nAfter=multi-user.target\n[Service]\nType=oneshot\nExecStart=/bin/sh -c "if [ -e /var/lib/imprint/handoff-done ]; then echo IMPRINT-CHECK handoff-marker=yes; else echo IMPRINT-CHECK handoff-marker=no; fi >/dev/ttyS0"\n')
