@@ -26,6 +26,7 @@
 #include "erase.h"
 #include "error.h"
 #include "executor.h"
+#include "handoff.h"
 #include "fileio.h"
 #include "i18n.h"
 #include "image.h"
@@ -467,7 +468,7 @@ static bool plan_installs_os(const Plan *p) {
 }
 
 static bool plan_configures_root(const Plan *p) {
-        return p->account || p->settings.hostname || p->settings.timezone || p->settings.locale || p->settings.keymap;
+        return p->account || p->oem || p->settings.hostname || p->settings.timezone || p->settings.locale || p->settings.keymap;
 }
 
 static bool plan_has_source_role(const Plan *p, PartitionRole role) {
@@ -535,9 +536,12 @@ static int step_configure(Exec *e, Step *s) {
                 r = make_empty_root_dirs(dir);
         if (r >= 0) {
                 test_pause(e, "middle");
-                if (plan_configures_root(p))
+                if (p->account || p->settings.hostname || p->settings.timezone || p->settings.locale || p->settings.keymap)
                         r = account_configure_root(p, dir, e->opts ? e->opts->user_password : NULL);
         }
+        if (r >= 0 && p->oem)
+                /* The customer's first boot: systemd-firstboot, homed-firstboot, the new recovery key. */
+                r = handoff_write_root(p, dir);
         if (r >= 0) {
                 /* factory-reset.target in the installed system boots the recovery entry. */
                 r = recovery_entry_write_request_hook(dir);
@@ -1504,7 +1508,16 @@ static int plan_steps(Exec *e) {
                          /* TRANSLATORS: %s is the user name. */
                          _("Setting up the account %s, hostname, timezone, locale and keymap in the installed system"),
                          p->account->user_name);
-        else if (plan_installs_os(p) && (p->settings.hostname || p->settings.timezone || p->settings.locale || p->settings.keymap))
+        else if (plan_installs_os(p) && p->oem) {
+                _cleanup_(freep) char *asks = handoff_asks_text(p->oem);
+
+                ADD_STEP("configure", 1, step_configure,
+                         /* TRANSLATORS: %s is what systemd-firstboot asks ("locale, keymap, time zone and host name") or "nothing". */
+                         _("Setting up the customer's first boot: systemd-firstboot asks for %s, %s, %s"), asks ?: _("nothing"),
+                         p->oem->account == HANDOFF_ACCOUNT_HOMED ? _("systemd-homed-firstboot makes the account")
+                                                                  : _("root's password is asked"),
+                         p->oem->new_recovery_key ? _("a new recovery key replaces this one") : _("no recovery key to replace"));
+        } else if (plan_installs_os(p) && (p->settings.hostname || p->settings.timezone || p->settings.locale || p->settings.keymap))
                 ADD_STEP("configure", 1, step_configure, "%s", _("Setting up hostname, timezone, locale and keymap in the installed system"));
         else if (plan_installs_os(p)) {
                 _cleanup_(freep) char *why = NULL;

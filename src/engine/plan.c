@@ -10,6 +10,7 @@
 
 #include "error.h"
 #include "fileio.h"
+#include "handoff.h"
 #include "i18n.h"
 #include "json-strict.h"
 #include "log.h"
@@ -40,6 +41,12 @@ static const char *const reset_entry_point_table[_RESET_ENTRY_POINT_MAX] = {
         [RESET_UNATTENDED] = "unattended",
 };
 DEFINE_STRING_TABLE_LOOKUP(reset_entry_point, ResetEntryPoint);
+
+static const char *const handoff_account_table[_HANDOFF_ACCOUNT_MAX] = {
+        [HANDOFF_ACCOUNT_HOMED] = "systemd-homed-firstboot",
+        [HANDOFF_ACCOUNT_ROOT_PASSWORD] = "root-password",
+};
+DEFINE_STRING_TABLE_LOOKUP(handoff_account, HandoffAccount);
 
 void plan_reset_free(PlanReset *r) {
         if (!r)
@@ -327,6 +334,7 @@ Plan *plan_free(Plan *p) {
         plan_fingerprint_done(&p->fingerprint);
         plan_source_free(p->source);
         plan_reset_free(p->reset);
+        plan_oem_free(p->oem);
         free(p->recovery_uki);
         free(p->target);
         free(p->target_name);
@@ -834,6 +842,15 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
                 if (!o->source)
                         return error_setf(-EINVAL, _("An account can only be created by an install of an image (--source)."));
                 r = plan_account_copy(o->account, &p->account);
+                if (r < 0)
+                        return r;
+        }
+        if (o->oem) {
+                /* The customer makes the account at first boot; a line's account would be theirs. */
+                if (o->account)
+                        return error_setf(-EINVAL, _("\"oem\": true leaves the account to the customer's first boot, so the "
+                                                     "configuration cannot also name a \"user\": remove one of them."));
+                r = handoff_plan(o->source, o->encryption && o->encryption->enabled ? o->encryption : NULL, o->settings, &p->oem);
                 if (r < 0)
                         return r;
         }
@@ -1419,6 +1436,27 @@ json_object *plan_to_json(const Plan *p) {
                 json_object_object_add(e, "accountNote", json_string_or_null(rs->account_note));
                 json_object_object_add(j, "reset", e);
         }
+        if (p->oem) {
+                /* Only in OEM plans: what the customer's first boot will do (handoff.h). */
+                const PlanOem *o = p->oem;
+                json_object *e = json_object_new_object(), *asks = json_object_new_array();
+
+                if (o->ask_locale)
+                        json_object_array_add(asks, json_object_new_string("locale"));
+                if (o->ask_keymap)
+                        json_object_array_add(asks, json_object_new_string("keymap"));
+                if (o->ask_timezone)
+                        json_object_array_add(asks, json_object_new_string("timezone"));
+                if (o->ask_hostname)
+                        json_object_array_add(asks, json_object_new_string("hostname"));
+                json_object_object_add(e, "firstbootAsks", asks);
+                json_object_object_add(e, "account", json_object_new_string(handoff_account_to_string(o->account)));
+                json_object_object_add(e, "newRecoveryKey", json_object_new_boolean(o->new_recovery_key));
+                json_object_object_add(e, "unit", json_object_new_string(HANDOFF_UNIT));
+                json_object_object_add(e, "marker", json_object_new_string(HANDOFF_MARKER));
+                json_object_object_add(e, "note", json_string_or_null(o->note));
+                json_object_object_add(j, "oem", e);
+        }
         if (p->recovery_uki) {
                 json_object *e = json_object_new_object();
 
@@ -1822,6 +1860,38 @@ static int plan_reset_from_json(json_object *j, Plan *p) {
         json_object *e = NULL;
         int r;
 
+        if (json_object_object_get_ex(j, "oem", &e) && e) {
+                _cleanup_(freep) char *account = NULL;
+                json_object *asks;
+
+                if (!json_object_is_type(e, json_type_object))
+                        return error_setf(-EINVAL, "Plan file: field \"oem\" must be an object.");
+                p->oem = calloc(1, sizeof(PlanOem));
+                if (!p->oem)
+                        return -ENOMEM;
+                if ((r = get_string(e, "account", false, &account)) < 0 ||
+                    (r = get_bool(e, "newRecoveryKey", &p->oem->new_recovery_key)) < 0 ||
+                    (r = get_string(e, "note", true, &p->oem->note)) < 0 ||
+                    (r = get_field(e, "firstbootAsks", json_type_array, false, &asks)) < 0)
+                        return r;
+                p->oem->account = handoff_account_from_string(account);
+                if (p->oem->account < 0)
+                        return error_setf(-EINVAL, "Plan file: unknown \"oem.account\" \"%s\".", account);
+                for (size_t i = 0; i < json_object_array_length(asks); i++) {
+                        const char *a = json_object_get_string(json_object_array_get_idx(asks, i));
+
+                        if (streq(a ?: "", "locale"))
+                                p->oem->ask_locale = true;
+                        else if (streq(a ?: "", "keymap"))
+                                p->oem->ask_keymap = true;
+                        else if (streq(a ?: "", "timezone"))
+                                p->oem->ask_timezone = true;
+                        else if (streq(a ?: "", "hostname"))
+                                p->oem->ask_hostname = true;
+                        else
+                                return error_setf(-EINVAL, "Plan file: unknown \"oem.firstbootAsks\" entry \"%s\".", a ?: "");
+                }
+        }
         if (json_object_object_get_ex(j, "recoveryUki", &e) && e) {
                 if (!json_object_is_type(e, json_type_object))
                         return error_setf(-EINVAL, "Plan file: field \"recoveryUki\" must be an object.");
@@ -2125,6 +2195,17 @@ void plan_print_table(const Plan *p, FILE *f) {
                         p->account->kind == ACCOUNT_HOMED ? ", created at first boot" : "");
         if (p->account && p->account->note)
                 fprintf(f, "         %s\n", p->account->note);
+        if (p->oem) {
+                _cleanup_(freep) char *asks = handoff_asks_text(p->oem);
+
+                fprintf(f, "Account: none — this is an OEM install: the customer's first boot %s%s%s%s%s\n",
+                        asks ? "asks for the " : "", asks ?: "", asks ? " (systemd-firstboot), " : "",
+                        p->oem->account == HANDOFF_ACCOUNT_HOMED ? "makes the account (systemd-homed-firstboot)"
+                                                                 : "asks for root's password (systemd-firstboot)",
+                        p->oem->new_recovery_key ? ", and replaces the line's recovery key by a new one, shown and typed back" : "");
+                if (p->oem->note)
+                        fprintf(f, "         %s\n", p->oem->note);
+        }
         if (p->settings.hostname || p->settings.timezone || p->settings.locale || p->settings.keymap)
                 fprintf(f, "System:  hostname %s, timezone %s, locale %s, keymap %s\n", p->settings.hostname ?: "(asked at first boot)",
                         p->settings.timezone ?: "(unset)", p->settings.locale ?: "(unset)", p->settings.keymap ?: "(unset)");

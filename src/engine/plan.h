@@ -201,6 +201,26 @@ void plan_settings_done(PlanSettings *s);
 int plan_settings_copy(const PlanSettings *from, PlanSettings *to);
 int plan_encryption_copy(const PlanEncryption *from, PlanEncryption *to);
 
+/* The customer's first boot after an OEM install ("oem": true; handoff.h). */
+typedef enum HandoffAccount {
+        HANDOFF_ACCOUNT_HOMED,         /* "systemd-homed-firstboot": the customer makes the account */
+        HANDOFF_ACCOUNT_ROOT_PASSWORD, /* "root-password": no homed firstboot; systemd-firstboot asks for root's password */
+        _HANDOFF_ACCOUNT_MAX,
+        _HANDOFF_ACCOUNT_INVALID = -EINVAL,
+} HandoffAccount;
+
+DECLARE_STRING_TABLE_LOOKUP(handoff_account, HandoffAccount);
+
+typedef struct PlanOem {
+        HandoffAccount account;
+        bool ask_locale, ask_keymap, ask_timezone, ask_hostname; /* systemd-firstboot asks (the line left them unset) */
+        bool new_recovery_key;   /* the line's recovery key is replaced at first boot (encrypted installs) */
+        char *note;              /* for people: why the fallback, when it is used */
+} PlanOem;
+
+void plan_oem_free(PlanOem *o);
+DEFINE_TRIVIAL_CLEANUP_FUNC(PlanOem *, plan_oem_free);
+
 /* Where a factory reset was started (reset.h). */
 typedef enum ResetEntryPoint {
         RESET_FROM_BOOT_MENU,    /* "boot-menu": the recovery entry imprint installed on $BOOT */
@@ -272,6 +292,7 @@ typedef struct Plan {
         PlanAccount *account;    /* NULL: no account is created */
         PlanSettings settings;
         PlanReset *reset;        /* mode PLAN_RESET only, else NULL */
+        PlanOem *oem;            /* "oem": the customer's first boot (handoff.h), else NULL */
         char *recovery_uki;      /* install: the recovery entry's UKI put on $BOOT (recovery-entry.h); NULL: none */
         uint64_t recovery_uki_size; /* its size, counted in the ESP/XBOOTLDR space check */
 } Plan;

@@ -1,0 +1,343 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# test-oem-handoff.sh [--keep] — the OEM hand-off ("oem": true, imprint(1)) proved in the VM rig
+# (QEMU + OVMF + swtpm): one disk, one TPM state, one firmware variable store, three boots, with
+# stock tools as referees.
+#
+# Images (cached in /var/cache/imprint-test): the usr test image v1 (tests/image/build-usr-ddi.sh)
+# and the live medium (iso/build-live.sh).
+#
+#  1. Boot 1, the live medium: imprint-unattended installs imprint-usr_1 with "oem": true on a
+#     blank 8 GiB target, root and a 1 GiB home encrypted (TPM2 PCR 7 + the line's recovery key,
+#     escrowed on the "escrow" disk, which the host reads). No account, no settings.
+#  2. Boot 2a, the installed disk, the customer's first boot, cut off: the answers below, then QEMU
+#     is killed (a power cut) when the new key is shown and the confirmation asked. Boot 2: the
+#     same first boot again; the hand-off repeats (a different key; homed-firstboot asks nothing,
+#     bob exists), now completed:
+#     the serial console answers stock
+#     systemd-firstboot (time zone, host name; locale and keymap when the image has more than one),
+#     stock systemd-homed-firstboot (user name, password twice), then imprint-handoff.service shows
+#     a new recovery key: the rig reads it from the serial log, types a wrong confirmation first (the
+#     script must ask again) and then the key's first and last groups. The image's test kernel
+#     command line has systemd.firstboot=off; systemd-stub appends systemd.firstboot=on from the
+#     SMBIOS string io.systemd.stub.kernel-cmdline-extra (the last one wins), on this boot and the
+#     next, so that "asks nothing" on boot 3 is systemd's decision, not the command line's.
+#     Host, VM off: the line's key and the key shown before the cut open neither root nor home (cryptsetup --test-passphrase on
+#     read-only loop devices of the partitions), the new key opens both; each LUKS2 header has
+#     exactly two keyslots, one systemd-tpm2 token (kept) and no other but systemd-recovery.
+#  3. Boot 3: nothing is asked (no firstboot, homed-firstboot or hand-off prompt on the serial
+#     log); root and home unlocked by the TPM2; the marker /var/lib/imprint/handoff-done exists
+#     (a rig unit given as the credential systemd.extra-unit.*); the customer's account logs in on
+#     the serial getty through PAM with the password typed at boot 2 and runs a command.
+#
+# Phase times are printed at the end. --keep keeps the disks, the TPM state and the firmware
+# variables; the serial logs are always kept (their paths are printed).
+#
+# Needs root (building the images in a chroot; loop devices for cryptsetup on the host).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+top=$(cd "$here/../.." && pwd)
+KEEP=0
+while [ $# -gt 0 ]; do
+        case $1 in
+        --keep) KEEP=1 ;;
+        -h | --help) sed -n '3,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//' >&2; exit 2 ;;
+        *) echo "unknown argument $1" >&2; exit 2 ;;
+        esac
+        shift
+done
+
+[ "$(id -u)" = 0 ] || { echo "SKIP: needs root (the images are built in a chroot; loop devices)"; exit 77; }
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+need_pkgs=()
+command -v qemu-img >/dev/null || need_pkgs+=(qemu-utils)
+command -v sfdisk >/dev/null || need_pkgs+=(fdisk)
+command -v jq >/dev/null || need_pkgs+=(jq)
+command -v mdir >/dev/null || need_pkgs+=(mtools)
+command -v mkfs.ext4 >/dev/null || need_pkgs+=(e2fsprogs)
+command -v cryptsetup >/dev/null || need_pkgs+=(cryptsetup-bin)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+# shellcheck source=tests/e2e/disk-util.sh
+. "$here/disk-util.sh"
+
+WORK=$(mktemp -d /var/tmp/imprint-oem-e2e.XXXXXX)
+STAMP_PID=
+WATCH_PID=
+BOOTS=0
+# shellcheck source=tests/e2e/lib-rig.sh
+. "$here/lib-rig.sh"
+cleanup() {
+        local rc=$?
+        [ -z "$STAMP_PID" ] || kill "$STAMP_PID" 2>/dev/null || true
+        [ -z "$WATCH_PID" ] || kill "$WATCH_PID" 2>/dev/null || true
+        if [ "$KEEP" = 0 ]; then
+                rm -rf "$WORK/tpm"
+                rm -f "$WORK/target.img" "$WORK/live.qcow2" "$WORK/usrimg.qcow2" "$WORK/OVMF_VARS.fd" "$WORK/escrow.img" \
+                        "$WORK"/*.key "$WORK/password" "$WORK/live.raw" "$WORK/usr1.raw" "$WORK/confirm.fifo"
+        fi
+        echo "work directory: $WORK ($([ "$KEEP" = 1 ] && echo "disks kept" || echo "logs only"))"
+        exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+# --- images -------------------------------------------------------------------------------------
+echo "== images"
+t=$EPOCHREALTIME
+usr_dir=$(bash "$top/tests/image/build-usr-ddi.sh") || failed "building the usr images (tests/image/build-usr-ddi.sh)"
+[ -f "$usr_dir/complete" ] && [ -f "$usr_dir/imprint-usr_1.raw" ] || failed "$usr_dir has no complete imprint-usr_1.raw"
+live=$(bash "$top/iso/build-live.sh") || failed "building the live medium"
+phase_done "images (build or cache)" "$t"
+echo "usr images: $usr_dir"
+echo "medium:     $live"
+[ -s "$usr_dir/test-cert.pem" ] || failed "no test-cert.pem in $usr_dir"
+
+GUID_ROOT=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709
+GUID_HOME=933AC7E1-2EB4-4F13-B844-0E14E2AEF915
+GUID_ESP=C12A7328-F81F-11D2-BA4B-00A0C93EC93B
+KEY_RE='([cbdefghijklnrtuv]{8}-){7}[cbdefghijklnrtuv]{8}'
+IMG=$WORK/target.img
+VARS=$WORK/OVMF_VARS.fd
+USER_NAME=bob
+HOST_NAME=customer-pc
+
+# --- boot 1: the line's install ------------------------------------------------------------------
+keep_file "$live" "$WORK/live.raw"
+keep_file "$usr_dir/imprint-usr_1.raw" "$WORK/usr1.raw"
+qemu-img create -q -f qcow2 -F raw -b "$WORK/live.raw" "$WORK/live.qcow2"
+qemu-img create -q -f qcow2 -F raw -b "$WORK/usr1.raw" "$WORK/usrimg.qcow2"
+truncate -s 8G "$IMG"
+truncate -s 64M "$WORK/escrow.img"
+mkfs.ext4 -q -F -L escrow "$WORK/escrow.img"
+config=$(jq -cn '{source: "/dev/disk/by-id/virtio-usrimg", target: "/dev/disk/by-id/virtio-target", seed: "e2e-oem",
+        imageCertificate: "/run/credentials/imprint-unattended.service/imprint.image-certificate",
+        encrypt: true, tpm2: "required", recoveryKeyEscrow: "/run/imprint-escrow", homeSize: "1G",
+        oem: true, afterInstall: "poweroff", onFailure: "poweroff"}')
+fstab_extra='/dev/disk/by-id/virtio-escrow /run/imprint-escrow ext4 defaults,x-systemd.device-timeout=10min 0 0'
+echo "== boot 1: live medium, the line's unattended install (oem, encrypted root + home, TPM2); imprint.config: $config"
+t=$EPOCHREALTIME
+BOOTS=$((BOOTS + 1))
+again "boot 1" "$WORK/serial-1-install.log" run_stamped "$WORK/serial-1-install.log" "$WORK/serial-1-install.stamps" \
+        bash "$here/boot-image.sh" "$IMG" --tpm-state "$WORK/tpm" --vars "$VARS" \
+        --disk "$WORK/live.qcow2:live" --boot-first live --disk "$WORK/escrow.img:escrow" --disk "$WORK/usrimg.qcow2:usrimg" \
+        --qemu-arg -smbios --qemu-arg "$(cred imprint.config "$config")" \
+        --qemu-arg -smbios --qemu-arg "$(cred imprint.image-certificate "$(cat "$usr_dir/test-cert.pem")")" \
+        --qemu-arg -smbios --qemu-arg "$(cred fstab.extra "$fstab_extra")" \
+        --no-check --log "$WORK/serial-1-install.log" --timeout 1200 \
+        --stop-after 'imprint-unattended\.service failed:' \
+        --stop-after 'You are in emergency mode' \
+        --stop-after "$FROZE" \
+        --expect '"event": ?"recoveryKey".*"deliveredTo": ?"/run/(imprint-)?escrow/recovery-key-' \
+        --expect '"event": ?"end".*"id": ?"configure".*customer.s first boot' \
+        --expect '"event": ?"end".*"id": ?"encrypt-home"' \
+        --expect '"event": ?"result".*"success": ?true' \
+        || failed "the unattended install (serial log $WORK/serial-1-install.log)"
+phase_done "boot 1: live medium + the line's install" "$t"
+
+f=$(plain_log "$WORK/serial-1-install.log" | grep -aoE '"deliveredTo": ?"/run/(imprint-)?escrow/recovery-key-[^"/]*\.txt"' | tail -n 1 | sed -E 's|.*/||; s|"$||' || true)
+[ -n "$f" ] || failed "no escrowed key file named in the install's log"
+umask 077
+debugfs -R "cat /$f" "$WORK/escrow.img" 2>/dev/null | tail -n 1 | tr -d '\n' >"$WORK/line.key"
+umask 022
+grep -Eqx "$KEY_RE" "$WORK/line.key" || failed "the escrowed file $f does not end with a recovery key"
+
+read -r _ esp_start _ <<<"$(du_part "$IMG" "$GUID_ESP")"
+du_esp_cat "$IMG" "$esp_start" /imprint/install.json >"$WORK/install.json" 2>/dev/null || failed "no /imprint/install.json on the ESP"
+jq -e '.plan.oem.account == "systemd-homed-firstboot" and .plan.oem.newRecoveryKey == true and .plan.account == null
+        and (.plan.oem.firstbootAsks | index("hostname") != null)' "$WORK/install.json" >/dev/null \
+        || failed "the recorded plan does not describe the hand-off: $(jq -c '.plan.oem' "$WORK/install.json")"
+read -r ROOT_NO ROOT_START ROOT_SIZE _ <<<"$(du_part "$IMG" "$GUID_ROOT")"
+read -r HOME_NO HOME_START HOME_SIZE _ <<<"$(du_part "$IMG" "$GUID_HOME")"
+[ -n "$ROOT_NO" ] && [ -n "$HOME_NO" ] || failed "the installed disk has no root or no home partition"
+du_luks_opens "$IMG" "$WORK/line.key" "$ROOT_START" "$ROOT_SIZE" || failed "the line's escrowed key does not open root after the install"
+du_luks_opens "$IMG" "$WORK/line.key" "$HOME_START" "$HOME_SIZE" || failed "the line's escrowed key does not open home after the install"
+echo "ok: installed; the line's key ($f) opens root and home; the plan: $(jq -c '.plan.oem | {firstbootAsks, account, newRecoveryKey}' "$WORK/install.json")"
+
+# --- boot 2: the customer's first boot ------------------------------------------------------------
+user_password="Handoff-kettle $(basename "$WORK") 7"
+umask 077
+printf '%s\n' "$user_password" >"$WORK/password"
+umask 022
+printf '%s\n' Europe/Berlin >"$WORK/a-timezone"
+printf '%s\n' "$HOST_NAME" >"$WORK/a-hostname"
+printf '%s\n' C.UTF-8 >"$WORK/a-locale"
+printf '%s\n' us >"$WORK/a-keymap"
+printf '%s\n' "$USER_NAME" >"$WORK/a-user"
+printf '\n' >"$WORK/a-empty"
+# The confirmation is typed through a FIFO that boot-image.sh reads when the prompt shows: the
+# watcher writes into it once the key is on the serial log (always before the prompt), first a
+# wrong answer, then the key's first and last groups.
+mkfifo "$WORK/confirm.fifo"
+watch_key() {
+        local log=$1 key='' i
+        for ((i = 0; i < 3600; i++)); do
+                key=$(plain_log "$log" 2>/dev/null | grep -aoE "Recovery key: $KEY_RE" | tail -n 1 | grep -oE "$KEY_RE" || true)
+                [ -n "$key" ] && break
+                sleep 0.5
+        done
+        [ -n "$key" ] || return 0
+        printf 'aaaaaaaa-bbbbbbbb\n' >"$WORK/confirm.fifo"
+        # The second answer only once the first was read and refused: written while boot-image.sh
+        # still held the FIFO open for the first, it would be lost with the rest of that read.
+        for ((i = 0; i < 3600; i++)); do
+                plain_log "$log" 2>/dev/null | grep -aq 'That does not match the key shown above' && break
+                sleep 0.5
+        done
+        printf '%s-%s\n' "${key%%-*}" "${key##*-}" >"$WORK/confirm.fifo"
+}
+# The installed boots wait longer for devices and services than systemd's 90 s: on a loaded 2-core
+# host, TCG took 60 s from switch-root to starting udevd, and the device units for ttyS0 and home's
+# partition timed out (emergency mode) before udev ran at all.
+CMDLINE_EXTRA='type=11,value=io.systemd.stub.kernel-cmdline-extra=systemd.firstboot=on systemd.default_timeout_start_sec=600 systemd.default_device_timeout_sec=600'
+# Boot 2a: the customer's first boot, cut off (QEMU killed: a power cut) when the new key is on
+# the screen and the confirmation is asked: the hand-off has not completed.
+FIRSTBOOT_ANSWERS=(
+        --answer '[Pp]ress any key' "$WORK/a-empty"
+        --answer '[Pp]lease enter.*time ?zone' "$WORK/a-timezone"
+        --answer '[Pp]lease enter.*host ?name' "$WORK/a-hostname"
+        --answer '[Pp]lease enter.*locale' "$WORK/a-locale"
+        --answer '[Pp]lease enter.*keymap' "$WORK/a-keymap"
+        --answer '[Pp]lease enter.*root password' "$WORK/a-empty"
+        --answer '[Pp]lease enter user name' "$WORK/a-user"
+        --answer '[Pp]lease enter (the )?new password for user' "$WORK/password"
+        --answer 'auxiliary group|shell to use' "$WORK/a-empty")
+echo "== boot 2a: the customer's first boot, power cut while the new recovery key is shown"
+t=$EPOCHREALTIME
+BOOTS=$((BOOTS + 1))
+log2a=$WORK/serial-2a-cut.log
+again "boot 2a" "$log2a" run_stamped "$log2a" "$WORK/serial-2a-cut.stamps" \
+        bash "$here/boot-image.sh" "$IMG" --tpm-state "$WORK/tpm" --vars "$VARS" \
+        --no-check --log "$log2a" --timeout 1200 \
+        --qemu-arg -smbios --qemu-arg "$CMDLINE_EXTRA" \
+        "${FIRSTBOOT_ANSWERS[@]}" \
+        --stop-after "$FROZE" \
+        --stop-after '^Please enter passphrase' \
+        --stop-after 'Please enter (the )?recovery key' \
+        --stop-after 'You are in emergency mode' \
+        --stop-after 'imprint: systemd-cryptenroll could not' \
+        --stop-after '^Type the first and the last group of the recovery key' \
+        --expect '^Type the first and the last group of the recovery key' \
+        || failed "the customer's first boot, to the confirmation (serial log $log2a)"
+phase_done "boot 2a: first boot, cut at the confirmation" "$t"
+p2a=$(plain_log "$log2a")
+grep -aqE '[Pp]lease enter.*time ?zone' <<<"$p2a" || failed "systemd-firstboot did not ask for the time zone (serial log $log2a)"
+grep -aqE '[Pp]lease enter.*host ?name' <<<"$p2a" || failed "systemd-firstboot did not ask for the host name (serial log $log2a)"
+grep -aqE '[Pp]lease enter user name' <<<"$p2a" || failed "systemd-homed-firstboot did not ask for a user name (serial log $log2a)"
+! grep -aq 'the hand-off is complete' <<<"$p2a" || failed "the hand-off completed although it was cut off"
+grep -aoE "Recovery key: $KEY_RE" <<<"$p2a" | tail -n 1 | grep -oE "$KEY_RE" | tr -d '\n' >"$WORK/cut.key"
+grep -Eqx "$KEY_RE" "$WORK/cut.key" || failed "no recovery key on the console before the cut (serial log $log2a)"
+echo "ok: firstboot asked the time zone and host name, homed-firstboot the user; a new key was shown; power cut at the confirmation"
+
+echo "== boot 2: the customer's first boot again (the hand-off repeats), completed"
+t=$EPOCHREALTIME
+BOOTS=$((BOOTS + 1))
+log2=$WORK/serial-2-handoff.log
+: >"$log2"
+watch_key "$log2" &
+WATCH_PID=$!
+again "boot 2" "$log2" run_stamped "$log2" "$WORK/serial-2-handoff.stamps" \
+        bash "$here/boot-image.sh" "$IMG" --tpm-state "$WORK/tpm" --vars "$VARS" \
+        --no-check --log "$log2" --timeout 1200 \
+        --qemu-arg -smbios --qemu-arg "$CMDLINE_EXTRA" \
+        --answer '[Pp]lease enter.*time ?zone' "$WORK/a-timezone" \
+        --answer '[Pp]lease enter.*host ?name' "$WORK/a-hostname" \
+        --answer '[Pp]lease enter.*locale' "$WORK/a-locale" \
+        --answer '[Pp]lease enter.*keymap' "$WORK/a-keymap" \
+        --answer '[Pp]lease enter.*root password' "$WORK/a-empty" \
+        --answer '[Pp]lease enter user name' "$WORK/a-user" \
+        --answer '[Pp]lease enter (the )?new password for user' "$WORK/password" \
+        --answer 'auxiliary group|shell to use' "$WORK/a-empty" \
+        --answer '[Pp]ress any key' "$WORK/a-empty" \
+        --answer '^Type the first and the last group of the recovery key' "$WORK/confirm.fifo" \
+        --stop-after "$FROZE" \
+        --stop-after '^Please enter passphrase' \
+        --stop-after 'Please enter (the )?recovery key' \
+        --stop-after 'You are in emergency mode' \
+        --stop-after 'imprint: systemd-cryptenroll could not' \
+        --expect 'imprint: the hand-off is complete' \
+        --expect 'IMPRINT-CHECK-DONE' \
+        || failed "the customer's first boot (serial log $log2)"
+kill "$WATCH_PID" 2>/dev/null || true
+wait "$WATCH_PID" 2>/dev/null || true
+WATCH_PID=
+phase_done "boot 2: the customer's first boot" "$t"
+a=$(stamp_of "$WORK/serial-2-handoff.stamps" 'Recovery key: ' first)
+b=$(stamp_of "$WORK/serial-2-handoff.stamps" 'the hand-off is complete' last)
+[ -n "$a" ] && [ -n "$b" ] && MEASURED+=("new key shown → hand-off complete (host clock) $(since "$a" "$b")s")
+p2=$(plain_log "$log2")
+! grep -aqE '[Pp]lease enter user name' <<<"$p2" || failed "systemd-homed-firstboot asked for a user again, although $USER_NAME exists (serial log $log2)"
+grep -aqE '[Pp]lease enter.*time ?zone' <<<"$p2" && MEASURED+=("boot 2: systemd-firstboot asked again after the cut (the machine-id was not committed)") \
+        || MEASURED+=("boot 2: systemd-firstboot did not ask again after the cut")
+grep -aq 'That does not match the key shown above' <<<"$p2" || failed "the wrong confirmation was not refused (serial log $log2)"
+[ "$(grep -acE '^Type the first and the last group' <<<"$p2")" -ge 2 ] || failed "the confirmation was not asked again after a wrong answer"
+[ "$(grep -aoE "Recovery key: $KEY_RE" <<<"$p2" | sort -u | wc -l)" = 1 ] || failed "not exactly one new recovery key was shown"
+grep -aoE "Recovery key: $KEY_RE" <<<"$p2" | grep -oE "$KEY_RE" | tr -d '\n' >"$WORK/new.key"
+! cmp -s "$WORK/new.key" "$WORK/line.key" || failed "the key shown is the line's"
+! cmp -s "$WORK/new.key" "$WORK/cut.key" || failed "the repeated hand-off showed the same key as the cut one"
+val=$(check_val "$log2" account)
+[ "$val" = "$USER_NAME" ] || failed "the account after the first boot is '$val', not $USER_NAME (serial log $log2)"
+[ "$(check_val "$log2" root-crypt) $(check_val "$log2" root-unlock)" = "yes tpm2" ] || failed "root was not unlocked by the TPM2 on the first boot"
+echo "ok: the hand-off repeated: $USER_NAME (uid $(check_val "$log2" uid)) kept, a different key shown, a wrong confirmation refused, the right one taken"
+
+# --- the host: the line's key is gone, the new one opens, the TPM2 token stays ----------------
+t=$EPOCHREALTIME
+for part in "root $ROOT_START $ROOT_SIZE" "home $HOME_START $HOME_SIZE"; do
+        read -r what start size <<<"$part"
+        rc=0
+        du_luks_opens "$IMG" "$WORK/line.key" "$start" "$size" || rc=$?
+        [ "$rc" = 1 ] || failed "$what: the line's recovery key still opens it (or no LUKS: $rc)"
+        rc=0
+        du_luks_opens "$IMG" "$WORK/cut.key" "$start" "$size" || rc=$?
+        [ "$rc" = 1 ] || failed "$what: the key shown before the power cut still opens it (or no LUKS: $rc)"
+        du_luks_opens "$IMG" "$WORK/new.key" "$start" "$size" || failed "$what: the new recovery key does not open it"
+        loop=$(du_loop "$IMG" "$start" "$size")
+        j=$(cryptsetup luksDump --dump-json-metadata "$loop" 2>/dev/null) || true
+        losetup -d "$loop"
+        jq -e '(.keyslots | length) == 2 and ([.tokens[] | select(.type == "systemd-tpm2")] | length) == 1
+                and ([.tokens[] | .type] - ["systemd-tpm2", "systemd-recovery"] | length) == 0' <<<"$j" >/dev/null \
+                || failed "$what's LUKS2 header: keyslots $(jq -c '.keyslots | keys' <<<"$j"), tokens $(jq -c '[.tokens[] | .type]' <<<"$j"): not the new key's and the TPM2's"
+done
+phase_done "host: keyslots of root and home" "$t"
+echo "ok: root and home: the line's key and the cut boot's key refused, the new key opens (cryptsetup --test-passphrase); two keyslots each, the systemd-tpm2 token kept"
+
+# --- boot 3: a second boot asks nothing; the customer logs in --------------------------------------
+marker_unit=$(printf '[Unit]\nDescription=rig: the hand-off marker\nAfter=multi-user.target\n[Service]\nType=oneshot\nExecStart=/bin/sh -c "if [ -e /var/lib/imprint/handoff-done ]; then echo IMPRINT-CHECK handoff-marker=yes; else echo IMPRINT-CHECK handoff-marker=no; fi >/dev/ttyS0"\n')
+printf 'echo IMPRINT-LOGIN user=$(id -un) uid=$(id -u)\n' >"$WORK/a-command"
+echo "== boot 3: the second boot asks nothing; $USER_NAME logs in on the serial console"
+t=$EPOCHREALTIME
+BOOTS=$((BOOTS + 1))
+log3=$WORK/serial-3-second.log
+again "boot 3" "$log3" run_stamped "$log3" "$WORK/serial-3-second.stamps" \
+        bash "$here/boot-image.sh" "$IMG" --tpm-state "$WORK/tpm" --vars "$VARS" \
+        --no-check --log "$log3" --timeout 900 \
+        --qemu-arg -smbios --qemu-arg "$CMDLINE_EXTRA imprint-test.poweroff=0 systemd.wants=imprint-rig-handoff.service" \
+        --qemu-arg -smbios --qemu-arg "$(cred systemd.extra-unit.imprint-rig-handoff.service "$marker_unit")" \
+        --answer "^$HOST_NAME login:" "$WORK/a-user" \
+        --answer '^Password:' "$WORK/password" \
+        --answer "$USER_NAME@$HOST_NAME" "$WORK/a-command" \
+        --stop-after "$FROZE" \
+        --stop-after '^Please enter' \
+        --stop-after '^Type the first and the last group' \
+        --stop-after 'You are in emergency mode' \
+        --stop-after "^IMPRINT-LOGIN user=$USER_NAME" \
+        --expect "^IMPRINT-LOGIN user=$USER_NAME uid=[0-9]+" \
+        || failed "the second boot (serial log $log3)"
+phase_done "boot 3: second boot + login" "$t"
+p3=$(plain_log "$log3")
+! grep -aqE '[Pp]lease enter|Recovery key: |^Type the first and the last group' <<<"$p3" || failed "the second boot asked something (serial log $log3)"
+[ "$(check_val "$log3" handoff-marker)" = yes ] || failed "the hand-off marker is '$(check_val "$log3" handoff-marker)' on the second boot (serial log $log3)"
+[ "$(check_val "$log3" root-crypt) $(check_val "$log3" root-unlock)" = "yes tpm2" ] || failed "root was not unlocked by the TPM2 on the second boot (serial log $log3)"
+case "$(check_val "$log3" home-crypt) $(check_val "$log3" home-unlock)" in
+"yes tpm2" | "yes token") ;;
+*) failed "home was not unlocked by the TPM2 with no prompt on the second boot (serial log $log3)" ;;
+esac
+echo "ok: the second boot asked nothing; marker present; root and home unlocked by the TPM2; $USER_NAME logged in through PAM ($(grep -aoE "^IMPRINT-LOGIN user=$USER_NAME uid=[0-9]+" <<<"$p3" | head -n 1))"
+
+MEASURED+=("boots: $BOOTS")
+report_times
+echo "PASS: the OEM hand-off: the customer's answers, a new recovery key (the line's refused), the TPM2 kept, a second boot that asks nothing, a PAM login"
