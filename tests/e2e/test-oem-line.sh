@@ -1,16 +1,31 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
-# test-oem-handoff.sh [--keep] — the OEM hand-off ("oem": true, imprint(1)) proved in the VM rig
-# (QEMU + OVMF + swtpm): one disk, one TPM state, one firmware variable store, three boots, with
-# stock tools as referees.
+# test-oem-line.sh [--keep] — an OEM preinstall line and the customer's first boot ("oem": true,
+# imprint(1)) proved in the VM rig (QEMU + OVMF + swtpm): one disk, one TPM state, one firmware
+# variable store, four boots, with stock tools as referees.
 #
 # Images (cached in /var/cache/imprint-test): the usr test image v1 (tests/image/build-usr-ddi.sh)
 # and the live medium (iso/build-live.sh).
 #
-#  1. Boot 1, the live medium: imprint-unattended installs imprint-usr_1 with "oem": true on a
-#     blank 8 GiB target, root and a 1 GiB home encrypted (TPM2 PCR 7 + the line's recovery key,
-#     escrowed on the "escrow" disk, which the host reads). No account, no settings.
+#  1. Boot 1, the live medium as a line's machine: SMBIOS type 1 "Imprint Rig" / "Line Model 7" /
+#     SKU "LM7-16" / serial "RIG-0001", type 2 board "Rig Board 2"; disks: the medium, the blank
+#     8 GiB target, a 6 GiB spare, the usr image and an escrow disk. The line's operator,
+#     tests/e2e/oem-line-client.sh (a unit given as a credential), runs `imprint unattended` with
+#     each configuration of the matrix; every refusal must leave both disks as they were:
+#     - a model not on the allowlist (exit 3; its report on the console says so);
+#     - target rules that two disks match (both named), and rules no disk matches (each disk
+#       named with the rule it failed);
+#     - an escrow with neither certificate nor "plaintext": true.
+#     Then the line's install, as a service (NotifyAccess=main) whose `systemctl status` line the
+#     client watches: allowlist matched, the target found by transport and size, imprint-usr_1
+#     with "oem": true, root and a 1 GiB home encrypted (TPM2 PCR 7 + the line's recovery key),
+#     the key encrypted to the OEM's certificate on the escrow disk, the report to the escrow disk
+#     and the console. On the host: the console's and the disk's report are the same document,
+#     checked field by field against SMBIOS, sfdisk, cryptsetup luksUUID, the image's SHA256SUMS
+#     and the steps, with no key in it; stock `openssl cms -decrypt` with the OEM's private key
+#     (which never left the host) recovers the key and it opens root and home; another key
+#     decrypts nothing. No account, no settings.
 #  2. Boot 2a, the installed disk, the customer's first boot, cut off: the answers below, then QEMU
 #     is killed (a power cut) when the new key is shown and the confirmation asked. Boot 2: the
 #     same first boot again; the hand-off repeats (a different key; homed-firstboot asks nothing,
@@ -58,6 +73,7 @@ command -v jq >/dev/null || need_pkgs+=(jq)
 command -v mdir >/dev/null || need_pkgs+=(mtools)
 command -v mkfs.ext4 >/dev/null || need_pkgs+=(e2fsprogs)
 command -v cryptsetup >/dev/null || need_pkgs+=(cryptsetup-bin)
+command -v openssl >/dev/null || need_pkgs+=(openssl)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
@@ -77,7 +93,7 @@ cleanup() {
         [ -z "$WATCH_PID" ] || kill "$WATCH_PID" 2>/dev/null || true
         if [ "$KEEP" = 0 ]; then
                 rm -rf "$WORK/tpm"
-                rm -f "$WORK/target.img" "$WORK/live.qcow2" "$WORK/usrimg.qcow2" "$WORK/OVMF_VARS.fd" "$WORK/escrow.img" \
+                rm -f "$WORK/target.img" "$WORK/spare.img" "$WORK/line.p7m" "$WORK/live.qcow2" "$WORK/usrimg.qcow2" "$WORK/OVMF_VARS.fd" "$WORK/escrow.img" \
                         "$WORK"/*.key "$WORK/password" "$WORK/live.raw" "$WORK/usr1.raw" "$WORK/confirm.fifo"
         fi
         echo "work directory: $WORK ($([ "$KEEP" = 1 ] && echo "disks kept" || echo "logs only"))"
@@ -114,37 +130,127 @@ qemu-img create -q -f qcow2 -F raw -b "$WORK/usr1.raw" "$WORK/usrimg.qcow2"
 truncate -s 8G "$IMG"
 truncate -s 64M "$WORK/escrow.img"
 mkfs.ext4 -q -F -L escrow "$WORK/escrow.img"
-config=$(jq -cn '{source: "/dev/disk/by-id/virtio-usrimg", target: "/dev/disk/by-id/virtio-target", seed: "e2e-oem",
-        imageCertificate: "/run/credentials/imprint-unattended.service/imprint.image-certificate",
-        encrypt: true, tpm2: "required", recoveryKeyEscrow: "/run/imprint-escrow", homeSize: "1G",
-        oem: true, afterInstall: "poweroff", onFailure: "poweroff"}')
+truncate -s 6G "$WORK/spare.img"
+# The OEM's escrow key pair: the certificate goes to the line (a credential), the private key stays
+# here, as it stays with the OEM.
+umask 077
+openssl req -x509 -newkey rsa:3072 -nodes -keyout "$WORK/oem.key" -out "$WORK/oem.pem" -days 2 \
+        -subj "/O=Imprint Rig OEM/CN=recovery key escrow" 2>/dev/null || failed "making the OEM's key pair"
+umask 022
+# The line's operator: tests/e2e/oem-line-client.sh, run on the medium by a unit given as a
+# credential, on the serial console (the line-by-line dialogue is masked there).
+client_unit=$(cat <<'UNIT'
+[Unit]
+Description=rig: an OEM line's configuration matrix and install
+ConditionPathExists=!/etc/initrd-release
+After=systemd-udev-trigger.service local-fs.target
+[Service]
+Type=exec
+ImportCredential=imprint-rig.*
+ExecStart=/bin/bash %d/imprint-rig.client
+StandardOutput=tty
+StandardError=tty
+TTYPath=/dev/ttyS0
+UNIT
+)
+client_wants=$(printf '[Unit]\nWants=imprint-rig-oem-client.service\n')
 fstab_extra='/dev/disk/by-id/virtio-escrow /run/imprint-escrow ext4 defaults,x-systemd.device-timeout=10min 0 0'
-echo "== boot 1: live medium, the line's unattended install (oem, encrypted root + home, TPM2); imprint.config: $config"
+O='IMPRINT-OEM'
+echo "== boot 1: live medium as a line's machine: the configuration matrix, then the line's install (oem, encrypted, TPM2, escrow to the OEM's certificate, report)"
 t=$EPOCHREALTIME
 BOOTS=$((BOOTS + 1))
 again "boot 1" "$WORK/serial-1-install.log" run_stamped "$WORK/serial-1-install.log" "$WORK/serial-1-install.stamps" \
         bash "$here/boot-image.sh" "$IMG" --tpm-state "$WORK/tpm" --vars "$VARS" \
         --disk "$WORK/live.qcow2:live" --boot-first live --disk "$WORK/escrow.img:escrow" --disk "$WORK/usrimg.qcow2:usrimg" \
-        --qemu-arg -smbios --qemu-arg "$(cred imprint.config "$config")" \
-        --qemu-arg -smbios --qemu-arg "$(cred imprint.image-certificate "$(cat "$usr_dir/test-cert.pem")")" \
+        --disk "$WORK/spare.img:spare" \
+        --qemu-arg -smbios --qemu-arg "type=1,manufacturer=Imprint Rig,product=Line Model 7,version=rev A,serial=RIG-0001,sku=LM7-16,family=Rig Line" \
+        --qemu-arg -smbios --qemu-arg "type=2,manufacturer=Imprint Rig,product=Rig Board 2" \
+        --qemu-arg -smbios --qemu-arg "type=11,value=io.systemd.stub.kernel-cmdline-extra=systemd.mask=imprint@ttyS0.service" \
+        --qemu-arg -smbios --qemu-arg "$(cred imprint-rig.client "$(cat "$here/oem-line-client.sh")")" \
+        --qemu-arg -smbios --qemu-arg "$(cred imprint-rig.image /dev/disk/by-id/virtio-usrimg)" \
+        --qemu-arg -smbios --qemu-arg "$(cred imprint-rig.image-cert "$(cat "$usr_dir/test-cert.pem")")" \
+        --qemu-arg -smbios --qemu-arg "$(cred imprint-rig.oem-cert "$(cat "$WORK/oem.pem")")" \
         --qemu-arg -smbios --qemu-arg "$(cred fstab.extra "$fstab_extra")" \
-        --no-check --log "$WORK/serial-1-install.log" --timeout 1200 \
-        --stop-after 'imprint-unattended\.service failed:' \
+        --qemu-arg -smbios --qemu-arg "$(cred systemd.extra-unit.imprint-rig-oem-client.service "$client_unit")" \
+        --qemu-arg -smbios --qemu-arg "$(cred systemd.unit-dropin.multi-user.target "$client_wants")" \
+        --no-check --log "$WORK/serial-1-install.log" --timeout 1500 \
+        --stop-after "$O FAIL" \
         --stop-after 'You are in emergency mode' \
         --stop-after "$FROZE" \
-        --expect '"event": ?"recoveryKey".*"deliveredTo": ?"/run/(imprint-)?escrow/recovery-key-' \
+        --expect "$O ok: not-listed: " \
+        --expect "$O ok: two-match: " \
+        --expect "$O ok: no-match: " \
+        --expect "$O ok: plaintext: " \
+        --expect '"event": ?"target".*"target": ?"/dev/vd[a-z]"' \
+        --expect '"event": ?"recoveryKey".*"deliveredTo": ?"/run/imprint-escrow/recovery-key-[^"]*\.p7m".*"format": ?"cms"' \
         --expect '"event": ?"end".*"id": ?"configure".*customer.s first boot' \
         --expect '"event": ?"end".*"id": ?"encrypt-home"' \
         --expect '"event": ?"result".*"success": ?true' \
-        || failed "the unattended install (serial log $WORK/serial-1-install.log)"
-phase_done "boot 1: live medium + the line's install" "$t"
+        --expect "$O status: .*copy-usr" \
+        --expect "$O ok: line: installed to " \
+        --expect "$O PASS" \
+        || failed "the line's matrix and install (serial log $WORK/serial-1-install.log)"
+phase_done "boot 1: live medium, matrix + the line's install" "$t"
+plain_log "$WORK/serial-1-install.log" | grep -a "^$O ok:" | sed 's/^/  /'
+echo "  systemctl status showed: $(plain_log "$WORK/serial-1-install.log" | grep -a "^$O status: .*copy-usr" | tail -n 1 | sed "s/^$O status: //")"
 
-f=$(plain_log "$WORK/serial-1-install.log" | grep -aoE '"deliveredTo": ?"/run/(imprint-)?escrow/recovery-key-[^"/]*\.txt"' | tail -n 1 | sed -E 's|.*/||; s|"$||' || true)
+# The report: the refused machine's on the console, and the install's both on the console and on
+# the escrow disk — the same document.
+plain_log "$WORK/serial-1-install.log" | awk '/IMPRINT-REPORT-BEGIN/ { f = 1; s = ""; next }
+        /IMPRINT-REPORT-END/ { if (f) print s; f = 0; next } f { s = s $0 }' >"$WORK/reports.jsonl"
+jq -s -e 'length >= 2' "$WORK/reports.jsonl" >/dev/null 2>&1 || failed "fewer than two reports (or not JSON) on the console (serial log $WORK/serial-1-install.log)"
+head -n 1 "$WORK/reports.jsonl" | jq -S . >"$WORK/report-refused.json"
+tail -n 1 "$WORK/reports.jsonl" | jq -S . >"$WORK/report.json"
+jq -e '.result.success == false and .result.exitCode == 3 and .machine.product == "Line Model 7"
+        and ([.refusals[] | select(.what == "machine")] | length) == 1 and .plan == null' "$WORK/report-refused.json" >/dev/null \
+        || failed "the refused machine's report: $(jq -c '{result, refusals, machine}' "$WORK/report-refused.json")"
+rname=$(debugfs -R 'ls -p /reports' "$WORK/escrow.img" 2>/dev/null | awk -F/ '$6 ~ /^imprint-RIG-0001-.*\.json$/ { print $6 }' | tail -n 1)
+[ -n "$rname" ] || failed "no report imprint-RIG-0001-*.json on the escrow disk"
+debugfs -R "cat /reports/$rname" "$WORK/escrow.img" 2>/dev/null | jq -S . >"$WORK/report-file.json" || failed "the report on the escrow disk is not JSON"
+cmp -s "$WORK/report.json" "$WORK/report-file.json" || failed "the report on the escrow disk differs from the console's"
+# Field by field, against the machine (SMBIOS as QEMU gave it), the disk (sfdisk, cryptsetup), the
+# image (its SHA256SUMS) and the run.
+r() { jq -r "$1" "$WORK/report.json"; }
+[ "$(r '.machine | "\(.vendor)|\(.product)|\(.sku)|\(.serial)|\(.boardName)"')" = "Imprint Rig|Line Model 7|LM7-16|RIG-0001|Rig Board 2" ] \
+        || failed "report machine: $(r '.machine')"
+[ "$(r '.disk | "\(.serial)|\(.size)|\(.transport)"')" = "target|$(stat -c %s "$IMG")|virtio" ] || failed "report disk: $(r '.disk')"
+img_sha=$(awk '$2 ~ /imprint-usr_1\.raw$/ { print $1 }' "$usr_dir/SHA256SUMS" 2>/dev/null || true)
+[ -n "$img_sha" ] || img_sha=$(sha256sum "$WORK/usr1.raw" | cut -d' ' -f1)
+[ "$(r '.image.sha256')" = "$img_sha" ] || failed "report image sha256 $(r '.image.sha256'), not $img_sha"
+[ "$(r '.image.version')" = 1 ] || failed "report image version: $(r '.image.version')"
+diff <(du_parts "$IMG" | awk '{ print $1, tolower($5) }' | sort) \
+        <(r '.partitions[] | "\(.partno) \(.partUuid | ascii_downcase)"' | sort) >/dev/null \
+        || failed "report partition UUIDs differ from the disk's: $(r '[.partitions[] | {partno, partUuid}]')"
+for g in "$GUID_ROOT" "$GUID_HOME"; do
+        read -r pno pstart psize _ <<<"$(du_part "$IMG" "$g")"
+        loop=$(du_loop "$IMG" "$pstart" "$psize")
+        luuid=$(cryptsetup luksUUID "$loop" 2>/dev/null || true)
+        losetup -d "$loop"
+        [ -n "$luuid" ] && [ "$(r ".partitions[] | select(.partno == $pno) | .luksUuid")" = "$luuid" ] \
+                || failed "report LUKS UUID of partition $pno: $(r ".partitions[] | select(.partno == $pno) | .luksUuid"), disk: $luuid"
+done
+jq -e '.result.success == true and .result.exitCode == 0 and .encryption.tpm2.enrolled == true
+        and .escrow.method == "cms" and (.escrow.path | test("\\.p7m$"))
+        and ([.steps[] | select(.id == "copy-usr" and .bytes > 0 and .durationSeconds >= 0)] | length) == 1
+        and ([.steps[] | select(.result != "done")] | length) == 0 and (.logTail | length) > 0 and .plan.oem != null' \
+        "$WORK/report.json" >/dev/null \
+        || failed "the install's report: $(jq -c '{result, escrow, tpm2: .encryption.tpm2, steps: [.steps[] | {id, result, bytes}]}' "$WORK/report.json")"
+echo "ok: reports: the refused machine's (exit 3, refusal 'machine'), and the install's on the console and the escrow disk, identical, its machine, disk, image, partition and LUKS UUIDs, TPM2, escrow and steps as checked here"
+
+# The key, as only the OEM can read it: stock openssl with the private key that never left here.
+f=$(plain_log "$WORK/serial-1-install.log" | grep -aoE '"deliveredTo": ?"/run/imprint-escrow/recovery-key-[^"/]*\.p7m"' | tail -n 1 | sed -E 's|.*/||; s|"$||' || true)
 [ -n "$f" ] || failed "no escrowed key file named in the install's log"
+debugfs -R "cat /$f" "$WORK/escrow.img" 2>/dev/null >"$WORK/line.p7m"
+! grep -aqE "$KEY_RE" "$WORK/line.p7m" || failed "the escrowed file $f holds a recovery key in plain text"
 umask 077
-debugfs -R "cat /$f" "$WORK/escrow.img" 2>/dev/null | tail -n 1 | tr -d '\n' >"$WORK/line.key"
+openssl cms -decrypt -in "$WORK/line.p7m" -inform PEM -inkey "$WORK/oem.key" 2>/dev/null | tr -d '\n' >"$WORK/line.key" \
+        || failed "openssl cms -decrypt with the OEM's key failed on $f"
 umask 022
-grep -Eqx "$KEY_RE" "$WORK/line.key" || failed "the escrowed file $f does not end with a recovery key"
+grep -Eqx "$KEY_RE" "$WORK/line.key" || failed "the escrowed file $f does not decrypt to a recovery key"
+! grep -aqF -- "$(cat "$WORK/line.key")" "$WORK/reports.jsonl" "$WORK/report-file.json" || failed "the recovery key is in the report"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/other.key" -out /dev/null -days 1 -subj "/CN=not the OEM" 2>/dev/null
+! openssl cms -decrypt -in "$WORK/line.p7m" -inform PEM -inkey "$WORK/other.key" >/dev/null 2>&1 || failed "another key decrypts the escrowed file"
+echo "ok: the escrowed $f: no key in plain text; openssl cms -decrypt with the OEM's key recovers it, another key does not"
 
 read -r _ esp_start _ <<<"$(du_part "$IMG" "$GUID_ESP")"
 du_esp_cat "$IMG" "$esp_start" /imprint/install.json >"$WORK/install.json" 2>/dev/null || failed "no /imprint/install.json on the ESP"
@@ -154,8 +260,8 @@ jq -e '.plan.oem.account == "systemd-homed-firstboot" and .plan.oem.newRecoveryK
 read -r ROOT_NO ROOT_START ROOT_SIZE _ <<<"$(du_part "$IMG" "$GUID_ROOT")"
 read -r HOME_NO HOME_START HOME_SIZE _ <<<"$(du_part "$IMG" "$GUID_HOME")"
 [ -n "$ROOT_NO" ] && [ -n "$HOME_NO" ] || failed "the installed disk has no root or no home partition"
-du_luks_opens "$IMG" "$WORK/line.key" "$ROOT_START" "$ROOT_SIZE" || failed "the line's escrowed key does not open root after the install"
-du_luks_opens "$IMG" "$WORK/line.key" "$HOME_START" "$HOME_SIZE" || failed "the line's escrowed key does not open home after the install"
+du_luks_opens "$IMG" "$WORK/line.key" "$ROOT_START" "$ROOT_SIZE" || failed "the key decrypted from the OEM's escrow does not open root after the install"
+du_luks_opens "$IMG" "$WORK/line.key" "$HOME_START" "$HOME_SIZE" || failed "the key decrypted from the OEM's escrow does not open home after the install"
 echo "ok: installed; the line's key ($f) opens root and home; the plan: $(jq -c '.plan.oem | {firstbootAsks, account, newRecoveryKey}' "$WORK/install.json")"
 
 # --- boot 2: the customer's first boot ------------------------------------------------------------
@@ -340,4 +446,4 @@ echo "ok: the second boot asked nothing; marker present; root and home unlocked 
 
 MEASURED+=("boots: $BOOTS")
 report_times
-echo "PASS: the OEM hand-off: the customer's answers, a new recovery key (the line's refused), the TPM2 kept, a second boot that asks nothing, a PAM login"
+echo "PASS: the OEM line (allowlist, disk rules, refusals that write nothing, the report, escrow to the OEM's certificate) and the hand-off: the customer's answers, a new recovery key (the line's refused), the TPM2 kept, a second boot that asks nothing, a PAM login"
