@@ -13,6 +13,7 @@
 #include "i18n.h"
 #include "log.h"
 #include "macro.h"
+#include "rootfile.h"
 
 /* The hand-off on the console. Stock tools only: systemd-cryptenroll (v257: --recovery-key,
  * --wipe-slot=, --unlock-tpm2-device=auto; the new passphrase of the other volumes from the
@@ -221,53 +222,6 @@ char *handoff_asks_text(const PlanOem *o) {
         return asprintf(&s, "%s, %s, %s and %s", parts[0], parts[1], parts[2], parts[3]) < 0 ? NULL : s;
 }
 
-static int mkdir_in(const char *root, const char *path) {
-        _cleanup_(freep) char *full = NULL;
-
-        if (asprintf(&full, "%s%s", root, path) < 0)
-                return -ENOMEM;
-        if (mkdir(full, 0755) < 0 && errno != EEXIST)
-                return error_setf(-errno, _("Cannot create %s in the installed system: %m"), path);
-        return 0;
-}
-
-/* path below root, created or replaced. */
-static int write_in(const char *root, const char *path, const char *content, mode_t mode) {
-        _cleanup_(freep) char *full = NULL;
-        _cleanup_(closep) int fd = -EBADF;
-        size_t n = strlen(content), done = 0;
-
-        if (asprintf(&full, "%s%s", root, path) < 0)
-                return -ENOMEM;
-        (void) unlink(full);
-        fd = open(full, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
-        if (fd < 0)
-                return error_setf(-errno, _("Cannot create %s in the installed system: %m"), path);
-        while (done < n) {
-                ssize_t k = write(fd, content + done, n - done);
-
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return error_setf(-errno, _("Cannot write %s in the installed system: %m"), path);
-                done += (size_t) k;
-        }
-        if (fchmod(fd, mode) < 0)
-                return error_setf(-errno, _("Cannot write %s in the installed system: %m"), path);
-        return 0;
-}
-
-static int link_in(const char *root, const char *link, const char *dest) {
-        _cleanup_(freep) char *full = NULL;
-
-        if (asprintf(&full, "%s%s", root, link) < 0)
-                return -ENOMEM;
-        (void) unlink(full);
-        if (symlink(dest, full) < 0)
-                return error_setf(-errno, _("Cannot create the link %s in the installed system: %m"), link);
-        return 0;
-}
-
 /* The drop-in that makes systemd-firstboot.service ask: --force, because an image brings its own
  * defaults (Debian's /etc/hostname from the build), which would otherwise count as chosen;
  * without a --prompt-* for what the line set, --force leaves that alone. */
@@ -295,25 +249,25 @@ int handoff_write_root(const Plan *p, const char *root) {
                 return error_setf(-EINVAL, "handoff_write_root() needs an OEM plan and a root.");
 
         for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
-                r = mkdir_in(root, dirs[i]);
+                r = root_mkdir(root, dirs[i]);
                 if (r < 0)
                         return r;
         }
         r = firstboot_dropin(p->oem, &dropin);
         if (r < 0)
                 return r;
-        r = write_in(root, HANDOFF_FIRSTBOOT_DROPIN, dropin, 0644);
+        r = root_write_file(root, HANDOFF_FIRSTBOOT_DROPIN, dropin, 0644);
         if (r >= 0)
-                r = write_in(root, HANDOFF_SCRIPT, handoff_script, 0755);
+                r = root_write_file(root, HANDOFF_SCRIPT, handoff_script, 0755);
         if (r >= 0)
-                r = write_in(root, "/etc/systemd/system/" HANDOFF_UNIT, handoff_unit, 0644);
+                r = root_write_file(root, "/etc/systemd/system/" HANDOFF_UNIT, handoff_unit, 0644);
         if (r >= 0)
-                r = link_in(root, "/etc/systemd/system/multi-user.target.wants/" HANDOFF_UNIT, "../" HANDOFF_UNIT);
+                r = root_symlink(root, "/etc/systemd/system/multi-user.target.wants/" HANDOFF_UNIT, "../" HANDOFF_UNIT);
         /* Debian installs systemd-homed-firstboot.service disabled (no preset enables it); its
          * [Install] says WantedBy=systemd-homed.service. Enabled also where imprint could not tell
          * whether the image has it: a link to a missing unit does nothing. */
         if (r >= 0)
-                r = link_in(root, "/etc/systemd/system/systemd-homed.service.wants/systemd-homed-firstboot.service",
+                r = root_symlink(root, "/etc/systemd/system/systemd-homed.service.wants/systemd-homed-firstboot.service",
                             "/usr/lib/systemd/system/systemd-homed-firstboot.service");
         if (r < 0)
                 return error_prefixf(r, _("Cannot set up the customer's first boot"));

@@ -17,6 +17,7 @@
 #include "macro.h"
 #include "pe.h"
 #include "recovery-entry.h"
+#include "rootfile.h"
 
 /* The variables, as efivarfs names them (formats.md §5, §6.3; systemd's src/basic/efivars.h:
  * EFI_VENDOR_SYSTEMD for FactoryReset*, EFI_VENDOR_LOADER for the Boot Loader Interface). */
@@ -113,56 +114,17 @@ int recovery_entry_install(const FsLocation *boot, const char *uki_path) {
         return 0;
 }
 
-/* Writes path below root (created or replaced), mode 0644. */
-static int write_root_file(const char *root, const char *path, const char *content) {
-        _cleanup_(freep) char *full = NULL;
-        _cleanup_(closep) int fd = -EBADF;
-        size_t n = strlen(content), done = 0;
-
-        if (asprintf(&full, "%s%s", root, path) < 0)
-                return error_setf(-ENOMEM, _("Out of memory."));
-        (void) unlink(full);
-        fd = open(full, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-        if (fd < 0)
-                return error_setf(-errno, _("Cannot create %s in the installed system: %m"), path);
-        while (done < n) {
-                ssize_t k = write(fd, content + done, n - done);
-
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return error_setf(-errno, _("Cannot write %s in the installed system: %m"), path);
-                done += (size_t) k;
-        }
-        if (fchmod(fd, 0644) < 0)
-                return error_setf(-errno, _("Cannot write %s in the installed system: %m"), path);
-        return 0;
-}
-
-static int mkdir_root(const char *root, const char *path) {
-        _cleanup_(freep) char *full = NULL;
-
-        if (asprintf(&full, "%s%s", root, path) < 0)
-                return error_setf(-ENOMEM, _("Out of memory."));
-        if (mkdir(full, 0755) < 0 && errno != EEXIST)
-                return error_setf(-errno, _("Cannot create %s in the installed system: %m"), path);
-        return 0;
-}
-
 static int enable_in_root(const char *root, const char *target, const char *unit) {
         _cleanup_(freep) char *dir = NULL, *link = NULL, *dest = NULL;
         int r;
 
         if (asprintf(&dir, "/etc/systemd/system/%s.wants", target) < 0 ||
-            asprintf(&link, "%s%s/%s", root, dir, unit) < 0 || asprintf(&dest, "../%s", unit) < 0)
+            asprintf(&link, "%s/%s", dir, unit) < 0 || asprintf(&dest, "../%s", unit) < 0)
                 return error_setf(-ENOMEM, _("Out of memory."));
-        r = mkdir_root(root, dir);
+        r = root_mkdir(root, dir);
         if (r < 0)
                 return r;
-        (void) unlink(link);
-        if (symlink(dest, link) < 0)
-                return error_setf(-errno, _("Cannot enable %s in the installed system: %m"), unit);
-        return 0;
+        return root_symlink(root, link, dest);
 }
 
 /* factory-reset.target is systemd's hook for "reset this machine" (systemd.special(7)): empty up to
@@ -224,13 +186,13 @@ int recovery_entry_write_request_hook(const char *root) {
                 return error_setf(-EINVAL, "recovery_entry_write_request_hook() needs a root.");
 
         for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
-                r = mkdir_root(root, dirs[i]);
+                r = root_mkdir(root, dirs[i]);
                 if (r < 0)
                         return r;
         }
-        r = write_root_file(root, "/etc/systemd/system/imprint-factory-reset.service", hook_service);
+        r = root_write_file(root, "/etc/systemd/system/imprint-factory-reset.service", hook_service, 0644);
         if (r >= 0)
-                r = write_root_file(root, "/etc/systemd/system/imprint-factory-reset-reboot.service", hook_reboot_service);
+                r = root_write_file(root, "/etc/systemd/system/imprint-factory-reset-reboot.service", hook_reboot_service, 0644);
         if (r >= 0)
                 r = enable_in_root(root, "factory-reset.target", "imprint-factory-reset.service");
         if (r >= 0)
