@@ -114,7 +114,7 @@ say "line: $(cat "$W/line.json")"
   done ) &
 watcher=$!
 systemd-run --quiet --unit=imprint-line --service-type=exec -p NotifyAccess=main --pipe --wait \
-        imprint unattended --config "$W/line.json" 2>&1 | tee "$W/line.out"
+        "$(command -v imprint)" unattended --config "$W/line.json" 2>&1 | tee "$W/line.out"
 rc=${PIPESTATUS[0]}
 kill "$watcher" 2>/dev/null
 [ "$rc" = 0 ] || fail "line: the install failed (exit $rc)"
