@@ -6,8 +6,9 @@
 # it with bash once the system is up, on the serial console. It plays a preinstall line's operator:
 # each case is one `imprint unattended --config FILE` on this machine, whose SMBIOS type 1 and 2
 # fields the rig set ("Imprint Rig" / "Line Model 7" / SKU "LM7-16" / board "Rig Board 2"), with
-# three disks besides the medium: the target (virtio, 8 GiB, serial "target"), a spare (virtio,
-# 6 GiB, serial "spare") and the escrow disk (64 MiB, mounted on /run/imprint-escrow).
+# four disks besides the medium: the target (virtio, 8 GiB, serial "target"), a spare (virtio,
+# 6 GiB, serial "spare"), the escrow disk (64 MiB, mounted on /run/imprint-escrow) and the images
+# disk (the image file with its SHA256SUMS, mounted read-only on /run/imprint-images).
 #
 # The refusals must write nothing: before and after each, the first and last MiB of the target and
 # the spare and their partition tables are hashed and compared. The last case is the line's real
@@ -37,12 +38,13 @@ image=$(cat "$C/imprint-rig.image")
 cp "$C/imprint-rig.oem-cert" "$W/oem.pem"
 cp "$C/imprint-rig.image-cert" "$W/image.pem"
 chmod 0644 "$W/oem.pem" "$W/image.pem"
-for s in target spare escrow; do
+for s in target spare escrow images; do
         udevadm wait --timeout=600 "/dev/disk/by-id/virtio-$s" || fail "the $s disk did not appear"
 done
 target=$(readlink -f /dev/disk/by-id/virtio-target)
 spare=$(readlink -f /dev/disk/by-id/virtio-spare)
 mountpoint -q /run/imprint-escrow || fail "the escrow disk is not mounted on /run/imprint-escrow"
+[ -f "$image" ] || fail "no image $image (the images disk is not mounted on /run/imprint-images?)"
 say "disks: target $target, spare $spare"
 
 # fingerprint: what a refused run must not change on the target and the spare.
@@ -74,7 +76,8 @@ refused() {
         ok "$name: $what: exit $rc, nothing written"
 }
 
-# Common to every case: the image the medium carries, encrypted with the TPM, the line's settings.
+# Common to every case: the line's image (credential imprint-rig.image, checked against the
+# SHA256SUMS beside it and its signing certificate), encrypted with the TPM, the line's settings.
 base='"source":"'"$image"'","imageCertificate":"'"$W/image.pem"'","seed":"oem-line","homeSize":"1G","tpm2":"required","countdownSeconds":0,"afterInstall":"none","onFailure":"none"'
 escrow='"recoveryKeyEscrow":{"directory":"/run/imprint-escrow","certificate":"'"$W/oem.pem"'"}'
 allow='"machines":[{"vendor":"Imprint Rig","product":"Line Model *","sku":"LM7-*"},{"vendor":"Other*","board":"X*"}]'

@@ -93,8 +93,9 @@ cleanup() {
         [ -z "$WATCH_PID" ] || kill "$WATCH_PID" 2>/dev/null || true
         if [ "$KEEP" = 0 ]; then
                 rm -rf "$WORK/tpm"
-                rm -f "$WORK/target.img" "$WORK/spare.img" "$WORK/line.p7m" "$WORK/live.qcow2" "$WORK/usrimg.qcow2" "$WORK/OVMF_VARS.fd" "$WORK/escrow.img" \
-                        "$WORK"/*.key "$WORK/password" "$WORK/live.raw" "$WORK/usr1.raw" "$WORK/confirm.fifo"
+                rm -f "$WORK/target.img" "$WORK/spare.img" "$WORK/line.p7m" "$WORK/live.qcow2" "$WORK/images.img" "$WORK/OVMF_VARS.fd" "$WORK/escrow.img" \
+                        "$WORK"/*.key "$WORK/password" "$WORK/live.raw" "$WORK/confirm.fifo"
+                rm -rf "$WORK/images"
         fi
         echo "work directory: $WORK ($([ "$KEEP" = 1 ] && echo "disks kept" || echo "logs only"))"
         exit "$rc"
@@ -124,9 +125,14 @@ HOST_NAME=customer-pc
 
 # --- boot 1: the line's install ------------------------------------------------------------------
 keep_file "$live" "$WORK/live.raw"
-keep_file "$usr_dir/imprint-usr_1.raw" "$WORK/usr1.raw"
+# The image as a line serves it: a file with its SHA256SUMS line beside it, on a disk ("images",
+# ext4, filled without mounting) that the live system mounts read-only; imprint checks the digest.
+mkdir -p "$WORK/images"
+keep_file "$usr_dir/imprint-usr_1.raw" "$WORK/images/imprint-usr_1.raw"
+grep -E ' \*?imprint-usr_1\.raw$' "$usr_dir/SHA256SUMS" >"$WORK/images/SHA256SUMS" || failed "no imprint-usr_1.raw in $usr_dir/SHA256SUMS"
+img_sha=$(cut -d' ' -f1 "$WORK/images/SHA256SUMS")
+mkfs.ext4 -q -F -L images -d "$WORK/images" "$WORK/images.img" 1G || failed "making the images disk"
 qemu-img create -q -f qcow2 -F raw -b "$WORK/live.raw" "$WORK/live.qcow2"
-qemu-img create -q -f qcow2 -F raw -b "$WORK/usr1.raw" "$WORK/usrimg.qcow2"
 truncate -s 8G "$IMG"
 truncate -s 64M "$WORK/escrow.img"
 mkfs.ext4 -q -F -L escrow "$WORK/escrow.img"
@@ -154,20 +160,21 @@ TTYPath=/dev/ttyS0
 UNIT
 )
 client_wants=$(printf '[Unit]\nWants=imprint-rig-oem-client.service\n')
-fstab_extra='/dev/disk/by-id/virtio-escrow /run/imprint-escrow ext4 defaults,x-systemd.device-timeout=10min 0 0'
+fstab_extra=$(printf '%s\n' '/dev/disk/by-id/virtio-escrow /run/imprint-escrow ext4 defaults,x-systemd.device-timeout=10min 0 0' \
+        '/dev/disk/by-id/virtio-images /run/imprint-images ext4 ro,x-systemd.device-timeout=10min 0 0')
 O='IMPRINT-OEM'
 echo "== boot 1: live medium as a line's machine: the configuration matrix, then the line's install (oem, encrypted, TPM2, escrow to the OEM's certificate, report)"
 t=$EPOCHREALTIME
 BOOTS=$((BOOTS + 1))
 again "boot 1" "$WORK/serial-1-install.log" run_stamped "$WORK/serial-1-install.log" "$WORK/serial-1-install.stamps" \
         bash "$here/boot-image.sh" "$IMG" --tpm-state "$WORK/tpm" --vars "$VARS" \
-        --disk "$WORK/live.qcow2:live" --boot-first live --disk "$WORK/escrow.img:escrow" --disk "$WORK/usrimg.qcow2:usrimg" \
+        --disk "$WORK/live.qcow2:live" --boot-first live --disk "$WORK/escrow.img:escrow" --disk "$WORK/images.img:images" \
         --disk "$WORK/spare.img:spare" \
         --qemu-arg -smbios --qemu-arg "type=1,manufacturer=Imprint Rig,product=Line Model 7,version=rev A,serial=RIG-0001,sku=LM7-16,family=Rig Line" \
         --qemu-arg -smbios --qemu-arg "type=2,manufacturer=Imprint Rig,product=Rig Board 2" \
         --qemu-arg -smbios --qemu-arg "type=11,value=io.systemd.stub.kernel-cmdline-extra=systemd.mask=imprint@ttyS0.service" \
         --qemu-arg -smbios --qemu-arg "$(cred imprint-rig.client "$(cat "$here/oem-line-client.sh")")" \
-        --qemu-arg -smbios --qemu-arg "$(cred imprint-rig.image /dev/disk/by-id/virtio-usrimg)" \
+        --qemu-arg -smbios --qemu-arg "$(cred imprint-rig.image /run/imprint-images/imprint-usr_1.raw)" \
         --qemu-arg -smbios --qemu-arg "$(cred imprint-rig.image-cert "$(cat "$usr_dir/test-cert.pem")")" \
         --qemu-arg -smbios --qemu-arg "$(cred imprint-rig.oem-cert "$(cat "$WORK/oem.pem")")" \
         --qemu-arg -smbios --qemu-arg "$(cred fstab.extra "$fstab_extra")" \
@@ -214,9 +221,8 @@ r() { jq -r "$1" "$WORK/report.json"; }
 [ "$(r '.machine | "\(.vendor)|\(.product)|\(.sku)|\(.serial)|\(.boardName)"')" = "Imprint Rig|Line Model 7|LM7-16|RIG-0001|Rig Board 2" ] \
         || failed "report machine: $(r '.machine')"
 [ "$(r '.disk | "\(.serial)|\(.size)|\(.transport)"')" = "target|$(stat -c %s "$IMG")|virtio" ] || failed "report disk: $(r '.disk')"
-img_sha=$(awk '$2 ~ /imprint-usr_1\.raw$/ { print $1 }' "$usr_dir/SHA256SUMS" 2>/dev/null || true)
-[ -n "$img_sha" ] || img_sha=$(sha256sum "$WORK/usr1.raw" | cut -d' ' -f1)
-[ "$(r '.image.sha256')" = "$img_sha" ] || failed "report image sha256 $(r '.image.sha256'), not $img_sha"
+[ "$(r '.image.sha256') $(r '.image.sha256Origin')" = "$img_sha /run/imprint-images/SHA256SUMS" ] \
+        || failed "report image sha256 $(r '.image.sha256') from $(r '.image.sha256Origin'), not $img_sha from the images disk's SHA256SUMS"
 [ "$(r '.image.version')" = 1 ] || failed "report image version: $(r '.image.version')"
 diff <(du_parts "$IMG" | awk '{ print $1, tolower($5) }' | sort) \
         <(r '.partitions[] | "\(.partno) \(.partUuid | ascii_downcase)"' | sort) >/dev/null \
