@@ -729,6 +729,14 @@ static int verb_plan(int argc, char *argv[]) {
 /* ---- apply ------------------------------------------------------------------------------- */
 
 /* The last line of machine-readable output: {"event":"result","success":…,"exitCode":…}. */
+/* One line of imprint's JSON output (--json, unattended): j, then a flush, so that a machine reading
+ * the stream sees each event as it happens. Takes j. */
+static void print_json_line(json_object *j) {
+        puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+        fflush(stdout);
+        json_object_put(j);
+}
+
 /* The message of the last result printed, for the per-machine report. */
 static char *arg_result_message = NULL;
 
@@ -749,9 +757,7 @@ static void print_result_json(int code, const char *message) {
         json_object_object_add(j, "exitCode", json_object_new_int(code));
         if (message)
                 json_object_object_add(j, "message", json_object_new_string(message));
-        puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-        fflush(stdout);
-        json_object_put(j);
+        print_json_line(j);
 }
 
 static void progress_json(const ProgressEvent *ev) {
@@ -784,9 +790,7 @@ static void progress_json(const ProgressEvent *ev) {
         json_object_object_add(j, "elapsedSeconds", json_object_new_double((double) ev->elapsed_usec / 1e6));
         if (ev->message)
                 json_object_object_add(j, "message", json_object_new_string(ev->message));
-        puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-        fflush(stdout);
-        json_object_put(j);
+        print_json_line(j);
 }
 
 
@@ -907,9 +911,7 @@ static int on_event(const SessionEvent *ev, void *userdata) {
                         json_object_object_add(j, "event", json_object_new_string("recoveryKey"));
                         json_object_object_add(j, "deliveredTo", json_object_new_string(ev->path));
                         json_object_object_add(j, "format", json_object_new_string(ev->message ?: "plaintext")); /* escrow helper */
-                        puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-                        fflush(stdout);
-                        json_object_put(j);
+                        print_json_line(j);
                 } else if (streq_ptr(ev->message, "cms"))
                         printf("The recovery key was written to %s, encrypted to the escrow certificate.\n", ev->path);
                 else
@@ -1409,9 +1411,7 @@ static int verb_unattended(int argc, char *argv[]) {
                         json_object_object_add(j, "target", c.reset_target ? json_object_new_string(c.reset_target) : NULL);
                 } else
                         json_object_object_add(j, "target", c.target ? json_object_new_string(c.target) : NULL);
-                puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-                fflush(stdout);
-                json_object_put(j);
+                print_json_line(j);
         }
         /* Which machine: a line must not image a model it was not set up for. */
         if (r >= 0) {
@@ -1434,9 +1434,7 @@ static int verb_unattended(int argc, char *argv[]) {
                         json_object *j = json_object_new_object();
                         json_object_object_add(j, "event", json_object_new_string("target"));
                         json_object_object_add(j, "target", json_object_new_string(c.target));
-                        puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-                        fflush(stdout);
-                        json_object_put(j);
+                        print_json_line(j);
                 }
         }
         if (r >= 0 && c.reset) {
