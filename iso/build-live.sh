@@ -96,6 +96,8 @@ live_packages=(
         btrfs-progs xfsprogs
         # OEM lines: the per-machine report is POSTed with curl ("report": {"url": …}).
         curl
+        # image sources (issue 16 part 4): downloads, .raw.zst and .raw.xz, SHA256SUMS.gpg
+        libcurl4t64 libzstd1 liblzma5 gpgv
 )
 kernel_packages=(linux-image-amd64)
 # Build dependencies of imprint: installed for the build in the chroot, purged after it.
@@ -103,6 +105,8 @@ build_packages=(
         meson ninja-build gcc pkg-config
         libncurses-dev libblkid-dev libfdisk-dev libcryptsetup-dev libtss2-dev libsystemd-dev
         libpwquality-dev libjson-c-dev libqrencode-dev libssl-dev
+        # image sources (issue 16 part 4)
+        libcurl4-openssl-dev libzstd-dev liblzma-dev
 )
 # Only needed to make the UKI.
 uki_only_packages=(systemd-ukify)
