@@ -4,6 +4,7 @@
 
     http-server.py PORTFILE DIR [--log FILE] [--drop-after BYTES] [--drop-times N] [--no-range]
                    [--status-for NAME=CODE] [--redirect NAME=TARGET] [--stall-after BYTES]
+                   [--wrong-total]
 
 Listens on 127.0.0.1, port 0, and writes the port it got into PORTFILE (atomically, once it
 listens). Serves the files of DIR with Range support (206 and Content-Range; one range per
@@ -15,6 +16,8 @@ request). Every request is logged as one line "METHOD PATH RANGE STATUS BYTES_SE
 --stall-after BYTES stops sending (keeping the connection open) after that many body bytes, for
                     the first --drop-times responses, until the client goes away.
 --no-range          ignores Range headers: always 200 and the whole file.
+--wrong-total       says in every Content-Range that the file is one byte longer than it is (as if
+                    it had changed on the server between two requests).
 --status-for        answers NAME (a path without the leading slash) with that HTTP status.
 --redirect          answers NAME with a 302 to TARGET (a path on this server or a URL).
 """
@@ -105,7 +108,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(length))
         self.send_header("Content-Type", "application/octet-stream")
         if status == 206:
-            self.send_header("Content-Range", "bytes %d-%d/%d" % (start, end, size))
+            self.send_header("Content-Range", "bytes %d-%d/%d" % (start, end, size + 1 if args.wrong_total else size))
         else:
             self.send_header("Accept-Ranges", "none" if args.no_range else "bytes")
         self.end_headers()
@@ -177,6 +180,7 @@ def main():
     p.add_argument("--stall-after", type=int)
     p.add_argument("--drop-times", type=int, default=1)
     p.add_argument("--no-range", action="store_true")
+    p.add_argument("--wrong-total", action="store_true")
     p.add_argument("--status-for", action="append", default=[], type=lambda s: pair(s, int))
     p.add_argument("--redirect", action="append", default=[], type=lambda s: pair(s, str))
     args = p.parse_args()

@@ -459,6 +459,28 @@ static void test_http_drops(void) {
         free(raw), free(zst);
 }
 
+/* Freeing a source in the middle of a stalled download stops the transfer at once: an install that
+ * is interrupted does not wait for the stall limit. */
+static void test_http_cancel(void) {
+        _cleanup_(freep) char *u = NULL;
+        ImageSource *s = NULL;
+        struct timespec a, b;
+        uint8_t buf[65536];
+
+        start_server("--stall-after 1048576 --drop-times 1");
+        u = url("random.raw");
+        ASSERT_OK(source_open(u, &(SourceOptions) { .stall_seconds = 60 }, &s));
+        for (size_t done = 0; done < 1048576; done += sizeof(buf))
+                ASSERT_EQ(source_read(s, buf, sizeof(buf)), sizeof(buf));
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        s = source_free(s);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        ASSERT_TRUE(b.tv_sec - a.tv_sec < 5);
+        printf("ok: a stalled download was stopped in %ld ms\n",
+               (long) ((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000));
+        stop_server();
+}
+
 /* A server that ignores Range: the dropped transfer is not resumed and no wrong byte is given. */
 static void test_http_no_range(void) {
         _cleanup_(freep) uint8_t *got = NULL, *want = NULL;
@@ -481,6 +503,20 @@ static void test_http_no_range(void) {
         ASSERT_EQ(read_requests(req, ELEMENTSOF(req)), 2);
         ASSERT_STREQ(req[1].range, "bytes=1048576-");
         printf("ok: no range support: %s\n", error_message_for(r));
+        stop_server();
+
+        /* The file changed between two requests: its total size in Content-Range differs. */
+        free(got);
+        got = NULL;
+        start_server("--wrong-total --drop-after 1048576 --drop-times 1");
+        free(u);
+        u = url("random.raw");
+        r = read_all(u, &fast, 4 * MiB, &got, &got_size, sha, NULL);
+        if (r != -EPROTO)
+                FAIL("expected -EPROTO, got %d: %s", r, error_message_for(r) ?: "");
+        ASSERT_CONTAINS(error_message_for(r), "changed on the server");
+        ASSERT_TRUE(got_size <= 1048576 && memcmp(got, want, got_size) == 0);
+        printf("ok: changed file: %s\n", error_message_for(r));
         stop_server();
 }
 
@@ -735,6 +771,7 @@ int main(void) {
         test_http();
         test_http_drops();
         test_http_no_range();
+        test_http_cancel();
         test_http_errors();
         test_fetch_small();
         test_sums_lookup();
