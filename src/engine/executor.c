@@ -40,6 +40,7 @@
 #include "recovery-entry.h"
 #include "recovery.h"
 #include "run.h"
+#include "stream.h"
 #include "size.h"
 #include "uuid.h"
 
@@ -585,6 +586,75 @@ static int step_copy(Exec *e, Step *s) {
                 return error_setf(-errno, _("Cannot flush %s: %m"), dm_fd >= 0 ? e->dm_path[partition_index(e, pp)] : e->plan->target);
         memcpy(s->digest, digest, sizeof(digest));
         log_info("copied %s of data (%s in all) into partition %u", FORMAT_BYTES(written), FORMAT_BYTES(sp->size), pp->partno);
+        return 0;
+}
+
+/* The partition a streamed image's big partition is written to. */
+static const PlanPartition *streamed_partition(const Plan *p) {
+        if (!p->source || !p->source->streaming)
+                return NULL;
+        for (size_t i = 0; i < p->n_partitions; i++)
+                if (p->partitions[i].copy_from >= 0 && (size_t) p->partitions[i].copy_from == p->source->streamed)
+                        return &p->partitions[i];
+        return NULL;
+}
+
+/* Zeroes [offset, offset+len) of the target (len clipped to its end). */
+static int zero_target(Exec *e, uint64_t offset, uint64_t len) {
+        _cleanup_(freep) uint8_t *zeros = calloc(1, 64 * 1024);
+        uint64_t end = MIN(offset + len, e->disk->size);
+
+        if (!zeros)
+                return -ENOMEM;
+        for (uint64_t at = offset; at < end; at += 64 * 1024) {
+                int r = pwrite_full(e->fd, zeros, (size_t) MIN(64 * 1024, end - at), at);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* A streamed image (stream.h): its big partition is fetched, decompressed and written in one
+ * pass, the rest kept; then the image is finished where it landed and the plan updated. */
+static int step_stream(Exec *e, Step *s) {
+        const PlanPartition *pp = s->partition;
+        _cleanup_(closep) int dm_fd = -EBADF;
+        uint64_t written = 0;
+        int r;
+
+        r = open_destination(e, pp, &dm_fd);
+        if (r < 0)
+                return r;
+        /* From here the disk no longer holds what it held: its old partition table goes first (the
+         * first and last MiB, outside every planned partition), so that a stream that fails
+         * leaves a disk that claims nothing. */
+        if (!e->partitioned) {
+                e->partitioned = true;
+                r = zero_target(e, 0, MIN(e->plan->partitions[0].start, (uint64_t) PLAN_ALIGNMENT));
+                if (r >= 0 && e->disk->size > PLAN_ALIGNMENT)
+                        r = zero_target(e, e->disk->size - PLAN_ALIGNMENT, PLAN_ALIGNMENT);
+                if (r < 0)
+                        return error_setf(r, _("Cannot clear the old partition table of %s: %s"), e->plan->target, strerror(-r));
+        }
+        r = image_stream_run(e->img, &(CopyRegion) {
+                .dst_fd = dm_fd >= 0 ? dm_fd : e->fd,
+                .dst_offset = dm_fd >= 0 ? 0 : pp->start,
+                .dst_is_block = e->plan->target_kind == DISK_BLOCK,
+        }, on_copy_progress, e, s->digest, &written);
+        if (r < 0)
+                return r;
+        if (fsync(dm_fd >= 0 ? dm_fd : e->fd) < 0)
+                return error_setf(-errno, _("Cannot flush %s: %m"), e->plan->target);
+        log_info("streamed %s of data into partition %u", FORMAT_BYTES(written), pp->partno);
+
+        r = e->cb->image_streamed(dm_fd >= 0 ? e->dm_path[partition_index(e, pp)] : e->plan->target, dm_fd >= 0 ? 0 : pp->start,
+                                  e->cb->userdata);
+        if (r < 0)
+                return r;
+        /* The plan's sizes after the streamed partition may have changed: so may the steps'. */
+        for (unsigned i = 0; i < e->n_steps; i++)
+                if (e->steps[i]->partition && (strncmp(e->steps[i]->id, "format-", 7) == 0 || strncmp(e->steps[i]->id, "erase-", 6) == 0))
+                        e->steps[i]->total = e->steps[i]->partition->size;
         return 0;
 }
 
@@ -1263,7 +1333,10 @@ static int preflight(Exec *e) {
                 if (!streq_ptr(now->path, p->source->path) || now->size != p->source->size ||
                     !streq_ptr(now->fingerprint, p->source->fingerprint))
                         return error_setf(-ESTALE, _("The image %s changed since the plan was made. Make a new plan."), p->source->path);
-                e->src_fd = open(p->source->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+                if (p->source->streaming && !(e->cb && e->cb->image_streamed))
+                        return error_setf(-EINVAL, "Internal error: a streamed image needs the image_streamed callback.");
+                /* A streamed image: the memory file that stands for it. */
+                e->src_fd = open(p->source->streaming ? e->img->path : p->source->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
                 if (e->src_fd < 0)
                         return error_setf(-errno, _("Cannot open the image %s: %m"), p->source->path);
         }
@@ -1394,6 +1467,8 @@ static int preflight(Exec *e) {
  * its tail once ended an install "successfully" without a boot loader. */
 static int plan_steps(Exec *e) {
         const Plan *p = e->plan;
+        const PlanPartition *stream_pp = streamed_partition(p);
+        Step *stream_step = NULL;
         struct stat st;
         Step *s;
 
@@ -1406,7 +1481,7 @@ static int plan_steps(Exec *e) {
 
         /* A checksum is verified before anything is written, when the image is a file that can
          * be read twice cheaply. */
-        if (p->source && p->source->sha256 && stat(p->source->path, &st) == 0 && S_ISREG(st.st_mode)) {
+        if (p->source && p->source->sha256 && !p->source->streaming && stat(p->source->path, &st) == 0 && S_ISREG(st.st_mode)) {
                 if (p->source->sha256_origin)
                         /* TRANSLATORS: a step of the install; %s is the file that holds the checksum (SHA256SUMS). */
                         ADD_STEP("verify-image", p->source->size, step_verify_image, _("Verifying the image against %s"),
@@ -1443,6 +1518,13 @@ static int plan_steps(Exec *e) {
                         s->partition = pp;
                 }
         } else {
+                /* A usr image: the table waits for what its usr partition says (repart.d). */
+                if (stream_pp && p->source->kind == PLAN_SOURCE_USR) {
+                        ADD_STEP("stream", p->source->size, step_stream, _("Fetching the image and writing its %s partition (%s) to partition %u"),
+                                 partition_role_to_string(stream_pp->role), FORMAT_BYTES(stream_pp->size), stream_pp->partno);
+                        s->partition = stream_pp;
+                        stream_step = s;
+                }
                 ADD_STEP("partition", 1, step_partition, _("Writing the partition table to %s"), p->target);
                 if (p->target_kind == DISK_BLOCK)
                         ADD_STEP("partition-nodes", 1, step_kernel, "%s", _("Waiting for the kernel to show the new partitions"));
@@ -1472,11 +1554,26 @@ static int plan_steps(Exec *e) {
                          pp->partno, partition_role_to_string(pp->role), FORMAT_BYTES(pp->size));
                 s->partition = pp;
         }
+        /* A root image: its root goes into the partition (or volume) made for it. */
+        if (stream_pp && !stream_step) {
+                ADD_STEP("stream", p->source->size, step_stream, _("Fetching the image and writing its %s partition (%s) to partition %u"),
+                         partition_role_to_string(stream_pp->role), FORMAT_BYTES(stream_pp->size), stream_pp->partno);
+                s->partition = stream_pp;
+                stream_step = s;
+        }
         for (size_t i = 0; p->source && i < p->n_partitions; i++) {
                 const PlanPartition *pp = &p->partitions[i];
                 char id[32];
                 Step *copy;
 
+                if (pp == stream_pp) {
+                        snprintf(id, sizeof(id), "verify-%s", partition_role_to_string(pp->role));
+                        ADD_STEP(id, p->source->partitions[pp->copy_from].size, step_verify, _("Reading back partition %u to verify it"),
+                                 pp->partno);
+                        s->partition = pp;
+                        s->copied_by = stream_step;
+                        continue;
+                }
                 if (pp->copy_from < 0)
                         continue;
                 snprintf(id, sizeof(id), "copy-%s", partition_role_to_string(pp->role));
