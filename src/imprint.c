@@ -799,6 +799,8 @@ static void progress_json(const ProgressEvent *ev) {
         json_object_object_add(j, "rate", json_object_new_int64((int64_t) ev->rate));
         json_object_object_add(j, "etaSeconds", ev->eta_usec >= 0 ? json_object_new_double((double) ev->eta_usec / 1e6) : NULL);
         json_object_object_add(j, "elapsedSeconds", json_object_new_double((double) ev->elapsed_usec / 1e6));
+        if (ev->type != PROGRESS_PLANNED)
+                json_object_object_add(j, "cpuSeconds", json_object_new_double((double) ev->cpu_usec / 1e6));
         if (ev->message)
                 json_object_object_add(j, "message", json_object_new_string(ev->message));
         print_json_line(j);

@@ -14,6 +14,7 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -84,6 +85,7 @@ struct Exec {
         bool paused_middle;   /* IMPRINT_TEST_PAUSE_AT: the step's "middle" was reached */
         PrivateMounts mounts; /* the run's own mount namespace (as root) */
         uint64_t step_start_usec;
+        uint64_t step_start_cpu_usec;
 
         /* Encryption: the TPM, the recovery key, and the opened dm-crypt volume of each planned
          * partition (by index in plan->partitions), through which its data is written. */
@@ -112,6 +114,15 @@ static uint64_t now_usec(void) {
         return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
 }
 
+static uint64_t cpu_usec(void) {
+        struct rusage self = {}, children = {};
+
+        (void) getrusage(RUSAGE_SELF, &self);
+        (void) getrusage(RUSAGE_CHILDREN, &children);
+        return (uint64_t) (self.ru_utime.tv_sec + self.ru_stime.tv_sec + children.ru_utime.tv_sec + children.ru_stime.tv_sec) * 1000000 +
+               (uint64_t) (self.ru_utime.tv_usec + self.ru_stime.tv_usec + children.ru_utime.tv_usec + children.ru_stime.tv_usec);
+}
+
 static void emit(Exec *e, ProgressEventType type, uint64_t done, const char *message) {
         const Step *s = e->steps[e->current];
         uint64_t elapsed = now_usec() - e->step_start_usec, rate = 0;
@@ -135,6 +146,7 @@ static void emit(Exec *e, ProgressEventType type, uint64_t done, const char *mes
                 .rate = rate,
                 .eta_usec = type == PROGRESS_END ? 0 : eta,
                 .elapsed_usec = elapsed,
+                .cpu_usec = type == PROGRESS_PLANNED ? 0 : cpu_usec() - e->step_start_cpu_usec,
                 .message = message,
         }, e->cb->userdata);
 }
@@ -1723,6 +1735,7 @@ int executor_run(const Plan *p, Image *img, const ExecOptions *o, const ExecCall
                         goto finish;
                 }
                 e.step_start_usec = now_usec();
+                e.step_start_cpu_usec = cpu_usec();
                 e.paused_middle = false;
                 log_info("step %u/%u: %s", e.current + 1, e.n_steps, s->description);
                 emit(&e, PROGRESS_BEGIN, 0, NULL);

@@ -32,6 +32,8 @@ typedef struct ProgressEvent {
         uint64_t rate;            /* bytes per second, 0 when unknown */
         int64_t eta_usec;         /* -1 when unknown */
         uint64_t elapsed_usec;    /* since the step began */
+        uint64_t cpu_usec;        /* CPU time (user + system) since the step began: this process's
+                                   * threads and the tools it ran and waited for */
         const char *message;      /* PROGRESS_FAILED: the error message */
 } ProgressEvent;
 

@@ -1259,6 +1259,7 @@ int image_to_plan_source(const Image *img, PlanSource **ret) {
                 s->content_pending = image_stream_pending(img);
                 s->streamed_disk = strdup_safe(img->streamed_disk);
                 s->streamed_offset = img->streamed_offset;
+                s->stream_resumes = image_stream_resumes(img);
         } else {
                 s->path = realpath(img->path, NULL);
                 if (!s->path)

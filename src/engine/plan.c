@@ -210,6 +210,7 @@ int plan_source_copy(const PlanSource *from, PlanSource **ret) {
                 .streamed = from->streamed,
                 .streamed_disk = strdup_safe(from->streamed_disk),
                 .streamed_offset = from->streamed_offset,
+                .stream_resumes = from->stream_resumes,
                 .compression = strdup_safe(from->compression),
                 .content_pending = from->content_pending,
         };

@@ -128,6 +128,7 @@ typedef struct PlanSource {
         char *streamed_disk;      /* once written: where partitions[streamed] is read (not saved) */
         uint64_t streamed_offset;
         char *compression;        /* "zstd", "xz", "raw" */
+        unsigned stream_resumes;  /* once streamed: transfers resumed after a drop */
         bool content_pending;
 } PlanSource;
 
