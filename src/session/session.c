@@ -178,6 +178,12 @@ int session_set_source(Session *s, const char *source) {
                 source = defaults.source;
                 if (!source)
                         return error_setf(-EINVAL, _("No OS image is configured: start imprint --source IMAGE."));
+                /* The configured image's key comes with it, unless one was given. */
+                if (defaults.image_key && !s->image_key) {
+                        r = session_set_image_key(s, defaults.image_key);
+                        if (r < 0)
+                                return r;
+                }
         }
         if (streq(source, "self"))
                 r = image_resolve_self(&path);
@@ -719,6 +725,12 @@ int session_plan_reset(Session *s, const SessionResetRequest *r, const Plan **re
                 if (k < 0)
                         return k;
         }
+        /* A reset erases before it deploys: its image must be at hand, not on a server. */
+        if (t->kind == PLAN_SOURCE_ROOT && s->image && s->image->stream)
+                return error_setf(-EINVAL,
+                                  _("A factory reset deploys root again from an image file on the medium, not from %s, which can only be "
+                                    "read once as it comes; decompress or download it to the medium first."),
+                                  s->source_path);
 
         reset_request_init(&req);
         req.target = d->path;
