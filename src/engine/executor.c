@@ -77,6 +77,7 @@ struct Exec {
         int src_fd;           /* the image, open read-only */
         uint64_t last_update_usec;
         bool partitioned;     /* the partition table was written: failures leave a non-booting disk */
+        bool table_cleared;   /* a streamed image's first step cleared the old table; none written yet */
         const ExecCallbacks *cb;
         Disk *disk;           /* the target as discovered right before writing */
         int fd;               /* the target, open read-write */
@@ -641,7 +642,7 @@ static int step_stream(Exec *e, Step *s) {
          * first and last MiB, outside every planned partition), so that a stream that fails
          * leaves a disk that claims nothing. */
         if (!e->partitioned) {
-                e->partitioned = true;
+                e->partitioned = e->table_cleared = true;
                 r = zero_target(e, 0, MIN(e->plan->partitions[0].start, (uint64_t) PLAN_ALIGNMENT));
                 if (r >= 0 && e->disk->size > PLAN_ALIGNMENT)
                         r = zero_target(e, e->disk->size - PLAN_ALIGNMENT, PLAN_ALIGNMENT);
@@ -1665,6 +1666,10 @@ static int interrupted(Exec *e) {
                                   p->target);
         if (!e->partitioned)
                 return error_setf(-EINTR, _("Interrupted before anything was written: %s is unchanged."), p->target);
+        if (e->table_cleared)
+                return error_setf(-EINTR, _("Interrupted while the image was written: %s has no partition table any more and does not "
+                                            "boot; run the same command again to install it."),
+                                  p->target);
         if (p->source)
                 return error_setf(-EINTR, _("Interrupted: %s is partitioned but not completely installed and does not boot; run the same command again to install it."),
                                   p->target);
@@ -1789,7 +1794,7 @@ int executor_run(const Plan *p, Image *img, const ExecOptions *o, const ExecCall
                 (void) add_step_time(&e, s, now_usec() - e.step_start_usec);
                 emit(&e, PROGRESS_END, s->total, NULL);
                 if (streq(s->id, "partition"))
-                        e.partitioned = true;
+                        e.partitioned = true, e.table_cleared = false;
                 test_pause(&e, "end");
         }
         r = 0;

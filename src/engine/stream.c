@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dps.h"
@@ -55,12 +56,17 @@ void image_stream_free(ImageStream *s) {
 
 int image_location_is_stream(const char *location) {
         SourceCompression c;
+        struct stat st;
         int r;
 
         if (!location || streq(location, "self"))
                 return 0;
         if (source_is_url(location))
                 return 1;
+        /* Only a regular file is looked into: image_open() says what is wrong with anything else
+         * (a FIFO is never opened for reading here, where it would wait for a writer). */
+        if (stat(location, &st) < 0 || !S_ISREG(st.st_mode))
+                return 0;
         r = source_file_compression(location, &c);
         if (r < 0)
                 return r == -EISDIR ? 0 : r;

@@ -93,6 +93,33 @@ losetup -d "$loop"
 same_as_reference "$WORK/loop.img"
 pass "onto a loop device over old random bytes: the same disk as the plain install"
 
+# Stopped in the middle of the stream (SIGINT, as Ctrl-C): exit 130 with a sentence that says the
+# old table is gone and the disk does not boot; blkid finds no table; the same command again
+# installs the same disk.
+truncate -s 6G "$WORK/t-int.img"
+sfdisk -q "$WORK/t-int.img" <<<'label: gpt' >/dev/null
+IMPRINT_TEST_PAUSE_AT=stream:middle "$IMPRINT" install --source "$WORK/pub/fakeusr_7.raw.zst" --target "$WORK/t-int.img" --seed s --yes \
+        >"$WORK/int.out" 2>"$WORK/int.err" &
+pid=$!
+for _ in $(seq 600); do
+        state=$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null || echo gone)
+        [ "$state" = T ] && break
+        [ "$state" = gone ] || [ "$state" = Z ] && { cat "$WORK/int.err" >&2; fail "imprint ended before the middle of the stream"; }
+        sleep 0.05
+done
+kill -INT "$pid"
+kill -CONT "$pid"
+rc=0
+wait "$pid" || rc=$?
+[ "$rc" = 130 ] || { cat "$WORK/int.err" >&2; fail "interrupted in the stream: exit $rc, not 130"; }
+grep -q "has no partition table any more and does not boot; run the same command again" "$WORK/int.err" \
+        || { cat "$WORK/int.err" >&2; fail "no sentence saying what the interrupted stream left"; }
+[ -z "$(blkid -p -o value -s PTTYPE "$WORK/t-int.img" || true)" ] || fail "blkid still finds a partition table after the interrupted stream"
+"$IMPRINT" install --source "$WORK/pub/fakeusr_7.raw.zst" --target "$WORK/t-int.img" --seed s --yes >"$WORK/int2.log" 2>&1 \
+        || { cat "$WORK/int2.log" >&2; fail "the same command after the interrupted stream fails"; }
+same_as_reference "$WORK/t-int.img"
+pass "interrupted in the middle of the stream: exit 130, no table left, said so; the same command again installs"
+
 # ---- HTTP -------------------------------------------------------------------------------------
 # serve [ARGS…] → starts the test server on the published directory; PORT, SERVER_PID, its log
 serve() {
@@ -158,7 +185,8 @@ expect_stderr "signature"
 untouched "$WORK/blank.img"
 
 cp "$WORK/pub/SHA256SUMS" "$WORK/sums.good"
-sed -i '1s/^./0/;1s/^0\(.\)/f\1/' "$WORK/pub/SHA256SUMS"
+c=$(head -c 1 "$WORK/pub/SHA256SUMS")
+sed -i "1s/^./$([ "$c" = a ] && echo b || echo a)/" "$WORK/pub/SHA256SUMS"
 cmp -s "$WORK/sums.good" "$WORK/pub/SHA256SUMS" && fail "the test did not change SHA256SUMS"
 expect_exit 7 "$IMPRINT" install --source "$(url_zst)" --image-key "$WORK/line.pub" --target "$WORK/blank.img" --yes
 expect_stderr "signature"
