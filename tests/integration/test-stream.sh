@@ -126,7 +126,7 @@ serve() {
         rm -f "$WORK/port" "$WORK/requests.log"
         python3 "$SERVER" "$WORK/port" "$WORK/pub" --log "$WORK/requests.log" "$@" 2>"$WORK/server.err" &
         SERVER_PID=$!
-        for _ in $(seq 100); do [ -s "$WORK/port" ] && break; sleep 0.1; done
+        for _ in $(seq 300); do [ -s "$WORK/port" ] && break; sleep 0.1; done
         [ -s "$WORK/port" ] || { cat "$WORK/server.err" >&2; fail "the test HTTP server does not start"; }
         PORT=$(cat "$WORK/port")
 }
