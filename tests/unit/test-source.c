@@ -32,6 +32,7 @@
 
 #include "error.h"
 #include "fileio.h"
+#include "interrupt.h"
 #include "log.h"
 #include "source.h"
 #include "tests.h"
@@ -478,6 +479,34 @@ static void test_http_cancel(void) {
         ASSERT_TRUE(b.tv_sec - a.tv_sec < 5);
         printf("ok: a stalled download was stopped in %ld ms\n",
                (long) ((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000));
+
+        /* Ctrl-C while source_read() waits for a stalled transfer: -EINTR at once. */
+        start_server("--stall-after 1048576 --drop-times 1");
+        free(u);
+        u = url("random.raw");
+        ASSERT_OK(interrupt_install());
+        ASSERT_OK(source_open(u, &(SourceOptions) { .stall_seconds = 60 }, &s));
+        for (size_t done = 0; done < 1048576; done += sizeof(buf))
+                ASSERT_EQ(source_read(s, buf, sizeof(buf)), sizeof(buf));
+        {
+                pid_t pid = fork();
+                ASSERT_TRUE(pid >= 0);
+                if (pid == 0) {
+                        nanosleep(&(struct timespec) { .tv_nsec = 300 * 1000 * 1000 }, NULL);
+                        kill(getppid(), SIGINT);
+                        _exit(0);
+                }
+                clock_gettime(CLOCK_MONOTONIC, &a);
+                ASSERT_EQ(source_read(s, buf, sizeof(buf)), -EINTR);
+                clock_gettime(CLOCK_MONOTONIC, &b);
+                ASSERT_EQ(waitpid(pid, NULL, 0), pid);
+        }
+        ASSERT_EQ(interrupt_pending(), SIGINT);
+        ASSERT_CONTAINS(error_message(), "interrupted");
+        ASSERT_TRUE(b.tv_sec - a.tv_sec < 5);
+        s = source_free(s);
+        interrupt_uninstall();
+        printf("ok: Ctrl-C during a stalled download: %s\n", error_message());
         stop_server();
 }
 
