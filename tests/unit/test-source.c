@@ -577,7 +577,7 @@ static void test_http_errors(void) {
         char *u;
         int r;
 
-        start_server("--status-for gone.raw=410 --status-for busy.raw=503");
+        start_server("--status-for gone.raw=410 --status-for busy.raw=503 --redirect ftp.raw=ftp://127.0.0.1:1/img.raw");
         u = url("missing.raw");
         r = source_open(u, &fast, &s);
         ASSERT_EQ(r, -ENOENT);
@@ -601,6 +601,14 @@ static void test_http_errors(void) {
         ASSERT_CONTAINS(error_message_for(r), "failed 3 times");
         ASSERT_EQ(read_requests(req, ELEMENTSOF(req), 1 + 1 + 1 + 1 + 3), 1 + 1 + 1 + 1 + 3);
         printf("ok: %s\n", error_message_for(r));
+        free(u);
+
+        /* A redirect may lead to http or https only. */
+        u = url("ftp.raw");
+        r = source_open(u, &fast, &s);
+        ASSERT_TRUE(r < 0);
+        ASSERT_CONTAINS(error_message_for(r), u);
+        printf("ok: redirect to ftp: %s\n", error_message_for(r));
         free(u);
 
         /* Credentials in a URL never get near the log. */
