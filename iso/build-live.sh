@@ -94,8 +94,11 @@ live_packages=(
         cracklib-runtime
         # Resets (here and in the recovery entry's initrd) recreate what an image's repart.d names.
         btrfs-progs xfsprogs
-        # OEM lines: the per-machine report is POSTed with curl ("report": {"url": …}).
-        curl
+        # OEM lines: the per-machine report is POSTed with curl ("report": {"url": …}); images
+        # served over http(s) need an address (systemd-networkd, DHCP) and names (resolved).
+        curl systemd-resolved
+        # image sources (issue 16 part 4): downloads, .raw.zst and .raw.xz, SHA256SUMS.gpg
+        libcurl4t64 libzstd1 liblzma5 gpgv
 )
 kernel_packages=(linux-image-amd64)
 # Build dependencies of imprint: installed for the build in the chroot, purged after it.
@@ -103,6 +106,8 @@ build_packages=(
         meson ninja-build gcc pkg-config
         libncurses-dev libblkid-dev libfdisk-dev libcryptsetup-dev libtss2-dev libsystemd-dev
         libpwquality-dev libjson-c-dev libqrencode-dev libssl-dev
+        # image sources (issue 16 part 4)
+        libcurl4-openssl-dev libzstd-dev liblzma-dev
 )
 # Only needed to make the UKI.
 uki_only_packages=(systemd-ukify)
@@ -264,6 +269,8 @@ printf '{\n  "source": "%s"\n}\n' "$IMAGES_DIR/$DDI_NAME" >"$ROOT/etc/imprint/im
 logged in_root systemctl enable imprint-unattended.service imprint@tty1.service imprint@ttyS0.service
 # The Varlink service (imprint-varlink(7)): the socket listens, the first client starts imprint.
 logged in_root systemctl enable imprint-varlink.socket
+# The network for images served over http(s): wired cards by DHCP (iso/rootfs), names by resolved.
+logged in_root systemctl enable systemd-networkd.service systemd-resolved.service
 logged in_root systemctl mask getty@tty1.service serial-getty@ttyS0.service
 deb_set_identity "$NAME"
 # The boot menu's title, and systemd's "Welcome to …!" line. Not "imprint …" first: the rig

@@ -168,8 +168,11 @@ static void help(void) {
                "  --allow-weak-password   Accept a password libpwquality refuses (tests, kiosks)\n"
                "  --hostname=NAME --timezone=ZONE --locale=LOCALE --keymap=MAP\n\n"
                "Other options:\n"
-               "  --source=IMAGE|self     The OS image to install (plan, install); \"self\": the disk\n"
-               "                          this system runs from (a live medium installing itself)\n"
+               "  --source=IMAGE|self|URL The OS image to install (plan, install); \"self\": the disk\n"
+               "                          this system runs from (a live medium installing itself);\n"
+               "                          a .raw.zst/.raw.xz file or an http(s):// URL is streamed\n"
+               "  --image-key=FILE        Public key (PEM, or OpenPGP) SHA256SUMS beside the image must\n"
+               "                          be signed with (SHA256SUMS.sig / .gpg); required for URLs\n"
                "  --image-certificate=FILE  PEM certificate the usr image's verity signature must verify against\n"
                "  --no-variables          Do not add a firmware boot entry (EFI variable)\n"
 
@@ -362,6 +365,7 @@ enum {
         OPT_LOCALE,
         OPT_KEYMAP,
         OPT_IMAGE_CERTIFICATE,
+        OPT_IMAGE_KEY,
         OPT_KEEP_HOME,
         OPT_SECURE_ERASE,
         OPT_TPM_CLEAR,
@@ -409,6 +413,7 @@ static const struct option plan_options[] = {
         { "locale", required_argument, NULL, OPT_LOCALE },
         { "keymap", required_argument, NULL, OPT_KEYMAP },
         { "image-certificate", required_argument, NULL, OPT_IMAGE_CERTIFICATE },
+        { "image-key", required_argument, NULL, OPT_IMAGE_KEY },
         { "yes", no_argument, NULL, 'y' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
@@ -419,6 +424,7 @@ typedef struct PlanArgs {
         const char *target;
         const char *source;
         const char *image_certificate;
+        const char *image_key;
         bool no_variables;
         const char *plan_file;
         bool layout_given;
@@ -583,6 +589,9 @@ static int parse_plan_args(int argc, char *argv[], PlanArgs *a) {
                 case OPT_IMAGE_CERTIFICATE:
                         a->image_certificate = optarg;
                         break;
+                case OPT_IMAGE_KEY:
+                        a->image_key = optarg;
+                        break;
                 case OPT_NO_VARIABLES:
                         a->no_variables = true;
                         break;
@@ -678,6 +687,8 @@ static int plan_from_args(const PlanArgs *a, Session **ret) {
         r = session_new(&s);
         if (r >= 0 && a->image_certificate)
                 r = session_set_image_certificate(s, a->image_certificate);
+        if (r >= 0 && a->image_key)
+                r = session_set_image_key(s, a->image_key);
         if (r >= 0 && a->source) {
                 r = session_set_source(s, a->source);
                 if (r >= 0)
@@ -788,6 +799,8 @@ static void progress_json(const ProgressEvent *ev) {
         json_object_object_add(j, "rate", json_object_new_int64((int64_t) ev->rate));
         json_object_object_add(j, "etaSeconds", ev->eta_usec >= 0 ? json_object_new_double((double) ev->eta_usec / 1e6) : NULL);
         json_object_object_add(j, "elapsedSeconds", json_object_new_double((double) ev->elapsed_usec / 1e6));
+        if (ev->type != PROGRESS_PLANNED)
+                json_object_object_add(j, "cpuSeconds", json_object_new_double((double) ev->cpu_usec / 1e6));
         if (ev->message)
                 json_object_object_add(j, "message", json_object_new_string(ev->message));
         print_json_line(j);
@@ -1452,6 +1465,8 @@ static int verb_unattended(int argc, char *argv[]) {
         }
         if (r >= 0 && c.image_certificate)
                 r = session_set_image_certificate(s, c.image_certificate);
+        if (r >= 0 && c.image_key)
+                r = session_set_image_key(s, c.image_key);
         if (r >= 0)
                 r = session_set_source(s, c.source);
         if (r >= 0)

@@ -19,6 +19,7 @@
 #include "io-imprint-installer-varlink.h"
 #include "log.h"
 #include "session.h"
+#include "source.h"
 #include "size.h"
 #include "varlink-installer.h"
 #include "varlink.h"
@@ -34,6 +35,7 @@ static const VarlinkField request_fields[] = {
         { "node", json_type_string },
         { "image", json_type_string, VARLINK_NULLABLE },
         { "imageCertificate", json_type_string, VARLINK_NULLABLE },
+        { "imageKey", json_type_string, VARLINK_NULLABLE },
         { "erase", json_type_boolean, VARLINK_NULLABLE },
         { "espSize", json_type_string, VARLINK_NULLABLE },
         { "xbootldrSize", json_type_string, VARLINK_NULLABLE },
@@ -111,8 +113,12 @@ static int parse_request(VarlinkCall *call, json_object *o, SessionRequest *r) {
         if (r->target[0] != '/')
                 return invalid_request(call, "request.node", "The disk or image file must be given as an absolute path.");
         s = get_string(o, "image");
-        if (s && !streq(s, "self") && s[0] != '/')
-                return invalid_request(call, "request.image", "The OS image must be given as an absolute path, or as \"self\".");
+        if (s && !streq(s, "self") && s[0] != '/' && !source_is_url(s))
+                return invalid_request(call, "request.image",
+                                       "The OS image must be given as an absolute path, an http(s):// URL, or as \"self\".");
+        s = get_string(o, "imageKey");
+        if (s && s[0] != '/')
+                return invalid_request(call, "request.imageKey", "The image key must be given as an absolute path.");
         s = get_string(o, "imageCertificate");
         if (s && s[0] != '/')
                 return invalid_request(call, "request.imageCertificate", "The image certificate must be given as an absolute path.");
@@ -242,6 +248,11 @@ static int plan_request(VarlinkCall *call, json_object *request, Session **ret) 
                 r = session_set_image_certificate(s, get_string(request, "imageCertificate"));
                 if (r < 0)
                         return invalid_request(call, "request.imageCertificate", session_error_message(r));
+        }
+        if (r >= 0 && get_string(request, "imageKey")) {
+                r = session_set_image_key(s, get_string(request, "imageKey"));
+                if (r < 0)
+                        return invalid_request(call, "request.imageKey", session_error_message(r));
         }
         if (r >= 0)
                 r = session_open_source(s);

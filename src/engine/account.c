@@ -13,6 +13,7 @@
 #include <json-c/json.h>
 
 #include "account.h"
+#include "stream.h"
 #include "error.h"
 #include "fileio.h"
 #include "fsread.h"
@@ -32,13 +33,17 @@ static int image_has_homed_firstboot(const Image *img) {
 
         if (!img)
                 return 0;
-        if (img->root)
-                r = fs_read_file(&(FsLocation) { .disk = img->path, .offset = img->root->start, .fstype = img->root->fstype },
-                                 "/usr/lib/systemd/system/systemd-homed-firstboot.service", &buf, &size);
-        else if (img->usr)
+        /* A streamed image: not known until it is written; the plan is made again then. */
+        if (image_stream_pending(img))
+                return 1;
+        if (img->root) {
+                FsLocation l = image_fs_location(img, img->root);
+                r = fs_read_file(&l, "/usr/lib/systemd/system/systemd-homed-firstboot.service", &buf, &size);
+        } else if (img->usr) {
                 /* A usr image: the filesystem is /usr itself. */
-                r = fs_read_file(&(FsLocation) { .disk = img->path, .offset = img->usr->start, .fstype = img->usr->fstype },
-                                 "/lib/systemd/system/systemd-homed-firstboot.service", &buf, &size);
+                FsLocation l = image_fs_location(img, img->usr);
+                r = fs_read_file(&l, "/lib/systemd/system/systemd-homed-firstboot.service", &buf, &size);
+        }
         else
                 return 0;
         if (r == -ENOENT)

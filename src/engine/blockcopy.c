@@ -339,6 +339,8 @@ static int pipeline_start(Pipeline *w, pthread_t threads[static 2], size_t *ret_
 typedef struct Feed {
         int fd, direct_fd;
         uint64_t base;
+        copy_reader_t read;   /* a stream instead of fd: the next bytes, in order */
+        void *userdata;
 } Feed;
 
 /* Fills the pipeline with [0, length) of the feed in chunks aligned to CHUNK from the region's
@@ -372,9 +374,17 @@ static int pipeline_feed(Pipeline *w, const Feed *f, int map_fd, uint64_t map_ba
                         sl = pipeline_get_slot(w);
                         if (!sl)
                                 return 0; /* a consumer failed; pipeline_finish() returns its error */
-                        r = read_chunk(f->fd, f->direct_fd, sl->buf, n, f->base + p);
-                        if (r < 0)
-                                return r;
+                        if (f->read) {
+                                ssize_t k = f->read(f->userdata, sl->buf, n);
+                                if (k < 0)
+                                        return (int) k;
+                                if ((size_t) k != n)
+                                        return -EPIPE; /* the stream ended inside the region */
+                        } else {
+                                r = read_chunk(f->fd, f->direct_fd, sl->buf, n, f->base + p);
+                                if (r < 0)
+                                        return r;
+                        }
                         sl->rel = p;
                         sl->n = n;
                         for (unsigned i = 0; i < IO_CHUNKS; i++)
@@ -391,8 +401,8 @@ static int pipeline_feed(Pipeline *w, const Feed *f, int map_fd, uint64_t map_ba
         return 0;
 }
 
-int copy_region(const CopyRegion *c, copy_progress_t progress, void *userdata, uint8_t ret_digest[COPY_DIGEST_SIZE],
-                uint64_t *ret_written) {
+static int copy_from(const CopyRegion *c, const Feed *f, copy_progress_t progress, void *userdata,
+                     uint8_t ret_digest[COPY_DIGEST_SIZE], uint64_t *ret_written) {
         _cleanup_(pipeline_done) Pipeline w = {
                 .lock = PTHREAD_MUTEX_INITIALIZER,
                 .cond = PTHREAD_COND_INITIALIZER,
@@ -404,7 +414,8 @@ int copy_region(const CopyRegion *c, copy_progress_t progress, void *userdata, u
         unsigned len;
         int r, k;
 
-        (void) posix_fadvise(c->src_fd, (off_t) c->src_offset, (off_t) c->length, POSIX_FADV_SEQUENTIAL);
+        if (!f->read)
+                (void) posix_fadvise(c->src_fd, (off_t) c->src_offset, (off_t) c->length, POSIX_FADV_SEQUENTIAL);
 
         /* Files: punch the whole range first, then only data lands. Block devices get each run
          * of skipped chunks zeroed as it ends (see write_slot()). */
@@ -418,8 +429,8 @@ int copy_region(const CopyRegion *c, copy_progress_t progress, void *userdata, u
         r = pipeline_start(&w, threads, &n_threads);
         if (r < 0)
                 return r;
-        r = pipeline_feed(&w, &(Feed) { .fd = c->src_fd, .direct_fd = -1, .base = c->src_offset }, c->src_fd, c->src_offset,
-                          c->length, progress, userdata);
+        /* A stream has no hole map: every chunk is read, and all-zero ones are skipped. */
+        r = pipeline_feed(&w, f, f->read ? -1 : c->src_fd, c->src_offset, c->length, progress, userdata);
         k = pipeline_finish(&w, threads, n_threads);
         if (r < 0)
                 return r;
@@ -439,6 +450,18 @@ int copy_region(const CopyRegion *c, copy_progress_t progress, void *userdata, u
         if (ret_written)
                 *ret_written = w.written;
         return 0;
+}
+
+int copy_region(const CopyRegion *c, copy_progress_t progress, void *userdata, uint8_t ret_digest[COPY_DIGEST_SIZE],
+                uint64_t *ret_written) {
+        return copy_from(c, &(Feed) { .fd = c->src_fd, .direct_fd = -1, .base = c->src_offset }, progress, userdata, ret_digest,
+                         ret_written);
+}
+
+int copy_stream(copy_reader_t read, void *read_userdata, const CopyRegion *c, copy_progress_t progress, void *userdata,
+                uint8_t ret_digest[COPY_DIGEST_SIZE], uint64_t *ret_written) {
+        return copy_from(c, &(Feed) { .read = read, .userdata = read_userdata, .fd = -1, .direct_fd = -1 }, progress, userdata,
+                         ret_digest, ret_written);
 }
 
 int copy_region_digest(int fd, uint64_t offset, uint64_t length, copy_progress_t progress, void *userdata,

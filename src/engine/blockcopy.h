@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 typedef void (*copy_progress_t)(uint64_t done, uint64_t total, void *userdata);
 
@@ -25,6 +26,16 @@ typedef struct CopyRegion {
  * region's start), the same digest copy_region_digest() computes of the target. */
 int copy_region(const CopyRegion *c, copy_progress_t progress, void *userdata, uint8_t ret_digest[COPY_DIGEST_SIZE],
                 uint64_t *ret_written);
+
+/* The next n bytes of a stream, in order: n, fewer only at its end, 0 at its end, <0 an error. */
+typedef ssize_t (*copy_reader_t)(void *userdata, void *buf, size_t n);
+
+/* As copy_region(), with the source a stream of exactly c->length bytes instead of src_fd (which
+ * is ignored): an image decompressed or fetched while it is written. Every chunk is read; the
+ * all-zero ones are not written but zeroed on the target, and the digest is copy_region()'s. A
+ * stream that ends early is -EPIPE, a reader's error is returned as it is. */
+int copy_stream(copy_reader_t read, void *read_userdata, const CopyRegion *c, copy_progress_t progress, void *userdata,
+                uint8_t ret_digest[COPY_DIGEST_SIZE], uint64_t *ret_written);
 
 /* Reads the target fd back over [offset, offset+length) and returns its digest as copy_region()
  * defines it. When that equals the copy's digest, the target holds exactly the source's bytes

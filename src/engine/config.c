@@ -47,6 +47,7 @@ void install_config_done(InstallConfig *c) {
         free(c->tpm2_tcti);
         free(c->escrow_dir);
         free(c->image_certificate);
+        free(c->image_key);
         free(c->user_name);
         free(c->real_name);
         free(c->reset_target);
@@ -179,6 +180,8 @@ int install_config_merge_json(InstallConfig *c, json_object *j, const char *orig
                         r = set_string(&c->source, v, key, origin);
                 else if (streq(key, "imageCertificate"))
                         r = set_string(&c->image_certificate, v, key, origin);
+                else if (streq(key, "imageKey"))
+                        r = set_string(&c->image_key, v, key, origin);
                 else if (streq(key, "target"))
                         r = config_set_target(c, v, key, origin);
                 else if (streq(key, "machines"))

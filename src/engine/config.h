@@ -27,6 +27,7 @@ typedef struct InstallConfig {
         char *origin;             /* where it came from, for messages */
         char *source;             /* image path, or "self" */
         char *image_certificate;  /* imageCertificate: PEM file the usr image's signature must verify against */
+        char *image_key;          /* imageKey: public key (PEM or OpenPGP) SHA256SUMS beside the image is signed with */
         char *target;             /* disk path, or "auto": the one usable disk */
         PlanOptions plan;         /* its strings point into the fields below */
         char *seed, *root_fs, *home_fs, *root_label;

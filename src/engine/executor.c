@@ -14,6 +14,7 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,6 +41,7 @@
 #include "recovery-entry.h"
 #include "recovery.h"
 #include "run.h"
+#include "stream.h"
 #include "size.h"
 #include "uuid.h"
 
@@ -75,6 +77,7 @@ struct Exec {
         int src_fd;           /* the image, open read-only */
         uint64_t last_update_usec;
         bool partitioned;     /* the partition table was written: failures leave a non-booting disk */
+        bool table_cleared;   /* a streamed image's first step cleared the old table; none written yet */
         const ExecCallbacks *cb;
         Disk *disk;           /* the target as discovered right before writing */
         int fd;               /* the target, open read-write */
@@ -83,6 +86,7 @@ struct Exec {
         bool paused_middle;   /* IMPRINT_TEST_PAUSE_AT: the step's "middle" was reached */
         PrivateMounts mounts; /* the run's own mount namespace (as root) */
         uint64_t step_start_usec;
+        uint64_t step_start_cpu_usec;
 
         /* Encryption: the TPM, the recovery key, and the opened dm-crypt volume of each planned
          * partition (by index in plan->partitions), through which its data is written. */
@@ -111,6 +115,15 @@ static uint64_t now_usec(void) {
         return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
 }
 
+static uint64_t cpu_usec(void) {
+        struct rusage self = {}, children = {};
+
+        (void) getrusage(RUSAGE_SELF, &self);
+        (void) getrusage(RUSAGE_CHILDREN, &children);
+        return (uint64_t) (self.ru_utime.tv_sec + self.ru_stime.tv_sec + children.ru_utime.tv_sec + children.ru_stime.tv_sec) * 1000000 +
+               (uint64_t) (self.ru_utime.tv_usec + self.ru_stime.tv_usec + children.ru_utime.tv_usec + children.ru_stime.tv_usec);
+}
+
 static void emit(Exec *e, ProgressEventType type, uint64_t done, const char *message) {
         const Step *s = e->steps[e->current];
         uint64_t elapsed = now_usec() - e->step_start_usec, rate = 0;
@@ -134,6 +147,7 @@ static void emit(Exec *e, ProgressEventType type, uint64_t done, const char *mes
                 .rate = rate,
                 .eta_usec = type == PROGRESS_END ? 0 : eta,
                 .elapsed_usec = elapsed,
+                .cpu_usec = type == PROGRESS_PLANNED ? 0 : cpu_usec() - e->step_start_cpu_usec,
                 .message = message,
         }, e->cb->userdata);
 }
@@ -585,6 +599,75 @@ static int step_copy(Exec *e, Step *s) {
                 return error_setf(-errno, _("Cannot flush %s: %m"), dm_fd >= 0 ? e->dm_path[partition_index(e, pp)] : e->plan->target);
         memcpy(s->digest, digest, sizeof(digest));
         log_info("copied %s of data (%s in all) into partition %u", FORMAT_BYTES(written), FORMAT_BYTES(sp->size), pp->partno);
+        return 0;
+}
+
+/* The partition a streamed image's big partition is written to. */
+static const PlanPartition *streamed_partition(const Plan *p) {
+        if (!p->source || !p->source->streaming)
+                return NULL;
+        for (size_t i = 0; i < p->n_partitions; i++)
+                if (p->partitions[i].copy_from >= 0 && (size_t) p->partitions[i].copy_from == p->source->streamed)
+                        return &p->partitions[i];
+        return NULL;
+}
+
+/* Zeroes [offset, offset+len) of the target (len clipped to its end). */
+static int zero_target(Exec *e, uint64_t offset, uint64_t len) {
+        _cleanup_(freep) uint8_t *zeros = calloc(1, 64 * 1024);
+        uint64_t end = MIN(offset + len, e->disk->size);
+
+        if (!zeros)
+                return -ENOMEM;
+        for (uint64_t at = offset; at < end; at += 64 * 1024) {
+                int r = pwrite_full(e->fd, zeros, (size_t) MIN(64 * 1024, end - at), at);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* A streamed image (stream.h): its big partition is fetched, decompressed and written in one
+ * pass, the rest kept; then the image is finished where it landed and the plan updated. */
+static int step_stream(Exec *e, Step *s) {
+        const PlanPartition *pp = s->partition;
+        _cleanup_(closep) int dm_fd = -EBADF;
+        uint64_t written = 0;
+        int r;
+
+        r = open_destination(e, pp, &dm_fd);
+        if (r < 0)
+                return r;
+        /* From here the disk no longer holds what it held: its old partition table goes first (the
+         * first and last MiB, outside every planned partition), so that a stream that fails
+         * leaves a disk that claims nothing. */
+        if (!e->partitioned) {
+                e->partitioned = e->table_cleared = true;
+                r = zero_target(e, 0, MIN(e->plan->partitions[0].start, (uint64_t) PLAN_ALIGNMENT));
+                if (r >= 0 && e->disk->size > PLAN_ALIGNMENT)
+                        r = zero_target(e, e->disk->size - PLAN_ALIGNMENT, PLAN_ALIGNMENT);
+                if (r < 0)
+                        return error_setf(r, _("Cannot clear the old partition table of %s: %s"), e->plan->target, strerror(-r));
+        }
+        r = image_stream_run(e->img, &(CopyRegion) {
+                .dst_fd = dm_fd >= 0 ? dm_fd : e->fd,
+                .dst_offset = dm_fd >= 0 ? 0 : pp->start,
+                .dst_is_block = e->plan->target_kind == DISK_BLOCK,
+        }, on_copy_progress, e, s->digest, &written);
+        if (r < 0)
+                return r;
+        if (fsync(dm_fd >= 0 ? dm_fd : e->fd) < 0)
+                return error_setf(-errno, _("Cannot flush %s: %m"), e->plan->target);
+        log_info("streamed %s of data into partition %u", FORMAT_BYTES(written), pp->partno);
+
+        r = e->cb->image_streamed(dm_fd >= 0 ? e->dm_path[partition_index(e, pp)] : e->plan->target, dm_fd >= 0 ? 0 : pp->start,
+                                  e->cb->userdata);
+        if (r < 0)
+                return r;
+        /* The plan's sizes after the streamed partition may have changed: so may the steps'. */
+        for (unsigned i = 0; i < e->n_steps; i++)
+                if (e->steps[i]->partition && (strncmp(e->steps[i]->id, "format-", 7) == 0 || strncmp(e->steps[i]->id, "erase-", 6) == 0))
+                        e->steps[i]->total = e->steps[i]->partition->size;
         return 0;
 }
 
@@ -1263,7 +1346,10 @@ static int preflight(Exec *e) {
                 if (!streq_ptr(now->path, p->source->path) || now->size != p->source->size ||
                     !streq_ptr(now->fingerprint, p->source->fingerprint))
                         return error_setf(-ESTALE, _("The image %s changed since the plan was made. Make a new plan."), p->source->path);
-                e->src_fd = open(p->source->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+                if (p->source->streaming && !(e->cb && e->cb->image_streamed))
+                        return error_setf(-EINVAL, "Internal error: a streamed image needs the image_streamed callback.");
+                /* A streamed image: the memory file that stands for it. */
+                e->src_fd = open(p->source->streaming ? e->img->path : p->source->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
                 if (e->src_fd < 0)
                         return error_setf(-errno, _("Cannot open the image %s: %m"), p->source->path);
         }
@@ -1394,6 +1480,8 @@ static int preflight(Exec *e) {
  * its tail once ended an install "successfully" without a boot loader. */
 static int plan_steps(Exec *e) {
         const Plan *p = e->plan;
+        const PlanPartition *stream_pp = streamed_partition(p);
+        Step *stream_step = NULL;
         struct stat st;
         Step *s;
 
@@ -1406,7 +1494,7 @@ static int plan_steps(Exec *e) {
 
         /* A checksum is verified before anything is written, when the image is a file that can
          * be read twice cheaply. */
-        if (p->source && p->source->sha256 && stat(p->source->path, &st) == 0 && S_ISREG(st.st_mode)) {
+        if (p->source && p->source->sha256 && !p->source->streaming && stat(p->source->path, &st) == 0 && S_ISREG(st.st_mode)) {
                 if (p->source->sha256_origin)
                         /* TRANSLATORS: a step of the install; %s is the file that holds the checksum (SHA256SUMS). */
                         ADD_STEP("verify-image", p->source->size, step_verify_image, _("Verifying the image against %s"),
@@ -1443,6 +1531,13 @@ static int plan_steps(Exec *e) {
                         s->partition = pp;
                 }
         } else {
+                /* A usr image: the table waits for what its usr partition says (repart.d). */
+                if (stream_pp && p->source->kind == PLAN_SOURCE_USR) {
+                        ADD_STEP("stream", p->source->size, step_stream, _("Fetching the image and writing its %s partition (%s) to partition %u"),
+                                 partition_role_to_string(stream_pp->role), FORMAT_BYTES(stream_pp->size), stream_pp->partno);
+                        s->partition = stream_pp;
+                        stream_step = s;
+                }
                 ADD_STEP("partition", 1, step_partition, _("Writing the partition table to %s"), p->target);
                 if (p->target_kind == DISK_BLOCK)
                         ADD_STEP("partition-nodes", 1, step_kernel, "%s", _("Waiting for the kernel to show the new partitions"));
@@ -1472,11 +1567,26 @@ static int plan_steps(Exec *e) {
                          pp->partno, partition_role_to_string(pp->role), FORMAT_BYTES(pp->size));
                 s->partition = pp;
         }
+        /* A root image: its root goes into the partition (or volume) made for it. */
+        if (stream_pp && !stream_step) {
+                ADD_STEP("stream", p->source->size, step_stream, _("Fetching the image and writing its %s partition (%s) to partition %u"),
+                         partition_role_to_string(stream_pp->role), FORMAT_BYTES(stream_pp->size), stream_pp->partno);
+                s->partition = stream_pp;
+                stream_step = s;
+        }
         for (size_t i = 0; p->source && i < p->n_partitions; i++) {
                 const PlanPartition *pp = &p->partitions[i];
                 char id[32];
                 Step *copy;
 
+                if (pp == stream_pp) {
+                        snprintf(id, sizeof(id), "verify-%s", partition_role_to_string(pp->role));
+                        ADD_STEP(id, p->source->partitions[pp->copy_from].size, step_verify, _("Reading back partition %u to verify it"),
+                                 pp->partno);
+                        s->partition = pp;
+                        s->copied_by = stream_step;
+                        continue;
+                }
                 if (pp->copy_from < 0)
                         continue;
                 snprintf(id, sizeof(id), "copy-%s", partition_role_to_string(pp->role));
@@ -1556,6 +1666,10 @@ static int interrupted(Exec *e) {
                                   p->target);
         if (!e->partitioned)
                 return error_setf(-EINTR, _("Interrupted before anything was written: %s is unchanged."), p->target);
+        if (e->table_cleared)
+                return error_setf(-EINTR, _("Interrupted while the image was written: %s has no partition table any more and does not "
+                                            "boot; run the same command again to install it."),
+                                  p->target);
         if (p->source)
                 return error_setf(-EINTR, _("Interrupted: %s is partitioned but not completely installed and does not boot; run the same command again to install it."),
                                   p->target);
@@ -1626,6 +1740,7 @@ int executor_run(const Plan *p, Image *img, const ExecOptions *o, const ExecCall
                         goto finish;
                 }
                 e.step_start_usec = now_usec();
+                e.step_start_cpu_usec = cpu_usec();
                 e.paused_middle = false;
                 log_info("step %u/%u: %s", e.current + 1, e.n_steps, s->description);
                 emit(&e, PROGRESS_BEGIN, 0, NULL);
@@ -1679,7 +1794,7 @@ int executor_run(const Plan *p, Image *img, const ExecOptions *o, const ExecCall
                 (void) add_step_time(&e, s, now_usec() - e.step_start_usec);
                 emit(&e, PROGRESS_END, s->total, NULL);
                 if (streq(s->id, "partition"))
-                        e.partitioned = true;
+                        e.partitioned = true, e.table_cleared = false;
                 test_pause(&e, "end");
         }
         r = 0;

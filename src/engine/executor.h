@@ -32,6 +32,8 @@ typedef struct ProgressEvent {
         uint64_t rate;            /* bytes per second, 0 when unknown */
         int64_t eta_usec;         /* -1 when unknown */
         uint64_t elapsed_usec;    /* since the step began */
+        uint64_t cpu_usec;        /* CPU time (user + system) since the step began: this process's
+                                   * threads and the tools it ran and waited for */
         const char *message;      /* PROGRESS_FAILED: the error message */
 } ProgressEvent;
 
@@ -46,6 +48,12 @@ typedef struct ExecCallbacks {
          * nothing written, < 0 for an error. The key must not be kept, logged or printed to a
          * log. */
         int (*recovery_key)(const Plan *p, const Secret *key, void *userdata);
+        /* A plan whose image is streamed (stream.h), right after the stream step: the image's big
+         * partition landed on disk at offset (the target, or its dm-crypt volume at 0). Finish the
+         * image there (image_stream_complete()) and bring the plan up to date in place
+         * (plan_update_streamed()); < 0 stops the install, nothing is made bootable. Required for
+         * such plans. */
+        int (*image_streamed)(const char *disk, uint64_t offset, void *userdata);
         void *userdata;
 } ExecCallbacks;
 

@@ -143,9 +143,16 @@ static int source_has_homed_firstboot(const PlanSource *s) {
         size_t size = 0;
         int r = -ENOENT;
 
+        /* A streamed image: not known until it is written; the plan is made again then. */
+        if (s->content_pending)
+                return 1;
+
         for (size_t i = 0; i < s->n_partitions; i++) {
                 const PlanSourcePartition *sp = &s->partitions[i];
-                const FsLocation l = { .disk = s->path, .offset = sp->start, .fstype = sp->fstype };
+                /* A streamed image's big partition is read where it was written. */
+                bool moved = s->streaming && i == s->streamed && s->streamed_disk;
+                const FsLocation l = { .disk = moved ? s->streamed_disk : s->path, .offset = moved ? s->streamed_offset : sp->start,
+                                       .fstype = sp->fstype };
 
                 if (!sp->fstype || !s->path)
                         continue;

@@ -15,6 +15,7 @@
 #include "error.h"
 #include "fileio.h"
 #include "fsread.h"
+#include "stream.h"
 #include "i18n.h"
 #include "image.h"
 #include "imagedefs.h"
@@ -54,6 +55,8 @@ Image *image_free(Image *img) {
         free(img->image_version);
         free(img->sha256);
         free(img->sha256_origin);
+        image_stream_free(img->stream);
+        free(img->streamed_disk);
         disk_free(img->disk);
         free(img->path);
         free(img);
@@ -346,7 +349,57 @@ int image_open(const char *path, Image **ret) {
 }
 
 static FsLocation image_fs(const Image *img, const DiskPartition *p) {
+        if (p && p == img->streamed && img->streamed_disk)
+                return (FsLocation) { .disk = img->streamed_disk, .offset = img->streamed_offset, .fstype = p->fstype };
         return (FsLocation) { .disk = img->path, .node = p->node, .offset = p->start, .fstype = p->fstype };
+}
+
+FsLocation image_fs_location(const Image *img, const DiskPartition *p) {
+        return image_fs(img, p);
+}
+
+int image_open_stream(const char *path, ImageStream *s, Image **ret) {
+        Image *img = NULL;
+        int r;
+
+        r = image_open(path, &img);
+        if (r < 0) {
+                image_stream_free(s);
+                return r;
+        }
+        img->stream = s;
+        img->streamed = img->kind == IMAGE_KIND_USR ? img->usr : img->root;
+        *ret = img;
+        return 0;
+}
+
+static int load_sdboot(Image *img);
+
+int image_finish_stream(Image *img, const char *cert_pem) {
+        int r;
+
+        /* systemd-boot: usr's (signed first) is preferred to the ESP's, as for any image. */
+        if (img->sdboot_fd >= 0) {
+                close(img->sdboot_fd);
+                img->sdboot_fd = -EBADF;
+        }
+        img->sdboot_version = mfree(img->sdboot_version);
+        img->sdboot_origin = mfree(img->sdboot_origin);
+        r = load_sdboot(img);
+        if (r < 0)
+                return r;
+        return image_check_usr(img, cert_pem);
+}
+
+int image_relocate_streamed(Image *img, const char *disk, uint64_t offset) {
+        char *d = strdup(disk);
+
+        if (!d)
+                return -ENOMEM;
+        free(img->streamed_disk);
+        img->streamed_disk = d;
+        img->streamed_offset = offset;
+        return 0;
 }
 
 /* Copies a file out of a filesystem into an anonymous memory file (no heap, nothing in /tmp). */
@@ -486,6 +539,9 @@ static int load_sdboot(Image *img) {
 
                 if (!candidates[i].part)
                         continue;
+                /* A streamed image's usr or root is read once it is written (image_finish_stream()). */
+                if (candidates[i].part == os && image_stream_pending(img))
+                        continue;
                 l = image_fs(img, candidates[i].part);
                 r = fs_copy_to_memfd(&l, candidates[i].path, &fd, &size);
                 if (r == -ENOENT || r == -EOPNOTSUPP)
@@ -507,6 +563,8 @@ static int load_sdboot(Image *img) {
                 img->sdboot_size = size;
                 return 0;
         }
+        if (image_stream_pending(img))
+                return 0; /* perhaps in its usr or root: looked for once they are written */
         if (img->kind == IMAGE_KIND_USR)
                 return error_setf(-EBADMSG,
                                   _("The image %s carries no systemd-boot: neither lib/systemd/boot/efi/systemd-boot%s.efi in its usr "
@@ -527,7 +585,8 @@ static int load_os_release(Image *img) {
         size_t size = 0;
         int r = -ENOENT;
 
-        for (size_t i = 0; files[i] && r < 0; i++) {
+        /* A streamed image's root or usr is not here yet: its UKI says the same. */
+        for (size_t i = 0; files[i] && r < 0 && !image_stream_pending(img); i++) {
                 r = fs_read_file(&l, files[i], &buf, &size);
                 if (r == -ENOMEM)
                         return r;
@@ -561,6 +620,7 @@ const ImageUki *image_default_uki(const Image *img) {
 }
 
 static int check_usr_readable(const Image *img);
+static int select_usr(Image *img, char **ret_usrhash);
 
 int image_load_boot(Image *img) {
         int r;
@@ -595,6 +655,9 @@ int image_load_boot(Image *img) {
                 return r;
         if (img->kind != IMAGE_KIND_USR)
                 return 0;
+        /* A streamed image: which usr the UKI boots is known now; the rest once it is written. */
+        if (image_stream_pending(img))
+                return select_usr(img, NULL);
         /* Without a certificate here; the session checks again with the one it is given. */
         return image_check_usr(img, NULL);
 }
@@ -996,7 +1059,37 @@ int image_check_usr(Image *img, const char *cert_pem) {
         r = load_usr_defs(img);
         if (r < 0)
                 return r;
+        r = select_usr(img, &usrhash);
+        if (r < 0)
+                return r;
+        u = image_default_uki(img);
+        if (img->usr_verity) {
+                r = check_verity(img, usrhash, &verity_hash);
+                if (r < 0)
+                        return r;
+        }
+        if (img->usr_verity_sig) {
+                /* Without usrhash=, the signature must at least sign the verity partition's hash. */
+                r = check_signature(img, usrhash ?: verity_hash, cert_pem);
+                if (r < 0)
+                        return r;
+        }
+        if (u) {
+                r = check_initrd(img, u, usrhash != NULL);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
 
+/* The usr partition the newest UKI's usrhash= names (its partition UUID is the hash's first
+ * half) becomes img->usr; without usrhash= the first one stays. */
+static int select_usr(Image *img, char **ret_usrhash) {
+        _cleanup_(freep) char *usrhash = NULL;
+        const ImageUki *u;
+        int r;
+
+        img->usrhash = mfree(img->usrhash);
         u = image_default_uki(img);
         if (u) {
                 r = cmdline_usrhash(u->info.cmdline, &usrhash);
@@ -1030,22 +1123,8 @@ int image_check_usr(Image *img, const char *cert_pem) {
                 if (!img->usrhash)
                         return -ENOMEM;
         }
-        if (img->usr_verity) {
-                r = check_verity(img, usrhash, &verity_hash);
-                if (r < 0)
-                        return r;
-        }
-        if (img->usr_verity_sig) {
-                /* Without usrhash=, the signature must at least sign the verity partition's hash. */
-                r = check_signature(img, usrhash ?: verity_hash, cert_pem);
-                if (r < 0)
-                        return r;
-        }
-        if (u) {
-                r = check_initrd(img, u, usrhash != NULL);
-                if (r < 0)
-                        return r;
-        }
+        if (ret_usrhash)
+                *ret_usrhash = TAKE_PTR(usrhash);
         return 0;
 }
 
@@ -1170,9 +1249,22 @@ int image_to_plan_source(const Image *img, PlanSource **ret) {
         plan_fingerprint_done(&fp);
 
         s->kind = usr ? PLAN_SOURCE_USR : PLAN_SOURCE_ROOT;
-        s->path = realpath(img->path, NULL);
-        if (!s->path)
-                return -errno;
+        if (img->stream) {
+                /* Where it comes from, not the memory file that stands for it. */
+                s->path = strdup(image_stream_location(img));
+                s->compression = strdup(image_stream_compression(img));
+                if (!s->path || !s->compression)
+                        return -ENOMEM;
+                s->streaming = true;
+                s->content_pending = image_stream_pending(img);
+                s->streamed_disk = strdup_safe(img->streamed_disk);
+                s->streamed_offset = img->streamed_offset;
+                s->stream_resumes = image_stream_resumes(img);
+        } else {
+                s->path = realpath(img->path, NULL);
+                if (!s->path)
+                        return -errno;
+        }
         s->size = img->disk->size;
         s->sha256 = strdup_safe(img->sha256);
         s->sha256_origin = strdup_safe(img->sha256_origin);
@@ -1209,6 +1301,8 @@ int image_to_plan_source(const Image *img, PlanSource **ret) {
                         s->partitions[i].install_label = install_label(img, p);
                         s->partitions[i].slot_size = slot_size(img, p);
                 }
+                if (p == img->streamed)
+                        s->streamed = i;
                 s->n_partitions++;
         }
         if (usr)

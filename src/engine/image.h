@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "disk.h"
+#include "fsread.h"
 #include "pe.h"
 #include "plan.h"
 
@@ -84,12 +85,31 @@ typedef struct Image {
 
         char *sha256;          /* expected digest of the whole image file, lowercase hex */
         char *sha256_origin;   /* the SHA256SUMS or .sha256 file it came from */
+
+        /* An image read once, start to end (stream.h): path is the memory file that stands for
+         * it, and the streamed partition's content is read, once written, from where it landed. */
+        struct ImageStream *stream;
+        const DiskPartition *streamed;
+        char *streamed_disk;
+        uint64_t streamed_offset;
 } Image;
 
 /* Opens an image file or block device read-only and checks its partition table: GPT, not
  * truncated, with a root partition for one architecture (the native one when there are several),
  * or — a usr image — a usr partition and no root partition. */
 int image_open(const char *path, Image **ret);
+
+/* image_open() of the memory file that stands for a streamed image (stream.h), which the Image
+ * then owns (and frees on failure too). */
+int image_open_stream(const char *path, struct ImageStream *s, Image **ret);
+
+/* Where a partition of the image is read: in the image, or for the streamed one once written,
+ * on disk at offset. */
+FsLocation image_fs_location(const Image *img, const DiskPartition *p);
+int image_relocate_streamed(Image *img, const char *disk, uint64_t offset);
+/* Once the streamed partition is written and relocated: what waited for it (systemd-boot, the usr
+ * checks with cert_pem). */
+int image_finish_stream(Image *img, const char *cert_pem);
 
 /* The disk the running system was booted from (the firmware's boot disk, else the live medium,
  * else the disk holding /), for --source=self: a live medium that installs itself. */

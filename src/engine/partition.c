@@ -75,6 +75,10 @@ static int add_partition(struct fdisk_context *cxt, const Plan *p, const PlanPar
 
         /* Old filesystem, RAID or LUKS signatures inside the new partition would confuse blkid,
          * udev and systemd-gpt-auto-generator; libfdisk wipes them when it writes the table. */
+        /* Not the one a streamed image wrote already (stream.h). */
+        if (p->source && p->source->streaming && pp->copy_from >= 0 && (size_t) pp->copy_from == p->source->streamed &&
+            !p->source->content_pending)
+                return 0;
         r = fdisk_wipe_partition(cxt, pp->partno - 1, 1);
         if (r < 0)
                 return r;

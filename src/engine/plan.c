@@ -181,6 +181,8 @@ void plan_source_free(PlanSource *s) {
         free(s->root_fstype);
         free(s->home_fstype);
         free(s->note);
+        free(s->compression);
+        free(s->streamed_disk);
         free(s);
 }
 
@@ -204,9 +206,16 @@ int plan_source_copy(const PlanSource *from, PlanSource **ret) {
                 .root_fstype = strdup_safe(from->root_fstype),
                 .home_fstype = strdup_safe(from->home_fstype),
                 .note = strdup_safe(from->note),
+                .streaming = from->streaming,
+                .streamed = from->streamed,
+                .streamed_disk = strdup_safe(from->streamed_disk),
+                .streamed_offset = from->streamed_offset,
+                .stream_resumes = from->stream_resumes,
+                .compression = strdup_safe(from->compression),
+                .content_pending = from->content_pending,
         };
         if (!s->path || !s->partitions || (from->root_fstype && !s->root_fstype) || (from->home_fstype && !s->home_fstype) ||
-            (from->note && !s->note))
+            (from->note && !s->note) || (from->compression && !s->compression))
                 return -ENOMEM;
         for (size_t i = 0; i < from->n_partitions; i++) {
                 s->partitions[i] = from->partitions[i];
@@ -1493,6 +1502,14 @@ json_object *plan_to_json(const Plan *p) {
                         json_object_object_add(so, "homeFstype", json_object_new_string(src->home_fstype));
                 if (src->note)
                         json_object_object_add(so, "note", json_object_new_string(src->note));
+                if (src->streaming) {
+                        json_object *st = json_object_new_object();
+
+                        json_object_object_add(st, "compression", json_string_or_null(src->compression));
+                        json_object_object_add(st, "partition", json_object_new_int64((int64_t) src->partitions[src->streamed].partno));
+                        json_object_object_add(st, "contentPending", json_object_new_boolean(src->content_pending));
+                        json_object_object_add(so, "stream", st);
+                }
                 for (size_t i = 0; i < src->n_partitions; i++) {
                         const PlanSourcePartition *sp = &src->partitions[i];
                         json_object *e = json_object_new_object();
@@ -2163,6 +2180,11 @@ void plan_print_table(const Plan *p, FILE *f) {
                 fprintf(f, "Image:   %s — %s%s%s\n", p->source->path, p->source->os_name ?: "unknown OS",
                         p->source->sha256 ? ", checksum from " : ", no checksum to verify against",
                         p->source->sha256 ? p->source->sha256_origin : "");
+        if (p->source && p->source->streaming)
+                fprintf(f, "Stream:  read once (%s): partition %u of the image is written while it is read%s\n",
+                        p->source->compression ?: "raw", p->source->partitions[p->source->streamed].partno,
+                        p->source->content_pending ? "; what it holds (repart.d, homed-firstboot) is read from the disk afterwards and may "
+                                                     "still change sizes after it" : "");
         for (size_t i = 0; p->source && p->mode != PLAN_RESET && i < p->source->n_entries; i++) {
                 const PlanBootEntry *be = &p->source->entries[i];
                 fprintf(f, "%s %s — %s%s%s%s%s", i == 0 ? "Boot:   " : "        ", be->file, be->title ?: "?",
@@ -2255,4 +2277,73 @@ void plan_print_table(const Plan *p, FILE *f) {
         } else if (p->mode == PLAN_ERASE && p->fingerprint.pttype)
                 fprintf(f, "\nThe existing %s partition table (no partitions) is replaced.\n", p->fingerprint.pttype);
         table_free_lines(lines, n_lines);
+}
+
+/* ---- streamed images ------------------------------------------------------------------------ */
+
+static void swap_str(char **a, char **b) {
+        char *t = *a;
+        *a = *b;
+        *b = t;
+}
+
+int plan_update_streamed(Plan *p, Plan *next) {
+        const PlanPartition *written = NULL;
+
+        if (!p->source || !p->source->streaming || !next->source)
+                return error_setf(-EINVAL, "Internal error: the plan does not stream its image.");
+        for (size_t i = 0; i < p->n_partitions; i++)
+                if (p->partitions[i].copy_from >= 0 && (size_t) p->partitions[i].copy_from == p->source->streamed)
+                        written = &p->partitions[i];
+        if (p->n_partitions != next->n_partitions)
+                return error_setf(-ESTALE, _("What the image %s holds changes the layout (%zu partitions instead of %zu); it was not made bootable. "
+                                             "Decompress it to a file and install that."),
+                                  p->source->path, next->n_partitions, p->n_partitions);
+        for (size_t i = 0; i < p->n_partitions; i++) {
+                const PlanPartition *a = &p->partitions[i], *b = &next->partitions[i];
+
+                if (a->role != b->role || a->action != b->action || a->partno != b->partno || a->copy_from != b->copy_from ||
+                    a->encrypt != b->encrypt)
+                        return error_setf(-ESTALE,
+                                          _("What the image %s holds changes the layout (partition %u); it was not made bootable. "
+                                            "Decompress it to a file and install that."),
+                                          p->source->path, a->partno);
+                if (a == written && (a->start != b->start || a->size > b->size))
+                        return error_setf(-ESTALE,
+                                          _("What the image %s holds would move its partition %u, which is written already; it was not "
+                                            "made bootable. Decompress it to a file and install that."),
+                                          p->source->path, a->partno);
+        }
+        for (size_t i = 0; i < p->n_partitions; i++) {
+                PlanPartition *a = &p->partitions[i], *b = &next->partitions[i];
+
+                a->start = b->start;
+                a->size = b->size;
+                a->type_uuid = b->type_uuid;
+                a->flags = b->flags;
+                swap_str(&a->label, &b->label);
+                swap_str(&a->fstype, &b->fstype);
+                swap_str(&a->fslabel, &b->fslabel);
+        }
+        /* The image's facts, the account (homed or classic) and the hand-off, as now known. */
+        next->source->content_pending = false;
+        p->source->content_pending = false;
+        {
+                PlanSource *t = p->source;
+                p->source = next->source;
+                next->source = t;
+        }
+        {
+                PlanAccount *t = p->account;
+                p->account = next->account;
+                next->account = t;
+        }
+        {
+                PlanOem *t = p->oem;
+                p->oem = next->oem;
+                next->oem = t;
+        }
+        p->free_start = next->free_start;
+        p->free_size = next->free_size;
+        return 0;
 }

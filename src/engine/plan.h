@@ -119,6 +119,17 @@ typedef struct PlanSource {
         char *root_fstype;        /* usr images: Format= of the image's repart.d root, NULL: default */
         char *home_fstype;        /* usr images: Format= of the image's repart.d home, NULL: default */
         char *note;               /* what imprint assumes about the image (Image.assumption) */
+        /* An image read once (stream.h): path is where it comes from (a URL, a .raw.zst), the
+         * partition partitions[streamed] is written while it is read, and until then
+         * (content_pending) what its content says is not known: the plan is made again from it
+         * (plan_update_streamed()). */
+        bool streaming;
+        size_t streamed;
+        char *streamed_disk;      /* once written: where partitions[streamed] is read (not saved) */
+        uint64_t streamed_offset;
+        char *compression;        /* "zstd", "xz", "raw" */
+        unsigned stream_resumes;  /* once streamed: transfers resumed after a drop */
+        bool content_pending;
 } PlanSource;
 
 void plan_source_free(PlanSource *s);
@@ -331,6 +342,13 @@ int plan_build(const Disk *disk, const PlanOptions *opts, Plan **ret);
 
 Plan *plan_free(Plan *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Plan *, plan_free);
+
+/* After a streamed image's big partition was written and read: takes over, in place, what the
+ * plan made again from the whole image (next) says — sizes and places after the streamed
+ * partition, labels, filesystems, the image's facts, the account and hand-off — so that the
+ * steps (which point into p) see it. Refused (-ESTALE, one sentence) when next would move or
+ * resize what was already written, or lays out other partitions. */
+int plan_update_streamed(Plan *p, Plan *next);
 
 json_object *plan_to_json(const Plan *p);
 int plan_from_json(json_object *j, Plan **ret);

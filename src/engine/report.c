@@ -41,6 +41,7 @@ typedef struct ReportStep {
         StepState state;
         uint64_t start_usec;     /* since the report began (monotonic) */
         uint64_t duration_usec;
+        uint64_t cpu_usec;
         uint64_t bytes;
         char *message;           /* failed: the reason; done: what the step says it did */
 } ReportStep;
@@ -334,6 +335,7 @@ void report_progress(Report *r, const ProgressEvent *ev) {
                 s->state = ev->type == PROGRESS_END ? STEP_DONE : STEP_FAILED;
                 /* The executor's own clock for the step, else ours. */
                 s->duration_usec = ev->elapsed_usec > 0 ? ev->elapsed_usec : now - s->start_usec;
+                s->cpu_usec = ev->cpu_usec;
                 s->bytes = MAX(s->bytes, step_bytes(ev));
                 set_message(&s->message, ev->message);
                 break;
@@ -474,6 +476,15 @@ static json_object *image_to_json(const PlanSource *s) {
         json_object_object_add(o, "size", json_object_new_int64((int64_t) s->size));
         json_object_object_add(o, "sha256", json_string_or_null(s->sha256));
         json_object_object_add(o, "sha256Origin", json_string_or_null(s->sha256_origin));
+        if (s->streaming) {
+                json_object *st = json_object_new_object();
+
+                /* Read once while writing (stream.h): how it came. */
+                json_object_object_add(st, "compression", json_string_or_null(s->compression));
+                json_object_object_add(st, "partition", json_object_new_int64((int64_t) s->partitions[s->streamed].partno));
+                json_object_object_add(st, "resumes", json_object_new_int64((int64_t) s->stream_resumes));
+                json_object_object_add(o, "stream", st);
+        }
         return o;
 }
 
@@ -520,6 +531,8 @@ static json_object *steps_to_json(const Report *r, const char **ret_failed) {
                 json_object_object_add(o, "startSeconds", s->state == STEP_NOT_RUN ? NULL : json_seconds(s->start_usec));
                 json_object_object_add(o, "durationSeconds",
                                        s->state == STEP_DONE || s->state == STEP_FAILED ? json_seconds(s->duration_usec) : NULL);
+                json_object_object_add(o, "cpuSeconds",
+                                       s->state == STEP_DONE || s->state == STEP_FAILED ? json_seconds(s->cpu_usec) : NULL);
                 json_object_object_add(o, "bytes", json_object_new_int64((int64_t) s->bytes));
                 json_object_object_add(o, "message", json_string_or_null(s->message));
                 json_object_array_add(a, o);

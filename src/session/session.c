@@ -19,6 +19,7 @@
 #include "quality.h"
 #include "recovery-entry.h"
 #include "session.h"
+#include "stream.h"
 #include "validate.h"
 
 struct Session {
@@ -55,6 +56,13 @@ struct Session {
         void *userdata;
         const char *escrow_dir;
         const char *escrow_certificate;
+
+        /* What the plan was made from: a streamed image's plan is made again once its big
+         * partition is written (stream.h). Its strings belong to the front end. */
+        SessionRequest request;
+        bool have_request;
+        char *image_key;             /* "imageKey": the key SHA256SUMS' signature is checked with */
+        SourceOptions source_options;
 };
 
 int session_new(Session **ret) {
@@ -92,6 +100,7 @@ Session *session_free(Session *s) {
         free(s->source_path);
         image_free(s->image);
         free(s->image_cert);
+        free(s->image_key);
         free(s->image_cert_path);
         strv_free_n(s->targets, s->n_targets);
         disk_list_done(&s->disks);
@@ -169,6 +178,12 @@ int session_set_source(Session *s, const char *source) {
                 source = defaults.source;
                 if (!source)
                         return error_setf(-EINVAL, _("No OS image is configured: start imprint --source IMAGE."));
+                /* The configured image's key comes with it, unless one was given. */
+                if (defaults.image_key && !s->image_key) {
+                        r = session_set_image_key(s, defaults.image_key);
+                        if (r < 0)
+                                return r;
+                }
         }
         if (streq(source, "self"))
                 r = image_resolve_self(&path);
@@ -181,6 +196,26 @@ int session_set_source(Session *s, const char *source) {
         s->image = image_free(s->image);
         free(s->source_path);
         s->source_path = TAKE_PTR(path);
+        return 0;
+}
+
+int session_set_image_key(Session *s, const char *path) {
+        _cleanup_(freep) char *p = NULL;
+        SumsKeyKind kind;
+        int r;
+
+        error_clear();
+        if (path) {
+                r = sums_key_kind(path, &kind);
+                if (r < 0)
+                        return r;
+                p = strdup(path);
+                if (!p)
+                        return -ENOMEM;
+        }
+        free(s->image_key);
+        s->image_key = TAKE_PTR(p);
+        s->image = image_free(s->image);
         return 0;
 }
 
@@ -219,6 +254,26 @@ int session_open_source(Session *s) {
                 return error_setf(-EINVAL, _("No OS image is named."));
         if (s->image)
                 return 0;
+        r = image_location_is_stream(s->source_path);
+        if (r < 0)
+                return error_setf(r, _("Cannot open the image %s: %s"), s->source_path, strerror(-r));
+        if (r > 0) {
+                /* Read once, start to end: up to its big partition now, the rest while installing. */
+                r = image_stream_open(s->source_path, &(StreamOpenOptions) { .key_path = s->image_key, .source = s->source_options },
+                                      &img);
+                if (r < 0)
+                        return r;
+                if (s->image_cert && (img->kind != IMAGE_KIND_USR || !img->usr_verity_sig))
+                        return error_setf(-EINVAL, _("The image %s has no usr-verity-sig partition, so the certificate %s cannot check it."),
+                                          s->source_path, s->image_cert_path);
+                s->image = TAKE_PTR(img);
+                return 0;
+        }
+        if (s->image_key) {
+                r = image_check_signed_sums(s->source_path, s->image_key);
+                if (r < 0)
+                        return r;
+        }
         r = image_open(s->source_path, &img);
         if (r >= 0)
                 r = image_find_checksum(img);
@@ -670,6 +725,12 @@ int session_plan_reset(Session *s, const SessionResetRequest *r, const Plan **re
                 if (k < 0)
                         return k;
         }
+        /* A reset erases before it deploys: its image must be at hand, not on a server. */
+        if (t->kind == PLAN_SOURCE_ROOT && s->image && s->image->stream)
+                return error_setf(-EINVAL,
+                                  _("A factory reset deploys root again from an image file on the medium, not from %s, which can only be "
+                                    "read once as it comes; decompress or download it to the medium first."),
+                                  s->source_path);
 
         reset_request_init(&req);
         req.target = d->path;
@@ -704,7 +765,25 @@ static void set_plan(Session *s, Plan *p) {
         secrets_clear(s);
 }
 
+static int make_plan(Session *s, const SessionRequest *req, Plan **ret);
+
 int session_plan(Session *s, const SessionRequest *req, const Plan **ret) {
+        Plan *p = NULL;
+        int r;
+
+        error_clear();
+        r = make_plan(s, req, &p);
+        if (r < 0)
+                return r;
+        set_plan(s, p);
+        s->request = *req;
+        s->have_request = true;
+        if (ret)
+                *ret = p;
+        return 0;
+}
+
+static int make_plan(Session *s, const SessionRequest *req, Plan **ret) {
         _cleanup_(plan_source_freep) PlanSource *src = NULL;
         _cleanup_(plan_encryption_done) PlanEncryption e = {};
         _cleanup_(plan_account_freep) PlanAccount *acct = NULL;
@@ -768,9 +847,30 @@ int session_plan(Session *s, const SessionRequest *req, const Plan **ret) {
         r = plan_build(d, &o, &p);
         if (r < 0)
                 return r;
-        set_plan(s, p);
-        if (ret)
-                *ret = p;
+        *ret = p;
+        return 0;
+}
+
+/* The executor's image_streamed: the image's big partition is on disk at offset; the checks that
+ * waited for it run there, and the plan is made again from the whole image and taken over. */
+static int on_image_streamed(const char *disk, uint64_t offset, void *userdata) {
+        Session *s = userdata;
+        _cleanup_(plan_freep) Plan *next = NULL;
+        int r;
+
+        r = image_stream_complete(s->image, disk, offset, s->image_cert);
+        if (r < 0)
+                return r;
+        if (!s->have_request)
+                return error_setf(-EINVAL, _("The plan for the streamed image %s was not made in this session."), s->plan->source->path);
+        r = make_plan(s, &s->request, &next);
+        if (r < 0)
+                return error_prefixf(r, _("Once its %s partition was read, the image %s does not fit the plan"),
+                                     s->image->kind == IMAGE_KIND_USR ? "usr" : "root", s->plan->source->path);
+        r = plan_update_streamed(s->plan, next);
+        if (r < 0)
+                return r;
+        log_info("the plan is brought up to date with what the image %s holds", s->plan->source->path);
         return 0;
 }
 
@@ -1063,6 +1163,7 @@ int session_install(Session *s, const SessionInstallOptions *o, SessionEventHand
                                  .progress = on_progress,
                                  .confirm = on_confirm,
                                  .recovery_key = on_recovery_key,
+                                 .image_streamed = on_image_streamed,
                                  .userdata = s,
                          });
         s->interrupted = r == -EINTR ? interrupt_pending() : 0;

@@ -82,6 +82,10 @@ int session_open_source(Session *s);
  * (image_check_usr()); NULL: none. Read now; checked when the source is opened, which it is again
  * if it already was. -EINVAL (with a sentence) when the file cannot be read. */
 int session_set_image_certificate(Session *s, const char *path);
+/* The key SHA256SUMS beside the image must be signed with ("imageKey", --image-key): a PEM public
+ * key (SHA256SUMS.sig) or an OpenPGP key (SHA256SUMS.gpg). Required for an image named by URL;
+ * for a file, the signature is then checked too. NULL: none. */
+int session_set_image_key(Session *s, const char *path);
 /* NULL until session_open_source() succeeded. */
 const Image *session_image(const Session *s);
 /* The resolved path of the image, or NULL. */

@@ -17,6 +17,12 @@
 # imprint-rig.oem-cert; the private key stays on the host), the report goes to the escrow disk
 # and the console, and "oem": true leaves the account to the customer.
 #
+# The line's install streams the image from the line's HTTP server (credential imprint-rig.url;
+# SHA256SUMS signed by the key in imprint-rig.image-key); a copy whose SHA256SUMS another key
+# signed (imprint-rig.url-forged) must be refused first. Before the install the client says
+# "ready" and waits until the server has /go: the host starts it when a second machine is ready
+# too, so that both fetch at the same time.
+#
 # Prints "IMPRINT-OEM ok: …" for each check that passed, the last install's JSON progress as it
 # comes, and ends with "IMPRINT-OEM PASS" or "IMPRINT-OEM FAIL: why"; then powers off.
 set -u
@@ -35,6 +41,10 @@ fail() {
 }
 
 image=$(cat "$C/imprint-rig.image")
+url=$(cat "$C/imprint-rig.url")
+url_forged=$(cat "$C/imprint-rig.url-forged")
+cp "$C/imprint-rig.image-key" "$W/line-key.pem"
+chmod 0644 "$W/line-key.pem"
 cp "$C/imprint-rig.oem-cert" "$W/oem.pem"
 cp "$C/imprint-rig.image-cert" "$W/image.pem"
 chmod 0644 "$W/oem.pem" "$W/image.pem"
@@ -78,7 +88,11 @@ refused() {
 
 # Common to every case: the line's image (credential imprint-rig.image, checked against the
 # SHA256SUMS beside it and its signing certificate), encrypted with the TPM, the line's settings.
-base='"source":"'"$image"'","imageCertificate":"'"$W/image.pem"'","seed":"oem-line","homeSize":"1G","tpm2":"required","countdownSeconds":0,"afterInstall":"none","onFailure":"none"'
+common='"imageCertificate":"'"$W/image.pem"'","seed":"oem-line","homeSize":"1G","tpm2":"required","countdownSeconds":0,"afterInstall":"none","onFailure":"none"'
+base='"source":"'"$image"'",'"$common"
+# The same over the network: the URL and the line's key for SHA256SUMS' signature.
+net='"source":"'"$url"'","imageKey":"'"$W/line-key.pem"'",'"$common"
+forged='"source":"'"$url_forged"'","imageKey":"'"$W/line-key.pem"'",'"$common"
 escrow='"recoveryKeyEscrow":{"directory":"/run/imprint-escrow","certificate":"'"$W/oem.pem"'"}'
 allow='"machines":[{"vendor":"Imprint Rig","product":"Line Model *","sku":"LM7-*"},{"vendor":"Other*","board":"X*"}]'
 
@@ -101,12 +115,22 @@ refused no-match "$target[^.]*virtio" "no matching disk: each disk's reason is l
 config plaintext '{'"$base"','"$allow"',"target":"/dev/disk/by-id/virtio-target","recoveryKeyEscrow":{"directory":"/run/imprint-escrow"}}'
 refused plaintext 'plaintext' "an escrow without a key is refused unless allowed"
 
-# 5. The line's install: the allowlist matches, the rules find the one disk of 7 GiB or more (the
+# 5. An image from the server whose SHA256SUMS another key signed: refused before any write.
+# The network comes by DHCP; the server must answer first.
+for i in $(seq 300); do curl -s -o /dev/null "${url%/*}/SHA256SUMS" && break; sleep 1; done
+config forged '{'"$forged"','"$escrow"','"$allow"',"target":"/dev/disk/by-id/virtio-target"}'
+refused forged 'signature' "an image whose SHA256SUMS another key signed is refused"
+
+# 6. The line's install: the allowlist matches, the rules find the one disk of 7 GiB or more (the
 # spare is 6 GiB, the escrow disk 64 MiB, the medium is the live system's), the key goes to the
 # OEM's certificate, the report to the escrow disk and the console, the account to the customer.
-config line '{'"$base"','"$escrow"','"$allow"',"target":{"transport":"virtio","minSize":"7G","byId":"virtio-*"},"oem":true,"report":{"directory":"/run/imprint-escrow/reports","console":true}}'
+config line '{'"$net"','"$escrow"','"$allow"',"target":{"transport":"virtio","minSize":"7G","byId":"virtio-*"},"oem":true,"report":{"directory":"/run/imprint-escrow/reports","console":true}}'
 mkdir -p /run/imprint-escrow/reports
 say "line: $(cat "$W/line.json")"
+# Both machines fetch together: the host serves /go once the other one is ready too.
+say ready
+for i in $(seq 1200); do curl -sf -o /dev/null "${url%/line/*}/go" && break; sleep 1; done
+curl -sf -o /dev/null "${url%/line/*}/go" || fail "line: the host never said go"
 # As a service, the way the medium's own imprint-unattended.service runs it (NotifyAccess=main), so
 # that what `systemctl status` shows, imprint's STATUS=, can be watched while it runs.
 ( last=

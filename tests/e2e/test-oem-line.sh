@@ -17,8 +17,11 @@
 #     - target rules that two disks match (both named), and rules no disk matches (each disk
 #       named with the rule it failed);
 #     - an escrow with neither certificate nor "plaintext": true.
+#     - an image from the line's server whose SHA256SUMS is signed by another key (exit 7).
 #     Then the line's install, as a service (NotifyAccess=main) whose `systemctl status` line the
 #     client watches: allowlist matched, the target found by transport and size, imprint-usr_1
+#     streamed from the line's HTTP server (stock nginx on the host, reached at 10.0.2.2 through
+#     QEMU's user network) as .raw.zst with SHA256SUMS signed by the line's key (EC, openssl),
 #     with "oem": true, root and a 1 GiB home encrypted (TPM2 PCR 7 + the line's recovery key),
 #     the key encrypted to the OEM's certificate on the escrow disk, the report to the escrow disk
 #     and the console. On the host: the console's and the disk's report are the same document,
@@ -26,6 +29,11 @@
 #     and the steps, with no key in it; stock `openssl cms -decrypt` with the OEM's private key
 #     (which never left the host) recovers the key and it opens root and home; another key
 #     decrypts nothing. No account, no settings.
+#     At the same time a second machine (another live medium, its own blank disk, no TPM) installs
+#     the same image from the same server: both wait until both are up, then fetch together, and
+#     the host kills nginx (SIGKILL, every transfer cut) while both are streaming and starts it
+#     again: both resume with range requests (nginx's log) and finish; the second disk's usr A
+#     slot is byte for byte the image's (cmp), its report says "stream" resumed and read back.
 #  2. Boot 2a, the installed disk, the customer's first boot, cut off: the answers below, then QEMU
 #     is killed (a power cut) when the new key is shown and the confirmation asked. Boot 2: the
 #     same first boot again; the hand-off repeats (a different key; homed-firstboot asks nothing,
@@ -74,6 +82,8 @@ command -v mdir >/dev/null || need_pkgs+=(mtools)
 command -v mkfs.ext4 >/dev/null || need_pkgs+=(e2fsprogs)
 command -v cryptsetup >/dev/null || need_pkgs+=(cryptsetup-bin)
 command -v openssl >/dev/null || need_pkgs+=(openssl)
+command -v zstd >/dev/null || need_pkgs+=(zstd)
+command -v nginx >/dev/null || need_pkgs+=(nginx)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
@@ -85,17 +95,23 @@ WORK=$(mktemp -d /var/tmp/imprint-oem-e2e.XXXXXX)
 STAMP_PID=
 WATCH_PID=
 BOOTS=0
+SECOND_PID=
 # shellcheck source=tests/e2e/lib-rig.sh
 . "$here/lib-rig.sh"
+# shellcheck source=tests/e2e/lib-http.sh
+. "$here/lib-http.sh"
 cleanup() {
         local rc=$?
         [ -z "$STAMP_PID" ] || kill "$STAMP_PID" 2>/dev/null || true
         [ -z "$WATCH_PID" ] || kill "$WATCH_PID" 2>/dev/null || true
+        [ -z "$SECOND_PID" ] || kill "$SECOND_PID" 2>/dev/null || true
+        http_stop || true
         if [ "$KEEP" = 0 ]; then
                 rm -rf "$WORK/tpm"
                 rm -f "$WORK/target.img" "$WORK/spare.img" "$WORK/line.p7m" "$WORK/live.qcow2" "$WORK/images.img" "$WORK/OVMF_VARS.fd" "$WORK/escrow.img" \
-                        "$WORK"/*.key "$WORK/password" "$WORK/live.raw" "$WORK/confirm.fifo"
-                rm -rf "$WORK/images"
+                        "$WORK"/*.key "$WORK/password" "$WORK/live.raw" "$WORK/confirm.fifo" "$WORK/target2.img" "$WORK/live2.qcow2" \
+                        "$WORK/OVMF_VARS2.fd"
+                rm -rf "$WORK/images" "$WORK/www"
         fi
         echo "work directory: $WORK ($([ "$KEEP" = 1 ] && echo "disks kept" || echo "logs only"))"
         exit "$rc"
@@ -130,7 +146,6 @@ keep_file "$live" "$WORK/live.raw"
 mkdir -p "$WORK/images"
 keep_file "$usr_dir/imprint-usr_1.raw" "$WORK/images/imprint-usr_1.raw"
 grep -E ' \*?imprint-usr_1\.raw$' "$usr_dir/SHA256SUMS" >"$WORK/images/SHA256SUMS" || failed "no imprint-usr_1.raw in $usr_dir/SHA256SUMS"
-img_sha=$(cut -d' ' -f1 "$WORK/images/SHA256SUMS")
 truncate -s 1G "$WORK/images.img"
 mkfs.ext4 -q -F -L images -d "$WORK/images" "$WORK/images.img" || failed "making the images disk"
 qemu-img create -q -f qcow2 -F raw -b "$WORK/live.raw" "$WORK/live.qcow2"
@@ -144,6 +159,26 @@ umask 077
 openssl req -x509 -newkey rsa:3072 -nodes -keyout "$WORK/oem.key" -out "$WORK/oem.pem" -days 2 \
         -subj "/O=Imprint Rig OEM/CN=recovery key escrow" 2>/dev/null || failed "making the OEM's key pair"
 umask 022
+# The line's image server: stock nginx on the host (tests/e2e/lib-http.sh), which the guests reach
+# at 10.0.2.2 through QEMU's user network. line/: the image as a line publishes it (.raw.zst, its
+# SHA256SUMS signed by the line's EC key); forged/: the same file, SHA256SUMS signed by another
+# key. Each response is limited to 8 MiB/s, so that both machines are still streaming when the
+# host cuts the server off.
+t=$EPOCHREALTIME
+mkdir -p "$WORK/www/line" "$WORK/www/forged"
+zstd -q -T0 "$WORK/images/imprint-usr_1.raw" -o "$WORK/www/line/imprint-usr_1.raw.zst" || failed "compressing the image"
+ln "$WORK/www/line/imprint-usr_1.raw.zst" "$WORK/www/forged/imprint-usr_1.raw.zst"
+sign_sums "$WORK/www/forged" ec || failed "signing the forged SHA256SUMS"
+sign_sums "$WORK/www/line" ec || failed "signing the line's SHA256SUMS"
+cp "$SIGN_PUBKEY" "$WORK/line-key.pem"
+zst_sha=$(sha256sum <"$WORK/www/line/imprint-usr_1.raw.zst" | cut -d' ' -f1)
+zst_size=$(stat -c %s "$WORK/www/line/imprint-usr_1.raw.zst")
+HTTP_RATE=8m http_serve "$WORK/www" || failed "starting nginx"
+URL=http://10.0.2.2:$HTTP_PORT/line/imprint-usr_1.raw.zst
+phase_done "the line's server: zstd, signed SHA256SUMS, nginx" "$t"
+echo "server:     nginx on port $HTTP_PORT, $URL ($zst_size bytes, log $HTTP_LOG)"
+NIC=(--qemu-arg -nic --qemu-arg user,model=virtio-net-pci)
+
 # The line's operator: tests/e2e/oem-line-client.sh, run on the medium by a unit given as a
 # credential, on the serial console (the line-by-line dialogue is masked there).
 client_unit=$(cat <<'UNIT'
@@ -164,7 +199,48 @@ client_wants=$(printf '[Unit]\nWants=imprint-rig-oem-client.service\n')
 fstab_extra=$(printf '%s\n' '/dev/disk/by-id/virtio-escrow /run/imprint-escrow ext4 defaults,x-systemd.device-timeout=10min 0 0' \
         '/dev/disk/by-id/virtio-images /run/imprint-images ext4 ro,x-systemd.device-timeout=10min 0 0')
 O='IMPRINT-OEM'
-echo "== boot 1: live medium as a line's machine: the configuration matrix, then the line's install (oem, encrypted, TPM2, escrow to the OEM's certificate, report)"
+# The second machine: another live medium, its own blank disk and firmware variables, no TPM.
+qemu-img create -q -f qcow2 -F raw -b "$WORK/live.raw" "$WORK/live2.qcow2"
+truncate -s 8G "$WORK/target2.img"
+log1b=$WORK/serial-1b-second.log
+: >"$log1b"
+bash "$here/boot-image.sh" "$WORK/target2.img" --no-tpm --vars "$WORK/OVMF_VARS2.fd" \
+        --disk "$WORK/live2.qcow2:live" --boot-first live "${NIC[@]}" \
+        --qemu-arg -smbios --qemu-arg "type=11,value=io.systemd.stub.kernel-cmdline-extra=systemd.mask=imprint@ttyS0.service" \
+        --qemu-arg -smbios --qemu-arg "$(cred imprint-rig.client "$(cat "$here/oem-line-second.sh")")" \
+        --qemu-arg -smbios --qemu-arg "$(cred imprint-rig.url "$URL")" \
+        --qemu-arg -smbios --qemu-arg "$(cred imprint-rig.image-key "$(cat "$WORK/line-key.pem")")" \
+        --qemu-arg -smbios --qemu-arg "$(cred systemd.extra-unit.imprint-rig-oem-client.service "$client_unit")" \
+        --qemu-arg -smbios --qemu-arg "$(cred systemd.unit-dropin.multi-user.target "$client_wants")" \
+        --no-check --log "$log1b" --timeout 2400 \
+        --stop-after "IMPRINT-OEM2 FAIL" --stop-after 'You are in emergency mode' --stop-after "$FROZE" \
+        --expect "IMPRINT-OEM2 PASS" >"$WORK/second.out" 2>&1 &
+SECOND_PID=$!
+# The host's part of the line: /go once both machines are ready, then, while both stream, nginx
+# killed (SIGKILL: every transfer cut) and started again 2 s later.
+coordinate() {
+        local i
+        for ((i = 0; i < 4800; i++)); do
+                plain_log "$WORK/serial-1-install.log" 2>/dev/null | grep -aq "^$O ready" &&
+                        plain_log "$log1b" 2>/dev/null | grep -aq "^IMPRINT-OEM2 ready" && break
+                sleep 0.5
+        done
+        : >"$WORK/www/go"
+        chmod 0644 "$WORK/www/go"
+        echo "coordinator: both machines ready, go at $EPOCHREALTIME" >>"$WORK/coordinator.log"
+        # The first machine's systemctl status line shows the stream step; then both are in it.
+        for ((i = 0; i < 1200; i++)); do
+                plain_log "$WORK/serial-1-install.log" 2>/dev/null | grep -aqE "^$O status: .*stream: [1-9]" && break
+                sleep 0.25
+        done
+        sleep 2
+        echo "coordinator: cutting the server off at $EPOCHREALTIME" >>"$WORK/coordinator.log"
+        http_restart_after 0 2 >>"$WORK/coordinator.log" 2>&1
+        echo "coordinator: server back at $EPOCHREALTIME" >>"$WORK/coordinator.log"
+}
+coordinate &
+COORD_PID=$!
+echo "== boot 1: live medium as a line's machine: the configuration matrix, then the line's install (oem, encrypted, TPM2, escrow to the OEM's certificate, report, from the line's server); a second machine installs from it at the same time"
 t=$EPOCHREALTIME
 BOOTS=$((BOOTS + 1))
 again "boot 1" "$WORK/serial-1-install.log" run_stamped "$WORK/serial-1-install.log" "$WORK/serial-1-install.stamps" \
@@ -178,10 +254,14 @@ again "boot 1" "$WORK/serial-1-install.log" run_stamped "$WORK/serial-1-install.
         --qemu-arg -smbios --qemu-arg "$(cred imprint-rig.image /run/imprint-images/imprint-usr_1.raw)" \
         --qemu-arg -smbios --qemu-arg "$(cred imprint-rig.image-cert "$(cat "$usr_dir/test-cert.pem")")" \
         --qemu-arg -smbios --qemu-arg "$(cred imprint-rig.oem-cert "$(cat "$WORK/oem.pem")")" \
+        --qemu-arg -smbios --qemu-arg "$(cred imprint-rig.url "$URL")" \
+        --qemu-arg -smbios --qemu-arg "$(cred imprint-rig.url-forged "${URL/\/line\//\/forged\/}")" \
+        --qemu-arg -smbios --qemu-arg "$(cred imprint-rig.image-key "$(cat "$WORK/line-key.pem")")" \
+        "${NIC[@]}" \
         --qemu-arg -smbios --qemu-arg "$(cred fstab.extra "$fstab_extra")" \
         --qemu-arg -smbios --qemu-arg "$(cred systemd.extra-unit.imprint-rig-oem-client.service "$client_unit")" \
         --qemu-arg -smbios --qemu-arg "$(cred systemd.unit-dropin.multi-user.target "$client_wants")" \
-        --no-check --log "$WORK/serial-1-install.log" --timeout 1500 \
+        --no-check --log "$WORK/serial-1-install.log" --timeout 2000 \
         --stop-after "$O FAIL" \
         --stop-after 'You are in emergency mode' \
         --stop-after "$FROZE" \
@@ -189,18 +269,52 @@ again "boot 1" "$WORK/serial-1-install.log" run_stamped "$WORK/serial-1-install.
         --expect "$O ok: two-match: " \
         --expect "$O ok: no-match: " \
         --expect "$O ok: plaintext: " \
+        --expect "$O ok: forged: " \
         --expect '"event": ?"target".*"target": ?"/dev/vd[a-z]"' \
         --expect '"event": ?"recoveryKey".*"deliveredTo": ?"/run/imprint-escrow/recovery-key-[^"]*\.p7m".*"format": ?"cms"' \
         --expect '"event": ?"end".*"id": ?"configure".*customer.s first boot' \
         --expect '"event": ?"end".*"id": ?"encrypt-home"' \
         --expect '"event": ?"result".*"success": ?true' \
-        --expect "$O status: .*copy-usr" \
+        --expect "$O status: .*stream" \
         --expect "$O ok: line: installed to " \
         --expect "$O PASS" \
         || failed "the line's matrix and install (serial log $WORK/serial-1-install.log)"
 phase_done "boot 1: live medium, matrix + the line's install" "$t"
 plain_log "$WORK/serial-1-install.log" | grep -a "^$O ok:" | sed 's/^/  /'
-echo "  systemctl status showed: $(plain_log "$WORK/serial-1-install.log" | grep -a "^$O status: .*copy-usr" | tail -n 1 | sed "s/^$O status: //")"
+echo "  systemctl status showed: $(plain_log "$WORK/serial-1-install.log" | grep -a "^$O status: .*stream" | tail -n 1 | sed "s/^$O status: //")"
+t=$EPOCHREALTIME
+rc=0
+wait "$SECOND_PID" || rc=$?
+SECOND_PID=
+wait "$COORD_PID" 2>/dev/null || true
+cat "$WORK/coordinator.log" 2>/dev/null | sed 's/^/  /'
+[ "$rc" = 0 ] || { tail -n 20 "$WORK/second.out"; failed "the second machine's install from the same server (serial log $log1b)"; }
+phase_done "the second machine (after the first)" "$t"
+plain_log "$log1b" | grep -a "^IMPRINT-OEM2 " | grep -av '"event"' | sed 's/^/  /'
+
+# The server's side: both machines were cut off mid-stream and resumed with range requests; the
+# file went out about once per machine, not again from zero.
+grep -q "go at" "$WORK/coordinator.log" && grep -q "server back at" "$WORK/coordinator.log" || failed "the server was not cut off and started again"
+n206=$(grep -cE '^GET /line/imprint-usr_1\.raw\.zst HTTP/1\.[01] 206 [0-9]+ bytes=[1-9][0-9]*-' "$HTTP_LOG" || true)
+[ "$n206" -ge 2 ] || { cat "$HTTP_LOG"; failed "nginx served $n206 resumed range requests of the image, not one per machine"; }
+sent=$(awk '$2 == "/line/imprint-usr_1.raw.zst" { s += $5 } END { print s + 0 }' "$HTTP_LOG")
+echo "ok: nginx: $n206 range requests resumed the image; $sent bytes of it sent for two machines ($zst_size each)"
+# Cut-off responses are not in nginx's log: what it logged must not exceed two copies.
+[ "$sent" -le $((2 * zst_size)) ] || failed "nginx sent $sent bytes of the $zst_size-byte image to two machines: a transfer restarted"
+
+# The second machine's disk: the usr A slot is the image's, byte for byte.
+plain_log "$log1b" | awk '/IMPRINT-REPORT-BEGIN/ { f = 1; s = ""; next } /IMPRINT-REPORT-END/ { if (f) print s; f = 0; next } f { s = s $0 }' \
+        | tail -n 1 | jq -S . >"$WORK/report-second.json" || failed "no report of the second machine on its console"
+jq -e --arg url "$URL" --arg sum "$zst_sha" '.result.success == true and .image.path == $url and .image.sha256 == $sum
+        and .image.stream.compression == "zstd" and .image.stream.resumes >= 1
+        and ([.steps[] | select(.id == "stream" and .result == "done" and .bytes > 0)] | length) == 1
+        and ([.steps[] | select(.id == "verify-usr" and .result == "done")] | length) == 1' "$WORK/report-second.json" >/dev/null \
+        || failed "the second machine's report: $(jq -c '{result, image, steps: [.steps[] | {id, result, bytes}]}' "$WORK/report-second.json")"
+read -r _ s_start s_size _ <<<"$(du_part "$WORK/images/imprint-usr_1.raw" 8484680C-9521-48C6-9C11-B0720656F69E)"
+read -r _ t_start _ _ <<<"$(du_part "$WORK/target2.img" 8484680C-9521-48C6-9C11-B0720656F69E)"
+[ -n "$s_start" ] && [ -n "$t_start" ] || failed "no usr partition on the image or the second disk"
+cmp -n $((s_size * 512)) -i $((s_start * 512)):$((t_start * 512)) "$WORK/images/imprint-usr_1.raw" "$WORK/target2.img" || failed "the second disk's usr A slot differs from the image's"
+echo "ok: the second machine: installed from the same server at the same time, resumed $(jq -r '.image.stream.resumes' "$WORK/report-second.json") time(s), read back; its usr A slot is the image's byte for byte (cmp)"
 
 # The report: the refused machine's on the console, and the install's both on the console and on
 # the escrow disk — the same document.
@@ -222,8 +336,9 @@ r() { jq -r "$1" "$WORK/report.json"; }
 [ "$(r '.machine | "\(.vendor)|\(.product)|\(.sku)|\(.serial)|\(.boardName)"')" = "Imprint Rig|Line Model 7|LM7-16|RIG-0001|Rig Board 2" ] \
         || failed "report machine: $(r '.machine')"
 [ "$(r '.disk | "\(.serial)|\(.size)|\(.transport)"')" = "target|$(stat -c %s "$IMG")|virtio" ] || failed "report disk: $(r '.disk')"
-[ "$(r '.image.sha256') $(r '.image.sha256Origin')" = "$img_sha /run/imprint-images/SHA256SUMS" ] \
-        || failed "report image sha256 $(r '.image.sha256') from $(r '.image.sha256Origin'), not $img_sha from the images disk's SHA256SUMS"
+[ "$(r '.image.sha256') $(r '.image.sha256Origin') $(r '.image.path')" = "$zst_sha ${URL%/*}/SHA256SUMS $URL" ] \
+        || failed "report image $(r '.image.path') sha256 $(r '.image.sha256') from $(r '.image.sha256Origin'), not $zst_sha from ${URL%/*}/SHA256SUMS"
+[ "$(r '.image.stream.compression') $(r '.image.stream.resumes >= 1')" = "zstd true" ] || failed "report stream: $(r '.image.stream')"
 [ "$(r '.image.version')" = 1 ] || failed "report image version: $(r '.image.version')"
 diff <(du_parts "$IMG" | awk '{ print $1, tolower($5) }' | sort) \
         <(r '.partitions[] | "\(.partno) \(.partUuid | ascii_downcase)"' | sort) >/dev/null \
@@ -238,7 +353,8 @@ for g in "$GUID_ROOT" "$GUID_HOME"; do
 done
 jq -e '.result.success == true and .result.exitCode == 0 and .encryption.tpm2.enrolled == true
         and .escrow.method == "cms" and (.escrow.path | test("\\.p7m$"))
-        and ([.steps[] | select(.id == "copy-usr" and .bytes > 0 and .durationSeconds >= 0)] | length) == 1
+        and ([.steps[] | select(.id == "stream" and .bytes > 0 and .durationSeconds >= 0 and .cpuSeconds >= 0)] | length) == 1
+        and ([.steps[] | select(.id == "copy-usr")] | length) == 0
         and ([.steps[] | select(.result != "done")] | length) == 0 and (.logTail | length) > 0 and .plan.oem != null' \
         "$WORK/report.json" >/dev/null \
         || failed "the install's report: $(jq -c '{result, escrow, tpm2: .encryption.tpm2, steps: [.steps[] | {id, result, bytes}]}' "$WORK/report.json")"
