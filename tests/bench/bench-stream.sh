@@ -165,12 +165,14 @@ URL=http://127.0.0.1:$HTTP_PORT
 # ---- the runs --------------------------------------------------------------------------------
 
 # new_target KIND: a fresh TARGET_GIB file, or a loop device over one; sets TGT.
+# (A loop device that vanished, detached by someone else on a shared machine, is not an error.)
 new_target() {
-        [ -z "$LOOP" ] || { losetup -d "$LOOP"; LOOP=; }
+        [ -z "$LOOP" ] || losetup -d "$LOOP" 2>/dev/null || true
+        LOOP=
         rm -f "$WORK/target.img"
         truncate -s "${TARGET_GIB}G" "$WORK/target.img"
         if [ "$1" = loop ]; then
-                LOOP=$(losetup -fP --show "$WORK/target.img")
+                LOOP=$(losetup -fP --show "$WORK/target.img") || LOOP=$(losetup -fP --show "$WORK/target.img")
                 TGT=$LOOP
         else
                 TGT=$WORK/target.img

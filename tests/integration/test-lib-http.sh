@@ -7,7 +7,8 @@
 # where a resumed curl (-C -) finishes the file; the access log has one line a finished request
 # with the request, status, bytes sent and Range header; as root no nginx process runs as root.
 # sign_sums writes a SHA256SUMS that sha256sum -c accepts, signed so that openssl dgst -verify
-# (RSA, EC) and gpgv (binary and armoured keys) accept it, and a key from another call does not.
+# (RSA, EC; pkeyutl -verify for Ed25519) and gpgv (binary and armoured keys) accept it, and a key
+# from another call does not.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/../e2e/lib-http.sh"
 need_tool nginx
@@ -94,7 +95,10 @@ for kind in rsa ec; do
         openssl dgst -sha256 -verify "$old" -signature "$srv/SHA256SUMS.sig" "$srv/SHA256SUMS" >/dev/null 2>&1 \
                 && fail "a $kind key of an earlier call verifies the new signature"
 done
-pass "sign_sums rsa/ec: SHA256SUMS lists the images, openssl dgst -verify accepts SHA256SUMS.sig, another key does not"
+sign_sums "$srv" ed25519
+openssl pkeyutl -verify -rawin -pubin -inkey "$SIGN_PUBKEY" -sigfile "$srv/SHA256SUMS.sig" -in "$srv/SHA256SUMS" >/dev/null \
+        || fail "openssl pkeyutl -verify rejects the Ed25519 signature"
+pass "sign_sums rsa/ec/ed25519: SHA256SUMS lists the images, openssl verifies SHA256SUMS.sig, another key does not"
 for kind in gpg gpg-armor; do
         rm -f "$srv/SHA256SUMS.sig"
         sign_sums "$srv" "$kind"
