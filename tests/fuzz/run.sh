@@ -72,7 +72,7 @@ fuzz_one() {
                 -artifact_prefix="$artifacts/" "$corpus" "tests/fuzz/corpus/$t" >"$log" 2>&1
         rc=$?
         set -e
-        done_line=$(grep -a 'DONE ' "$log" | tail -1)
+        done_line=$(grep -a 'DONE ' "$log" | tail -1 || true)     # none after a crash
         runs=$(sed -n 's/^#\([0-9]*\).*DONE.*/\1/p' <<<"$done_line")
         cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$done_line")
         ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$done_line")
@@ -83,7 +83,7 @@ fuzz_one() {
         else
                 {
                         printf '%-22s FAIL  (exit %s) — log: %s, input: %s\n' "$t" "$rc" "$log" "$(ls -t "$artifacts" | head -1)"
-                        grep -a -m 8 -E 'ERROR:|SUMMARY:|runtime error|Test unit written' "$log" | sed 's/^/    /'
+                        grep -a -m 8 -E 'ERROR:|SUMMARY:|runtime error|Test unit written' "$log" | sed 's/^/    /' || true
                 } >"$out.line"
                 echo "$t FAIL" >"$out.result"
         fi
