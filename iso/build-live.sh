@@ -216,6 +216,11 @@ deb_debootstrap
 phase packages
 deb_prepare_root "$OVERLAY/etc/dracut.conf.d/50-imprint-live.conf"
 deb_apt install "${live_packages[@]}"
+# systemd-resolved made /etc/resolv.conf a link to its stub, which the build's chroot (a /run of
+# its own) cannot follow: the host's file for the rest of the build; the link comes back at the
+# end (after deb_set_identity), for the medium.
+rm -f "$ROOT/etc/resolv.conf"
+cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf"
 deb_install_kernel "${kernel_packages[@]}"
 
 # --- imprint, built in the chroot -------------------------------------------------------------
@@ -273,6 +278,7 @@ logged in_root systemctl enable imprint-varlink.socket
 logged in_root systemctl enable systemd-networkd.service systemd-resolved.service
 logged in_root systemctl mask getty@tty1.service serial-getty@ttyS0.service
 deb_set_identity "$NAME"
+ln -sfn ../run/systemd/resolve/stub-resolv.conf "$ROOT/etc/resolv.conf"
 # The boot menu's title, and systemd's "Welcome to …!" line. Not "imprint …" first: the rig
 # waits for imprint's own "Welcome to imprint." on the console.
 sed -i 's/^PRETTY_NAME="\(.*\)"$/PRETTY_NAME="\1, imprint live medium"/' "$ROOT/usr/lib/os-release"

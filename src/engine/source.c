@@ -646,6 +646,26 @@ static int source_fail(ImageSource *s, int r, const char *fmt, ...) {
         return error_setf(r, "%s", s->failed_msg ?: "Cannot read the image.");
 }
 
+/* With the lock held: waits until the ring holds want bytes or the transfer ended, writing the
+ * producer's log lines meanwhile. -EINTR when a stop was asked for (interrupt.h): a stalled
+ * transfer takes stall_seconds and the retries minutes to give up, a person should not wait. */
+static int wait_for_ring_locked(ImageSource *s, size_t want) {
+        for (;;) {
+                struct timespec until;
+
+                emit_log_locked(s);
+                if (s->ring_count >= want || s->net_eof || s->net_error < 0)
+                        return 0;
+                if (interrupt_pending())
+                        return -EINTR;
+                clock_gettime(CLOCK_REALTIME, &until);
+                until.tv_nsec += 200 * 1000 * 1000;
+                if (until.tv_nsec >= 1000000000L)
+                        until.tv_sec++, until.tv_nsec -= 1000000000L;
+                (void) pthread_cond_timedwait(&s->cond, &s->lock, &until);
+        }
+}
+
 /* Up to max bytes of the published file into dst, hashed on the way; 0 at its end. */
 static ssize_t pull_raw(ImageSource *s, uint8_t *dst, size_t max) {
         size_t n = 0;
@@ -662,13 +682,10 @@ static ssize_t pull_raw(ImageSource *s, uint8_t *dst, size_t max) {
                 }
         } else {
                 pthread_mutex_lock(&s->lock);
-                while (s->ring_count == 0 && !s->net_eof && s->net_error == 0) {
-                        if (s->log_pending)
-                                emit_log_locked(s);
-                        else
-                                pthread_cond_wait(&s->cond, &s->lock);
+                if (wait_for_ring_locked(s, 1) < 0) {
+                        pthread_mutex_unlock(&s->lock);
+                        return error_setf(-EINTR, "The download of %s was interrupted.", s->location);
                 }
-                emit_log_locked(s);
                 if (s->ring_count == 0 && s->net_error < 0) {
                         int r = s->net_error;
                         pthread_mutex_unlock(&s->lock);
@@ -878,13 +895,10 @@ static int open_url(ImageSource *s) {
 
         /* Far enough to know the compression (and the size the server announced). */
         pthread_mutex_lock(&s->lock);
-        while (s->ring_count < MAGIC_MAX && !s->net_eof && s->net_error == 0) {
-                if (s->log_pending)
-                        emit_log_locked(s);
-                else
-                        pthread_cond_wait(&s->cond, &s->lock);
+        if (wait_for_ring_locked(s, MAGIC_MAX) < 0) {
+                pthread_mutex_unlock(&s->lock);
+                return error_setf(-EINTR, "The download of %s was interrupted.", s->location);
         }
-        emit_log_locked(s);
         r = s->ring_count == 0 ? s->net_error : 0;
         n = MIN(s->ring_count, sizeof(magic));
         for (size_t i = 0; i < n; i++)

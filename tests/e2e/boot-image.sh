@@ -56,6 +56,10 @@
 #                                                                              IMPRINT_BOOT_ANSWERS
 #   --expect-entry GLOB LoaderEntrySelected must match GLOB (default imprint-test_*.efi)
 #   --allow-degraded    accept system-state=degraded (a unit failed) as well as running
+#   --menu-wait         let systemd-boot's menu count its timeout down. By default the rig presses
+#                       Enter on the serial console once the menu shows "Boot in N s.": the entry
+#                       systemd-boot chose (default, one-shot, boot counting) starts at once, as
+#                       at the end of the countdown, without its seconds      IMPRINT_BOOT_MENU_WAIT=1
 # Also: IMPRINT_QEMU_ACCEL=auto|tcg|kvm (auto: kvm only if a 2 s probe with -accel kvm keeps
 # running; nested KVM on this project's CI machines fails at once), IMPRINT_QEMU_MEMORY (MiB,
 # default 2048), IMPRINT_QEMU_SMP (default 2).
@@ -103,6 +107,7 @@ read -r -a STOP_AFTER <<<"${IMPRINT_BOOT_STOP_AFTER:-}"
 read -r -a ANSWERS <<<"${IMPRINT_BOOT_ANSWERS:-}"      # REGEX FILE REGEX FILE …
 EXPECT_ENTRY='imprint-test_*.efi'
 ALLOW_DEGRADED=0
+MENU_WAIT=${IMPRINT_BOOT_MENU_WAIT:-0}
 ACCEL=${IMPRINT_QEMU_ACCEL:-auto}
 MEMORY=${IMPRINT_QEMU_MEMORY:-2048}
 SMP=${IMPRINT_QEMU_SMP:-2}
@@ -126,6 +131,7 @@ while [ $# -gt 0 ]; do
         --answer) ANSWERS+=("${2:?}" "${3:?}"); shift 2 ;;
         --expect-entry) EXPECT_ENTRY=${2:?}; shift ;;
         --allow-degraded) ALLOW_DEGRADED=1 ;;
+        --menu-wait) MENU_WAIT=1 ;;
         -h | --help) usage ;;
         -*) echo "unknown option $1" >&2; usage ;;
         *)
@@ -376,6 +382,7 @@ QEMU_PID=$!
 DEADLINE=$(awk -v a="$T_START" -v t="$TIMEOUT" 'BEGIN { printf "%d", a + t }')
 TIMED_OUT=0
 STOPPED=
+MENU_ENTER=
 while kill -0 "$QEMU_PID" 2>/dev/null; do
         if [ ${#SEEN[@]} -lt ${#MARK[@]} ] || [ ${#STOP_AFTER[@]} -gt 0 ] || [ ${#ANSWER_RE[@]} -gt 0 ]; then
                 strip_log
@@ -387,6 +394,13 @@ while kill -0 "$QEMU_PID" 2>/dev/null; do
                         fi
                 done
                 [ ${#ANSWER_RE[@]} = 0 ] || answer_prompts
+                # systemd-boot's countdown: Enter boots the entry it shows selected, now.
+                if [ "$MENU_WAIT" = 0 ] && [ -z "$MENU_ENTER" ] && [ -z "${SEEN[kernel]:-}" ] &&
+                   grep -aqE 'Boot in [0-9]+ s\.' "$RUN/serial.txt"; then
+                        printf '\r' 1<>"$RUN/serial.in"
+                        MENU_ENTER=$(now)
+                        echo "  +$(since "$T_START" "$MENU_ENTER")s boot menu: Enter"
+                fi
         fi
         for re in "${STOP_AFTER[@]}"; do
                 [ -n "$re" ] && grep -aqE -- "$re" "$RUN/serial.txt" && STOPPED=$re && break
