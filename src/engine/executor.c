@@ -78,6 +78,7 @@ struct Exec {
         uint64_t last_update_usec;
         bool partitioned;     /* the partition table was written: failures leave a non-booting disk */
         bool table_cleared;   /* a streamed image's first step cleared the old table; none written yet */
+        bool wrote_free_space; /* free mode: a streamed image's first step wrote into the free space */
         const ExecCallbacks *cb;
         Disk *disk;           /* the target as discovered right before writing */
         int fd;               /* the target, open read-write */
@@ -638,10 +639,13 @@ static int step_stream(Exec *e, Step *s) {
         r = open_destination(e, pp, &dm_fd);
         if (r < 0)
                 return r;
-        /* From here the disk no longer holds what it held: its old partition table goes first (the
-         * first and last MiB, outside every planned partition), so that a stream that fails
-         * leaves a disk that claims nothing. */
-        if (!e->partitioned) {
+        /* Erase mode: from here the disk no longer holds what it held, so its old partition table
+         * goes first (the first and last MiB, outside every planned partition), and a stream that
+         * fails leaves a disk that claims nothing. Free mode keeps the disk's partitions: the
+         * stream lands in the free space, and the table stays as it is until the partition step. */
+        if (!e->partitioned && e->plan->mode != PLAN_ERASE)
+                e->wrote_free_space = true;
+        else if (!e->partitioned) {
                 e->partitioned = e->table_cleared = true;
                 r = zero_target(e, 0, MIN(e->plan->partitions[0].start, (uint64_t) PLAN_ALIGNMENT));
                 if (r >= 0 && e->disk->size > PLAN_ALIGNMENT)
@@ -1663,6 +1667,10 @@ static int interrupted(Exec *e) {
         if (p->mode == PLAN_RESET && e->reset_begun)
                 return error_setf(-EINTR, _("Interrupted: the reset of %s is not finished and the disk does not boot as it was; run the reset "
                                             "again (or start the recovery entry) to finish it."),
+                                  p->target);
+        if (!e->partitioned && e->wrote_free_space)
+                return error_setf(-EINTR, _("Interrupted while the image was written into the free space of %s; its partitions are as they "
+                                            "were. Run the same command again to install it."),
                                   p->target);
         if (!e->partitioned)
                 return error_setf(-EINTR, _("Interrupted before anything was written: %s is unchanged."), p->target);

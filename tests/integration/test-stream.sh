@@ -120,6 +120,26 @@ grep -q "has no partition table any more and does not boot; run the same command
 same_as_reference "$WORK/t-int.img"
 pass "interrupted in the middle of the stream: exit 130, no table left, said so; the same command again installs"
 
+# Free mode (--free): the disk's own partition and its bytes stay; the stream lands in the free
+# space, and the old table is not cleared first.
+truncate -s 6G "$WORK/t-free.img"
+printf 'label: gpt\nstart=2048, size=2097152, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7, name="data"\n' \
+        | sfdisk -q "$WORK/t-free.img" >/dev/null
+dd if=/dev/urandom of="$WORK/t-free.img" bs=1M seek=1 count=4 conv=notrunc status=none
+data_before=$(dd if="$WORK/t-free.img" bs=1M skip=1 count=1024 status=none | sha256sum)
+entry_before=$(sfdisk -d "$WORK/t-free.img" | grep 'name="data"')
+"$IMPRINT" install --free --source "$WORK/pub/fakeusr_7.raw.zst" --target "$WORK/t-free.img" --seed s --yes --json \
+        >"$WORK/free.json" 2>"$WORK/free.err" || { cat "$WORK/free.err" >&2; fail "the .raw.zst image does not install in free mode"; }
+[ "$(sfdisk -d "$WORK/t-free.img" | grep 'name="data"')" = "$entry_before" ] || fail "free mode: the disk's own partition entry changed"
+[ "$(dd if="$WORK/t-free.img" bs=1M skip=1 count=1024 status=none | sha256sum)" = "$data_before" ] || fail "free mode: the disk's own partition's bytes changed"
+usr_t=$(sfdisk --json "$WORK/t-free.img" | jq '[.partitiontable.partitions[] | select(.type == "8484680C-9521-48C6-9C11-B0720656F69E")][0].start')
+usr_s=$(sfdisk --json "$src" | jq '.partitiontable.partitions[1].start')
+usr_n=$(sfdisk --json "$src" | jq '.partitiontable.partitions[1].size')
+cmp -n $((usr_n * 512)) -i $((usr_s * 512)):$((usr_t * 512)) "$src" "$WORK/t-free.img" || fail "free mode: the usr A slot differs from the image's"
+jq -e -s '.[-1].success == true and ([.[] | select(.event == "end") | .id][0] == "stream")' "$WORK/free.json" >/dev/null \
+        || fail "free mode: the install did not stream first and succeed"
+pass "free mode: the disk's own partition and bytes stay, usr streamed into the free space"
+
 # ---- HTTP -------------------------------------------------------------------------------------
 # serve [ARGS…] → starts the test server on the published directory; PORT, SERVER_PID, its log
 serve() {
