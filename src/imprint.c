@@ -175,6 +175,7 @@ static void help(void) {
                "                          be signed with (SHA256SUMS.sig / .gpg); required for URLs\n"
                "  --image-certificate=FILE  PEM certificate the usr image's verity signature must verify against\n"
                "  --no-variables          Do not add a firmware boot entry (EFI variable)\n"
+               "  --allow-unbootable      Install even when Secure Boot would not start the image\n"
 
                "  --plan-file=FILE        plan: save the plan there; apply/install: execute exactly that plan\n"
                "  --json                  Machine-readable output (apply: one JSON object per progress event)\n"
@@ -343,6 +344,7 @@ enum {
         OPT_SEED,
         OPT_SOURCE,
         OPT_NO_VARIABLES,
+        OPT_ALLOW_UNBOOTABLE,
         OPT_ENCRYPT,
         OPT_NO_ENCRYPT,
         OPT_TPM2,
@@ -391,6 +393,7 @@ static const struct option plan_options[] = {
         { "seed", required_argument, NULL, OPT_SEED },
         { "source", required_argument, NULL, OPT_SOURCE },
         { "no-variables", no_argument, NULL, OPT_NO_VARIABLES },
+        { "allow-unbootable", no_argument, NULL, OPT_ALLOW_UNBOOTABLE },
         { "encrypt", no_argument, NULL, OPT_ENCRYPT },
         { "no-encrypt", no_argument, NULL, OPT_NO_ENCRYPT },
         { "tpm2", required_argument, NULL, OPT_TPM2 },
@@ -426,6 +429,7 @@ typedef struct PlanArgs {
         const char *image_certificate;
         const char *image_key;
         bool no_variables;
+        bool allow_unbootable;
         const char *plan_file;
         bool layout_given;
         PlanOptions opts;
@@ -595,6 +599,9 @@ static int parse_plan_args(int argc, char *argv[], PlanArgs *a) {
                 case OPT_NO_VARIABLES:
                         a->no_variables = true;
                         break;
+                case OPT_ALLOW_UNBOOTABLE:
+                        a->allow_unbootable = true;
+                        break;
                 case OPT_PLAN_FILE:
                         a->plan_file = optarg;
                         break;
@@ -676,6 +683,7 @@ static void request_from_args(const PlanArgs *a, SessionRequest *r) {
         r->account = a->account;
         r->settings = a->settings;
         r->with_image = a->source != NULL;
+        r->allow_unbootable = a->allow_unbootable;
 }
 
 /* A session with the image named (opened) and the plan for target made from a's options. */
@@ -1481,6 +1489,7 @@ static int verb_unattended(int argc, char *argv[]) {
                 req.account = c.account;
                 req.settings = c.settings;
                 req.with_image = true;
+                req.allow_unbootable = c.allow_unbootable;
                 r = session_plan(s, &req, &p);
         }
         if (r >= 0 && p->encryption.enabled && !c.escrow_dir)

@@ -57,6 +57,7 @@ static const VarlinkField request_fields[] = {
         { "userStorage", json_type_string, VARLINK_NULLABLE },
         { "classicUser", json_type_boolean, VARLINK_NULLABLE },
         { "allowWeakPassword", json_type_boolean, VARLINK_NULLABLE },
+        { "allowUnbootable", json_type_boolean, VARLINK_NULLABLE },
         { "hostname", json_type_string, VARLINK_NULLABLE },
         { "timezone", json_type_string, VARLINK_NULLABLE },
         { "locale", json_type_string, VARLINK_NULLABLE },
@@ -123,6 +124,7 @@ static int parse_request(VarlinkCall *call, json_object *o, SessionRequest *r) {
         if (s && s[0] != '/')
                 return invalid_request(call, "request.imageCertificate", "The image certificate must be given as an absolute path.");
         r->with_image = true;
+        r->allow_unbootable = get_bool(o, "allowUnbootable") > 0;
         if ((b = get_bool(o, "erase")) >= 0)
                 r->layout.mode = b ? PLAN_ERASE : PLAN_FREE;
         if ((k = parse_size_parameter(call, o, "espSize", &r->layout.esp)) < 0 ||

@@ -88,6 +88,15 @@ static void build_body(Tui *t, const Plan *p, Body *b) {
         /* Under the value of the line above, in every language. */
         if (p->encryption.note && b->n > 0)
                 body_add(b, ui_attr_dim(), "%*s%s", b->hangs[b->n - 1], "", p->encryption.note);
+        if (p->secure_boot.decided) {
+                /* TRANSLATORS: the firmware's Secure Boot state, one sentence; two spaces after the colon, as in "Encryption:  ". */
+                body_add(b, p->secure_boot.action == SECURE_BOOT_UNBOOTABLE ? ui_attr_error() : 0, _("Secure Boot:  %s"),
+                         p->secure_boot.firmware ?: "-");
+                if (p->secure_boot.note && b->n > 0)
+                        body_add(b, ui_attr_dim(), "%*s%s", b->hangs[b->n - 1], "", p->secure_boot.note);
+                if (p->secure_boot.chain && b->n > 0)
+                        body_add(b, ui_attr_dim(), "%*s%s", b->hangs[b->n - 1], "", p->secure_boot.chain);
+        }
         if (p->account)
                 body_add(b, 0, _("Account:     %s%s%s%s, %s%s"), p->account->user_name, p->account->real_name ? " (" : "",
                          p->account->real_name ?: "", p->account->real_name ? ")" : "",

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "boot.h"
+#include "secureboot.h"
 #include "efivars.h"
 #include "error.h"
 #include "fileio.h"
@@ -125,17 +126,63 @@ static int remove_stale_recovery_entry(const FsLocation *l) {
         return 0;
 }
 
-static int write_loader_conf(const FsLocation *esp, const char *default_entry, unsigned timeout) {
+static int write_loader_conf(const FsLocation *esp, const char *default_entry, unsigned timeout, const char *extra) {
         char buf[512];
         int n;
 
-        /* Keys every sd-boot since v252 parses (formats.md §2.5). */
+        /* Keys every sd-boot since v252 parses (formats.md §2.5); extra: secure-boot-enroll. */
         n = snprintf(buf, sizeof(buf),
                      "# Written by imprint.\n"
                      "timeout %u\n"
-                     "default %s\n",
-                     timeout, default_entry);
+                     "default %s\n"
+                     "%s",
+                     timeout, default_entry, extra ?: "");
         return fat_write_file(esp, "/loader/loader.conf", buf, (size_t) n);
+}
+
+/* shim, when Secure Boot trusts the image only through it (secureboot.h): shim at
+ * EFI/systemd/shim<arch>.efi, where the firmware entry points, and as the fallback loader; shim
+ * starts grub<arch>.efi from its own directory (its DEFAULT_LOADER), which is systemd-boot; its MOK
+ * manager beside it. */
+static int install_shim(const FsLocation *esp, const Image *img, const char *arch, const char *upper, const void *sdboot,
+                        bool foreign, char *entry_path, size_t entry_size) {
+        _cleanup_(freep) void *shim = NULL, *mok = NULL;
+        const char *const dirs[] = { "/EFI/systemd", "/EFI/BOOT" };
+        int r;
+
+        r = read_fd_all(img->shim_fd, img->shim_size, &shim);
+        if (r >= 0 && img->mok_fd >= 0)
+                r = read_fd_all(img->mok_fd, img->mok_size, &mok);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+                char path[128];
+
+                if (i == 1 && foreign)
+                        break; /* another system's fallback loader stays */
+                if (i == 0)
+                        snprintf(path, sizeof(path), "%s/shim%s.efi", dirs[i], arch);
+                else
+                        snprintf(path, sizeof(path), "%s/BOOT%s.EFI", dirs[i], upper);
+                r = fat_write_file(esp, path, shim, img->shim_size);
+                if (r < 0)
+                        return r;
+                if (i == 0)
+                        snprintf(entry_path, entry_size, "%s", path);
+                snprintf(path, sizeof(path), "%s/grub%s.efi", dirs[i], arch);
+                r = fat_write_file(esp, path, sdboot, img->sdboot_size);
+                if (r < 0)
+                        return r;
+                if (mok) {
+                        snprintf(path, sizeof(path), "%s/mm%s.efi", dirs[i], arch);
+                        r = fat_write_file(esp, path, mok, img->mok_size);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        log_info("installed shim as %s (the firmware entry) and EFI/BOOT/BOOT%s.EFI; systemd-boot beside it as grub%s.efi",
+                 entry_path, upper, arch);
+        return 0;
 }
 
 int boot_install(const Plan *p, const Image *img, const char *esp_node, const char *boot_node, const BootOptions *o,
@@ -144,8 +191,10 @@ int boot_install(const Plan *p, const Image *img, const char *esp_node, const ch
         const char *arch = efi_arch(p->arch);
         _cleanup_(boot_result_done) BootResult res = { .boot_entry = -1 };
         _cleanup_(freep) void *sdboot = NULL;
-        char sd_path[96], fallback[96], upper[16];
+        char sd_path[96], fallback[96], upper[16], entry_path[96] = "";
+        bool foreign;
         uint8_t seed[RANDOM_SEED_SIZE];
+        const char *loader_conf_extra = NULL;
         FsLocation esp, boot;
         int r;
 
@@ -186,7 +235,8 @@ int boot_install(const Plan *p, const Image *img, const char *esp_node, const ch
                 if (r < 0)
                         return error_prefixf(r, _("Cannot install systemd-boot on %s"), p->target);
         }
-        if (esp_p->action == ACTION_KEEP && foreign_fallback(&esp, fallback))
+        foreign = esp_p->action == ACTION_KEEP && foreign_fallback(&esp, fallback);
+        if (foreign)
                 log_notice("%s on the kept ESP belongs to another system; leaving it, the firmware boot entry points at %s.",
                            fallback, sd_path);
         else {
@@ -195,6 +245,11 @@ int boot_install(const Plan *p, const Image *img, const char *esp_node, const ch
                         return error_prefixf(r, _("Cannot install the fallback boot loader on %s"), p->target);
         }
         log_info("installed %s from %s as %s and %s", img->sdboot_version, img->sdboot_origin, sd_path, fallback);
+        if (p->secure_boot.decided && p->secure_boot.shim) {
+                r = install_shim(&esp, img, arch, upper, sdboot, foreign, entry_path, sizeof(entry_path));
+                if (r < 0)
+                        return error_prefixf(r, _("Cannot install shim on %s"), p->target);
+        }
 
         /* The UKIs, as Type #2 entries in $BOOT/EFI/Linux. A usr image's UKI gets the name its
          * sysupdate.d transfer gives new versions, with the boot counter in it ("x_1+3-0.efi";
@@ -254,7 +309,11 @@ int boot_install(const Plan *p, const Image *img, const char *esp_node, const ch
                 if (!res.default_entry)
                         return -ENOMEM;
         }
-        r = write_loader_conf(&esp, res.default_entry, o && o->timeout_sec ? o->timeout_sec : 3);
+        /* The image's Secure Boot keys, when the plan enrolls them (secureboot.h). */
+        r = secureboot_install_keys(p, img, &esp, &loader_conf_extra);
+        if (r < 0)
+                return r;
+        r = write_loader_conf(&esp, res.default_entry, o && o->timeout_sec ? o->timeout_sec : 3, loader_conf_extra);
         if (r < 0)
                 return r;
 
@@ -279,11 +338,12 @@ int boot_install(const Plan *p, const Image *img, const char *esp_node, const ch
 
                 r = efi_add_boot_entry(&(EfiVars) { .root = o ? o->efivars_root : NULL }, EFI_BOOT_ENTRY_DESCRIPTION_DEFAULT,
                                        esp_p->partno, esp_p->start / p->sector_size, esp_p->size / p->sector_size, esp_p->uuid,
-                                       sd_path, &id);
+                                       entry_path[0] ? entry_path : sd_path, &id);
                 if (r < 0)
                         return error_prefixf(r, _("Cannot add the firmware boot entry"));
                 res.boot_entry = id;
-                log_info("firmware boot entry Boot%04X points at %s on partition %u, first in BootOrder", id, sd_path,
+                log_info("firmware boot entry Boot%04X points at %s on partition %u, first in BootOrder", id,
+                         entry_path[0] ? entry_path : sd_path,
                          esp_p->partno);
         }
 

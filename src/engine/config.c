@@ -254,6 +254,8 @@ int install_config_merge_json(InstallConfig *c, json_object *j, const char *orig
                         r = set_reset(c, v, origin);
                 else if (streq(key, "allowWeakPassword"))
                         r = set_bool(&c->allow_weak_password, v, key, origin);
+                else if (streq(key, "allowUnbootable"))
+                        r = set_bool(&c->allow_unbootable, v, key, origin);
                 else if (streq(key, "hostname"))
                         r = set_checked_string(&c->settings.hostname, v, key, origin, validate_hostname);
                 else if (streq(key, "timezone"))

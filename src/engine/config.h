@@ -38,6 +38,7 @@ typedef struct InstallConfig {
         AccountRequest account;   /* "user": {…}; the password comes from the credential imprint.user-password */
         char *user_name, *real_name;
         bool allow_weak_password;
+        bool allow_unbootable;   /* "allowUnbootable": install although Secure Boot would not start it */
         PlanSettings settings;    /* hostname, timezone, locale, keymap */
         unsigned wait_for_target_sec;  /* how long to wait for the target node to appear (udev) */
         AfterAction after_install, on_failure;

@@ -27,6 +27,7 @@
 #include "erase.h"
 #include "error.h"
 #include "executor.h"
+#include "secureboot.h"
 #include "handoff.h"
 #include "fileio.h"
 #include "i18n.h"
@@ -483,7 +484,8 @@ static bool plan_installs_os(const Plan *p) {
 }
 
 static bool plan_configures_root(const Plan *p) {
-        return p->account || p->oem || p->settings.hostname || p->settings.timezone || p->settings.locale || p->settings.keymap;
+        return p->account || p->oem || p->settings.hostname || p->settings.timezone || p->settings.locale || p->settings.keymap ||
+               p->secure_boot.tpm2_reseal;
 }
 
 static bool plan_has_source_role(const Plan *p, PartitionRole role) {
@@ -557,6 +559,9 @@ static int step_configure(Exec *e, Step *s) {
         if (r >= 0 && p->oem)
                 /* The customer's first boot: systemd-firstboot, homed-firstboot, the new recovery key. */
                 r = handoff_write_root(p, dir);
+        if (r >= 0)
+                /* After a Secure Boot enrollment: the TPM2 key bound to PCR 7 at the first boot with it on. */
+                r = secureboot_write_root(p, dir);
         if (r >= 0) {
                 /* factory-reset.target in the installed system boots the recovery entry. */
                 r = recovery_entry_write_request_hook(dir);

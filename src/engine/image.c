@@ -46,6 +46,10 @@ Image *image_free(Image *img) {
         free(img->assumption);
         if (img->sdboot_fd >= 0)
                 close(img->sdboot_fd);
+        if (img->shim_fd >= 0)
+                close(img->shim_fd);
+        if (img->mok_fd >= 0)
+                close(img->mok_fd);
         free(img->sdboot_version);
         free(img->sdboot_origin);
         free(img->os_release);
@@ -241,6 +245,7 @@ int image_open(const char *path, Image **ret) {
         if (!img)
                 return -ENOMEM;
         img->sdboot_fd = -EBADF;
+        img->shim_fd = img->mok_fd = -EBADF;
         img->arch = _ARCH_INVALID;
         img->path = strdup(path);
         if (!img->path)
@@ -386,6 +391,9 @@ int image_finish_stream(Image *img, const char *cert_pem) {
         img->sdboot_version = mfree(img->sdboot_version);
         img->sdboot_origin = mfree(img->sdboot_origin);
         r = load_sdboot(img);
+        if (r < 0)
+                return r;
+        r = load_shim(img);
         if (r < 0)
                 return r;
         return image_check_usr(img, cert_pem);
@@ -576,6 +584,48 @@ static int load_sdboot(Image *img) {
                           img->path, arch, img->root->fstype ?: _("unknown filesystem"), arch);
 }
 
+/* shim, for firmware that trusts Microsoft's UEFI CA and not the image's own key: where Debian's
+ * shim-signed package puts it, with its MOK manager. Optional: most images have none. */
+static int load_shim(Image *img) {
+        const char *arch = img->arch == ARCH_X86_64 ? "x64" : img->arch == ARCH_ARM64 ? "aa64" : img->arch == ARCH_X86 ? "ia32" : "riscv64";
+        const DiskPartition *os = img->kind == IMAGE_KIND_USR ? img->usr : img->root;
+        const char *usr = img->kind == IMAGE_KIND_USR ? "" : "/usr";
+        struct {
+                const char *fmt;
+                int *fd;
+                uint64_t *size;
+        } files[] = {
+                { "%s/lib/shim/shim%s.efi.signed", &img->shim_fd, &img->shim_size },
+                { "%s/lib/shim/mm%s.efi.signed", &img->mok_fd, &img->mok_size },
+        };
+        int r;
+
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                _cleanup_(closep) int fd = -EBADF;
+                char path[160];
+                FsLocation l;
+                uint64_t size;
+
+                if (*files[i].fd >= 0) {
+                        close(*files[i].fd);
+                        *files[i].fd = -EBADF;
+                }
+                if (!os || image_stream_pending(img))
+                        continue;
+                snprintf(path, sizeof(path), files[i].fmt, usr, arch);
+                l = image_fs(img, os);
+                r = fs_copy_to_memfd(&l, path, &fd, &size);
+                if (r == -ENOENT || r == -EOPNOTSUPP)
+                        continue;
+                if (r < 0)
+                        return r;
+                log_info("image %s: %s (%" PRIu64 " bytes)", img->path, path, size);
+                *files[i].fd = TAKE_FD(fd);
+                *files[i].size = size;
+        }
+        return 0;
+}
+
 static int load_os_release(Image *img) {
         static const char *const root_files[] = { "/usr/lib/os-release", "/etc/os-release", NULL },
                                  *const usr_files[] = { "/lib/os-release", NULL, NULL };
@@ -648,6 +698,9 @@ int image_load_boot(Image *img) {
                         return r;
         }
         r = load_sdboot(img);
+        if (r < 0)
+                return r;
+        r = load_shim(img);
         if (r < 0)
                 return r;
         r = load_os_release(img);

@@ -75,6 +75,10 @@ typedef struct Image {
         uint64_t sdboot_size;
         char *sdboot_version;  /* "systemd-boot 257.9-1~deb13u1" */
         char *sdboot_origin;   /* where it was found, for messages */
+        int shim_fd;           /* shim as Debian's shim-signed ships it (usr/lib/shim/shim<arch>.efi.signed), or -EBADF */
+        uint64_t shim_size;
+        int mok_fd;            /* its MOK manager (mm<arch>.efi.signed), or -EBADF */
+        uint64_t mok_size;
 
         ImageRepartDef *repart;  /* the image's /usr/lib/repart.d, in file name order */
         size_t n_repart;

@@ -344,6 +344,7 @@ Plan *plan_free(Plan *p) {
         plan_source_free(p->source);
         plan_reset_free(p->reset);
         plan_oem_free(p->oem);
+        plan_secure_boot_done(&p->secure_boot);
         free(p->recovery_uki);
         free(p->target);
         free(p->target_name);
@@ -860,6 +861,11 @@ int plan_build(const Disk *d, const PlanOptions *o, Plan **ret) {
                         return error_setf(-EINVAL, _("\"oem\": true leaves the account to the customer's first boot, so the "
                                                      "configuration cannot also name a \"user\": remove one of them."));
                 r = handoff_plan(o->source, o->encryption && o->encryption->enabled ? o->encryption : NULL, o->settings, &p->oem);
+                if (r < 0)
+                        return r;
+        }
+        if (o->secure_boot) {
+                r = plan_secure_boot_copy(o->secure_boot, &p->secure_boot);
                 if (r < 0)
                         return r;
         }
@@ -1466,6 +1472,23 @@ json_object *plan_to_json(const Plan *p) {
                 json_object_object_add(e, "note", json_string_or_null(o->note));
                 json_object_object_add(j, "oem", e);
         }
+        if (p->secure_boot.decided) {
+                /* What Secure Boot means for this install (secureboot.h). */
+                const PlanSecureBoot *sb = &p->secure_boot;
+                json_object *e = json_object_new_object();
+
+                json_object_object_add(e, "action", json_object_new_string(secure_boot_action_to_string(sb->action)));
+                json_object_object_add(e, "firmwareMode", json_string_or_null(sb->firmware_mode));
+                json_object_object_add(e, "firmware", json_string_or_null(sb->firmware));
+                json_object_object_add(e, "chain", json_string_or_null(sb->chain));
+                json_object_object_add(e, "reason", json_string_or_null(sb->reason));
+                json_object_object_add(e, "keys", json_string_or_null(sb->keys));
+                json_object_object_add(e, "shim", json_object_new_boolean(sb->shim));
+                json_object_object_add(e, "allowedUnbootable", json_object_new_boolean(sb->allowed));
+                json_object_object_add(e, "tpm2Reseal", json_object_new_boolean(sb->tpm2_reseal));
+                json_object_object_add(e, "note", json_string_or_null(sb->note));
+                json_object_object_add(j, "secureBoot", e);
+        }
         if (p->recovery_uki) {
                 json_object *e = json_object_new_object();
 
@@ -1909,6 +1932,25 @@ static int plan_reset_from_json(json_object *j, Plan *p) {
                                 return error_setf(-EINVAL, "Plan file: unknown \"oem.firstbootAsks\" entry \"%s\".", a ?: "");
                 }
         }
+        if (json_object_object_get_ex(j, "secureBoot", &e) && e) {
+                PlanSecureBoot *sb = &p->secure_boot;
+                _cleanup_(freep) char *action = NULL;
+
+                if (!json_object_is_type(e, json_type_object))
+                        return error_setf(-EINVAL, "Plan file: field \"secureBoot\" must be an object.");
+                if ((r = get_string(e, "action", false, &action)) < 0 || (r = get_string(e, "firmwareMode", true, &sb->firmware_mode)) < 0 ||
+                    (r = get_string(e, "firmware", true, &sb->firmware)) < 0 || (r = get_string(e, "chain", true, &sb->chain)) < 0 ||
+                    (r = get_string(e, "reason", true, &sb->reason)) < 0 || (r = get_string(e, "keys", true, &sb->keys)) < 0 ||
+                    (r = get_bool(e, "shim", &sb->shim)) < 0 || (r = get_bool(e, "allowedUnbootable", &sb->allowed)) < 0 ||
+                    (r = get_bool(e, "tpm2Reseal", &sb->tpm2_reseal)) < 0 || (r = get_string(e, "note", true, &sb->note)) < 0)
+                        return r;
+                sb->action = secure_boot_action_from_string(action);
+                if (sb->action < 0)
+                        return error_setf(-EINVAL, "Plan file: unknown \"secureBoot.action\" \"%s\".", action);
+                if (sb->action == SECURE_BOOT_ENROLL && (!sb->keys || strchr(sb->keys, '/') || strstr(sb->keys, "..")))
+                        return error_setf(-EINVAL, "Plan file: \"secureBoot.keys\" must name a directory under loader/keys/.");
+                sb->decided = true;
+        }
         if (json_object_object_get_ex(j, "recoveryUki", &e) && e) {
                 if (!json_object_is_type(e, json_type_object))
                         return error_setf(-EINVAL, "Plan file: field \"recoveryUki\" must be an object.");
@@ -2228,6 +2270,17 @@ void plan_print_table(const Plan *p, FILE *f) {
                 if (p->oem->note)
                         fprintf(f, "         %s\n", p->oem->note);
         }
+        if (p->secure_boot.decided) {
+                const PlanSecureBoot *sb = &p->secure_boot;
+
+                fprintf(f, "Secure Boot: %s — %s\n", secure_boot_action_to_string(sb->action), sb->note ?: "");
+                fprintf(f, "         firmware: %s\n", sb->firmware ?: "?");
+                fprintf(f, "         image: %s\n", sb->chain ?: "?");
+                if (sb->action == SECURE_BOOT_ENROLL)
+                        fprintf(f, "         keys: loader/keys/%s/ is installed with \"secure-boot-enroll force\" in loader.conf; "
+                                "systemd-boot enrolls them at the first boot (the firmware accepts them in setup mode only)\n",
+                                sb->keys ?: "?");
+        }
         if (p->settings.hostname || p->settings.timezone || p->settings.locale || p->settings.keymap)
                 fprintf(f, "System:  hostname %s, timezone %s, locale %s, keymap %s\n", p->settings.hostname ?: "(asked at first boot)",
                         p->settings.timezone ?: "(unset)", p->settings.locale ?: "(unset)", p->settings.keymap ?: "(unset)");
@@ -2342,6 +2395,11 @@ int plan_update_streamed(Plan *p, Plan *next) {
                 PlanOem *t = p->oem;
                 p->oem = next->oem;
                 next->oem = t;
+        }
+        {
+                PlanSecureBoot t = p->secure_boot;
+                p->secure_boot = next->secure_boot;
+                next->secure_boot = t;
         }
         p->free_start = next->free_start;
         p->free_size = next->free_size;

@@ -279,6 +279,38 @@ typedef struct PlanFingerprint {
         char *partitions;        /* "N:start:size:type:uuid;…" */
 } PlanFingerprint;
 
+/* What Secure Boot means for this install (secureboot.h), decided before anything is written from
+ * the firmware's state (firmware.h) and the image's boot chain (authenticode.h). */
+typedef enum SecureBootAction {
+        SECURE_BOOT_AS_IS,         /* off, no Secure Boot, not UEFI, or audit mode: installed as always */
+        SECURE_BOOT_TRUSTED,       /* on, and db trusts every binary the firmware starts */
+        SECURE_BOOT_ENROLL,        /* setup mode, the image carries keys: systemd-boot enrolls them at first boot */
+        SECURE_BOOT_UNBOOTABLE,    /* on, and the chain would not start: refused unless allowed */
+        SECURE_BOOT_OTHER_MACHINE, /* the target is an image file: the firmware it will boot on decides */
+        _SECURE_BOOT_ACTION_MAX,
+        _SECURE_BOOT_ACTION_INVALID = -EINVAL,
+} SecureBootAction;
+
+DECLARE_STRING_TABLE_LOOKUP(secure_boot_action, SecureBootAction);
+
+typedef struct PlanSecureBoot {
+        bool decided;            /* false: no image (a plan that only partitions) */
+        SecureBootAction action;
+        char *firmware_mode;     /* firmware_mode_to_string() of this machine */
+        char *firmware;          /* firmware_state_describe(): one sentence */
+        char *chain;             /* who signed what the firmware starts: one sentence */
+        char *reason;            /* UNBOOTABLE: why not; NULL otherwise */
+        char *keys;              /* ENROLL: the image's loader/keys/ directory ("auto"); else NULL */
+        bool shim;               /* the firmware entry starts shim, which starts systemd-boot */
+        bool allowed;            /* UNBOOTABLE, installed anyway (--allow-unbootable) */
+        bool tpm2_reseal;        /* ENROLL with a TPM2 key on the signed PCR 11 policy only: the first
+                                  * boot with Secure Boot on binds it to PCR 7 too (stock systemd-cryptenroll) */
+        char *note;              /* one sentence for people: what happens at first boot */
+} PlanSecureBoot;
+
+void plan_secure_boot_done(PlanSecureBoot *sb);
+int plan_secure_boot_copy(const PlanSecureBoot *from, PlanSecureBoot *to);
+
 typedef struct Plan {
         PlanMode mode;
         Architecture arch;
@@ -304,6 +336,7 @@ typedef struct Plan {
         PlanSettings settings;
         PlanReset *reset;        /* mode PLAN_RESET only, else NULL */
         PlanOem *oem;            /* "oem": the customer's first boot (handoff.h), else NULL */
+        PlanSecureBoot secure_boot;
         char *recovery_uki;      /* install: the recovery entry's UKI put on $BOOT (recovery-entry.h); NULL: none */
         uint64_t recovery_uki_size; /* its size, counted in the ESP/XBOOTLDR space check */
 } Plan;
@@ -328,6 +361,7 @@ typedef struct PlanOptions {
         const char *recovery_uki;         /* the recovery entry's UKI to install (recovery_entry_find()), NULL: none */
         bool oem;                         /* handoff.c: the customer's first boot makes the account
                                            * and a new recovery key */
+        const PlanSecureBoot *secure_boot;/* NULL: not decided (no image) */
 } PlanOptions;
 
 void plan_options_init(PlanOptions *o);

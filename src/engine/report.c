@@ -578,6 +578,15 @@ int report_to_json(Report *r, const Plan *plan, int exit_code, const char *messa
         }
         json_object_object_add(doc, "image", plan && plan->source ? image_to_json(plan->source) : NULL);
         json_object_object_add(doc, "encryption", plan ? encryption_to_json(&plan->encryption) : NULL);
+        if (plan && plan->secure_boot.decided) {
+                /* The firmware's state and what the install did about it (the plan has the sentences). */
+                json_object *sb = json_object_new_object();
+                json_object_object_add(sb, "firmwareMode", json_string_or_null(plan->secure_boot.firmware_mode));
+                json_object_object_add(sb, "action", json_object_new_string(secure_boot_action_to_string(plan->secure_boot.action)));
+                json_object_object_add(sb, "keysEnrolledAtFirstBoot", json_object_new_boolean(plan->secure_boot.action == SECURE_BOOT_ENROLL));
+                json_object_object_add(doc, "secureBoot", sb);
+        } else
+                json_object_object_add(doc, "secureBoot", NULL);
         if (r->escrow_path) {
                 json_object *e = json_object_new_object();
                 json_object_object_add(e, "path", json_object_new_string(r->escrow_path));

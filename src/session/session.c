@@ -18,6 +18,7 @@
 #include "run.h"
 #include "quality.h"
 #include "recovery-entry.h"
+#include "secureboot.h"
 #include "session.h"
 #include "stream.h"
 #include "validate.h"
@@ -786,6 +787,7 @@ int session_plan(Session *s, const SessionRequest *req, const Plan **ret) {
 static int make_plan(Session *s, const SessionRequest *req, Plan **ret) {
         _cleanup_(plan_source_freep) PlanSource *src = NULL;
         _cleanup_(plan_encryption_done) PlanEncryption e = {};
+        _cleanup_(plan_secure_boot_done) PlanSecureBoot sb = {};
         _cleanup_(plan_account_freep) PlanAccount *acct = NULL;
         _cleanup_(freep) char *recovery_uki = NULL;
         PlanOptions o = req->layout;
@@ -823,9 +825,22 @@ static int make_plan(Session *s, const SessionRequest *req, Plan **ret) {
                 if (t && streq_ptr(t, s->source_path))
                         return error_setf(-EINVAL, _("The image and the target are the same file, %s."), t);
         }
+        /* Secure Boot before encryption: enrolling keys at first boot decides the TPM2 policy. */
+        if (req->with_image) {
+                r = secureboot_decide(&(SecureBootRequest) { .allow_unbootable = req->allow_unbootable }, d->kind, s->image, &sb);
+                if (r < 0)
+                        return r;
+                o.secure_boot = &sb;
+        } else
+                o.secure_boot = NULL;
         r = encryption_decide(&req->encrypt, d->kind, req->with_image ? s->image : NULL, &e);
         if (r < 0)
                 return r;
+        if (req->with_image) {
+                r = secureboot_adjust_encryption(&sb, s->image, &req->encrypt, &e);
+                if (r < 0)
+                        return r;
+        }
         o.encryption = &e;
         if (req->account.user_name) {
                 AccountRequest a = req->account;

@@ -154,6 +154,7 @@ typedef struct SessionRequest {
         AccountRequest account;      /* user_name NULL: no account */
         PlanSettings settings;       /* NULL fields: keep what the image has */
         bool with_image;             /* plan the install of the session's image (else: partition only) */
+        bool allow_unbootable;       /* install even when Secure Boot would not start it (secureboot.h) */
 } SessionRequest;
 
 void session_request_init(SessionRequest *r);

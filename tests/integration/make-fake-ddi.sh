@@ -55,11 +55,32 @@ objcopy \
         --add-section .uname="$tmp/uname" --change-section-vma .uname=0x38000 \
         --add-section .linux="$tmp/linux" --change-section-vma .linux=0x2000000 \
         "$stub" "$tmp/fakeos_7.efi"
+# FAKE_DDI_PCRPKEY=FILE: a .pcrpkey section (the PEM public key of signed PCR 11 policies).
+if [ -n "${FAKE_DDI_PCRPKEY:-}" ]; then
+        objcopy --add-section .pcrpkey="$FAKE_DDI_PCRPKEY" --change-section-vma .pcrpkey=0x3c000 "$tmp/fakeos_7.efi" "$tmp/pk.efi"
+        mv "$tmp/pk.efi" "$tmp/fakeos_7.efi"
+fi
+# FAKE_DDI_SIGN=DIR: the UKI and systemd-boot signed with sbsign by DIR/db.key + DIR/db.crt
+# (systemd-boot as usr/lib/systemd/boot/efi/systemd-bootx64.efi.signed, as Debian ships it); with
+# DIR/auth/{PK,KEK,db}.auth (efitools) the ESP carries them in loader/keys/auto/.
+if [ -n "${FAKE_DDI_SIGN:-}" ]; then
+        sbsign --key "$FAKE_DDI_SIGN/db.key" --cert "$FAKE_DDI_SIGN/db.crt" --output "$tmp/signed.efi" "$tmp/fakeos_7.efi" 2>/dev/null
+        mv "$tmp/signed.efi" "$tmp/fakeos_7.efi"
+fi
 
 mkdir -p "$tmp/root/usr/lib/systemd/boot/efi" "$tmp/root/etc" "$tmp/root/efi" "$tmp/root/boot" "$tmp/root/data"
 cp "$tmp/os-release" "$tmp/root/usr/lib/os-release"
 ln -s ../usr/lib/os-release "$tmp/root/etc/os-release"
 cp "$sdboot" "$tmp/root/usr/lib/systemd/boot/efi/"
+if [ -n "${FAKE_DDI_SIGN:-}" ]; then
+        sbsign --key "$FAKE_DDI_SIGN/db.key" --cert "$FAKE_DDI_SIGN/db.crt" \
+                --output "$tmp/root/usr/lib/systemd/boot/efi/systemd-bootx64.efi.signed" "$sdboot" 2>/dev/null
+fi
+# FAKE_DDI_SHIM=FILE: a shim where Debian's shim-signed puts it (usr/lib/shim/shimx64.efi.signed).
+if [ -n "${FAKE_DDI_SHIM:-}" ]; then
+        mkdir -p "$tmp/root/usr/lib/shim"
+        cp "$FAKE_DDI_SHIM" "$tmp/root/usr/lib/shim/shimx64.efi.signed"
+fi
 head -c $((24 * 1024 * 1024)) /dev/urandom >"$tmp/root/data/random"
 head -c $((16 * 1024 * 1024)) /dev/zero >"$tmp/root/data/zeros"
 # FAKE_DDI_ACCOUNTS=1: account databases (root, a sudo group), login.defs, /etc/skel (two dot files) and two time
@@ -103,5 +124,9 @@ SFDISK
 mkfs.vfat -F 32 -n ESP --offset 2048 "$out" $((esp_mib * 1024)) >/dev/null 2>&1
 mmd -i "$out@@1M" ::/EFI ::/EFI/Linux
 mcopy -i "$out@@1M" "$tmp/fakeos_7.efi" ::/EFI/Linux/fakeos_7.efi
+if [ -n "${FAKE_DDI_SIGN:-}" ] && [ -d "$FAKE_DDI_SIGN/auth" ]; then
+        mmd -i "$out@@1M" ::/loader ::/loader/keys ::/loader/keys/auto
+        mcopy -i "$out@@1M" "$FAKE_DDI_SIGN"/auth/*.auth ::/loader/keys/auto/
+fi
 mkfs.ext4 -q -F -L root -d "$tmp/root" -E offset=$(((1 + esp_mib) * 1024 * 1024)) "$out" ${root_mib}M
 (cd "$(dirname "$out")" && sha256sum "$(basename "$out")" >"$(basename "$out").sha256")
