@@ -156,7 +156,7 @@ static int install_shim(const FsLocation *esp, const Image *img, const char *arc
         if (r < 0)
                 return r;
         for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
-                char path[128];
+                char path[192];
 
                 if (i == 1 && foreign)
                         break; /* another system's fallback loader stays */
@@ -191,7 +191,7 @@ int boot_install(const Plan *p, const Image *img, const char *esp_node, const ch
         const char *arch = efi_arch(p->arch);
         _cleanup_(boot_result_done) BootResult res = { .boot_entry = -1 };
         _cleanup_(freep) void *sdboot = NULL;
-        char sd_path[96], fallback[96], upper[16], entry_path[96] = "";
+        char sd_path[96], fallback[96], upper[16], entry_path[192] = "";
         bool foreign;
         uint8_t seed[RANDOM_SEED_SIZE];
         const char *loader_conf_extra = NULL;

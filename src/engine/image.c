@@ -379,6 +379,7 @@ int image_open_stream(const char *path, ImageStream *s, Image **ret) {
 }
 
 static int load_sdboot(Image *img);
+static int load_shim(Image *img);
 
 int image_finish_stream(Image *img, const char *cert_pem) {
         int r;
@@ -591,12 +592,12 @@ static int load_shim(Image *img) {
         const DiskPartition *os = img->kind == IMAGE_KIND_USR ? img->usr : img->root;
         const char *usr = img->kind == IMAGE_KIND_USR ? "" : "/usr";
         struct {
-                const char *fmt;
+                const char *name;
                 int *fd;
                 uint64_t *size;
         } files[] = {
-                { "%s/lib/shim/shim%s.efi.signed", &img->shim_fd, &img->shim_size },
-                { "%s/lib/shim/mm%s.efi.signed", &img->mok_fd, &img->mok_size },
+                { "shim", &img->shim_fd, &img->shim_size },
+                { "mm", &img->mok_fd, &img->mok_size },
         };
         int r;
 
@@ -612,7 +613,7 @@ static int load_shim(Image *img) {
                 }
                 if (!os || image_stream_pending(img))
                         continue;
-                snprintf(path, sizeof(path), files[i].fmt, usr, arch);
+                snprintf(path, sizeof(path), "%s/lib/shim/%s%s.efi.signed", usr, files[i].name, arch);
                 l = image_fs(img, os);
                 r = fs_copy_to_memfd(&l, path, &fd, &size);
                 if (r == -ENOENT || r == -EOPNOTSUPP)
