@@ -446,6 +446,9 @@ int secureboot_decide(const SecureBootRequest *req, DiskKind target_kind, const 
                 return r;
         log_info("Secure Boot: firmware %s, decision %s. %s %s", ret->firmware_mode, secure_boot_action_to_string(ret->action),
                  ret->chain ?: "", ret->note ?: "");
+        /* Said whatever the front end shows: the person overrode a refusal. */
+        if (ret->allowed)
+                log_warning("%s", ret->note);
         return 0;
 }
 

@@ -45,7 +45,7 @@ keys() {
         guid=$(cat /proc/sys/kernel/random/uuid)
         mkdir -p "$dir/auth"
         for k in PK KEK db; do
-                openssl req -quiet -new -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=$name $k/" \
+                openssl req -new -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=$name $k/" \
                         -keyout "$dir/$k.key" -out "$dir/$k.crt" 2>/dev/null
                 cert-to-efi-sig-list -g "$guid" "$dir/$k.crt" "$dir/$k.esl" >/dev/null
         done
@@ -165,7 +165,7 @@ jq -e '.secureBoot.firmwareMode == "not-uefi" and .secureBoot.action == "as-is"'
 # section (shim's cert_table: authorized size, deauthorized size, their offsets; then the DER) that
 # holds the vendor's db certificate, as Debian's shim holds Debian's CA. The firmware variables are
 # written here as efivarfs shows them: Secure Boot on, a PK, db = that CA alone.
-openssl req -quiet -new -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=imprint test UEFI CA/" \
+openssl req -new -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=imprint test UEFI CA/" \
         -keyout "$WORK/uefica.key" -out "$WORK/uefica.crt" 2>/dev/null
 openssl x509 -in "$WORK/vendor/db.crt" -outform DER -out "$WORK/vendor.der"
 vlen=$(stat -c %s "$WORK/vendor.der")
