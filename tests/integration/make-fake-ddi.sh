@@ -16,7 +16,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 stub=/usr/lib/systemd/boot/efi/linuxx64.efi.stub
-sdboot=/usr/lib/systemd/boot/efi/systemd-bootx64.efi
+# FAKE_DDI_SDBOOT=FILE: another systemd-boot binary than the host's.
+sdboot=${FAKE_DDI_SDBOOT:-/usr/lib/systemd/boot/efi/systemd-bootx64.efi}
 [ -f "$stub" ] && [ -f "$sdboot" ] || { echo "systemd-boot-efi is not installed" >&2; exit 1; }
 
 cat >"$tmp/os-release" <<'OSREL'

@@ -70,6 +70,17 @@ mk() { # mk NAME [VAR=VALUE…]: a fake DDI of 100 MiB root
 }
 mk unsigned
 mk vendor FAKE_DDI_SIGN="$WORK/vendor" FAKE_DDI_PCRPKEY="$WORK/pcr.pem"
+# The same with a systemd-boot that says it is 257 (the host's 252 with its version stamp changed):
+# systemd-cryptenroll can re-seal at first boot from 256 on.
+python3 - /usr/lib/systemd/boot/efi/systemd-bootx64.efi "$WORK/sdboot-257.efi" <<'PY'
+import re, sys
+b = open(sys.argv[1], "rb").read()
+m = re.search(rb"#### LoaderInfo: systemd-boot (\d{3})", b)
+assert m, "no LoaderInfo stamp"
+b = b[:m.start(1)] + b"257" + b[m.end(1):]
+open(sys.argv[2], "wb").write(b)
+PY
+mk vendor257 FAKE_DDI_SIGN="$WORK/vendor" FAKE_DDI_PCRPKEY="$WORK/pcr.pem" FAKE_DDI_SDBOOT="$WORK/sdboot-257.efi"
 mk vendor-nopk FAKE_DDI_SIGN="$WORK/vendor"
 mk snakeoil FAKE_DDI_SIGN="$WORK/snakeoil"
 # Signed by "other", carrying vendor's keys: once enrolled, nothing would start.
@@ -215,7 +226,11 @@ if command -v swtpm >/dev/null; then
         swtpm socket --tpm2 --tpmstate dir="$WORK/tpm" --server type=tcp,port=$port --ctrl type=tcp,port=$((port + 1)) \
                 --flags not-need-init,startup-clear --daemon --pid file="$WORK/swtpm.pid"
         enc_plan() { IMPRINT_EFIVARFS="$data/$1" "$IMPRINT" plan --source "$WORK/$2.img" --target "$dev" --encrypt --tcti "swtpm:port=$port" --json >"$WORK/plan.json"; }
-        enc_plan setup-mode vendor || { kill "$(cat "$WORK/swtpm.pid")"; fail "encrypted plan, setup mode + keys"; }
+        enc_plan setup-mode vendor || { kill "$(cat "$WORK/swtpm.pid")"; fail "encrypted plan, setup mode + keys, systemd 252"; }
+        jq -e '.encryption.tpm2 == true and .encryption.tpm2Pcrs == 0 and .encryption.tpm2PublicKeyPcrs == 2048
+               and .secureBoot.tpm2Reseal == false and (.encryption.note | test("older than 256"))' "$WORK/plan.json" >/dev/null \
+                || { jq '.encryption, .secureBoot' "$WORK/plan.json" >&2; kill "$(cat "$WORK/swtpm.pid")"; fail "systemd 252: not the signed policy alone, or a re-seal planned that 252 cannot do"; }
+        enc_plan setup-mode vendor257 || { kill "$(cat "$WORK/swtpm.pid")"; fail "encrypted plan, setup mode + keys"; }
         jq -e '.encryption.tpm2 == true and .encryption.tpm2Pcrs == 0 and .encryption.tpm2PublicKeyPcrs == 2048
                and (.encryption.tpm2PublicKey | test("BEGIN PUBLIC KEY")) and .secureBoot.tpm2Reseal == true' "$WORK/plan.json" >/dev/null \
                 || { jq '.encryption, .secureBoot' "$WORK/plan.json" >&2; kill "$(cat "$WORK/swtpm.pid")"; fail "setup mode + keys: the TPM2 is not sealed to the signed PCR 11 policy alone"; }
@@ -227,7 +242,7 @@ if command -v swtpm >/dev/null; then
         jq -e '.encryption.tpm2Pcrs == 128 and .secureBoot.tpm2Reseal == false' "$WORK/plan.json" >/dev/null \
                 || { kill "$(cat "$WORK/swtpm.pid")"; fail "Secure Boot off: the TPM2 is not on PCR 7 as always"; }
         kill "$(cat "$WORK/swtpm.pid")"
-        pass "TPM2: setup mode + keys seals to the UKI's signed PCR 11 policy alone (the UKI's .pcrpkey) and re-seals to PCR 7 at the first Secure Boot boot; without .pcrpkey the TPM2 waits; otherwise PCR 7 as always"
+        pass "TPM2: setup mode + keys seals to the UKI's signed PCR 11 policy alone (the UKI's .pcrpkey), re-sealed to PCR 7 at the first Secure Boot boot with systemd 257 and not with 252 (the note says so); without .pcrpkey the TPM2 waits; otherwise PCR 7 as always"
 else
         fail "swtpm is not installed (the README's setup command installs it)"
 fi
