@@ -111,7 +111,7 @@ install_with() { # install_with STATE IMAGE [OPTIONS…]: the plan (JSON in $WOR
                 return 1
         }
 }
-esp_file() { mtype -i "${dev}p1" "::$1"; }
+esp_file() { mtype -i "${dev}p1" "::$1" 2>/dev/null; }
 
 # --- Secure Boot on, Microsoft's keys -------------------------------------------------------------
 expect_exit 0 env IMPRINT_EFIVARFS="$data/ms-secureboot" "$IMPRINT" firmware --json
@@ -234,7 +234,7 @@ if command -v swtpm >/dev/null; then
         jq -e '.encryption.tpm2 == true and .encryption.tpm2Pcrs == 0 and .encryption.tpm2PublicKeyPcrs == 2048
                and (.encryption.tpm2PublicKey | test("BEGIN PUBLIC KEY")) and .secureBoot.tpm2Reseal == true' "$WORK/plan.json" >/dev/null \
                 || { jq '.encryption, .secureBoot' "$WORK/plan.json" >&2; kill "$(cat "$WORK/swtpm.pid")"; fail "setup mode + keys: the TPM2 is not sealed to the signed PCR 11 policy alone"; }
-        cmp -s <(jq -r .encryption.tpm2PublicKey "$WORK/plan.json") "$WORK/pcr.pem" || { kill "$(cat "$WORK/swtpm.pid")"; fail "the plan's public key is not the UKI's .pcrpkey"; }
+        cmp -s <(jq -j .encryption.tpm2PublicKey "$WORK/plan.json") "$WORK/pcr.pem" || { kill "$(cat "$WORK/swtpm.pid")"; fail "the plan's public key is not the UKI's .pcrpkey"; }
         enc_plan setup-mode vendor-nopk || { kill "$(cat "$WORK/swtpm.pid")"; fail "encrypted plan, keys without .pcrpkey"; }
         jq -e '.encryption.tpm2 == false and (.encryption.note | test("pcrpkey"))' "$WORK/plan.json" >/dev/null \
                 || { kill "$(cat "$WORK/swtpm.pid")"; fail "without .pcrpkey the TPM2 is still used across the enrollment"; }
