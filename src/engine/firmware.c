@@ -437,6 +437,7 @@ static char *trusted_names(const FirmwareSigDb *db) {
         size_t shown = MIN(db->n_certs, (size_t) 3);
 
         if (db->n_certs == 0)
+                /* TRANSLATORS: what db trusts when it holds no certificate ("db trusts no certificate") */
                 return strdup(_("no certificate"));
 
         for (size_t i = 0; i < shown; i++) {
@@ -451,7 +452,10 @@ static char *trusted_names(const FirmwareSigDb *db) {
                 list = t;
         }
         if (db->n_certs > shown) {
-                if (asprintf(&t, _("%s and %zu more"), list, db->n_certs - shown) < 0)
+                size_t more = db->n_certs - shown;
+
+                /* TRANSLATORS: the first certificates' names, then how many more db holds */
+                if (asprintf(&t, ngettext("%s and %zu more", "%s and %zu more", more), list, more) < 0)
                         t = NULL;
                 free(list);
                 list = t;
@@ -491,6 +495,7 @@ char *firmware_state_describe(const FirmwareState *s) {
         n_dbx = s->dbx.n_certs + s->dbx.n_sha256 + s->dbx.n_other;
         if (asprintf(&dbx, ngettext("dbx has %zu entry.", "dbx has %zu entries.", n_dbx), n_dbx) < 0)
                 return NULL;
+        /* TRANSLATORS: the second %s is "dbx has N entries." */
         if (asprintf(&ret, s->mode == FIRMWARE_DEPLOYED ? _("Secure Boot is on (deployed mode); db trusts %s; %s")
                                                         : _("Secure Boot is on (user mode); db trusts %s; %s"),
                      names, dbx) < 0)
