@@ -23,6 +23,7 @@
 #include "varlink-installer.h"
 #include "error.h"
 #include "escrow.h"
+#include "firmware.h"
 #include "i18n-frontend.h"
 #include "interrupt.h"
 #include "log.h"
@@ -108,6 +109,7 @@ static void help(void) {
                "                [--yes] [--json] [--dry-run]\n"
                "  imprint unattended [--config FILE] [--entry-point=boot-menu|live-medium]\n"
                "  imprint tpm [--json] [--tcti TCTI]\n"
+               "  imprint firmware [--json]\n"
                "  imprint --plain [--reset] [--source IMAGE] [--lang L] [--record FILE]\n"
                "  imprint [--tui [--reset] [--source IMAGE] [--seed S] [--log FILE] [--lang L] [--mono] [--allow-weak-password] [--record FILE] [DISK|FILE…]]\n"
                "  imprint --console [--reset]\n"
@@ -125,6 +127,8 @@ static void help(void) {
                "           imprint.config, or imprint.config=PATH on the kernel command line),\n"
                "           printing JSON progress; for OEM lines and test rigs\n"
                "  tpm      Check whether this machine's TPM 2.0 can hold a disk key, and say why not\n"
+               "  firmware Show the firmware's Secure Boot state: the mode, and the keys and hashes\n"
+               "           enrolled in PK, KEK, db and dbx ($IMPRINT_EFIVARFS: another efivarfs copy)\n"
                "  --plain  A line-by-line installer dialogue (serial consoles, screen readers); --lang=en|de|fr\n"
                "  --tui    The full-screen installer (also: imprint with no arguments on a terminal);\n"
                "           --log=FILE, --lang=en|de|fr, --mono; named DISKs or FILEs are the only targets\n"
@@ -1296,6 +1300,82 @@ static int verb_tpm(int argc, char *argv[]) {
         return EXIT_OK;
 }
 
+/* ---- firmware ------------------------------------------------------------------------------ */
+
+static void print_sigdb(const char *name, const FirmwareSigDb *db) {
+        if (!db->present) {
+                printf("%-4s  not enrolled\n", name);
+                return;
+        }
+        printf("%-4s  %zu bytes, %zu certificate%s, %zu hash%s", name, db->size,
+               db->n_certs, db->n_certs == 1 ? "" : "s", db->n_sha256, db->n_sha256 == 1 ? "" : "es");
+        if (db->n_other > 0)
+                printf(", %zu other entr%s", db->n_other, db->n_other == 1 ? "y" : "ies");
+        putchar('\n');
+        for (size_t i = 0; i < db->n_certs; i++)
+                printf("      %s (owner %s)\n",
+                       db->certs[i].common_name ?: db->certs[i].subject ?: "(certificate that does not parse)",
+                       db->certs[i].owner);
+}
+
+/* The firmware's Secure Boot state as the installer sees it ($IMPRINT_EFIVARFS points it at a
+ * recorded copy of another machine's efivarfs). Exit 0 whenever the state was read, whatever it
+ * is; 1 when a variable is malformed. */
+static int verb_firmware(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "json", no_argument, NULL, 'j' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        _cleanup_(firmware_state_done) FirmwareState st = {};
+        _cleanup_(freep) char *sentence = NULL;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return EXIT_OK;
+                case 'j':
+                        arg_json = true;
+                        break;
+                default:
+                        return option_error(c, argv);
+                }
+        if (optind < argc)
+                return usage_error("unexpected argument \"%s\".", argv[optind]);
+
+        r = firmware_read(NULL, &st);
+        if (r < 0) {
+                fprintf(stderr, "imprint: %s\n", session_error_message(r));
+                return 1;
+        }
+        sentence = firmware_state_describe(&st);
+        if (!sentence)
+                return fail(-ENOMEM);
+
+        if (arg_json) {
+                json_object *j = firmware_state_to_json(&st);
+                if (!j)
+                        return fail(-ENOMEM);
+                print_json(j);
+                json_object_put(j);
+                return EXIT_OK;
+        }
+
+        printf("Mode  %s\n", firmware_mode_to_string(st.mode));
+        if (st.mode != FIRMWARE_NOT_UEFI) {
+                printf("      SecureBoot %d, SetupMode %d, AuditMode %d, DeployedMode %d\n",
+                       st.secure_boot, st.setup_mode, st.audit_mode, st.deployed_mode);
+                print_sigdb("PK", &st.pk);
+                print_sigdb("KEK", &st.kek);
+                print_sigdb("db", &st.db);
+                print_sigdb("dbx", &st.dbx);
+        }
+        printf("\n%s\n", sentence);
+        return EXIT_OK;
+}
+
 /* ---- unattended ------------------------------------------------------------------------- */
 
 /* The reset half of imprint unattended: a configuration with a "reset" object (config.h). The
@@ -1749,6 +1829,7 @@ int main(int argc, char *argv[]) {
                 { "reset", verb_reset },
                 { "unattended", verb_unattended },
                 { "tpm", verb_tpm },
+                { "firmware", verb_firmware },
         };
         int i;
 
