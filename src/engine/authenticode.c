@@ -296,6 +296,22 @@ static int signature_parse(const uint8_t *data, size_t n, const char *what, size
                 return error_setf(-EBADMSG, _("%s has a malformed signature: certificate %zu does not sign an Authenticode SpcIndirectDataContent."),
                                   what, index + 1);
 
+        /* Authenticode signs with exactly one digest algorithm and one SignerInfo. Anything else
+         * is refused here, also because OpenSSL 3.0's PKCS7_verify() leaks its copy of the
+         * content when it cannot set up the digests (found by fuzz-authenticode). */
+        if (sk_X509_ALGOR_num(p7->d.sign->md_algs) != 1 || sk_PKCS7_SIGNER_INFO_num(p7->d.sign->signer_info) != 1)
+                return error_setf(-EBADMSG, _("%s has a malformed signature: certificate %zu does not have exactly one digest algorithm and one signer."),
+                                  what, index + 1);
+        {
+                const ASN1_OBJECT *md_obj;
+
+                X509_ALGOR_get0(&md_obj, NULL, NULL, sk_X509_ALGOR_value(p7->d.sign->md_algs, 0));
+                nid = OBJ_obj2nid(md_obj);
+                if (nid != NID_sha1 && nid != NID_sha256 && nid != NID_sha384 && nid != NID_sha512)
+                        return error_setf(-EBADMSG, _("%s has a malformed signature: certificate %zu uses a digest algorithm other than SHA-1 or SHA-2."),
+                                          what, index + 1);
+        }
+
         /* SpcIndirectDataContent ::= SEQUENCE { data SpcAttributeTypeAndOptionalValue,
          *                                       messageDigest DigestInfo }
          * DigestInfo ::= SEQUENCE { digestAlgorithm AlgorithmIdentifier, digest OCTETSTRING } */
