@@ -291,3 +291,21 @@ char *strjoin_free(char *a, const char *b) {
 char *strdup_safe(const char *s) {
         return s ? strdup(s) : NULL;
 }
+
+int read_fd_all(int fd, uint64_t size, void **ret) {
+        void *buf;
+        int r;
+
+        if (size > SIZE_MAX)
+                return -EFBIG;
+        buf = malloc(size ?: 1);
+        if (!buf)
+                return -ENOMEM;
+        r = pread_full(fd, buf, (size_t) size, 0);
+        if (r < 0) {
+                free(buf);
+                return r;
+        }
+        *ret = buf;
+        return 0;
+}

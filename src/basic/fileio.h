@@ -40,6 +40,8 @@ char *env_file_get(const char *buf, const char *key);
 /* Writes all of buf at offset, retrying short writes. */
 int pwrite_full(int fd, const void *buf, size_t len, uint64_t offset);
 int pread_full(int fd, void *buf, size_t len, uint64_t offset);
+/* The first size bytes of fd (from offset 0) in a new buffer (at least 1 byte allocated). */
+int read_fd_all(int fd, uint64_t size, void **ret);
 
 char *strjoin_free(char *a, const char *b);
 char *strstrip(char *s);

@@ -63,17 +63,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(BIO *, BIO_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_MD_CTX *, EVP_MD_CTX_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ASN1_OBJECT *, ASN1_OBJECT_free);
 
-static uint16_t read_le16(const uint8_t *p) {
-        return (uint16_t) (p[0] | (p[1] << 8));
-}
 
-static uint32_t read_le32(const uint8_t *p) {
-        return (uint32_t) p[0] | ((uint32_t) p[1] << 8) | ((uint32_t) p[2] << 16) | ((uint32_t) p[3] << 24);
-}
 
-static bool range_ok(uint64_t offset, uint64_t length, size_t size) {
-        return offset <= (uint64_t) size && length <= (uint64_t) size - offset;
-}
 
 /* Where the parts the image hash skips lie. */
 typedef struct Layout {
@@ -103,25 +94,25 @@ static int layout_read(const void *buf, size_t size, const char *what, Layout *r
         if (r < 0)
                 return r;
 
-        opt = (uint64_t) read_le32(p + DOS_E_LFANEW) + 4 + COFF_HEADER_SIZE;
-        opt_end = opt + read_le16(p + opt - COFF_HEADER_SIZE + COFF_SIZE_OF_OPTIONAL_HEADER);
+        opt = (uint64_t) pe_le32(p + DOS_E_LFANEW) + 4 + COFF_HEADER_SIZE;
+        opt_end = opt + pe_le16(p + opt - COFF_HEADER_SIZE + COFF_SIZE_OF_OPTIONAL_HEADER);
 
         l.checksum = opt + OPT_CHECKSUM;
         if (l.checksum + 4 > opt_end)
                 return error_setf(-EBADMSG, _("%s is not a PE file: its optional header is too short to hold the CheckSum field."),
                                   what);
-        l.size_of_headers = read_le32(p + opt + OPT_SIZE_OF_HEADERS);
+        l.size_of_headers = pe_le32(p + opt + OPT_SIZE_OF_HEADERS);
 
         n_rva_at = opt + (pe.pe32plus ? OPT_NUMBER_OF_RVA_AND_SIZES_PE32PLUS : OPT_NUMBER_OF_RVA_AND_SIZES_PE32);
         dirs = opt + (pe.pe32plus ? OPT_DATA_DIRECTORIES_PE32PLUS : OPT_DATA_DIRECTORIES_PE32);
-        n_rva = n_rva_at + 4 <= opt_end ? read_le32(p + n_rva_at) : 0;
+        n_rva = n_rva_at + 4 <= opt_end ? pe_le32(p + n_rva_at) : 0;
         /* As edk2: with no certificate table entry the image cannot be signed, and the hash covers
          * the headers without CheckSum only. */
         if (n_rva > DATA_DIRECTORY_CERTIFICATE_TABLE &&
             dirs + (DATA_DIRECTORY_CERTIFICATE_TABLE + 1) * DATA_DIRECTORY_SIZE <= opt_end) {
                 l.cert_entry = dirs + DATA_DIRECTORY_CERTIFICATE_TABLE * DATA_DIRECTORY_SIZE;
-                l.cert_offset = read_le32(p + l.cert_entry);
-                l.cert_size = read_le32(p + l.cert_entry + 4);
+                l.cert_offset = pe_le32(p + l.cert_entry);
+                l.cert_size = pe_le32(p + l.cert_entry + 4);
         }
 
         end_of_skips = l.cert_entry > 0 ? l.cert_entry + DATA_DIRECTORY_SIZE : l.checksum + 4;
@@ -130,7 +121,7 @@ static int layout_read(const void *buf, size_t size, const char *what, Layout *r
                                   _("%s is not a PE file: its SizeOfHeaders (%" PRIu32 ") does not cover its optional header or lies beyond the end of the file (%zu bytes)."),
                                   what, l.size_of_headers, size);
 
-        if (l.cert_size > 0 && (l.cert_offset < l.size_of_headers || !range_ok(l.cert_offset, l.cert_size, size)))
+        if (l.cert_size > 0 && (l.cert_offset < l.size_of_headers || !pe_range_ok(l.cert_offset, l.cert_size, size)))
                 return error_setf(-EBADMSG,
                                   _("%s has a malformed signature: its certificate table (%" PRIu32 " bytes at offset 0x%" PRIx32 ") lies outside the file (%zu bytes)."),
                                   what, l.cert_size, l.cert_offset, size);
@@ -380,8 +371,8 @@ static int signatures_read(const void *buf, size_t size, const Layout *l, const 
 
         /* Entries are 8-byte aligned; fewer than a header's bytes left are padding. */
         while (end - off >= WIN_CERTIFICATE_HEADER_SIZE) {
-                uint32_t length = read_le32(p + off);
-                uint16_t revision = read_le16(p + off + 4), type = read_le16(p + off + 6);
+                uint32_t length = pe_le32(p + off);
+                uint16_t revision = pe_le16(p + off + 4), type = pe_le16(p + off + 6);
 
                 if (length < WIN_CERTIFICATE_HEADER_SIZE || length > end - off) {
                         signatures_done(ret);
@@ -702,8 +693,8 @@ static const PeSection *find_section_long(const void *buf, size_t size, const Pe
         uint64_t coff, strtab;
         size_t n = strlen(name);
 
-        coff = (uint64_t) read_le32(p + DOS_E_LFANEW) + 4; /* pe_parse() checked the COFF header is inside buf */
-        strtab = (uint64_t) read_le32(p + coff + 8) + (uint64_t) read_le32(p + coff + 12) * 18;
+        coff = (uint64_t) pe_le32(p + DOS_E_LFANEW) + 4; /* pe_parse() checked the COFF header is inside buf */
+        strtab = (uint64_t) pe_le32(p + coff + 8) + (uint64_t) pe_le32(p + coff + 12) * 18;
 
         for (size_t i = 0; i < pe->n_sections; i++) {
                 const char *s = pe->sections[i].name;
@@ -719,7 +710,7 @@ static const PeSection *find_section_long(const void *buf, size_t size, const Pe
                         off = off * 10 + (uint64_t) (s[k] - '0');
                 if (k == 1 || (k < 8 && s[k] != 0))
                         continue;
-                if (range_ok(strtab + off, n + 1, size) && memcmp(p + strtab + off, name, n + 1) == 0)
+                if (pe_range_ok(strtab + off, n + 1, size) && memcmp(p + strtab + off, name, n + 1) == 0)
                         return &pe->sections[i];
         }
         return NULL;
@@ -755,14 +746,14 @@ int authenticode_shim_vendor_db(const void *buf, size_t size, const char *what, 
 
         /* struct cert_table { vendor_authorized_size, vendor_deauthorized_size,
          *                     vendor_authorized_offset, vendor_deauthorized_offset } */
-        cert_size = read_le32(data);
-        cert_offset = read_le32(data + 8);
+        cert_size = pe_le32(data);
+        cert_offset = pe_le32(data + 8);
         if (cert_size == 0) {
                 /* A shim built without VENDOR_CERT_FILE trusts only db and MOK. */
                 *ret = (FirmwareSigDb) {};
                 return 0;
         }
-        if (!range_ok(cert_offset, cert_size, n))
+        if (!pe_range_ok(cert_offset, cert_size, n))
                 return error_setf(-EBADMSG,
                                   _("%s has a malformed .vendor_cert section: its certificate (%" PRIu32 " bytes at offset %" PRIu32 ") lies outside the section (%zu bytes)."),
                                   what, cert_size, cert_offset, n);

@@ -46,18 +46,6 @@ static const char *efi_arch(Architecture a) {
         }
 }
 
-static int read_fd_all(int fd, uint64_t size, void **ret) {
-        _cleanup_(freep) void *buf = malloc(size ?: 1);
-        int r;
-
-        if (!buf)
-                return -ENOMEM;
-        r = pread_full(fd, buf, size, 0);
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(buf);
-        return 0;
-}
 
 /* Whether an existing fallback loader should be left alone: another system's (Windows puts its
  * boot manager at EFI/BOOT/BOOTX64.EFI too). Ours is then reached through the Boot#### entry. */

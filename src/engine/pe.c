@@ -44,19 +44,8 @@
 #define LOADER_INFO_END " ####"
 #define LOADER_INFO_MAX 256
 
-static uint16_t read_le16(const uint8_t *p) {
-        return (uint16_t) (p[0] | (p[1] << 8));
-}
 
-static uint32_t read_le32(const uint8_t *p) {
-        return (uint32_t) p[0] | ((uint32_t) p[1] << 8) | ((uint32_t) p[2] << 16) | ((uint32_t) p[3] << 24);
-}
 
-/* Whether [offset, offset + length) lies inside a buffer of size bytes. The operands are at most
- * 32-bit file fields plus small constants, so the 64-bit sum cannot wrap. */
-static bool range_ok(uint64_t offset, uint64_t length, size_t size) {
-        return offset <= (uint64_t) size && length <= (uint64_t) size - offset;
-}
 
 /* A section name fit for a message: names come from the file and may hold any byte. */
 static const char *printable_name(const char *name, char buf[static 9]) {
@@ -118,8 +107,8 @@ int pe_parse(const void *buf, size_t size, const char *what, PeFile *ret) {
         if (p[0] != 'M' || p[1] != 'Z')
                 return error_setf(-EBADMSG, _("%s is not a PE file: it does not start with the MZ signature."), what);
 
-        e_lfanew = read_le32(p + DOS_E_LFANEW);
-        if (!range_ok(e_lfanew, PE_SIGNATURE_SIZE + COFF_HEADER_SIZE, size))
+        e_lfanew = pe_le32(p + DOS_E_LFANEW);
+        if (!pe_range_ok(e_lfanew, PE_SIGNATURE_SIZE + COFF_HEADER_SIZE, size))
                 return error_setf(-EBADMSG,
                                   _("%s is not a PE file: its PE header offset (e_lfanew 0x%" PRIx32 ") lies beyond the end of the file (%zu bytes)."),
                                   what, e_lfanew, size);
@@ -128,19 +117,19 @@ int pe_parse(const void *buf, size_t size, const char *what, PeFile *ret) {
                                   what, e_lfanew);
 
         coff = (uint64_t) e_lfanew + PE_SIGNATURE_SIZE;
-        n_sections = read_le16(p + coff + COFF_NUMBER_OF_SECTIONS);
-        opt_size = read_le16(p + coff + COFF_SIZE_OF_OPTIONAL_HEADER);
+        n_sections = pe_le16(p + coff + COFF_NUMBER_OF_SECTIONS);
+        opt_size = pe_le16(p + coff + COFF_SIZE_OF_OPTIONAL_HEADER);
         opt = coff + COFF_HEADER_SIZE;
 
         if (opt_size < OPT_MIN_SIZE)
                 return error_setf(-EBADMSG,
                                   _("%s is not a PE file: its optional header is %u bytes, too short to hold the subsystem field."),
                                   what, opt_size);
-        if (!range_ok(opt, opt_size, size))
+        if (!pe_range_ok(opt, opt_size, size))
                 return error_setf(-EBADMSG,
                                   _("%s is not a PE file: its optional header (%u bytes at offset 0x%" PRIx64 ") extends beyond the end of the file (%zu bytes)."),
                                   what, opt_size, opt, size);
-        magic = read_le16(p + opt + OPT_MAGIC);
+        magic = pe_le16(p + opt + OPT_MAGIC);
         if (magic != OPT_MAGIC_PE32 && magic != OPT_MAGIC_PE32PLUS)
                 return error_setf(-EBADMSG,
                                   _("%s is not a PE file: its optional header magic is 0x%04x, neither PE32 (0x10b) nor PE32+ (0x20b)."),
@@ -150,7 +139,7 @@ int pe_parse(const void *buf, size_t size, const char *what, PeFile *ret) {
                 return error_setf(-EBADMSG, _("%s is not a PE file: it declares %u sections, more than the %u allowed."),
                                   what, n_sections, PE_SECTIONS_MAX);
         table = opt + opt_size;
-        if (!range_ok(table, (uint64_t) n_sections * SECTION_HEADER_SIZE, size))
+        if (!pe_range_ok(table, (uint64_t) n_sections * SECTION_HEADER_SIZE, size))
                 return error_setf(-EBADMSG,
                                   _("%s is not a PE file: its section table (%u sections at offset 0x%" PRIx64 ") extends beyond the end of the file (%zu bytes)."),
                                   what, n_sections, table, size);
@@ -168,24 +157,24 @@ int pe_parse(const void *buf, size_t size, const char *what, PeFile *ret) {
                 /* Name[8] is NUL-padded, and has no NUL at all when all 8 bytes are used. */
                 memcpy(s->name, h, 8);
                 s->name[8] = 0;
-                s->virtual_size = read_le32(h + SECTION_VIRTUAL_SIZE);
-                s->virtual_address = read_le32(h + SECTION_VIRTUAL_ADDRESS);
-                s->raw_size = read_le32(h + SECTION_SIZE_OF_RAW_DATA);
-                s->raw_offset = read_le32(h + SECTION_POINTER_TO_RAW_DATA);
+                s->virtual_size = pe_le32(h + SECTION_VIRTUAL_SIZE);
+                s->virtual_address = pe_le32(h + SECTION_VIRTUAL_ADDRESS);
+                s->raw_size = pe_le32(h + SECTION_SIZE_OF_RAW_DATA);
+                s->raw_offset = pe_le32(h + SECTION_POINTER_TO_RAW_DATA);
 
                 /* A section without raw data (.bss-like) occupies no bytes of the file. */
-                if (s->raw_size > 0 && !range_ok(s->raw_offset, s->raw_size, size))
+                if (s->raw_size > 0 && !pe_range_ok(s->raw_offset, s->raw_size, size))
                         return error_setf(-EBADMSG,
                                           _("%s is not a PE file: the data of section %s (%" PRIu32 " bytes at offset 0x%" PRIx32 ") extends beyond the end of the file (%zu bytes)."),
                                           what, printable_name(s->name, namebuf), s->raw_size, s->raw_offset, size);
         }
 
         *ret = (PeFile) {
-                .machine = read_le16(p + coff + COFF_MACHINE),
-                .subsystem = read_le16(p + opt + OPT_SUBSYSTEM),
+                .machine = pe_le16(p + coff + COFF_MACHINE),
+                .subsystem = pe_le16(p + opt + OPT_SUBSYSTEM),
                 .pe32plus = magic == OPT_MAGIC_PE32PLUS,
-                .section_alignment = read_le32(p + opt + OPT_SECTION_ALIGNMENT),
-                .size_of_image = read_le32(p + opt + OPT_SIZE_OF_IMAGE),
+                .section_alignment = pe_le32(p + opt + OPT_SECTION_ALIGNMENT),
+                .size_of_image = pe_le32(p + opt + OPT_SIZE_OF_IMAGE),
                 .sections = TAKE_PTR(sections),
                 .n_sections = n_sections,
         };
@@ -210,7 +199,7 @@ int pe_section_view(const void *buf, size_t size, const PeSection *s, const uint
          * SizeOfRawData the loader zero-fills the tail in memory, and only the raw part exists in
          * the file. */
         n = MIN(s->virtual_size, s->raw_size);
-        if (n > 0 && !range_ok(s->raw_offset, n, size))
+        if (n > 0 && !pe_range_ok(s->raw_offset, n, size))
                 return error_setf(-EBADMSG,
                                   _("Section %s (%" PRIu32 " bytes at offset 0x%" PRIx32 ") extends beyond the end of the file (%zu bytes)."),
                                   printable_name(s->name, namebuf), n, s->raw_offset, size);
@@ -307,7 +296,7 @@ static bool bzimage_release_span(const uint8_t *k, size_t n, size_t *ret_start, 
 
         if (n < BZIMAGE_KERNEL_VERSION_OFFSET + 2 || memcmp(k + BZIMAGE_HDRS_OFFSET, "HdrS", 4) != 0)
                 return false;
-        ptr = read_le16(k + BZIMAGE_KERNEL_VERSION_OFFSET);
+        ptr = pe_le16(k + BZIMAGE_KERNEL_VERSION_OFFSET);
         if (ptr == 0)
                 return false;
         start = BZIMAGE_SETUP_BASE + (size_t) ptr;

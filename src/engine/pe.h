@@ -46,6 +46,18 @@ typedef struct PeFile {
         size_t n_sections;
 } PeFile;
 
+/* Little-endian fields of PE files, and whether [offset, offset + length) lies inside a buffer of
+ * size bytes (the operands are 32-bit file fields plus small constants: the 64-bit sum cannot wrap). */
+static inline uint16_t pe_le16(const uint8_t *p) {
+        return (uint16_t) (p[0] | (p[1] << 8));
+}
+static inline uint32_t pe_le32(const uint8_t *p) {
+        return (uint32_t) p[0] | ((uint32_t) p[1] << 8) | ((uint32_t) p[2] << 16) | ((uint32_t) p[3] << 24);
+}
+static inline bool pe_range_ok(uint64_t offset, uint64_t length, size_t size) {
+        return offset <= (uint64_t) size && length <= (uint64_t) size - offset;
+}
+
 /* Parses the headers of a PE image held in buf (size bytes). Malformed input (no MZ, e_lfanew
  * outside the buffer, no "PE\0\0", an unknown optional header, a section table beyond the buffer,
  * a section whose raw data lies beyond the file, more than PE_SECTIONS_MAX sections) is -EBADMSG

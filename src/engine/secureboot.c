@@ -35,18 +35,6 @@ static const char *const key_files[] = { "PK.auth", "KEK.auth", "db.auth", "dbx.
  * countdown; the firmware accepts it only in setup mode). */
 static const char loader_conf_enroll[] = "secure-boot-enroll force\n";
 
-static int read_fd_all(int fd, uint64_t size, void **ret) {
-        _cleanup_(freep) void *buf = malloc(size ?: 1);
-        int r;
-
-        if (!buf)
-                return -ENOMEM;
-        r = pread_full(fd, buf, size, 0);
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(buf);
-        return 0;
-}
 
 /* ---- the image's boot chain ---------------------------------------------------------------- */
 
