@@ -339,12 +339,46 @@ static int configure_homed(const Plan *p, const char *root, const Secret *passwo
         if (p->encryption.tpm2_tcti && strncmp(p->encryption.tpm2_tcti, "device:", 7) == 0 &&
             asprintf(&tpm_dev, "--tpm2-device=%s", p->encryption.tpm2_tcti + 7) < 0)
                 return -ENOMEM;
+        /* When the first boot enrolls Secure Boot keys, PCR 7 changes before the password is read
+         * (secureboot.h): then it is sealed as the disk key is, to the UKI's signed PCR 11 policy
+         * (the public key in a file that is gone again at once), or without a PCR when the UKI has
+         * no .pcrpkey. It lives until systemd-homed-firstboot has made the account. */
         {
-                char *argv[] = { (char *) "systemd-creds", (char *) "encrypt", (char *) "--with-key=tpm2",
-                                 (char *) "--tpm2-pcrs=7", (char *) "--name=home.password", tpm_dev ?: (char *) "--tpm2-device=auto",
-                                 (char *) "-", out, NULL };
+                bool enroll = p->secure_boot.decided && p->secure_boot.action == SECURE_BOOT_ENROLL;
+                char keyfile[] = "/run/imprint-pcr-public-key.XXXXXX";
+                _cleanup_(freep) char *key_arg = NULL;
+                char *argv[12];
+                size_t n = 0;
+                int kfd = -EBADF;
+
+                if (enroll && p->encryption.tpm2_pubkey) {
+                        kfd = mkstemp(keyfile);
+                        if (kfd < 0)
+                                return error_setf(-errno, _("Cannot write the PCR public key for sealing the password: %m"));
+                        r = pwrite_full(kfd, p->encryption.tpm2_pubkey, strlen(p->encryption.tpm2_pubkey), 0);
+                        close(kfd);
+                        if (r < 0 || asprintf(&key_arg, "--tpm2-public-key=%s", keyfile) < 0) {
+                                (void) unlink(keyfile);
+                                return r < 0 ? r : -ENOMEM;
+                        }
+                }
+                argv[n++] = (char *) "systemd-creds";
+                argv[n++] = (char *) "encrypt";
+                argv[n++] = (char *) "--with-key=tpm2";
+                argv[n++] = (char *) (enroll ? "--tpm2-pcrs=" : "--tpm2-pcrs=7");
+                if (key_arg) {
+                        argv[n++] = key_arg;
+                        argv[n++] = (char *) "--tpm2-public-key-pcrs=11";
+                }
+                argv[n++] = (char *) "--name=home.password";
+                argv[n++] = tpm_dev ?: (char *) "--tpm2-device=auto";
+                argv[n++] = (char *) "-";
+                argv[n++] = out;
+                argv[n] = NULL;
                 (void) unlink(out);
                 r = run_command(argv, &(RunOptions) { .stdin_data = password->data, .stdin_size = password->size, .quiet_stderr = true });
+                if (key_arg)
+                        (void) unlink(keyfile);
                 if (r < 0)
                         return error_prefixf(r, _("Cannot seal the password for the first boot"));
                 (void) chmod(out, 0600);
