@@ -1486,6 +1486,7 @@ json_object *plan_to_json(const Plan *p) {
                 json_object_object_add(e, "shim", json_object_new_boolean(sb->shim));
                 json_object_object_add(e, "allowedUnbootable", json_object_new_boolean(sb->allowed));
                 json_object_object_add(e, "tpm2Reseal", json_object_new_boolean(sb->tpm2_reseal));
+                json_object_object_add(e, "recoveryEntryRefused", json_object_new_boolean(sb->recovery_refused));
                 json_object_object_add(e, "note", json_string_or_null(sb->note));
                 json_object_object_add(j, "secureBoot", e);
         }
@@ -1942,7 +1943,8 @@ static int plan_reset_from_json(json_object *j, Plan *p) {
                     (r = get_string(e, "firmware", true, &sb->firmware)) < 0 || (r = get_string(e, "chain", true, &sb->chain)) < 0 ||
                     (r = get_string(e, "reason", true, &sb->reason)) < 0 || (r = get_string(e, "keys", true, &sb->keys)) < 0 ||
                     (r = get_bool(e, "shim", &sb->shim)) < 0 || (r = get_bool(e, "allowedUnbootable", &sb->allowed)) < 0 ||
-                    (r = get_bool(e, "tpm2Reseal", &sb->tpm2_reseal)) < 0 || (r = get_string(e, "note", true, &sb->note)) < 0)
+                    (r = get_bool(e, "tpm2Reseal", &sb->tpm2_reseal)) < 0 || (r = get_string(e, "note", true, &sb->note)) < 0 ||
+                    (r = get_bool(e, "recoveryEntryRefused", &sb->recovery_refused)) < 0)
                         return r;
                 sb->action = secure_boot_action_from_string(action);
                 if (sb->action < 0)

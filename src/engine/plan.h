@@ -303,6 +303,7 @@ typedef struct PlanSecureBoot {
         char *keys;              /* ENROLL: the image's loader/keys/ directory ("auto"); else NULL */
         bool shim;               /* the firmware entry starts shim, which starts systemd-boot */
         bool allowed;            /* UNBOOTABLE, installed anyway (--allow-unbootable) */
+        bool recovery_refused;   /* the recovery entry's UKI would not start: it is not installed */
         bool tpm2_reseal;        /* ENROLL with a TPM2 key on the signed PCR 11 policy only: the first
                                   * boot with Secure Boot on binds it to PCR 7 too (stock systemd-cryptenroll) */
         char *note;              /* one sentence for people: what happens at first boot */

@@ -280,6 +280,52 @@ static int set_note(PlanSecureBoot *sb, const char *note) {
         return sb->note ? 0 : -ENOMEM;
 }
 
+/* The recovery entry (recovery-entry.h) is another binary systemd-boot asks the firmware to start:
+ * with Secure Boot on, or about to be, a menu entry that only says "Access denied" helps nobody at
+ * a factory reset. It is left out unless the keys that will decide trust it. */
+static int check_recovery_uki(PlanSecureBoot *sb, const FirmwareState *fw, const FirmwareSigDb *keys_db, const Image *img,
+                              const char *path) {
+        _cleanup_(firmware_sigdb_done) FirmwareSigDb vendor = {};
+        _cleanup_(freep) char *data = NULL, *why = NULL, *note = NULL;
+        size_t size = 0;
+        int r;
+
+        if (!path || !(sb->action == SECURE_BOOT_TRUSTED || sb->action == SECURE_BOOT_ENROLL))
+                return 0;
+        r = read_full_file(path, &data, &size);
+        if (r < 0)
+                return error_setf(r, _("Cannot read the recovery entry's UKI %s: %s"), path, strerror(-r));
+        if (sb->action == SECURE_BOOT_ENROLL)
+                r = authenticode_trusted(data, size, "imprint-recovery.efi", keys_db, NULL, &why);
+        else {
+                r = authenticode_trusted(data, size, "imprint-recovery.efi", &fw->db, &fw->dbx, &why);
+                if (r == 0 && sb->shim && img->shim_fd >= 0) {
+                        _cleanup_(freep) void *shim = NULL;
+
+                        r = read_fd_all(img->shim_fd, img->shim_size, &shim);
+                        if (r >= 0)
+                                r = authenticode_shim_vendor_db(shim, img->shim_size, "shim", &vendor);
+                        if (r > 0 && vendor.n_certs > 0) {
+                                why = mfree(why);
+                                r = authenticode_trusted(data, size, "imprint-recovery.efi", &vendor, &fw->dbx, &why);
+                        } else if (r >= 0)
+                                r = 0;
+                }
+        }
+        if (r < 0)
+                return r;
+        if (r > 0)
+                return 0;
+        sb->recovery_refused = true;
+        /* TRANSLATORS: %s says why the firmware would refuse the recovery entry's UKI. */
+        if (asprintf(&note, _("%s The recovery entry is not installed: %s A factory reset then starts from the live medium."),
+                     sb->note ?: "", why ?: "imprint-recovery.efi") < 0)
+                return -ENOMEM;
+        free(sb->note);
+        sb->note = TAKE_PTR(note);
+        return 0;
+}
+
 int secureboot_decide_with(const FirmwareState *fw, const SecureBootRequest *req, DiskKind target_kind, const Image *img,
                            PlanSecureBoot *ret) {
         _cleanup_(plan_secure_boot_done) PlanSecureBoot sb = { .decided = true };
@@ -415,6 +461,9 @@ int secureboot_decide_with(const FirmwareState *fw, const SecureBootRequest *req
         }
 
 done:
+        if (r < 0)
+                return r;
+        r = check_recovery_uki(&sb, fw, &keys_db, img, req ? req->recovery_uki : NULL);
         if (r < 0)
                 return r;
         *ret = sb;

@@ -44,6 +44,9 @@
 typedef struct SecureBootRequest {
         bool allow_unbootable;   /* install even when the firmware would not start the chain */
         const char *efivarfs;    /* NULL: firmware_read()'s default ($IMPRINT_EFIVARFS, efivarfs) */
+        const char *recovery_uki;/* the recovery entry's UKI the plan installs, or NULL: with Secure Boot
+                                  * on (or keys enrolled) it is left out, with a note, unless the same
+                                  * keys trust it */
 } SecureBootRequest;
 
 /* The installed unit that binds the TPM2 key to PCR 7 once Secure Boot is on, and the public key

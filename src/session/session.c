@@ -827,9 +827,13 @@ static int make_plan(Session *s, const SessionRequest *req, Plan **ret) {
         }
         /* Secure Boot before encryption: enrolling keys at first boot decides the TPM2 policy. */
         if (req->with_image) {
-                r = secureboot_decide(&(SecureBootRequest) { .allow_unbootable = req->allow_unbootable }, d->kind, s->image, &sb);
+                r = secureboot_decide(&(SecureBootRequest) { .allow_unbootable = req->allow_unbootable,
+                                                             .recovery_uki = o.recovery_uki },
+                                      d->kind, s->image, &sb);
                 if (r < 0)
                         return r;
+                if (sb.recovery_refused)
+                        o.recovery_uki = NULL;
                 o.secure_boot = &sb;
         } else
                 o.secure_boot = NULL;

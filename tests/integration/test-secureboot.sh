@@ -88,7 +88,7 @@ mkdir -p "$WORK/mismatch" && cp "$WORK/other/db.key" "$WORK/other/db.crt" "$WORK
 mk mismatch FAKE_DDI_SIGN="$WORK/mismatch"
 
 uki_of() { mtype -i "$WORK/$1.img@@1M" ::/EFI/Linux/fakeos_7.efi >"$WORK/$1.uki"; }
-for i in vendor snakeoil; do uki_of $i; done
+for i in vendor snakeoil unsigned; do uki_of $i; done
 sbverify --cert "$WORK/vendor/db.crt" "$WORK/vendor.uki" >/dev/null 2>&1 || fail "sbverify: the vendor image's UKI is not signed by its db key"
 sbverify --cert /usr/share/ovmf/PkKek-1-snakeoil.pem "$WORK/snakeoil.uki" >/dev/null 2>&1 || fail "sbverify: the snakeoil image's UKI"
 ! sbverify --cert /usr/share/ovmf/PkKek-1-snakeoil.pem "$WORK/vendor.uki" >/dev/null 2>&1 || fail "sbverify trusts the vendor UKI with the snakeoil key"
@@ -151,6 +151,24 @@ esp_file /loader/loader.conf | grep -qx "secure-boot-enroll force" || fail "load
 IMPRINT_EFIVARFS="$data/setup-mode" "$IMPRINT" plan --source "$WORK/vendor.img" --target "$dev" --no-encrypt >"$WORK/plan.txt"
 grep -q "first boot enrolls the image's Secure Boot keys" "$WORK/plan.txt" || fail "the plan's text does not say the first boot enrolls keys"
 pass "setup mode + keys: PK, KEK and db.auth on the ESP byte for byte, loader.conf has secure-boot-enroll force, the plan says the first boot enrolls them"
+
+# The recovery entry (the medium's UKI) is one more binary systemd-boot asks the firmware to start:
+# unsigned, it would only say "Access denied" once the keys are enrolled, so it is left out, and
+# the plan says why; signed by the image's db key it is installed.
+cp "$WORK/vendor.uki" "$WORK/recovery-signed.efi"
+cp "$WORK/unsigned.uki" "$WORK/recovery-unsigned.efi"
+IMPRINT_RECOVERY_UKI=$WORK/recovery-unsigned.efi IMPRINT_EFIVARFS="$data/setup-mode" "$IMPRINT" plan --source "$WORK/vendor.img" \
+        --target "$dev" --no-encrypt --json >"$WORK/plan.json"
+jq -e '.secureBoot.recoveryEntryRefused == true and .recoveryUki == null and (.secureBoot.note | test("recovery entry is not installed"))' \
+        "$WORK/plan.json" >/dev/null || { jq '.secureBoot, .recoveryUki' "$WORK/plan.json" >&2; fail "an unsigned recovery entry is planned after an enrollment"; }
+IMPRINT_RECOVERY_UKI=$WORK/recovery-signed.efi IMPRINT_EFIVARFS="$data/setup-mode" "$IMPRINT" plan --source "$WORK/vendor.img" \
+        --target "$dev" --no-encrypt --json >"$WORK/plan.json"
+jq -e '.secureBoot.recoveryEntryRefused == false and .recoveryUki.path != null' "$WORK/plan.json" >/dev/null \
+        || fail "a recovery entry signed by the image's db key is left out"
+IMPRINT_RECOVERY_UKI=$WORK/recovery-unsigned.efi IMPRINT_EFIVARFS="$data/user-off" "$IMPRINT" plan --source "$WORK/vendor.img" \
+        --target "$dev" --no-encrypt --json >"$WORK/plan.json"
+jq -e '.recoveryUki.path != null' "$WORK/plan.json" >/dev/null || fail "Secure Boot off: the recovery entry is left out"
+pass "the recovery entry: left out (and said) when the enrolled keys would refuse it, installed when they trust it or Secure Boot is off"
 
 expect_exit 3 env IMPRINT_EFIVARFS="$data/setup-mode" "$IMPRINT" install --source "$WORK/mismatch.img" --target "$dev" --no-encrypt --yes
 expect_stderr "do not trust its own boot chain"
