@@ -769,6 +769,10 @@ jq -e . "$WORK/report.json" >/dev/null 2>&1 || failed "no report JSON between IM
 echo "report: secureBoot $(jq -c .secureBoot "$WORK/report.json")"
 jq -e '.secureBoot.firmwareMode == "setup" and .secureBoot.action == "enroll" and .secureBoot.keysEnrolledAtFirstBoot == true' \
         "$WORK/report.json" >/dev/null || failed "the report does not say that the keys are enrolled at first boot from setup mode"
+# The plan's sentence for it (in the report's copy of the plan), as the person would read it.
+jq -e '[.. | objects | select(.action? == "enroll") | .note // "" | test("enrol"; "i")] | any' "$WORK/report.json" >/dev/null \
+        || failed "the plan in the report has no sentence about the key enrollment"
+echo "plan: $(jq -r '[.. | objects | select(.action? == "enroll") | .note // empty] | first' "$WORK/report.json")"
 # The installed ESP (not encrypted), read on the host with mtools: the image's keys byte for byte,
 # secure-boot-enroll in loader.conf, systemd-boot and the UKI signed by the image's db key (sbverify).
 esp_off=$(sfdisk --json "$WORK/target.img" | jq '.partitiontable.partitions[] | select(.type == "C12A7328-F81F-11D2-BA4B-00A0C93EC93B") | .start * 512')
