@@ -30,6 +30,17 @@
 #   --vars FILE         OVMF variable store to use and keep (copied from OVMF_VARS_4M.fd if
 #                       missing); pass the same FILE again with the same TPM  IMPRINT_OVMF_VARS
 #   --no-tpm            no TPM device
+#   --secure-boot       the Secure Boot build of OVMF (OVMF_CODE_4M.secboot.fd; QEMU: q35 with
+#                       smm=on, the flash's secure property on, so that only SMM code writes the
+#                       variables). With the default variable store (no PK: setup mode) nothing is
+#                       enforced until keys are enrolled; with OVMF_VARS_4M.ms.fd (Microsoft's
+#                       keys) only what those keys signed starts             IMPRINT_BOOT_SECURE_BOOT=1
+#   --vars-template FILE  the variable store --vars (or the run's own copy) starts from, when it
+#                       does not exist yet (default /usr/share/OVMF/OVMF_VARS_4M.fd)
+#                                                                              IMPRINT_OVMF_VARS_TEMPLATE
+#   --reboot            let the guest reset: QEMU runs without -no-reboot, so a reset (systemd-boot
+#                       resets after enrolling Secure Boot keys) boots the machine again in the
+#                       same run; the run still ends at the guest's power-off  IMPRINT_BOOT_REBOOT=1
 #   --qemu-arg ARG      one more QEMU argument; repeatable                   IMPRINT_QEMU_ARGS
 #   --log FILE          serial log path (default RUNDIR/serial.log)           IMPRINT_BOOT_LOG
 #   --no-check          no IMPRINT-CHECK assertions: pass if the guest powers off (or reboots,
@@ -81,6 +92,7 @@ host_packages=(
 )
 
 OVMF_CODE=/usr/share/OVMF/OVMF_CODE_4M.fd
+OVMF_CODE_SECBOOT=/usr/share/OVMF/OVMF_CODE_4M.secboot.fd
 OVMF_VARS_TEMPLATE=/usr/share/OVMF/OVMF_VARS_4M.fd
 
 usage() {
@@ -99,6 +111,9 @@ BOOT_FIRST=${IMPRINT_BOOT_FIRST:-target}
 TPM_STATE=${IMPRINT_TPM_STATE:-}
 VARS=${IMPRINT_OVMF_VARS:-}
 USE_TPM=1
+SECURE_BOOT=${IMPRINT_BOOT_SECURE_BOOT:-0}
+VARS_TEMPLATE=${IMPRINT_OVMF_VARS_TEMPLATE:-$OVMF_VARS_TEMPLATE}
+REBOOT=${IMPRINT_BOOT_REBOOT:-0}
 read -r -a QEMU_EXTRA <<<"${IMPRINT_QEMU_ARGS:-}"
 LOG=${IMPRINT_BOOT_LOG:-}
 CHECK=1
@@ -123,6 +138,9 @@ while [ $# -gt 0 ]; do
         --tpm-state) TPM_STATE=${2:?}; shift ;;
         --vars) VARS=${2:?}; shift ;;
         --no-tpm) USE_TPM=0 ;;
+        --secure-boot) SECURE_BOOT=1 ;;
+        --vars-template) VARS_TEMPLATE=${2:?}; shift ;;
+        --reboot) REBOOT=1 ;;
         --qemu-arg) QEMU_EXTRA+=("${2:?}"); shift ;;
         --log) LOG=${2:?}; shift ;;
         --no-check) CHECK=0 ;;
@@ -144,6 +162,7 @@ done
 [ -n "$IMAGE" ] || usage
 [ -f "$IMAGE" ] || [ -b "$IMAGE" ] || { echo "no such image: $IMAGE" >&2; exit 2; }
 case $TIMEOUT in '' | *[!0-9]*) echo "--timeout wants whole seconds" >&2; exit 2 ;; esac
+[ -f "$VARS_TEMPLATE" ] || [ -f "${VARS:-/nonexistent}" ] || { echo "no such variable store template: $VARS_TEMPLATE" >&2; exit 2; }
 [ $((${#ANSWERS[@]} % 2)) = 0 ] || { echo "IMPRINT_BOOT_ANSWERS wants REGEX FILE pairs" >&2; exit 2; }
 ANSWER_RE=()
 ANSWER_FILE=()
@@ -258,7 +277,7 @@ if [ -z "$VARS" ]; then
         VARS=$RUN/OVMF_VARS.fd
         OWN_VARS=1
 fi
-[ -f "$VARS" ] || cp "$OVMF_VARS_TEMPLATE" "$VARS"
+[ -f "$VARS" ] || cp "$VARS_TEMPLATE" "$VARS"
 
 TPM_ARGS=()
 if [ "$USE_TPM" = 1 ]; then
@@ -325,9 +344,20 @@ fi
 mkfifo -m 600 "$RUN/serial.in"
 ln -s "$(realpath "$LOG")" "$RUN/serial.out"
 
+# Secure Boot: the secboot firmware keeps its variable store safe only with SMM (smm=on), and
+# the flash must accept writes only from SMM (cfi.pflash01 secure=on), else OVMF refuses to run.
+MACHINE=(-machine q35)
+CODE=$OVMF_CODE
+if [ "$SECURE_BOOT" = 1 ]; then
+        MACHINE=(-machine q35,smm=on -global driver=cfi.pflash01,property=secure,value=on)
+        CODE=$OVMF_CODE_SECBOOT
+        [ -f "$CODE" ] || { echo "no Secure Boot firmware: $CODE (package ovmf)" >&2; exit 1; }
+fi
+NO_REBOOT=(-no-reboot)
+[ "$REBOOT" = 0 ] || NO_REBOOT=()
 QEMU=(qemu-system-x86_64
-        -accel "$ACCEL" -machine q35 -cpu "$CPU" -m "$MEMORY" -smp "$SMP"
-        -drive "if=pflash,format=raw,unit=0,file=$OVMF_CODE,readonly=on"
+        -accel "$ACCEL" "${MACHINE[@]}" -cpu "$CPU" -m "$MEMORY" -smp "$SMP"
+        -drive "if=pflash,format=raw,unit=0,file=$CODE,readonly=on"
         -drive "if=pflash,format=raw,unit=1,file=$VARS"
         "${TPM_ARGS[@]}"
         "${DISK_ARGS[@]}"
@@ -335,12 +365,12 @@ QEMU=(qemu-system-x86_64
         -nodefaults -display none
         -chardev "pipe,id=serial0,path=$RUN/serial" -serial chardev:serial0
         -qmp "unix:$RUN/qmp.sock,server=on,wait=off"
-        -no-reboot
+        "${NO_REBOOT[@]}"
         "${QEMU_EXTRA[@]}")
 
 echo "run directory: $RUN"
 echo "serial log:    $LOG"
-echo "accelerator:   $ACCEL${TPM_STATE:+, TPM state $TPM_STATE}, VARS $VARS"
+echo "accelerator:   $ACCEL${TPM_STATE:+, TPM state $TPM_STATE}, VARS $VARS$([ "$SECURE_BOOT" = 0 ] || echo ", Secure Boot firmware")$([ "$REBOOT" = 0 ] || echo ", resets allowed")"
 printf '%q ' "${QEMU[@]}" >"$RUN/qemu.cmdline"
 echo >>"$RUN/qemu.cmdline"
 

@@ -25,6 +25,23 @@
 # recovery key typed on the serial console, and boot. Finally neither the recovery key, the
 # passphrase nor the password may be found on the installed disk, the live overlay or any log.
 #
+# Secure Boot (issue 17), in the same run: every boot of the default mode runs the Secure Boot
+# build of OVMF (boot-image.sh --secure-boot) on a variable store that starts without a PK (setup
+# mode), and what gets installed is not the medium's image but the signed one of
+# tests/image/build-signed-ddi.sh (its own PK/KEK/db in loader/keys/auto, sd-boot and UKI signed
+# by its db key, a signed PCR 11 policy in the UKI), given to the live system as one more disk
+# (serial "sbimg", through a qcow2 overlay; "source" is /dev/disk/by-id/virtio-sbimg). A unit
+# given as a credential prints `imprint firmware --json` on the console before the install: mode
+# "setup". The report (on the console) says the plan enrolls the keys at first boot; the installed
+# ESP has the image's .auth files byte for byte and "secure-boot-enroll force" (mtools on the host).
+# Target boot 1 (resets allowed): systemd-boot enrolls the keys and resets the machine, which then
+# boots with Secure Boot on (bootctl: "enabled (user)"; SecureBoot 1, the image's PK/KEK/db), the
+# TPM unlocks root and home with no prompt (the key was sealed to the signed PCR 11 policy only)
+# and imprint's unit binds the TPM2 tokens to PCR 7 + the signed PCR 11 policy (luksDump in the
+# guest, check.d/40-secureboot of the signed image). Target boot 2: no prompt again, Secure Boot
+# on, the same PCR 7, the tokens still PCR 7 + 11. The dbx boot above is boot 3 (the entry is
+# written into the enrolled store offline; the firmware accepts it and Secure Boot stays on).
+#
 # --interactive: no credential; imprint@ttyS0.service runs the line-by-line dialogue on the serial
 # console, and the rig types a whole install into it (disk, layout, no encryption, the account bob
 # with his password, hostname, time zone, locale, keymap, the disk's name, power off). The target
@@ -105,6 +122,12 @@ if [ "$MODE" = varlink ]; then
         command -v sfdisk >/dev/null || need_pkgs+=(fdisk)
         command -v jq >/dev/null || need_pkgs+=(jq)
 fi
+if [ "$MODE" = unattended ]; then      # Secure Boot: the installed ESP read on the host
+        command -v jq >/dev/null || need_pkgs+=(jq)
+        command -v sfdisk >/dev/null || need_pkgs+=(fdisk)
+        command -v mtype >/dev/null || need_pkgs+=(mtools)
+        command -v sbverify >/dev/null || need_pkgs+=(sbsigntool)
+fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
@@ -115,7 +138,7 @@ cleanup() {
         local rc=$?
         if [ "$KEEP" = 0 ]; then
                 rm -rf "$WORK/tpm"
-                rm -f "$WORK/target.img" "$WORK/live.qcow2" "$WORK/OVMF_VARS.fd" "$WORK/OVMF_VARS-pcr7.fd" "$WORK/escrow.img" "$WORK/recovery.key" \
+                rm -f "$WORK/target.img" "$WORK/live.qcow2" "$WORK/sbimg.qcow2" "$WORK/OVMF_VARS.fd" "$WORK/OVMF_VARS-pcr7.fd" "$WORK/escrow.img" "$WORK/recovery.key" \
                         "$WORK/password" "$WORK/pin" "$WORK/pin.answer" "$WORK/groups" "$WORK/passphrase"
         fi
         echo "work directory: $WORK ($([ "$KEEP" = 1 ] && echo "disks kept" || echo "logs only"))"
@@ -639,7 +662,16 @@ user_password="Lantern-harbour $(basename "$WORK") 42"
 # Seeded, as an OEM line's reproducible install is: the LUKS UUIDs are the same in both runs, so the
 # run after the interruption below finds the first run's escrow file (same name) and must keep it
 # under another name and deliver its own, not refuse (the same machine and disk).
-config=$(printf '{"source":"%s","target":"/dev/disk/by-id/virtio-target","seed":"e2e-live","homeSize":"1G","passphrase":true,"recoveryKeyEscrow":{"directory":"/run/imprint-escrow","plaintext":true},"user":{"name":"alice","realName":"Alice Example","admin":true},"hostname":"imprint-e2e","timezone":"Europe/Berlin","locale":"de_DE.UTF-8","keymap":"de","afterInstall":"poweroff","onFailure":"poweroff"}' "$source_image")
+# The source is the signed test image on a disk of its own (Secure Boot, above); the report goes to
+# the console, where the rig reads what was decided about Secure Boot.
+echo "== the signed test image (Secure Boot)"
+t=$EPOCHREALTIME
+sbimg=$(bash "$top/tests/image/build-signed-ddi.sh") || failed "building the signed test image"
+sbkeys=${sbimg%/*}/keys
+qemu-img create -q -f qcow2 -F raw -b "$sbimg" "$WORK/sbimg.qcow2"
+phase_done "build signed image" "$t"
+echo "signed image: $sbimg"
+config=$(printf '{"source":"%s","target":"/dev/disk/by-id/virtio-target","seed":"e2e-live","homeSize":"1G","passphrase":true,"recoveryKeyEscrow":{"directory":"/run/imprint-escrow","plaintext":true},"user":{"name":"alice","realName":"Alice Example","admin":true},"hostname":"imprint-e2e","timezone":"Europe/Berlin","locale":"de_DE.UTF-8","keymap":"de","report":{"console":true},"afterInstall":"poweroff","onFailure":"poweroff"}' /dev/disk/by-id/virtio-sbimg)
 # A generous device timeout: on a loaded machine under TCG, udev's coldplug has taken longer than
 # systemd's default 90 s (the live system then went to emergency mode).
 fstab_extra='/dev/disk/by-id/virtio-escrow /run/imprint-escrow ext4 defaults,x-systemd.device-timeout=10min 0 0'
@@ -662,15 +694,28 @@ ExecStart=/bin/sh -c 'd=/dev/disk/by-id/virtio-target; udevadm wait --timeout=30
 StandardOutput=journal+console
 EOF
 )
-churn_dropin=$(printf '[Unit]\nWants=imprint-rig-udev-churn.service\n')
+# What imprint reads of the firmware before the install (Secure Boot): one line on the console.
+firmware_unit=$(cat <<'EOF'
+[Unit]
+Description=rig: the firmware's Secure Boot state as imprint reads it, before the install
+ConditionPathExists=!/etc/initrd-release
+Before=imprint-unattended.service
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'echo "IMPRINT-RIG firmware: $$(imprint firmware --json 2>&1 | paste -sd " ")"'
+StandardOutput=journal+console
+EOF
+)
+churn_dropin=$(printf '[Unit]\nWants=imprint-rig-udev-churn.service imprint-rig-firmware.service\n')
 # Both live boots: the live medium, the target, the escrow disk, the configuration, its secrets,
 # and the churn.
-LIVE=("${BOOT[@]}" --disk "$WORK/escrow.img:escrow"
+LIVE=("${BOOT[@]}" --secure-boot --disk "$WORK/escrow.img:escrow" --disk "$WORK/sbimg.qcow2:sbimg"
         --qemu-arg -smbios --qemu-arg "$(cred imprint.config "$config")"
         --qemu-arg -smbios --qemu-arg "$(cred imprint.passphrase "$passphrase")"
         --qemu-arg -smbios --qemu-arg "$(cred imprint.user-password "$user_password")"
         --qemu-arg -smbios --qemu-arg "$(cred fstab.extra "$fstab_extra")"
         --qemu-arg -smbios --qemu-arg "$(cred systemd.extra-unit.imprint-rig-udev-churn.service "$churn_unit")"
+        --qemu-arg -smbios --qemu-arg "$(cred systemd.extra-unit.imprint-rig-firmware.service "$firmware_unit")"
         --qemu-arg -smbios --qemu-arg "$(cred systemd.unit-dropin.imprint-unattended.service "$churn_dropin")")
 
 # The power goes in the middle of the copy: once the JSON progress says that 100 MB of the root
@@ -687,9 +732,12 @@ t=$EPOCHREALTIME
         --stop-after 'imprint-unattended\.service failed:' \
         --stop-after 'You are in emergency mode' \
         --expect 'IMPRINT-RIG udev-churn: started' \
+        --expect 'IMPRINT-RIG firmware: .*"mode": ?"setup"' \
         --expect '"event": ?"end".*"id": ?"encrypt-root"' \
         --expect '"event": ?"update".*"id": ?"copy-root"' \
         || failed "the first unattended install, up to the middle of the copy (serial log $WORK/live-serial-1.log)"
+# The firmware as imprint saw it before the install: setup mode, no PK (Secure Boot, above).
+echo "live firmware: $(plain_log "$WORK/live-serial-1.log" | grep -ao 'IMPRINT-RIG firmware: .*' | head -n 1 | cut -c 23-)"
 ! plain_log "$WORK/live-serial-1.log" | grep -aqE '"event": ?"(end|failed|result)".*"id": ?"copy-root"|"event": ?"result"' \
         || failed "the first install was not cut off in the middle of the copy (serial log $WORK/live-serial-1.log)"
 echo "ok: switched off at $(plain_log "$WORK/live-serial-1.log" | grep -aoE '"id": ?"copy-root".*"done": ?[0-9]+,"total": ?[0-9]+' | tail -n 1 | sed -E 's/.*"done": ?([0-9]+),"total": ?([0-9]+)/\1 of \2 bytes/') of the root copy"
@@ -710,8 +758,37 @@ t=$EPOCHREALTIME
         --expect '"event": ?"end".*"id": ?"verify-root"' \
         --expect '"event": ?"end".*"id": ?"configure"' \
         --expect '"event": ?"result".*"success": ?true' \
+        --expect 'IMPRINT-RIG firmware: .*"mode": ?"setup"' \
+        --expect '^IMPRINT-REPORT-END' \
         || failed "unattended install after the interruption (serial log $WORK/live-serial.log)"
 phase_done "live boot 2 + install" "$t"
+# What the install decided about Secure Boot, from its report (one JSON line between the markers):
+# the firmware in setup mode, the image's keys installed for systemd-boot to enroll at first boot.
+plain_log "$WORK/live-serial.log" | sed -n '/^IMPRINT-REPORT-BEGIN/,/^IMPRINT-REPORT-END/p' | grep -a '^{' | tail -n 1 >"$WORK/report.json"
+jq -e . "$WORK/report.json" >/dev/null 2>&1 || failed "no report JSON between IMPRINT-REPORT-BEGIN and -END (serial log $WORK/live-serial.log)"
+echo "report: secureBoot $(jq -c .secureBoot "$WORK/report.json")"
+jq -e '.secureBoot.firmwareMode == "setup" and .secureBoot.action == "enroll" and .secureBoot.keysEnrolledAtFirstBoot == true' \
+        "$WORK/report.json" >/dev/null || failed "the report does not say that the keys are enrolled at first boot from setup mode"
+# The plan's sentence for it (in the report's copy of the plan), as the person would read it.
+jq -e '[.. | objects | select(.action? == "enroll") | .note // "" | test("enrol"; "i")] | any' "$WORK/report.json" >/dev/null \
+        || failed "the plan in the report has no sentence about the key enrollment"
+echo "plan: $(jq -r '[.. | objects | select(.action? == "enroll") | .note // empty] | first' "$WORK/report.json")"
+# The installed ESP (not encrypted), read on the host with mtools: the image's keys byte for byte,
+# secure-boot-enroll in loader.conf, systemd-boot and the UKI signed by the image's db key (sbverify).
+esp_off=$(sfdisk --json "$WORK/target.img" | jq '.partitiontable.partitions[] | select(.type == "C12A7328-F81F-11D2-BA4B-00A0C93EC93B") | .start * 512')
+[ -n "$esp_off" ] || failed "no ESP on the installed disk"
+for k in PK KEK db; do
+        MTOOLS_SKIP_CHECK=1 mtype -i "$WORK/target.img@@$esp_off" "::/loader/keys/auto/$k.auth" 2>/dev/null | cmp -s - "$sbkeys/$k.auth" \
+                || failed "loader/keys/auto/$k.auth on the installed ESP is not the image's"
+done
+MTOOLS_SKIP_CHECK=1 mtype -i "$WORK/target.img@@$esp_off" ::/loader/loader.conf 2>/dev/null | grep -qx 'secure-boot-enroll  *force' \
+        || failed "the installed loader.conf has no \"secure-boot-enroll force\""
+for f in EFI/systemd/systemd-bootx64.efi EFI/BOOT/BOOTX64.EFI EFI/Linux/imprint-test_1.efi; do
+        MTOOLS_SKIP_CHECK=1 mcopy -n -i "$WORK/target.img@@$esp_off" "::/$f" "$WORK/esp-file.efi" 2>/dev/null || failed "no $f on the installed ESP"
+        sbverify --cert "$sbkeys/db.crt" "$WORK/esp-file.efi" >/dev/null 2>&1 || failed "$f on the installed ESP is not signed by the image's db key"
+done
+rm -f "$WORK/esp-file.efi"
+echo "ok: the installed ESP has the image's PK/KEK/db.auth, \"secure-boot-enroll force\" and systemd-boot and the UKI signed by its db key"
 # The churn ran while imprint worked: change events counted between the first step and the result.
 n_churn=$(plain_log "$WORK/live-serial.log" | sed -n '/"event": \{0,1\}"begin"/,/"event": \{0,1\}"result"/p' \
         | grep -ac 'IMPRINT-RIG udev-churn: [0-9]* change events' || true)
@@ -739,11 +816,21 @@ grep -Eq '^([cbdefghijklnrtuv]{8}-){7}[cbdefghijklnrtuv]{8}$' "$WORK/recovery.ke
 echo "ok: recovery key delivered to the escrow disk as $keyfile (mode 0600)"
 
 # --- the installed disk, alone: unlocked by the TPM, no prompt ----------------------------------
-echo "== target boot 1 (same TPM, same firmware variables): no prompt; the account exists and logs in"
+echo "== target boot 1 (same TPM, same firmware variables): systemd-boot enrolls the keys and resets; then Secure Boot is on, no prompt; the account exists and logs in"
 t=$EPOCHREALTIME
 E='IMPRINT-CHECK check.d/50-encryption:'
 A='IMPRINT-CHECK check.d/60-account:'
-boot_target alice "$user_password" \
+S='IMPRINT-CHECK check.d/40-secureboot:'
+# The TPM2 tokens after imprint's unit (imprint-tpm2-pcr7.service) ran: PCR 7 by value and the
+# signed PCR 11 policy; it ran before the check (it is ordered before multi-user.target's end).
+SB_ON=(--secure-boot --reboot
+        --expect 'IMPRINT-CHECK bootctl: Secure Boot: enabled \(user\)'
+        --expect "$S secure-boot=1" --expect "$S setup-mode=0"
+        --expect "$S pk=CN=imprint test PK" --expect "$S kek=CN=imprint test KEK" --expect "$S db=CN=imprint test db"
+        --expect "$S root-tpm2-token=pcrs=7 pubkey-pcrs=11 " --expect "$S home-tpm2-token=pcrs=7 pubkey-pcrs=11 ")
+boot_target alice "$user_password" "${SB_ON[@]}" \
+        --expect '^Enrolling secure boot keys from directory: \\loader\\keys\\auto' \
+        --expect 'Custom Secure Boot keys successfully enrolled, rebooting the system now!' \
         --expect "$A user-kind=homed" \
         --expect "$A user-storage=luks" \
         --expect "$A user-real-name=Alice Example" \
@@ -765,24 +852,48 @@ boot_target alice "$user_password" \
         --expect "$E home-crypt-backing=.* 933ac7e1-2eb4-4f13-b844-0e14e2aef915" \
         || failed "booting the installed target (serial log $WORK/target-serial.log)"
 ! grep -aq 'Please enter passphrase' "$WORK/target-serial.log" || failed "the first boot asked for a passphrase"
+[ "$(plain_log "$WORK/target-serial.log" | grep -ac 'Linux version [0-9]')" = 1 ] || failed "the first boot started more than one kernel"
 pcr7_a=$(grep -ao "$E pcr7=[0-9a-f]*" "$WORK/target-serial.log" | head -n 1 | sed 's/.*pcr7=//')
 [ -n "$pcr7_a" ] || failed "no PCR 7 value in the first boot's log"
-echo "ok: root and home unlocked by the TPM without a prompt (PCR 7 $pcr7_a)"
+echo "ok: systemd-boot enrolled the image's keys and reset the machine; it came up with Secure Boot on (user mode)"
+echo "ok: root and home unlocked by the TPM without a prompt (PCR 7 $pcr7_a); their TPM2 tokens are now bound to PCR 7 + the signed PCR 11 policy"
+plain_log "$WORK/target-serial.log" | grep -ao "$S \(root\|home\)-tpm2-token=.*\|$S unit.*" | sed 's/^IMPRINT-CHECK check.d\/40-secureboot: /  /' || true
+! plain_log "$WORK/target-serial.log" | grep -aqE "$S (root|home)-tpm2-token=pcrs=none" \
+        || failed "a TPM2 token without PCR 7 is left after the re-seal (serial log $WORK/target-serial.log)"
 echo "ok: alice was created by systemd-homed at first boot (LUKS home, sudo) and logs in through PAM; hostname, time zone, locale and keymap as chosen"
 # The firmware started systemd-boot through the "Linux Boot Manager" entry imprint added to its
 # variables during the install (same OVMF VARS file), not through the removable-media fallback.
-phase_done "target boot (TPM)" "$t"
+phase_done "target boot 1 (enroll, Secure Boot on, TPM)" "$t"
+
+# --- Secure Boot on, the TPM bound to PCR 7 + 11: no prompt again --------------------------------
+echo "== target boot 2: Secure Boot on; the TPM (now PCR 7 + signed PCR 11) unlocks with no prompt"
+t=$EPOCHREALTIME
+bash "$here/boot-image.sh" "$WORK/target.img" --tpm-state "$WORK/tpm" --vars "$WORK/OVMF_VARS.fd" \
+        --log "$WORK/target-serial-sb2.log" --timeout 700 "${SB_ON[@]}" \
+        --stop-after '^Please enter passphrase' \
+        --expect "$E root-crypt=root luks2" \
+        --expect "$E home-crypt=home luks2" \
+        || failed "the second boot with Secure Boot on (serial log $WORK/target-serial-sb2.log)"
+! grep -aq 'Please enter passphrase' "$WORK/target-serial-sb2.log" || failed "the second boot asked for a passphrase"
+! grep -aq 'Enrolling secure boot keys' "$WORK/target-serial-sb2.log" || failed "the second boot enrolled keys again"
+! grep -aq "$S unit: imprint-tpm2-pcr7" "$WORK/target-serial-sb2.log" || failed "imprint-tpm2-pcr7.service is still there on the second boot"
+pcr7_s=$(grep -ao "$E pcr7=[0-9a-f]*" "$WORK/target-serial-sb2.log" | head -n 1 | sed 's/.*pcr7=//')
+[ "$pcr7_s" = "$pcr7_a" ] || failed "PCR 7 changed between the two boots with Secure Boot on ($pcr7_a, then $pcr7_s)"
+echo "ok: no prompt on the second boot either; Secure Boot on, PCR 7 unchanged, the re-seal unit gone"
+phase_done "target boot 2 (Secure Boot on, TPM)" "$t"
 
 # --- PCR 7 changed: systemd asks, the recovery key opens ------------------------------------------
-echo "== target boot 2: PCR 7 changed (a dbx update in the firmware variables); recovery key typed"
+echo "== target boot 3: PCR 7 changed (a dbx update in the firmware variables); recovery key typed"
 t=$EPOCHREALTIME
 bash "$here/ovmf-vars-pcr7.sh" "$WORK/OVMF_VARS.fd" "$WORK/OVMF_VARS-pcr7.fd" >/dev/null || failed "changing the firmware variables"
 bash "$here/boot-image.sh" "$WORK/target.img" --tpm-state "$WORK/tpm" --vars "$WORK/OVMF_VARS-pcr7.fd" \
-        --log "$WORK/target-serial-2.log" --timeout 600 \
+        --log "$WORK/target-serial-2.log" --timeout 600 --secure-boot --reboot \
         --answer '^Please enter passphrase' "$WORK/recovery.key" \
         --expect 'Please enter passphrase' \
         --expect "$E root-crypt=root luks2" \
         --expect "$E home-crypt=home luks2" \
+        --expect 'IMPRINT-CHECK bootctl: Secure Boot: enabled \(user\)' \
+        --expect "$S dbx-bytes=76" \
         || failed "booting with a changed PCR 7 and the recovery key (serial log $WORK/target-serial-2.log)"
 pcr7_b=$(grep -ao "$E pcr7=[0-9a-f]*" "$WORK/target-serial-2.log" | head -n 1 | sed 's/.*pcr7=//')
 [ -n "$pcr7_b" ] && [ "$pcr7_b" != "$pcr7_a" ] || failed "PCR 7 did not change ($pcr7_a, then $pcr7_b)"
@@ -793,7 +904,7 @@ phase_done "target boot (recovery key)" "$t"
 # The installed disk, the live medium's overlay (its journal among it) and every serial log must
 # not hold the recovery key or the passphrase (the escrow disk does, by design).
 key=$(cat "$WORK/recovery.key")
-for f in "$WORK/target.img" "$WORK/live.qcow2" "$WORK/live-serial-1.log" "$WORK/live-serial.log" "$WORK/target-serial.log" "$WORK/target-serial-2.log"; do
+for f in "$WORK/target.img" "$WORK/live.qcow2" "$WORK/live-serial-1.log" "$WORK/live-serial.log" "$WORK/target-serial.log" "$WORK/target-serial-sb2.log" "$WORK/target-serial-2.log" "$WORK/report.json"; do
         ! grep -aqF -- "$key" "$f" || failed "the recovery key is in $f"
         ! grep -aqF -- "$passphrase" "$f" || failed "the passphrase is in $f"
         ! grep -aqF -- "$user_password" "$f" || failed "the user's password is in $f"
@@ -803,4 +914,4 @@ done
 echo "ok: neither the recovery key, the passphrase nor the user's password is on the installed disk, the live medium or in the logs"
 
 report_times
-echo "PASS: live medium, unattended encrypted install, TPM unlock, recovery key after a PCR 7 change"
+echo "PASS: live medium, unattended encrypted install of the signed image in setup mode, key enrollment at first boot, Secure Boot on, TPM unlock on two boots (PCR 11, then PCR 7 + 11), recovery key after a PCR 7 change"
