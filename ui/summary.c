@@ -89,13 +89,18 @@ static void build_body(Tui *t, const Plan *p, Body *b) {
         if (p->encryption.note && b->n > 0)
                 body_add(b, ui_attr_dim(), "%*s%s", b->hangs[b->n - 1], "", p->encryption.note);
         if (p->secure_boot.decided) {
-                /* TRANSLATORS: the firmware's Secure Boot state, one sentence; two spaces after the colon, as in "Encryption:  ". */
-                body_add(b, p->secure_boot.action == SECURE_BOOT_UNBOOTABLE ? ui_attr_error() : 0, _("Secure Boot:  %s"),
-                         p->secure_boot.firmware ?: "-");
-                if (p->secure_boot.note && b->n > 0)
-                        body_add(b, ui_attr_dim(), "%*s%s", b->hangs[b->n - 1], "", p->secure_boot.note);
-                if (p->secure_boot.chain && b->n > 0)
-                        body_add(b, ui_attr_dim(), "%*s%s", b->hangs[b->n - 1], "", p->secure_boot.chain);
+                const PlanSecureBoot *sb = &p->secure_boot;
+                /* The firmware's keys and who signed the image matter when Secure Boot is on or
+                 * about to be; otherwise the note alone says what happens. */
+                bool detail = sb->action == SECURE_BOOT_TRUSTED || sb->action == SECURE_BOOT_ENROLL ||
+                              sb->action == SECURE_BOOT_UNBOOTABLE;
+
+                /* TRANSLATORS: what Secure Boot means for this install, one sentence; two spaces after the colon, as in "Encryption:  ". */
+                body_add(b, sb->action == SECURE_BOOT_UNBOOTABLE ? ui_attr_error() : 0, _("Secure Boot:  %s"), sb->note ?: "-");
+                if (detail && sb->firmware && b->n > 0)
+                        body_add(b, ui_attr_dim(), "%*s%s", b->hangs[b->n - 1], "", sb->firmware);
+                if (detail && sb->chain && b->n > 0)
+                        body_add(b, ui_attr_dim(), "%*s%s", b->hangs[b->n - 1], "", sb->chain);
         }
         if (p->account)
                 body_add(b, 0, _("Account:     %s%s%s%s, %s%s"), p->account->user_name, p->account->real_name ? " (" : "",
