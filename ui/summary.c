@@ -90,15 +90,21 @@ static void build_body(Tui *t, const Plan *p, Body *b) {
                 body_add(b, ui_attr_dim(), "%*s%s", b->hangs[b->n - 1], "", p->encryption.note);
         if (p->secure_boot.decided) {
                 const PlanSecureBoot *sb = &p->secure_boot;
-                /* The firmware's keys and who signed the image matter when Secure Boot is on or
-                 * about to be; otherwise the note alone says what happens. */
+                /* What the plan says, and who signed the image, matter when Secure Boot is on or
+                 * about to be; otherwise a few words say it. */
                 bool detail = sb->action == SECURE_BOOT_TRUSTED || sb->action == SECURE_BOOT_ENROLL ||
                               sb->action == SECURE_BOOT_UNBOOTABLE;
 
-                /* TRANSLATORS: what Secure Boot means for this install, one sentence; two spaces after the colon, as in "Encryption:  ". */
-                body_add(b, sb->action == SECURE_BOOT_UNBOOTABLE ? ui_attr_error() : 0, _("Secure Boot:  %s"), sb->note ?: "-");
-                if (detail && sb->firmware && b->n > 0)
-                        body_add(b, ui_attr_dim(), "%*s%s", b->hangs[b->n - 1], "", sb->firmware);
+                const char *what = sb->action == SECURE_BOOT_TRUSTED      ? _("on, and its keys trust this system")
+                                 : sb->action == SECURE_BOOT_ENROLL       ? _("the first boot enrolls the image's keys, then it is on")
+                                 : sb->action == SECURE_BOOT_UNBOOTABLE   ? _("on, and the firmware will refuse to start this system")
+                                 : sb->action == SECURE_BOOT_OTHER_MACHINE ? _("decided by the machine that boots the image file")
+                                                                           : _("off: this machine is not protected by it");
+
+                /* TRANSLATORS: what Secure Boot means for this install, a few words; two spaces after the colon, as in "Encryption:  ". */
+                body_add(b, sb->action == SECURE_BOOT_UNBOOTABLE ? ui_attr_error() : 0, _("Secure Boot:  %s"), what);
+                if (detail && sb->note && b->n > 0)
+                        body_add(b, ui_attr_dim(), "%*s%s", b->hangs[b->n - 1], "", sb->note);
                 if (detail && sb->chain && b->n > 0)
                         body_add(b, ui_attr_dim(), "%*s%s", b->hangs[b->n - 1], "", sb->chain);
         }
