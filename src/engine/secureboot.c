@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "authenticode.h"
 #include "error.h"
@@ -286,13 +289,21 @@ static int set_note(PlanSecureBoot *sb, const char *note) {
 static int check_recovery_uki(PlanSecureBoot *sb, const FirmwareState *fw, const FirmwareSigDb *keys_db, const Image *img,
                               const char *path) {
         _cleanup_(firmware_sigdb_done) FirmwareSigDb vendor = {};
-        _cleanup_(freep) char *data = NULL, *why = NULL, *note = NULL;
-        size_t size = 0;
+        _cleanup_(freep) void *data = NULL;
+        _cleanup_(freep) char *why = NULL, *note = NULL;
+        _cleanup_(closep) int fd = -EBADF;
+        struct stat st;
+        size_t size;
         int r;
 
         if (!path || !(sb->action == SECURE_BOOT_TRUSTED || sb->action == SECURE_BOOT_ENROLL))
                 return 0;
-        r = read_full_file(path, &data, &size);
+        /* A UKI is tens of MiB: read whole, not through read_full_file()'s text-file limit. */
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &st) < 0)
+                return error_setf(-errno, _("Cannot read the recovery entry's UKI %s: %s"), path, strerror(errno));
+        size = (size_t) st.st_size;
+        r = read_fd_all(fd, size, &data);
         if (r < 0)
                 return error_setf(r, _("Cannot read the recovery entry's UKI %s: %s"), path, strerror(-r));
         if (sb->action == SECURE_BOOT_ENROLL)

@@ -155,8 +155,10 @@ pass "setup mode + keys: PK, KEK and db.auth on the ESP byte for byte, loader.co
 # The recovery entry (the medium's UKI) is one more binary systemd-boot asks the firmware to start:
 # unsigned, it would only say "Access denied" once the keys are enrolled, so it is left out, and
 # the plan says why; signed by the image's db key it is installed.
-cp "$WORK/vendor.uki" "$WORK/recovery-signed.efi"
-cp "$WORK/unsigned.uki" "$WORK/recovery-unsigned.efi"
+# Tens of MiB, as the medium's recovery UKI (36 MiB) is: an extra section of 40 MiB.
+head -c $((40 << 20)) /dev/urandom >"$WORK/initrd.big"
+objcopy --add-section .initrd="$WORK/initrd.big" --change-section-vma .initrd=0x4000000 "$WORK/unsigned.uki" "$WORK/recovery-unsigned.efi"
+sbsign --key "$WORK/vendor/db.key" --cert "$WORK/vendor/db.crt" --output "$WORK/recovery-signed.efi" "$WORK/recovery-unsigned.efi" 2>/dev/null
 IMPRINT_RECOVERY_UKI=$WORK/recovery-unsigned.efi IMPRINT_EFIVARFS="$data/setup-mode" "$IMPRINT" plan --source "$WORK/vendor.img" \
         --target "$dev" --no-encrypt --json >"$WORK/plan.json"
 jq -e '.secureBoot.recoveryEntryRefused == true and .recoveryUki == null and (.secureBoot.note | test("recovery entry is not installed"))' \
