@@ -729,7 +729,7 @@ static void test_verify_pem(void) {
         _cleanup_(freep) char *priv = path_of("sig/rsa.key");
         SumsKeyKind kind;
 
-        sh("mkdir sig && cp www/SHA256SUMS sig/SHA256SUMS && sed '1s/^./0/;1s/^0\\(.\\)/1\\1/' sig/SHA256SUMS > sig/SHA256SUMS.bad");
+        sh("mkdir sig && cp www/SHA256SUMS sig/SHA256SUMS && sed '1{s/^a/b/;t;s/^./a/}' sig/SHA256SUMS > sig/SHA256SUMS.bad");
         sh("! cmp -s sig/SHA256SUMS sig/SHA256SUMS.bad && [ $(cmp -l sig/SHA256SUMS sig/SHA256SUMS.bad | wc -l) -eq 1 ]");
         sh("cd sig && openssl genpkey -quiet -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out rsa.key 2>/dev/null"
            " && openssl pkey -in rsa.key -pubout -out rsa.pem"
