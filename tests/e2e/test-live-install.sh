@@ -773,6 +773,11 @@ jq -e '.secureBoot.firmwareMode == "setup" and .secureBoot.action == "enroll" an
 jq -e '[.. | objects | select(.action? == "enroll") | .note // "" | test("enrol"; "i")] | any' "$WORK/report.json" >/dev/null \
         || failed "the plan in the report has no sentence about the key enrollment"
 echo "plan: $(jq -r '[.. | objects | select(.action? == "enroll") | .note // empty] | first' "$WORK/report.json")"
+# The medium's recovery entry is not signed by the image's db key: once the keys are enrolled it
+# could only fail, so the plan leaves it out and says so.
+jq -e '.plan.recoveryUki == null and .plan.secureBoot.recoveryEntryRefused == true
+       and (.plan.secureBoot.note | test("recovery entry is not installed"))' "$WORK/report.json" >/dev/null \
+        || failed "the unsigned recovery entry is planned although the enrolled keys would refuse it"
 # The installed ESP (not encrypted), read on the host with mtools: the image's keys byte for byte,
 # secure-boot-enroll in loader.conf, systemd-boot and the UKI signed by the image's db key (sbverify).
 esp_off=$(sfdisk --json "$WORK/target.img" | jq '.partitiontable.partitions[] | select(.type == "C12A7328-F81F-11D2-BA4B-00A0C93EC93B") | .start * 512')
@@ -788,6 +793,8 @@ for f in EFI/systemd/systemd-bootx64.efi EFI/BOOT/BOOTX64.EFI EFI/Linux/imprint-
         sbverify --cert "$sbkeys/db.crt" "$WORK/esp-file.efi" >/dev/null 2>&1 || failed "$f on the installed ESP is not signed by the image's db key"
 done
 rm -f "$WORK/esp-file.efi"
+! MTOOLS_SKIP_CHECK=1 mtype -i "$WORK/target.img@@$esp_off" ::/EFI/Linux/imprint-recovery.efi >/dev/null 2>&1 \
+        || failed "the unsigned recovery entry is on the installed ESP"
 echo "ok: the installed ESP has the image's PK/KEK/db.auth, \"secure-boot-enroll force\" and systemd-boot and the UKI signed by its db key"
 # The churn ran while imprint worked: change events counted between the first step and the result.
 n_churn=$(plain_log "$WORK/live-serial.log" | sed -n '/"event": \{0,1\}"begin"/,/"event": \{0,1\}"result"/p' \
