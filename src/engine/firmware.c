@@ -410,10 +410,12 @@ int firmware_read(const char *root, FirmwareState *ret) {
 
         if (!has_secure_boot)
                 s.mode = FIRMWARE_NO_SECURE_BOOT;
+        else if (s.audit_mode)
+                /* Audit mode has SetupMode 1 too (UEFI 2.10 §32.3): checked first, so that it is
+                 * never taken for setup mode, where keys are enrolled. */
+                s.mode = FIRMWARE_AUDIT;
         else if (s.setup_mode)
                 s.mode = FIRMWARE_SETUP;
-        else if (s.audit_mode)
-                s.mode = FIRMWARE_AUDIT;
         else if (s.secure_boot)
                 s.mode = s.deployed_mode ? FIRMWARE_DEPLOYED : FIRMWARE_USER_ON;
         else

@@ -188,6 +188,14 @@ jq -e '.secureBoot.action == "as-is" and (.secureBoot.note | test("not in setup 
 esp_file /loader/keys/auto/PK.auth >/dev/null 2>&1 && fail "keys installed although the firmware is not in setup mode"
 pass "setup mode without keys, and Secure Boot off with a keys image: installed as is, no keys, the note says so"
 
+# Audit mode (AuditMode 1, and SetupMode 1 as the specification has it): nothing is enrolled.
+cp -r "$data/setup-mode" "$WORK/audit-mode"
+printf '\x06\x00\x00\x00\x01' >"$WORK/audit-mode/AuditMode-8be4df61-93ca-11d2-aa0d-00e098032b8c"
+IMPRINT_EFIVARFS=$WORK/audit-mode "$IMPRINT" plan --source "$WORK/vendor.img" --target "$dev" --no-encrypt --json >"$WORK/plan.json"
+jq -e '.secureBoot.firmwareMode == "audit" and .secureBoot.action == "as-is" and .secureBoot.keys == null' "$WORK/plan.json" >/dev/null \
+        || { jq .secureBoot "$WORK/plan.json" >&2; fail "audit mode: keys would be enrolled"; }
+pass "audit mode (SetupMode 1 too): nothing enrolled"
+
 IMPRINT_EFIVARFS=$WORK/no-such-dir "$IMPRINT" plan --source "$WORK/unsigned.img" --target "$dev" --no-encrypt --json >"$WORK/plan.json"
 jq -e '.secureBoot.firmwareMode == "not-uefi" and .secureBoot.action == "as-is"' "$WORK/plan.json" >/dev/null || fail "no efivarfs: not as-is"
 

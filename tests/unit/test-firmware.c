@@ -303,7 +303,9 @@ static void test_modes_and_bad_variables(void) {
         firmware_state_done(&s);
         write_var(dir, "DeployedMode" GLOBAL, "\x00", 1);
 
+        /* Audit mode as the spec defines it: AuditMode 1 and SetupMode 1 (UEFI 2.10 §32.3). */
         write_var(dir, "AuditMode" GLOBAL, "\x01", 1);
+        write_var(dir, "SetupMode" GLOBAL, "\x01", 1);
         write_var(dir, "SecureBoot" GLOBAL, "\x00", 1);
         ASSERT_OK(firmware_read(dir, &s));
         ASSERT_EQ(s.mode, FIRMWARE_AUDIT);
@@ -313,6 +315,7 @@ static void test_modes_and_bad_variables(void) {
         free(d);
         firmware_state_done(&s);
         write_var(dir, "AuditMode" GLOBAL, "\x00", 1);
+        write_var(dir, "SetupMode" GLOBAL, "\x00", 1);
 
         /* SetupMode wins over SecureBoot (a firmware in setup mode verifies nothing). */
         write_var(dir, "SetupMode" GLOBAL, "\x01", 1);
