@@ -63,9 +63,6 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(BIO *, BIO_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_MD_CTX *, EVP_MD_CTX_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ASN1_OBJECT *, ASN1_OBJECT_free);
 
-
-
-
 /* Where the parts the image hash skips lie. */
 typedef struct Layout {
         PeFile pe;

@@ -46,7 +46,6 @@ static const char *efi_arch(Architecture a) {
         }
 }
 
-
 /* Whether an existing fallback loader should be left alone: another system's (Windows puts its
  * boot manager at EFI/BOOT/BOOTX64.EFI too). Ours is then reached through the Boot#### entry. */
 static bool foreign_fallback(const FsLocation *esp, const char *path) {

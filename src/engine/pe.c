@@ -44,9 +44,6 @@
 #define LOADER_INFO_END " ####"
 #define LOADER_INFO_MAX 256
 
-
-
-
 /* A section name fit for a message: names come from the file and may hold any byte. */
 static const char *printable_name(const char *name, char buf[static 9]) {
         size_t i;

@@ -38,7 +38,6 @@ static const char *const key_files[] = { "PK.auth", "KEK.auth", "db.auth", "dbx.
  * countdown; the firmware accepts it only in setup mode). */
 static const char loader_conf_enroll[] = "secure-boot-enroll force\n";
 
-
 /* ---- the image's boot chain ---------------------------------------------------------------- */
 
 typedef struct ChainBinary {
