@@ -515,11 +515,13 @@ int secureboot_adjust_encryption(PlanSecureBoot *sb, const Image *img, const Enc
         if (!sb->decided || sb->action != SECURE_BOOT_ENROLL || !e->enabled || !e->tpm2)
                 return 0;
         u = img ? image_default_uki(img) : NULL;
-        if (!u || !u->info.pcrpkey) {
+        /* Both halves: the key the policy is sealed to (.pcrpkey) and the signatures that satisfy it
+         * at boot (.pcrsig); with the key alone the TPM2 would never unlock. */
+        if (!u || !u->info.pcrpkey || !u->info.has_pcrsig) {
                 if (req->tpm2 == TPM2_USE_REQUIRED)
                         return error_setf(-ENOKEY,
                                           _("A TPM2 is required, but the first boot enrolls Secure Boot keys, which changes PCR 7, and "
-                                            "%s carries no signed PCR 11 policy (.pcrpkey) that would unlock the disk meanwhile."),
+                                            "%s carries no signed PCR 11 policy (.pcrpkey and .pcrsig) that would unlock the disk meanwhile."),
                                           u ? u->name : _("the image's UKI"));
                 e->tpm2 = false;
                 e->tpm2_pcrs = 0;
@@ -528,10 +530,10 @@ int secureboot_adjust_encryption(PlanSecureBoot *sb, const Image *img, const Enc
                 snprintf(note, sizeof(note), "%s",
                          e->passphrase
                                  ? _("The TPM2 is not enrolled now: the first boot enrolls Secure Boot keys, which changes PCR 7, and the "
-                                     "image's UKI carries no signed PCR 11 policy (.pcrpkey). The disk asks for the passphrase or the "
+                                     "image's UKI carries no signed PCR 11 policy (.pcrpkey and .pcrsig). The disk asks for the passphrase or the "
                                      "recovery key; after the first boot, \"systemd-cryptenroll --tpm2-device=auto\" binds it to the TPM2.")
                                  : _("The TPM2 is not enrolled now: the first boot enrolls Secure Boot keys, which changes PCR 7, and the "
-                                     "image's UKI carries no signed PCR 11 policy (.pcrpkey). The disk asks for the recovery key; after "
+                                     "image's UKI carries no signed PCR 11 policy (.pcrpkey and .pcrsig). The disk asks for the recovery key; after "
                                      "the first boot, \"systemd-cryptenroll --tpm2-device=auto\" binds it to the TPM2."));
                 free(e->note);
                 e->note = strdup(note);

@@ -61,6 +61,11 @@ if [ -n "${FAKE_DDI_PCRPKEY:-}" ]; then
         objcopy --add-section .pcrpkey="$FAKE_DDI_PCRPKEY" --change-section-vma .pcrpkey=0x3c000 "$tmp/fakeos_7.efi" "$tmp/pk.efi"
         mv "$tmp/pk.efi" "$tmp/fakeos_7.efi"
 fi
+# FAKE_DDI_PCRSIG=FILE: a .pcrsig section (the signed PCR 11 policies, JSON as systemd-measure writes).
+if [ -n "${FAKE_DDI_PCRSIG:-}" ]; then
+        objcopy --add-section .pcrsig="$FAKE_DDI_PCRSIG" --change-section-vma .pcrsig=0x3e000 "$tmp/fakeos_7.efi" "$tmp/ps.efi"
+        mv "$tmp/ps.efi" "$tmp/fakeos_7.efi"
+fi
 # FAKE_DDI_SIGN=DIR: the UKI and systemd-boot signed with sbsign by DIR/db.key + DIR/db.crt
 # (systemd-boot as usr/lib/systemd/boot/efi/systemd-bootx64.efi.signed, as Debian ships it); with
 # DIR/auth/{PK,KEK,db}.auth (efitools) the ESP carries them in loader/keys/auto/.

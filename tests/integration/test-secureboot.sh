@@ -62,6 +62,8 @@ cp /usr/share/ovmf/PkKek-1-snakeoil.pem "$WORK/snakeoil/db.crt"
 # A PCR signing key, whose public half goes into the UKI's .pcrpkey.
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/pcr.key" 2>/dev/null
 openssl pkey -in "$WORK/pcr.key" -pubout -out "$WORK/pcr.pem"
+# The .pcrsig beside it: the form systemd-measure writes (its content is not checked before boot).
+printf '{"sha256":[{"pcrs":[11],"pkfp":"00","pol":"00","sig":"AA=="}]}' >"$WORK/pcrsig.json"
 
 mk() { # mk NAME [VAR=VALUE…]: a fake DDI of 100 MiB root
         local name=$1
@@ -69,7 +71,7 @@ mk() { # mk NAME [VAR=VALUE…]: a fake DDI of 100 MiB root
         env "$@" bash "$(dirname "$0")/make-fake-ddi.sh" "$WORK/$name.img" 100 >/dev/null
 }
 mk unsigned
-mk vendor FAKE_DDI_SIGN="$WORK/vendor" FAKE_DDI_PCRPKEY="$WORK/pcr.pem"
+mk vendor FAKE_DDI_SIGN="$WORK/vendor" FAKE_DDI_PCRPKEY="$WORK/pcr.pem" FAKE_DDI_PCRSIG="$WORK/pcrsig.json"
 # The same with a systemd-boot that says it is 257 (the host's 252 with its version stamp changed):
 # systemd-cryptenroll can re-seal at first boot from 256 on.
 python3 - /usr/lib/systemd/boot/efi/systemd-bootx64.efi "$WORK/sdboot-257.efi" <<'PY'
@@ -80,8 +82,9 @@ assert m, "no LoaderInfo stamp"
 b = b[:m.start(1)] + b"257" + b[m.end(1):]
 open(sys.argv[2], "wb").write(b)
 PY
-mk vendor257 FAKE_DDI_SIGN="$WORK/vendor" FAKE_DDI_PCRPKEY="$WORK/pcr.pem" FAKE_DDI_SDBOOT="$WORK/sdboot-257.efi"
+mk vendor257 FAKE_DDI_SIGN="$WORK/vendor" FAKE_DDI_PCRPKEY="$WORK/pcr.pem" FAKE_DDI_PCRSIG="$WORK/pcrsig.json" FAKE_DDI_SDBOOT="$WORK/sdboot-257.efi"
 mk vendor-nopk FAKE_DDI_SIGN="$WORK/vendor"
+mk vendor-nosig FAKE_DDI_SIGN="$WORK/vendor" FAKE_DDI_PCRPKEY="$WORK/pcr.pem"
 mk snakeoil FAKE_DDI_SIGN="$WORK/snakeoil"
 # Signed by "other", carrying vendor's keys: once enrolled, nothing would start.
 mkdir -p "$WORK/mismatch" && cp "$WORK/other/db.key" "$WORK/other/db.crt" "$WORK/mismatch/" && cp -r "$WORK/vendor/auth" "$WORK/mismatch/auth"
@@ -266,11 +269,14 @@ if command -v swtpm >/dev/null; then
         enc_plan setup-mode vendor-nopk || { kill "$(cat "$WORK/swtpm.pid")"; fail "encrypted plan, keys without .pcrpkey"; }
         jq -e '.encryption.tpm2 == false and (.encryption.note | test("pcrpkey"))' "$WORK/plan.json" >/dev/null \
                 || { kill "$(cat "$WORK/swtpm.pid")"; fail "without .pcrpkey the TPM2 is still used across the enrollment"; }
+        enc_plan setup-mode vendor-nosig || { kill "$(cat "$WORK/swtpm.pid")"; fail "encrypted plan, .pcrpkey without .pcrsig"; }
+        jq -e '.encryption.tpm2 == false and (.encryption.note | test("pcrsig"))' "$WORK/plan.json" >/dev/null \
+                || { kill "$(cat "$WORK/swtpm.pid")"; fail "a .pcrpkey without .pcrsig is sealed to: it could never unlock"; }
         enc_plan user-off vendor || { kill "$(cat "$WORK/swtpm.pid")"; fail "encrypted plan, Secure Boot off"; }
         jq -e '.encryption.tpm2Pcrs == 128 and .secureBoot.tpm2Reseal == false' "$WORK/plan.json" >/dev/null \
                 || { kill "$(cat "$WORK/swtpm.pid")"; fail "Secure Boot off: the TPM2 is not on PCR 7 as always"; }
         kill "$(cat "$WORK/swtpm.pid")"
-        pass "TPM2: setup mode + keys seals to the UKI's signed PCR 11 policy alone (the UKI's .pcrpkey), re-sealed to PCR 7 at the first Secure Boot boot with systemd 257 and not with 252 (the note says so); without .pcrpkey the TPM2 waits; otherwise PCR 7 as always"
+        pass "TPM2: setup mode + keys seals to the UKI's signed PCR 11 policy alone (the UKI's .pcrpkey), re-sealed to PCR 7 at the first Secure Boot boot with systemd 257 and not with 252 (the note says so); without .pcrpkey or .pcrsig the TPM2 waits; otherwise PCR 7 as always"
 else
         fail "swtpm is not installed (the README's setup command installs it)"
 fi
