@@ -31,6 +31,7 @@ DEFINE_STRING_TABLE_LOOKUP(secure_boot_action, SecureBootAction);
 /* The key directory systemd-boot enrolls from without asking (secure-boot-enroll force picks
  * "auto"; others are menu entries), and the files it needs there (db, KEK, PK; dbx optional). */
 #define KEYS_DIR_AUTO "auto"
+/* In this order: the required ones first, db.auth last of them (image_keys() parses it). */
 static const char *const key_files[] = { "PK.auth", "KEK.auth", "db.auth", "dbx.auth" };
 #define KEY_FILES_REQUIRED 3
 
@@ -40,31 +41,59 @@ static const char loader_conf_enroll[] = "secure-boot-enroll force\n";
 
 /* ---- the image's boot chain ---------------------------------------------------------------- */
 
+#define CHAIN_MAX 64
+
 typedef struct ChainBinary {
         const char *name;        /* for sentences */
-        int fd;
-        uint64_t size;
+        void *data;
+        size_t size;
 } ChainBinary;
 
 /* What the firmware starts, in order: systemd-boot, then every UKI (systemd-boot asks the firmware
- * to verify each one it starts). sd-boot may be missing while a streamed usr is on its way. */
-static size_t chain_binaries(const Image *img, ChainBinary *out, size_t max) {
-        size_t n = 0;
+ * to verify each one it starts), read once per decision. sd-boot may be missing while a streamed
+ * usr is on its way. */
+typedef struct Chain {
+        ChainBinary b[CHAIN_MAX];
+        size_t n;
+} Chain;
 
-        if (img->sdboot_fd >= 0 && n < max)
-                out[n++] = (ChainBinary) { .name = "systemd-boot", .fd = img->sdboot_fd, .size = img->sdboot_size };
-        for (size_t i = 0; i < img->n_ukis && n < max; i++)
-                out[n++] = (ChainBinary) { .name = img->ukis[i].name, .fd = img->ukis[i].fd, .size = img->ukis[i].size };
-        return n;
+static void chain_done(Chain *c) {
+        for (size_t i = 0; i < c->n; i++)
+                free(c->b[i].data);
+        c->n = 0;
 }
 
-#define CHAIN_MAX 64
+static int chain_add(Chain *c, const char *name, int fd, uint64_t size) {
+        int r;
+
+        if (c->n >= CHAIN_MAX)
+                return 0;
+        r = read_fd_all(fd, size, &c->b[c->n].data);
+        if (r < 0)
+                return r;
+        c->b[c->n].name = name;
+        c->b[c->n++].size = (size_t) size;
+        return 0;
+}
+
+static int chain_load(const Image *img, Chain *ret) {
+        int r = 0;
+
+        *ret = (Chain) {};
+        if (img->sdboot_fd >= 0)
+                r = chain_add(ret, "systemd-boot", img->sdboot_fd, img->sdboot_size);
+        for (size_t i = 0; r >= 0 && i < img->n_ukis; i++)
+                r = chain_add(ret, img->ukis[i].name, img->ukis[i].fd, img->ukis[i].size);
+        if (r < 0)
+                chain_done(ret);
+        return r;
+}
 
 /* One sentence naming who signed each binary: "systemd-boot and imprint-test_1.efi are signed by
  * imprint test db." or "systemd-boot is not signed; debian.efi is signed by X." */
-static int chain_describe(const Image *img, char **ret) {
-        ChainBinary b[CHAIN_MAX];
-        size_t n = chain_binaries(img, b, ELEMENTSOF(b));
+static int chain_describe(const Chain *c, const Image *img, char **ret) {
+        const ChainBinary *b = c->b;
+        size_t n = c->n;
         char *who[CHAIN_MAX] = {};
         _cleanup_(freep) char *out = NULL, *names = NULL;
         bool same = true;
@@ -74,11 +103,8 @@ static int chain_describe(const Image *img, char **ret) {
                 return (*ret = strdup(_("The image has no boot loader or UKI to check yet."))) ? 0 : -ENOMEM;
         for (size_t i = 0; i < n && r >= 0; i++) {
                 _cleanup_(pe_signature_done) PeSignature sig = {};
-                _cleanup_(freep) void *buf = NULL;
 
-                r = read_fd_all(b[i].fd, b[i].size, &buf);
-                if (r >= 0)
-                        r = authenticode_read(buf, b[i].size, b[i].name, &sig);
+                r = authenticode_read(b[i].data, b[i].size, b[i].name, &sig);
                 if (r >= 0 && sig.present) {
                         who[i] = strdup(sig.signer_common_name ?: sig.signer_subject ?: _("an unknown signer"));
                         if (!who[i])
@@ -142,20 +168,15 @@ static int chain_describe(const Image *img, char **ret) {
 
 /* 1 when db (and dbx) let the firmware start every binary of the chain; 0 with *ret_reason the
  * first refusal. */
-static int chain_trusted(const Image *img, const FirmwareSigDb *db, const FirmwareSigDb *dbx, char **ret_reason) {
-        ChainBinary b[CHAIN_MAX];
-        size_t n = chain_binaries(img, b, ELEMENTSOF(b));
+static int chain_trusted(const Chain *c, const FirmwareSigDb *db, const FirmwareSigDb *dbx, char **ret_reason) {
+        const ChainBinary *b = c->b;
         int r;
 
         *ret_reason = NULL;
-        for (size_t i = 0; i < n; i++) {
-                _cleanup_(freep) void *buf = NULL;
+        for (size_t i = 0; i < c->n; i++) {
                 _cleanup_(freep) char *reason = NULL;
 
-                r = read_fd_all(b[i].fd, b[i].size, &buf);
-                if (r < 0)
-                        return r;
-                r = authenticode_trusted(buf, b[i].size, b[i].name, db, dbx, &reason);
+                r = authenticode_trusted(b[i].data, b[i].size, b[i].name, db, dbx, &reason);
                 if (r < 0)
                         return r;
                 if (r == 0) {
@@ -170,11 +191,10 @@ static int chain_trusted(const Image *img, const FirmwareSigDb *db, const Firmwa
  * systemd-boot and (through shim's protocol, which systemd-boot uses) every UKI, must be trusted by
  * shim's built-in vendor certificate or by db, and not be in dbx. (MOK, the machine owner's keys
  * that shim also trusts, live in variables only shim sees at boot: not considered.) */
-static int chain_trusted_shim(const Image *img, const FirmwareState *fw, char **ret_reason) {
+static int chain_trusted_shim(const Chain *c, const Image *img, const FirmwareState *fw, char **ret_reason) {
         _cleanup_(firmware_sigdb_done) FirmwareSigDb vendor = {};
         _cleanup_(freep) void *shim = NULL;
-        ChainBinary b[CHAIN_MAX];
-        size_t n = chain_binaries(img, b, ELEMENTSOF(b));
+        const ChainBinary *b = c->b;
         int r;
 
         *ret_reason = NULL;
@@ -187,16 +207,12 @@ static int chain_trusted_shim(const Image *img, const FirmwareState *fw, char **
         r = authenticode_shim_vendor_db(shim, img->shim_size, "shim", &vendor);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < n; i++) {
-                _cleanup_(freep) void *buf = NULL;
+        for (size_t i = 0; i < c->n; i++) {
                 _cleanup_(freep) char *why_vendor = NULL, *why_db = NULL;
 
-                r = read_fd_all(b[i].fd, b[i].size, &buf);
-                if (r < 0)
-                        return r;
-                r = vendor.n_certs > 0 ? authenticode_trusted(buf, b[i].size, b[i].name, &vendor, &fw->dbx, &why_vendor) : 0;
+                r = vendor.n_certs > 0 ? authenticode_trusted(b[i].data, b[i].size, b[i].name, &vendor, &fw->dbx, &why_vendor) : 0;
                 if (r == 0)
-                        r = authenticode_trusted(buf, b[i].size, b[i].name, &fw->db, &fw->dbx, &why_db);
+                        r = authenticode_trusted(b[i].data, b[i].size, b[i].name, &fw->db, &fw->dbx, &why_db);
                 if (r < 0)
                         return r;
                 if (r == 0) {
@@ -220,20 +236,16 @@ static int image_keys(const Image *img, FirmwareSigDb *ret_db) {
         if (!img->esp)
                 return 0;
         l = image_fs_location(img, img->esp);
+        /* All three must be there; db.auth (the last) is kept, to be parsed. */
         for (size_t i = 0; i < KEY_FILES_REQUIRED; i++) {
-                _cleanup_(freep) void *buf = NULL;
-                size_t sz = 0;
-
                 snprintf(path, sizeof(path), "/loader/keys/" KEYS_DIR_AUTO "/%s", key_files[i]);
-                r = fs_read_file(&l, path, &buf, &sz);
+                data = mfree(data);
+                r = fs_read_file(&l, path, &data, &size);
                 if (r == -ENOENT || r == -EOPNOTSUPP)
                         return 0;
                 if (r < 0)
                         return r;
         }
-        r = fs_read_file(&l, "/loader/keys/" KEYS_DIR_AUTO "/db.auth", &data, &size);
-        if (r < 0)
-                return r;
         snprintf(what, sizeof(what), _("%s in the image's ESP"), "loader/keys/" KEYS_DIR_AUTO "/db.auth");
         r = firmware_auth_payload(data, size, what, &off);
         if (r < 0)
@@ -340,6 +352,7 @@ int secureboot_decide_with(const FirmwareState *fw, const SecureBootRequest *req
                            PlanSecureBoot *ret) {
         _cleanup_(plan_secure_boot_done) PlanSecureBoot sb = { .decided = true };
         _cleanup_(firmware_sigdb_done) FirmwareSigDb keys_db = {};
+        _cleanup_(chain_done) Chain chain = {};
         _cleanup_(freep) char *reason = NULL;
         bool allow = req && req->allow_unbootable;
         char buf[2048];
@@ -349,7 +362,10 @@ int secureboot_decide_with(const FirmwareState *fw, const SecureBootRequest *req
         sb.firmware = firmware_state_describe(fw);
         if (!sb.firmware_mode || !sb.firmware)
                 return -ENOMEM;
-        r = chain_describe(img, &sb.chain);
+        r = chain_load(img, &chain);
+        if (r < 0)
+                return r;
+        r = chain_describe(&chain, img, &sb.chain);
         if (r < 0)
                 return r;
         has_keys = image_keys(img, &keys_db);
@@ -368,7 +384,7 @@ int secureboot_decide_with(const FirmwareState *fw, const SecureBootRequest *req
         switch (fw->mode) {
         case FIRMWARE_USER_ON:
         case FIRMWARE_DEPLOYED:
-                r = chain_trusted(img, &fw->db, &fw->dbx, &reason);
+                r = chain_trusted(&chain, &fw->db, &fw->dbx, &reason);
                 if (r < 0)
                         return r;
                 if (r > 0) {
@@ -379,7 +395,7 @@ int secureboot_decide_with(const FirmwareState *fw, const SecureBootRequest *req
                 if (img->shim_fd >= 0) {
                         _cleanup_(freep) char *why = NULL;
 
-                        r = chain_trusted_shim(img, fw, &why);
+                        r = chain_trusted_shim(&chain, img, fw, &why);
                         if (r < 0)
                                 return r;
                         if (r > 0) {
@@ -423,7 +439,7 @@ int secureboot_decide_with(const FirmwareState *fw, const SecureBootRequest *req
                                             "off, and the machine is not protected by Secure Boot."));
                         goto done;
                 }
-                r = chain_trusted(img, &keys_db, NULL, &reason);
+                r = chain_trusted(&chain, &keys_db, NULL, &reason);
                 if (r < 0)
                         return r;
                 if (r == 0) {
